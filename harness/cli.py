@@ -1,0 +1,138 @@
+"""The command line: parse, call one function, print. Work lives in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.api import UserError
+
+
+def _quiet_libraries() -> None:
+    # Our own progress bars carry the ETA; the libraries' per-file bars and warnings only add noise.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from harness.engine import EvalSettings, evaluate, markdown_table
+
+    settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
+                            progress=not args.quiet, allow_unisolated=args.allow_unisolated)
+    results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
+                       store_path=args.store, include_base=args.include_base, dtype=args.dtype,
+                       save_baseline=args.save_baseline)
+    for res in results:
+        print(markdown_table(res))
+        print()
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_suites_list(args: argparse.Namespace) -> int:
+    from harness.suite import SUITE_FILE, builtin_roots, load_suite
+
+    seen = set()
+    for root in builtin_roots():
+        for path in sorted(root.glob(f"*/{SUITE_FILE}")):
+            if path.parent.name in seen:
+                continue
+            seen.add(path.parent.name)
+            suite = load_suite(path)
+            tasks = ", ".join(f"{t.name} ({t.spec.kind})" for t in suite.tasks)
+            print(f"{suite.name:<14} {path.parent}  {tasks}")
+    return 0
+
+
+def cmd_suites_validate(args: argparse.Namespace) -> int:
+    from harness.suite import load_suite
+
+    failed = 0
+    for ref in args.paths:
+        try:
+            suite = load_suite(ref)
+            rows = sum(len(r) for t in suite.tasks for r in t.rows.values())
+            print(f"ok  {ref}: {len(suite.tasks)} tasks, {rows} rows")
+        except UserError as exc:
+            print(f"tunegate: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from harness.demo import run_demo
+
+    return run_demo(quick=args.quick, store_path=args.store)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunegate", description="Evaluate fine-tuned models and gate releases.")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("eval", help="evaluate a base model and any number of adapters on suites")
+    ev.add_argument("-m", "--model", default=None, help="model spec (default: smollm2-135m)")
+    ev.add_argument("-a", "--adapter", action="append", help="adapter directory (repeatable: a sweep)")
+    ev.add_argument("-s", "--suite", action="append", required=True, help="suite directory, suite.yaml or built-in name")
+    ev.add_argument("--out", help="directory for results.json and samples.jsonl")
+    ev.add_argument("--limit", type=_positive, help="evaluate only the first N samples of each task")
+    ev.add_argument("--full", action="store_true", help="evaluate every row, ignoring the suites' default sizes")
+    ev.add_argument("--batch-size", type=_positive, default=32)
+    ev.add_argument("--dtype", default="float32")
+    ev.add_argument("--resume", action="store_true", help="continue the latest unfinished identical run")
+    ev.add_argument("--include-base", action="store_true", help="with adapters, evaluate the bare base too")
+    ev.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
+    ev.add_argument("--save-baseline", metavar="NAME", help="also save this run in the store as baseline NAME")
+    ev.add_argument("--allow-unisolated", action="store_true", help="run generated code without network isolation")
+    ev.add_argument("-q", "--quiet", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    suites = sub.add_parser("suites", help="inspect suites").add_subparsers(dest="suites_command", required=True)
+    suites.add_parser("list", help="list the built-in suites").set_defaults(func=cmd_suites_list)
+    val = suites.add_parser("validate", help="validate suite files")
+    val.add_argument("paths", nargs="+")
+    val.set_defaults(func=cmd_suites_validate)
+
+    demo = sub.add_parser("demo", help="the main job on the embedded default model")
+    demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")
+    demo.add_argument("--store", help="SQLite store")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _version() -> str:
+    from harness import __version__
+
+    return f"tunegate {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tunegate` console script."""
+    _quiet_libraries()
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"tunegate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tunegate: interrupted (finished samples are saved; rerun with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""Turn suite x model into batched requests, use the cache, resume, score, and write records.
+
+One variant (the base, or the base with one adapter) is one run. A sweep switches adapters on one
+loaded base.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import __version__, metrics
+from harness.api import Backend, Request, Response, SampleRecord, UserError, sha256_json
+from harness.store import Store
+from harness.suite import Generation, Sample, Suite, Task, load_suite
+
+LOGLIK_CHUNK = 64  # requests per store commit for loglikelihood work (the backend packs inside a chunk)
+
+
+@dataclass
+class EvalSettings:
+    """Knobs of one evaluation; those that change results are part of the run key."""
+
+    limit: int | None = None
+    full: bool = False
+    batch_size: int = 32
+    resume: bool = False
+    progress: bool = True
+    allow_unisolated: bool = False
+
+    def key_part(self) -> dict[str, Any]:
+        return {"limit": self.limit, "full": self.full}
+
+
+@dataclass
+class WorkItem:
+    """One sample of one task with its requests (several for sampled code completions)."""
+
+    seq: int
+    task: Task
+    sample: Sample
+    prompt: str  # final model input (few-shot + chat template applied)
+    requests: list[Request]
+    keys: list[str] = field(default_factory=list)
+
+
+Scorer = Callable[[Task, list[tuple[WorkItem, list[Response]]], EvalSettings], list[SampleRecord]]
+SCORERS: dict[str, Scorer] = {}  # per task kind; `code` registers itself from harness.code_eval
+
+
+def build_items(backend: Backend, suites: list[Suite], settings: EvalSettings, store: Store) -> list[WorkItem]:
+    """Every request of the run, in a stable order."""
+    staged: list[tuple[Task, Sample]] = [(task, sample) for suite in suites for task in suite.tasks
+                                         for sample in expand(task, task.samples(settings.limit, settings.full))]
+    chats = chat_prompts(backend, store, [(t.spec.system, s.prompt) for t, s in staged if t.spec.chat_template])
+    items: list[WorkItem] = []
+    for task, sample in staged:
+        prompt = sample.prompt
+        if task.spec.chat_template:
+            prompt = chats[(task.spec.system, prompt)]
+        elif task.spec.system:
+            prompt = task.spec.system + "\n\n" + prompt
+        items.append(WorkItem(len(items), task, sample, prompt, make_requests(task, sample, prompt)))
+    return items
+
+
+def chat_prompts(backend: Backend, store: Store, turns: list[tuple[str | None, str]]) -> dict[tuple[str | None, str], str]:
+    """Chat-templated prompts, remembered in the store so a cached run never loads the tokenizer."""
+    tok_hash = backend.fingerprint()["tokenizer_hash"]
+    keys = {turn: sha256_json(["chat", tok_hash, *turn]) for turn in dict.fromkeys(turns)}
+    known = store.cached(list(keys.values()))
+    out, fresh = {}, []
+    for turn, key in keys.items():
+        if key in known:
+            out[turn] = known[key].text
+        else:
+            out[turn] = backend.apply_chat_template(turn[1], turn[0])
+            fresh.append((key, Response(text=out[turn])))
+    if fresh:
+        store.add_records("", [], fresh)
+    return out
+
+
+def expand(task: Task, samples: list[Sample]) -> list[Sample]:
+    """Add the declared perturbed variants of each sample (robustness), when the task names any."""
+    declared = getattr(task.spec, "perturbations", None)
+    if not declared:
+        return samples
+    from harness import perturb
+
+    return samples + perturb.variants(task, samples)
+
+
+def make_requests(task: Task, sample: Sample, prompt: str) -> list[Request]:
+    spec = task.spec
+    if spec.kind == "multiple_choice":
+        return [Request("loglikelihood", prompt, tuple(spec.target_delimiter + c for c in sample.choices or []))]
+    if spec.kind == "perplexity":
+        return [Request("loglikelihood_rolling", prompt)]
+    gen = spec.generation or Generation()
+    return [Request("generate", prompt, gen=gen.settings(i)) for i in range(gen.samples)]
+
+
+def prompt_hash(items: list[WorkItem]) -> str:
+    return sha256_json([[i.sample.sample_id, [r.key() for r in i.requests]] for i in items])
+
+
+def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
+                model_spec: str) -> tuple[dict[str, Any], list[SampleRecord]]:
+    """Evaluate the backend's current variant on the suites; returns results.json content and records."""
+    start = time.perf_counter()
+    fingerprint = backend.fingerprint()
+    fp_hash = sha256_json(fingerprint)
+    items = build_items(backend, suites, settings, store)
+    key = sha256_json({"fp": fp_hash, "suites": [s.fingerprint() for s in suites], "prompts": prompt_hash(items),
+                       "settings": settings.key_part()})
+    model_info = {"spec": model_spec, "adapter": backend.adapter.to_json() if backend.adapter else None,
+                  "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
+    run_id, resumed = store.start_run(key, model_info, settings.resume)
+    done = store.done_ids(run_id)
+    todo = [i for i in items if (i.task.suite.name, i.task.name, i.sample.sample_id) not in done]
+    if resumed:
+        _say(settings, f"resuming run {run_id[:12]}: {len(items) - len(todo)} of {len(items)} samples already done")
+    stats = _execute(backend, store, run_id, fp_hash, todo, settings)
+    records = store.records(run_id)
+    results = assemble_results(run_id, model_info, suites, items, records, settings)
+    wall = time.perf_counter() - start
+    results["timing"] = {"wall_seconds": round(wall, 3), "model_load_seconds": round(getattr(backend, "load_seconds", 0.0), 3),
+                         "tokens_processed": stats["tokens"],
+                         "tokens_per_second": round(stats["tokens"] / stats["compute_seconds"], 1)
+                         if stats["compute_seconds"] > 0 else None,
+                         "cache_hits": stats["hits"], "cache_misses": stats["misses"],
+                         "resumed": resumed}
+    store.finish_run(run_id, results)
+    return results, records
+
+
+def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: list[WorkItem],
+             settings: EvalSettings) -> dict[str, Any]:
+    """Answer every request (cache first), score, and commit records chunk by chunk."""
+    for item in todo:
+        item.keys = [sha256_json([fp_hash, r.key()]) for r in item.requests]
+    cached = store.cached([k for item in todo for k in item.keys])
+    stats = {"hits": 0, "misses": 0, "tokens": 0, "compute_seconds": 0.0}
+    bar = _progress(len(todo), settings)
+    try:
+        for chunk in _chunks(todo, settings):
+            answers, new = _answer(backend, chunk, cached, stats)
+            records = _score(chunk, answers, settings)
+            store.add_records(run_id, [(item.seq, rec) for item, rec in zip(chunk, records)], new)
+            if bar is not None:
+                bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    return stats
+
+
+def _chunks(todo: list[WorkItem], settings: EvalSettings):
+    """Chunks of one task each, so a commit never waits on much work; loglikelihood chunks are larger."""
+    by_task: dict[int, list[WorkItem]] = {}
+    for item in todo:
+        by_task.setdefault(id(item.task), []).append(item)
+    for items in by_task.values():
+        size = LOGLIK_CHUNK if items[0].requests[0].kind != "generate" else settings.batch_size
+        for start in range(0, len(items), size):
+            yield items[start:start + size]
+
+
+def _answer(backend: Backend, chunk: list[WorkItem], cached: dict[str, Response],
+            stats: dict[str, Any]) -> tuple[list[list[Response]], list[tuple[str, Response]]]:
+    pending = [(item, j) for item in chunk for j, key in enumerate(item.keys) if key not in cached]
+    stats["hits"] += sum(len(i.keys) for i in chunk) - len(pending)
+    stats["misses"] += len(pending)
+    fresh: dict[str, Response] = {}
+    by_kind: dict[str, list[tuple[WorkItem, int]]] = {}
+    for item, j in pending:
+        by_kind.setdefault(item.requests[j].kind, []).append((item, j))
+    for kind, entries in by_kind.items():
+        started = time.perf_counter()
+        responses = getattr(backend, kind)([item.requests[j] for item, j in entries])
+        stats["compute_seconds"] += time.perf_counter() - started
+        for (item, j), response in zip(entries, responses):
+            fresh[item.keys[j]] = response
+            stats["tokens"] += response.tokens_processed
+    answers = [[fresh.get(k) or cached[k] for k in item.keys] for item in chunk]
+    return answers, list(fresh.items())
+
+
+def _score(chunk: list[WorkItem], answers: list[list[Response]], settings: EvalSettings) -> list[SampleRecord]:
+    task = chunk[0].task
+    scorer = SCORERS.get(task.spec.kind, score_default)
+    return scorer(task, list(zip(chunk, answers)), settings)
+
+
+def score_default(task: Task, pairs: list[tuple[WorkItem, list[Response]]], settings: EvalSettings) -> list[SampleRecord]:
+    """Score multiple-choice, generate and perplexity samples."""
+    return [_score_one(task, item, responses[0]) for item, responses in pairs]
+
+
+def _score_one(task: Task, item: WorkItem, response: Response) -> SampleRecord:
+    spec, sample = task.spec, item.sample
+    inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
+                             n_tokens=response.n_tokens or None, doc=sample.doc)
+    extra: dict[str, Any] = {}
+    shown = response.text
+    if spec.kind == "multiple_choice":
+        pred = metrics.mc_prediction(inp)
+        shown = sample.choices[pred] if sample.choices else None
+        extra = {"pred": pred, "pred_norm": metrics.mc_prediction(inp, "chars"), "n_tokens": response.n_tokens,
+                 "is_greedy": response.is_greedy}
+    elif spec.kind == "generate":
+        inp.response = response.text or ""
+        inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
+        extra = {"extracted": inp.prediction}
+    elif spec.kind == "perplexity":
+        extra = {"tokens": response.n_tokens[0], **metrics.text_units(item.prompt)}
+        inp.extra = extra
+    scores = metrics.score_sample(spec.metrics, inp)
+    return SampleRecord(task.suite.name, task.name, sample.sample_id, item.prompt,
+                        task.target_text(sample) if spec.kind != "perplexity" else None, shown, sample.choices,
+                        response.logliks or None, scores, sample.source_id, sample.perturbation, extra)
+
+
+# ---- results -----------------------------------------------------------------------------------------------
+
+def assemble_results(run_id: str, model_info: dict[str, Any], suites: list[Suite], items: list[WorkItem],
+                     records: list[SampleRecord], settings: EvalSettings) -> dict[str, Any]:
+    """The results.json content (shape documented in docs/run-format.md)."""
+    by_task: dict[tuple[str, str], list[SampleRecord]] = {}
+    for rec in records:
+        by_task.setdefault((rec.suite, rec.task), []).append(rec)
+    items_by_task: dict[tuple[str, str], list[WorkItem]] = {}
+    for item in items:
+        items_by_task.setdefault((item.task.suite.name, item.task.name), []).append(item)
+    out_suites: dict[str, Any] = {}
+    for suite in suites:
+        tasks_out = {}
+        for task in suite.tasks:
+            recs = by_task.get((suite.name, task.name), [])
+            tasks_out[task.name] = task_results(task, recs, items_by_task.get((suite.name, task.name), []))
+        out_suites[suite.name] = {"fingerprint": suite.fingerprint(), "tasks": tasks_out,
+                                  "metrics": pooled_metrics(suite, by_task)}
+    return {"format": "tunegate.results/1", "tunegate_version": __version__, "run_id": run_id,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "model": model_info, "settings": {**settings.key_part(), "batch_size": settings.batch_size},
+            "suites": out_suites, "isolation": _isolation(records)}
+
+
+def task_results(task: Task, records: list[SampleRecord], items: list[WorkItem]) -> dict[str, Any]:
+    originals = [r for r in records if r.perturbation is None]
+    out: dict[str, Any] = {"kind": task.spec.kind, "n": len(originals), "prompt_hash": prompt_hash(items),
+                           "chat_template": task.spec.chat_template,
+                           "metrics": _metrics_of(task, originals, items)}
+    variants = sorted({r.perturbation for r in records if r.perturbation})
+    if variants:
+        out["perturbations"] = {p: _metrics_of(task, [r for r in records if r.perturbation == p], items)
+                                for p in variants}
+        out["robustness"] = worst_case(records, task.spec.metrics)
+    return out
+
+
+def _metrics_of(task: Task, records: list[SampleRecord], items: list[WorkItem]) -> dict[str, Any]:
+    if not records:
+        return {}
+    by_id = {(i.sample.sample_id): i for i in items}
+    inputs = []
+    for rec in records:
+        item = by_id.get(rec.sample_id)
+        inputs.append(metrics.ScoreInput(target=item.sample.target if item else rec.target, choices=rec.choices,
+                                         logliks=rec.logliks, response=rec.response, extra=rec.extra))
+    return metrics.aggregate(task.spec.metrics, inputs, [r.scores for r in records])
+
+
+def worst_case(records: list[SampleRecord], names: list[str]) -> dict[str, Any]:
+    """A source sample counts as correct only if it is correct on the original and every variant."""
+    out = {}
+    for name in names:
+        groups: dict[str, list[float]] = {}
+        for rec in records:
+            if name in rec.scores:
+                groups.setdefault(rec.source_id or rec.sample_id, []).append(rec.scores[name])
+        if groups:
+            out[f"worst_case_{name}"] = metrics.summarize([min(v) for v in groups.values()])
+    return out
+
+
+def pooled_metrics(suite: Suite, by_task: dict[tuple[str, str], list[SampleRecord]]) -> dict[str, Any]:
+    """Suite-level metrics: every per-sample metric pooled over the tasks that report it."""
+    pooled: dict[str, list[float]] = {}
+    for task in suite.tasks:
+        for rec in by_task.get((suite.name, task.name), []):
+            if rec.perturbation is None:
+                for name, value in rec.scores.items():
+                    pooled.setdefault(name, []).append(value)
+    return {name: metrics.summarize(values) for name, values in pooled.items()}
+
+
+def _isolation(records: list[SampleRecord]) -> str | None:
+    levels = {r.extra.get("isolation") for r in records if r.extra.get("isolation")}
+    return sorted(levels)[0] if levels else None
+
+
+# ---- outputs -------------------------------------------------------------------------------------------------
+
+def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord]) -> None:
+    """results.json and samples.jsonl, each through a temporary file and a rename."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "samples.jsonl", "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
+    atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so that readers see the old file or the new one, never half of one."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is a file; --out needs a directory", field="--out")
+
+
+def _progress(total: int, settings: EvalSettings):
+    if not settings.progress or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="scoring", unit="sample", file=sys.stderr, dynamic_ncols=True)
+
+
+def _say(settings: EvalSettings, text: str) -> None:
+    if settings.progress:
+        print(f"tunegate: {text}", file=sys.stderr)
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The per-task results as a Markdown table (printed after every eval)."""
+    adapter = results["model"].get("adapter")
+    title = results["model"]["spec"] + (f" + {adapter['name']}" if adapter else "")
+    lines = [f"### {title}", "", "| suite | task | metric | value | 95% CI | n |", "|---|---|---|---:|---|---:|"]
+    for suite_name, suite in results["suites"].items():
+        for task_name, task in suite["tasks"].items():
+            for metric, m in task["metrics"].items():
+                lines.append(f"| {suite_name} | {task_name} | {metric} | {m['value']:.4f} | "
+                             f"[{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}] | {m['n']} |")
+            for metric, m in task.get("robustness", {}).items():
+                lines.append(f"| {suite_name} | {task_name} | {metric} | {m['value']:.4f} | "
+                             f"[{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}] | {m['n']} |")
+    timing = results.get("timing", {})
+    lines += ["", f"wall {timing.get('wall_seconds')} s, {timing.get('tokens_processed')} tokens, "
+                  f"cache hits {timing.get('cache_hits')}, misses {timing.get('cache_misses')}"]
+    return "\n".join(lines)
+
+
+# ---- the eval command ----------------------------------------------------------------------------------------
+
+def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
+             settings: EvalSettings, store_path: str | None = None, include_base: bool = False,
+             dtype: str = "float32", save_baseline: str | None = None) -> list[dict[str, Any]]:
+    """Evaluate the base and/or each adapter on the suites, loading the base once; returns each results dict."""
+    from harness.models import load_backend
+
+    if out is not None:
+        check_out_dir(out)
+    suites = [load_suite(ref) for ref in suite_refs]
+    backend = load_backend(model, dtype=dtype, batch_size=settings.batch_size)
+    variants: list[str | None] = ([None] if include_base or not adapters else []) + list(adapters)
+    names = [_variant_name(v) for v in variants]
+    if len(set(names)) != len(names):
+        raise UserError(f"two variants share the name {sorted(n for n in names if names.count(n) > 1)[0]}; "
+                        "adapter directories need distinct names", field="-a/--adapter")
+    for adapter in adapters:  # fail on a bad adapter before any evaluation starts
+        from harness.models.adapters import inspect_adapter
+
+        inspect_adapter(Path(adapter))
+    store = Store(store_path)
+    all_results = []
+    try:
+        for variant, name in zip(variants, names):
+            backend.set_adapter(variant)
+            _say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
+            results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m")
+            if out is not None:
+                write_run_dir(out if len(variants) == 1 else out / name, results, records)
+            if save_baseline:
+                label = save_baseline if len(variants) == 1 else f"{save_baseline}/{name}"
+                store.save_baseline(label, results["run_id"], results, [r.to_json() for r in records])
+            all_results.append(results)
+    finally:
+        store.close()
+    return all_results
+
+
+def _variant_name(adapter: str | None) -> str:
+    return Path(adapter).name if adapter else "base"

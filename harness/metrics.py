@@ -1,0 +1,273 @@
+"""Metric functions: per-sample scores in, an aggregate with a 95% confidence interval out.
+
+BLEU and chrF come from sacrebleu and ROUGE from rouge-score, called directly: `evaluate.load` fetches
+scripts from the hub at run time and fails offline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 1234
+
+
+@dataclass
+class ScoreInput:
+    """Everything a metric may look at for one sample."""
+
+    target: Any = None  # choice index (multiple choice) or reference text(s)
+    choices: list[str] | None = None
+    logliks: list[float] | None = None
+    n_tokens: list[int] | None = None
+    prediction: str | None = None  # extracted answer (generate)
+    response: str | None = None  # raw generated text
+    doc: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def references(self) -> list[str]:
+        if isinstance(self.target, list):
+            return [str(t) for t in self.target]
+        return [str(self.target)] if self.target is not None else []
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named metric: `sample` scores one sample (aggregated by the mean), or a corpus-level pair of
+    `corpus_stats` and `from_stats` (BLEU, chrF, perplexity: a sum of per-sample statistics)."""
+
+    name: str
+    kinds: tuple[str, ...]
+    corpus_stats: Callable[[list[ScoreInput]], np.ndarray] | None = None  # one row of statistics per sample
+    from_stats: Callable[[np.ndarray], float] | None = None  # corpus value from the summed rows
+    sample: Callable[[ScoreInput], float] | None = None
+    higher_is_better: bool = True
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    """Add a metric; suites name metrics by these keys."""
+    REGISTRY[metric.name] = metric
+    return metric
+
+
+def check_metrics(kind: str, names: list[str]) -> None:
+    """Raise ValueError for a metric name that is unknown or does not apply to this task kind."""
+    for name in names:
+        metric = REGISTRY.get(name)
+        if metric is None:
+            raise ValueError(f"unknown metric {name!r} (known: {', '.join(sorted(REGISTRY))})")
+        if kind not in metric.kinds:
+            fits = sorted(n for n, m in REGISTRY.items() if kind in m.kinds)
+            raise ValueError(f"metric {name!r} does not apply to {kind} tasks (these do: {', '.join(fits)})")
+
+
+# ---- multiple choice ---------------------------------------------------------------------------------
+
+def _argmax(values: list[float]) -> int:
+    return int(np.argmax(values))
+
+
+def mc_prediction(inp: ScoreInput, norm: str | None = None) -> int:
+    """The chosen index: raw loglikelihood, or normalised by characters (lm-eval's acc_norm) or tokens."""
+    logliks = list(inp.logliks or [])
+    if norm == "chars":
+        logliks = [ll / max(len(c), 1) for ll, c in zip(logliks, inp.choices or [])]
+    elif norm == "tokens":
+        logliks = [ll / max(n, 1) for ll, n in zip(logliks, inp.n_tokens or [])]
+    return _argmax(logliks)
+
+
+register(Metric("acc", ("multiple_choice",), sample=lambda s: float(mc_prediction(s) == s.target)))
+register(Metric("acc_norm", ("multiple_choice",), sample=lambda s: float(mc_prediction(s, "chars") == s.target)))
+register(Metric("acc_norm_token", ("multiple_choice",),
+                sample=lambda s: float(mc_prediction(s, "tokens") == s.target)))
+
+
+# ---- generation ----------------------------------------------------------------------------------------
+
+def normalize_text(text: str) -> str:
+    """Lower-case, drop punctuation and articles, squeeze whitespace (SQuAD-style normalisation)."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def _exact(s: ScoreInput) -> float:
+    pred = normalize_text(s.prediction or "")
+    return float(any(pred == normalize_text(ref) for ref in s.references))
+
+
+def _rouge(kind: str) -> Callable[[ScoreInput], float]:
+    def score(s: ScoreInput) -> float:
+        from rouge_score import rouge_scorer
+
+        scorer = _rouge_scorer(kind)
+        return max((scorer.score(ref, s.response or "")[kind].fmeasure for ref in s.references), default=0.0)
+
+    return score
+
+
+_SCORERS: dict[str, Any] = {}
+
+
+def _rouge_scorer(kind: str) -> Any:
+    from rouge_score import rouge_scorer
+
+    if kind not in _SCORERS:
+        _SCORERS[kind] = rouge_scorer.RougeScorer([kind], use_stemmer=True)
+    return _SCORERS[kind]
+
+
+def _corpus_refs(items: list[ScoreInput]) -> tuple[list[str], list[list[str]]]:
+    hyps = [s.response or "" for s in items]
+    width = max(len(s.references) for s in items)
+    # sacrebleu wants one stream per reference position; pad short lists with their first reference.
+    streams = [[(s.references + s.references[:1] * width)[i] if s.references else "" for s in items]
+               for i in range(width)]
+    return hyps, streams
+
+
+def _sacrebleu(name: str) -> tuple[Callable[[list[ScoreInput]], np.ndarray], Callable[[np.ndarray], float]]:
+    """Per-sample sufficient statistics and the score from their sum, so a bootstrap never re-tokenises."""
+
+    def metric() -> Any:
+        from sacrebleu.metrics import BLEU, CHRF
+
+        return BLEU() if name == "bleu" else CHRF()
+
+    def stats(items: list[ScoreInput]) -> np.ndarray:
+        hyps, refs = _corpus_refs(items)
+        return np.asarray(metric()._extract_corpus_statistics(hyps, refs), dtype=float)
+
+    def from_stats(total: np.ndarray) -> float:
+        return float(metric()._compute_score_from_stats([int(round(x)) for x in total]).score)
+
+    return stats, from_stats
+
+
+register(Metric("exact_match", ("generate",), sample=_exact))
+register(Metric("bleu", ("generate",), *_sacrebleu("bleu")))
+register(Metric("chrf", ("generate",), *_sacrebleu("chrf")))
+for _kind in ("rouge1", "rouge2", "rougeL"):
+    register(Metric(_kind, ("generate",), sample=_rouge(_kind)))
+
+
+# ---- perplexity ----------------------------------------------------------------------------------------
+
+def _ll_and(unit: str) -> Callable[[list[ScoreInput]], np.ndarray]:
+    return lambda items: np.asarray([[s.logliks[0] if s.logliks else 0.0, s.extra[unit]] for s in items], dtype=float)
+
+
+def _perplexity(total: np.ndarray) -> float:
+    return float(math.exp(-total[0] / max(total[1], 1)))
+
+
+def _bits_per_byte(total: np.ndarray) -> float:
+    return float(-total[0] / max(total[1], 1) / math.log(2))
+
+
+register(Metric("token_perplexity", ("perplexity",), _ll_and("tokens"), _perplexity, higher_is_better=False))
+register(Metric("word_perplexity", ("perplexity",), _ll_and("words"), _perplexity, higher_is_better=False))
+register(Metric("byte_perplexity", ("perplexity",), _ll_and("bytes"), _perplexity, higher_is_better=False))
+register(Metric("bits_per_byte", ("perplexity",), _ll_and("bytes"), _bits_per_byte, higher_is_better=False))
+
+
+def text_units(text: str) -> dict[str, int]:
+    """Words and bytes of a text (lm-evaluation-harness counts words by whitespace splitting)."""
+    return {"words": len(re.split(r"\s+", text.strip())) if text.strip() else 0, "bytes": len(text.encode("utf-8"))}
+
+
+# ---- aggregation with confidence intervals -------------------------------------------------------------
+
+def summarize(values: list[float]) -> dict[str, Any]:
+    """Mean of per-sample scores with a 95% interval: Wilson for 0/1 scores, t interval otherwise."""
+    arr = np.asarray(values, dtype=float)
+    n = int(arr.size)
+    if n == 0:
+        return {"value": float("nan"), "ci95": [float("nan"), float("nan")], "n": 0}
+    mean = float(arr.mean())
+    if np.isin(arr, (0.0, 1.0)).all():
+        lo, hi = wilson(int(arr.sum()), n)
+    elif n > 1:
+        from scipy import stats
+
+        half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n))
+        lo, hi = mean - half, mean + half
+    else:
+        lo = hi = mean
+    return {"value": mean, "ci95": [float(lo), float(hi)], "n": n}
+
+
+def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # clamp to [0, 1] and to the estimate itself (float error at p = 0 or 1)
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
+
+
+def summarize_corpus(metric: Metric, items: list[ScoreInput], resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED) -> dict[str, Any]:
+    """A corpus-level metric with a seeded percentile-bootstrap interval over samples."""
+    assert metric.corpus_stats is not None and metric.from_stats is not None
+    rows = metric.corpus_stats(items)
+    value = metric.from_stats(rows.sum(axis=0))
+    n = len(items)
+    if n < 2:
+        return {"value": value, "ci95": [value, value], "n": n}
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)  # resample weights, one row per draw
+    draws = [metric.from_stats(total) for total in counts @ rows]
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return {"value": value, "ci95": [float(min(lo, value)), float(max(hi, value))], "n": n}
+
+
+def aggregate(names: list[str], items: list[ScoreInput], per_sample: list[dict[str, float]]) -> dict[str, Any]:
+    """Aggregate every named metric of one task."""
+    out: dict[str, Any] = {}
+    for name in names:
+        metric = REGISTRY[name]
+        if metric.sample is not None:
+            out[name] = summarize([scores[name] for scores in per_sample if name in scores])
+        else:
+            out[name] = summarize_corpus(metric, items)
+    return out
+
+
+def score_sample(names: list[str], inp: ScoreInput) -> dict[str, float]:
+    """The per-sample scores of every sample-level metric."""
+    return {name: float(REGISTRY[name].sample(inp)) for name in names if REGISTRY[name].sample is not None}
+
+
+def extract_answer(text: str, rule: Any, choices: list[str] | None = None) -> str:
+    """Apply a task's declared extraction rule (harness.suite.Extraction) to generated text."""
+    if rule is None:
+        return text.strip()
+    if rule.first_line:
+        text = text.strip().split("\n", 1)[0]
+    flags = re.IGNORECASE if rule.ignore_case else 0
+    if rule.choices and choices:
+        found = [(m.start(), c) for c in choices
+                 for m in [re.search(rf"(?<!\w){re.escape(c)}(?!\w)", text, flags)] if m]
+        return min(found)[1] if found else rule.fallback
+    if rule.regex:
+        match = re.search(rule.regex, text, flags | re.MULTILINE)
+        if not match:
+            return rule.fallback
+        text = match.group(rule.group)
+    return text.strip(rule.strip)

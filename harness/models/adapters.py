@@ -1,0 +1,117 @@
+"""Adapter directories: inspect, check against the base, attach to and detach from a loaded base model.
+
+PEFT adapters load through PEFT. Adapter types PEFT lacks (our bottleneck adapters) name a module in
+`CUSTOM_TYPES` that offers the same `attach`/`detach` pair.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.api import UserError
+from harness.models.registry import dir_hash
+
+# peft_type written in adapter_config.json -> module with attach(model, path) and detach(model)
+CUSTOM_TYPES = {"TUNEGATE_BOTTLENECK": "harness.models.bottleneck"}
+# Files that describe an adapter but do not change its answers, so they stay out of its hash.
+NON_WEIGHT_FILES = ("README.md", "provenance.json", "training_curve.json", "training_curve.csv")
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What we know about an adapter directory before loading it."""
+
+    name: str
+    path: str
+    hash: str
+    method: str
+    config: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "hash": self.hash, "method": self.method,
+                "provenance": self.provenance}
+
+
+def inspect_adapter(path: Path) -> AdapterInfo:
+    """Read an adapter directory's config and provenance; clear errors for anything missing."""
+    config_file = path / "adapter_config.json"
+    if not path.is_dir():
+        raise UserError(f"adapter directory {path} does not exist", field="-a/--adapter")
+    if not config_file.is_file():
+        raise UserError(f"{path} has no adapter_config.json: not a PEFT adapter directory", field="-a/--adapter")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"malformed JSON: {exc}", source=str(config_file)) from None
+    provenance = None
+    if (path / "provenance.json").is_file():
+        try:
+            provenance = json.loads((path / "provenance.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(f"malformed JSON: {exc}", source=str(path / "provenance.json")) from None
+    method = str((provenance or {}).get("method") or config.get("peft_type", "unknown")).lower()
+    return AdapterInfo(path.name, str(path), dir_hash(path, exclude=NON_WEIGHT_FILES), method, config, provenance)
+
+
+def check_base(info: AdapterInfo, base_fingerprint: dict[str, Any], hidden_size: int | None) -> None:
+    """Refuse an adapter whose recorded base differs from the loaded one, before any shape error."""
+    recorded = ((info.provenance or {}).get("base") or {}).get("model_hash")
+    if recorded and recorded != base_fingerprint.get("model_hash"):
+        raise UserError(f"adapter {info.path} was trained on another base model "
+                        f"({info.provenance['base'].get('model', '?')}, hash {recorded[:12]}) than "
+                        f"{base_fingerprint.get('model')} (hash {str(base_fingerprint.get('model_hash'))[:12]})",
+                        field="-a/--adapter")
+    token_dim = info.config.get("token_dim")
+    if token_dim and hidden_size and token_dim != hidden_size:
+        raise UserError(f"adapter {info.path} was made for a base with hidden size {token_dim}, "
+                        f"but this base has {hidden_size}", field="-a/--adapter")
+
+
+def attach(model: Any, info: AdapterInfo, base_fingerprint: dict[str, Any]) -> Any:
+    """Return the base with the adapter applied; the base object is reused, not copied."""
+    check_base(info, base_fingerprint, getattr(model.config, "hidden_size", None))
+    peft_type = str(info.config.get("peft_type", ""))
+    try:
+        if peft_type in CUSTOM_TYPES:
+            return importlib.import_module(CUSTOM_TYPES[peft_type]).attach(model, Path(info.path))
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, info.path, is_trainable=False)
+    except UserError:
+        raise
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"adapter {info.path} does not fit base model {base_fingerprint.get('model')} "
+                        f"(made for another base?): {first}", field="-a/--adapter") from None
+
+
+def detach(active: Any) -> Any:
+    """Remove an adapter and return the bare base model, ready for the next adapter."""
+    custom = getattr(active, "tunegate_adapter_module", None)
+    if custom:
+        return importlib.import_module(custom).detach(active)
+    from peft import PeftModel
+
+    if isinstance(active, PeftModel):
+        if is_prompt_learning(active):
+            return active.get_base_model()  # prompt learning never touches the base's modules
+        return active.unload()
+    return active
+
+
+def is_prompt_learning(model: Any) -> bool:
+    """Prompt and prefix tuning prepend virtual tokens, so packed scoring cannot be used with them."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(config is not None and getattr(config, "is_prompt_learning", False))
+
+
+def causal_lm(model: Any) -> Any:
+    """The underlying transformers model (adapter layers, if any, are injected into its modules)."""
+    from peft import PeftModel
+
+    return model.get_base_model() if isinstance(model, PeftModel) else model

@@ -1,0 +1,389 @@
+"""The Hugging Face transformers backend: loglikelihood, rolling loglikelihood and generation.
+
+Speed comes from three things (see benchmarks/): the shared context of a multiple-choice question runs
+once with every choice attached as a branch (a 4D "tree" attention mask), several questions are packed
+into one row so no pad token is computed, and the output projection runs only where a score is needed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.api import GenSettings, Request, Response, UserError
+from harness.models import adapters as adapter_io
+from harness.models.registry import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
+
+SCORING_VERSION = 1  # bump when scoring code changes what a request returns
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass
+class _Group:
+    """One context with its continuations, as token ids."""
+
+    index: int
+    context: list[int]
+    continuations: list[list[int]]
+
+    @property
+    def size(self) -> int:
+        return len(self.context) + sum(len(c) for c in self.continuations)
+
+
+@dataclass
+class HFBackend:
+    """A causal LM from transformers, optionally with one PEFT adapter active at a time."""
+
+    source: ModelSource
+    dtype: str = "float32"
+    batch_size: int = 32
+    pack_tokens: int = 1024
+    device: str | None = None
+    _adapter: adapter_io.AdapterInfo | None = None
+    _model: Any = field(default=None, repr=False)
+    _tokenizer: Any = field(default=None, repr=False)
+    _active: Any = field(default=None, repr=False)  # model with the current adapter applied
+    load_seconds: float = 0.0
+    tokens_processed: int = 0
+
+    @classmethod
+    def from_spec(cls, spec: str | None, **kwargs: Any) -> "HFBackend":
+        """Resolve `spec` and build a lazily loading backend."""
+        if kwargs.get("dtype", "float32") not in DTYPES:
+            raise UserError(f"unknown dtype {kwargs['dtype']!r} (choose from {', '.join(DTYPES)})", field="--dtype")
+        return cls(resolve_model(spec), **kwargs)
+
+    # ---- identity -------------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that changes answers; computed from file hashes without loading weights."""
+        if self.source.hub:
+            model_hash = tok_hash = f"hub:{self.source.path}"
+        else:
+            model_hash = dir_hash(Path(self.source.path), include=WEIGHT_FILES + ("config.json", "generation_config.json"))
+            tok_hash = dir_hash(Path(self.source.path), include=TOKENIZER_FILES)
+        return {"backend": "hf", "model": self.source.spec, "model_hash": model_hash, "tokenizer_hash": tok_hash,
+                "adapter_hash": self._adapter.hash if self._adapter else None, "dtype": self.dtype,
+                "scoring_version": SCORING_VERSION}
+
+    @property
+    def adapter(self) -> adapter_io.AdapterInfo | None:
+        return self._adapter
+
+    def set_adapter(self, adapter_dir: str | None) -> None:
+        """Switch to another adapter (or back to the bare base) without reloading the base."""
+        info = adapter_io.inspect_adapter(Path(adapter_dir)) if adapter_dir else None
+        if self._model is not None and self._active is not self._model:
+            self._model = adapter_io.detach(self._active)
+        self._active = None
+        self._adapter = info
+
+    # ---- loading --------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = _load(AutoTokenizer.from_pretrained, self.source)
+            if self._tokenizer.pad_token_id is None:
+                self._tokenizer.pad_token = self._tokenizer.eos_token
+        return self._tokenizer
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            start = time.perf_counter()
+            self._model = _load(AutoModelForCausalLM.from_pretrained, self.source,
+                                dtype=getattr(torch, self.dtype), attn_implementation="sdpa")
+            self._model.eval()
+            if self.device:
+                self._model.to(self.device)
+            self.load_seconds += time.perf_counter() - start
+        if self._active is None:
+            start = time.perf_counter()
+            self._active = adapter_io.attach(self._model, self._adapter, self.fingerprint()) \
+                if self._adapter else self._model
+            self._active.eval()
+            self.load_seconds += time.perf_counter() - start
+        return self._active
+
+    @property
+    def max_length(self) -> int:
+        config = self.model.config
+        return int(getattr(config, "max_position_embeddings", 2048) or 2048)
+
+    @property
+    def _device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    # ---- text helpers ---------------------------------------------------------------------------------
+    def apply_chat_template(self, user_text: str, system: str | None = None) -> str:
+        if not self.tokenizer.chat_template:
+            raise UserError(f"model {self.source.spec} has no chat template, but the task sets chat_template: true",
+                            field="chat_template")
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": user_text}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def _prefix_token(self) -> int:
+        tok = self.tokenizer
+        return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        # lm-evaluation-harness's split, so per-choice loglikelihoods match it: trailing spaces of the
+        # context move to the continuation, and the continuation is whatever the joint encoding adds.
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            continuation, context = context[-spaces:] + continuation, context[:-spaces]
+        context_ids = self._encode(context) if context else [self._prefix_token()]
+        whole = self._encode(context + continuation) if context else context_ids + self._encode(continuation)
+        return context_ids, whole[len(context_ids):]
+
+    # ---- loglikelihood ----------------------------------------------------------------------------------
+    def loglikelihood(self, requests: list[Request]) -> list[Response]:
+        """Sum of log-probabilities of each continuation given its context."""
+        groups = [_Group(i, *self._pair_group(req)) for i, req in enumerate(requests)]
+        results: list[Response | None] = [None] * len(requests)
+        for group, logliks, greedy, used in self._score_groups(groups):
+            results[group.index] = Response(logliks=logliks, is_greedy=greedy,
+                                            n_tokens=[len(c) for c in group.continuations], tokens_processed=used)
+        return [r for r in results if r is not None]
+
+    def _score_groups(self, groups: list[_Group]):
+        """Yield (group, logliks, is_greedy, tokens run) for each group, in the order they finish."""
+        limit = self.max_length
+        groups = [self._truncate(g, limit) for g in groups]
+        if adapter_io.is_prompt_learning(self.model):
+            yield from self._score_padded(groups)
+        else:
+            yield from self._score_packed(groups)
+
+    @staticmethod
+    def _truncate(group: _Group, limit: int) -> _Group:
+        longest = max((len(c) for c in group.continuations), default=0)
+        keep = limit - longest
+        if len(group.context) > keep:  # drop the oldest context, as lm-evaluation-harness does
+            group = _Group(group.index, group.context[-max(keep, 1):], group.continuations)
+        return group
+
+    def _score_packed(self, groups: list[_Group]):
+        import torch
+
+        order = sorted(groups, key=lambda g: -g.size)
+        rows: list[list[_Group]] = []
+        sizes: list[int] = []
+        for group in order:  # first-fit-decreasing packing into rows of at most pack_tokens
+            for r, used in enumerate(sizes):
+                if used + group.size <= self.pack_tokens:
+                    rows[r].append(group)
+                    sizes[r] += group.size
+                    break
+            else:
+                rows.append([group])
+                sizes.append(group.size)
+        causal = adapter_io.causal_lm(self.model)
+        decoder, head = causal.get_decoder(), causal.get_output_embeddings()
+        with torch.inference_mode():
+            for row in rows:
+                ids, positions, mask, targets = _tree_row(row, self._device)
+                hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state[0]
+                self.tokens_processed += ids.shape[1]
+                yield from _read_scores(row, hidden, head, targets, ids.shape[1])
+
+    def _score_padded_all(self, requests: list[Request]) -> list[Response]:
+        """Loglikelihood through plain padded batches (the path prompt-learning adapters take)."""
+        groups = [_Group(i, *self._pair_group(r)) for i, r in enumerate(requests)]
+        out = sorted(self._score_padded(groups), key=lambda item: item[0].index)
+        return [Response(logliks=ll, is_greedy=g, n_tokens=[len(c) for c in grp.continuations], tokens_processed=n)
+                for grp, ll, g, n in out]
+
+    def _pair_group(self, req: Request) -> tuple[list[int], list[list[int]]]:
+        pairs = [self._encode_pair(req.context, cont) for cont in req.continuations]
+        # The context encoding never depends on the continuation, so there is one group per request.
+        return pairs[0][0], [c for _, c in pairs]
+
+    def _score_padded(self, groups: list[_Group]):
+        """Plain right-padded batches: for adapters (prompt tuning) that prepend virtual tokens."""
+        import torch
+        import torch.nn.functional as F
+
+        flat = [(g, j) for g in groups for j in range(len(g.continuations))]
+        flat.sort(key=lambda item: -(len(item[0].context) + len(item[0].continuations[item[1]])))
+        partial: dict[int, dict[int, tuple[float, bool]]] = {}
+        pad = self.tokenizer.pad_token_id
+        with torch.inference_mode():
+            for start in range(0, len(flat), self.batch_size):
+                batch = flat[start:start + self.batch_size]
+                seqs = [(g.context + g.continuations[j])[:-1] for g, j in batch]
+                width = max(len(s) for s in seqs)
+                ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self._device)
+                mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self._device)
+                logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -width:].float()
+                logprobs = F.log_softmax(logits, dim=-1)
+                self.tokens_processed += int(mask.sum())
+                for b, (g, j) in enumerate(batch):
+                    cont = g.continuations[j]
+                    n = len(seqs[b])
+                    lp = logprobs[b, n - len(cont):n]
+                    target = torch.tensor(cont, device=lp.device)
+                    ll = float(lp.gather(-1, target[:, None]).sum())
+                    greedy = bool((lp.argmax(-1) == target).all())
+                    partial.setdefault(g.index, {})[j] = (ll, greedy)
+                    if len(partial[g.index]) == len(g.continuations):
+                        done = partial.pop(g.index)
+                        yield (g, [done[k][0] for k in range(len(done))], [done[k][1] for k in range(len(done))],
+                               g.size)
+
+    # ---- rolling loglikelihood -------------------------------------------------------------------------
+    def loglikelihood_rolling(self, requests: list[Request]) -> list[Response]:
+        """Loglikelihood of whole texts in disjoint windows of the model's context length."""
+        limit = self.max_length
+        groups, owners = [], []
+        for i, req in enumerate(requests):
+            tokens = self._encode(req.context)
+            stream = [self._prefix_token()] + tokens
+            for start in range(0, max(len(tokens), 1), limit):
+                window = stream[start:start + limit + 1]
+                if len(window) < 2:
+                    continue
+                groups.append(_Group(len(groups), window[:1], [window[1:]]))
+                owners.append(i)
+        totals = [0.0] * len(requests)
+        used = [0] * len(requests)
+        for group, logliks, _, run in self._score_groups(groups):
+            totals[owners[group.index]] += logliks[0]
+            used[owners[group.index]] += run
+        return [Response(logliks=[totals[i]], n_tokens=[len(self._encode(r.context))], tokens_processed=used[i])
+                for i, r in enumerate(requests)]
+
+    # ---- generation -----------------------------------------------------------------------------------
+    def generate(self, requests: list[Request]) -> list[Response]:
+        """Batched generation (left padding, sorted by length); greedy unless the settings sample."""
+        import torch
+
+        results: list[Response | None] = [None] * len(requests)
+        by_settings: dict[GenSettings, list[int]] = {}
+        for i, req in enumerate(requests):
+            by_settings.setdefault(req.gen or GenSettings(), []).append(i)
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        for settings, indices in by_settings.items():
+            indices.sort(key=lambda i: -len(requests[i].context))
+            for start in range(0, len(indices), self.batch_size):
+                batch = indices[start:start + self.batch_size]
+                for i, text, n in self._generate_batch([requests[i].context for i in batch], settings):
+                    results[batch[i]] = Response(text=text, n_tokens=[n], tokens_processed=n)
+        return [r for r in results if r is not None]
+
+    def _generate_batch(self, prompts: list[str], settings: GenSettings):
+        import torch
+
+        tok = self.tokenizer
+        enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self._device)
+        kwargs: dict[str, Any] = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=tok.pad_token_id)
+        if settings.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            torch.manual_seed(settings.seed)
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+        if settings.stop:
+            kwargs.update(stop_strings=list(settings.stop), tokenizer=tok)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kwargs)
+        new = out[:, enc.input_ids.shape[1]:]
+        self.tokens_processed += int(enc.attention_mask.sum()) + int(new.numel())
+        for i, row in enumerate(new):
+            ids = [t for t in row.tolist() if t != tok.pad_token_id]
+            text = tok.decode(ids, skip_special_tokens=True)
+            yield i, truncate_at_stop(text, settings.stop), len(ids)
+
+
+def truncate_at_stop(text: str, stops: tuple[str, ...]) -> str:
+    """Cut generated text at the first stop sequence."""
+    cut = min((text.find(s) for s in stops if s and s in text), default=-1)
+    return text[:cut] if cut >= 0 else text
+
+
+def _tree_row(row: list[_Group], device: Any):
+    """Token ids, positions, 4D mask and score targets for one packed row of groups.
+
+    Each group is its context followed by every continuation as a branch: a continuation token sees the
+    context and the earlier tokens of its own branch only, and positions restart after the context.
+    """
+    import torch
+
+    ids, positions, owner, targets = [], [], [], []
+    for g in row:
+        base = len(ids)
+        ids += g.context
+        positions += list(range(len(g.context)))
+        owner += [(base, -1)] * len(g.context)
+        branch_targets = []
+        for j, cont in enumerate(g.continuations):
+            start = len(ids)
+            ids += cont
+            positions += list(range(len(g.context), len(g.context) + len(cont)))
+            owner += [(base, start)] * len(cont)
+            # token k of the branch is predicted from the token before it (the context's last for k=0)
+            prev = [base + len(g.context) - 1] + list(range(start, start + len(cont) - 1))
+            branch_targets.append((prev, cont))
+        targets.append(branch_targets)
+    n = len(ids)
+    group_start = torch.tensor([o[0] for o in owner])
+    branch_start = torch.tensor([o[1] for o in owner])
+    idx = torch.arange(n)
+    ctx_end = torch.tensor([_ctx_end(row, o[0]) for o in owner])
+    q, k = idx[:, None], idx[None, :]
+    same_group = group_start[:, None] == group_start[None, :]
+    key_is_context = k < ctx_end[None, :]
+    key_in_my_branch = (branch_start[None, :] == branch_start[:, None]) & (branch_start[None, :] >= 0)
+    allowed = same_group & (k <= q) & (key_is_context | key_in_my_branch)
+    mask = torch.zeros(n, n)
+    mask.masked_fill_(~allowed, torch.finfo(torch.float32).min)
+    return (torch.tensor([ids], device=device), torch.tensor([positions], device=device),
+            mask[None, None].to(device), targets)
+
+
+def _ctx_end(row: list[_Group], base: int) -> int:
+    start = 0
+    for g in row:
+        if start == base:
+            return base + len(g.context)
+        start += g.size
+    raise AssertionError("group start not found")
+
+
+def _read_scores(row: list[_Group], hidden: Any, head: Any, targets: list, row_len: int):
+    import torch
+    import torch.nn.functional as F
+
+    for g, branches in zip(row, targets):
+        logliks, greedy = [], []
+        for prev, cont in branches:
+            logits = head(hidden[prev]).float()
+            logprobs = F.log_softmax(logits, dim=-1)
+            target = torch.tensor(cont, device=logprobs.device)
+            logliks.append(float(logprobs.gather(-1, target[:, None]).sum()))
+            greedy.append(bool((logprobs.argmax(-1) == target).all()))
+        yield g, logliks, greedy, g.size
+
+
+def _load(loader: Any, source: ModelSource, **kwargs: Any) -> Any:
+    """Call a transformers loader and turn its failures into one clear line."""
+    try:
+        return loader(source.path, **kwargs)
+    except OSError as exc:
+        if source.hub:
+            raise UserError(f"cannot load {source.spec} from the Hugging Face hub (offline or unknown id): "
+                            f"{str(exc).splitlines()[0]}", field="-m/--model") from None
+        raise UserError(f"cannot load model {source.spec}: {str(exc).splitlines()[0]}", field="-m/--model") from None
+    except ValueError as exc:
+        raise UserError(f"cannot load model {source.spec}: {str(exc).splitlines()[0]}", field="-m/--model") from None

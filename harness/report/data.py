@@ -1,0 +1,108 @@
+"""What both reports show: the runs, one comparison per candidate against the baseline, the gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness.api import UserError
+from harness.compare import Comparison, compare_runs
+from harness.gate import GateResult
+from harness.runs import Run
+
+Interval = tuple[float, float]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WinRate(_Strict):
+    model: str
+    versus: str
+    win: float = Field(ge=0, le=1)
+    tie: float = Field(default=0.0, ge=0, le=1)
+    loss: float = Field(ge=0, le=1)
+    ci95: Interval | None = None  # interval of the win rate (ties counted as half, say)
+    n: int = Field(ge=0)
+
+
+class BradleyTerry(_Strict):
+    model: str
+    score: float  # log-strength (or Elo-like); larger is better
+    ci95: Interval | None = None
+
+
+class RubricScore(_Strict):
+    model: str
+    criterion: str
+    mean: float
+    ci95: Interval | None = None
+    n: int = Field(ge=0)
+    scale: str | None = None  # e.g. "1–5"
+
+
+class Agreement(_Strict):
+    statistic: str  # e.g. "Krippendorff's alpha", "Cohen's kappa"
+    value: float
+    ci95: Interval | None = None
+    n_items: int | None = None
+    n_raters: int | None = None
+
+
+class HumanEval(_Strict):
+    """Human evaluation summary, fed by the review app (`write_reports(..., human_eval=dict)`)."""
+
+    win_rates: list[WinRate] = []
+    bradley_terry: list[BradleyTerry] = []
+    rubric: list[RubricScore] = []
+    agreement: list[Agreement] = []
+    n_judgements: int | None = None
+    note: str | None = None
+
+
+@dataclass
+class ReportData:
+    runs: list[Run]
+    labels: list[str]  # unique display names, parallel to runs
+    baseline_index: int
+    comparisons: list[Comparison]  # one per candidate, in run order
+    gate: GateResult | None
+    human_eval: HumanEval | None
+
+    @property
+    def baseline(self) -> Run:
+        return self.runs[self.baseline_index]
+
+    @property
+    def candidates(self) -> list[Run]:
+        return [r for i, r in enumerate(self.runs) if i != self.baseline_index]
+
+    def label(self, run: Run) -> str:
+        return self.labels[next(i for i, r in enumerate(self.runs) if r is run)]
+
+
+def unique_labels(runs: list[Run]) -> list[str]:
+    """Run labels, made unique with the directory name where two runs share one."""
+    labels = [r.label for r in runs]
+    return [lab if labels.count(lab) == 1 else f"{lab} ({r.path.name})" for lab, r in zip(labels, runs)]
+
+
+def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | None = None,
+          human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
+          seed: int = 0) -> ReportData:
+    """Compare every candidate with the baseline; validate the human-evaluation summary."""
+    if not runs:
+        raise UserError("report needs at least one run")
+    if not 0 <= baseline_index < len(runs):
+        raise UserError(f"baseline index {baseline_index} is out of range for {len(runs)} runs")
+    labels = unique_labels(runs)
+    for run, label in zip(runs, labels):
+        run.label = label
+    baseline = runs[baseline_index]
+    comps = [compare_runs(baseline, r, n_resamples=n_resamples, seed=seed)
+             for i, r in enumerate(runs) if i != baseline_index]
+    he = HumanEval.model_validate(human_eval) if isinstance(human_eval, dict) else human_eval
+    return ReportData(runs, labels, baseline_index, comps, gate, he)

@@ -1,0 +1,188 @@
+"""Self-contained HTML report: one file, no network, inline SVG plots, a safe sample browser."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from harness.compare import Comparison, fmt_bytes, fmt_count, fmt_num
+from harness.report import svg
+from harness.report.data import ReportData
+from harness.runs import Run
+
+MAX_SAMPLE_TEXT = 4000  # characters kept per prompt/response in the embedded browser data
+
+
+def json_for_script(obj: Any) -> Markup:
+    """JSON safe inside <script type="application/json">: no `<`, `>` or `&` survive, so no `</script>`."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    for ch, rep in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"),
+                    ("\u2029", "\\u2029")):
+        text = text.replace(ch, rep)
+    return Markup(text)
+
+
+def _env() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(str(resources.files("harness.report") / "templates"))
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=fmt_num, count=fmt_count, bytes=fmt_bytes,
+                       signed=lambda v: "–" if v is None else f"{v:+.3f}",
+                       p=lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}"),
+                       ci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
+                       dci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
+                       secs=lambda v: "–" if v is None else (f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"))
+    return env
+
+
+def _suite_metric(run: Run, suite: str, metric: str) -> svg.Bar | None:
+    m = (run.suites.get(suite, {}).get("metrics") or {}).get(metric)
+    if not m:
+        return None
+    ci = m.get("ci95") or (None, None)
+    return svg.Bar(float(m["value"]), ci[0], ci[1])
+
+
+def _primary(data: ReportData) -> list[tuple[str, str]]:
+    """(suite, metric) pairs shown in plots: each suite's first metric."""
+    if data.comparisons:
+        comp = data.comparisons[0]
+        return [(s, comp.primary_metric(s)) for s in comp.suites() if comp.primary_metric(s)]
+    return [(s, next(iter(v.get("metrics") or {}), None)) for s, v in data.baseline.suites.items()
+            if v.get("metrics")]
+
+
+def _bars(data: ReportData, primary: list[tuple[str, str]]) -> Markup | None:
+    if not primary:
+        return None
+    groups = [f"{s} · {m}" for s, m in primary]
+    values = [[_suite_metric(run, s, m) for run in data.runs] for s, m in primary]
+    unit = all(b.value <= 1.0 for row in values for b in row if b)
+    return svg.grouped_bars(groups, data.labels, values, title="Suite scores with 95% intervals",
+                            y_label="score", unit_range=unit)
+
+
+def _forest(data: ReportData) -> Markup | None:
+    labels, rows, colors = [], [], []
+    for ci, comp in enumerate(data.comparisons):
+        for row in comp.suite_rows():
+            if row.metric == comp.primary_metric(row.suite):
+                labels.append(f"{row.suite} · {comp.candidate.label}" if len(data.comparisons) > 1 else row.suite)
+                rows.append((row.delta, row.lo, row.hi))
+                colors.append(svg.color(data.runs.index(comp.candidate)))
+    return svg.forest(labels, rows, title="Δ vs baseline with 95% paired-bootstrap intervals",
+                      colors=colors) if rows else None
+
+
+def _curves(data: ReportData) -> list[Markup]:
+    """One chart per curve quantity (loss first), each with a line per adapter that has provenance."""
+    series: dict[str, list[tuple[str, list[tuple[float, float]]]]] = {}
+    colors: dict[str, list[str]] = {}
+    for i, run in enumerate(data.runs):
+        curve = run.provenance.get("curve") if isinstance(run.provenance.get("curve"), list) else []
+        keys = sorted({k for p in curve if isinstance(p, dict) for k, v in p.items()
+                       if k != "step" and isinstance(v, (int, float))}, key=lambda k: (k != "loss", k))
+        for key in keys:
+            pts = [(float(p["step"]), float(p[key])) for p in curve
+                   if isinstance(p, dict) and isinstance(p.get("step"), (int, float))
+                   and isinstance(p.get(key), (int, float))]
+            if pts:
+                series.setdefault(key, []).append((data.labels[i], pts))
+                colors.setdefault(key, []).append(svg.color(i))
+    return [svg.lines(s, title=key, x_label="step", y_label=key, colors=colors[key]) for key, s in series.items()]
+
+
+def _methods(data: ReportData, primary: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Method-comparison rows: per run, cost figures and per-suite score with delta vs the baseline."""
+    by_cand = {id(c.candidate): c for c in data.comparisons}
+    rows = []
+    for run in data.runs:
+        comp: Comparison | None = by_cand.get(id(run))
+        eff = (comp.efficiency[1] if comp else (data.comparisons[0].efficiency[0] if data.comparisons else None))
+        cells = []
+        for suite, metric in primary:
+            bar = _suite_metric(run, suite, metric)
+            row = comp.get(suite, None, metric) if comp else None
+            cells.append({"score": bar.value if bar else None, "delta": row.delta if row else None,
+                          "ci": (row.lo, row.hi) if row else None})
+        rows.append({"label": run.label, "method": run.method, "eff": eff, "cells": cells,
+                     "is_base": run is data.baseline,
+                     "share": (eff.trainable_params / eff.total_params) if eff and eff.trainable_params
+                     and eff.total_params else None})
+    return rows
+
+
+def _robustness(data: ReportData) -> list[dict[str, Any]]:
+    """Per robustness target: rows per run of clean, per-perturbation and worst-case scores."""
+    targets: dict[tuple[str, str | None, str], dict[str, Any]] = {}
+    for comp in data.comparisons:
+        for rob in comp.robustness:
+            key = (rob.suite, rob.task, rob.metric)
+            t = targets.setdefault(key, {"suite": rob.suite, "task": rob.task, "metric": rob.metric,
+                                         "perturbations": list(rob.perturbations), "rows": {}, "source": rob.source})
+            for which, run in ((0, comp.baseline), (1, comp.candidate)):
+                t["rows"][run.label] = {
+                    "label": run.label, "clean": rob.clean[which],
+                    "perts": [rob.perturbations.get(p, (None, None))[which] for p in t["perturbations"]],
+                    "worst": rob.worst_case[which] if rob.worst_case else None, "drop": rob.drop(which)}
+    out = []
+    for t in targets.values():
+        t["rows"] = [t["rows"][lab] for lab in data.labels if lab in t["rows"]]
+        out.append(t)
+    return out
+
+
+def _samples(data: ReportData) -> dict[str, Any]:
+    """Browser data: one record per baseline sample, with every run's response and primary score."""
+    def clip(v: Any) -> Any:
+        if isinstance(v, str) and len(v) > MAX_SAMPLE_TEXT:
+            return v[:MAX_SAMPLE_TEXT] + f" … [{len(v) - MAX_SAMPLE_TEXT} more characters]"
+        return v if isinstance(v, (str, int, float, type(None))) else json.dumps(v, ensure_ascii=False)
+
+    primary: dict[tuple[str, str], str | None] = {}
+    comp0 = data.comparisons[0] if data.comparisons else None
+    records = []
+    for s in data.baseline.samples:
+        key = (s["suite"], s["task"])
+        if key not in primary:
+            primary[key] = (comp0.primary_metric(*key) if comp0 else None) or next(iter(s.get("scores") or {}), None)
+        metric = primary[key]
+        others = [r.sample(s["suite"], s["task"], s["sample_id"]) if r is not data.baseline else s for r in data.runs]
+        scores = [(o or {}).get("scores", {}).get(metric) if metric else None for o in others]
+        flips = []
+        for i, o in enumerate(others):
+            b, c = scores[data.baseline_index], scores[i]
+            flips.append("" if i == data.baseline_index or b is None or c is None or b == c
+                         else ("down" if c < b else "up"))
+        records.append({"suite": s["suite"], "task": s["task"], "id": s["sample_id"],
+                        "perturbation": s.get("perturbation"), "prompt": clip(s.get("prompt")),
+                        "target": clip(s.get("target")), "metric": metric,
+                        "responses": [clip((o or {}).get("response")) for o in others],
+                        "scores": scores, "flips": flips})
+    return {"runs": data.labels, "baseline": data.baseline_index, "samples": records}
+
+
+def render_html(data: ReportData) -> str:
+    """The whole HTML report as one string."""
+    env = _env()
+    script = (resources.files("harness.report") / "templates" / "report.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    primary = _primary(data)
+    he = data.human_eval
+    context = {
+        "data": data, "primary": primary, "bars": _bars(data, primary), "forest": _forest(data),
+        "curves": _curves(data), "methods": _methods(data, primary), "robustness": _robustness(data),
+        "samples_json": json_for_script(_samples(data)), "script": Markup(script),
+        "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
+        "colors": [svg.color(i) for i in range(len(data.runs))],
+        "human": he,
+        "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],
+                                       title="win / tie / loss") if he and he.win_rates else None,
+    }
+    return env.get_template("report.html.j2").render(**context)

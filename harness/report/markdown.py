@@ -1,0 +1,107 @@
+"""Markdown report for a GitHub step summary or a pull-request comment."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from harness.compare import Comparison, Flip, fmt_ci, fmt_num, fmt_p
+from harness.gate import GateResult, fmt_figure, fmt_rule_interval
+from harness.report.data import ReportData
+
+MAX_FLIPS = 40  # per direction and comparison: step summaries are capped at 1 MiB
+MAX_TEXT = 600
+
+# Characters that markdown, GitHub autolinking (@mentions, #refs) or tables would interpret.
+_MD_ENTITIES = {"|": "&#124;", "*": "&#42;", "_": "&#95;", "`": "&#96;", "[": "&#91;", "]": "&#93;",
+                "\\": "&#92;", "~": "&#126;", "@": "&#64;", "#": "&#35;", "!": "&#33;", ":": "&#58;"}
+
+
+def esc(text: Any, limit: int | None = None) -> str:
+    """Escape any text (model output included) for both HTML and markdown; newlines become <br>."""
+    s = "" if text is None else str(text)
+    if limit is not None and len(s) > limit:
+        s = s[:limit] + f" … [{len(s) - limit} more characters]"
+    s = html.escape(s, quote=True)
+    s = "".join(_MD_ENTITIES.get(ch, ch) for ch in s)
+    # A blank line would end the HTML block on GitHub; carriage returns and tabs are normalised too.
+    return s.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>").replace("\t", "&#9;")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    aligns = ["---" if i == 0 or not h or h in ("suite", "metric", "rule", "test", "condition") else "---:"
+              for i, h in enumerate(header)]
+    out = ["| " + " | ".join(header) + " |", "| " + " | ".join(aligns) + " |"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _verdict(gate: GateResult | None) -> list[str]:
+    if gate is None:
+        return ["**Verdict: no gate applied.**", ""]
+    comp = gate.comparison
+    n_fail = len(gate.failures)
+    head = (f"## ✅ PASS: all {len(gate.rules)} rules pass" if gate.passed
+            else f"## ❌ FAIL: {n_fail} of {len(gate.rules)} rules fail")
+    lines = [head, "", f"Gate `{esc(gate.gate_file)}`: **{esc(comp.candidate.label)}** vs "
+             f"**{esc(comp.baseline.label)}** (95% paired bootstrap, {gate.n_resamples} resamples, seed {gate.seed}).",
+             ""]
+    rows = [["✅" if r.passed else "❌", esc(r.name), fmt_figure(r), esc(r.threshold), fmt_rule_interval(r),
+             esc(fmt_p(r.p_value))] for r in gate.rules]
+    return lines + _table(["", "rule", "figure", "condition", "95% CI", "p"], rows) + [""]
+
+
+def _suite_table(comp: Comparison) -> list[str]:
+    base, cand = comp.baseline.label, comp.candidate.label
+    rows = []
+    for r in comp.metrics:
+        name = f"**{esc(r.suite)}**" if r.task is None else f"&nbsp;&nbsp;{esc(r.task)}"
+        test = esc(r.test) if r.paired else "corpus-level, no paired test"
+        rows.append([name, esc(r.metric), str(r.n or "–"), fmt_num(r.base), fmt_num(r.cand), f"{r.delta:+.3f}",
+                     fmt_ci(r.lo, r.hi), esc(fmt_p(r.p_value)), esc(fmt_p(r.p_holm)), test])
+    header = ["suite", "metric", "n", esc(base), esc(cand), "Δ", "95% CI", "p", "p (Holm)", "test"]
+    return _table(header, rows)
+
+
+def _flip_rows(flips: list[Flip], base: str, cand: str) -> list[str]:
+    out = ["<table>", f"<tr><th>sample</th><th>prompt</th><th>target</th><th>{esc(base)}</th>"
+           f"<th>{esc(cand)}</th></tr>"]
+    for f in flips[:MAX_FLIPS]:
+        out.append(f"<tr><td>{esc(f.suite)}/{esc(f.sample_id)}</td><td>{esc(f.prompt, MAX_TEXT)}</td>"
+                   f"<td>{esc(f.target, MAX_TEXT)}</td><td>{esc(f.base_response, MAX_TEXT)}</td>"
+                   f"<td>{esc(f.cand_response, MAX_TEXT)}</td></tr>")
+    out.append("</table>")
+    if len(flips) > MAX_FLIPS:
+        out.append(f"<p>… and {len(flips) - MAX_FLIPS} more (see the HTML report).</p>")
+    return out
+
+
+def _flips(comp: Comparison) -> list[str]:
+    out = []
+    for direction, word in (("right→wrong", "regressions"), ("wrong→right", "improvements")):
+        flips = [f for f in comp.flips if f.direction == direction]
+        out += ["<details>", f"<summary>{len(flips)} flipped {direction} ({word})</summary>", ""]
+        out += _flip_rows(flips, comp.baseline.label, comp.candidate.label) if flips else ["<p>none</p>"]
+        out += ["", "</details>", ""]
+    return out
+
+
+def render_markdown(data: ReportData) -> str:
+    """The whole Markdown report: verdict, suite tables with intervals, flipped samples (collapsed)."""
+    lines = ["# tunegate report", ""]
+    lines += _verdict(data.gate)
+    if not data.comparisons:
+        lines += [f"Single run **{esc(data.baseline.label)}**: no comparison.", ""]
+        rows = [[esc(s), esc(m), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
+                for s, suite in data.baseline.suites.items() for m, v in (suite.get("metrics") or {}).items()]
+        lines += _table(["suite", "metric", "score", "95% CI"], rows) + [""]
+    for comp in data.comparisons:
+        lines += [f"## {esc(comp.candidate.label)} vs {esc(comp.baseline.label)}", ""]
+        lines += _suite_table(comp) + [""]
+        lines.append(f"Δ = candidate − baseline, 95% paired-bootstrap interval ({comp.n_resamples} resamples, "
+                     f"seed {comp.seed}); exact McNemar for binary metrics; Holm–Bonferroni across suites.")
+        if comp.unmatched:
+            lines.append(f"{comp.unmatched} samples present in only one run were left out.")
+        lines.append("")
+        lines += _flips(comp)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,415 @@
+"""Suites as data: the strict schema, loading, validation and prompt rendering.
+
+A suite is `suites/<name>/suite.yaml` plus data files. Nothing here knows about models.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from harness.api import GenSettings, UserError, sha256_json
+
+TaskKind = Literal["multiple_choice", "generate", "perplexity", "code"]
+DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+SUITE_FILE = "suite.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FewShot(_Strict):
+    """Few-shot examples drawn, seeded, from another split (or the same one, never the sample itself)."""
+
+    n: int = Field(0, ge=0)
+    split: str = "train"
+    seed: int = 1234
+    delimiter: str = "\n\n"
+
+
+class Generation(_Strict):
+    """Decoding settings for `generate` and `code` tasks."""
+
+    max_new_tokens: int = Field(128, ge=1)
+    stop: list[str] = []
+    temperature: float = Field(0.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = 1234
+    samples: int = Field(1, ge=1)  # completions per prompt (pass@k needs several)
+
+    def settings(self, index: int = 0) -> GenSettings:
+        """The settings for completion number `index` (each sampled completion gets its own seed)."""
+        return GenSettings(self.max_new_tokens, tuple(self.stop), self.temperature, self.top_p, self.seed + index)
+
+
+class Extraction(_Strict):
+    """How to pull the answer out of generated text before exact_match."""
+
+    regex: str | None = None
+    group: int = 0
+    ignore_case: bool = True
+    strip: str = " \t\n.,;:!?\"'"
+    first_line: bool = False
+    choices: bool = False  # take the first of the task's choices that occurs in the text
+    fallback: str = ""
+
+
+class TaskSpec(_Strict):
+    """One task of a suite."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: TaskKind
+    data: dict[str, str]
+    split: str = "test"
+    prompt: str
+    target: str | None = None
+    choices: str | list[str] | None = None
+    target_delimiter: str = " "
+    chat_template: bool
+    system: str | None = None
+    fewshot: FewShot = FewShot()
+    metrics: list[str] = Field(min_length=1)
+    generation: Generation | None = None
+    extraction: Extraction | None = None
+    id_field: str | None = None
+    limit: int | None = Field(None, ge=1)  # default size; `--full` evaluates every row
+    description: str | None = None
+
+    @field_validator("data")
+    @classmethod
+    def _data_files(cls, value: dict[str, str]) -> dict[str, str]:
+        for split, path in value.items():
+            if not path.endswith(DATA_SUFFIXES):
+                raise ValueError(f"split {split!r}: data file {path!r} must end in one of {', '.join(DATA_SUFFIXES)}")
+        return value
+
+
+class SuiteSpec(_Strict):
+    """The whole suite.yaml."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str = "1"
+    description: str = ""
+    license: str | None = None
+    rubric: list[str] = []  # axes human reviewers rate responses on (factuality, safety, ...)
+    tasks: list[TaskSpec] = Field(min_length=1)
+
+
+@dataclass
+class Sample:
+    """One rendered item of a task."""
+
+    sample_id: str
+    doc: dict[str, Any]
+    prompt: str  # user text, before any chat template
+    target: Any
+    choices: list[str] | None = None
+    source_id: str | None = None
+    perturbation: str | None = None
+
+
+@dataclass
+class Task:
+    """A loaded task: its spec, rows and renderers."""
+
+    spec: TaskSpec
+    suite: "Suite"
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @cached_property
+    def _env(self) -> jinja2.Environment:
+        return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+    def samples(self, limit: int | None = None, full: bool = False) -> list[Sample]:
+        """The evaluated split as rendered samples (first `limit` rows; the spec's limit unless `full`)."""
+        rows = self.rows[self.spec.split]
+        cap = limit or (None if full else self.spec.limit)
+        return [self._sample(i, row) for i, row in enumerate(rows[:cap] if cap else rows)]
+
+    def _sample(self, index: int, row: dict[str, Any]) -> Sample:
+        doc_id = str(row[self.spec.id_field]) if self.spec.id_field else str(index)
+        choices = self.render_choices(row)
+        prompt = self.fewshot_prefix(index) + self.render_prompt(row)
+        sample_id = f"{self.name}/{doc_id}"
+        return Sample(sample_id, row, prompt, self.render_target(row, choices), choices, sample_id)
+
+    def render_prompt(self, row: dict[str, Any]) -> str:
+        return self._env.from_string(self.spec.prompt).render(**row)
+
+    def render_choices(self, row: dict[str, Any]) -> list[str] | None:
+        spec = self.spec.choices
+        if spec is None:
+            return None
+        if isinstance(spec, list):
+            return [self._env.from_string(c).render(**row) for c in spec]
+        value = self._env.compile_expression(spec, undefined_to_none=False)(**row)
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip().startswith("[") else value.split("|")
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"choices must evaluate to a non-empty list, got {value!r}")
+        return [str(v) for v in value]
+
+    def render_target(self, row: dict[str, Any], choices: list[str] | None) -> Any:
+        """The gold answer: a choice index for multiple choice, else a text or a list of texts."""
+        if self.spec.target is None:
+            return None
+        value = self._env.compile_expression(self.spec.target, undefined_to_none=False)(**row)
+        if choices is None:
+            return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value not in choices:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"target must be a choice index or a choice text, got {value!r}")
+        if isinstance(value, str):
+            if value not in choices:
+                raise ValueError(f"target {value!r} is not one of the choices {choices}")
+            return choices.index(value)
+        if not 0 <= value < len(choices):
+            raise ValueError(f"target index {value} is out of range for {len(choices)} choices")
+        return value
+
+    def target_text(self, sample: Sample) -> str:
+        if sample.choices is not None and isinstance(sample.target, int):
+            return sample.choices[sample.target]
+        return sample.target[0] if isinstance(sample.target, list) else str(sample.target or "")
+
+    def fewshot_prefix(self, index: int) -> str:
+        shot = self.spec.fewshot
+        if shot.n == 0:
+            return ""
+        pool = list(enumerate(self.rows[shot.split]))
+        if shot.split == self.spec.split:
+            pool = [item for item in pool if item[0] != index]
+        rng = random.Random(f"{shot.seed}/{self.name}/{index}")
+        picked = rng.sample(pool, min(shot.n, len(pool)))
+        parts = []
+        for _, row in picked:
+            choices = self.render_choices(row)
+            example = Sample("", row, self.render_prompt(row), self.render_target(row, choices), choices)
+            parts.append(example.prompt + self.spec.target_delimiter + self.target_text(example))
+        return shot.delimiter.join(parts) + shot.delimiter
+
+    def validate_rows(self) -> None:
+        """Render every row of every split once, so template and data errors surface before a run."""
+        for split, rows in self.rows.items():
+            for i, row in enumerate(rows):
+                try:
+                    self.render_prompt(row)
+                    choices = self.render_choices(row)
+                    if split == self.spec.split or self.spec.fewshot.n:
+                        self.render_target(row, choices)
+                except jinja2.UndefinedError as exc:
+                    missing = str(exc).replace("'dict object' has no attribute ", "").replace(" is undefined", "")
+                    raise UserError(f"{missing} is named by the template but missing from the data "
+                                    f"(split {split!r}, row {i + 1}; columns: {', '.join(map(str, row))})",
+                                    source=self.suite.path, field=f"tasks[{self.name}]") from None
+                except (jinja2.TemplateError, ValueError, TypeError) as exc:
+                    raise UserError(f"{exc} (split {split!r}, row {i + 1})", source=self.suite.path,
+                                    field=f"tasks[{self.name}]") from None
+
+    def fingerprint(self) -> str:
+        return sha256_json({"spec": self.spec.model_dump(mode="json"), "rows": self.rows})
+
+
+@dataclass
+class Suite:
+    """A loaded and validated suite."""
+
+    spec: SuiteSpec
+    path: str
+    tasks: list[Task] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def fingerprint(self) -> str:
+        return sha256_json({"suite": self.spec.model_dump(mode="json"), "tasks": [t.fingerprint() for t in self.tasks]})
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise UserError(f"suite {self.name} has no task {name!r}", source=self.path)
+
+
+def find_suite(ref: str) -> Path:
+    """A suite reference (`suites/x`, `suites/x/suite.yaml`, or a built-in name) to its suite.yaml."""
+    path = Path(ref)
+    if path.is_dir():
+        path = path / SUITE_FILE
+    if path.is_file():
+        return path
+    for root in builtin_roots():
+        candidate = root / ref / SUITE_FILE
+        if candidate.is_file():
+            return candidate
+    known = sorted({p.parent.name for root in builtin_roots() for p in root.glob(f"*/{SUITE_FILE}")})
+    raise UserError(f"suite {ref} not found (no such file or directory; built-in suites: {', '.join(known)})",
+                    field="-s/--suite")
+
+
+def builtin_roots() -> list[Path]:
+    """Where built-in suites live: `./suites` of a checkout, then the copy installed with the package."""
+    roots = [Path.cwd() / "suites", Path(__file__).resolve().parent.parent / "suites",
+             Path(__file__).resolve().parent / "builtin_suites"]
+    return [r for r in dict.fromkeys(roots) if r.is_dir()]
+
+
+def load_suite(ref: str | Path) -> Suite:
+    """Load, validate and return a suite; every problem is a UserError naming file, field and line."""
+    path = find_suite(str(ref))
+    text = _read_text(path)
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise UserError(f"malformed YAML: {getattr(exc, 'problem', exc)}", source=str(path),
+                        line=mark.line + 1 if mark else None) from None
+    if not isinstance(raw, dict):
+        raise UserError("a suite file must be a mapping with name and tasks", source=str(path), line=1)
+    spec = parse_model(SuiteSpec, raw, node, str(path))
+    suite = Suite(spec, str(path))
+    names = [t.name for t in spec.tasks]
+    if len(set(names)) != len(names):
+        raise UserError(f"task names must be unique, got {names}", source=str(path), field="tasks")
+    for i, task_spec in enumerate(spec.tasks):
+        suite.tasks.append(_load_task(suite, task_spec, i, node))
+    return suite
+
+
+def parse_model(model: type[BaseModel], raw: Any, node: yaml.Node | None, source: str) -> Any:
+    """Validate `raw` against a pydantic model; the first error becomes a UserError with field and line."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))]
+        msg = "unknown key (not allowed here)" if err["type"] == "extra_forbidden" else err["msg"]
+        raise UserError(msg, source=source, field=_dotted(loc, raw), line=_line_of(node, loc)) from None
+
+
+def _dotted(loc: list[Any], raw: Any) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            name = raw[part].get("name") if isinstance(raw, list) and part < len(raw) and isinstance(raw[part], dict) else None
+            out += f"[{name or part}]"
+            raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
+        else:
+            out += f".{part}" if out else str(part)
+            raw = raw.get(part) if isinstance(raw, dict) else None
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [(k, v) for k, v in node.value if k.value == part]
+            if not match:
+                break
+            line, node = match[0][0].start_mark.line + 1, match[0][1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node) -> Task:
+    from harness.metrics import check_metrics  # metric names are validated against the registry
+
+    where = f"tasks[{spec.name}]"
+    line = _line_of(node, ["tasks", index])
+    try:
+        check_metrics(spec.kind, spec.metrics)
+    except ValueError as exc:
+        raise UserError(str(exc), source=suite.path, field=f"{where}.metrics",
+                        line=_line_of(node, ["tasks", index, "metrics"])) from None
+    if spec.split not in spec.data:
+        raise UserError(f"split {spec.split!r} has no data file (declared: {', '.join(spec.data)})",
+                        source=suite.path, field=f"{where}.split", line=line)
+    if spec.fewshot.n and spec.fewshot.split not in spec.data:
+        raise UserError(f"few-shot split {spec.fewshot.split!r} has no data file", source=suite.path,
+                        field=f"{where}.fewshot.split", line=line)
+    if spec.kind in ("multiple_choice",) and spec.choices is None:
+        raise UserError("a multiple_choice task needs choices", source=suite.path, field=f"{where}.choices", line=line)
+    if spec.kind in ("multiple_choice", "generate") and spec.target is None:
+        raise UserError(f"a {spec.kind} task needs a target", source=suite.path, field=f"{where}.target", line=line)
+    task = Task(spec, suite)
+    base = Path(suite.path).parent
+    for split, rel in spec.data.items():
+        task.rows[split] = read_rows(base / rel, f"{where}.data.{split}")
+    task.validate_rows()
+    return task
+
+
+def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
+    """Rows of a jsonl, json, csv or tsv file, as dicts; clear errors for missing, empty or non-UTF-8 data."""
+    if not path.is_file():
+        raise UserError(f"data file {path} does not exist", field=field_name)
+    text = _read_text(path)
+    try:
+        rows = _parse_rows(path, text)
+    except (ValueError, csv.Error) as exc:
+        raise UserError(f"cannot parse: {exc}", source=str(path), field=field_name) from None
+    if not rows:
+        raise UserError("the dataset is empty", source=str(path), field=field_name)
+    return rows
+
+
+def _parse_rows(path: Path, text: str) -> list[dict[str, Any]]:
+    if path.suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except ValueError as exc:
+                    raise ValueError(f"line {number}: {exc}") from None
+        _check_objects(rows)
+        return rows
+    if path.suffix == ".json":
+        data = json.loads(text)
+        if isinstance(data, dict):  # {id: {...}} as PubMedQA ships it
+            data = [{"id": key, **value} if isinstance(value, dict) else {"id": key, "value": value}
+                    for key, value in data.items()]
+        if not isinstance(data, list):
+            raise ValueError("a .json data file must hold a list of objects or a mapping of id to object")
+        _check_objects(data)
+        return data
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ",")
+    return [dict(row) for row in reader]
+
+
+def _check_objects(rows: list[Any]) -> None:
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ValueError(f"row {i} is not an object")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"not valid UTF-8 (byte {exc.start})", source=str(path)) from None
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None

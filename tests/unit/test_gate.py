@@ -1,0 +1,115 @@
+"""Gate files: validation errors, verdicts, exit codes, JUnit."""
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from tests.unit.runfixtures import binary_scores, build_run, demo_pair
+
+from harness.api import UserError
+from harness.gate import format_gate, load_gate, run_gate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _gate(tmp_path, text: str) -> Path:
+    path = tmp_path / "gate.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture()
+def runs(tmp_path):
+    return demo_pair(tmp_path / "runs")
+
+
+PASSING = """
+rules:
+  - {suite: medical, metric: acc, floor: 0.6}
+  - {suite: medical, metric: acc, non_inferiority: 0.02}
+  - {suite: legal, superiority: true}
+  - {metric: acc, max_general_drop: 0.1}
+  - {suite: adversarial, max_robustness_drop: 0.5}
+"""
+
+
+def test_all_rules_pass_exit_0_and_junit_parses(tmp_path, runs):
+    junit = tmp_path / "out" / "junit.xml"
+    result = run_gate(_gate(tmp_path, PASSING), *runs, junit_path=junit)
+    assert result.passed and result.exit_code == 0
+    assert [r.kind for r in result.rules] == ["floor", "non_inferiority", "superiority", "max_general_drop",
+                                              "max_robustness_drop"]
+    ni = result.rules[1]
+    assert ni.interval[0] > -0.02 and ni.p_value < 0.025
+    root = ET.parse(junit).getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == 5 and root.find("testsuite").get("failures") == "0"
+    assert not list(tmp_path.glob("out/.*.tmp"))  # temp file renamed away
+    assert "PASS" in format_gate(result)
+
+
+def test_failing_rule_exit_1_with_junit_failure(tmp_path, runs):
+    gate = _gate(tmp_path, "rules:\n  - {name: too high, suite: general, floor: 0.95}\n"
+                           "  - {suite: medical, floor: 0.1}\n")
+    junit = tmp_path / "junit.xml"
+    result = run_gate(gate, *runs, junit_path=junit)
+    assert result.exit_code == 1 and result.failures == ["too high"]
+    failures = ET.parse(junit).getroot().findall(".//testcase/failure")
+    assert len(failures) == 1 and "too high" in failures[0].get("message")
+
+
+def test_superiority_fails_without_evidence(tmp_path):
+    scores = {("general", "g"): {"acc": binary_scores(40, 0.5, 1)}}
+    base = build_run(tmp_path / "b", scores=scores)
+    cand = build_run(tmp_path / "c", scores=scores, adapter="same")
+    result = run_gate(_gate(tmp_path, "rules:\n  - {suite: general, superiority: true}\n"), base, cand)
+    assert result.exit_code == 1 and result.rules[0].figure == 0.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("rules:\n  - {suite: medical, flor: 0.6}\n", r"gate.yaml:2: rules.0.flor: Extra inputs are not permitted"),
+    ("rules:\n  - suite: medical\n    floor: 0.6\n    superiority: true\n", r"gate.yaml:2: rules.0: .*exactly one"),
+    ("rules:\n  - suite: medical\n    non_inferiority: -1\n", r"gate.yaml:3: rules.0.non_inferiority"),
+    ("rules: [\n", r"gate.yaml:2: not valid YAML"),
+    ("rules: []\n", r"rules"),
+    ("- a\n", r"expected a mapping"),
+])
+def test_malformed_gate_file_is_user_error(tmp_path, text, message):
+    with pytest.raises(UserError, match=message) as err:
+        load_gate(_gate(tmp_path, text))
+    assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("{suite: nosuch, floor: 0.5}", "suite 'nosuch' is not in the baseline run"),
+    ("{suite: medical, task: nosuch, floor: 0.5}", "task 'nosuch' is not in suite 'medical'"),
+    ("{suite: medical, metric: bleu, floor: 0.5}", "metric 'bleu' is not in medical"),
+    ("{suite: medical, max_robustness_drop: 0.1}", "no robustness results"),
+])
+def test_rule_naming_missing_target_is_user_error(tmp_path, runs, rule, message):
+    with pytest.raises(UserError, match=message) as err:
+        run_gate(_gate(tmp_path, f"rules:\n  - {rule}\n"), *runs)
+    assert "gate.yaml:2" in str(err.value)
+
+
+def test_missing_run_is_user_error(tmp_path, runs):
+    with pytest.raises(UserError, match="no such run directory"):
+        run_gate(_gate(tmp_path, PASSING), runs[0], tmp_path / "nope")
+
+
+def test_corpus_metric_cannot_take_interval_rule(tmp_path):
+    scores = {("t", "x"): {"chrf_s": [0.1, 0.2]}}
+    base = build_run(tmp_path / "b", scores=scores, corpus={("t", "x"): {"bleu": 10.0}})
+    cand = build_run(tmp_path / "c", scores=scores, corpus={("t", "x"): {"bleu": 12.0}}, adapter="a")
+    with pytest.raises(UserError, match="corpus-level"):
+        run_gate(_gate(tmp_path, "rules:\n  - {suite: t, metric: bleu, non_inferiority: 1}\n"), base, cand)
+    ok = run_gate(_gate(tmp_path, "rules:\n  - {suite: t, metric: bleu, floor: 11}\n"), base, cand)
+    assert ok.passed and ok.rules[0].figure == 12.0
+
+
+@pytest.mark.parametrize("name", ["gate.default.yaml", "gate.example.yaml"])
+def test_shipped_gate_files_are_valid_on_demo_suites(name, runs):
+    spec, _ = load_gate(REPO / "reports" / name)
+    assert spec.rules
+    result = run_gate(REPO / "reports" / name, *runs)
+    assert len(result.rules) == len(spec.rules)
