@@ -66,6 +66,42 @@ def cmd_suites_validate(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare_runs, format_comparison
+    from harness.runs import resolve_run
+
+    comp = compare_runs(resolve_run(args.baseline, args.store), resolve_run(args.candidate, args.store),
+                        n_resamples=args.resamples, seed=args.seed)
+    print(format_comparison(comp))
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from harness.gate import format_gate, run_gate
+
+    result = run_gate(Path(args.gate), args.baseline, args.candidate,
+                      Path(args.junit) if args.junit else None, store_path=args.store)
+    print(format_gate(result))
+    return result.exit_code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.gate import run_gate
+    from harness.report import write_reports
+    from harness.runs import load_runs
+
+    if not (args.html or args.md):
+        raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
+    runs = load_runs([Path(r) for r in args.runs])
+    gate = run_gate(Path(args.gate), runs[0].path, runs[1].path) if args.gate and len(runs) > 1 else None
+    write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
+                  md_path=Path(args.md) if args.md else None)
+    for path in (args.html, args.md):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
 
@@ -99,6 +135,29 @@ def build_parser() -> argparse.ArgumentParser:
     val = suites.add_parser("validate", help="validate suite files")
     val.add_argument("paths", nargs="+")
     val.set_defaults(func=cmd_suites_validate)
+
+    cmp = sub.add_parser("compare", help="paired comparison of two runs")
+    cmp.add_argument("baseline", help="run directory or saved baseline name")
+    cmp.add_argument("candidate", help="run directory or saved baseline name")
+    cmp.add_argument("--resamples", type=_positive, default=10_000, help="paired-bootstrap resamples")
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--store", help="SQLite store holding saved baselines")
+    cmp.set_defaults(func=cmd_compare)
+
+    gate = sub.add_parser("gate", help="judge a candidate against a baseline: exit 0 pass, 1 fail, 2 bad input")
+    gate.add_argument("gate", help="gate file (YAML)")
+    gate.add_argument("--baseline", required=True, help="run directory or saved baseline name")
+    gate.add_argument("--candidate", required=True, help="run directory")
+    gate.add_argument("--junit", help="write JUnit XML here (one testcase per rule)")
+    gate.add_argument("--store", help="SQLite store holding saved baselines")
+    gate.set_defaults(func=cmd_gate)
+
+    rep = sub.add_parser("report", help="Markdown and self-contained HTML reports; the first run is the baseline")
+    rep.add_argument("runs", nargs="+", help="run directories (a sweep directory expands to its variants)")
+    rep.add_argument("--html", help="HTML report path")
+    rep.add_argument("--md", help="Markdown report path")
+    rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
+    rep.set_defaults(func=cmd_report)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")

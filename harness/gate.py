@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from harness import stats
 from harness.api import UserError
 from harness.compare import Comparison, MetricComparison, compare_runs, fmt_p
-from harness.runs import atomic_write_text, load_run
+from harness.runs import atomic_write_text, resolve_run
 
 KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop")
 
@@ -242,11 +242,13 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
     return GateResult(rows, comp, source, spec.seed, spec.n_resamples, [r.name for r in rows if not r.passed])
 
 
-def run_gate(gate_file: Path, baseline_path: Path, candidate_path: Path,
-             junit_path: Path | None = None) -> GateResult:
-    """Load gate and runs, compare, judge; write JUnit when asked. Exit status: `result.exit_code`."""
+def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | str,
+             junit_path: Path | None = None, store_path: str | None = None) -> GateResult:
+    """Load gate and runs (a directory or a saved baseline name), compare, judge; write JUnit when asked.
+
+    Exit status: `result.exit_code`."""
     spec, root = load_gate(Path(gate_file))
-    baseline, candidate = load_run(Path(baseline_path)), load_run(Path(candidate_path))
+    baseline, candidate = resolve_run(baseline_path, store_path), resolve_run(candidate_path, store_path)
     comp = compare_runs(baseline, candidate, n_resamples=spec.n_resamples, seed=spec.seed)
     result = evaluate_gate(spec, comp, source=str(gate_file), root=root)
     if junit_path is not None:

@@ -146,6 +146,28 @@ def load_run(path: Path) -> Run:
     return Run(results=results, samples=samples, path=run_dir, label=label)
 
 
+def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
+    """A run directory, or the name of a baseline saved in the store with `eval --save-baseline NAME`."""
+    path = Path(ref)
+    if path.exists():
+        return load_run(path)
+    from harness.store import Store
+
+    store = Store(store_path)
+    try:
+        saved = store.load_baseline(str(ref))
+        names = store.baselines()
+    finally:
+        store.close()
+    if saved is None:
+        known = f" (saved baselines: {', '.join(names)})" if names else ""
+        raise UserError(f"no such run directory or saved baseline{known}", source=str(ref))
+    results, samples = saved
+    adapter = (results.get("model") or {}).get("adapter")
+    label = str(adapter.get("name")) if isinstance(adapter, dict) and adapter.get("name") else "base"
+    return Run(results=results, samples=samples, path=Path(f"baseline:{ref}"), label=label)
+
+
 def load_runs(paths: list[Path]) -> list[Run]:
     """Load several runs; a sweep directory expands into its variants (base first)."""
     runs: list[Run] = []

@@ -168,7 +168,7 @@ class _UidPool:
 
     def __init__(self, size: int = 4096) -> None:
         # A high range that no distribution allocates; offset by pid so parallel harnesses differ.
-        self.base = 1_900_000_000 + (os.getpid() % 50_000) * size
+        self.base, self.size = 1_900_000_000 + (os.getpid() % 50_000) * size, size
         self.free = list(range(self.base, self.base + size))
         random.shuffle(self.free)
         self.lock = threading.Lock()

@@ -10,8 +10,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync"]
 
 
-def _shoot(browser: Any, html_path: Path, png_path: Path, width: int, full_page: bool) -> None:
-    page = browser.new_page(viewport={"width": width, "height": 900}, device_scale_factor=1)
+def _shoot(browser: Any, html_path: Path, png_path: Path, width: int, full_page: bool, height: int = 900) -> None:
+    page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
     try:
         # Block everything but the file itself: the report must not need the network.
         page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
@@ -22,20 +22,20 @@ def _shoot(browser: Any, html_path: Path, png_path: Path, width: int, full_page:
         page.close()
 
 
-def render_screenshot(html_path: Path, png_path: Path, *, width: int = 1280, full_page: bool = True,
+def render_screenshot(html_path: Path, png_path: Path, *, width: int = 1280, height: int = 900, full_page: bool = True,
                       browser: Any = None) -> Path:
     """Open the report from disk (network blocked) and save a PNG; reuses `browser` when one is given."""
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     if browser is not None:
-        _shoot(browser, Path(html_path), png_path, width, full_page)
+        _shoot(browser, Path(html_path), png_path, width, full_page, height)
         return png_path
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         own = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            _shoot(own, Path(html_path), png_path, width, full_page)
+            _shoot(own, Path(html_path), png_path, width, full_page, height)
         finally:
             own.close()
     return png_path

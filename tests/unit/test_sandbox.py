@@ -78,7 +78,7 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 def _pool_processes() -> list[int]:
     """Live processes under any of the sandbox's throw-away uids."""
-    pool = range(sb._UIDS.base, sb._UIDS.base + len(sb._UIDS.free) + 64)
+    pool = range(sb._UIDS.base, sb._UIDS.base + sb._UIDS.size)
     left = []
     for proc in psutil.process_iter(["uids", "status"]):
         try:
