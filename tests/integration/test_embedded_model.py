@@ -16,7 +16,7 @@ def test_prefers_paris() -> None:
     [response] = backend.loglikelihood([Request("loglikelihood", "Question: What is the capital of France?\nAnswer:",
                                                 (" Paris", " London", " Berlin", " Madrid"))])
     assert max(range(4), key=lambda i: response.logliks[i]) == 0
-    assert response.is_greedy[0]
+    assert response.logliks[0] > response.logliks[1] + 1.0  # clearly, not by a rounding error
 
 
 def test_converted_cache_loads_fast() -> None:
