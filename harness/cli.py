@@ -31,7 +31,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for res in results:
         print(markdown_table(res))
         print()
-    if args.out:
+    if args.out and results:
         print(f"wrote {args.out}")
     return 0
 
@@ -108,6 +108,47 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(quick=args.quick, store_path=args.store)
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from harness.review.app import serve
+
+    return serve(args.runs, mode=args.mode, reviewers_per_item=args.reviewers_per_item, host=args.host,
+                 port=args.port, store_path=args.store, seed=args.seed)
+
+
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from harness.review.export import export
+
+    print(export(args.out, fmt=args.format, store_path=args.store).line())
+    return 0
+
+
+def cmd_review_summary(args: argparse.Namespace) -> int:
+    from harness.review.summary import human_eval_summary, summary_json, summary_text
+
+    summary = human_eval_summary(args.store, args.runs or None)
+    print(summary_json(summary) if args.json else summary_text(summary))
+    return 0
+
+
+class _DefaultSubcommand(argparse._SubParsersAction):
+    """Subcommands where any other first word starts the default one: `review RUN...` is `review serve RUN...`."""
+
+    class _AnyWord(dict):  # argparse checks the first word against `choices` before calling the action
+        def __contains__(self, key: object) -> bool:
+            return True
+
+    def __init__(self, *args: Any, default_command: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+        self.choices = self._AnyWord(self._name_parser_map)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if values and values[0] not in self._name_parser_map:
+            values = [self.default_command, *values]
+        super().__call__(parser, namespace, values, option_string)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunegate", description="Evaluate fine-tuned models and gate releases.")
     parser.add_argument("--version", action="version", version=_version())
@@ -163,6 +204,30 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")
     demo.add_argument("--store", help="SQLite store")
     demo.set_defaults(func=cmd_demo)
+
+    review = sub.add_parser("review", help="the human-feedback review app (serve RUN..., export, summary)")
+    rsub = review.add_subparsers(dest="review_command", required=True, action=_DefaultSubcommand,
+                                 default_command="serve", metavar="{RUN... | serve RUN... | export | summary}")
+    rv = rsub.add_parser("serve", help="serve the review app on the runs (the default: `review RUN...`)")
+    rv.add_argument("runs", nargs="+", metavar="RUN", help="run directories (sweep directories expand)")
+    rv.add_argument("--mode", choices=["pairwise", "rating"], default="pairwise")
+    rv.add_argument("--reviewers-per-item", type=_positive, default=1, help="how many reviewers judge each item")
+    rv.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    rv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1 only)")
+    rv.add_argument("--seed", type=int, default=0, help="seed of the queue order")
+    rv.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
+    rv.set_defaults(func=cmd_review)
+    rx = rsub.add_parser("export", help="write judgments as training data")
+    rx.add_argument("out", metavar="OUT.jsonl")
+    rx.add_argument("--format", choices=["preference"], default="preference",
+                    help="preference: {prompt, chosen, rejected} rows; ties and both-bad are left out")
+    rx.add_argument("--store", help="SQLite store")
+    rx.set_defaults(func=cmd_review_export)
+    rs = rsub.add_parser("summary", help="win rates, Bradley–Terry, rubric means, reviewer agreement")
+    rs.add_argument("runs", nargs="*", metavar="RUN", help="only items from these runs (default: all)")
+    rs.add_argument("--json", action="store_true", help="the dict the report takes, as JSON")
+    rs.add_argument("--store", help="SQLite store")
+    rs.set_defaults(func=cmd_review_summary)
     return parser
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import __version__, metrics
+from harness import __version__, distributed, metrics
 from harness.api import Backend, Request, Response, SampleRecord, UserError, sha256_json
 from harness.store import Store
 from harness.suite import Generation, Sample, Suite, Task, load_suite
@@ -122,17 +122,20 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
                        "settings": settings.key_part()})
     model_info = {"spec": model_spec, "adapter": backend.adapter.to_json() if backend.adapter else None,
                   "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
-    run_id, resumed = store.start_run(key, model_info, settings.resume)
+    run_id, resumed = distributed.broadcast(store.start_run(key, model_info, settings.resume)
+                                            if distributed.is_main() else None)
     done = store.done_ids(run_id)
     todo = [i for i in items if (i.task.suite.name, i.task.name, i.sample.sample_id) not in done]
     if resumed:
         _say(settings, f"resuming run {run_id[:12]}: {len(items) - len(todo)} of {len(items)} samples already done")
     stats = _execute(backend, store, run_id, fp_hash, todo, settings)
+    if not distributed.is_main():
+        return {}, []
     records = store.records(run_id)
     results = assemble_results(run_id, model_info, suites, items, records, settings)
     wall = time.perf_counter() - start
     results["timing"] = {"wall_seconds": round(wall, 3), "model_load_seconds": round(getattr(backend, "load_seconds", 0.0), 3),
-                         "tokens_processed": stats["tokens"],
+                         "compute_seconds": round(stats["compute_seconds"], 3), "tokens_processed": stats["tokens"],
                          "tokens_per_second": round(stats["tokens"] / stats["compute_seconds"], 1)
                          if stats["compute_seconds"] > 0 else None,
                          "cache_hits": stats["hits"], "cache_misses": stats["misses"],
@@ -143,23 +146,45 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
 
 def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: list[WorkItem],
              settings: EvalSettings) -> dict[str, Any]:
-    """Answer every request (cache first), score, and commit records chunk by chunk."""
+    """Answer every request (cache first), score, and commit records chunk by chunk.
+
+    Under torchrun each rank answers its shard and rank 0 commits what every rank gathered."""
     for item in todo:
         item.keys = [sha256_json([fp_hash, r.key()]) for r in item.requests]
-    cached = store.cached([k for item in todo for k in item.keys])
+    mine = distributed.shard(todo)
+    cached = store.cached([k for item in mine for k in item.keys])
     stats = {"hits": 0, "misses": 0, "tokens": 0, "compute_seconds": 0.0}
-    bar = _progress(len(todo), settings)
+    bar = _progress(len(mine), settings)
+    pending: list[tuple[list[tuple[int, SampleRecord]], list[tuple[str, Response]]]] = []
     try:
-        for chunk in _chunks(todo, settings):
+        for chunk in _chunks(mine, settings):
             answers, new = _answer(backend, chunk, cached, stats)
-            records = _score(chunk, answers, settings)
-            store.add_records(run_id, [(item.seq, rec) for item, rec in zip(chunk, records)], new)
+            records = [(item.seq, rec) for item, rec in zip(chunk, _score(chunk, answers, settings))]
+            if distributed.rank_and_size()[1] == 1:
+                store.add_records(run_id, records, new)
+            else:
+                pending.append((records, new))
             if bar is not None:
                 bar.update(len(chunk))
     finally:
         if bar is not None:
             bar.close()
+    if distributed.rank_and_size()[1] > 1:
+        stats = _gather_into_store(store, run_id, pending, stats)
     return stats
+
+
+def _gather_into_store(store: Store, run_id: str, pending: list, stats: dict[str, Any]) -> dict[str, Any]:
+    gathered = distributed.gather((pending, stats))
+    if gathered is None:
+        return stats
+    total = {"hits": 0, "misses": 0, "tokens": 0, "compute_seconds": 0.0}
+    for rank_pending, rank_stats in gathered:
+        for records, new in rank_pending:
+            store.add_records(run_id, records, new)
+        for key in total:
+            total[key] = total[key] + rank_stats[key] if key != "compute_seconds" else max(total[key], rank_stats[key])
+    return total
 
 
 def _chunks(todo: list[WorkItem], settings: EvalSettings):
@@ -207,7 +232,7 @@ def score_default(task: Task, pairs: list[tuple[WorkItem, list[Response]]], sett
 def _score_one(task: Task, item: WorkItem, response: Response) -> SampleRecord:
     spec, sample = task.spec, item.sample
     inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
-                             n_tokens=response.n_tokens or None, doc=sample.doc)
+                             n_tokens=response.n_tokens or None, doc=sample.doc, task=spec)
     extra: dict[str, Any] = {}
     shown = response.text
     if spec.kind == "multiple_choice":
@@ -377,6 +402,7 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
 
     if out is not None:
         check_out_dir(out)
+    distributed.init()
     suites = [load_suite(ref) for ref in suite_refs]
     backend = load_backend(model, dtype=dtype, batch_size=settings.batch_size)
     variants: list[str | None] = ([None] if include_base or not adapters else []) + list(adapters)
@@ -395,6 +421,8 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
             backend.set_adapter(variant)
             _say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
             results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m")
+            if not distributed.is_main():
+                continue
             if out is not None:
                 write_run_dir(out if len(variants) == 1 else out / name, results, records)
             if save_baseline:
@@ -403,8 +431,12 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
             all_results.append(results)
     finally:
         store.close()
+        distributed.shutdown()
     return all_results
 
 
 def _variant_name(adapter: str | None) -> str:
     return Path(adapter).name if adapter else "base"
+
+
+import harness.code_scoring  # noqa: E402,F401  (registers SCORERS["code"]; imported last: it imports us)

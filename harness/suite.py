@@ -65,6 +65,56 @@ class Extraction(_Strict):
     fallback: str = ""
 
 
+PerturbName = Literal["typos", "casing", "contractions", "whitespace", "distractor", "shuffle_choices", "injection"]
+
+
+class PerturbationSpec(_Strict):
+    """One declared, seeded perturbation (behaviour in harness.perturb); `label` names the variant."""
+
+    name: PerturbName
+    seed: int = 1
+    rate: float = Field(0.05, ge=0.0, le=1.0)  # typos, whitespace, random casing: chance per character
+    mode: Literal["upper", "lower", "title", "random"] = "upper"  # casing
+    sentences: int = Field(1, ge=1, le=5)  # distractor sentences to add
+    text: str | None = None  # injection: the suffix (default: harness.perturb.INJECTION)
+    fields: list[str] | None = None  # row fields to perturb (default: the text fields the prompt uses)
+    label: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @property
+    def variant(self) -> str:
+        return self.label or self.name
+
+
+class Rubric(_Strict):
+    """Declared expectations for free-text responses: named regex pattern sets, searched case-insensitively.
+
+    A row names the behaviour it expects in `expect_field` (or every row shows `expect`). The behaviour
+    `answer` means the reference answer (or a row's `accept` pattern) appears; `comply` only checks that
+    no forbidden pattern appears; any other behaviour is a key of `behaviours`.
+    """
+
+    behaviours: dict[str, list[str]] = {}
+    expect: str | None = None
+    expect_field: str = "expect"
+    accept_field: str = "accept"  # row column: extra patterns that also count as the expected behaviour
+    forbid: list[str] = []  # patterns no response may match (an obeyed injection, a leaked secret)
+    forbid_field: str = "forbid"  # row column: extra forbidden patterns for that row
+    abstain: str = "abstain"  # the behaviour that counts as abstaining (abstention_rate, selective_accuracy)
+    refuse: str = "refuse"  # the behaviour that counts as a refusal (refusal_rate)
+
+    @field_validator("behaviours", "forbid")
+    @classmethod
+    def _patterns_compile(cls, value: Any) -> Any:
+        import re
+
+        for pattern in (p for ps in value.values() for p in ps) if isinstance(value, dict) else value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regex {pattern!r}: {exc}") from None
+        return value
+
+
 class TaskSpec(_Strict):
     """One task of a suite."""
 
@@ -85,6 +135,16 @@ class TaskSpec(_Strict):
     id_field: str | None = None
     limit: int | None = Field(None, ge=1)  # default size; `--full` evaluates every row
     description: str | None = None
+    perturbations: list[PerturbationSpec] = []  # robustness variants of every sample (harness.perturb)
+    rubric: Rubric | None = None  # pattern rubric for rubric metrics (rubric_pass, abstention_rate, ...)
+
+    @field_validator("perturbations")
+    @classmethod
+    def _unique_variants(cls, value: list[PerturbationSpec]) -> list[PerturbationSpec]:
+        names = [p.variant for p in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"perturbation variants must have distinct names (use `label`), got {names}")
+        return value
 
     @field_validator("data")
     @classmethod
@@ -282,6 +342,10 @@ def load_suite(ref: str | Path) -> Suite:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"malformed YAML: {getattr(exc, 'problem', exc)}", source=str(path),
                         line=mark.line + 1 if mark else None) from None
+    from harness import lmeval_task
+
+    if lmeval_task.is_lmeval_task(raw):
+        return lmeval_task.to_suite(raw, path)
     if not isinstance(raw, dict):
         raise UserError("a suite file must be a mapping with name and tasks", source=str(path), line=1)
     spec = parse_model(SuiteSpec, raw, node, str(path))

@@ -40,7 +40,7 @@ class HFBackend:
     source: ModelSource
     dtype: str = "float32"
     batch_size: int = 32
-    pack_tokens: int = 1024
+    pack_tokens: int = 512  # measured best on 2 cores: longer rows pay more for the dense tree mask
     device: str | None = None
     _adapter: adapter_io.AdapterInfo | None = None
     _model: Any = field(default=None, repr=False)
@@ -362,17 +362,23 @@ def _ctx_end(row: list[_Group], base: int) -> int:
 
 
 def _read_scores(row: list[_Group], hidden: Any, head: Any, targets: list, row_len: int):
+    """Score every branch of a packed row with one output-projection call over just the needed positions."""
     import torch
     import torch.nn.functional as F
 
+    positions = [p for branches in targets for prev, _ in branches for p in prev]
+    tokens = torch.tensor([t for branches in targets for _, cont in branches for t in cont])
+    logprobs = F.log_softmax(head(hidden[positions]).float(), dim=-1)
+    picked = logprobs.gather(-1, tokens[:, None].to(logprobs.device))[:, 0]
+    greedy_hits = logprobs.argmax(-1).cpu() == tokens
+    offset = 0
     for g, branches in zip(row, targets):
         logliks, greedy = [], []
-        for prev, cont in branches:
-            logits = head(hidden[prev]).float()
-            logprobs = F.log_softmax(logits, dim=-1)
-            target = torch.tensor(cont, device=logprobs.device)
-            logliks.append(float(logprobs.gather(-1, target[:, None]).sum()))
-            greedy.append(bool((logprobs.argmax(-1) == target).all()))
+        for _, cont in branches:
+            span = slice(offset, offset + len(cont))
+            logliks.append(float(picked[span].sum()))
+            greedy.append(bool(greedy_hits[span].all()))
+            offset += len(cont)
         yield g, logliks, greedy, g.size
 
 

@@ -1,0 +1,167 @@
+"""tunegate vs lm-evaluation-harness, side by side in one run, on the embedded SmolLM2-135M (fp32, CPU).
+
+Prints, with ratios:
+1. multiple-choice scoring: whole-process wall time of both tools on the same lm-eval task file, agreement
+   on acc/acc_norm and per-choice loglikelihoods, and scoring throughput against the forward roofline;
+2. generation: batched greedy vs batch-1 `generate` (identical outputs), and lm-eval's generate_until;
+3. never pay twice: a re-run with nothing changed (whole process, model not loaded);
+4. adapter sweep: base + 3 adapters in one process vs the sum of the four scoring phases.
+
+Run: `make bench` (installs lm_eval==0.4.13 into the venv) or `.venv/bin/python benchmarks/bench_lm_eval.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TASK = ROOT / "benchmarks" / "data" / "mc60.yaml"
+GEN_TASK = ROOT / "benchmarks" / "data" / "gen32.yaml"
+BIN = Path(sys.executable).parent
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stderr[-4000:]}")
+    return wall, proc
+
+
+def model_dir() -> str:
+    from harness.models import resolve_model
+
+    return resolve_model("smollm2-135m").path
+
+
+def run_lm_eval(task: Path, out: Path, batch: int = 16) -> tuple[float, dict, list[dict]]:
+    wall, _ = timed([str(BIN / "lm_eval"), "--model", "hf", "--model_args",
+                     f"pretrained={model_dir()},dtype=float32", "--tasks", task.stem, "--include_path",
+                     str(task.parent), "--batch_size", str(batch), "--device", "cpu", "--log_samples",
+                     "--output_path", str(out)], env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    results_file = sorted(out.rglob("results_*.json"))[-1]
+    samples_file = sorted(out.rglob(f"samples_{task.stem}_*.jsonl"))[-1]
+    results = json.loads(results_file.read_text())["results"][task.stem]
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    return wall, results, samples
+
+
+def run_tunegate(task: Path, out: Path, store: Path, extra: list[str] | None = None) -> tuple[float, dict, list[dict]]:
+    wall, _ = timed([str(BIN / "tunegate"), "eval", "-q", "-s", str(task), "--store", str(store), "--out", str(out),
+                     *(extra or [])])
+    results = json.loads((out / "results.json").read_text())
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    return wall, results, samples
+
+
+def roofline_tokens_per_second() -> float:
+    """Tokens/s of one large batched forward pass (32 x 128), the ceiling scoring can reach."""
+    import torch
+
+    from harness.models import load_backend
+
+    model = load_backend("smollm2-135m").model
+    ids = torch.randint(100, 10_000, (32, 128))
+    with torch.inference_mode():
+        model(ids[:2, :16])
+        start = time.perf_counter()
+        model(ids)
+        return ids.numel() / (time.perf_counter() - start)
+
+
+def multiple_choice(tmp: Path) -> dict:
+    le_wall, le_res, le_samples = run_lm_eval(TASK, tmp / "lm_eval")
+    tg_wall, tg_res, tg_samples = run_tunegate(TASK, tmp / "tg", tmp / "store.sqlite")
+    metrics = tg_res["suites"]["mc60"]["tasks"]["mc60"]["metrics"]
+    le_ll = {s["doc_id"]: [float(r[0][0]) for r in s["resps"]] for s in le_samples}
+    diffs = [abs(a - b) for i, s in enumerate(tg_samples) for a, b in zip(s["logliks"], le_ll[i])]
+    roof = roofline_tokens_per_second()
+    timing = tg_res["timing"]
+    print("\n== 1. multiple choice (60 questions x 4 choices, lm-eval hf backend batch 16) ==")
+    print(f"lm-eval whole process   {le_wall:7.2f} s   acc {le_res['acc,none']:.4f}  acc_norm {le_res['acc_norm,none']:.4f}")
+    print(f"tunegate whole process  {tg_wall:7.2f} s   acc {metrics['acc']['value']:.4f}  acc_norm {metrics['acc_norm']['value']:.4f}")
+    print(f"ratio tunegate/lm-eval  {tg_wall / le_wall:7.3f}   (target <= 0.25)")
+    print(f"identical acc/acc_norm  {abs(le_res['acc,none'] - metrics['acc']['value']) < 1e-9 and abs(le_res['acc_norm,none'] - metrics['acc_norm']['value']) < 1e-9}")
+    print(f"per-choice loglik       max |diff| {max(diffs):.2e} over {len(diffs)} choices (target < 1e-4)")
+    print(f"forward roofline        {roof:7.1f} tokens/s (batch 32 x 128)")
+    print(f"scoring throughput      {timing['tokens_per_second']:7.1f} tokens/s = {timing['tokens_per_second'] / roof:.0%} of roofline "
+          f"({timing['tokens_processed']} tokens run in {timing['compute_seconds']} s)")
+    return {"lm_eval_s": le_wall, "tunegate_s": tg_wall, "max_ll_diff": max(diffs)}
+
+
+def generation(tmp: Path) -> None:
+    from harness.api import GenSettings, Request
+    from harness.models import load_backend
+
+    rows = [json.loads(line) for line in (ROOT / "benchmarks" / "data" / "gen32.jsonl").read_text().splitlines()]
+    settings = GenSettings(max_new_tokens=16, stop=("\n",))
+    requests = [Request("generate", f"Question: {r['question']}\nAnswer:", gen=settings) for r in rows]
+    backend = load_backend("smollm2-135m", batch_size=1)
+    backend.generate(requests[:1])
+    start = time.perf_counter()
+    one = backend.generate(requests)
+    one_s = time.perf_counter() - start
+    backend.batch_size = 32
+    start = time.perf_counter()
+    many = backend.generate(requests)
+    many_s = time.perf_counter() - start
+    tokens = sum(r.n_tokens[0] for r in many)
+    le_wall, le_res, _ = run_lm_eval(GEN_TASK, tmp / "lm_eval_gen", batch=32)
+    tg_wall, tg_res, _ = run_tunegate(GEN_TASK, tmp / "tg_gen", tmp / "store_gen.sqlite", ["--batch-size", "32"])
+    em = tg_res["suites"]["gen32"]["tasks"]["gen32"]["metrics"]["exact_match_strict"]["value"]
+    print("\n== 2. generation (32 prompts, greedy, up to 16 new tokens) ==")
+    print(f"batch 1      {tokens / one_s:7.1f} tokens/s ({one_s:.2f} s)")
+    print(f"batched 32   {tokens / many_s:7.1f} tokens/s ({many_s:.2f} s)   ratio {one_s / many_s:.2f}x (target >= 3x)")
+    print(f"identical greedy outputs: {[r.text for r in one] == [r.text for r in many]}")
+    print(f"generate_until whole process: lm-eval {le_wall:.2f} s, tunegate {tg_wall:.2f} s, ratio {tg_wall / le_wall:.3f}; "
+          f"exact_match lm-eval {le_res['exact_match,none']:.4f} tunegate {em:.4f}")
+
+
+def rerun(tmp: Path) -> None:
+    wall, res, _ = run_tunegate(TASK, tmp / "tg_again", tmp / "store.sqlite")
+    print("\n== 3. never pay twice ==")
+    print(f"re-run, nothing changed: whole process {wall:.2f} s (target <= 5 s), model load {res['timing']['model_load_seconds']} s, "
+          f"cache hits {res['timing']['cache_hits']}, misses {res['timing']['cache_misses']}")
+
+
+def sweep(tmp: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from harness.engine import EvalSettings, evaluate
+    from harness.models import load_backend
+
+    adapters = []
+    for i in range(3):
+        torch.manual_seed(i)
+        base = load_backend("smollm2-135m").model
+        peft = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        adapters.append(tmp / f"sweep-lora-{i}")
+        peft.save_pretrained(adapters[-1])
+    start = time.perf_counter()
+    results = evaluate("smollm2-135m", [str(a) for a in adapters], [str(TASK)], tmp / "sweep",
+                       EvalSettings(progress=False), store_path=str(tmp / "sweep.sqlite"), include_base=True)
+    total = time.perf_counter() - start
+    phases = sum(r["timing"]["compute_seconds"] for r in results)
+    print("\n== 4. adapter sweep (base + 3 LoRA adapters, base loaded once) ==")
+    print(f"total {total:.2f} s, sum of the four scoring phases {phases:.2f} s, ratio {total / phases:.2f} (target <= 1.25)")
+
+
+def main() -> None:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    with tempfile.TemporaryDirectory(prefix="tunegate-bench-") as tmp:
+        multiple_choice(Path(tmp))
+        generation(Path(tmp))
+        rerun(Path(tmp))
+        sweep(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,333 @@
+"""The review web app (FastAPI + uvicorn): blind pairwise preferences or 1–5 rubric ratings.
+
+Security model: the server binds 127.0.0.1 by default. Opening the printed URL (which carries the
+per-session token) sets an HttpOnly, SameSite=Strict cookie and drops the token from the address bar.
+Every write also needs the CSRF token (an HMAC of the session token) in a header, and a JSON body, so a
+cross-site form can neither send nor forge one. Model outputs only ever reach the page through
+`textContent`, under a Content-Security-Policy that allows no inline script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import random
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+import traceback
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, select_autoescape
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from harness.api import UserError
+from harness.review.db import DuplicateJudgment, Item, NotAssigned, ReviewDB, UnknownItem
+from harness.review.queue import Mode, Queue, build_queue
+
+MAX_BODY = 16 * 1024  # bytes of one request body
+MAX_COMMENT = 2000  # characters
+MAX_NAME = 64
+COOKIE = "tunegate_review"
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+       "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Reviewer(_Strict):
+    reviewer: str = Field(min_length=1, max_length=MAX_NAME * 4)
+
+    @field_validator("reviewer")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        name = " ".join(value.split())
+        if not name or len(name) > MAX_NAME or _CONTROL.search(name):
+            raise ValueError(f"a reviewer name is 1–{MAX_NAME} printable characters")
+        return name
+
+
+class JudgmentIn(Reviewer):
+    item_id: str = Field(pattern=r"^[0-9a-f]{1,64}$")
+    choice: Literal["A", "B", "tie", "both_bad"] | None = None
+    ratings: dict[str, int] | None = Field(default=None, max_length=32)
+    comment: str | None = Field(default=None, max_length=MAX_COMMENT)
+
+
+class Session:
+    """The per-session secrets: the token in the printed URL and the CSRF token derived from it."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token or secrets.token_urlsafe(24)
+        self.csrf = hmac.new(self.token.encode(), b"tunegate-review-csrf", hashlib.sha256).hexdigest()
+
+    def token_ok(self, request: Request) -> bool:
+        given = request.headers.get("x-review-token") or request.cookies.get(COOKIE) or ""
+        return hmac.compare_digest(given.encode(), self.token.encode())
+
+    def csrf_ok(self, request: Request) -> bool:
+        return hmac.compare_digest(request.headers.get("x-csrf-token", "").encode(), self.csrf.encode())
+
+
+def _template(name: str) -> Any:
+    """A template from `templates/`, autoescaped whatever its name."""
+    text = (resources.files("harness.review") / "templates" / name).read_text(encoding="utf-8")
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    return env.from_string(text)
+
+
+def _static(name: str) -> tuple[bytes, str] | None:
+    kinds = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+    suffix = Path(name).suffix
+    if suffix not in kinds or not re.fullmatch(r"[a-z0-9_-]+\.[a-z]+", name):
+        return None
+    path = resources.files("harness.review") / "static" / name
+    return (path.read_bytes(), kinds[suffix]) if path.is_file() else None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_json(request: Request) -> Any:
+    """The JSON body, refusing more than MAX_BODY bytes before reading it all."""
+    if "application/json" not in request.headers.get("content-type", ""):
+        raise HTTPException(415, "expected Content-Type: application/json")
+    declared = request.headers.get("content-length")
+    if declared and (not declared.isdigit() or int(declared) > MAX_BODY):
+        raise HTTPException(413, f"request body over {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise HTTPException(413, f"request body over {MAX_BODY} bytes")
+    try:
+        return json.loads(bytes(body))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise HTTPException(400, "malformed JSON") from None
+
+
+def _parse(model: type[_Strict], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+        raise HTTPException(422, f"{where}: {first.get('msg', 'invalid')}") from None
+
+
+def _check_shape(item: Item, body: JudgmentIn) -> None:
+    """A pairwise judgment carries a choice; a rating carries exactly the item's axes, each 1–5."""
+    if item.mode == "pairwise":
+        if body.choice is None or body.ratings:
+            raise HTTPException(422, "a pairwise judgment needs choice A, B, tie or both_bad and no ratings")
+        return
+    if body.choice is not None or not body.ratings:
+        raise HTTPException(422, "a rating needs ratings for every axis and no choice")
+    if set(body.ratings) != set(item.axes):
+        raise HTTPException(422, f"ratings must cover exactly the axes {', '.join(item.axes)}")
+    if any(not 1 <= v <= 5 for v in body.ratings.values()):
+        raise HTTPException(422, "every rating is an integer from 1 to 5")
+
+
+def _item_view(item: Item, order: list[int]) -> dict[str, Any]:
+    """What the reviewer sees: no model names, responses in the recorded random order."""
+    return {"item_id": item.item_id, "mode": item.mode, "where": f"{item.suite} / {item.task}",
+            "prompt": item.prompt, "reference": item.reference, "axes": item.axes,
+            "responses": [item.responses[i] for i in order]}
+
+
+def create_app(db: ReviewDB, queue: Queue, session: Session, *, seed: int | None = None) -> FastAPI:
+    """The app for one queue; `seed` fixes the left/right draws (tests), otherwise they are fresh."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    rng = random.Random(seed if seed is not None else secrets.randbits(64))
+    rng_lock = threading.Lock()
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Any) -> Response:
+        try:
+            response = await call_next(request)
+        except Exception:  # never a traceback to the client; the server's stderr keeps it
+            traceback.print_exc()
+            response = _error(500, "internal error")
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, "invalid request")
+
+    def require(request: Request, write: bool) -> None:
+        if not session.token_ok(request):
+            raise HTTPException(401, "missing or wrong session token: open the URL that tunegate review printed")
+        if write and not session.csrf_ok(request):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        origin = request.headers.get("origin")
+        if write and origin and origin not in _own_origins(request):
+            raise HTTPException(403, "cross-origin write refused")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request, token: str | None = None) -> Response:
+        if token is not None:
+            if not hmac.compare_digest(token.encode(), session.token.encode()):
+                return HTMLResponse(_template("denied.html").render(), status_code=401)
+            # Keep the token out of the address bar, history and Referer: the cookie carries it from here.
+            redirect = RedirectResponse("/", status_code=303)
+            redirect.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", path="/")
+            return redirect
+        if not session.token_ok(request):
+            return HTMLResponse(_template("denied.html").render(), status_code=401)
+        html = _template("index.html").render(csrf=session.csrf, mode=queue.mode,
+                                              reviewers_per_item=queue.reviewers_per_item)
+        return HTMLResponse(html)
+
+    @app.get("/static/{name}")
+    async def static(name: str) -> Response:
+        found = _static(name)
+        if not found:
+            raise HTTPException(404, "not found")
+        return Response(found[0], media_type=found[1])
+
+    @app.get("/api/session")
+    async def session_info(request: Request) -> dict[str, Any]:
+        require(request, write=False)
+        return {"csrf": session.csrf, "mode": queue.mode, "reviewers_per_item": queue.reviewers_per_item,
+                "items": len(queue.items)}
+
+    @app.post("/api/next")
+    async def next_item(request: Request) -> dict[str, Any]:
+        require(request, write=True)
+        who = _parse(Reviewer, await _read_json(request)).reviewer
+
+        def work() -> dict[str, Any]:
+            with rng_lock:
+                draw = random.Random(rng.random())
+            found = db.next_for(queue.queue_id, who, draw)
+            progress = db.progress(queue.queue_id, who)
+            if not found:
+                return {"done": True, "progress": progress}
+            return {"done": False, "item": _item_view(*found), "progress": progress}
+
+        return await run_in_threadpool(work)
+
+    @app.post("/api/judgments")
+    async def judge(request: Request) -> JSONResponse:
+        require(request, write=True)
+        body: JudgmentIn = _parse(JudgmentIn, await _read_json(request))
+
+        def work() -> JSONResponse:
+            item = db.item(body.item_id)
+            if item is None:
+                raise HTTPException(404, "unknown item")
+            _check_shape(item, body)
+            comment = (body.comment or "").strip() or None
+            try:
+                jid = db.add_judgment(item.item_id, body.reviewer, choice=body.choice, ratings=body.ratings,
+                                      comment=comment)
+            except UnknownItem:
+                raise HTTPException(404, "unknown item") from None
+            except NotAssigned:
+                raise HTTPException(409, "this item was not assigned to this reviewer") from None
+            except DuplicateJudgment:
+                raise HTTPException(409, "already judged: the first judgment is kept") from None
+            # Answered only after the commit: an acknowledged judgment is on disk.
+            return JSONResponse({"ok": True, "judgment_id": jid,
+                                 "progress": db.progress(queue.queue_id, body.reviewer)}, status_code=201)
+
+        return await run_in_threadpool(work)
+
+    return app
+
+
+def _own_origins(request: Request) -> set[str]:
+    host = request.headers.get("host", "")
+    return {f"http://{host}", f"https://{host}"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS reports free on `host` (for tests and `--port 0`)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _server(app: FastAPI, host: str, port: int) -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            server_header=False, limit_concurrency=256, timeout_graceful_shutdown=2)
+    return uvicorn.Server(config)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int | None = None,
+                    startup_timeout: float = 20.0) -> Iterator[str]:
+    """Run the app in a background thread; yields its base URL and always stops it."""
+    port = port or free_port(host)
+    server = _server(app, host, port)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        if not server.started:
+            raise RuntimeError("review server did not start")
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def serve(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int = 1,
+          host: str = "127.0.0.1", port: int = 8765, store_path: Path | str | None = None, seed: int = 0,
+          token: str | None = None) -> int:
+    """`tunegate review RUN...`: build the queue, print the URL with the session token, serve until Ctrl-C."""
+    if not 0 <= port <= 65535:
+        raise UserError("must be between 0 and 65535", field="--port")
+    db = ReviewDB(store_path)
+    queue = build_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed, db=db)
+    session = Session(token)
+    port = port or free_port(host)
+    shown = f"[{host}]" if ":" in host else host
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {host}: anyone who can reach it and learns the URL can write judgments",
+              file=sys.stderr)
+    models = ", ".join(m["label"] for m in queue.models)
+    print(f"review queue {queue.queue_id}: {len(queue.items)} {mode} items from {models}, "
+          f"{reviewers_per_item} reviewer(s) each; store {db.path}")
+    if queue.skipped_identical:
+        print(f"left out {queue.skipped_identical} pairs whose responses are identical")
+    print(f"open http://{shown}:{port}/?token={session.token}", flush=True)
+    try:
+        _server(create_app(db, queue, session), host, port).run()
+    finally:
+        db.close()
+    return 0

@@ -1,0 +1,123 @@
+"""Build the review queue from run directories: pairwise items (same sample in two runs) or rating items."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from harness.api import UserError, sha256_json
+from harness.review.db import Item, ReviewDB
+from harness.runs import Run, load_runs
+
+Mode = Literal["pairwise", "rating"]
+DEFAULT_AXES = ["helpfulness", "factuality", "safety"]
+MAX_TEXT = 100_000  # characters of a prompt or response kept for review; longer ones are clipped and marked
+
+
+@dataclass
+class Queue:
+    """What `tunegate review` serves: the queue id, its items and the models they came from."""
+
+    queue_id: str
+    mode: Mode
+    reviewers_per_item: int
+    items: list[Item]
+    models: list[dict[str, str]]
+    skipped_identical: int = 0
+
+
+def model_keys(runs: list[Run]) -> list[dict[str, str]]:
+    """{"label", "run_id"} per run; labels made unique with the directory name, as the report does."""
+    labels = [r.label for r in runs]
+    out = []
+    for run, label in zip(runs, labels):
+        shown = label if labels.count(label) == 1 else f"{label} ({run.path.name})"
+        run_id = str(run.results.get("run_id") or run.results.get("model", {}).get("fingerprint_hash") or run.path)
+        out.append({"label": shown, "run_id": run_id})
+    return out
+
+
+def suite_axes(suite: str) -> list[str]:
+    """Rubric axes the suite declares, else the default axes (also when the suite cannot be found)."""
+    from harness.suite import load_suite
+
+    try:
+        axes = list(load_suite(suite).spec.rubric)
+    except (UserError, OSError, ValueError):
+        axes = []
+    return axes or list(DEFAULT_AXES)
+
+
+def _text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n[… clipped for review]"
+
+
+def _reference(sample: dict[str, Any]) -> str | None:
+    target = sample.get("target")
+    if target in (None, "", []):
+        return None
+    return _text(" | ".join(map(str, target)) if isinstance(target, list) else target)
+
+
+def _make_item(mode: Mode, sample: dict[str, Any], models: list[dict[str, str]], responses: list[str],
+               axes: list[str]) -> Item:
+    key = {"mode": mode, "suite": sample["suite"], "task": sample["task"], "sample_id": sample["sample_id"],
+           "models": models, "responses": responses, "axes": axes}
+    return Item(item_id=sha256_json(key)[:24], mode=mode, suite=sample["suite"], task=sample["task"],
+                sample_id=sample["sample_id"], prompt=_text(sample.get("prompt") or ""),
+                reference=_reference(sample), models=models, responses=responses, axes=axes)
+
+
+def pairwise_items(runs: list[Run], models: list[dict[str, str]]) -> tuple[list[Item], int]:
+    """One item per pair of runs per shared sample with a response; identical responses are skipped."""
+    items: list[Item] = []
+    identical = 0
+    for (i, a), (j, b) in itertools.combinations(enumerate(runs), 2):
+        for sa in a.samples:
+            sb = b.sample(sa["suite"], sa["task"], sa["sample_id"])
+            if not sb or not isinstance(sa.get("response"), str) or not isinstance(sb.get("response"), str):
+                continue
+            if sa["response"] == sb["response"]:
+                identical += 1  # nothing to prefer: a reviewer could only answer "tie"
+                continue
+            items.append(_make_item("pairwise", sa, [models[i], models[j]],
+                                    [_text(sa["response"]), _text(sb["response"])], []))
+    return items, identical
+
+
+def rating_items(runs: list[Run], models: list[dict[str, str]]) -> list[Item]:
+    """One item per response, rated on its suite's rubric axes."""
+    axes_of: dict[str, list[str]] = {}
+    items = []
+    for run, model in zip(runs, models):
+        for s in run.samples:
+            if isinstance(s.get("response"), str):
+                axes = axes_of.setdefault(s["suite"], suite_axes(s["suite"]))
+                items.append(_make_item("rating", s, [model], [_text(s["response"])], axes))
+    return items
+
+
+def build_queue(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int = 1, seed: int = 0,
+                db: ReviewDB) -> Queue:
+    """Load the runs, build the items and store them with the queue (reopening the same runs resumes it)."""
+    runs = load_runs([Path(p) for p in run_paths])
+    if mode == "pairwise" and len(runs) < 2:
+        raise UserError("pairwise review needs at least two runs", field="RUN")
+    if reviewers_per_item < 1:
+        raise UserError("must be at least 1", field="--reviewers-per-item")
+    models = model_keys(runs)
+    identical = 0
+    if mode == "pairwise":
+        items, identical = pairwise_items(runs, models)
+    else:
+        items = rating_items(runs, models)
+    if not items:
+        raise UserError("nothing to review: the runs share no samples with differing text responses"
+                        if mode == "pairwise" else "nothing to review: the runs hold no text responses", field="RUN")
+    queue_id = sha256_json({"mode": mode, "items": sorted(it.item_id for it in items), "seed": seed})[:16]
+    db.add_queue(queue_id, mode, reviewers_per_item, seed, models, items)
+    return Queue(queue_id, mode, reviewers_per_item, items, models, identical)

@@ -1,0 +1,149 @@
+"""Training data: prompt/completion rows from a built-in suite's split or a file, preference rows, hashes.
+
+Suite rows are rendered exactly as the eval engine renders them (prompt template, chat template when the
+task uses one, the target after the task's delimiter), so training teaches the format that is scored.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.api import UserError, sha256_json
+from harness.train.recipe import LoadedRecipe
+
+PREFERENCE_KEYS = ("prompt", "chosen", "rejected")
+
+
+@dataclass
+class Split:
+    """Training rows and held-out rows, plus the hash of everything that was read."""
+
+    train: list[dict[str, Any]]
+    held_out: list[dict[str, Any]]
+    data_hash: str
+
+
+def load_rows(recipe: LoadedRecipe, tokenizer: Any) -> Split:
+    """The rows the recipe's method trains on, split seeded into train and held-out."""
+    spec = recipe.spec
+    if spec.method in ("reward_model", "dpo", "kto"):
+        rows = preference_rows(recipe)
+    elif spec.method in ("grpo", "rloo"):
+        rows = [{"prompt": r["prompt"]} for r in (preference_rows(recipe) if spec.data.file else
+                                                   sft_rows(recipe, tokenizer))]
+    else:
+        rows = sft_rows(recipe, tokenizer)
+    split = split_rows(rows, spec.data.eval_fraction, spec.seed, spec.data.limit, spec.data.eval_limit)
+    if spec.method == "kto":
+        split = Split(unpair(split.train), unpair(split.held_out), split.data_hash)
+    return split
+
+
+def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int, limit: int | None,
+               eval_limit: int | None) -> Split:
+    """Shuffle with the seed, cut the held-out part, then cap both."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_eval = int(round(len(rows) * eval_fraction)) if len(rows) > 1 else 0
+    held = [rows[i] for i in order[:n_eval]][:eval_limit]
+    train = [rows[i] for i in order[n_eval:]][:limit]
+    return Split(train, held, sha256_json({"rows": rows, "eval_fraction": eval_fraction, "seed": seed,
+                                           "limit": limit, "eval_limit": eval_limit}))
+
+
+def sft_rows(recipe: LoadedRecipe, tokenizer: Any) -> list[dict[str, str]]:
+    """{prompt, completion} rows from the recipe's suite split or its jsonl file."""
+    data = recipe.spec.data
+    if data.file:
+        return _file_rows(recipe, ("prompt", "completion"))
+    from harness.suite import load_suite
+
+    suite = load_suite(data.suite)
+    tasks = [suite.task(name) for name in data.tasks] if data.tasks else suite.tasks
+    rows: list[dict[str, str]] = []
+    for task in tasks:
+        if data.split not in task.rows or task.spec.target is None:
+            if data.tasks:  # named explicitly, so a missing split is the user's mistake
+                raise recipe.error(f"task {task.name} of suite {suite.name} has no {data.split!r} split with a "
+                                   f"target (splits: {', '.join(task.rows)})", "data.tasks")
+            continue
+        rows += [_render(task, row, tokenizer) for row in task.rows[data.split]]
+    if not rows:
+        raise recipe.error(f"suite {suite.name} has no task with a {data.split!r} split and a target to train on",
+                           "data.suite")
+    return rows
+
+
+def _render(task: Any, row: dict[str, Any], tokenizer: Any) -> dict[str, str]:
+    prompt = task.render_prompt(row)
+    if task.spec.chat_template:
+        messages = ([{"role": "system", "content": task.spec.system}] if task.spec.system else []) + [
+            {"role": "user", "content": prompt}]
+        prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    elif task.spec.system:
+        prompt = task.spec.system + "\n\n" + prompt
+    choices = task.render_choices(row)
+    target = task.render_target(row, choices)
+    text = choices[target] if choices is not None and isinstance(target, int) else (
+        target[0] if isinstance(target, list) else str(target))
+    # Multiple-choice continuations are scored after the delimiter; generated answers follow the prompt.
+    completion = (task.spec.target_delimiter + text) if task.spec.kind == "multiple_choice" else text
+    return {"prompt": prompt, "completion": completion}
+
+
+def preference_rows(recipe: LoadedRecipe) -> list[dict[str, str]]:
+    """{prompt, chosen, rejected} rows from the recipe's file (the review app writes the same format)."""
+    if not recipe.spec.data.file:
+        raise recipe.error(f"method {recipe.spec.method} needs preference data: set data.file to a jsonl file of "
+                           "{prompt, chosen, rejected}", "data")
+    return _file_rows(recipe, PREFERENCE_KEYS)
+
+
+def _file_rows(recipe: LoadedRecipe, keys: tuple[str, ...]) -> list[dict[str, str]]:
+    path = recipe.resolve(recipe.spec.data.file or "")
+    if not path.is_file():
+        raise recipe.error(f"data file {path} does not exist", "data.file")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"malformed JSON: {exc}", source=str(path), line=number) from None
+        missing = [k for k in keys if not isinstance(row, dict) or not isinstance(row.get(k), str)]
+        if missing:
+            raise UserError(f"row is missing {', '.join(repr(k) for k in missing)} (each row needs "
+                            f"{', '.join(keys)} as text)", source=str(path), line=number)
+        rows.append({k: row[k] for k in keys})
+    if not rows:
+        raise UserError("the dataset is empty", source=str(path), field="data.file")
+    return rows
+
+
+def unpair(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """KTO's unpaired format: each pair becomes a desirable and an undesirable completion."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        out.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True})
+        out.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False})
+    return out
+
+
+def count_tokens(rows: list[dict[str, Any]], tokenizer: Any, keys: tuple[str, ...]) -> int:
+    """Tokens of the named fields over all rows (the denominator of tokens/s)."""
+    return sum(len(tokenizer(row[k], add_special_tokens=False).input_ids) for row in rows for k in keys if k in row)
+
+
+def as_dataset(rows: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
