@@ -86,19 +86,26 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from harness.gate import run_gate
+    from harness.gate import gate_runs
     from harness.report import write_reports
     from harness.runs import load_runs
 
     if not (args.html or args.md):
         raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
     runs = load_runs([Path(r) for r in args.runs])
-    gate = run_gate(Path(args.gate), runs[0].path, runs[1].path) if args.gate and len(runs) > 1 else None
+    gate = gate_runs(Path(args.gate), runs[0], runs[1]) if args.gate and len(runs) > 1 else None
     write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
                   md_path=Path(args.md) if args.md else None)
     for path in (args.html, args.md):
         if path:
             print(f"wrote {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from harness.train import train
+
+    print(f"wrote {train(args.recipe, merge=args.merge, force=args.force)}")
     return 0
 
 
@@ -199,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--md", help="Markdown report path")
     rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
     rep.set_defaults(func=cmd_report)
+
+    tr = sub.add_parser("train", help="run a training recipe (adapters/NAME.yaml) into adapters/NAME/")
+    tr.add_argument("recipe", help="recipe YAML file")
+    tr.add_argument("--merge", action="store_true", help="also write a merged checkpoint (LoRA, IA3) under merged/")
+    tr.add_argument("--force", action="store_true", help="retrain even when the output is up to date; overwrite")
+    tr.set_defaults(func=cmd_train)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")

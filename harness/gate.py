@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from harness import stats
 from harness.api import UserError
 from harness.compare import Comparison, MetricComparison, compare_runs, fmt_p
-from harness.runs import atomic_write_text, resolve_run
+from harness.runs import Run, atomic_write_text, resolve_run
 
 KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop")
 
@@ -247,8 +247,13 @@ def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | 
     """Load gate and runs (a directory or a saved baseline name), compare, judge; write JUnit when asked.
 
     Exit status: `result.exit_code`."""
-    spec, root = load_gate(Path(gate_file))
     baseline, candidate = resolve_run(baseline_path, store_path), resolve_run(candidate_path, store_path)
+    return gate_runs(Path(gate_file), baseline, candidate, junit_path)
+
+
+def gate_runs(gate_file: Path, baseline: Run, candidate: Run, junit_path: Path | None = None) -> GateResult:
+    """Judge already loaded runs against a gate file."""
+    spec, root = load_gate(Path(gate_file))
     comp = compare_runs(baseline, candidate, n_resamples=spec.n_resamples, seed=spec.seed)
     result = evaluate_gate(spec, comp, source=str(gate_file), root=root)
     if junit_path is not None:

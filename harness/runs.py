@@ -169,13 +169,13 @@ def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
-    """Load several runs; a sweep directory expands into its variants (base first)."""
+    """Load several runs (directories or saved baseline names); a sweep directory expands into its variants."""
     runs: list[Run] = []
     for p in map(Path, paths):
         if p.is_dir() and not (p / RESULTS).exists() and variant_dirs(p):
             runs.extend(load_run(v) for v in variant_dirs(p))
         else:
-            runs.append(load_run(p))
+            runs.append(resolve_run(p))
     return runs
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.api import UserError, sha256_json
@@ -62,19 +61,26 @@ def sft_rows(recipe: LoadedRecipe, tokenizer: Any) -> list[dict[str, str]]:
         return _file_rows(recipe, ("prompt", "completion"))
     from harness.suite import load_suite
 
-    suite = load_suite(data.suite)
-    tasks = [suite.task(name) for name in data.tasks] if data.tasks else suite.tasks
     rows: list[dict[str, str]] = []
-    for task in tasks:
-        if data.split not in task.rows or task.spec.target is None:
-            if data.tasks:  # named explicitly, so a missing split is the user's mistake
+    wanted = set(data.tasks or [])
+    for ref in data.suites or []:
+        suite = load_suite(ref)
+        for task in suite.tasks:
+            named = task.name in wanted or f"{suite.name}/{task.name}" in wanted
+            if wanted and not named:
+                continue
+            wanted -= {task.name, f"{suite.name}/{task.name}"}
+            if data.split in task.rows and task.spec.target is not None:
+                rows += [_render(task, row, tokenizer) for row in task.rows[data.split]]
+            elif named:  # named explicitly, so a missing split is the user's mistake
                 raise recipe.error(f"task {task.name} of suite {suite.name} has no {data.split!r} split with a "
                                    f"target (splits: {', '.join(task.rows)})", "data.tasks")
-            continue
-        rows += [_render(task, row, tokenizer) for row in task.rows[data.split]]
+    if wanted:
+        raise recipe.error(f"no task named {', '.join(sorted(wanted))} in suites {', '.join(data.suites or [])}",
+                           "data.tasks")
     if not rows:
-        raise recipe.error(f"suite {suite.name} has no task with a {data.split!r} split and a target to train on",
-                           "data.suite")
+        raise recipe.error(f"suites {', '.join(data.suites or [])} have no task with a {data.split!r} split and a "
+                           "target to train on", "data.suites")
     return rows
 
 
@@ -145,5 +151,3 @@ def as_dataset(rows: list[dict[str, Any]]) -> Any:
     return Dataset.from_list(rows)
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")

@@ -45,10 +45,10 @@ class PeftSpec(_Strict):
 
 
 class DataSpec(_Strict):
-    """Training data: a built-in suite's split (all tasks with a target, or the named ones) or a file."""
+    """Training data: built-in suites' split (all tasks with a target, or the named ones) or a file."""
 
-    suite: str | None = None
-    tasks: list[str] | None = None
+    suites: list[str] | None = None
+    tasks: list[str] | None = None  # task names (or suite/task); default: every task with a target
     split: str = "train"
     file: str | None = None  # jsonl: {prompt, completion} for SFT; {prompt, chosen, rejected} for preferences
     limit: int | None = Field(None, ge=1)  # at most this many training rows (after the held-out cut)
@@ -57,8 +57,8 @@ class DataSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataSpec":
-        if (self.suite is None) == (self.file is None):
-            raise ValueError("give exactly one of suite (a built-in suite's split) or file")
+        if (not self.suites) == (self.file is None):
+            raise ValueError("give exactly one of suites (built-in suites' split) or file")
         return self
 
 
@@ -132,11 +132,12 @@ class LoadedRecipe:
         return self.path.parent / self.name
 
     def resolve(self, rel: str) -> Path:
-        """A path named in the recipe: relative to the recipe's directory, else to the working directory."""
+        """A path named in the recipe: relative to the recipe's directory first, then to the working directory."""
         path = Path(rel)
-        if path.is_absolute() or path.exists():
-            return path
-        return self.path.parent / path
+        beside = self.path.parent / path
+        if path.is_absolute() or beside.exists() or not path.exists():
+            return beside if not path.is_absolute() else path
+        return path
 
     def hash(self) -> str:
         return sha256_json(self.spec.model_dump(mode="json"))

@@ -28,15 +28,17 @@ def reviewer_loop(base: str, session: Session, who: str, limit: int, acked: list
     headers = {"X-Review-Token": session.token, "X-CSRF-Token": session.csrf}
     with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
         for _ in range(limit):
-            nxt = client.post("/api/next", json={"reviewer": who})
-            if nxt.status_code != 200:
-                errors.append(f"next {nxt.status_code}")
+            try:
+                nxt = client.post("/api/next", json={"reviewer": who})
+                if nxt.status_code != 200 or nxt.json()["done"]:
+                    errors.extend([f"next {nxt.status_code}"] if nxt.status_code != 200 else [])
+                    return
+                item_id = nxt.json()["item"]["item_id"]
+                r = client.post("/api/judgments", json={"item_id": item_id, "reviewer": who,
+                                                        "choice": "AB"[len(acked) % 2]})
+            except httpx.TransportError as exc:  # the server went away (the kill test)
+                errors.append(f"transport {type(exc).__name__}")
                 return
-            if nxt.json()["done"]:
-                return
-            item_id = nxt.json()["item"]["item_id"]
-            r = client.post("/api/judgments", json={"item_id": item_id, "reviewer": who,
-                                                    "choice": "AB"[len(acked) % 2]})
             if r.status_code != 201:
                 errors.append(f"judge {r.status_code}")
                 return
@@ -70,7 +72,7 @@ def test_twenty_reviewers_post_a_thousand_judgments_each_stored_once(tmp_path: P
 
 
 def test_a_killed_server_loses_no_acknowledged_judgment(tmp_path: Path) -> None:
-    runs = make_runs(tmp_path, n=41)
+    runs = make_runs(tmp_path, n=201)
     store = tmp_path / "store.sqlite"
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -99,12 +101,14 @@ def test_a_killed_server_loses_no_acknowledged_judgment(tmp_path: Path) -> None:
                 time.sleep(0.1)
         session = Session(token)
         errors: list[str] = []
-        threads = [threading.Thread(target=reviewer_loop, args=(base, session, f"r{k}", 15, acked, errors))
+        threads = [threading.Thread(target=reviewer_loop, args=(base, session, f"r{k}", 200, acked, errors))
                    for k in range(3)]
         for t in threads:
             t.start()
-        time.sleep(1.0)
+        while len(acked) < 30 and time.monotonic() < deadline:
+            time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)  # mid-session: reviewers are still posting
+        still_posting = any(t.is_alive() for t in threads)
         for t in threads:
             t.join(timeout=60)
     finally:
@@ -113,7 +117,7 @@ def test_a_killed_server_loses_no_acknowledged_judgment(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         if proc.stdout:
             proc.stdout.close()
-    assert acked, "no judgment was acknowledged before the kill"
+    assert still_posting and 30 <= len(acked) < 600
     reopened = ReviewDB(store)
     rows = {(j["item_id"], j["reviewer"]) for j in reopened.judgments()}
     reopened.close()
