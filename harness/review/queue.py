@@ -41,14 +41,22 @@ def model_keys(runs: list[Run]) -> list[dict[str, str]]:
 
 
 def suite_axes(suite: str) -> list[str]:
-    """Rubric axes the suite declares, else the default axes (also when the suite cannot be found)."""
-    from harness.suite import load_suite
+    """Rubric axes the suite declares, else the default axes (also when the suite cannot be found).
+
+    Only the top-level `rubric` key is read: loading the whole suite would read every data file.
+    """
+    import yaml
+
+    from harness.suite import find_suite
 
     try:
-        axes = list(load_suite(suite).spec.rubric)
-    except (UserError, OSError, ValueError):
-        axes = []
-    return axes or list(DEFAULT_AXES)
+        raw = yaml.safe_load(find_suite(suite).read_text(encoding="utf-8"))
+    except (UserError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        return list(DEFAULT_AXES)
+    axes = raw.get("rubric") if isinstance(raw, dict) else None
+    if isinstance(axes, list) and axes and all(isinstance(a, str) and a.strip() for a in axes):
+        return [a.strip() for a in axes]
+    return list(DEFAULT_AXES)
 
 
 def _text(value: Any) -> str:

@@ -49,10 +49,11 @@ def stored(db: ReviewDB) -> list[tuple[str, str, str | None]]:
 
 
 def wait_count(page, db: ReviewDB, n: int) -> None:
-    """Wait until the page shows n judgments by this reviewer (the store then holds them)."""
+    """Wait until the page shows n judgments by this reviewer and has the next item loaded."""
     # A function, not a string expression: the app's CSP forbids eval.
-    page.wait_for_function("(n) => document.getElementById('progress-text').textContent.startsWith(`You: ${n} `)",
-                           arg=n)
+    page.wait_for_function("(n) => document.getElementById('progress-text').textContent.startsWith(`You: ${n} `)"
+                           " && document.getElementById('status').textContent === ''", arg=n)
+    assert len(db.judgments()) == n
 
 
 def test_reviewer_judges_with_mouse_and_keys_and_the_export_has_them(app_page, tmp_path: Path) -> None:
@@ -117,3 +118,28 @@ def test_script_in_a_response_shows_as_text_and_never_runs(app_page) -> None:
 def test_screenshot_renders(tmp_path: Path) -> None:
     png = render_review_screenshot(tmp_path / "shot.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_rating_mode_by_keys(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    db = ReviewDB(tmp_path / "store.sqlite")
+    queue = build_queue(make_runs(tmp_path, n=2, suite="no-such-suite"), mode="rating", db=db)
+    session = Session()
+    with serve_in_thread(create_app(db, queue, session, seed=2)) as base, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(f"{base}/?token={session.token}")
+        page.fill("#name", "Cy")
+        page.click("#login-form button")
+        page.wait_for_selector(".rating-row")
+        assert page.locator(".rating-row .axis").all_text_contents() == ["helpfulness", "factuality", "safety"]
+        page.keyboard.press("4")
+        page.keyboard.press("2")
+        assert page.is_disabled("#submit")
+        page.keyboard.press("5")
+        page.keyboard.press("Enter")
+        wait_count(page, db, 1)
+        browser.close()
+    assert db.judgments()[0]["ratings"] == {"helpfulness": 4, "factuality": 2, "safety": 5}
+    db.close()

@@ -123,7 +123,7 @@ def test_report_shows_the_human_evaluation_section(judged, tmp_path: Path) -> No
 
 
 def test_three_models_get_bradley_terry_and_ratings_get_rubric_means(tmp_path: Path) -> None:
-    runs = make_runs(tmp_path, n=6, models=(None, "a", "b"))
+    runs = make_runs(tmp_path, n=6, models=(None, "a", "b"), suite="no-such-suite")  # default axes
     store = tmp_path / "store.sqlite"
     db = ReviewDB(store)
     pq = build_queue(runs, db=db)
