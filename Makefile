@@ -29,11 +29,13 @@ system-deps:
 	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi; \
 	fi
 
+# The demo exits with the gate's status; a failing gate (1) is a finished demo with an honest verdict,
+# so make treats only other statuses as errors.
 demo: setup system-deps
-	$(VENV)/bin/tunegate demo
+	$(VENV)/bin/tunegate demo || [ $$? -eq 1 ]
 
 demo-quick: setup system-deps
-	$(VENV)/bin/tunegate demo --quick
+	$(VENV)/bin/tunegate demo --quick || [ $$? -eq 1 ]
 
 test: setup system-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests

@@ -1,20 +1,183 @@
-"""`tunegate demo`: the main job on the embedded default model."""
+"""`tunegate demo`: the main job on the embedded default model.
+
+Evaluate the base on the built-in suites, fine-tune with three methods, evaluate every adapter in one
+sweep (base loaded once), compare and gate each against the base, and write the reports. Exits with
+the gate's status: 0 when every adapter passes, 1 when any fails.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from harness.engine import EvalSettings, evaluate, markdown_table
+import yaml
 
-DEMO_SUITES = ["basics"]
+from harness.engine import EvalSettings, evaluate
+from harness.runs import atomic_write_text
+
+SUITES = ["medical", "legal", "code", "adversarial", "general"]
+RECIPES = ["lora", "ia3", "prompt-tuning"]
+GATE_FILE = Path("reports/gate.default.yaml")
 
 
-def run_demo(quick: bool = False, store_path: str | None = None) -> int:
-    """Evaluate the embedded model on the built-in suites, print the table and where the run is."""
-    out = Path("runs/demo-base")
-    settings = EvalSettings(limit=10 if quick else None)
-    results = evaluate(None, [], DEMO_SUITES, out, settings, store_path=store_path)
-    for res in results:
-        print(markdown_table(res))
-    print(f"\nresults: {out / 'results.json'}  samples: {out / 'samples.jsonl'}")
-    return 0
+@dataclass(frozen=True)
+class Sizes:
+    """How much the demo does; --quick shrinks every knob and says so in the report."""
+
+    name: str
+    eval_limit: int  # samples per task
+    max_steps: int | None  # None: the shipped recipe's own
+    train_rows: int | None
+
+
+DEFAULT = Sizes("demo", eval_limit=20, max_steps=None, train_rows=None)
+QUICK = Sizes("demo-quick", eval_limit=4, max_steps=3, train_rows=24)
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Path(".")) -> int:
+    """Run the five stages and return the gate's exit status."""
+    sizes = QUICK if quick else DEFAULT
+    out = root / "reports" / sizes.name
+    stages: list[Stage] = []
+    settings = EvalSettings(limit=sizes.eval_limit)
+
+    stage = _begin(stages, 1, f"evaluating the base model on {', '.join(SUITES)} ({sizes.eval_limit} per task)")
+    base = evaluate(None, [], SUITES, out / "runs" / "base", settings, store_path=store_path)[0]
+    _end(stage, _cache_note(base))
+
+    stage = _begin(stages, 2, f"fine-tuning with {', '.join(RECIPES)} on the medical and legal train splits")
+    adapters = [_train(root, name, sizes, stage) for name in RECIPES]
+    _end(stage)
+
+    stage = _begin(stages, 3, f"evaluating {len(adapters)} adapters in one sweep (base loaded once)")
+    sweep = evaluate(None, [str(a) for a in adapters], SUITES, out / "runs" / "sweep", settings,
+                     store_path=store_path)
+    _end(stage, *[f"{r['model']['adapter']['name']}: {_cache_note(r)}" for r in sweep])
+
+    stage = _begin(stages, 4, f"comparing each adapter with the base and gating with {GATE_FILE}")
+    gates, runs = _gate_and_report(out, root / GATE_FILE, quick)
+    _end(stage)
+
+    code = 0 if all(g.passed for g in gates) else 1
+    _write_summary(out, sizes, stages, base, sweep, gates, code)
+    _print_summary(out, gates, code)
+    return code
+
+
+def _begin(stages: list[Stage], number: int, text: str) -> Stage:
+    print(f"\n[{number}/5] {text}", flush=True)
+    stages.append(Stage(text))
+    stages[-1].seconds = time.perf_counter()
+    return stages[-1]
+
+
+def _end(stage: Stage, *notes: str) -> None:
+    stage.seconds = round(time.perf_counter() - stage.seconds, 1)
+    stage.notes += [n for n in notes if n]
+    for note in stage.notes:
+        print(f"      {note}")
+    print(f"      done in {stage.seconds} s", flush=True)
+
+
+def _cache_note(results: dict[str, Any]) -> str:
+    timing = results["timing"]
+    if timing["cache_misses"] == 0:
+        return f"reused every answer from the cache ({timing['cache_hits']} requests; nothing changed)"
+    return f"{timing['cache_misses']} requests computed, {timing['cache_hits']} from the cache"
+
+
+def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
+    from harness.train import is_up_to_date, train
+
+    recipe = root / "adapters" / f"{name}.yaml"
+    if sizes.max_steps is not None:
+        recipe = _quick_recipe(recipe, sizes)
+    if is_up_to_date(recipe):
+        stage.notes.append(f"{recipe.stem}: unchanged recipe, data and base: reusing the trained adapter")
+        from harness.train import load_recipe
+
+        return load_recipe(recipe).output_dir
+    out = train(recipe)
+    stage.notes.append(f"{recipe.stem}: trained into {out}")
+    return out
+
+
+def _quick_recipe(recipe: Path, sizes: Sizes) -> Path:
+    """A copy of a shipped recipe with fewer steps and rows, training into adapters/<name>-quick/."""
+    raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    raw.setdefault("train", {})["max_steps"] = sizes.max_steps
+    raw["data"]["limit"] = min(raw["data"].get("limit") or sizes.train_rows, sizes.train_rows)
+    raw["eval"] = {"suites": [], "limit": 2}
+    raw["output"] = f"../{recipe.stem}-quick"
+    target = recipe.parent / ".quick" / f"{recipe.stem}-quick.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# generated by `tunegate demo --quick` from {recipe.name}\n" + yaml.safe_dump(raw, sort_keys=False)
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        atomic_write_text(target, text)  # rewritten only when it changes, so reuse checks stay valid
+    return target
+
+
+def _gate_and_report(out: Path, gate_file: Path, quick: bool):
+    from harness.gate import gate_runs, write_junit
+    from harness.report import write_reports
+    from harness.runs import load_run, load_runs
+    from harness.train import update_model_card
+
+    base = load_run(out / "runs" / "base")
+    candidates = load_runs([out / "runs" / "sweep"])
+    for run in candidates:
+        adapter_dir = Path(run.adapter["path"]) if run.adapter else None
+        if adapter_dir is not None and adapter_dir.is_dir():
+            update_model_card(adapter_dir, run.results)
+    gates = [gate_runs(gate_file, base, cand) for cand in candidates]
+    write_junit(gates, out / "junit.xml")
+    runs = [base, *candidates]
+    if quick:
+        for run in runs:  # say so in every label of the report
+            run.label = f"{run.label} (quick)"
+    write_reports(runs, gate=gates, html_path=out / "report.html", md_path=out / "report.md")
+    return gates, runs
+
+
+def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: dict[str, Any], sweep: list[dict[str, Any]],
+                   gates: list[Any], code: int) -> None:
+    variants = {"base": _headline(base), **{r["model"]["adapter"]["name"]: _headline(r) for r in sweep}}
+    summary = {
+        "format": "tunegate.demo/1", "mode": sizes.name, "quick": sizes is QUICK, "suites": SUITES,
+        "sizes": {"eval_limit_per_task": sizes.eval_limit, "max_steps": sizes.max_steps, "train_rows": sizes.train_rows},
+        "variants": variants,
+        "gate": {g.comparison.candidate.label: {"passed": g.passed, "failed_rules": [r.name for r in g.rules if not r.passed]}
+                 for g in gates},
+        "exit_code": code,
+        "stages": [{"name": s.name, "seconds": s.seconds, "notes": s.notes} for s in stages],
+    }
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def _headline(results: dict[str, Any]) -> dict[str, Any]:
+    """Suite-level figures of one run, for the summary."""
+    return {suite: {name: m["value"] for name, m in data["metrics"].items()}
+            for suite, data in results["suites"].items()}
+
+
+def _print_summary(out: Path, gates: list[Any], code: int) -> None:
+    print("\n[5/5] verdict")
+    for gate in gates:
+        failed = [r.name for r in gate.rules if not r.passed]
+        status = "PASS" if gate.passed else f"FAIL ({len(failed)} of {len(gate.rules)} rules: {'; '.join(failed)})"
+        print(f"      {gate.comparison.candidate.label}: {status}")
+    for name in ("report.html", "report.md", "results.json", "junit.xml"):
+        print(f"      {out / name}")
+    print(f"      exit status {code} ({'every adapter passes the gate' if code == 0 else 'the gate failed'})")
+    sys.stdout.flush()

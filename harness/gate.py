@@ -288,11 +288,24 @@ def describe(rule: RuleResult) -> str:
             f"p {fmt_p(rule.p_value)}")
 
 
-def write_junit(result: GateResult, path: Path) -> None:
-    """JUnit XML, one testcase per rule, written through a temporary file and a rename."""
-    suite = ET.Element("testsuite", name="tunegate gate", tests=str(len(result.rules)),
-                       failures=str(sum(not r.passed for r in result.rules)), errors="0", skipped="0",
-                       time="0")
+def write_junit(results: GateResult | list[GateResult], path: Path) -> None:
+    """JUnit XML: one testsuite per gated candidate, one testcase per rule; temp file + rename."""
+    results = results if isinstance(results, list) else [results]
+    root = ET.Element("testsuites", name="tunegate", tests=str(sum(len(r.rules) for r in results)),
+                      failures=str(sum(not rule.passed for r in results for rule in r.rules)))
+    for result in results:
+        root.append(_junit_suite(result))
+    tree = ET.ElementTree(root)
+    ET.indent(tree)
+    buf = io.BytesIO()
+    tree.write(buf, encoding="utf-8", xml_declaration=True)
+    atomic_write_text(path, buf.getvalue().decode("utf-8"))
+
+
+def _junit_suite(result: GateResult) -> ET.Element:
+    name = f"tunegate gate: {result.comparison.candidate.label} vs {result.comparison.baseline.label}"
+    suite = ET.Element("testsuite", name=name, tests=str(len(result.rules)),
+                       failures=str(sum(not r.passed for r in result.rules)), errors="0", skipped="0", time="0")
     props = ET.SubElement(suite, "properties")
     for key, value in (("gate_file", result.gate_file), ("baseline", result.comparison.baseline.label),
                        ("candidate", result.comparison.candidate.label), ("seed", str(result.seed)),
@@ -304,13 +317,7 @@ def write_junit(result: GateResult, path: Path) -> None:
             failure = ET.SubElement(case, "failure", message=describe(rule), type=rule.kind)
             failure.text = rule.detail
         ET.SubElement(case, "system-out").text = f"{describe(rule)}\n{rule.detail}"
-    buf = io.BytesIO()
-    tree = ET.ElementTree(ET.Element("testsuites", name="tunegate", tests=suite.get("tests", "0"),
-                                     failures=suite.get("failures", "0")))
-    tree.getroot().append(suite)
-    ET.indent(tree)
-    tree.write(buf, encoding="utf-8", xml_declaration=True)
-    atomic_write_text(path, buf.getvalue().decode("utf-8"))
+    return suite
 
 
 def format_gate(result: GateResult) -> str:

@@ -91,7 +91,7 @@ def _whitespace(text: str, spec: PerturbationSpec, rng: random.Random) -> str:
     parts = []
     for ch in text:
         parts.append(ch)
-        if ch == " " and rng.random() < max(spec.rate * 4, spec.rate):
+        if ch == " " and rng.random() < spec.rate:
             parts.append(rng.choice(["  ", "\t", " \n"]))
     return "  " + "".join(parts) + " \n"
 

@@ -73,7 +73,7 @@ class PerturbationSpec(_Strict):
 
     name: PerturbName
     seed: int = 1
-    rate: float = Field(0.05, ge=0.0, le=1.0)  # typos, whitespace, random casing: chance per character
+    rate: float = Field(0.05, ge=0.0, le=1.0)  # typos, random casing: chance per letter; whitespace: per space
     mode: Literal["upper", "lower", "title", "random"] = "upper"  # casing
     sentences: int = Field(1, ge=1, le=5)  # distractor sentences to add
     text: str | None = None  # injection: the suffix (default: harness.perturb.INJECTION)

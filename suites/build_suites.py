@@ -256,7 +256,7 @@ def build_adversarial() -> None:
                for i, (q, accept, good) in enumerate(orig.FALSE_PREMISES)]
     _write_split(out, "false_premise", premise, 9, "adversarial/false_premise")
     edge = [{"id": f"edge{i:02d}", "input": text, "expect": expect, "answer": answer,
-             "accept": [answer] if "|" in answer else [], "response": good}
+             "accept": [rf"\b({answer})\b"] if answer else [], "response": good}
             for i, (text, expect, answer, good) in enumerate(orig.EDGE_INPUTS)]
     _write_split(out, "edge_inputs", edge, 8, "adversarial/edge", strata=lambda r: r["expect"])
 
@@ -276,7 +276,7 @@ def build_general() -> None:
         choices, answer = shuffled_choices(question, choices, answer, "general")
         facts.append({"id": f"gk{i:02d}", "question": question, "choices": choices, "answer": answer})
     _write_split(out, "facts", facts, 40, "general/facts")
-    short = [{"id": f"sa{i:02d}", "question": q, "answer": a.split("|")[0], "accept": [a] if "|" in a else [],
+    short = [{"id": f"sa{i:02d}", "question": q, "answer": a.split("|")[0], "accept": [rf"\b({a})\b"] if "|" in a else [],
               "response": a.split("|")[0]} for i, (q, a) in enumerate(orig.GENERAL_SHORT)]
     _write_split(out, "short_answer", short, 10, "general/short_answer")
 

@@ -14,7 +14,7 @@ from harness.runs import Run, atomic_write_text
 __all__ = ["write_reports", "render_html", "render_markdown", "build", "ReportData", "HumanEval"]
 
 
-def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | None = None,
+def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
                   html_path: Path | None = None, md_path: Path | None = None,
                   human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
                   seed: int = 0) -> ReportData:

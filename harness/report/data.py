@@ -69,8 +69,13 @@ class ReportData:
     labels: list[str]  # unique display names, parallel to runs
     baseline_index: int
     comparisons: list[Comparison]  # one per candidate, in run order
-    gate: GateResult | None
+    gates: list[GateResult]  # one verdict per gated candidate
     human_eval: HumanEval | None
+
+    @property
+    def gate(self) -> GateResult | None:
+        """The first verdict (reports with one candidate have at most one)."""
+        return self.gates[0] if self.gates else None
 
     @property
     def baseline(self) -> Run:
@@ -90,7 +95,7 @@ def unique_labels(runs: list[Run]) -> list[str]:
     return [lab if labels.count(lab) == 1 else f"{lab} ({r.path.name})" for lab, r in zip(labels, runs)]
 
 
-def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | None = None,
+def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
           human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
           seed: int = 0) -> ReportData:
     """Compare every candidate with the baseline; validate the human-evaluation summary."""
@@ -105,4 +110,5 @@ def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | None =
     comps = [compare_runs(baseline, r, n_resamples=n_resamples, seed=seed)
              for i, r in enumerate(runs) if i != baseline_index]
     he = HumanEval.model_validate(human_eval) if isinstance(human_eval, dict) else human_eval
-    return ReportData(runs, labels, baseline_index, comps, gate, he)
+    gates = gate if isinstance(gate, list) else ([gate] if gate is not None else [])
+    return ReportData(runs, labels, baseline_index, comps, gates, he)

@@ -89,7 +89,11 @@ def _flips(comp: Comparison) -> list[str]:
 def render_markdown(data: ReportData) -> str:
     """The whole Markdown report: verdict, suite tables with intervals, flipped samples (collapsed)."""
     lines = ["# tunegate report", ""]
-    lines += _verdict(data.gate)
+    if len(data.gates) > 1:
+        passed = sum(g.passed for g in data.gates)
+        lines += [f"**{passed} of {len(data.gates)} candidates pass the gate.**", ""]
+    for gate in data.gates or [None]:
+        lines += _verdict(gate)
     if not data.comparisons:
         lines += [f"Single run **{esc(data.baseline.label)}**: no comparison.", ""]
         rows = [[esc(s), esc(m), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
