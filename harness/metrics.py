@@ -208,6 +208,8 @@ def summarize(values: list[float]) -> dict[str, Any]:
 
         half = float(stats.t.ppf(0.975, n - 1) * arr.std(ddof=1) / math.sqrt(n))
         lo, hi = mean - half, mean + half
+        if arr.min() >= 0.0 and arr.max() <= 1.0:  # a proportion-like score cannot leave [0, 1]
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
     else:
         lo = hi = mean
     return {"value": mean, "ci95": [float(lo), float(hi)], "n": n}

@@ -443,7 +443,8 @@ def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
 def _parse_rows(path: Path, text: str) -> list[dict[str, Any]]:
     if path.suffix == ".jsonl":
         rows = []
-        for number, line in enumerate(text.splitlines(), 1):
+        # split on newlines only: splitlines() also breaks rows at U+2028/U+2029 inside JSON strings
+        for number, line in enumerate(text.split("\n"), 1):
             if line.strip():
                 try:
                     rows.append(json.loads(line))
