@@ -34,7 +34,7 @@ class Sizes:
     train_rows: int | None
 
 
-DEFAULT = Sizes("demo", eval_limit=20, max_steps=None, train_rows=None)
+DEFAULT = Sizes("demo", eval_limit=12, max_steps=None, train_rows=None)
 QUICK = Sizes("demo-quick", eval_limit=4, max_steps=3, train_rows=24)
 
 

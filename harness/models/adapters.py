@@ -17,6 +17,8 @@ from harness.models.registry import dir_hash
 
 # peft_type written in adapter_config.json -> module with attach(model, path) and detach(model)
 CUSTOM_TYPES = {"TUNEGATE_BOTTLENECK": "harness.models.bottleneck"}
+# PEFT types whose weights fold into the base for evaluation (and unfold again when switching)
+MERGEABLE = ("LORA", "IA3")
 # Files that describe an adapter but do not change its answers, so they stay out of its hash.
 NON_WEIGHT_FILES = ("README.md", "provenance.json", "training_curve.json", "training_curve.csv")
 
@@ -81,7 +83,11 @@ def attach(model: Any, info: AdapterInfo, base_fingerprint: dict[str, Any]) -> A
             return importlib.import_module(CUSTOM_TYPES[peft_type]).attach(model, Path(info.path))
         from peft import PeftModel
 
-        return PeftModel.from_pretrained(model, info.path, is_trainable=False)
+        peft_model = PeftModel.from_pretrained(model, info.path, is_trainable=False)
+        if peft_type in MERGEABLE:
+            # scoring a merged adapter costs what the bare base costs; detach() unmerges it again
+            peft_model.merge_adapter()
+        return peft_model
     except UserError:
         raise
     except (RuntimeError, ValueError, KeyError) as exc:
@@ -100,6 +106,8 @@ def detach(active: Any) -> Any:
     if isinstance(active, PeftModel):
         if is_prompt_learning(active):
             return active.get_base_model()  # prompt learning never touches the base's modules
+        if active.peft_config[active.active_adapter].peft_type.value in MERGEABLE:
+            active.unmerge_adapter()
         return active.unload()
     return active
 

@@ -237,3 +237,25 @@ def _count_records(store: Path) -> int:
             return db.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     except sqlite3.OperationalError:
         return 0
+
+
+def test_switching_adapters_restores_the_exact_base(tiny_model: Path, lora_adapter: Path) -> None:
+    """Adapters are merged for speed while active; switching back leaves the base untouched."""
+    import torch
+
+    requests = [Request("loglikelihood", f"Question: {r['q']}\nAnswer:", tuple(" " + o for o in r["opts"]))
+                for r in MC_ROWS[:4]]
+    backend = load_backend(str(tiny_model))
+    before = {k: v.clone() for k, v in backend.model.state_dict().items()}
+    reference = backend.loglikelihood(requests)
+    backend.set_adapter(str(lora_adapter))
+    tuned = backend.loglikelihood(requests)
+    backend.set_adapter(None)
+    again = backend.loglikelihood(requests)
+    assert [r.logliks for r in tuned] != [r.logliks for r in reference]
+    for a, b in zip(reference, again):
+        assert max(abs(x - y) for x, y in zip(a.logliks, b.logliks)) < 1e-5
+    after = backend.model.state_dict()
+    assert set(after) == set(before)
+    assert max(float((after[k] - before[k]).abs().max()) for k in before) < 1e-6
+    assert not any("lora" in name for name, _ in backend.model.named_modules())
