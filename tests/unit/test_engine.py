@@ -241,8 +241,6 @@ def _count_records(store: Path) -> int:
 
 def test_switching_adapters_restores_the_exact_base(tiny_model: Path, lora_adapter: Path) -> None:
     """Adapters are merged for speed while active; switching back leaves the base untouched."""
-    import torch
-
     requests = [Request("loglikelihood", f"Question: {r['q']}\nAnswer:", tuple(" " + o for o in r["opts"]))
                 for r in MC_ROWS[:4]]
     backend = load_backend(str(tiny_model))
