@@ -69,7 +69,8 @@ def check_base(info: AdapterInfo, base_fingerprint: dict[str, Any], hidden_size:
                         f"{base_fingerprint.get('model')} (hash {str(base_fingerprint.get('model_hash'))[:12]})",
                         field="-a/--adapter")
     token_dim = info.config.get("token_dim")
-    if token_dim and hidden_size and token_dim != hidden_size:
+    # prefix tuning on grouped-query attention stores key/value width (kv heads x head dim), not hidden size
+    if token_dim and hidden_size and token_dim != hidden_size and info.config.get("peft_type") != "PREFIX_TUNING":
         raise UserError(f"adapter {info.path} was made for a base with hidden size {token_dim}, "
                         f"but this base has {hidden_size}", field="-a/--adapter")
 
