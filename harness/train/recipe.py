@@ -72,8 +72,11 @@ class HyperParams(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int = Field(0, ge=0)
     max_length: int = Field(512, ge=8)
-    padding_free: bool = True  # SFT: flatten each batch into one row, no pad tokens (block-diagonal attention)
-    packing: bool = False  # SFT: also pack rows into max_length sequences (best-fit decreasing)
+    padding_free: bool = True  # SFT: no pad tokens; each example attends only to itself (block-diagonal attention)
+    # SFT: pack examples best-fit decreasing into rows of at most max_length tokens, one row per forward (and
+    # about batch_size x grad_accum examples per optimizer step). None: pack unless the attention kernel is
+    # FlashAttention, where padding-free batches (each batch flattened into one row) cost no more (sft.py).
+    packing: bool | None = None
     logging_steps: int = Field(1, ge=1)
     beta: float = Field(0.1, gt=0)  # DPO, KTO, GRPO/RLOO
     num_generations: int = Field(2, ge=2)  # GRPO/RLOO completions per prompt

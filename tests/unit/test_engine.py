@@ -192,14 +192,14 @@ KILL_TASK = """  - name: gen
     prompt: "Say something about {{ n }}"
     target: "n"
     chat_template: false
-    generation: {max_new_tokens: 24}
+    generation: {max_new_tokens: 16}
     metrics: [exact_match]
 """
 
 
 def test_kill_and_resume(tiny_model: Path, tmp_path: Path) -> None:
     """SIGKILL a real run mid-way; --resume finishes it with no sample lost or scored twice."""
-    rows = [{"n": str(i)} for i in range(160)]
+    rows = [{"n": str(i)} for i in range(100)]
     suite = write_suite(tmp_path / "suite", KILL_TASK, {"data/rows.jsonl": rows})
     store = tmp_path / "kill.sqlite"
     cmd = [sys.executable, "-m", "harness.cli", "eval", "-q", "-m", str(tiny_model), "-s", str(suite),

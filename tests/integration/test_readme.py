@@ -1,0 +1,108 @@
+"""Every command the README shows is run here, in order, so the README cannot drift from the code.
+
+Long commands run smaller: evaluations get `--limit 2`, training recipes 2 steps on 8 rows, and the review
+server is opened, fetched once and stopped. `make` lines are checked against the Makefile's targets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MAY_FAIL_GATE = {"gate"}  # a real gate may honestly fail (exit 1); bad input (2) is still an error
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line:
+                commands.append(line)
+    return commands
+
+
+def workspace(tmp: Path) -> Path:
+    """A copy of what the commands read (suites, recipes, gate files, task files) in a scratch directory."""
+    for name in ("suites", "benchmarks", "configs", "reports"):
+        shutil.copytree(ROOT / name, tmp / name, ignore=shutil.ignore_patterns("demo*", "__pycache__"))
+    shutil.copytree(ROOT / "adapters", tmp / "adapters", ignore=shutil.ignore_patterns("*-quick", ".quick"),
+                    dirs_exist_ok=True)
+    for recipe in (tmp / "adapters").glob("*.yaml"):
+        raw = yaml.safe_load(recipe.read_text())
+        raw["train"] = {**raw.get("train", {}), "max_steps": 2, "batch_size": 2}
+        raw["data"] = {**raw["data"], "limit": 8, "eval_limit": 4}
+        raw["eval"] = {"suites": []}
+        recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return tmp
+
+
+def smaller(command: str) -> list[str]:
+    args = shlex.split(command)
+    if "eval" in args and "--limit" not in args:
+        args += ["--limit", "2"]
+    elif "--limit" in args:
+        args[args.index("--limit") + 1] = "2"
+    if args[0] == "tunegate":
+        args[0] = str(BIN / "tunegate")
+    elif args[0] in ("torchrun", "accelerate"):
+        args[0] = str(BIN / args[0])
+    return args
+
+
+def run_review_server(args: list[str], cwd: Path, env: dict[str, str]) -> None:
+    import httpx
+
+    proc = subprocess.Popen(args + ["--port", "8793"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        url = None
+        while time.time() < deadline and url is None:
+            line = proc.stdout.readline()
+            match = re.search(r"(http://127\.0\.0\.1:\d+/\S*)", line or "")
+            url = match.group(1) if match else None
+            assert proc.poll() is None or url, "review server exited early"
+        assert url, "the review server never printed its address"
+        page = httpx.get(url, follow_redirects=True, timeout=30)
+        assert page.status_code == 200 and "tunegate" in page.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_readme_commands_run(tmp_path: Path) -> None:
+    commands = readme_commands()
+    makefile = (ROOT / "Makefile").read_text()
+    assert "make demo" in commands and "make test" in commands
+    cwd = workspace(tmp_path)
+    env = {**os.environ, "TUNEGATE_STORE": str(tmp_path / "store.sqlite"), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT)}
+    ran = 0
+    for command in commands:
+        if command.startswith("make "):
+            assert re.search(rf"^{command.split()[1]}:", makefile, flags=re.M), command
+            continue
+        args = smaller(command)
+        if args[1:2] == ["review"] and args[2:3] != ["export"]:
+            run_review_server(args, cwd, env)
+            ran += 1
+            continue
+        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        allowed = {0, 1} if args[1] in MAY_FAIL_GATE else {0}
+        assert proc.returncode in allowed, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        ran += 1
+    assert ran >= 15
