@@ -43,15 +43,19 @@ def workspace(tmp: Path) -> Path:
                     dirs_exist_ok=True)
     for recipe in (tmp / "adapters").glob("*.yaml"):
         raw = yaml.safe_load(recipe.read_text())
-        raw["train"] = {**raw.get("train", {}), "max_steps": 2, "batch_size": 2}
+        # few steps, but a large enough rate that the adapter visibly changes answers (the review needs pairs)
+        raw["train"] = {**raw.get("train", {}), "max_steps": 2, "batch_size": 2, "learning_rate": 5e-3}
         raw["data"] = {**raw["data"], "limit": 8, "eval_limit": 4}
         raw["eval"] = {"suites": []}
         recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
     return tmp
 
 
-def smaller(command: str) -> list[str]:
-    args = shlex.split(command)
+def smaller(command: str, cwd: Path) -> list[str]:
+    args = []
+    for arg in shlex.split(command):  # expand globs as the shell would
+        matches = sorted(str(p.relative_to(cwd)) for p in cwd.glob(arg)) if "*" in arg else []
+        args += matches or [arg]
     if "eval" in args and "--limit" not in args:
         args += ["--limit", "2"]
     elif "--limit" in args:
@@ -70,15 +74,21 @@ def run_review_server(args: list[str], cwd: Path, env: dict[str, str]) -> None:
                             stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 120
-        url = None
+        url, seen = None, []
         while time.time() < deadline and url is None:
-            line = proc.stdout.readline()
-            match = re.search(r"(http://127\.0\.0\.1:\d+/\S*)", line or "")
+            seen.append(proc.stdout.readline())
+            match = re.search(r"(http://127\.0\.0\.1:\d+/\S*)", seen[-1])
             url = match.group(1) if match else None
-            assert proc.poll() is None or url, "review server exited early"
+            assert proc.poll() is None or url, f"review server exited early: {''.join(seen)[-2000:]}"
         assert url, "the review server never printed its address"
-        page = httpx.get(url, follow_redirects=True, timeout=30)
-        assert page.status_code == 200 and "tunegate" in page.text
+        page = None
+        for _ in range(60):  # the address is printed just before uvicorn starts listening
+            try:
+                page = httpx.get(url, follow_redirects=True, timeout=30)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.5)
+        assert page is not None and page.status_code == 200 and "tunegate" in page.text
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -96,7 +106,7 @@ def test_readme_commands_run(tmp_path: Path) -> None:
         if command.startswith("make "):
             assert re.search(rf"^{command.split()[1]}:", makefile, flags=re.M), command
             continue
-        args = smaller(command)
+        args = smaller(command, cwd)
         if args[1:2] == ["review"] and args[2:3] != ["export"]:
             run_review_server(args, cwd, env)
             ran += 1
