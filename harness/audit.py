@@ -268,7 +268,7 @@ def run_audit(data: str, against: list[str], settings: AuditSettings, json_out: 
     report = audit(data, against, settings)
     print(format_report(report), file=sys.stdout)
     if json_out is not None:
-        from harness.engine import atomic_write
+        from harness.fileio import atomic_write_text as atomic_write
 
         atomic_write(json_out, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return 0 if report["passed"] else 1

@@ -74,7 +74,7 @@ def check_samples_file(samples_path: Path, suite_ref: str = "code", out: Path | 
     summary = {"samples": len(results), "problems": len({r["task_id"] for r in results}),
                "isolation": sandbox.isolation, **pass_at_k_table(results, ks)}
     if out is not None:
-        from harness.engine import atomic_write
+        from harness.fileio import atomic_write_text as atomic_write
 
         out.mkdir(parents=True, exist_ok=True)
         rows = [{**s, **r} for s, r in zip(samples, results)]

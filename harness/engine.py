@@ -7,16 +7,15 @@ loaded base.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from harness import __version__, distributed, metrics
 from harness.api import Backend, Request, Response, SampleRecord, UserError, sha256_json
+from harness.fileio import atomic_write_text
 from harness.store import Store
 from harness.suite import Generation, Sample, Suite, Task, load_suite
 
@@ -208,9 +207,10 @@ def _answer(backend: Backend, chunk: list[WorkItem], cached: dict[str, Response]
     for item, j in pending:
         by_kind.setdefault(item.requests[j].kind, []).append((item, j))
     for kind, entries in by_kind.items():
-        started = time.perf_counter()
+        started, loaded = time.perf_counter(), getattr(backend, "load_seconds", 0.0)
         responses = getattr(backend, kind)([item.requests[j] for item, j in entries])
-        stats["compute_seconds"] += time.perf_counter() - started
+        # the model loads lazily inside the first call: that is load time, not scoring time
+        stats["compute_seconds"] += time.perf_counter() - started - (getattr(backend, "load_seconds", 0.0) - loaded)
         for (item, j), response in zip(entries, responses):
             fresh[item.keys[j]] = response
             stats["tokens"] += response.tokens_processed
@@ -339,20 +339,8 @@ def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord
     import json
 
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "samples.jsonl", "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
-    atomic_write(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` to `path` so that readers see the old file or the new one, never half of one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(out / "samples.jsonl", "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
 
 
 def check_out_dir(out: Path) -> None:

@@ -11,11 +11,12 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness import stats
 from harness.api import UserError
 from harness.compare import Comparison, MetricComparison, compare_runs, fmt_p
+from harness.config import line_of, load_yaml, parse_model
 from harness.runs import Run, atomic_write_text, resolve_run
 
 KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop")
@@ -105,54 +106,22 @@ class GateResult:
 # ---------------------------------------------------------------- loading
 
 
-def _node_line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the YAML node at a pydantic error location (deepest node found)."""
-    node, line = root, (root.start_mark.line + 1) if root is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if k.value == part), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def load_gate(path: Path) -> tuple[GateSpec, yaml.Node | None]:
     """Parse and validate a gate file; UserError names the file, field and line."""
     path = Path(path)
     if not path.is_file():
         raise UserError("gate file not found", source=str(path))
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"not valid YAML ({getattr(exc, 'problem', None) or exc})", source=str(path),
-                        line=mark.line + 1 if mark else None) from None
+    data, root = load_yaml(path)
     if not isinstance(data, dict):
         raise UserError("expected a mapping with 'rules'", source=str(path), line=1)
-    try:
-        return GateSpec.model_validate(data), root
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        field_ = ".".join(str(p) for p in loc) or None
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        msg = err["msg"].removeprefix("Value error, ")
-        raise UserError(msg + more, source=str(path), field=field_, line=_node_line(root, loc)) from None
+    return parse_model(GateSpec, data, root, str(path)), root
 
 
 # ---------------------------------------------------------------- judging
 
 
 def _rule_line(root: yaml.Node | None, index: int) -> int | None:
-    return _node_line(root, ("rules", index))
+    return line_of(root, ["rules", index])
 
 
 def _target(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any]) -> MetricComparison:

@@ -74,7 +74,7 @@ def to_suite(raw: dict[str, Any], path: Path) -> Any:
     if output_type == "generate_until":
         task_dict["generation"] = _generation(raw.get("generation_kwargs") or {}, src)
         task_dict["extraction"] = {"strip": ""}  # lm-eval compares the raw continuation
-    from harness.suite import parse_model
+    from harness.config import parse_model
 
     spec = parse_model(SuiteSpec, {"name": task_dict["name"], "description": f"lm-eval task {name}",
                                    "tasks": [task_dict]}, None, src)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import UserError
+from harness.fileio import atomic_write_text  # noqa: F401 - re-exported for report and gate writers
 
 RESULTS = "results.json"
 SAMPLES = "samples.jsonl"
@@ -177,20 +178,3 @@ def load_runs(paths: list[Path]) -> list[Run]:
         else:
             runs.append(resolve_run(p))
     return runs
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text through a temporary file in the same directory and a rename: never a half-written file."""
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

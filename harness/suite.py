@@ -16,9 +16,10 @@ from typing import Any, Literal
 
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.api import GenSettings, UserError, sha256_json
+from harness.config import line_of, load_yaml, parse_model
 
 TaskKind = Literal["multiple_choice", "generate", "perplexity", "code"]
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
@@ -334,14 +335,7 @@ def builtin_roots() -> list[Path]:
 def load_suite(ref: str | Path) -> Suite:
     """Load, validate and return a suite; every problem is a UserError naming file, field and line."""
     path = find_suite(str(ref))
-    text = _read_text(path)
-    try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"malformed YAML: {getattr(exc, 'problem', exc)}", source=str(path),
-                        line=mark.line + 1 if mark else None) from None
+    raw, node = load_yaml(path)
     from harness import lmeval_task
 
     if lmeval_task.is_lmeval_task(raw):
@@ -358,56 +352,16 @@ def load_suite(ref: str | Path) -> Suite:
     return suite
 
 
-def parse_model(model: type[BaseModel], raw: Any, node: yaml.Node | None, source: str) -> Any:
-    """Validate `raw` against a pydantic model; the first error becomes a UserError with field and line."""
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))]
-        msg = "unknown key (not allowed here)" if err["type"] == "extra_forbidden" else err["msg"]
-        raise UserError(msg, source=source, field=_dotted(loc, raw), line=_line_of(node, loc)) from None
-
-
-def _dotted(loc: list[Any], raw: Any) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            name = raw[part].get("name") if isinstance(raw, list) and part < len(raw) and isinstance(raw[part], dict) else None
-            out += f"[{name or part}]"
-            raw = raw[part] if isinstance(raw, list) and part < len(raw) else None
-        else:
-            out += f".{part}" if out else str(part)
-            raw = raw.get(part) if isinstance(raw, dict) else None
-    return out
-
-
-def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = [(k, v) for k, v in node.value if k.value == part]
-            if not match:
-                break
-            line, node = match[0][0].start_mark.line + 1, match[0][1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node) -> Task:
     from harness.metrics import check_metrics  # metric names are validated against the registry
 
     where = f"tasks[{spec.name}]"
-    line = _line_of(node, ["tasks", index])
+    line = line_of(node, ["tasks", index])
     try:
         check_metrics(spec.kind, spec.metrics)
     except ValueError as exc:
         raise UserError(str(exc), source=suite.path, field=f"{where}.metrics",
-                        line=_line_of(node, ["tasks", index, "metrics"])) from None
+                        line=line_of(node, ["tasks", index, "metrics"])) from None
     if spec.split not in spec.data:
         raise UserError(f"split {spec.split!r} has no data file (declared: {', '.join(spec.data)})",
                         source=suite.path, field=f"{where}.split", line=line)

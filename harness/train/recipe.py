@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.api import UserError, sha256_json
-from harness.suite import parse_model
+from harness.config import line_of, load_yaml, parse_model
 
 METHODS = ("sft", "reward_model", "dpo", "kto", "grpo", "rloo")
 PEFT_TYPES = ("full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "bottleneck")
@@ -147,9 +147,7 @@ class LoadedRecipe:
 
     def error(self, message: str, field: str) -> UserError:
         """A UserError naming this recipe file, the dotted field and its line."""
-        from harness.suite import _line_of
-
-        return UserError(message, source=str(self.path), field=field, line=_line_of(self.node, field.split(".")))
+        return UserError(message, source=str(self.path), field=field, line=line_of(self.node, field.split(".")))
 
 
 def load_recipe(path: str | Path) -> LoadedRecipe:
@@ -157,23 +155,12 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path} does not exist", field="RECIPE")
-    try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except UnicodeDecodeError:
-        raise UserError("not UTF-8 text", source=str(path)) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"malformed YAML: {getattr(exc, 'problem', exc)}", source=str(path),
-                        line=mark.line + 1 if mark else None) from None
+    raw, node = load_yaml(path)
     if not isinstance(raw, dict):
         raise UserError("a recipe must be a mapping with at least method and data", source=str(path), line=1)
     if "method" in raw and raw["method"] not in METHODS:
         # Named here rather than by pydantic's literal error, so the message lists what is known.
-        from harness.suite import _line_of
-
         raise UserError(f"unknown method {raw['method']!r} (known: {', '.join(METHODS)})", source=str(path),
-                        field="method", line=_line_of(node, ["method"]))
+                        field="method", line=line_of(node, ["method"]))
     spec = parse_model(Recipe, raw, node, str(path))
     return LoadedRecipe(spec, path, raw, node)

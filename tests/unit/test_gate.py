@@ -67,10 +67,10 @@ def test_superiority_fails_without_evidence(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("rules:\n  - {suite: medical, flor: 0.6}\n", r"gate.yaml:2: rules.0.flor: Extra inputs are not permitted"),
-    ("rules:\n  - suite: medical\n    floor: 0.6\n    superiority: true\n", r"gate.yaml:2: rules.0: .*exactly one"),
-    ("rules:\n  - suite: medical\n    non_inferiority: -1\n", r"gate.yaml:3: rules.0.non_inferiority"),
-    ("rules: [\n", r"gate.yaml:2: not valid YAML"),
+    ("rules:\n  - {suite: medical, flor: 0.6}\n", r"gate.yaml:2: rules\[0\].flor: unknown key"),
+    ("rules:\n  - suite: medical\n    floor: 0.6\n    superiority: true\n", r"gate.yaml:2: rules\[0\]: .*exactly one"),
+    ("rules:\n  - suite: medical\n    non_inferiority: -1\n", r"gate.yaml:3: rules\[0\].non_inferiority"),
+    ("rules: [\n", r"gate.yaml:2: malformed YAML"),
     ("rules: []\n", r"rules"),
     ("- a\n", r"expected a mapping"),
 ])
