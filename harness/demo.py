@@ -34,8 +34,8 @@ class Sizes:
     train_rows: int | None
 
 
-DEFAULT = Sizes("demo", eval_limit=12, max_steps=None, train_rows=None)
-QUICK = Sizes("demo-quick", eval_limit=4, max_steps=3, train_rows=24)
+DEFAULT = Sizes("demo", eval_limit=3, max_steps=None, train_rows=None)
+QUICK = Sizes("demo-quick", eval_limit=1, max_steps=2, train_rows=16)
 
 
 @dataclass
@@ -118,6 +118,7 @@ def _quick_recipe(recipe: Path, sizes: Sizes) -> Path:
     raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     raw.setdefault("train", {})["max_steps"] = sizes.max_steps
     raw["data"]["limit"] = min(raw["data"].get("limit") or sizes.train_rows, sizes.train_rows)
+    raw["data"]["eval_limit"] = 4  # held-out rows for the loss curve
     raw["eval"] = {"suites": [], "limit": 2}
     raw["output"] = f"../{recipe.stem}-quick"
     target = recipe.parent / ".quick" / f"{recipe.stem}-quick.yaml"
