@@ -48,13 +48,25 @@ class Store:
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path else default_store_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise UserError(f"cannot open the store: {exc}", source=str(self.path)) from None
+        self.db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        # Switching a new file to WAL needs an exclusive lock and SQLite answers "locked" at once, without
+        # its busy timeout, when another process (a second torchrun rank) is creating the same store.
+        for attempt in range(100):
+            try:
+                db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(SCHEMA)
+                return db
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 99:
+                    raise UserError(f"cannot open the store: {exc}", source=str(self.path)) from None
+                time.sleep(0.1)
+            except sqlite3.DatabaseError as exc:
+                raise UserError(f"cannot open the store: {exc}", source=str(self.path)) from None
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.db.close()
