@@ -54,6 +54,7 @@ class Store:
         # Switching a new file to WAL needs an exclusive lock and SQLite answers "locked" at once, without
         # its busy timeout, when another process (a second torchrun rank) is creating the same store.
         for attempt in range(100):
+            db = None
             try:
                 db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
@@ -61,6 +62,8 @@ class Store:
                 db.executescript(SCHEMA)
                 return db
             except sqlite3.OperationalError as exc:
+                if db is not None:
+                    db.close()
                 if "locked" not in str(exc) or attempt == 99:
                     raise UserError(f"cannot open the store: {exc}", source=str(self.path)) from None
                 time.sleep(0.1)
