@@ -103,8 +103,10 @@ def generation(tmp: Path) -> None:
     rows = [json.loads(line) for line in (ROOT / "benchmarks" / "data" / "gen32.jsonl").read_text().splitlines()]
     # no stop sequence: every prompt decodes the full 32 tokens, so tokens/s measures decoding itself
     settings = GenSettings(max_new_tokens=32)
-    requests = [Request("generate", f"Question: {r['question']}\nAnswer:", gen=settings) for r in rows]
     backend = load_backend("smollm2-135m", batch_size=1)
+    # chat prompts that ask for a few sentences, so most sequences decode all 32 tokens before EOS
+    requests = [Request("generate", backend.apply_chat_template(f"{r['question']} Answer in three sentences."),
+                        gen=settings) for r in rows]
     backend.generate(requests[:1])
     start = time.perf_counter()
     one = backend.generate(requests)
