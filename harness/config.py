@@ -7,9 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.api import UserError
+
+
+class Strict(BaseModel):
+    """Base of every user-written configuration model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FrozenStrict(BaseModel):
+    """A strict model whose instances are immutable (hashable specs: suites, recipes)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:

@@ -16,21 +16,17 @@ from typing import Any, Literal
 
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from harness.api import GenSettings, UserError, sha256_json
-from harness.config import line_of, load_yaml, parse_model
+from harness.config import FrozenStrict, line_of, load_yaml, parse_model
 
 TaskKind = Literal["multiple_choice", "generate", "perplexity", "code"]
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 SUITE_FILE = "suite.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FewShot(_Strict):
+class FewShot(FrozenStrict):
     """Few-shot examples drawn, seeded, from another split (or the same one, never the sample itself)."""
 
     n: int = Field(0, ge=0)
@@ -39,7 +35,7 @@ class FewShot(_Strict):
     delimiter: str = "\n\n"
 
 
-class Generation(_Strict):
+class Generation(FrozenStrict):
     """Decoding settings for `generate` and `code` tasks."""
 
     max_new_tokens: int = Field(128, ge=1)
@@ -54,7 +50,7 @@ class Generation(_Strict):
         return GenSettings(self.max_new_tokens, tuple(self.stop), self.temperature, self.top_p, self.seed + index)
 
 
-class Extraction(_Strict):
+class Extraction(FrozenStrict):
     """How to pull the answer out of generated text before exact_match."""
 
     regex: str | None = None
@@ -69,7 +65,7 @@ class Extraction(_Strict):
 PerturbName = Literal["typos", "casing", "contractions", "whitespace", "distractor", "shuffle_choices", "injection"]
 
 
-class PerturbationSpec(_Strict):
+class PerturbationSpec(FrozenStrict):
     """One declared, seeded perturbation (behaviour in harness.perturb); `label` names the variant."""
 
     name: PerturbName
@@ -86,7 +82,7 @@ class PerturbationSpec(_Strict):
         return self.label or self.name
 
 
-class Rubric(_Strict):
+class Rubric(FrozenStrict):
     """Declared expectations for free-text responses: named regex pattern sets, searched case-insensitively.
 
     A row names the behaviour it expects in `expect_field` (or every row shows `expect`). The behaviour
@@ -116,7 +112,7 @@ class Rubric(_Strict):
         return value
 
 
-class TaskSpec(_Strict):
+class TaskSpec(FrozenStrict):
     """One task of a suite."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
@@ -156,7 +152,7 @@ class TaskSpec(_Strict):
         return value
 
 
-class SuiteSpec(_Strict):
+class SuiteSpec(FrozenStrict):
     """The whole suite.yaml."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")

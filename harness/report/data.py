@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from harness.config import Strict
 from harness.api import UserError
 from harness.compare import Comparison, compare_runs
 from harness.gate import GateResult
@@ -15,11 +16,7 @@ from harness.runs import Run
 Interval = tuple[float, float]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class WinRate(_Strict):
+class WinRate(Strict):
     model: str
     versus: str
     win: float = Field(ge=0, le=1)
@@ -29,13 +26,13 @@ class WinRate(_Strict):
     n: int = Field(ge=0)
 
 
-class BradleyTerry(_Strict):
+class BradleyTerry(Strict):
     model: str
     score: float  # log-strength (or Elo-like); larger is better
     ci95: Interval | None = None
 
 
-class RubricScore(_Strict):
+class RubricScore(Strict):
     model: str
     criterion: str
     mean: float
@@ -44,7 +41,7 @@ class RubricScore(_Strict):
     scale: str | None = None  # e.g. "1–5"
 
 
-class Agreement(_Strict):
+class Agreement(Strict):
     statistic: str  # e.g. "Krippendorff's alpha", "Cohen's kappa"
     value: float
     ci95: Interval | None = None
@@ -52,7 +49,7 @@ class Agreement(_Strict):
     n_raters: int | None = None
 
 
-class HumanEval(_Strict):
+class HumanEval(Strict):
     """Human evaluation summary, fed by the review app (`write_reports(..., human_eval=dict)`)."""
 
     win_rates: list[WinRate] = []

@@ -29,11 +29,12 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, select_autoescape
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harness.api import UserError
+from harness.config import Strict
 from harness.review.db import DuplicateJudgment, Item, NotAssigned, ReviewDB, UnknownItem
 from harness.review.queue import Mode, Queue, build_queue
 
@@ -46,11 +47,7 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'se
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Reviewer(_Strict):
+class Reviewer(Strict):
     reviewer: str = Field(min_length=1, max_length=MAX_NAME * 4)
 
     @field_validator("reviewer")

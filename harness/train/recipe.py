@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from harness.api import UserError, sha256_json
-from harness.config import line_of, load_yaml, parse_model
+from harness.config import FrozenStrict, line_of, load_yaml, parse_model
 
 METHODS = ("sft", "reward_model", "dpo", "kto", "grpo", "rloo")
 PEFT_TYPES = ("full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "bottleneck")
@@ -25,11 +25,7 @@ UNMERGEABLE = {"prompt_tuning": "prompt tuning learns virtual token embeddings, 
                "full": "full fine-tuning already writes a complete checkpoint"}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PeftSpec(_Strict):
+class PeftSpec(FrozenStrict):
     """Which parameters train: all of them (`full`), or a PEFT method and its settings."""
 
     type: Literal["full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "bottleneck"] = "lora"
@@ -44,7 +40,7 @@ class PeftSpec(_Strict):
     non_linearity: Literal["relu", "gelu", "silu", "tanh"] = "relu"
 
 
-class DataSpec(_Strict):
+class DataSpec(FrozenStrict):
     """Training data: built-in suites' split (all tasks with a target, or the named ones) or a file."""
 
     suites: list[str] | None = None
@@ -62,7 +58,7 @@ class DataSpec(_Strict):
         return self
 
 
-class HyperParams(_Strict):
+class HyperParams(FrozenStrict):
     """Trainer settings that every method shares, plus the few that only some use."""
 
     max_steps: int = Field(20, ge=1)
@@ -84,7 +80,7 @@ class HyperParams(_Strict):
     temperature: float = Field(1.0, gt=0)  # GRPO/RLOO sampling
 
 
-class EvalSpec(_Strict):
+class EvalSpec(FrozenStrict):
     """Suites evaluated through the eval engine every `every_steps` steps and at the end."""
 
     suites: list[str] = []
@@ -92,7 +88,7 @@ class EvalSpec(_Strict):
     limit: int | None = Field(16, ge=1)  # samples per task, to keep in-training evaluation cheap
 
 
-class Recipe(_Strict):
+class Recipe(FrozenStrict):
     """A whole recipe file."""
 
     base: str = "smollm2-135m"
