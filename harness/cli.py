@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness.api import UserError
 
@@ -21,7 +21,8 @@ def _quiet_libraries() -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from harness.engine import EvalSettings, evaluate, markdown_table
+    from harness.engine import EvalSettings, evaluate
+    from harness.report.terminal import markdown_table
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
@@ -67,7 +68,8 @@ def cmd_suites_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare_runs, format_comparison
+    from harness.compare import compare_runs
+    from harness.report.terminal import format_comparison
     from harness.runs import resolve_run
 
     comp = compare_runs(resolve_run(args.baseline, args.store), resolve_run(args.candidate, args.store),
@@ -77,17 +79,32 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from harness.gate import format_gate, run_gate
+    from harness.gate import run_gate
+    from harness.report.terminal import format_gate
 
+    verdict = Path(args.verdict) if args.verdict else None
+    if verdict is None and Path(args.candidate).is_dir():
+        verdict = Path(args.candidate) / "verdict.json"
     result = run_gate(Path(args.gate), args.baseline, args.candidate,
-                      Path(args.junit) if args.junit else None, store_path=args.store)
+                      Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict)
     print(format_gate(result))
+    if verdict is not None:
+        print(f"wrote {verdict}")
     return result.exit_code
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from harness.plan import run_plan
+    from harness.report.terminal import format_plan
+
+    rows = run_plan(Path(args.gate), args.baseline, args.pilot, args.discordance, args.store)
+    print(format_plan(rows))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.gate import gate_runs
-    from harness.report import write_reports
+    from harness.report.write import write_reports
     from harness.runs import load_runs
 
     if not (args.html or args.md):
@@ -211,13 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--store", help="SQLite store holding saved baselines")
     cmp.set_defaults(func=cmd_compare)
 
-    gate = sub.add_parser("gate", help="judge a candidate against a baseline: exit 0 pass, 1 fail, 2 bad input")
+    gate = sub.add_parser("gate", help="judge a candidate against a baseline: exit 0 pass, 1 fail, "
+                                       "2 bad input, 3 inconclusive (none fails), 4 internal error")
     gate.add_argument("gate", help="gate file (YAML)")
     gate.add_argument("--baseline", required=True, help="run directory or saved baseline name")
     gate.add_argument("--candidate", required=True, help="run directory")
     gate.add_argument("--junit", help="write JUnit XML here (one testcase per rule)")
+    gate.add_argument("--verdict", help="write verdict.json here (default: CANDIDATE/verdict.json for a run "
+                                        "directory)")
     gate.add_argument("--store", help="SQLite store holding saved baselines")
     gate.set_defaults(func=cmd_gate)
+
+    pl = sub.add_parser("plan", help="items each gate rule needs for 80%% power, and what the current n can show")
+    pl.add_argument("gate", help="gate file (YAML)")
+    pl.add_argument("--baseline", required=True, help="run directory or saved baseline name")
+    pl.add_argument("--pilot", help="a pilot candidate run: its discordance with the baseline plans paired rules")
+    pl.add_argument("--discordance", type=float, default=0.15,
+                    help="assumed share of items whose answer changes, without a pilot (default 0.15)")
+    pl.add_argument("--store", help="SQLite store holding saved baselines")
+    pl.set_defaults(func=cmd_plan)
 
     rep = sub.add_parser("report", help="Markdown and self-contained HTML reports; the first run is the baseline")
     rep.add_argument("runs", nargs="+", help="run directories (a sweep directory expands to its variants)")
@@ -309,6 +338,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tunegate: interrupted (finished samples are saved; rerun with --resume)", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - a crash must never read as 1 (gate failed) or 3 (inconclusive)
+        log = _crash_log()
+        print(f"tunegate: internal error ({sys.exc_info()[1].__class__.__name__}); the traceback is in {log}",
+              file=sys.stderr)
+        return 4
+
+
+def _crash_log() -> str:
+    """Write the current traceback to a log file and return its path."""
+    import tempfile
+    import time
+    import traceback
+
+    text = traceback.format_exc()
+    home = Path(os.environ.get("TUNEGATE_HOME") or Path.home() / ".cache" / "tunegate") / "logs"
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        path = home / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(text, encoding="utf-8")
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix="tunegate-crash-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        path = Path(name)
+    return str(path)
 
 
 if __name__ == "__main__":

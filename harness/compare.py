@@ -1,26 +1,48 @@
-"""Paired comparison of two runs: deltas, intervals, exact tests, flips, robustness, efficiency."""
+"""Paired comparison of two runs: item-level deltas, valid intervals, exact tests, flips, robustness.
+
+The unit of analysis is the item (a source sample): rows that share an item (perturbed variants, several
+generations) are averaged per item before any statistic, so rows are never treated as independent.
+Every function here returns values; `harness.report.terminal` formats them.
+"""
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from harness import stats
+from harness import metrics, stats
 from harness.api import UserError
+from harness.evidence import UNBOUNDED_MIN_N, delta_interval
 from harness.runs import Run
+from harness.stats import Interval
 
-# Metrics where a smaller value is better; everything else is "higher is better".
-LOWER_IS_BETTER = ("perplexity", "loss", "bits_per_byte", "bpb", "ter", "error", "latency")
 Key = tuple[str, str | None, str]  # (suite, task or None for the pooled suite, metric)
 
 
-def higher_is_better(metric: str) -> bool:
-    name = metric.lower()
-    return not any(token in name for token in LOWER_IS_BETTER)
+# ---------------------------------------------------------------- what a comparison holds
+
+
+@dataclass
+class Scores:
+    """Per-item scores of one metric in one run: the unit every statistic below works on."""
+
+    items: list[str]
+    values: np.ndarray
+    missing: int = 0  # rows whose score was null: counted as failures (binary/bounded) or left out
+    rows: int = 0  # scored rows behind the items (> len(items) when items have several rows)
+
+
+@dataclass
+class Own:
+    """One run's own score of a metric, over all of its items (not only those the other run shares)."""
+
+    value: float
+    interval: Interval
+    n: int
+    missing: int = 0
 
 
 @dataclass
@@ -32,25 +54,48 @@ class MetricComparison:
     metric: str
     base: float
     cand: float
-    delta: float  # cand - base, in the metric's own direction
-    lo: float | None  # 95% paired-bootstrap interval of delta; None when no paired test applies
-    hi: float | None
-    n: int  # paired samples (0 for corpus-level metrics)
+    delta: float  # cand - base, in the metric's own units
+    interval: Interval | None  # of delta; None when no paired statistic applies (corpus-level metric)
+    n: int  # paired items (0 for corpus-level metrics)
     paired: bool
     binary: bool
     higher_is_better: bool
+    bounds: tuple[float, float] | None
     test: str  # which test produced p_value
     p_value: float | None
     p_holm: float | None = None  # Holm-adjusted across suites (suite-level rows only)
     b: int | None = None  # right→wrong (binary metrics)
     c: int | None = None  # wrong→right
-    base_ci: tuple[float, float] | None = None
-    cand_ci: tuple[float, float] | None = None
+    base_own: Own | None = None
+    cand_own: Own | None = None
+    only_base: int = 0  # items scored in the baseline only (an incomplete candidate)
+    only_cand: int = 0
+    tasks: tuple[str, ...] = ()  # the tasks pooled into a suite row
+
+    @property
+    def lo(self) -> float | None:
+        return self.interval.lo if self.interval else None
+
+    @property
+    def hi(self) -> float | None:
+        return self.interval.hi if self.interval else None
 
     @property
     def improvement(self) -> float:
         """delta oriented so that positive is better."""
         return self.delta if self.higher_is_better else -self.delta
+
+    @property
+    def base_ci(self) -> tuple[float, float] | None:
+        return _pair(self.base_own.interval) if self.base_own else None
+
+    @property
+    def cand_ci(self) -> tuple[float, float] | None:
+        return _pair(self.cand_own.interval) if self.cand_own else None
+
+
+def _pair(interval: Interval | None) -> tuple[float, float] | None:
+    return (interval.lo, interval.hi) if interval and interval.lo is not None and interval.hi is not None else None
 
 
 @dataclass
@@ -80,13 +125,16 @@ class RobustnessRow:
     worst_case: tuple[float, float] | None
     perturbations: dict[str, tuple[float, float]] = field(default_factory=dict)
     n: int = 0
-    source: str = "samples"  # "samples" (recomputed, paired) or "results" (aggregates from results.json)
+    source: str = "samples"  # "samples" (recomputed per item) or "results" (aggregates from results.json)
+    higher_is_better: bool = True
+    drops: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)  # per-item, oriented ≥ 0
+    binary: bool = False
 
     def drop(self, which: int = 1) -> float | None:
         """Clean minus worst case (positive = the perturbations hurt), for baseline (0) or candidate (1)."""
         if self.worst_case is None:
             return None
-        sign = 1.0 if higher_is_better(self.metric) else -1.0
+        sign = 1.0 if self.higher_is_better else -1.0
         return sign * (self.clean[which] - self.worst_case[which])
 
 
@@ -109,7 +157,7 @@ class Efficiency:
 
 @dataclass
 class Comparison:
-    """Everything `compare_runs` found; `format_comparison` and the reports render it."""
+    """Everything `compare_runs` found; `harness.report.terminal` and the reports render it."""
 
     baseline: Run
     candidate: Run
@@ -119,11 +167,15 @@ class Comparison:
     efficiency: tuple[Efficiency, Efficiency]
     only_in_baseline: list[str]
     only_in_candidate: list[str]
-    unmatched: int  # samples present in only one of the runs (left out of paired statistics)
+    incomplete: dict[tuple[str, str], tuple[int, int]]  # (suite, task) -> (#only in baseline, #only in candidate)
     n_resamples: int
     seed: int
     pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
-    worst_pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+
+    @property
+    def unmatched(self) -> int:
+        """Samples present in only one of the runs (left out of paired statistics)."""
+        return sum(a + b for a, b in self.incomplete.values())
 
     def get(self, suite: str, task: str | None, metric: str) -> MetricComparison | None:
         for row in self.metrics:
@@ -134,11 +186,17 @@ class Comparison:
     def suite_rows(self) -> list[MetricComparison]:
         return [row for row in self.metrics if row.task is None]
 
+    def task_rows(self, suite: str) -> list[MetricComparison]:
+        return [row for row in self.metrics if row.suite == suite and row.task is not None]
+
     def suites(self) -> list[str]:
         return list(dict.fromkeys(row.suite for row in self.metrics))
 
+    def tasks(self, suite: str) -> list[str]:
+        return list(dict.fromkeys(row.task for row in self.task_rows(suite) if row.task))
+
     def primary_metric(self, suite: str, task: str | None = None) -> str | None:
-        """The first metric listed for the suite (or task): the one tables and plots show."""
+        """The first metric listed for the suite (or task): its headline metric."""
         for row in self.metrics:
             if row.suite == suite and row.task == task:
                 return row.metric
@@ -151,10 +209,10 @@ class Comparison:
         return None
 
 
-# ---------------------------------------------------------------- checks and alignment
+# ---------------------------------------------------------------- checks
 
 
-def _check_fingerprints(base: Run, cand: Run) -> tuple[list[str], list[str], list[str]]:
+def check_compatible(base: Run, cand: Run) -> tuple[list[str], list[str], list[str]]:
     """Common suites, and the suites only one run has; UserError when a shared suite or prompt differs."""
     common = [s for s in base.suites if s in cand.suites]
     if not common:
@@ -174,127 +232,207 @@ def _check_fingerprints(base: Run, cand: Run) -> tuple[list[str], list[str], lis
                 raise UserError(f"prompts of task '{suite}/{task}' differ between the runs (prompt_hash "
                                 f"{str(hb)[:12]} vs {str(hc)[:12]}): check chat template, few-shot, "
                                 f"generation settings and --limit")
-    only_b = [s for s in base.suites if s not in cand.suites]
-    only_c = [s for s in cand.suites if s not in base.suites]
-    return common, only_b, only_c
+    return common, [s for s in base.suites if s not in cand.suites], [s for s in cand.suites if s not in base.suites]
 
 
-def _by_task(run: Run, suites: list[str]) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
-    out: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
-    wanted = set(suites)
-    for sample in run.samples:
-        if sample["suite"] in wanted:
-            out[(sample["suite"], sample["task"])][sample["sample_id"]] = sample
-    return out
+def metric_direction(runs: tuple[Run, Run], suite: str, task: str | None, metric: str) -> bool:
+    """higher_is_better as results.json records it (task entry, then suite entry), else the metric registry."""
+    for run in runs:
+        entry = run.suites.get(suite, {})
+        places = [entry.get("tasks", {}).get(task, {}).get("metrics", {})] if task else []
+        places.append(entry.get("metrics") or {})
+        for place in places:
+            value = (place.get(metric) or {}).get("higher_is_better") if isinstance(place, dict) else None
+            if isinstance(value, bool):
+                return value
+    known = metrics.REGISTRY.get(metric)
+    if known is not None:
+        return known.higher_is_better
+    # A run written before directions were recorded, with a metric tunegate does not know.
+    raise UserError(f"the direction of metric '{metric}' ({suite}{'/' + task if task else ''}) is unknown: "
+                    "results.json records no higher_is_better for it and it is not a registered metric")
 
 
-def _metric_names(task: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[list[str], set[str]]:
-    """All metric names of a task (results order first) and those with per-sample scores."""
-    per_sample = {m for s in samples for m in s.get("scores", {})}
-    names = list(task.get("metrics", {}))
-    names += sorted(m for m in per_sample if m not in names)
-    return names, per_sample
+def metric_bounds(metric: str, values: np.ndarray) -> tuple[float, float] | None:
+    """The range a per-sample score can take: the registry's declaration, else [0, 1] for 0/1 data."""
+    known = metrics.REGISTRY.get(metric)
+    declared = getattr(known, "bounds", None) if known is not None else None
+    if declared is not None:
+        return (float(declared[0]), float(declared[1]))
+    if values.size and stats.is_binary(values):
+        return (0.0, 1.0)
+    return None
 
 
-def _ci(metric: dict[str, Any] | None) -> tuple[float, float] | None:
-    ci = (metric or {}).get("ci95")
-    return (float(ci[0]), float(ci[1])) if isinstance(ci, (list, tuple)) and len(ci) == 2 else None
+# ---------------------------------------------------------------- items
 
 
-def _scores(pairs: list[tuple[dict, dict]], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    kept = [(b["scores"][metric], c["scores"][metric]) for b, c in pairs
-            if metric in b["scores"] and metric in c["scores"]
-            and b["scores"][metric] is not None and c["scores"][metric] is not None]
-    arr = np.asarray(kept, dtype=float).reshape(-1, 2)
-    return arr[:, 0], arr[:, 1]
+def task_samples(run: Run, suite: str, task: str) -> dict[str, dict[str, Any]]:
+    return {s["sample_id"]: s for s in run.samples if s["suite"] == suite and s["task"] == task}
 
 
-# ---------------------------------------------------------------- statistics per metric
-
-
-def _paired_row(suite: str, task: str | None, metric: str, b: np.ndarray, c: np.ndarray,
-                n_resamples: int, seed: int, cis: tuple[Any, Any]) -> MetricComparison:
-    delta, lo, hi = stats.paired_bootstrap(b, c, n_resamples=n_resamples, seed=seed)
-    binary = stats.is_binary(b, c)
-    if binary:
-        nb, nc = stats.discordant(b, c)
-        p, test = stats.mcnemar_exact(nb, nc), "exact McNemar"
-    else:
-        nb = nc = None
-        p, test = stats.sign_flip_pvalue(b, c, n_resamples=n_resamples, seed=seed), "sign-flip permutation"
-    return MetricComparison(suite, task, metric, float(b.mean()), float(c.mean()), delta, lo, hi, int(b.size),
-                            True, binary, higher_is_better(metric), test, p, None, nb, nc, *cis)
-
-
-def _corpus_row(suite: str, task: str | None, metric: str, mb: dict | None,
-                mc: dict | None) -> MetricComparison | None:
-    if not mb or not mc:
-        return None
-    vb, vc = float(mb["value"]), float(mc["value"])
-    return MetricComparison(suite, task, metric, vb, vc, vc - vb, None, None, 0, False, False,
-                            higher_is_better(metric), "none: corpus-level metric, no paired test applies",
-                            None, base_ci=_ci(mb), cand_ci=_ci(mc))
-
-
-def _originals(samples: dict[str, dict]) -> dict[str, dict]:
+def originals(samples: dict[str, dict]) -> dict[str, dict]:
     clean = {k: s for k, s in samples.items() if not s.get("perturbation")}
     return clean or samples  # a task made only of perturbed samples is scored on all of them
 
 
-def _flips(suite: str, task: str, metric: str, pairs: list[tuple[dict, dict]]) -> list[Flip]:
+def item_scores(samples: list[dict], metric: str, fail_value: float | None) -> Scores:
+    """Per-item mean of a metric; a null score is `fail_value` (or left out when there is none)."""
+    values: dict[str, list[float]] = defaultdict(list)
+    missing = rows = 0
+    for s in samples:
+        if metric not in s.get("scores", {}):
+            continue
+        value = s["scores"][metric]
+        if value is None or (isinstance(value, float) and not np.isfinite(value)):
+            missing += 1
+            if fail_value is None:
+                continue
+            value = fail_value
+        rows += 1
+        values[str(s.get("source_id") or s["sample_id"])].append(float(value))
+    items = list(values)
+    return Scores(items, np.array([np.mean(values[i]) for i in items], dtype=float), missing, rows)
+
+
+def _fail_value(bounds: tuple[float, float] | None, hib: bool) -> float | None:
+    if bounds is None:
+        return None
+    return bounds[0] if hib else bounds[1]
+
+
+def paired(sb: Scores, sc: Scores) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    index = {item: i for i, item in enumerate(sc.items)}
+    common = [item for item in sb.items if item in index]
+    pos_b = {item: i for i, item in enumerate(sb.items)}
+    return (np.array([sb.values[pos_b[i]] for i in common], dtype=float),
+            np.array([sc.values[index[i]] for i in common], dtype=float), common)
+
+
+# ---------------------------------------------------------------- statistics of one metric
+
+
+def own_score(scores: Scores, bounds: tuple[float, float] | None, binary: bool) -> Own | None:
+    """A run's own mean with an interval that holds at its n."""
+    if scores.values.size == 0:
+        return None
+    v = scores.values
+    if binary:
+        interval = stats.proportion_interval(int(v.sum()), int(v.size))
+    else:
+        interval = stats.mean_interval(v, bounds=bounds, min_n=2 if bounds else UNBOUNDED_MIN_N)
+    return Own(float(v.mean()), interval, int(v.size), scores.missing)
+
+
+def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores, hib: bool,
+               n_resamples: int, seed: int) -> tuple[MetricComparison, tuple[np.ndarray, np.ndarray]]:
+    """Paired statistics of one metric on item-level scores."""
+    b, c, common = paired(sb, sc)
+    all_values = np.concatenate([sb.values, sc.values])
+    bounds = metric_bounds(metric, all_values)
+    binary = bool(all_values.size) and stats.is_binary(all_values)
+    nb = nc = None
+    if b.size == 0:
+        interval, p, test = None, None, "none: no paired items"
+    elif binary:
+        nb, nc = stats.discordant(b, c)
+        interval, p, test = delta_interval(b, c, True, bounds), stats.mcnemar_exact(nb, nc), "exact McNemar"
+    else:
+        interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed)
+        p, test = stats.sign_flip_pvalue(b, c, n_resamples=n_resamples, seed=seed), "sign-flip permutation"
+    row = MetricComparison(
+        suite, task, metric, float(b.mean()) if b.size else float("nan"), float(c.mean()) if c.size else float("nan"),
+        float((c - b).mean()) if b.size else float("nan"), interval, int(b.size), bool(b.size), binary, hib, bounds,
+        test, p, None, nb, nc, own_score(sb, bounds, binary), own_score(sc, bounds, binary),
+        len(sb.items) - len(common), len(sc.items) - len(common))
+    return row, (b, c)
+
+
+def corpus_row(suite: str, task: str | None, metric: str, mb: dict | None, mc: dict | None,
+               hib: bool) -> MetricComparison | None:
+    """A corpus-level metric (no per-sample scores): each run's aggregate and its recorded interval."""
+    if not mb or not mc:
+        return None
+
+    def own(m: dict) -> Own:
+        ci = m.get("ci95")
+        n = int(m.get("n") or 0)
+        ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and ci[0] is not None and float(ci[0]) < float(ci[1])
+        interval = (Interval(float(ci[0]), float(ci[1]), "as recorded in results.json", n) if ok else
+                    Interval(None, None, "as recorded in results.json", n, "no interval recorded"))
+        return Own(float(m["value"]), interval, n)
+
+    vb, vc = float(mb["value"]), float(mc["value"])
+    return MetricComparison(suite, task, metric, vb, vc, vc - vb, None, 0, False, False, hib, None,
+                            "none: corpus-level metric, no paired test applies", None, base_own=own(mb),
+                            cand_own=own(mc))
+
+
+def flips(suite: str, task: str, metric: str, ob: dict[str, dict], oc: dict[str, dict]) -> list[Flip]:
     out = []
-    for b, c in pairs:
-        sb, sc = b["scores"].get(metric), c["scores"].get(metric)
+    for key in ob:
+        if key not in oc:
+            continue
+        b, c = ob[key], oc[key]
+        sb, sc = b.get("scores", {}).get(metric), c.get("scores", {}).get(metric)
         if sb is None or sc is None or sb == sc:
             continue
-        direction = "right→wrong" if sb > sc else "wrong→right"
-        out.append(Flip(suite, task, b["sample_id"], metric, direction, b.get("prompt", ""), b.get("target"),
-                        b.get("response"), c.get("response"), b.get("perturbation")))
+        out.append(Flip(suite, task, b["sample_id"], metric, "right→wrong" if sb > sc else "wrong→right",
+                        b.get("prompt", ""), b.get("target"), b.get("response"), c.get("response"),
+                        b.get("perturbation")))
     return out
 
 
 # ---------------------------------------------------------------- robustness
 
 
-def _worst_case(samples: dict[str, dict], metric: str) -> dict[str, float]:
-    """Per source sample: the minimum score over the original and all its perturbed versions."""
-    sign = 1.0 if higher_is_better(metric) else -1.0
+def worst_case(samples: list[dict], metric: str, hib: bool, fail: float | None) -> tuple[Scores, Scores]:
+    """Per item: the clean score and the worst score over the original and all its perturbed versions."""
+    clean = item_scores([s for s in samples if not s.get("perturbation")], metric, fail)
+    sign = 1.0 if hib else -1.0
     worst: dict[str, float] = {}
-    for s in samples.values():
-        v = s["scores"].get(metric)
+    for s in samples:
+        v = s.get("scores", {}).get(metric, "absent")
+        if v == "absent":
+            continue
+        v = fail if v is None else float(v)
         if v is None:
             continue
-        src = s.get("source_id") or s["sample_id"]
+        src = str(s.get("source_id") or s["sample_id"])
         worst[src] = v if src not in worst else sign * min(sign * worst[src], sign * v)
-    return worst
+    items = [i for i in clean.items if i in worst]
+    return clean, Scores(items, np.array([worst[i] for i in items], dtype=float))
 
 
-def _robustness_from_samples(suite: str, task: str | None, metric: str, sb: dict[str, dict],
-                             sc: dict[str, dict]) -> tuple[RobustnessRow, tuple[np.ndarray, np.ndarray]] | None:
-    common = [k for k in sb if k in sc]
-    perts = sorted({sb[k]["perturbation"] for k in common if sb[k].get("perturbation")})
+def robustness_row(suite: str, task: str | None, metric: str, sb: list[dict], sc: list[dict], hib: bool,
+                   bounds: tuple[float, float] | None) -> RobustnessRow | None:
+    perts = sorted({s["perturbation"] for s in sb if s.get("perturbation")})
     if not perts:
         return None
+    fail = _fail_value(bounds, hib)
     per: dict[str, tuple[float, float]] = {}
     for pert in perts:
-        pairs = [(sb[k], sc[k]) for k in common if sb[k].get("perturbation") == pert]
-        b, c = _scores(pairs, metric)
-        if b.size:
-            per[pert] = (float(b.mean()), float(c.mean()))
-    clean_pairs = [(sb[k], sc[k]) for k in common if not sb[k].get("perturbation")]
-    cb, cc = _scores(clean_pairs, metric)
-    wb = _worst_case({k: sb[k] for k in common}, metric)
-    wc = _worst_case({k: sc[k] for k in common}, metric)
-    srcs = [s for s in wb if s in wc]
-    if not cb.size or not srcs:
+        pb = item_scores([s for s in sb if s.get("perturbation") == pert], metric, fail)
+        pc = item_scores([s for s in sc if s.get("perturbation") == pert], metric, fail)
+        if pb.values.size and pc.values.size:
+            per[pert] = (float(pb.values.mean()), float(pc.values.mean()))
+    (clean_b, worst_b), (clean_c, worst_c) = worst_case(sb, metric, hib, fail), worst_case(sc, metric, hib, fail)
+    if not worst_b.values.size or not worst_c.values.size:
         return None
-    wbarr, wcarr = np.array([wb[s] for s in srcs]), np.array([wc[s] for s in srcs])
-    row = RobustnessRow(suite, task, metric, (float(cb.mean()), float(cc.mean())),
-                        (float(wbarr.mean()), float(wcarr.mean())), per, len(srcs), "samples")
-    return row, (wbarr, wcarr)
+    sign = 1.0 if hib else -1.0
+
+    def drops(clean: Scores, worst: Scores) -> np.ndarray:
+        pos = {item: i for i, item in enumerate(clean.items)}
+        return np.array([sign * (clean.values[pos[i]] - worst.values[k]) for k, i in enumerate(worst.items)])
+
+    db, dc = drops(clean_b, worst_b), drops(clean_c, worst_c)
+    return RobustnessRow(suite, task, metric, (float(clean_b.values.mean()), float(clean_c.values.mean())),
+                         (float(worst_b.values.mean()), float(worst_c.values.mean())), per, int(dc.size), "samples",
+                         hib, (db, dc), stats.is_binary(np.concatenate([db, dc])))
 
 
-def _robustness_from_results(suite: str, task: str, tb: dict, tc: dict) -> list[RobustnessRow]:
+def robustness_from_results(suite: str, task: str, tb: dict, tc: dict, runs: tuple[Run, Run]) -> list[RobustnessRow]:
+    """Robustness from results.json aggregates, for runs whose samples hold no perturbed rows."""
     rows = []
     pb, pc = tb.get("perturbations") or {}, tc.get("perturbations") or {}
     rb, rc = tb.get("robustness") or {}, tc.get("robustness") or {}
@@ -306,7 +444,7 @@ def _robustness_from_results(suite: str, task: str, tb: dict, tc: dict) -> list[
         worst = (float(rb[wkey]["value"]), float(rc[wkey]["value"])) if wkey in rb and wkey in rc else None
         if mc and (per or worst):
             rows.append(RobustnessRow(suite, task, metric, (float(mb["value"]), float(mc["value"])), worst, per,
-                                      int(mb.get("n") or 0), "results"))
+                                      int(mb.get("n") or 0), "results", metric_direction(runs, suite, task, metric)))
     return rows
 
 
@@ -324,10 +462,11 @@ def efficiency(run: Run) -> Efficiency:
     adapter_bytes = _num(prov.get("adapter_bytes"))
     trainable, total = _num(prov.get("trainable_params")), _num(prov.get("total_params"))
     curve = prov.get("curve") if isinstance(prov.get("curve"), list) else []
+    tokens = _num(timing.get("tokens_processed"))
     return Efficiency(
         label=run.label, method=run.method,
         wall_seconds=_num(timing.get("wall_seconds")), tokens_per_second=_num(timing.get("tokens_per_second")),
-        tokens_processed=int(timing["tokens_processed"]) if _num(timing.get("tokens_processed")) is not None else None,
+        tokens_processed=int(tokens) if tokens is not None else None,
         trainable_params=int(trainable) if trainable is not None else None,
         total_params=int(total) if total is not None else None,
         train_seconds=_num(prov.get("train_seconds")), train_tokens_per_second=_num(prov.get("tokens_per_second")),
@@ -335,184 +474,137 @@ def efficiency(run: Run) -> Efficiency:
         curve=[p for p in curve if isinstance(p, dict) and _num(p.get("step")) is not None])
 
 
-# ---------------------------------------------------------------- the entry point
+# ---------------------------------------------------------------- one suite, one task
 
 
-def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, seed: int = 0) -> Comparison:
-    """Paired comparison of candidate against baseline, aligned by (suite, task, sample_id)."""
-    common, only_b, only_c = _check_fingerprints(baseline, candidate)
-    samples_b, samples_c = _by_task(baseline, common), _by_task(candidate, common)
-    rows: list[MetricComparison] = []
-    flips: list[Flip] = []
-    robustness: list[RobustnessRow] = []
-    pairs_store: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
-    worst_store: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
-    unmatched = 0
-    for suite in common:
-        sres_b, sres_c = baseline.suites[suite], candidate.suites[suite]
-        pooled: dict[str, list[tuple[dict, dict]]] = defaultdict(list)
-        pooled_all_b: dict[str, dict] = {}
-        pooled_all_c: dict[str, dict] = {}
-        suite_metric_order: list[str] = list(sres_b.get("metrics") or {})
-        for task, tres_b in sres_b["tasks"].items():
-            tres_c = sres_c["tasks"][task]
-            sb, sc = samples_b.get((suite, task), {}), samples_c.get((suite, task), {})
-            unmatched += len(sb.keys() ^ sc.keys())
-            ob, oc = _originals(sb), _originals(sc)
-            pairs = [(ob[k], oc[k]) for k in ob if k in oc]
-            names, per_sample = _metric_names(tres_b, list(ob.values()) + list(oc.values()))
-            flip_metric: str | None = None
-            for metric in names:
-                if metric not in suite_metric_order:
-                    suite_metric_order.append(metric)
-                b, c = _scores(pairs, metric) if metric in per_sample else (np.empty(0), np.empty(0))
-                cis = (_ci(tres_b["metrics"].get(metric)), _ci(tres_c["metrics"].get(metric)))
-                if b.size:
-                    row = _paired_row(suite, task, metric, b, c, n_resamples, seed, cis)
-                    pairs_store[(suite, task, metric)] = (b, c)
-                    pooled[metric].extend(pairs)
-                    if row.binary and flip_metric is None:
-                        flip_metric = metric
-                else:
-                    row = _corpus_row(suite, task, metric, tres_b["metrics"].get(metric),
-                                      tres_c["metrics"].get(metric))
-                if row is not None:
-                    rows.append(row)
-            if flip_metric:
-                flips.extend(_flips(suite, task, flip_metric, pairs))
-            # Robustness: recomputed (and paired) from perturbed samples; else the results.json aggregates.
-            primary = next((m for m in names if m in per_sample), None)
-            found = _robustness_from_samples(suite, task, primary, sb, sc) if primary else None
-            if found:
-                robustness.append(found[0])
-                worst_store[(suite, task, primary)] = found[1]
-                pooled_all_b.update({f"{task}\x00{k}": v for k, v in sb.items()})
-                pooled_all_c.update({f"{task}\x00{k}": v for k, v in sc.items()})
-            else:
-                robustness.extend(_robustness_from_results(suite, task, tres_b, tres_c))
-        rows.extend(_suite_rows(suite, suite_metric_order, pooled, sres_b, sres_c, n_resamples, seed, pairs_store))
-        _suite_robustness(suite, rows, pooled_all_b, pooled_all_c, robustness, worst_store)
-    _apply_holm(rows)
-    rows.sort(key=lambda r: (common.index(r.suite), r.task is not None))  # suite row first, then its tasks
-    return Comparison(baseline, candidate, rows, flips, robustness, (efficiency(baseline), efficiency(candidate)),
-                      only_b, only_c, unmatched, n_resamples, seed, pairs_store, worst_store)
+@dataclass
+class _TaskResult:
+    rows: list[MetricComparison]
+    pairs: dict[Key, tuple[np.ndarray, np.ndarray]]
+    flips: list[Flip]
+    robustness: list[RobustnessRow]
+    incomplete: tuple[int, int]
+    samples: tuple[list[dict], list[dict]]  # every row of the task, for suite-level pooling
 
 
-def _suite_rows(suite: str, order: list[str], pooled: dict[str, list[tuple[dict, dict]]], sres_b: dict,
-                sres_c: dict, n_resamples: int, seed: int,
-                pairs_store: dict[Key, tuple[np.ndarray, np.ndarray]]) -> list[MetricComparison]:
-    """Suite-level rows: per-sample metrics pooled over tasks; corpus metrics from suite aggregates."""
-    out = []
-    for metric in order:
-        mb, mc = (sres_b.get("metrics") or {}).get(metric), (sres_c.get("metrics") or {}).get(metric)
-        if pooled.get(metric):
-            b, c = _scores(pooled[metric], metric)
-            pairs_store[(suite, None, metric)] = (b, c)
-            out.append(_paired_row(suite, None, metric, b, c, n_resamples, seed, (_ci(mb), _ci(mc))))
-        else:
-            row = _corpus_row(suite, None, metric, mb, mc)
+def metric_names(task: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[list[str], set[str]]:
+    """All metric names of a task (results order first) and those with per-sample scores."""
+    per_sample = {m for s in samples for m in s.get("scores", {})}
+    names = list(task.get("metrics", {}))
+    names += sorted(m for m in per_sample if m not in names)
+    return names, per_sample
+
+
+def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int, seed: int) -> _TaskResult:
+    base, cand = runs
+    sb, sc = task_samples(base, suite, task), task_samples(cand, suite, task)
+    tb, tc = base.suites[suite]["tasks"][task], cand.suites[suite]["tasks"][task]
+    ob, oc = originals(sb), originals(sc)
+    names, per_sample = metric_names(tb, list(sb.values()) + list(sc.values()))
+    rows, pairs, task_flips, robust = [], {}, [], []
+    for metric in names:
+        hib = metric_direction(runs, suite, task, metric)
+        if metric not in per_sample:
+            row = corpus_row(suite, task, metric, tb["metrics"].get(metric), tc["metrics"].get(metric), hib)
             if row is not None:
-                out.append(row)
-    return out
+                rows.append(row)
+            continue
+        observed = np.array([v for s in list(ob.values()) + list(oc.values())
+                             if (v := s.get("scores", {}).get(metric)) is not None], dtype=float)
+        fail = _fail_value(metric_bounds(metric, observed), hib)
+        row, arrays = metric_row(suite, task, metric, item_scores(list(ob.values()), metric, fail),
+                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed)
+        rows.append(row)
+        pairs[(suite, task, metric)] = arrays
+        if row.binary and not task_flips:
+            task_flips = flips(suite, task, metric, ob, oc)
+        rob = robustness_row(suite, task, metric, list(sb.values()), list(sc.values()), hib, row.bounds)
+        if rob is not None:
+            robust.append(rob)
+    if not any(r.source == "samples" for r in robust):
+        robust += robustness_from_results(suite, task, tb, tc, runs)
+    return _TaskResult(rows, pairs, task_flips, robust, (len(sb.keys() - sc.keys()), len(sc.keys() - sb.keys())),
+                       (list(sb.values()), list(sc.values())))
 
 
-def _suite_robustness(suite: str, rows: list[MetricComparison], all_b: dict, all_c: dict,
-                      robustness: list[RobustnessRow], worst_store: dict) -> None:
-    """Pool robustness over the suite's tasks (source ids are made unique per task)."""
-    metric = next((r.metric for r in rows if r.suite == suite and r.task is None and r.paired), None)
-    if metric is None or not all_b:
-        return
-    rekey = lambda d: {k: {**v, "source_id": f"{v['task']}\x00{v['source_id']}"} for k, v in d.items()}  # noqa: E731
-    found = _robustness_from_samples(suite, None, metric, rekey(all_b), rekey(all_c))
-    if found:
-        robustness.append(found[0])
-        worst_store[(suite, None, metric)] = found[1]
+def _pooled(samples: list[dict]) -> list[dict]:
+    """Rows of several tasks with item ids made unique per task."""
+    return [{**s, "source_id": f"{s['task']}\x00{s.get('source_id') or s['sample_id']}"} for s in samples]
 
 
-def _apply_holm(rows: list[MetricComparison]) -> None:
-    """Holm–Bonferroni across the suites compared, separately for each metric name."""
+def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n_resamples: int,
+                  seed: int) -> tuple[list[MetricComparison], dict[Key, tuple[np.ndarray, np.ndarray]],
+                                      list[RobustnessRow]]:
+    """Suite rows: per-sample metrics pooled over the tasks that report them (micro); corpus metrics as recorded."""
+    sres_b, sres_c = runs[0].suites[suite], runs[1].suites[suite]
+    order = list(sres_b.get("metrics") or {})
+    for t in tasks:
+        order += [r.metric for r in t.rows if r.metric not in order]
+    rows, pairs, robust = [], {}, []
+    all_b = _pooled([s for t in tasks for s in t.samples[0]])
+    all_c = _pooled([s for t in tasks for s in t.samples[1]])
+    for metric in order:
+        members = [r for t in tasks for r in t.rows if r.metric == metric and r.paired]
+        hib = metric_direction(runs, suite, None, metric)
+        if not members:
+            row = corpus_row(suite, None, metric, (sres_b.get("metrics") or {}).get(metric),
+                             (sres_c.get("metrics") or {}).get(metric), hib)
+            if row is not None:
+                rows.append(row)
+            continue
+        bounds = members[0].bounds
+        fail = _fail_value(bounds, hib)
+        member_tasks = tuple(str(r.task) for r in members)
+        ob = [s for s in all_b if not s.get("perturbation") and s["task"] in member_tasks]
+        oc = [s for s in all_c if not s.get("perturbation") and s["task"] in member_tasks]
+        row, arrays = metric_row(suite, None, metric, item_scores(ob, metric, fail), item_scores(oc, metric, fail),
+                                 hib, n_resamples, seed)
+        row.tasks = member_tasks
+        rows.append(row)
+        pairs[(suite, None, metric)] = arrays
+        if metric == order[0] or not robust:
+            rob = robustness_row(suite, None, metric, [s for s in all_b if s["task"] in member_tasks],
+                                 [s for s in all_c if s["task"] in member_tasks], hib, bounds)
+            if rob is not None:
+                robust.append(rob)
+    return rows, pairs, robust
+
+
+def apply_holm(rows: list[MetricComparison]) -> None:
+    """Holm–Bonferroni across the suites compared, separately for each metric name (display only)."""
     by_metric: dict[str, list[MetricComparison]] = defaultdict(list)
     for row in rows:
         if row.task is None and row.p_value is not None:
             by_metric[row.metric].append(row)
     for family in by_metric.values():
-        for row, adjusted in zip(family, stats.holm([r.p_value for r in family])):
+        for row, adjusted in zip(family, stats.holm([r.p_value for r in family])):  # type: ignore[misc]
             row.p_holm = adjusted
 
 
-# ---------------------------------------------------------------- terminal output
+# ---------------------------------------------------------------- the entry point
 
 
-def fmt_num(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def fmt_delta(row: MetricComparison) -> str:
-    return f"{row.delta:+.3f}"
-
-
-def fmt_ci(lo: float | None, hi: float | None) -> str:
-    return "n/a" if lo is None or hi is None else f"[{lo:+.3f}, {hi:+.3f}]"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def format_comparison(comp: Comparison) -> str:
-    """A terminal table (rich) of the comparison: metrics, flips, efficiency."""
-    from rich.console import Console
-    from rich.table import Table
-
-    buf = io.StringIO()
-    console = Console(file=buf, width=130, force_terminal=False, color_system=None)
-    table = Table(title=f"{comp.candidate.label} vs {comp.baseline.label} "
-                        f"(paired bootstrap 95% CI, {comp.n_resamples} resamples, seed {comp.seed})")
-    for col in ("suite / task", "metric", "n", comp.baseline.label, comp.candidate.label, "Δ", "95% CI",
-                "p", "p (Holm)", "test"):
-        table.add_column(col, justify="left" if col in ("suite / task", "metric", "test") else "right")
-    for row in comp.metrics:
-        name = row.suite if row.task is None else f"  {row.task}"
-        test = row.test if row.paired else "corpus-level: no paired test"
-        if row.binary:
-            test += f" ({row.b}↓ {row.c}↑)"
-        table.add_row(name, row.metric, str(row.n or "–"), fmt_num(row.base), fmt_num(row.cand), fmt_delta(row),
-                      fmt_ci(row.lo, row.hi), fmt_p(row.p_value), fmt_p(row.p_holm), test)
-    console.print(table)
-    down = sum(f.direction == "right→wrong" for f in comp.flips)
-    console.print(f"flipped samples: {down} right→wrong, {len(comp.flips) - down} wrong→right")
-    if comp.unmatched:
-        console.print(f"note: {comp.unmatched} samples present in only one run were left out of paired statistics")
-    for label, suites in (("baseline", comp.only_in_baseline), ("candidate", comp.only_in_candidate)):
-        if suites:
-            console.print(f"note: suites only in the {label}: {', '.join(suites)} (not compared)")
-    eff = Table(title="efficiency")
-    for col in ("run", "method", "eval wall s", "eval tok/s", "trainable params", "adapter size",
-                "train s", "train tok/s"):
-        eff.add_column(col, justify="left" if col in ("run", "method") else "right")
-    for e in comp.efficiency:
-        eff.add_row(e.label, e.method, fmt_num(e.wall_seconds, 1), fmt_num(e.tokens_per_second, 1),
-                    fmt_count(e.trainable_params), fmt_bytes(e.adapter_bytes), fmt_num(e.train_seconds, 1),
-                    fmt_num(e.train_tokens_per_second, 1))
-    console.print(eff)
-    return buf.getvalue()
-
-
-def fmt_count(n: int | None) -> str:
-    if n is None:
-        return "–"
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(n)
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "–"
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"
+def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, seed: int = 0) -> Comparison:
+    """Paired comparison of candidate against baseline, aligned by (suite, task, item)."""
+    common, only_b, only_c = check_compatible(baseline, candidate)
+    runs = (baseline, candidate)
+    rows: list[MetricComparison] = []
+    pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
+    all_flips: list[Flip] = []
+    robust: list[RobustnessRow] = []
+    incomplete: dict[tuple[str, str], tuple[int, int]] = {}
+    for suite in common:
+        tasks = [compare_task(runs, suite, task, n_resamples, seed) for task in baseline.suites[suite]["tasks"]]
+        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed)
+        rows += suite_rows + [r for t in tasks for r in t.rows]
+        pairs.update(suite_pairs)
+        robust += suite_robust
+        for name, t in zip(baseline.suites[suite]["tasks"], tasks):
+            pairs.update(t.pairs)
+            all_flips += t.flips
+            robust += t.robustness
+            if any(t.incomplete):
+                incomplete[(suite, name)] = t.incomplete
+    apply_holm(rows)
+    return Comparison(baseline, candidate, rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
+                      only_b, only_c, incomplete, n_resamples, seed, pairs)

@@ -2,7 +2,8 @@
 
 Evaluate the base on the built-in suites, fine-tune with three methods, evaluate every adapter in one
 sweep (base loaded once), compare and gate each against the base, and write the reports. Exits with
-the gate's status: 0 when every adapter passes, 1 when any fails.
+the gate's status: 0 when every adapter passes, 1 when any fails, 3 when none fails but some rule cannot
+be decided on the demo's few samples (the honest verdict at demo sizes).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Pa
     gates, runs = _gate_and_report(out, root / GATE_FILE, quick)
     _end(stage)
 
-    code = 0 if all(g.passed for g in gates) else 1
+    code = max(g.exit_code for g in gates)  # 1 (a failure) outranks 3 (inconclusive), which outranks 0
     _write_summary(out, sizes, stages, base, sweep, gates, code)
     _print_summary(out, gates, code)
     return code
@@ -130,10 +131,11 @@ def _quick_recipe(recipe: Path, sizes: Sizes) -> Path:
 
 
 def _gate_and_report(out: Path, gate_file: Path, quick: bool):
-    from harness.gate import gate_runs, write_junit
-    from harness.report import write_reports
+    from harness.gate import gate_runs
+    from harness.report.write import write_reports
     from harness.runs import load_run, load_runs
     from harness.train import update_model_card
+    from harness.verdict import write_junit, write_verdict
 
     base = load_run(out / "runs" / "base")
     candidates = load_runs([out / "runs" / "sweep"])
@@ -143,6 +145,7 @@ def _gate_and_report(out: Path, gate_file: Path, quick: bool):
             update_model_card(adapter_dir, run.results)
     gates = [gate_runs(gate_file, base, cand) for cand in candidates]
     write_junit(gates, out / "junit.xml")
+    write_verdict(gates, out / "verdict.json")
     runs = [base, *candidates]
     if quick:
         for run in runs:  # say so in every label of the report
@@ -158,8 +161,8 @@ def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: dict[str,
         "format": "tunegate.demo/1", "mode": sizes.name, "quick": sizes is QUICK, "suites": SUITES,
         "sizes": {"eval_limit_per_task": sizes.eval_limit, "max_steps": sizes.max_steps, "train_rows": sizes.train_rows},
         "variants": variants,
-        "gate": {g.comparison.candidate.label: {"passed": g.passed, "failed_rules": [r.name for r in g.rules if not r.passed]}
-                 for g in gates},
+        "gate": {g.comparison.candidate.label: {"verdict": g.verdict, "failed_rules": g.failures,
+                                                "inconclusive_rules": g.inconclusive} for g in gates},
         "exit_code": code,
         "stages": [{"name": s.name, "seconds": s.seconds, "notes": s.notes} for s in stages],
     }
@@ -175,10 +178,15 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
 def _print_summary(out: Path, gates: list[Any], code: int) -> None:
     print("\n[5/5] verdict")
     for gate in gates:
-        failed = [r.name for r in gate.rules if not r.passed]
-        status = "PASS" if gate.passed else f"FAIL ({len(failed)} of {len(gate.rules)} rules: {'; '.join(failed)})"
+        status = gate.verdict
+        if gate.failures:
+            status += f" ({len(gate.failures)} of {len(gate.rules)} rules fail: {'; '.join(gate.failures)})"
+        elif gate.inconclusive:
+            status += f" ({len(gate.inconclusive)} of {len(gate.rules)} rules cannot be decided on this data)"
         print(f"      {gate.comparison.candidate.label}: {status}")
     for name in ("report.html", "report.md", "results.json", "junit.xml"):
         print(f"      {out / name}")
-    print(f"      exit status {code} ({'every adapter passes the gate' if code == 0 else 'the gate failed'})")
+    meaning = {0: "every adapter passes the gate", 1: "the gate failed",
+               3: "inconclusive: not enough evidence to decide; see `tunegate plan`"}[code]
+    print(f"      exit status {code} ({meaning})")
     sys.stdout.flush()

@@ -1,44 +1,57 @@
-"""Gate files: declared release rules, judged on a paired comparison; verdict, exit status and JUnit."""
+"""Gate files: declared release rules judged on a paired comparison, with three verdicts per rule.
+
+- PASS: the data show the rule holds (the whole 95% interval lies on the passing side).
+- FAIL: the data show it does not hold (the whole interval lies on the failing side).
+- INCONCLUSIVE: neither; the verdict says how many fresh items would decide it.
+
+A gate passes only when every rule passes. Requiring all of them is an intersection–union test (Berger
+1982), so no multiplicity adjustment is needed for PASS; FAIL across the tasks of one suite rule is
+Holm-adjusted, because one failing task is enough to fail the rule.
+"""
 
 from __future__ import annotations
 
-import io
 import math
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from harness import stats
 from harness.api import UserError
-from harness.compare import Comparison, MetricComparison, compare_runs, fmt_p
-from harness.config import line_of, load_yaml, parse_model
-from harness.runs import Run, atomic_write_text, resolve_run
+from harness.compare import Comparison, MetricComparison, compare_runs
+from harness.config import Strict, line_of, load_yaml, parse_model
+from harness.evidence import Unit, invert, macro_unit, orient, paired_unit, recorded_unit, score_unit
+from harness.runs import Run, resolve_run
+from harness.stats import Interval
 
 KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop")
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
+ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
 
 
-class Rule(BaseModel):
+class Rule(Strict):
     """One rule: a target (suite, optional task, optional metric) and exactly one check."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = None
     suite: str | None = None
     task: str | None = None
-    metric: str | None = None  # default: the first metric of the suite (or task)
-    floor: float | None = None
-    non_inferiority: float | None = Field(default=None, ge=0)
+    metric: str | None = None  # default: each task's own headline metric
+    floor: float | None = Field(default=None, allow_inf_nan=False)
+    non_inferiority: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     superiority: Literal[True] | None = None
-    max_robustness_drop: float | None = Field(default=None, ge=0)
-    max_general_drop: float | None = Field(default=None, ge=0)
+    min_effect: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_robustness_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_general_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    pool: Literal["tasks", "micro", "macro"] = "tasks"
+    min_n: int = Field(default=1, ge=1, le=10_000_000)
+    decide_on: Literal["interval", "estimate"] = "interval"
 
     @model_validator(mode="after")
-    def _exactly_one_check(self) -> "Rule":
+    def _exactly_one_check(self) -> Rule:
         kinds = [k for k in KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a rule needs exactly one of {', '.join(KINDS)} (got {', '.join(kinds) or 'none'})")
@@ -46,6 +59,10 @@ class Rule(BaseModel):
             raise ValueError(f"a {kinds[0]} rule needs 'suite'")
         if self.task and not self.suite:
             raise ValueError("'task' needs 'suite'")
+        if self.min_effect is not None and kinds[0] != "superiority":
+            raise ValueError("'min_effect' belongs to a superiority rule")
+        if self.decide_on == "estimate" and kinds[0] != "floor":
+            raise ValueError("'decide_on: estimate' applies to floor rules only")
         return self
 
     @property
@@ -53,16 +70,40 @@ class Rule(BaseModel):
         return next(k for k in KINDS if getattr(self, k) is not None)
 
 
-class GateSpec(BaseModel):
+class GateSpec(Strict):
     """A whole gate file."""
 
-    model_config = ConfigDict(extra="forbid")
-
     version: Literal[1] = 1
-    general_suite: str = "general"
+    general_suite: str = Field(default="general", min_length=1)
     n_resamples: int = Field(default=10_000, ge=100, le=1_000_000)
-    seed: int = 0
-    rules: list[Rule] = Field(min_length=1)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    allow_partial: bool = False
+    on_inconclusive: Literal["fail", "pass"] = "fail"
+    reason: str | None = Field(default=None, min_length=1, max_length=2000)
+    rules: list[Rule] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _reason_for_pass(self) -> GateSpec:
+        if self.on_inconclusive == "pass" and not (self.reason or "").strip():
+            raise ValueError("'on_inconclusive: pass' needs a stated 'reason'")
+        return self
+
+
+@dataclass
+class Check:
+    """One judged unit of a rule: a task, the pooled suite, or a macro average."""
+
+    label: str
+    metric: str
+    verdict: Verdict | None  # None: shown, not judged (under min_n)
+    figure: float
+    interval: Interval
+    n: int
+    mde: float | None
+    p_pass: float | None = None  # one-sided p-value of "the rule fails here"
+    p_fail: float | None = None  # one-sided p-value of "the rule holds here"; Holm-adjusted when several
+    note: str | None = None
+    plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
 
 
 @dataclass
@@ -74,13 +115,24 @@ class RuleResult:
     suite: str
     task: str | None
     metric: str
-    passed: bool
-    figure: float  # what the rule judged (a score, a delta or a drop)
-    threshold: str  # the condition, in words ("lower bound > -0.020")
-    interval: tuple[float, float] | None
+    verdict: Verdict
+    figure: float  # what the rule judged (a score, an improvement or a drop) of its deciding check
+    threshold: str  # the condition, in words
+    interval: Interval | None
+    n: int
+    mde: float | None
     p_value: float | None
     detail: str = ""
     line: int | None = None
+    checks: list[Check] = field(default_factory=list)
+    pool: str = "tasks"
+    decided_on: str = "interval"
+    plan_n: int | None = None
+    left_out: list[str] = field(default_factory=list)  # what the rule could not cover
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "PASS"
 
 
 @dataclass
@@ -92,15 +144,33 @@ class GateResult:
     gate_file: str
     seed: int = 0
     n_resamples: int = 10_000
-    failures: list[str] = field(default_factory=list)
+    on_inconclusive: str = "fail"
+    reason: str | None = None
+    partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
+
+    @property
+    def failures(self) -> list[str]:
+        return [r.name for r in self.rules if r.verdict == "FAIL"]
+
+    @property
+    def inconclusive(self) -> list[str]:
+        return [r.name for r in self.rules if r.verdict == "INCONCLUSIVE"]
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.failures:
+            return "FAIL"
+        if self.inconclusive and self.on_inconclusive != "pass":
+            return "INCONCLUSIVE"
+        return "PASS"
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.rules)
+        return self.verdict == "PASS"
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.passed else 1
+        return EXIT[self.verdict]
 
 
 # ---------------------------------------------------------------- loading
@@ -117,192 +187,285 @@ def load_gate(path: Path) -> tuple[GateSpec, yaml.Node | None]:
     return parse_model(GateSpec, data, root, str(path)), root
 
 
-# ---------------------------------------------------------------- judging
+# ---------------------------------------------------------------- the checks of each rule kind
 
 
-def _rule_line(root: yaml.Node | None, index: int) -> int | None:
-    return line_of(root, ["rules", index])
+@dataclass
+class _Side:
+    """How one rule kind reads an interval: which side passes and which fails."""
+
+    threshold: float
+    pass_if_above: bool  # PASS when the interval lies above the threshold (else: below it)
+    fail_threshold: float | None = None  # superiority fails below min_effect, not below the pass threshold
+
+    def passes(self, iv: Interval) -> bool:
+        return iv.lo > self.threshold if self.pass_if_above else iv.hi <= self.threshold  # type: ignore[operator]
+
+    def fails(self, iv: Interval) -> bool:
+        t = self.threshold if self.fail_threshold is None else self.fail_threshold
+        return iv.hi < t if self.pass_if_above else iv.lo > t  # type: ignore[operator]
+
+    def passes_value(self, x: float) -> bool:
+        return x > self.threshold if self.pass_if_above else x <= self.threshold
 
 
-def _target(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any]) -> MetricComparison:
-    """The comparison row a rule names; UserError when the runs lack the suite, task or metric."""
+def _side(rule: Rule, hib: bool) -> tuple[_Side, str]:
+    kind = rule.kind
+    if kind == "floor":
+        floor = float(rule.floor)  # type: ignore[arg-type]
+        if hib:
+            return _Side(floor - 1e-12, True, floor), f"score ≥ {floor:.3f}"
+        return _Side(floor, False), f"score ≤ {floor:.3f}"
+    if kind == "non_inferiority":
+        m = float(rule.non_inferiority)  # type: ignore[arg-type]
+        return _Side(-m, True), f"Δ > {-m:+.3f} (non-inferior, margin {m:.3f})"
+    if kind == "superiority":
+        e = float(rule.min_effect or 0.0)
+        return _Side(0.0, True, e), f"Δ > 0 (superior; fails if Δ < {e:+.3f})"
+    if kind == "max_general_drop":
+        lim = float(rule.max_general_drop)  # type: ignore[arg-type]
+        return _Side(-lim, True), f"drop < {lim:.3f}"
+    lim = float(rule.max_robustness_drop)  # type: ignore[arg-type]
+    return _Side(lim, False), f"clean − worst case ≤ {lim:.3f}"
+
+
+def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str) -> Check:
+    iv = unit.interval()
+    if unit.n < min_n:
+        return Check(unit.label, metric, None, unit.figure, iv, unit.n, unit.mde,
+                     note=f"{unit.n} items < min_n {min_n}: shown, not judged")
+    if decide_on == "estimate":
+        verdict: Verdict = "PASS" if side.passes_value(unit.figure) else "FAIL"
+        return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, note="decided on the point estimate")
+    if not iv.defined:
+        return Check(unit.label, metric, "INCONCLUSIVE", unit.figure, iv, unit.n, unit.mde,
+                     note=iv.note or "no interval at this n")
+    verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
+    # The p-values are one-sided: the two-sided 95% interval's ends are one-sided 97.5% bounds.
+    p_pass = p_fail = None
+    if unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
+        p_pass = invert(unit.interval_at, side.passes) / 2
+        p_fail = invert(unit.interval_at, side.fails) / 2
+    return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)
+
+
+def _plan(rule: Rule, unit: Unit) -> int | None:
+    """Fresh items that a new, pre-planned evaluation needs to decide this rule with 80% power."""
+    from harness import power
+    from harness.evidence import one_sample_n
+
+    kind = rule.kind
+    if unit.shape == "paired binary" and unit.discordance:
+        disc = min(max(unit.discordance, 1e-3), 1.0)
+        if kind in ("non_inferiority", "max_general_drop"):
+            margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
+            return power.paired_binary_n(margin, 0.0, max(disc, margin))
+        if kind == "superiority":
+            effect = float(rule.min_effect or ASSUMED_EFFECT)
+            return power.paired_binary_n(0.0, effect, max(disc, effect))
+    if unit.shape == "paired bounded" and unit.sd and math.isfinite(unit.sd):
+        if kind in ("non_inferiority", "max_general_drop"):
+            return power.bounded_n(float(rule.non_inferiority or rule.max_general_drop or 0.0), 0.0, unit.sd)
+        if kind == "superiority":
+            return power.bounded_n(0.0, float(rule.min_effect or ASSUMED_EFFECT), unit.sd)
+    if kind in ("floor", "max_robustness_drop") and unit.sd and math.isfinite(unit.sd):
+        threshold = float(rule.floor if kind == "floor" else rule.max_robustness_drop)  # type: ignore[arg-type]
+        return one_sample_n(abs(unit.figure - threshold), unit.sd)
+    return None
+
+
+# ---------------------------------------------------------------- units of each rule kind
+
+
+def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    b, c = comp.pairs[(row.suite, row.task, row.metric)]
+    return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
+                       n_resamples=comp.n_resamples, seed=comp.seed)
+
+
+def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    """The candidate's own full score (every one of its items, not only those paired)."""
+    if not row.paired:
+        own = row.cand_own
+        ci = (own.interval.lo, own.interval.hi) if own and own.interval.defined else None
+        return recorded_unit(label, row.cand, ci, own.n if own else 0)  # type: ignore[arg-type]
+    from harness.compare import item_scores, originals, task_samples
+
+    tasks = [row.task] if row.task else list(row.tasks)
+    rows: list[dict] = []
+    for task in tasks:
+        rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
+                 for s in originals(task_samples(comp.candidate, row.suite, task)).values()]
+    fail = None if row.bounds is None else (row.bounds[0] if row.higher_is_better else row.bounds[1])
+    scores = item_scores(rows, row.metric, fail)
+    return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds)
+
+
+def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    rob = comp.robustness_row(row.suite, row.task, row.metric)
+    if rob is None or rob.drops is None:
+        raise UserError(f"no perturbed samples for {row.suite}{'/' + row.task if row.task else ''} "
+                        f"({row.metric}): a robustness rule needs a suite with perturbations")
+    drops = rob.drops[1]
+    width = (row.bounds[1] - row.bounds[0]) if row.bounds else None
+    unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None)
+    if row.bounds is not None:
+        at_worst = rob.clean[1] <= row.bounds[0] if row.higher_is_better else rob.clean[1] >= row.bounds[1]
+        if at_worst:  # a clean score at its worst leaves nothing to lose: no evidence of robustness either way
+            unit.interval_at = lambda alpha, n=unit.n: Interval(None, None, "none", n,
+                                                                "the candidate's clean score is at its worst: robustness unknown")
+    return unit
+
+
+def _unit(rule: Rule, comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    if rule.kind == "floor":
+        return _own(comp, row, label)
+    if rule.kind == "max_robustness_drop":
+        return _robust(comp, row, label)
+    if not row.paired:
+        raise UserError(f"metric '{row.metric}' is corpus-level (no per-sample scores), so no paired interval "
+                        f"exists for {rule.kind}; use a floor rule")
+    if row.bounds is None:
+        raise UserError(f"metric '{row.metric}' is unbounded, so no interval with valid small-sample coverage "
+                        f"exists for {rule.kind}; use a floor rule")
+    return _paired(comp, row, label)
+
+
+# ---------------------------------------------------------------- judging a rule
+
+
+def _rows(rule: Rule, spec: GateSpec, comp: Comparison) -> tuple[str, list[MetricComparison], list[str]]:
+    """The suite, the comparison rows the rule judges, and what it leaves out (with why)."""
     suite = rule.suite or spec.general_suite
     for label, run in (("baseline", comp.baseline), ("candidate", comp.candidate)):
         if suite not in run.suites:
             raise UserError(f"suite '{suite}' is not in the {label} run ({run.path}; it has "
-                            f"{', '.join(run.suites)})", **where)
+                            f"{', '.join(run.suites)})")
         if rule.task and rule.task not in run.suites[suite]["tasks"]:
             raise UserError(f"task '{rule.task}' is not in suite '{suite}' of the {label} run (it has "
-                            f"{', '.join(run.suites[suite]['tasks'])})", **where)
-    metric = rule.metric or comp.primary_metric(suite, rule.task)
-    row = comp.get(suite, rule.task, metric) if metric else None
-    if row is None:
-        have = sorted({r.metric for r in comp.metrics if r.suite == suite and r.task == rule.task})
-        raise UserError(f"metric '{metric}' is not in {suite}{'/' + rule.task if rule.task else ''} "
-                        f"(metrics: {', '.join(have) or 'none'})", **where)
-    return row
+                            f"{', '.join(run.suites[suite]['tasks'])})")
+    if rule.task or rule.pool == "micro":
+        metric = rule.metric or comp.primary_metric(suite, rule.task)
+        row = comp.get(suite, rule.task, metric) if metric else None
+        if row is None:
+            have = sorted({r.metric for r in comp.metrics if r.suite == suite and r.task == rule.task})
+            raise UserError(f"metric '{metric}' is not in {suite}{'/' + rule.task if rule.task else ''} "
+                            f"(metrics: {', '.join(have) or 'none'})")
+        return suite, [row], []
+    rows, left_out = [], []
+    for task in comp.tasks(suite):
+        metric = rule.metric or comp.primary_metric(suite, task)
+        row = comp.get(suite, task, metric) if metric else None
+        if row is None:
+            left_out.append(f"{task} (no metric '{metric}')")
+        elif rule.kind == "max_robustness_drop" and comp.robustness_row(suite, task, row.metric) is None:
+            left_out.append(f"{task} (no perturbations)")
+        else:
+            rows.append(row)
+    if not rows and rule.kind == "max_robustness_drop":
+        raise UserError(f"no perturbed samples in suite '{suite}': a robustness rule needs a task with perturbations")
+    if not rows:
+        raise UserError(f"no task of suite '{suite}' reports metric '{rule.metric}'")
+    return suite, rows, left_out
 
 
-def _oriented(comp: Comparison, row: MetricComparison) -> tuple[np.ndarray, np.ndarray]:
-    """Paired scores with the sign flipped for lower-is-better metrics, so that larger is always better."""
-    b, c = comp.pairs[(row.suite, row.task, row.metric)]
-    return (b, c) if row.higher_is_better else (-b, -c)
+def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
+    """PASS when every judged check passes; FAIL when one fails after Holm across them; else INCONCLUSIVE."""
+    judged = [c for c in checks if c.verdict is not None]
+    if not judged:
+        return "INCONCLUSIVE", None
+    if len(judged) > 1 and all(c.p_fail is not None for c in judged):
+        for check, adjusted in zip(judged, stats.holm([c.p_fail for c in judged])):  # type: ignore[misc]
+            check.p_fail = adjusted
+            if check.verdict == "FAIL" and adjusted > stats.ALPHA / 2:
+                check.verdict, check.note = "INCONCLUSIVE", f"fails unadjusted; Holm-adjusted p {adjusted:.3f}"
+    for wanted in ("FAIL", "INCONCLUSIVE"):
+        hits = [c for c in judged if c.verdict == wanted]
+        if hits:
+            return wanted, min(hits, key=lambda c: c.p_fail if wanted == "FAIL" and c.p_fail is not None else 1.0)
+    return "PASS", max(judged, key=lambda c: c.p_pass if c.p_pass is not None else 0.0)
 
 
-def _interval_rule(rule: Rule, spec: GateSpec, comp: Comparison, row: MetricComparison,
-                   margin: float, where: dict[str, Any]) -> tuple[bool, float, str, tuple | None, float | None, str]:
-    if not row.paired:
-        raise UserError(f"metric '{row.metric}' is corpus-level (no per-sample scores), so no paired interval "
-                        f"exists for {rule.kind}; use a floor rule", **where)
-    b, c = _oriented(comp, row)
-    p = stats.bootstrap_p_below(b, c, -margin, n_resamples=spec.n_resamples, seed=spec.seed)
-    if row.higher_is_better:
-        lower, cond = row.lo, f"CI lower bound > {-margin:+.3f}" if margin else "CI lower bound > 0"
-    else:
-        lower, cond = -row.hi, f"CI upper bound < {margin:+.3f}" if margin else "CI upper bound < 0"
-    detail = f"{row.base:.3f} → {row.cand:.3f} on {row.n} paired samples; one-sided bootstrap p"
-    return lower > -margin, row.delta, cond, (row.lo, row.hi), p, detail
+def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any]) -> RuleResult:
+    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit."""
+    try:
+        suite, rows, left_out = _rows(rule, spec, comp)
+        units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]
+    except UserError as exc:
+        raise UserError(str(exc), **where) from None
+    if rule.pool == "macro" and not rule.task and len(units) > 1:
+        units = [(rows[0], macro_unit("macro", [u for _, u in units]))]
+    checks, plans = [], {}
+    for row, unit in units:
+        side, cond = _side(rule, row.higher_is_better)
+        check = _judge_unit(unit, side, rule.decide_on, rule.min_n, row.metric)
+        check.plan_n = _plan(rule, unit)
+        plans[check.label] = check.plan_n
+        checks.append(check)
+    verdict, deciding = _combine(checks)
+    head = deciding or checks[0]
+    metric = rows[0].metric if len({r.metric for r in rows}) == 1 else "headline metric of each task"
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, rule.metric) if x)
+    shown_iv = head.interval
+    figure = head.figure
+    if rule.kind == "max_general_drop":  # shown as a drop: positive means the candidate got worse
+        figure, shown_iv = -figure, orient(head.interval, -1.0)
+    need = [c.plan_n for c in checks if c.verdict == "INCONCLUSIVE" and c.plan_n]
+    mdes = [c.mde for c in checks if c.mde is not None]
+    pool = "per task" if len(checks) > 1 or (not rule.task and rule.pool == "tasks") else rule.pool
+    return RuleResult(name, rule.kind, suite, rule.task, metric, verdict, figure, _side(rule, rows[0].higher_is_better)[1],
+                      shown_iv, sum(c.n for c in checks), max(mdes) if mdes else None,
+                      head.p_pass, _detail(rule, head, checks), where.get("line"), checks, pool, rule.decide_on,
+                      max(need) if need else None, left_out)
 
 
-def _judge(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any]) -> RuleResult:
-    row = _target(rule, spec, comp, where)
-    kind = rule.kind
-    sign = 1.0 if row.higher_is_better else -1.0
-    interval: tuple[float, float] | None = None
-    p: float | None = None
-    if kind == "floor":
-        floor = float(rule.floor)  # type: ignore[arg-type]
-        passed = sign * row.cand >= sign * floor
-        figure, cond = row.cand, f"{row.metric} {'>=' if sign > 0 else '<='} {floor:.3f}"
-        interval, detail = row.cand_ci, f"baseline {row.base:.3f}"
-    elif kind in ("non_inferiority", "superiority"):
-        margin = float(rule.non_inferiority or 0.0)
-        passed, figure, cond, interval, p, detail = _interval_rule(rule, spec, comp, row, margin, where)
-    elif kind == "max_general_drop":
-        limit = float(rule.max_general_drop)  # type: ignore[arg-type]
-        figure = -row.improvement  # a positive drop means the candidate got worse
-        passed = figure <= limit
-        if row.lo is not None and row.hi is not None:
-            interval = (-row.hi, -row.lo) if row.higher_is_better else (row.lo, row.hi)
-        p, cond = row.p_value, f"drop <= {limit:.3f}"
-        detail = f"{row.base:.3f} → {row.cand:.3f}; p: {row.test}" if row.paired else row.test
-    else:  # max_robustness_drop
-        limit = float(rule.max_robustness_drop)  # type: ignore[arg-type]
-        rob = comp.robustness_row(row.suite, row.task, row.metric)
-        if rob is None or rob.worst_case is None:
-            raise UserError(f"no robustness results (perturbed samples or worst_case_{row.metric}) for "
-                            f"{row.suite}{'/' + row.task if row.task else ''}", **where)
-        figure = float(rob.drop(1))  # type: ignore[arg-type]
-        passed, cond = figure <= limit, f"clean − worst case <= {limit:.3f}"
-        detail = (f"candidate clean {rob.clean[1]:.3f}, worst case {rob.worst_case[1]:.3f}; "
-                  f"baseline drop {rob.drop(0):.3f}")
-    name = rule.name or " ".join(x for x in (kind, row.suite, row.task, row.metric) if x)
-    return RuleResult(name, kind, row.suite, row.task, row.metric, bool(passed), float(figure), cond,
-                      interval, p, detail, where.get("line"))
+def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:
+    parts = []
+    if len(checks) > 1:
+        counts = {v: sum(c.verdict == v for c in checks) for v in ("PASS", "FAIL", "INCONCLUSIVE")}
+        parts.append(f"{len(checks)} tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                     + f"; deciding: {head.label}")
+    parts.append(f"{head.interval.method}" if head.interval.method else "")
+    if head.note:
+        parts.append(head.note)
+    return "; ".join(p for p in parts if p)
 
 
 def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                   root: yaml.Node | None = None) -> GateResult:
-    """Judge every rule of a validated gate on a comparison."""
-    rows = []
-    for i, rule in enumerate(spec.rules):
-        where = {"source": source, "field": f"rules.{i}", "line": _rule_line(root, i)}
-        rows.append(_judge(rule, spec, comp, where))
-    return GateResult(rows, comp, source, spec.seed, spec.n_resamples, [r.name for r in rows if not r.passed])
+    """Judge every rule of a validated gate on a comparison; refuse an incomplete pair unless allowed."""
+    if comp.incomplete and not spec.allow_partial:
+        (suite, task), (ob, oc) = next(iter(comp.incomplete.items()))
+        total = sum(a + b for a, b in comp.incomplete.values())
+        raise UserError(f"incomplete runs: {suite}/{task} has {ob} samples only in the baseline and {oc} only in "
+                        f"the candidate ({total} unmatched in {len(comp.incomplete)} tasks); re-run the missing "
+                        "samples, or set 'allow_partial: true' in the gate file to judge the shared ones", source=source)
+    rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])})
+            for i, rule in enumerate(spec.rules)]
+    partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
+    return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial)
 
 
 def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | str,
-             junit_path: Path | None = None, store_path: str | None = None) -> GateResult:
-    """Load gate and runs (a directory or a saved baseline name), compare, judge; write JUnit when asked.
-
-    Exit status: `result.exit_code`."""
+             junit_path: Path | None = None, store_path: str | None = None,
+             verdict_path: Path | None = None) -> GateResult:
+    """Load gate and runs (a directory or a saved baseline name), compare, judge; write JUnit/verdict.json."""
     baseline, candidate = resolve_run(baseline_path, store_path), resolve_run(candidate_path, store_path)
-    return gate_runs(Path(gate_file), baseline, candidate, junit_path)
+    return gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path)
 
 
-def gate_runs(gate_file: Path, baseline: Run, candidate: Run, junit_path: Path | None = None) -> GateResult:
+def gate_runs(gate_file: Path, baseline: Run, candidate: Run, junit_path: Path | None = None,
+              verdict_path: Path | None = None) -> GateResult:
     """Judge already loaded runs against a gate file."""
+    # verdict.py renders GateResult, so it imports this module: a module-level import would be a cycle.
+    from harness.verdict import write_junit, write_verdict
+
     spec, root = load_gate(Path(gate_file))
     comp = compare_runs(baseline, candidate, n_resamples=spec.n_resamples, seed=spec.seed)
     result = evaluate_gate(spec, comp, source=str(gate_file), root=root)
     if junit_path is not None:
         write_junit(result, Path(junit_path))
+    if verdict_path is not None:
+        write_verdict(result, Path(verdict_path))
     return result
 
-
-# ---------------------------------------------------------------- output
-
-
-def fmt_interval(interval: tuple[float, float] | None, signed: bool = True) -> str:
-    if interval is None:
-        return "–"
-    fmt = "+.3f" if signed else ".3f"
-    return f"[{interval[0]:{fmt}}, {interval[1]:{fmt}}]"
-
-
-def fmt_rule_interval(rule: "RuleResult") -> str:
-    """Scores (floor rules) unsigned; deltas and drops signed."""
-    return fmt_interval(rule.interval, signed=rule.kind != "floor")
-
-
-def fmt_figure(rule: RuleResult) -> str:
-    """A score plainly; deltas and drops with their sign."""
-    return f"{rule.figure:.3f}" if rule.kind == "floor" else f"{rule.figure:+.3f}"
-
-
-def describe(rule: RuleResult) -> str:
-    """One line for a rule: status, name, figure, condition, interval, p-value."""
-    status = "PASS" if rule.passed else "FAIL"
-    return (f"{status} {rule.name}: {fmt_figure(rule)} ({rule.threshold}); 95% CI {fmt_rule_interval(rule)}; "
-            f"p {fmt_p(rule.p_value)}")
-
-
-def write_junit(results: GateResult | list[GateResult], path: Path) -> None:
-    """JUnit XML: one testsuite per gated candidate, one testcase per rule; temp file + rename."""
-    results = results if isinstance(results, list) else [results]
-    root = ET.Element("testsuites", name="tunegate", tests=str(sum(len(r.rules) for r in results)),
-                      failures=str(sum(not rule.passed for r in results for rule in r.rules)))
-    for result in results:
-        root.append(_junit_suite(result))
-    tree = ET.ElementTree(root)
-    ET.indent(tree)
-    buf = io.BytesIO()
-    tree.write(buf, encoding="utf-8", xml_declaration=True)
-    atomic_write_text(path, buf.getvalue().decode("utf-8"))
-
-
-def _junit_suite(result: GateResult) -> ET.Element:
-    name = f"tunegate gate: {result.comparison.candidate.label} vs {result.comparison.baseline.label}"
-    suite = ET.Element("testsuite", name=name, tests=str(len(result.rules)),
-                       failures=str(sum(not r.passed for r in result.rules)), errors="0", skipped="0", time="0")
-    props = ET.SubElement(suite, "properties")
-    for key, value in (("gate_file", result.gate_file), ("baseline", result.comparison.baseline.label),
-                       ("candidate", result.comparison.candidate.label), ("seed", str(result.seed)),
-                       ("n_resamples", str(result.n_resamples))):
-        ET.SubElement(props, "property", name=key, value=value)
-    for rule in result.rules:
-        case = ET.SubElement(suite, "testcase", name=rule.name, classname=f"tunegate.gate.{rule.suite}", time="0")
-        if not rule.passed:
-            failure = ET.SubElement(case, "failure", message=describe(rule), type=rule.kind)
-            failure.text = rule.detail
-        ET.SubElement(case, "system-out").text = f"{describe(rule)}\n{rule.detail}"
-    return suite
-
-
-def format_gate(result: GateResult) -> str:
-    """The verdict as a terminal table (rich)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    buf = io.StringIO()
-    console = Console(file=buf, width=140, force_terminal=False, color_system=None)
-    comp = result.comparison
-    verdict = "PASS" if result.passed else f"FAIL ({len(result.failures)} of {len(result.rules)} rules)"
-    table = Table(title=f"gate {result.gate_file}: {comp.candidate.label} vs {comp.baseline.label} — {verdict}")
-    for col in ("", "rule", "figure", "condition", "95% CI", "p", "detail"):
-        table.add_column(col, justify="right" if col in ("figure", "95% CI", "p") else "left")
-    for r in result.rules:
-        table.add_row("PASS" if r.passed else "FAIL", r.name, fmt_figure(r) if math.isfinite(r.figure) else "–",
-                      r.threshold, fmt_rule_interval(r), fmt_p(r.p_value), r.detail)
-    console.print(table)
-    return buf.getvalue()

@@ -1,28 +1,8 @@
-"""Stakeholder reports: Markdown (step summary / PR comment) and one self-contained HTML file."""
+"""Stakeholder reports and terminal output.
 
-from __future__ import annotations
+- `write.py`: `write_reports`, Markdown (step summary / PR comment) and one self-contained HTML file;
+- `markdown.py`, `html.py` (+ `templates/`, `svg.py`): the two renderers over `data.py`'s ReportData;
+- `terminal.py`: rich tables for compare, gate and eval; `fmt.py`: number formatting shared by all.
 
-from pathlib import Path
-from typing import Any
-
-from harness.gate import GateResult
-from harness.report.data import HumanEval, ReportData, build
-from harness.report.html import render_html
-from harness.report.markdown import render_markdown
-from harness.runs import Run, atomic_write_text
-
-__all__ = ["write_reports", "render_html", "render_markdown", "build", "ReportData", "HumanEval"]
-
-
-def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
-                  html_path: Path | None = None, md_path: Path | None = None,
-                  human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
-                  seed: int = 0) -> ReportData:
-    """Compare every run with the baseline and write the requested reports (temp file + rename)."""
-    data = build(runs, baseline_index=baseline_index, gate=gate, human_eval=human_eval,
-                 n_resamples=n_resamples, seed=seed)
-    if html_path is not None:
-        atomic_write_text(Path(html_path), render_html(data))
-    if md_path is not None:
-        atomic_write_text(Path(md_path), render_markdown(data))
-    return data
+This package imports none of its submodules, so a submodule never imports its half-initialised package.
+"""

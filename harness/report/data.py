@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import Field
 
-from harness.config import Strict
 from harness.api import UserError
 from harness.compare import Comparison, compare_runs
+from harness.config import Strict
 from harness.gate import GateResult
 from harness.runs import Run
 
@@ -109,3 +109,46 @@ def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[G
     he = HumanEval.model_validate(human_eval) if isinstance(human_eval, dict) else human_eval
     gates = gate if isinstance(gate, list) else ([gate] if gate is not None else [])
     return ReportData(runs, labels, baseline_index, comps, gates, he)
+
+
+@dataclass
+class EvidenceRow:
+    """How much data one task's figures rest on, and where its items come from."""
+
+    suite: str
+    task: str
+    kind: str
+    n: dict[str, int]  # per run label: items scored
+    source: str  # the suite's declared licence / source line, or "unknown"
+
+
+def _suite_source(name: str) -> str:
+    """The licence line of a built-in suite (which names original items versus public data)."""
+    import yaml
+
+    from harness.suite import SUITE_FILE, builtin_roots
+
+    for root in builtin_roots():
+        path = root / name / SUITE_FILE
+        if path.is_file():
+            try:
+                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                return "unknown"
+            return str(doc.get("license") or "unknown") if isinstance(doc, dict) else "unknown"
+    return "not a built-in suite: see its README"
+
+
+def evidence_rows(data: ReportData) -> list[EvidenceRow]:
+    """Per task: items scored in every run, and the suite's source line."""
+    rows = []
+    for suite, entry in data.baseline.suites.items():
+        source = _suite_source(suite)
+        for task, tres in entry["tasks"].items():
+            n = {}
+            for run, label in zip(data.runs, data.labels):
+                t = run.suites.get(suite, {}).get("tasks", {}).get(task)
+                if t is not None:
+                    n[label] = int(t.get("n") or 0)
+            rows.append(EvidenceRow(suite, task, str(tres.get("kind", "")), n, source))
+    return rows

@@ -11,9 +11,10 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from harness.compare import Comparison, fmt_bytes, fmt_count, fmt_num
+from harness.compare import Comparison
 from harness.report import svg
-from harness.report.data import ReportData
+from harness.report.data import ReportData, evidence_rows
+from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num
 from harness.runs import Run
 
 MAX_SAMPLE_TEXT = 4000  # characters kept per prompt/response in the embedded browser data
@@ -37,6 +38,7 @@ def _env() -> jinja2.Environment:
                        p=lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}"),
                        ci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
                        dci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
+                       iv=lambda iv: fmt_interval(iv, signed=False), div=fmt_interval,
                        secs=lambda v: "–" if v is None else (f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min"))
     return env
 
@@ -181,7 +183,7 @@ def render_html(data: ReportData) -> str:
         "samples_json": json_for_script(_samples(data)), "script": Markup(script),
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],
-        "human": he,
+        "human": he, "evidence": evidence_rows(data),
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],
                                        title="win / tie / loss") if he and he.win_rates else None,
     }

@@ -5,9 +5,19 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from harness.compare import Comparison, Flip, fmt_ci, fmt_num, fmt_p
-from harness.gate import GateResult, fmt_figure, fmt_rule_interval
-from harness.report.data import ReportData
+from harness.compare import Comparison, Flip
+from harness.gate import GateResult
+from harness.report.data import ReportData, evidence_rows
+from harness.report.fmt import (
+    fmt_ci,
+    fmt_evidence,
+    fmt_figure,
+    fmt_interval,
+    fmt_num,
+    fmt_p,
+    fmt_plan,
+    fmt_rule_interval,
+)
 
 MAX_FLIPS = 40  # per direction and comparison: step summaries are capped at 1 MiB
 MAX_TEXT = 600
@@ -36,19 +46,49 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
+_ICON = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️"}
+
+
 def _verdict(gate: GateResult | None) -> list[str]:
     if gate is None:
         return ["**Verdict: no gate applied.**", ""]
     comp = gate.comparison
-    n_fail = len(gate.failures)
-    head = (f"## ✅ PASS: all {len(gate.rules)} rules pass" if gate.passed
-            else f"## ❌ FAIL: {n_fail} of {len(gate.rules)} rules fail")
+    n = len(gate.rules)
+    head = {"PASS": f"## ✅ PASS: all {n} rules pass",
+            "FAIL": f"## ❌ FAIL: {len(gate.failures)} of {n} rules fail",
+            "INCONCLUSIVE": f"## ⚠️ INCONCLUSIVE: {len(gate.inconclusive)} of {n} rules cannot be decided on "
+                            "this data; none fails"}[gate.verdict]
     lines = [head, "", f"Gate `{esc(gate.gate_file)}`: **{esc(comp.candidate.label)}** vs "
-             f"**{esc(comp.baseline.label)}** (95% paired bootstrap, {gate.n_resamples} resamples, seed {gate.seed}).",
-             ""]
-    rows = [["✅" if r.passed else "❌", esc(r.name), fmt_figure(r), esc(r.threshold), fmt_rule_interval(r),
-             esc(fmt_p(r.p_value))] for r in gate.rules]
-    return lines + _table(["", "rule", "figure", "condition", "95% CI", "p"], rows) + [""]
+             f"**{esc(comp.baseline.label)}** (95% intervals that hold at small n, seed {gate.seed}).", ""]
+    if gate.inconclusive and gate.on_inconclusive == "pass":
+        lines += [f"Inconclusive rules are accepted by the gate file: {esc(gate.reason)}", ""]
+    rows = []
+    for r in gate.rules:
+        note = "; ".join(x for x in (r.detail, fmt_plan(r),
+                                     "decided on the point estimate" if r.decided_on == "estimate" else "") if x)
+        rows.append([_ICON[r.verdict] + " " + r.verdict, esc(r.name), fmt_figure(r), esc(r.threshold),
+                     fmt_rule_interval(r), fmt_evidence(r), esc(note)])
+    return lines + _table(["", "rule", "figure", "condition", "95% CI", "evidence", "detail"], rows) + [""]
+
+
+def _evidence(data: ReportData) -> list[str]:
+    """What this evaluation can and cannot show: n per task, inconclusive rules, where items come from."""
+    lines = ["## What this evaluation can and cannot show", "",
+             "A rule is INCONCLUSIVE when its 95% interval reaches both sides of its threshold; a fresh, "
+             "pre-planned evaluation of the stated size would decide it. MDE: the smallest effect the items "
+             "detect with 80% power.", ""]
+    rows = [[f"{esc(e.suite)} / {esc(e.task)}", esc(e.kind)] + [str(e.n.get(lab, "–")) for lab in data.labels]
+            + [esc(e.source)] for e in evidence_rows(data)]
+    lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels] + ["items come from"], rows)
+    for gate in data.gates:
+        for r in gate.rules:
+            if r.verdict == "INCONCLUSIVE":
+                lines.append(f"- {esc(gate.comparison.candidate.label)}: **{esc(r.name)}** is inconclusive "
+                             f"on n {r.n}" + (f"; needs ≈{r.plan_n} fresh items" if r.plan_n else "") + ".")
+        for task, (ob, oc) in gate.partial.items():
+            lines.append(f"- {esc(gate.comparison.candidate.label)}: {esc(task)} judged on shared samples only "
+                         f"({ob} baseline-only and {oc} candidate-only samples left out).")
+    return lines + [""]
 
 
 def _suite_table(comp: Comparison) -> list[str]:
@@ -58,7 +98,7 @@ def _suite_table(comp: Comparison) -> list[str]:
         name = f"**{esc(r.suite)}**" if r.task is None else f"&nbsp;&nbsp;{esc(r.task)}"
         test = esc(r.test) if r.paired else "corpus-level, no paired test"
         rows.append([name, esc(r.metric), str(r.n or "–"), fmt_num(r.base), fmt_num(r.cand), f"{r.delta:+.3f}",
-                     fmt_ci(r.lo, r.hi), esc(fmt_p(r.p_value)), esc(fmt_p(r.p_holm)), test])
+                     fmt_interval(r.interval), esc(fmt_p(r.p_value)), esc(fmt_p(r.p_holm)), test])
     header = ["suite", "metric", "n", esc(base), esc(cand), "Δ", "95% CI", "p", "p (Holm)", "test"]
     return _table(header, rows)
 
@@ -99,11 +139,13 @@ def render_markdown(data: ReportData) -> str:
         rows = [[esc(s), esc(m), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
                 for s, suite in data.baseline.suites.items() for m, v in (suite.get("metrics") or {}).items()]
         lines += _table(["suite", "metric", "score", "95% CI"], rows) + [""]
+    lines += _evidence(data)
     for comp in data.comparisons:
         lines += [f"## {esc(comp.candidate.label)} vs {esc(comp.baseline.label)}", ""]
         lines += _suite_table(comp) + [""]
-        lines.append(f"Δ = candidate − baseline, 95% paired-bootstrap interval ({comp.n_resamples} resamples, "
-                     f"seed {comp.seed}); exact McNemar for binary metrics; Holm–Bonferroni across suites.")
+        lines.append("Δ = candidate − baseline on items aligned by id; 95% intervals that hold at small n (Tango's "
+                     "score interval for 0/1 metrics, a betting interval for bounded ones); exact McNemar for "
+                     "binary metrics; Holm–Bonferroni across suites.")
         if comp.unmatched:
             lines.append(f"{comp.unmatched} samples present in only one run were left out.")
         lines.append("")

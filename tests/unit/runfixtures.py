@@ -12,8 +12,13 @@ import numpy as np
 TaskKey = tuple[str, str]
 
 
-def metric_value(scores: list[float]) -> dict[str, Any]:
-    """{"value", "ci95", "n"} the way the engine writes it (Wilson for binary, normal for means)."""
+LOWER_IS_BETTER = {"perplexity", "token_perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte",
+                   "refusal_rate_benign"}
+
+
+def metric_value(scores: list[float], name: str = "") -> dict[str, Any]:
+    """{"value", "ci95", "n", "higher_is_better"} the way the engine writes it (Wilson for binary, normal
+    for means)."""
     arr = np.asarray(scores, dtype=float)
     n = int(arr.size)
     mean = float(arr.mean()) if n else 0.0
@@ -26,7 +31,14 @@ def metric_value(scores: list[float]) -> dict[str, Any]:
     else:
         half = 1.96 * float(arr.std(ddof=1)) / math.sqrt(n) if n > 1 else 0.0
         ci = [mean - half, mean + half]
-    return {"value": mean, "ci95": ci, "n": n}
+    return {"value": mean, "ci95": ci, "n": n, "higher_is_better": name not in LOWER_IS_BETTER}
+
+
+def paired_binary(n: int, both: int, b: int, c: int) -> tuple[list[float], list[float]]:
+    """Baseline and candidate 0/1 scores with exact counts: `both` right in both, b right→wrong, c wrong→right."""
+    base = [1.0] * both + [1.0] * b + [0.0] * c + [0.0] * (n - both - b - c)
+    cand = [1.0] * both + [0.0] * b + [1.0] * c + [0.0] * (n - both - b - c)
+    return base, cand
 
 
 def binary_scores(n: int, p: float, seed: int) -> list[float]:
@@ -67,22 +79,23 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
         task_entry: dict[str, Any] = {
             "kind": kind, "n": n, "chat_template": False,
             "prompt_hash": (prompt_hashes or {}).get((suite, task), f"ph-{suite}-{task}"),
-            "metrics": {m: metric_value(v) for m, v in metrics.items()},
+            "metrics": {m: metric_value(v, m) for m, v in metrics.items()},
         }
         for m, value in corpus.get((suite, task), {}).items():
-            task_entry["metrics"][m] = {"value": value, "ci95": [value * 0.9, value * 1.1], "n": n}
+            task_entry["metrics"][m] = {"value": value, "ci95": [value * 0.9, value * 1.1], "n": n,
+                                          "higher_is_better": m not in LOWER_IS_BETTER}
         perts = perturbed.get((suite, task), {})
         if perts:
             task_entry["perturbations"] = {}
             for pert, pmetrics in perts.items():
-                task_entry["perturbations"][pert] = {m: metric_value(v) for m, v in pmetrics.items()}
+                task_entry["perturbations"][pert] = {m: metric_value(v, m) for m, v in pmetrics.items()}
                 for i in range(n):
                     samples.append(_sample(suite, task, f"{task}/{i}@{pert}", pert,
                                            {m: v[i] for m, v in pmetrics.items()}, texts[i % len(texts)], i))
             task_entry["robustness"] = {}
             for m, clean in metrics.items():
                 worst = [min([clean[i]] + [p[m][i] for p in perts.values()]) for i in range(n)]
-                task_entry["robustness"][f"worst_case_{m}"] = metric_value(worst)
+                task_entry["robustness"][f"worst_case_{m}"] = metric_value(worst, m)
         entry = suites.setdefault(suite, {
             "fingerprint": (suite_fingerprints or {}).get(suite, f"fp-{suite}"), "tasks": {}, "metrics": {}})
         entry["tasks"][task] = task_entry
@@ -92,11 +105,12 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
             if s == suite:
                 for m, v in metrics.items():
                     pooled.setdefault(m, []).extend(v)
-        entry["metrics"] = {m: metric_value(v) for m, v in pooled.items()}
+        entry["metrics"] = {m: metric_value(v, m) for m, v in pooled.items()}
         for (s, _task), cm in corpus.items():
             if s == suite:
                 for m, value in cm.items():
-                    entry["metrics"][m] = {"value": value, "ci95": [value * 0.9, value * 1.1], "n": 0}
+                    entry["metrics"][m] = {"value": value, "ci95": [value * 0.9, value * 1.1], "n": 0,
+                                           "higher_is_better": m not in LOWER_IS_BETTER}
     adapter_entry = None
     if adapter:
         adapter_entry = {"name": adapter, "path": f"adapters/{adapter}", "hash": f"h-{adapter}", "method": method,
@@ -150,4 +164,24 @@ def demo_pair(tmp: Path, *, n: int = 60, base_p: float = 0.5, cand_p: float = 0.
     base = build_run(tmp / "base", scores=scores(base_p, 0), perturbed=perts(base_p, 0))
     cand = build_run(tmp / "cand", scores=scores(cand_p, 100), perturbed=perts(cand_p, 100), adapter="medical-lora",
                      responses={("medical", "medqa"): cand_responses} if cand_responses else None)
+    return base, cand
+
+
+def builtin_pair(tmp: Path, n: int = 6) -> tuple[Path, Path]:
+    """A baseline and a candidate over the real built-in suites' tasks and metrics (scores synthetic).
+
+    Tasks that declare perturbations get perturbed rows, so every shipped gate rule has its target."""
+    from harness.suite import load_suite
+
+    scores: dict[TaskKey, dict[str, list[float]]] = {}
+    perts: dict[TaskKey, dict[str, dict[str, list[float]]]] = {}
+    for i, name in enumerate(("medical", "legal", "code", "adversarial", "general")):
+        suite = load_suite(name)
+        for j, task in enumerate(suite.tasks):
+            metrics = {m: binary_scores(n, 0.6, 10 * i + j + k) for k, m in enumerate(task.spec.metrics)}
+            scores[(name, task.name)] = metrics
+            if getattr(task.spec, "perturbations", None):
+                perts[(name, task.name)] = {"typos": {m: v for m, v in metrics.items()}}
+    base = build_run(tmp / "base", scores=scores, perturbed=perts)
+    cand = build_run(tmp / "cand", scores=scores, perturbed=perts, adapter="cand")
     return base, cand

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from harness.gate import run_gate
-from harness.report import write_reports
+from harness.report.write import write_reports
 from harness.report.html import json_for_script
 from harness.report.markdown import esc
 from harness.runs import load_run

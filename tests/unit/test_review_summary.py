@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.report import write_reports
+from harness.report.write import write_reports
 from harness.report.data import HumanEval
 from harness.review.db import ReviewDB
 from harness.review.export import export

@@ -1,0 +1,148 @@
+"""Terminal tables (rich) for compare, gate, plan and eval: formatting only, no analysis."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from harness.compare import Comparison
+from harness.gate import GateResult
+from harness.plan import PlanRow
+from harness.report.fmt import (
+    fmt_bytes,
+    fmt_count,
+    fmt_evidence,
+    fmt_figure,
+    fmt_interval,
+    fmt_num,
+    fmt_p,
+    fmt_plan,
+    fmt_rule_interval,
+)
+
+
+def _console(width: int = 140) -> tuple[Any, io.StringIO]:
+    from rich.console import Console
+
+    buf = io.StringIO()
+    return Console(file=buf, width=width, force_terminal=False, color_system=None), buf
+
+
+def format_comparison(comp: Comparison) -> str:
+    """The comparison: metrics with their intervals and tests, flips, left-out samples, efficiency."""
+    from rich.table import Table
+
+    console, buf = _console(150)
+    table = Table(title=f"{comp.candidate.label} vs {comp.baseline.label} (per-item paired 95% intervals)")
+    for col in ("suite / task", "metric", "n", comp.baseline.label, comp.candidate.label, "Δ", "95% CI",
+                "method", "p", "p (Holm)", "test"):
+        table.add_column(col, justify="left" if col in ("suite / task", "metric", "test", "method") else "right")
+    for row in comp.metrics:
+        name = row.suite if row.task is None else f"  {row.task}"
+        test = row.test if row.paired else "corpus-level: no paired test"
+        if row.binary:
+            test += f" ({row.b}↓ {row.c}↑)"
+        table.add_row(name, row.metric, str(row.n or "–"), fmt_num(row.base), fmt_num(row.cand), f"{row.delta:+.3f}",
+                      fmt_interval(row.interval), row.interval.method if row.interval else "–", fmt_p(row.p_value),
+                      fmt_p(row.p_holm), test)
+    console.print(table)
+    down = sum(f.direction == "right→wrong" for f in comp.flips)
+    console.print(f"flipped samples: {down} right→wrong, {len(comp.flips) - down} wrong→right")
+    for (suite, task), (ob, oc) in comp.incomplete.items():
+        console.print(f"note: {suite}/{task}: {ob} samples only in the baseline, {oc} only in the candidate "
+                      "(left out of paired statistics)")
+    for label, suites in (("baseline", comp.only_in_baseline), ("candidate", comp.only_in_candidate)):
+        if suites:
+            console.print(f"note: suites only in the {label}: {', '.join(suites)} (not compared)")
+    eff = Table(title="efficiency")
+    for col in ("run", "method", "eval wall s", "eval tok/s", "trainable params", "adapter size",
+                "train s", "train tok/s"):
+        eff.add_column(col, justify="left" if col in ("run", "method") else "right")
+    for e in comp.efficiency:
+        eff.add_row(e.label, e.method, fmt_num(e.wall_seconds, 1), fmt_num(e.tokens_per_second, 1),
+                    fmt_count(e.trainable_params), fmt_bytes(e.adapter_bytes), fmt_num(e.train_seconds, 1),
+                    fmt_num(e.train_tokens_per_second, 1))
+    console.print(eff)
+    return buf.getvalue()
+
+
+def verdict_line(result: GateResult) -> str:
+    n = len(result.rules)
+    if result.verdict == "PASS":
+        extra = (f" ({len(result.inconclusive)} inconclusive accepted: {result.reason})"
+                 if result.inconclusive else "")
+        return f"PASS: all {n} rules pass{extra}"
+    if result.verdict == "FAIL":
+        return f"FAIL: {len(result.failures)} of {n} rules fail"
+    return f"INCONCLUSIVE: {len(result.inconclusive)} of {n} rules cannot be decided on this data; none fails"
+
+
+def format_gate(result: GateResult) -> str:
+    """The verdict as a terminal table, one row per rule and one indented row per judged task."""
+    from rich.table import Table
+
+    console, buf = _console(160)
+    comp = result.comparison
+    table = Table(title=f"gate {result.gate_file}: {comp.candidate.label} vs {comp.baseline.label} — "
+                        f"{verdict_line(result)}")
+    for col in ("", "rule", "figure", "condition", "95% CI", "evidence", "detail"):
+        table.add_column(col, justify="right" if col in ("figure", "95% CI") else "left")
+    for r in result.rules:
+        table.add_row(r.verdict, r.name, fmt_figure(r), r.threshold, fmt_rule_interval(r), fmt_evidence(r),
+                      "; ".join(x for x in (r.detail, fmt_plan(r)) if x))
+        if len(r.checks) > 1:
+            for c in r.checks:
+                shown = f"{c.figure:.3f}" if r.kind in ("floor", "max_robustness_drop") else f"{c.figure:+.3f}"
+                table.add_row(f"  {c.verdict or 'shown'}", f"  {c.label}", shown, c.metric,
+                              fmt_interval(c.interval, signed=r.kind not in ("floor", "max_robustness_drop")),
+                              f"n {c.n}" + (f"; MDE {c.mde:.3f}" if c.mde is not None else ""), c.note or "")
+    console.print(table)
+    for task, (ob, oc) in result.partial.items():
+        console.print(f"partial (allow_partial): {task}: {ob} samples only in the baseline, {oc} only in the "
+                      "candidate were left out of paired rules")
+    return buf.getvalue()
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The per-task results of one run as a Markdown table (printed after every eval)."""
+    adapter = results["model"].get("adapter")
+    title = results["model"]["spec"] + (f" + {adapter['name']}" if adapter else "")
+    lines = [f"### {title}", "", "| suite | task | metric | value | 95% CI | n |", "|---|---|---|---:|---|---:|"]
+
+    def ci(m: dict[str, Any]) -> str:
+        c = m.get("ci95")
+        return fmt_interval_pair(c) if c else "–"
+
+    for suite_name, suite in results["suites"].items():
+        for task_name, task in suite["tasks"].items():
+            for metric, m in list(task["metrics"].items()) + list(task.get("robustness", {}).items()):
+                lines.append(f"| {suite_name} | {task_name} | {metric} | {fmt_num(m['value'], 4)} | {ci(m)} | "
+                             f"{m['n']} |")
+    timing = results.get("timing", {})
+    lines += ["", f"wall {timing.get('wall_seconds')} s, {timing.get('tokens_processed')} tokens, "
+                  f"cache hits {timing.get('cache_hits')}, misses {timing.get('cache_misses')}"]
+    return "\n".join(lines)
+
+
+def fmt_interval_pair(ci: list[Any]) -> str:
+    lo, hi = ci[0], ci[1]
+    if lo is None or hi is None:
+        return "undefined at this n"
+    return f"[{float(lo):.4f}, {float(hi):.4f}]"
+
+
+def format_plan(rows: list[PlanRow]) -> str:
+    """The plan: per rule and task, n now, n needed for 80% power, and the effect n now can detect."""
+    from rich.table import Table
+
+    console, buf = _console(160)
+    table = Table(title="evidence plan (80% power, 95% intervals)")
+    for col in ("rule", "suite / task", "metric", "n now", "n needed", "MDE now", "basis"):
+        table.add_column(col, justify="right" if col in ("n now", "n needed", "MDE now") else "left")
+    for r in rows:
+        table.add_row(r.rule, f"{r.suite}/{r.task}", r.metric, str(r.n_now),
+                      str(r.n_needed) if r.n_needed is not None else "–", fmt_num(r.mde_now), r.basis)
+    console.print(table)
+    console.print("Evaluate a fresh set of the needed size, decided before it runs. Adding items to a run "
+                  "and testing again at a fixed n inflates false passes.")
+    return buf.getvalue()

@@ -1,0 +1,27 @@
+"""Write the stakeholder reports: compare every run with the baseline, render, write atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.fileio import atomic_write_text
+from harness.gate import GateResult
+from harness.report.data import HumanEval, ReportData, build
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
+from harness.runs import Run
+
+
+def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
+                  html_path: Path | None = None, md_path: Path | None = None,
+                  human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
+                  seed: int = 0) -> ReportData:
+    """Compare every run with the baseline and write the requested reports (temp file + rename)."""
+    data = build(runs, baseline_index=baseline_index, gate=gate, human_eval=human_eval,
+                 n_resamples=n_resamples, seed=seed)
+    if html_path is not None:
+        atomic_write_text(Path(html_path), render_html(data))
+    if md_path is not None:
+        atomic_write_text(Path(md_path), render_markdown(data))
+    return data
