@@ -276,7 +276,7 @@ def originals(samples: dict[str, dict]) -> dict[str, dict]:
     return clean or samples  # a task made only of perturbed samples is scored on all of them
 
 
-def item_scores(samples: list[dict], metric: str, fail_value: float | None) -> Scores:
+def item_scores(samples: list[dict], metric: str, fail_value: float | None, source: str | None = None) -> Scores:
     """Per-item mean of a metric; a null score is `fail_value` (or left out when there is none)."""
     values: dict[str, list[float]] = defaultdict(list)
     missing = rows = 0
@@ -284,6 +284,9 @@ def item_scores(samples: list[dict], metric: str, fail_value: float | None) -> S
         if metric not in s.get("scores", {}):
             continue
         value = s["scores"][metric]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UserError(f"score '{metric}' of sample {s.get('sample_id')!r} is {str(value)[:40]!r}, not a number",
+                            source=source)
         if value is None or (isinstance(value, float) and not np.isfinite(value)):
             missing += 1
             if fail_value is None:
@@ -509,9 +512,9 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
             if row is not None:
                 rows.append(row)
             continue
-        observed = np.array([v for s in list(ob.values()) + list(oc.values())
-                             if (v := s.get("scores", {}).get(metric)) is not None], dtype=float)
-        fail = _fail_value(metric_bounds(metric, observed), hib)
+        sb_scores = item_scores(list(ob.values()), metric, None, f"{base.path}/samples.jsonl")
+        sc_scores = item_scores(list(oc.values()), metric, None, f"{cand.path}/samples.jsonl")
+        fail = _fail_value(metric_bounds(metric, np.concatenate([sb_scores.values, sc_scores.values])), hib)
         row, arrays = metric_row(suite, task, metric, item_scores(list(ob.values()), metric, fail),
                                  item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed)
         rows.append(row)

@@ -99,13 +99,31 @@ def delta_interval(b: np.ndarray, c: np.ndarray, binary: bool, bounds: tuple[flo
     """A (1 - alpha) interval of mean(c - b) that holds at small n: Tango for 0/1 pairs, betting for bounded."""
     if binary:
         nb, nc = stats.discordant(b, c)
-        return stats.paired_binary_interval(nb, nc, int(b.size), alpha=alpha)
+        return exact_guard(stats.paired_binary_interval(nb, nc, int(b.size), alpha=alpha), nb, nc, alpha)
     if bounds is not None:
         width = bounds[1] - bounds[0]
         return stats.bounded_mean_interval(c - b, -width, width, alpha=alpha)
     return stats.bootstrap_interval(b, c, n_resamples=n_resamples, seed=seed, min_n=UNBOUNDED_MIN_N)
 
 
+
+
+def exact_guard(iv: Interval, b: int, c: int, alpha: float) -> Interval:
+    """Widen a paired-binary interval to include 0 wherever the exact McNemar test does not exclude it.
+
+    Tango's interval is asymptotic; at few discordant pairs its bound can leave 0 although the exact
+    conditional test (McNemar 1947; the binomial test on the b + c discordant pairs) cannot reject Δ = 0,
+    e.g. 4 gains and 0 losses (exact p = 0.125). Widening never lowers coverage."""
+    if not iv.defined or b + c == 0:
+        return iv
+    lo, hi = float(iv.lo), float(iv.hi)  # type: ignore[arg-type]
+    if lo > 0 and sps.binom.sf(c - 1, b + c, 0.5) > alpha / 2:
+        lo = 0.0
+    if hi < 0 and sps.binom.sf(b - 1, b + c, 0.5) > alpha / 2:
+        hi = 0.0
+    if (lo, hi) == (iv.lo, iv.hi):
+        return iv
+    return Interval(lo, hi, f"{iv.method}, widened to 0 by the exact McNemar test", iv.n, iv.note)
 
 
 def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
