@@ -360,9 +360,10 @@ def corpus_row(suite: str, task: str | None, metric: str, mb: dict | None, mc: d
     def own(m: dict) -> Own:
         ci = m.get("ci95")
         n = int(m.get("n") or 0)
-        ok = isinstance(ci, (list, tuple)) and len(ci) == 2 and ci[0] is not None and float(ci[0]) < float(ci[1])
-        interval = (Interval(float(ci[0]), float(ci[1]), "as recorded in results.json", n) if ok else
-                    Interval(None, None, "as recorded in results.json", n, "no interval recorded"))
+        interval = Interval(None, None, "as recorded in results.json", n, "no interval recorded")
+        if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+            if float(ci[0]) < float(ci[1]):
+                interval = Interval(float(ci[0]), float(ci[1]), "as recorded in results.json", n)
         return Own(float(m["value"]), interval, n)
 
     vb, vc = float(mb["value"]), float(mc["value"])
@@ -464,7 +465,8 @@ def efficiency(run: Run) -> Efficiency:
     prov = run.provenance
     adapter_bytes = _num(prov.get("adapter_bytes"))
     trainable, total = _num(prov.get("trainable_params")), _num(prov.get("total_params"))
-    curve = prov.get("curve") if isinstance(prov.get("curve"), list) else []
+    raw_curve = prov.get("curve")
+    curve: list[Any] = raw_curve if isinstance(raw_curve, list) else []
     tokens = _num(timing.get("tokens_processed"))
     return Efficiency(
         label=run.label, method=run.method,
@@ -504,7 +506,10 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
     tb, tc = base.suites[suite]["tasks"][task], cand.suites[suite]["tasks"][task]
     ob, oc = originals(sb), originals(sc)
     names, per_sample = metric_names(tb, list(sb.values()) + list(sc.values()))
-    rows, pairs, task_flips, robust = [], {}, [], []
+    rows: list[MetricComparison] = []
+    pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
+    task_flips: list[Flip] = []
+    robust: list[RobustnessRow] = []
     for metric in names:
         hib = metric_direction(runs, suite, task, metric)
         if metric not in per_sample:
@@ -543,7 +548,9 @@ def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n
     order = list(sres_b.get("metrics") or {})
     for t in tasks:
         order += [r.metric for r in t.rows if r.metric not in order]
-    rows, pairs, robust = [], {}, []
+    rows: list[MetricComparison] = []
+    pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
+    robust: list[RobustnessRow] = []
     all_b = _pooled([s for t in tasks for s in t.samples[0]])
     all_c = _pooled([s for t in tasks for s in t.samples[1]])
     for metric in order:

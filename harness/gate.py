@@ -12,6 +12,7 @@ Holm-adjusted, because one failing task is enough to fail the rule.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -301,6 +302,13 @@ def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds)
 
 
+def _undefined(n: int, note: str) -> Callable[[float], Interval]:
+    def at(alpha: float) -> Interval:
+        return Interval(None, None, "none", n, note)
+
+    return at
+
+
 def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     rob = comp.robustness_row(row.suite, row.task, row.metric)
     if rob is None or rob.drops is None:
@@ -312,8 +320,7 @@ def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     if row.bounds is not None:
         at_worst = rob.clean[1] <= row.bounds[0] if row.higher_is_better else rob.clean[1] >= row.bounds[1]
         if at_worst:  # a clean score at its worst leaves nothing to lose: no evidence of robustness either way
-            unit.interval_at = lambda alpha, n=unit.n: Interval(None, None, "none", n,
-                                                                "the candidate's clean score is at its worst: robustness unknown")
+            unit.interval_at = _undefined(unit.n, "the candidate's clean score is at its worst: robustness unknown")
     return unit
 
 

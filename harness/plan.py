@@ -92,14 +92,13 @@ def _own_row(rule: Rule, name: str, comp: Comparison, key: tuple[str, str, str])
         own = row.cand_own
         if own is None:
             return PlanRow(name, rule.kind, suite, task, metric, 0, None, None, "no per-item scores")
-        p, threshold = own.value, float(rule.floor)  # type: ignore[arg-type]
+        p, threshold, n = own.value, float(rule.floor), own.n  # type: ignore[arg-type]
     else:
         rob = comp.robustness_row(suite, task, metric)
         if rob is None or rob.drops is None:
             return PlanRow(name, rule.kind, suite, task, metric, 0, None, None, "no perturbed samples")
-        p, threshold = float(rob.drops[1].mean()), float(rule.max_robustness_drop)  # type: ignore[arg-type]
-        own = None
-    n = own.n if own else int(rob.drops[1].size)  # type: ignore[union-attr]
+        drops = rob.drops[1]
+        p, threshold, n = float(drops.mean()), float(rule.max_robustness_drop), int(drops.size)  # type: ignore[arg-type]
     sd = math.sqrt(max(p * (1 - p), 0.0)) if row.binary else 0.5
     needed = one_sample_n(abs(p - threshold), sd)
     basis = f"expected score {p:.3f} (the run's own) against {threshold:.3f}"

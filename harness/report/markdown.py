@@ -132,7 +132,7 @@ def render_markdown(data: ReportData) -> str:
     if len(data.gates) > 1:
         passed = sum(g.passed for g in data.gates)
         lines += [f"**{passed} of {len(data.gates)} candidates pass the gate.**", ""]
-    for gate in data.gates or [None]:
+    for gate in data.gates or [None]:  # type: ignore[list-item]
         lines += _verdict(gate)
     if not data.comparisons:
         lines += [f"Single run **{esc(data.baseline.label)}**: no comparison.", ""]
