@@ -126,3 +126,11 @@ PPL_TASK = """  - name: ppl
 @pytest.fixture
 def small_suite(tmp_path: Path) -> Path:
     return write_suite(tmp_path / "suite", MC_TASK + GEN_TASK + PPL_TASK, {"data/mc.jsonl": MC_ROWS})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tiers by place: everything under tests/integration is `integration` (the real embedded model, browsers,
+    servers); `make test-fast` runs the rest, minus tests marked `slow`."""
+    for item in items:
+        if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.integration)
