@@ -15,6 +15,7 @@ The unit of analysis is the item: `item_means` folds several scored rows of one 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -196,22 +197,38 @@ def _z(alpha: float) -> float:
 # ---------------------------------------------------------------------------------------------------------
 # Paired binary: Tango's score interval
 
-TANGO = "Tango score (1998)"
+# Tango's interval with a continuity adjustment of TANGO_CC: the numerator |c - b - n*delta| is reduced by
+# 2 * TANGO_CC counts, in the equivariant form of ratesci::pairbinci (Laud), where cc = 0.5 reproduces the
+# continuity-corrected McNemar test. Why: plain Tango is asymptotic, and its exact one-sided error (the
+# rate of false passes the gate cares about) exceeds 2.5% at some n: up to 2.6% on the benchmark grid
+# (n = 100, discordance 0.3, Δ = 0) and up to 3.9% on a wider grid (n = 1..1000, discordance 0.01..0.7).
+# By exact enumeration over n = 1..200 (and 1..1000 for discordance <= 0.7), margins 0..0.2 and
+# discordance 0.01..0.9, cc = 0.25 is the smallest of {0.0625, 0.1, 0.125, 0.15, 0.175, 0.2, 0.25} with no
+# cell above 2.5%; it lowers power by at most a few points (see benchmarks/bench_gate_validity.py).
+TANGO_CC = 0.25
+
+
+def _tango_method(cc: float) -> str:
+    return "Tango score (1998)" if cc == 0 else f"Tango score (1998), continuity-adjusted {cc:g}"
+
+
+TANGO = _tango_method(TANGO_CC)
 
 
 def tango_statistic(delta: np.ndarray | float, b: np.ndarray | int, c: np.ndarray | int,
-                    n: np.ndarray | int) -> np.ndarray:
+                    n: np.ndarray | int, *, cc: float = TANGO_CC) -> np.ndarray:
     """Tango's score statistic for H0: p_cand - p_base = delta, vectorised over every argument.
 
-    b = right→wrong, c = wrong→right, n = all paired items; the estimate is (c - b) / n. This is eq. (3) of
-    Tango (1998, Stat Med 17:891-908) with his n12 = c and n21 = b:
+    b = right→wrong, c = wrong→right, n = all paired items; the estimate is (c - b) / n. This is Tango
+    (1998, Stat Med 17:891-908), eq. (3), with his n12 = c and n21 = b:
 
         T(delta) = (c - b - n*delta) / sqrt(n * (2*q + delta*(1 - delta)))
 
     where q is the maximum-likelihood estimate of P(right→wrong) restricted to Δ = delta, the root of
-    2n q^2 + B q + C = 0 with B = -c - b + (2n - c + b)*delta and C = -b*delta*(1 - delta) (his eq. (4)).
-    T is decreasing in delta; the (1 - alpha) interval is {delta : |T(delta)| <= z_{1-alpha/2}}. At the one
-    point where T is 0/0 (b = c = 0 and delta = 0) the data agree exactly with H0, so T = 0.
+    2n q^2 + B q + C = 0 with B = -c - b + (2n - c + b)*delta and C = -b*delta*(1 - delta) (closed form,
+    his eq. (4)). With cc > 0 the numerator moves 2*cc counts towards 0 (see TANGO_CC). T decreases in
+    delta; the (1 - alpha) interval is {delta : |T(delta)| <= z_{1-alpha/2}}, so "the lower limit exceeds
+    d" is exactly "T(d) > z". Where T is 0/0 (b = c = 0 and delta = 0) the data match H0 exactly: T = 0.
     """
     d = np.asarray(delta, dtype=float)
     b = np.asarray(b, dtype=float)
@@ -224,104 +241,247 @@ def tango_statistic(delta: np.ndarray | float, b: np.ndarray | int, c: np.ndarra
     q = np.maximum((np.sqrt(disc) - bq) / (2.0 * a2), 0.0)
     var = n * np.maximum(2.0 * q + d * (1.0 - d), 0.0)
     num = c - b - n * d
+    if cc:
+        num = np.sign(num) * np.maximum(np.abs(num) - 2.0 * cc, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = num / np.sqrt(var)
-    # var == 0 only where the restricted model puts all mass on one cell; the sign of the numerator then
-    # says on which side H0 lies (0/0 means the data match H0 exactly).
+    # var == 0 only where the restricted model puts all its mass on one cell; the numerator's sign then
+    # says on which side of H0 the data lie (0/0: they match it).
     return np.where(var > 0, t, np.where(num > 0, np.inf, np.where(num < 0, -np.inf, 0.0)))
 
 
 _EDGE = 1e-12  # brackets stop this close to ±1, where T's variance vanishes
 
 
-def paired_binary_interval(b: int, c: int, n: int, *, alpha: float = ALPHA) -> Interval:
-    """Tango (1998) score interval for Δ = p_cand − p_base = (c − b) / n.
+def paired_binary_interval(b: int, c: int, n: int, *, alpha: float = ALPHA, cc: float = TANGO_CC) -> Interval:
+    """Tango (1998) score interval for Δ = p_cand − p_base = (c − b) / n, continuity-adjusted by `cc`.
 
     b = items right in the base run and wrong in the candidate, c = wrong → right, n = all paired items
-    (concordant ones included: they carry information about the discordance rate). Defined from n = 1 and
-    never zero-width: with b = c = 0 it is ±z²/(n + z²). Each limit solves T(δ) = ±z with brentq.
+    (concordant ones too: they carry the discordance rate). Defined from n = 1 and never zero-width (with
+    b = c = 0 and cc = 0 it is ±z²/(n + z²)). Each limit solves T(δ) = ±z with brentq.
     """
     b, c, n = int(b), int(c), int(n)
+    method = _tango_method(cc)
     if n < 1:
-        return Interval(None, None, TANGO, n, "undefined without paired items")
+        return Interval(None, None, method, n, "undefined without paired items")
     if b < 0 or c < 0 or b + c > n:
         raise ValueError(f"need 0 <= b, c and b + c <= n, got b={b}, c={c}, n={n}")
     z = _z(alpha)
     est = (c - b) / n
 
     def f(delta: float, target: float) -> float:
-        return float(tango_statistic(delta, b, c, n)) - target
+        return float(tango_statistic(delta, b, c, n, cc=cc)) - target
 
-    if b == n:  # every item regressed: the estimate sits on the boundary
-        lo = -1.0
-    else:
-        lo = optimize.brentq(f, -1.0 + _EDGE, est, args=(z,), xtol=1e-13, rtol=1e-13)
-    if c == n:
-        hi = 1.0
-    else:
-        hi = optimize.brentq(f, est, 1.0 - _EDGE, args=(-z,), xtol=1e-13, rtol=1e-13)
-    return Interval(max(-1.0, lo), min(1.0, hi), TANGO, n)
+    lo = -1.0 if b == n else optimize.brentq(f, -1.0 + _EDGE, est, args=(z,), xtol=1e-14, rtol=1e-12)
+    hi = 1.0 if c == n else optimize.brentq(f, est, 1.0 - _EDGE, args=(-z,), xtol=1e-14, rtol=1e-12)
+    return Interval(max(-1.0, lo), min(1.0, hi), method, n)
 
 
-def tango_bounds(b: np.ndarray, c: np.ndarray, n: int, *, alpha: float = ALPHA,
+def tango_bounds(b: np.ndarray, c: np.ndarray, n: int, *, alpha: float = ALPHA, cc: float = TANGO_CC,
                  iterations: int = 60) -> tuple[np.ndarray, np.ndarray]:
     """`paired_binary_interval` for many (b, c) at one n at once, by vectorised bisection (for benchmarks)."""
     b = np.asarray(b, dtype=float)
     c = np.asarray(c, dtype=float)
     z = _z(alpha)
     est = (c - b) / n
-    # lower limit: T(δ) - z goes from > 0 near -1 to < 0 at the estimate
-    left, right = np.full(est.shape, -1.0 + _EDGE), est.copy()
+    left, right = np.full(est.shape, -1.0 + _EDGE), est.copy()  # T - z: > 0 near -1, < 0 at the estimate
     for _ in range(iterations):
         mid = (left + right) / 2
-        above = tango_statistic(mid, b, c, n) > z
+        above = tango_statistic(mid, b, c, n, cc=cc) > z
         left, right = np.where(above, mid, left), np.where(above, right, mid)
     lo = np.where(b >= n, -1.0, left)
     left, right = est.copy(), np.full(est.shape, 1.0 - _EDGE)
     for _ in range(iterations):
         mid = (left + right) / 2
-        below = tango_statistic(mid, b, c, n) < -z
+        below = tango_statistic(mid, b, c, n, cc=cc) < -z
         left, right = np.where(below, left, mid), np.where(below, mid, right)
     hi = np.where(c >= n, 1.0, right)
     return lo, hi
 
 
-# ---- provisional (replaced by the statistics branch at merge) ----
+# ---------------------------------------------------------------------------------------------------------
+# One proportion
+
+CLOPPER_PEARSON = "Clopper-Pearson exact"
+
+
 def proportion_interval(k: int, n: int, *, alpha: float = ALPHA) -> Interval:
+    """Interval for one proportion k/n: Clopper–Pearson, via statsmodels `proportion_confint(method="beta")`.
+
+    Not Wilson: by exact enumeration Wilson's 95% interval covers only 0.904 at n = 10, p = 0.99, and a floor
+    at 0.7 with n = 30 would pass 3.0% of the time when the true rate is exactly 0.7 (> 2.5%). Clopper–Pearson
+    guarantees each tail <= alpha/2 at every n and p; benchmarks/bench_gate_validity.py prints both.
+    """
     from statsmodels.stats.proportion import proportion_confint
 
+    k, n = int(k), int(n)
     if n < 1:
-        return Interval(None, None, "Wilson", n, "undefined without items")
-    lo, hi = proportion_confint(k, n, alpha=alpha, method="wilson")
-    return Interval(float(lo), float(hi), "Wilson", n)
+        return Interval(None, None, CLOPPER_PEARSON, n, "undefined without items")
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    _z(alpha)
+    lo, hi = proportion_confint(k, n, alpha=alpha, method="beta")
+    return Interval(float(lo), float(hi), CLOPPER_PEARSON, n)
 
 
-def bounded_mean_interval(x: Sequence[float], lower: float, upper: float, *, alpha: float = ALPHA) -> Interval:
-    arr = np.asarray(x, dtype=float)
-    n = int(arr.size)
-    if n < 1:
-        return Interval(None, None, "Hoeffding", n, "undefined without items")
-    half = (upper - lower) * np.sqrt(np.log(2 / alpha) / (2 * n))
-    m = float(arr.mean())
-    return Interval(max(lower, m - half), min(upper, m + half), "Hoeffding", n)
+# ---------------------------------------------------------------------------------------------------------
+# Bounded means: betting confidence intervals
+
+BETTING = "betting (Waudby-Smith & Ramdas 2024)"
+BET_TRUNCATION = 0.75  # c in λ(m) = min(λ, c/m): any c in (0, 1) keeps the interval valid; WSR suggest 1/2 or 3/4
 
 
-def mean_interval(x: Sequence[float], *, alpha: float = ALPHA, bounds: tuple[float, float] | None = None,
+def betting_bounds(y: np.ndarray, *, alpha: float = ALPHA, seed: int = 0, trunc: float = BET_TRUNCATION,
+                   iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Hedged-capital betting CI for the mean of values in [0, 1], one per row of `y` (shape (S, n)).
+
+    Waudby-Smith & Ramdas (2024), "Estimating means of bounded random variables by betting", JRSSB 86(1):1-27,
+    Section 4 (hedged capital process, Theorem 3) with the predictable plug-in bets of their fixed-n CI:
+
+        λ_t = sqrt(2 log(2/α) / (n σ̂²_{t-1})),  σ̂²_t = (1/4 + Σ_{i<=t} (y_i − μ̂_i)²) / (t + 1),
+        μ̂_t = (1/2 + Σ_{i<=t} y_i) / (t + 1),
+        K⁺_t(m) = Π (1 + min(λ_i, c/m)(y_i − m)),  K⁻_t(m) = Π (1 − min(λ_i, c/(1−m))(y_i − m)).
+
+    m is excluded once max(K⁺_t(m), K⁻_t(m)) / 2 >= 1/α for some t <= n (Ville's inequality: valid for the
+    running maximum, not only t = n). K⁺ is nonincreasing and K⁻ nondecreasing in m, so the interval is
+    (L, U) with L, U found by bisection; each is reported at its excluded end, a hair conservative.
+
+    The bets depend on the order of the values. Validity needs the values iid in the order used, which
+    holds for any order fixed independently of the values (item id order is); on top of that each row is
+    put in one seeded random order, so that items grouped by topic or difficulty do not meet the bets in
+    blocks. (Sorting first would make the result order-free but would break that independence.)
+    """
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 2 or y.shape[1] < 1:
+        raise ValueError(f"need a 2-d array with at least one column, got shape {y.shape}")
+    if np.any(~np.isfinite(y)) or np.any(y < 0) or np.any(y > 1):
+        raise ValueError("betting_bounds needs values in [0, 1]")
+    rows, n = y.shape
+    y = y[:, np.random.default_rng(seed).permutation(n)]
+    log_target = math.log(2.0 / alpha)
+    t = np.arange(1, n + 1)
+    mu = (0.5 + np.cumsum(y, axis=1)) / (t + 1)
+    var = (0.25 + np.cumsum((y - mu) ** 2, axis=1)) / (t + 1)
+    var_prev = np.concatenate([np.full((rows, 1), 0.25), var[:, :-1]], axis=1)
+    lam = np.sqrt(2.0 * log_target / (n * var_prev))
+
+    def plus(m: np.ndarray) -> np.ndarray:  # max_t log K⁺_t(m) - log(2/α), nonincreasing in m
+        with np.errstate(divide="ignore"):
+            cap = np.minimum(lam, trunc / m[:, None])
+        return np.cumsum(np.log1p(cap * (y - m[:, None])), axis=1).max(axis=1) - log_target
+
+    def minus(m: np.ndarray) -> np.ndarray:  # max_t log K⁻_t(m) - log(2/α), nondecreasing in m
+        with np.errstate(divide="ignore"):
+            cap = np.minimum(lam, trunc / (1.0 - m[:, None]))
+        return np.cumsum(np.log1p(-cap * (y - m[:, None])), axis=1).max(axis=1) - log_target
+
+    # lower limit: plus(0) >= 0 means 0 is excluded; bisect between excluded `a` and included `b`
+    a, b = np.zeros(rows), np.ones(rows)  # plus(1) < 0 always: every factor is <= 1 there
+    excluded0 = plus(a) >= 0
+    for _ in range(iterations):
+        mid = (a + b) / 2
+        ex = plus(mid) >= 0
+        a, b = np.where(ex, mid, a), np.where(ex, b, mid)
+    lo = np.where(excluded0, a, 0.0)
+    a, b = np.ones(rows), np.zeros(rows)  # minus(0) < 0 always
+    excluded1 = minus(a) >= 0
+    for _ in range(iterations):
+        mid = (a + b) / 2
+        ex = minus(mid) >= 0
+        a, b = np.where(ex, mid, a), np.where(ex, b, mid)
+    hi = np.where(excluded1, a, 1.0)
+    # both sides excluding everything is possible only for pathological orders; fall back to the hull
+    return np.minimum(lo, hi), np.maximum(lo, hi)
+
+
+def bounded_mean_interval(x: Sequence[float] | np.ndarray, lower: float, upper: float, *, alpha: float = ALPHA,
+                          seed: int = 0) -> Interval:
+    """Finite-sample-valid interval for the mean of iid values bounded in [lower, upper].
+
+    The hedged-capital betting CI of Waudby-Smith & Ramdas (2024, JRSSB; see `betting_bounds`): no normal
+    approximation, valid at every n (at n = 1 it is close to the whole range), and never wider than
+    [lower, upper]. Per-item deltas of a [0, 1] metric lie in [-1, 1]. Pass the values in an order fixed
+    independently of them (item id order, as `item_means` returns); the result is deterministic given it.
+    """
+    if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+        raise ValueError(f"need finite lower < upper, got [{lower}, {upper}]")
+    v = np.asarray(x, dtype=float).ravel()
+    if v.size == 0:
+        return Interval(None, None, BETTING, 0, "undefined without items")
+    if np.any(~np.isfinite(v)):
+        raise ValueError("values must be finite")
+    span = upper - lower
+    tol = 1e-9 * span
+    if np.any(v < lower - tol) or np.any(v > upper + tol):
+        raise ValueError(f"values outside the declared bounds [{lower}, {upper}]")
+    y = np.clip((v - lower) / span, 0.0, 1.0)
+    lo, hi = betting_bounds(y[None, :], alpha=alpha, seed=seed)
+    return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), BETTING, int(v.size))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One run's mean, and unbounded paired deltas
+
+T_INTERVAL = "Student t"
+
+
+def mean_interval(x: Sequence[float] | np.ndarray, *, alpha: float = ALPHA, bounds: tuple[float, float] | None = None,
                   min_n: int = 2) -> Interval:
-    arr = np.asarray(x, dtype=float)
+    """Interval for one run's metric mean.
+
+    Bounded metrics (say [0, 1]) use `bounded_mean_interval`, valid at every n. Unbounded ones use the t
+    interval, undefined (lo = hi = None, with a note) below `min_n` (at least 2) and when every value is
+    equal: the t interval would then be [v, v], which claims certainty the data do not give.
+    """
+    v = np.asarray(x, dtype=float).ravel()
     if bounds is not None:
-        return bounded_mean_interval(arr, bounds[0], bounds[1], alpha=alpha)
-    n = int(arr.size)
-    if n < max(2, min_n):
-        return Interval(None, None, "t", n, f"undefined below n = {max(2, min_n)}")
-    half = float(sps.t.ppf(1 - alpha / 2, n - 1) * arr.std(ddof=1) / np.sqrt(n))
-    return Interval(float(arr.mean()) - half, float(arr.mean()) + half, "t", n)
+        return bounded_mean_interval(v, bounds[0], bounds[1], alpha=alpha)
+    n = int(v.size)
+    min_n = max(2, int(min_n))
+    if n < min_n:
+        return Interval(None, None, T_INTERVAL, n, f"undefined below n = {min_n}")
+    if np.any(~np.isfinite(v)):
+        raise ValueError("values must be finite")
+    sd = float(v.std(ddof=1))
+    if sd == 0.0:
+        return Interval(None, None, T_INTERVAL, n, "undefined: every value is equal (zero sample variance)")
+    half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
+    mean = float(v.mean())
+    return Interval(mean - half, mean + half, T_INTERVAL, n)
 
 
-def bootstrap_interval(base: Sequence[float], cand: Sequence[float], *, n_resamples: int = 10_000, seed: int = 0,
-                       min_n: int = 30) -> Interval:
+PERCENTILE_BOOTSTRAP = "paired percentile bootstrap"
+
+
+def bootstrap_interval(base: Sequence[float], cand: Sequence[float], *, n_resamples: int = 10_000,
+                       seed: int = 0, min_n: int = 30, alpha: float = ALPHA) -> Interval:
+    """Paired percentile-bootstrap interval for mean(cand - base), for unbounded metrics only.
+
+    Undefined below `min_n` pairs: the percentile bootstrap undercovers at small n (the benchmark measures it).
+    """
     b, c = _pairs(base, cand)
-    if b.size < min_n:
-        return Interval(None, None, "paired percentile bootstrap", int(b.size), f"undefined below n = {min_n}")
-    _, lo, hi = paired_bootstrap(b, c, n_resamples=n_resamples, seed=seed)
-    return Interval(lo, hi, "paired percentile bootstrap", int(b.size))
+    n = int(b.size)
+    if n < min_n:
+        return Interval(None, None, PERCENTILE_BOOTSTRAP, n, f"undefined below n = {min_n}")
+    delta = point_delta(base, cand)
+    boots = bootstrap_deltas(base, cand, n_resamples=n_resamples, seed=seed)
+    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(min(lo, delta)), float(max(hi, delta)), PERCENTILE_BOOTSTRAP, n)
+
+
+def item_means(values: Sequence[float], items: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """One value per item: the mean of that item's scored rows (perturbed variants, k generations, judges).
+
+    The unit of analysis is the item; rows of one item are not independent. Returns the items in sorted
+    order (so two runs over the same items line up) and their means. NaN rows make that item's mean NaN.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    ids = [str(i) for i in items]
+    if v.size != len(ids):
+        raise ValueError(f"{v.size} values for {len(ids)} item ids")
+    if v.size == 0:
+        return [], np.empty(0)
+    names, inverse = np.unique(np.asarray(ids, dtype=object).astype(str), return_inverse=True)
+    sums = np.bincount(inverse, weights=v, minlength=names.size)
+    counts = np.bincount(inverse, minlength=names.size)
+    return [str(s) for s in names], sums / counts
