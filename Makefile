@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tunegate-installed
 
-.PHONY: setup system-deps demo demo-quick test test-unit test-integration bench clean
+.PHONY: setup system-deps demo demo-quick test test-fast test-unit test-integration lint bench clean
 
 setup: $(STAMP)
 
@@ -37,11 +37,20 @@ demo: setup system-deps
 demo-quick: setup system-deps
 	$(VENV)/bin/tunegate demo --quick; s=$$?; [ $$s -eq 0 ] || [ $$s -eq 1 ] || [ $$s -eq 3 ]
 
-test: setup system-deps
+# Everything CI needs: lint and types, then every tier.
+test: setup system-deps lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
+# The fast tier (no embedded model, no browser, nothing marked slow): under 3 minutes on 2 cores.
+test-fast: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration and not slow" tests/unit
+
 test-unit: setup
-	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit
+
+lint: setup
+	$(VENV)/bin/ruff check harness tests benchmarks
+	$(VENV)/bin/mypy
 
 test-integration: setup system-deps
 	$(VENV)/bin/pytest -q tests/integration

@@ -24,7 +24,7 @@ from harness import stats
 from harness.api import UserError
 from harness.compare import Comparison, MetricComparison, compare_runs
 from harness.config import Strict, line_of, load_yaml, parse_model
-from harness.evidence import Unit, invert, macro_unit, orient, paired_unit, recorded_unit, score_unit
+from harness.evidence import UNBOUNDED_MIN_N, Unit, invert, macro_unit, orient, paired_unit, recorded_unit, score_unit
 from harness.runs import Run, resolve_run
 from harness.stats import Interval
 
@@ -299,7 +299,9 @@ def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
                  for s in originals(task_samples(comp.candidate, row.suite, task)).values()]
     fail = None if row.bounds is None else (row.bounds[0] if row.higher_is_better else row.bounds[1])
     scores = item_scores(rows, row.metric, fail)
-    return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds)
+    # an unbounded mean has no interval valid at every n (Bahadur & Savage 1956): state a minimum n
+    return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds,
+                      min_n=2 if row.bounds else UNBOUNDED_MIN_N)
 
 
 def _undefined(n: int, note: str) -> Callable[[float], Interval]:
