@@ -28,17 +28,33 @@ def write_model_card(out: Path, results: dict[str, Any] | None = None, name: str
                 "peak_memory_mb", "recipe_hash", "data_hash"):
         body.append(f"| {key} | {prov.get(key)} |")
     if results:
-        body += ["", "## Evaluation", "", "| suite | task | metric | value |", "|---|---|---|---:|"]
-        for entry in model_index_results(results):
-            for metric in entry["metrics"]:
-                body.append(f"| {entry['dataset']['name']} | {entry['task']['name']} | {metric['type']} | "
-                            f"{metric['value']:.4f} |")
+        body += ["", "## Evaluation", "", "Every figure with the 95% interval and the n it rests on; an interval the "
+                 "method cannot give at this n is shown as undefined, never as [v, v].", "",
+                 "| suite | task | metric | value | 95% CI | n |", "|---|---|---|---:|---|---:|"]
+        for suite_name, task_name, metric_name, m in _figures(results):
+            body.append(f"| {suite_name} | {task_name} | {metric_name} | {float(m['value']):.4f} | {_ci(m)} | "
+                        f"{m.get('n', '?')} |")
     text = "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + "\n".join(body) + "\n"
     card = out / "README.md"
     tmp = card.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(card)
     return card
+
+
+def _figures(results: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
+    return [(suite_name, task_name, name, m)
+            for suite_name, suite in (results.get("suites") or {}).items()
+            for task_name, task in (suite.get("tasks") or {}).items()
+            for name, m in (task.get("metrics") or {}).items() if isinstance(m, dict) and "value" in m]
+
+
+def _ci(metric: dict[str, Any]) -> str:
+    ci = metric.get("ci95")
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2 or ci[0] is None or ci[1] is None:
+        return "undefined at this n"
+    lo, hi = float(ci[0]), float(ci[1])
+    return "undefined at this n" if lo == hi else f"[{lo:.4f}, {hi:.4f}]"
 
 
 def model_index_results(results: dict[str, Any]) -> list[dict[str, Any]]:
