@@ -58,7 +58,9 @@ def cmd_suites_validate(args: argparse.Namespace) -> int:
     failed = 0
     for ref in args.paths:
         try:
-            suite = load_suite(ref)
+            suite = load_suite(ref)  # every row's columns; the rows an eval renders are rendered next
+            for task in suite.tasks:
+                task.samples(args.limit, args.full)
             rows = sum(len(r) for t in suite.tasks for r in t.rows.values())
             print(f"ok  {ref}: {len(suite.tasks)} tasks, {rows} rows")
         except UserError as exc:
@@ -155,7 +157,8 @@ def cmd_review(args: argparse.Namespace) -> int:
     from harness.review.app import serve
 
     return serve(args.runs, mode=args.mode, reviewers_per_item=args.reviewers_per_item, host=args.host,
-                 port=args.port, store_path=args.store, seed=args.seed)
+                 port=args.port, store_path=args.store, seed=args.seed, reset_queue=args.reset_queue,
+                 allowed_hosts=args.allow_host or [])
 
 
 def cmd_review_export(args: argparse.Namespace) -> int:
@@ -211,13 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
     ev.add_argument("--save-baseline", metavar="NAME", help="also save this run in the store as baseline NAME")
     ev.add_argument("--allow-unisolated", action="store_true", help="run generated code without network isolation")
+    _allow_outside_data(ev)
     ev.add_argument("-q", "--quiet", action="store_true")
-    ev.set_defaults(func=cmd_eval)
+    ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")
 
     suites = sub.add_parser("suites", help="inspect suites").add_subparsers(dest="suites_command", required=True)
     suites.add_parser("list", help="list the built-in suites").set_defaults(func=cmd_suites_list)
     val = suites.add_parser("validate", help="validate suite files")
     val.add_argument("paths", nargs="+")
+    val.add_argument("--limit", type=_positive, help="render only the first N rows of each task, as eval --limit does")
+    val.add_argument("--full", action="store_true", help="render every evaluated row, as eval --full does")
+    _allow_outside_data(val)
     val.set_defaults(func=cmd_suites_validate)
 
     cmp = sub.add_parser("compare", help="paired comparison of two runs")
@@ -272,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--field", action="append", help="for files: a text column (repeatable; default: all)")
     aud.add_argument("--label", help="for files: the label column (default: label/answer/target if present)")
     aud.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    _allow_outside_data(aud)
     aud.set_defaults(func=cmd_data_audit)
 
     code = sub.add_parser("code", help="execute code completions").add_subparsers(dest="code_command", required=True)
@@ -280,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--suite", default="code", help="suite holding the problems (default: code)")
     chk.add_argument("--out", help="directory for results.jsonl and summary.json")
     chk.add_argument("--allow-unisolated", action="store_true", help="run without network isolation")
+    _allow_outside_data(chk)
     chk.set_defaults(func=cmd_code_check)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
@@ -293,12 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     rv = rsub.add_parser("serve", help="serve the review app on the runs (the default: `review RUN...`)")
     rv.add_argument("runs", nargs="+", metavar="RUN", help="run directories (sweep directories expand)")
     rv.add_argument("--mode", choices=["pairwise", "rating"], default="pairwise")
-    rv.add_argument("--reviewers-per-item", type=_positive, default=1, help="how many reviewers judge each item")
+    rv.add_argument("--reviewers-per-item", type=_positive, default=None,
+                    help="how many reviewers judge each item (default 1; a live queue keeps its own)")
+    rv.add_argument("--reset-queue", action="store_true",
+                    help="apply this start's --reviewers-per-item to a queue that already exists (judgments are kept)")
     rv.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     rv.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1 only)")
+    rv.add_argument("--allow-host", action="append", metavar="NAME",
+                    help="another Host name reviewers reach the server by (repeatable); requests naming any other "
+                         "host than these, --host, localhost and 127.0.0.1 are refused")
     rv.add_argument("--seed", type=int, default=0, help="seed of the queue order")
     rv.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
-    rv.set_defaults(func=cmd_review)
+    rv.set_defaults(func=cmd_review, interrupted="review server stopped")
     rx = rsub.add_parser("export", help="write judgments as training data")
     rx.add_argument("out", metavar="OUT.jsonl")
     rx.add_argument("--format", choices=["preference"], default="preference",
@@ -311,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--store", help="SQLite store")
     rs.set_defaults(func=cmd_review_summary)
     return parser
+
+
+def _allow_outside_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-outside-data", action="store_true",
+                        help="let suites read data files outside their own folder (symlinks, ../, absolute paths)")
 
 
 def _positive(text: str) -> int:
@@ -326,23 +346,55 @@ def _version() -> str:
     return f"tunegate {__version__}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops a command the way Ctrl-C does."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tunegate` console script."""
+    import signal
+    import sqlite3
+    import threading
+
+    from harness.untrusted import allowing_outside_data
+
     _quiet_libraries()
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        return int(args.func(args) or 0)
+        with allowing_outside_data(getattr(args, "allow_outside_data", False)):
+            code = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a reader that went away (`| head`) is a BrokenPipeError here
+        return code
     except UserError as exc:
         print(f"tunegate: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("tunegate: interrupted (finished samples are saved; rerun with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"tunegate: {getattr(args, 'interrupted', 'interrupted')}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    except BrokenPipeError:
+        # The reader of our output stopped reading: say nothing more, as `cat` would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except sqlite3.DatabaseError as exc:  # a store that went bad after it opened (a damaged page, read-only)
+        from harness.store import default_store_path, store_error
+
+        print(f"tunegate: error: {store_error(Path(getattr(args, 'store', None) or default_store_path()), exc)}",
+              file=sys.stderr)
+        return 2
     except Exception:  # noqa: BLE001 - a crash must never read as 1 (gate failed) or 3 (inconclusive)
         log = _crash_log()
         print(f"tunegate: internal error ({sys.exc_info()[1].__class__.__name__}); the traceback is in {log}",
               file=sys.stderr)
         return 4
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _crash_log() -> str:

@@ -39,6 +39,8 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=str(path),
                         line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise UserError("malformed YAML: nested too deeply", source=str(path)) from None
 
 
 def parse_model(model: type[BaseModel], raw: Any, node: yaml.Node | None, source: str) -> Any:

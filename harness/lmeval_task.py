@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import UserError
+from harness.untrusted import excerpt, inside_folder
 
 SUPPORTED = {"task", "dataset_path", "dataset_kwargs", "test_split", "output_type", "doc_to_text", "doc_to_choice",
              "doc_to_target", "target_delimiter", "fewshot_delimiter", "num_fewshot", "generation_kwargs",
@@ -106,9 +107,10 @@ def _data_file(raw: dict[str, Any], split: str, path: Path) -> Path:
     if not isinstance(files, str):
         raise UserError(f"no data file for split {split!r}", source=str(path), field="dataset_kwargs.data_files")
     for candidate in (Path(files), path.parent / files):  # lm-eval resolves against the working directory
-        if candidate.is_file():
-            return candidate.resolve()
-    raise UserError(f"data file {files} does not exist", source=str(path), field="dataset_kwargs.data_files")
+        if candidate.is_file():  # and, like a suite's, the file must be in the task file's folder
+            return inside_folder(path.parent, candidate.absolute(), source=str(path), field="dataset_kwargs.data_files")
+    raise UserError(f"data file {excerpt(files, 200)} does not exist", source=str(path),
+                    field="dataset_kwargs.data_files")
 
 
 def _read_rows(path: Path, kind: str, src: str) -> list[dict[str, Any]]:
@@ -116,12 +118,20 @@ def _read_rows(path: Path, kind: str, src: str) -> list[dict[str, Any]]:
 
     if kind == "csv":
         return read_rows(path, "dataset_kwargs.data_files")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"not valid UTF-8 (byte {exc.start}): not a JSON data file", source=str(path)) from None
     try:  # the datasets json loader takes a JSON array or JSON lines, whatever the suffix
         data = json.loads(text)
         rows = data if isinstance(data, list) else [data]
-    except ValueError:
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (ValueError, RecursionError):
+        try:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except (ValueError, RecursionError) as exc:
+            raise UserError(f"not JSON or JSON lines ({excerpt(str(exc), 120)})", source=str(path)) from None
+    if any(not isinstance(row, dict) for row in rows):
+        raise UserError("every row must be a JSON object", source=str(path), field="dataset_kwargs.data_files")
     if not rows:
         raise UserError("the dataset is empty", source=str(path), field="dataset_kwargs.data_files")
     return rows

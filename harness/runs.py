@@ -1,19 +1,19 @@
-"""Reading run directories (results.json + samples.jsonl, see docs/run-format.md)."""
+"""Reading run directories (results.json + samples.jsonl, see docs/run-format.md), checked against the
+run-file schema (harness.runfile) before any analysis reads them."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import runfile
 from harness.api import UserError
 from harness.fileio import atomic_write_text  # noqa: F401 - re-exported for report and gate writers
+from harness.untrusted import excerpt
 
 RESULTS = "results.json"
 SAMPLES = "samples.jsonl"
-FORMAT_PREFIX = "tunegate.results/"
-_SAMPLE_FIELDS = ("suite", "task", "sample_id")
 
 
 @dataclass
@@ -52,71 +52,27 @@ class Run:
         return self._index.get((suite, task, sample_id))
 
 
-def _fail(message: str, path: Path, field_: str | None = None, line: int | None = None) -> UserError:
-    return UserError(message, source=str(path), field=field_, line=line)
-
-
-def _read_results(path: Path) -> dict[str, Any]:
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise _fail(f"not valid JSON ({exc.msg})", path, line=exc.lineno) from None
-    if not isinstance(results, dict):
-        raise _fail("expected a JSON object", path)
-    fmt = results.get("format")
-    if not isinstance(fmt, str) or not fmt.startswith(FORMAT_PREFIX):
-        raise _fail(f"expected a {FORMAT_PREFIX}N results file, got {fmt!r}", path, "format")
-    suites = results.get("suites")
-    if not isinstance(suites, dict) or not suites:
-        raise _fail("missing or empty", path, "suites")
-    for sname, suite in suites.items():
-        where = f"suites.{sname}"
-        if not isinstance(suite, dict) or not isinstance(suite.get("tasks"), dict):
-            raise _fail("missing object 'tasks'", path, where)
-        if "fingerprint" not in suite:
-            raise _fail("missing", path, f"{where}.fingerprint")
-        for tname, task in suite["tasks"].items():
-            twhere = f"{where}.tasks.{tname}"
-            if not isinstance(task, dict) or not isinstance(task.get("metrics"), dict):
-                raise _fail("missing object 'metrics'", path, twhere)
-            _check_metrics(task["metrics"], path, f"{twhere}.metrics")
-        _check_metrics(suite.get("metrics") or {}, path, f"{where}.metrics")
-    return results
-
-
-def _check_metrics(metrics: dict[str, Any], path: Path, where: str) -> None:
-    for name, metric in metrics.items():
-        if not isinstance(metric, dict) or not isinstance(metric.get("value"), (int, float)):
-            raise _fail("expected {\"value\": number, \"ci95\": [lo, hi], \"n\": int}", path, f"{where}.{name}")
-
-
-def _read_samples(path: Path) -> list[dict[str, Any]]:
+def _read_samples(path: Path, results: dict[str, Any], results_path: Path) -> list[dict[str, Any]]:
     samples: list[dict[str, Any]] = []
+    lines: list[int | None] = []
     seen: set[tuple[str, str, str]] = set()
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _fail(f"not valid JSON ({exc.msg})", path, line=lineno) from None
-            if not isinstance(sample, dict):
-                raise _fail("expected a JSON object", path, line=lineno)
-            for key in _SAMPLE_FIELDS:
-                if not isinstance(sample.get(key), str):
-                    raise _fail("missing or not a string", path, key, lineno)
-            if not isinstance(sample.get("scores", {}), dict):
-                raise _fail("expected an object", path, "scores", lineno)
-            key3 = (sample["suite"], sample["task"], sample["sample_id"])
-            if key3 in seen:
-                raise _fail(f"duplicate sample {key3[0]}/{key3[1]}/{key3[2]}", path, "sample_id", lineno)
-            seen.add(key3)
-            sample.setdefault("scores", {})
-            sample.setdefault("perturbation", None)
-            sample.setdefault("source_id", sample["sample_id"])
-            samples.append(sample)
+    for lineno, sample in runfile.iter_sample_lines(path):
+        key3 = (sample["suite"], sample["task"], sample["sample_id"])
+        if key3 in seen:
+            raise UserError(f"duplicate sample {'/'.join(excerpt(k, 40) for k in key3)}", source=str(path),
+                            field="sample_id", line=lineno)
+        seen.add(key3)
+        samples.append(_with_defaults(sample))
+        lines.append(lineno)
+    runfile.check_consistency(results, samples, str(results_path), str(path), lines)
     return samples
+
+
+def _with_defaults(sample: dict[str, Any]) -> dict[str, Any]:
+    sample.setdefault("scores", {})
+    sample.setdefault("perturbation", None)
+    sample.setdefault("source_id", sample["sample_id"])
+    return sample
 
 
 def variant_dirs(path: Path) -> list[Path]:
@@ -140,11 +96,14 @@ def load_run(path: Path) -> Run:
         raise UserError(f"missing {RESULTS}", source=str(run_dir))
     if not samples_path.is_file():
         raise UserError(f"missing {SAMPLES}", source=str(run_dir))
-    results = _read_results(results_path)
-    samples = _read_samples(samples_path)
+    results = runfile.read_results(results_path)
+    samples = _read_samples(samples_path, results, results_path)
+    return Run(results=results, samples=samples, path=run_dir, label=_label(results))
+
+
+def _label(results: dict[str, Any]) -> str:
     adapter = (results.get("model") or {}).get("adapter")
-    label = str(adapter.get("name")) if isinstance(adapter, dict) and adapter.get("name") else "base"
-    return Run(results=results, samples=samples, path=run_dir, label=label)
+    return str(adapter["name"]) if adapter else "base"
 
 
 def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
@@ -155,18 +114,26 @@ def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
     from harness.store import Store
 
     store = Store(store_path)
+    source = f"baseline {excerpt(str(ref), 80)} in {store.path}"
     try:
         saved = store.load_baseline(str(ref))
         names = store.baselines()
+    except (ValueError, RecursionError) as exc:  # stored JSON that does not parse
+        raise UserError(f"the saved copy is not valid JSON ({excerpt(str(exc), 80)})", source=source) from None
     finally:
         store.close()
     if saved is None:
         known = f" (saved baselines: {', '.join(names)})" if names else ""
         raise UserError(f"no such run directory or saved baseline{known}", source=str(ref))
     results, samples = saved
-    adapter = (results.get("model") or {}).get("adapter")
-    label = str(adapter.get("name")) if isinstance(adapter, dict) and adapter.get("name") else "base"
-    return Run(results=results, samples=samples, path=Path(f"baseline:{ref}"), label=label)
+    runfile.check_results(results, f"{source}: results")
+    if not isinstance(samples, list):
+        raise UserError("the saved samples are not a list", source=source)
+    for i, sample in enumerate(samples):
+        runfile.check_sample(sample, f"{source}: samples", index=i)
+        _with_defaults(sample)
+    runfile.check_consistency(results, samples, f"{source}: results", f"{source}: samples")
+    return Run(results=results, samples=samples, path=Path(f"baseline:{ref}"), label=_label(results))
 
 
 def load_runs(paths: list[Path]) -> list[Run]:

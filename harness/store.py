@@ -42,15 +42,42 @@ def default_store_path() -> Path:
     return Path(env) if env else tunegate_home() / "store.sqlite"
 
 
+def store_error(path: Path, exc: sqlite3.Error) -> UserError:
+    """A SQLite error of the store at `path` as one line that says what to do."""
+    from harness.untrusted import excerpt  # the message may quote stored text: keep it short
+
+    text = excerpt(str(exc), 120)
+    if any(sign in text for sign in ("malformed", "not a database", "Could not decode")):
+        return UserError(f"the store is damaged ({text}); recover what SQLite can read with "
+                         f"`sqlite3 {path} .recover | sqlite3 {path}.recovered` and pass --store {path}.recovered, "
+                         f"or move {path} aside to start an empty store", source=str(path))
+    if "readonly" in text or "read-only" in text:
+        return UserError(f"cannot write the store ({text}): make the file and its folder writable, or pass "
+                         "--store with another file", source=str(path))
+    return UserError(f"cannot use the store: {text}", source=str(path))
+
+
 class Store:
     """A thin layer over one SQLite file; every write is its own short transaction."""
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = Path(path) if path else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the store's folder {self.path.parent}: {exc.strerror}",
+                            source=str(self.path), field="--store") from None
         self.db = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        # A new store holds prompts and judgments: readable by its owner only (the WAL files follow it).
+        if not self.path.exists():
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            except FileExistsError:
+                pass  # another process created it first
+            except OSError as exc:
+                raise UserError(f"cannot create the store: {exc.strerror}", source=str(self.path)) from None
         # Switching a new file to WAL needs an exclusive lock and SQLite answers "locked" at once, without
         # its busy timeout, when another process (a second torchrun rank) is creating the same store.
         for attempt in range(100):
@@ -65,10 +92,12 @@ class Store:
                 if db is not None:
                     db.close()
                 if "locked" not in str(exc) or attempt == 99:
-                    raise UserError(f"cannot open the store: {exc}", source=str(self.path)) from None
+                    raise store_error(self.path, exc) from None
                 time.sleep(0.1)
             except sqlite3.DatabaseError as exc:
-                raise UserError(f"cannot open the store: {exc}", source=str(self.path)) from None
+                if db is not None:
+                    db.close()
+                raise store_error(self.path, exc) from None
         raise AssertionError("unreachable")
 
     def close(self) -> None:

@@ -5,10 +5,12 @@ A suite is `suites/<name>/suite.yaml` plus data files. Nothing here knows about 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,10 +18,12 @@ from typing import Any, Literal
 
 import jinja2
 import yaml
+from jinja2 import meta
 from pydantic import Field, field_validator
 
 from harness.api import GenSettings, UserError, sha256_json
 from harness.config import FrozenStrict, line_of, load_yaml, parse_model
+from harness.untrusted import excerpt, inside_folder, template_env
 
 TaskKind = Literal["multiple_choice", "generate", "perplexity", "code"]
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
@@ -176,6 +180,48 @@ class Sample:
     perturbation: str | None = None
 
 
+@dataclass(frozen=True)
+class _Templates:
+    """A task's prompt, choices and target, compiled once in the sandbox, with the row columns each names."""
+
+    prompt: jinja2.Template
+    prompt_fields: frozenset[str]
+    choice_texts: list[jinja2.Template] | None  # `choices:` as a list of templates
+    choices: Callable[..., Any] | None  # `choices:` as an expression
+    choice_fields: frozenset[str]
+    target: Callable[..., Any] | None
+    target_fields: frozenset[str]
+
+    @classmethod
+    def compile(cls, spec: TaskSpec, source: str) -> _Templates:
+        """Compile the task's templates; a syntax error is a UserError naming the field."""
+        env = template_env()
+
+        def template(field_name: str, text: str) -> tuple[jinja2.Template, frozenset[str]]:
+            try:
+                return env.from_string(text), frozenset(meta.find_undeclared_variables(env.parse(text)))
+            except jinja2.TemplateSyntaxError as exc:
+                raise UserError(f"template syntax error: {excerpt(exc.message or '', 200)}", source=source,
+                                field=f"tasks[{spec.name}].{field_name}") from None
+
+        def expression(field_name: str, text: str | None) -> tuple[Callable[..., Any] | None, frozenset[str]]:
+            if text is None:
+                return None, frozenset()
+            _, names = template(field_name, f"{{{{ {text} }}}}")
+            return env.compile_expression(text, undefined_to_none=False), names
+
+        prompt, prompt_fields = template("prompt", spec.prompt)
+        texts: list[jinja2.Template] | None = None
+        if isinstance(spec.choices, list):
+            compiled = [template("choices", c) for c in spec.choices]
+            texts = [t for t, _ in compiled]
+            choices, choice_fields = None, frozenset().union(*(f for _, f in compiled))
+        else:
+            choices, choice_fields = expression("choices", spec.choices)
+        target, target_fields = expression("target", spec.target)
+        return cls(prompt, prompt_fields, texts, choices, choice_fields, target, target_fields)
+
+
 @dataclass
 class Task:
     """A loaded task: its spec, rows and renderers."""
@@ -189,14 +235,21 @@ class Task:
         return self.spec.name
 
     @cached_property
-    def _env(self) -> jinja2.Environment:
-        return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    def _templates(self) -> _Templates:
+        """The task's templates, compiled once in the sandbox (harness.untrusted)."""
+        return _Templates.compile(self.spec, self.suite.path)
 
     def samples(self, limit: int | None = None, full: bool = False) -> list[Sample]:
-        """The evaluated split as rendered samples (first `limit` rows; the spec's limit unless `full`)."""
+        """The evaluated split as rendered samples (first `limit` rows; the spec's limit unless `full`).
+
+        Only these rows are rendered; a row that cannot be rendered is a UserError naming it."""
         rows = self.rows[self.spec.split]
         cap = limit or (None if full else self.spec.limit)
-        return [self._sample(i, row) for i, row in enumerate(rows[:cap] if cap else rows)]
+        out = []
+        for i, row in enumerate(rows[:cap] if cap else rows):
+            with self._row_errors(self.spec.split, i, row):
+                out.append(self._sample(i, row))
+        return out
 
     def _sample(self, index: int, row: dict[str, Any]) -> Sample:
         doc_id = str(row[self.spec.id_field]) if self.spec.id_field else str(index)
@@ -206,35 +259,35 @@ class Task:
         return Sample(sample_id, row, prompt, self.render_target(row, choices), choices, sample_id)
 
     def render_prompt(self, row: dict[str, Any]) -> str:
-        return self._env.from_string(self.spec.prompt).render(**row)
+        return self._templates.prompt.render(**row)
 
     def render_choices(self, row: dict[str, Any]) -> list[str] | None:
-        spec = self.spec.choices
-        if spec is None:
+        compiled = self._templates
+        if compiled.choice_texts is not None:
+            return [c.render(**row) for c in compiled.choice_texts]
+        if compiled.choices is None:
             return None
-        if isinstance(spec, list):
-            return [self._env.from_string(c).render(**row) for c in spec]
-        value = self._env.compile_expression(spec, undefined_to_none=False)(**row)
+        value = compiled.choices(**row)
         if isinstance(value, str):
             value = json.loads(value) if value.strip().startswith("[") else value.split("|")
         if not isinstance(value, (list, tuple)) or not value:
-            raise ValueError(f"choices must evaluate to a non-empty list, got {value!r}")
+            raise ValueError(f"choices must evaluate to a non-empty list, got {excerpt(repr(value))}")
         return [str(v) for v in value]
 
     def render_target(self, row: dict[str, Any], choices: list[str] | None) -> Any:
         """The gold answer: a choice index for multiple choice, else a text or a list of texts."""
-        if self.spec.target is None:
+        if self._templates.target is None:
             return None
-        value = self._env.compile_expression(self.spec.target, undefined_to_none=False)(**row)
+        value = self._templates.target(**row)
         if choices is None:
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
         if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value not in choices:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ValueError(f"target must be a choice index or a choice text, got {value!r}")
+            raise ValueError(f"target must be a choice index or a choice text, got {excerpt(repr(value))}")
         if isinstance(value, str):
             if value not in choices:
-                raise ValueError(f"target {value!r} is not one of the choices {choices}")
+                raise ValueError(f"target {excerpt(repr(value))} is not one of the choices {excerpt(repr(choices))}")
             return choices.index(value)
         if not 0 <= value < len(choices):
             raise ValueError(f"target index {value} is out of range for {len(choices)} choices")
@@ -255,29 +308,65 @@ class Task:
         rng = random.Random(f"{shot.seed}/{self.name}/{index}")
         picked = rng.sample(pool, min(shot.n, len(pool)))
         parts = []
-        for _, row in picked:
-            choices = self.render_choices(row)
-            example = Sample("", row, self.render_prompt(row), self.render_target(row, choices), choices)
+        for i, row in picked:
+            with self._row_errors(shot.split, i, row):
+                choices = self.render_choices(row)
+                example = Sample("", row, self.render_prompt(row), self.render_target(row, choices), choices)
             parts.append(example.prompt + self.spec.target_delimiter + self.target_text(example))
         return shot.delimiter.join(parts) + shot.delimiter
 
+    def _needs(self, split: str) -> set[str]:
+        """The row columns a row of `split` is rendered with (prompt and choices; the target and id where used)."""
+        names = set(self._templates.prompt_fields) | self._templates.choice_fields
+        if split == self.spec.split or self.spec.fewshot.n:
+            names |= self._templates.target_fields
+        if split == self.spec.split and self.spec.id_field:
+            names.add(self.spec.id_field)
+        return names
+
     def validate_rows(self) -> None:
-        """Render every row of every split once, so template and data errors surface before a run."""
+        """The cheap check of every row of every split: each has the columns the templates name (a row that
+        lacks one is rendered to tell an optional column from a missing one), and the first row of each split
+        renders. Other rows render when they are evaluated (`samples`) or with `render_all`."""
+        for split, rows in self.rows.items():
+            needs = self._needs(split)
+            for i, row in enumerate(rows):
+                if i == 0 or not needs <= row.keys():
+                    self._render_row(split, i, row)
+
+    def render_all(self) -> None:
+        """Render every row of every split once (the thorough check: data errors in rows never evaluated)."""
         for split, rows in self.rows.items():
             for i, row in enumerate(rows):
-                try:
-                    self.render_prompt(row)
-                    choices = self.render_choices(row)
-                    if split == self.spec.split or self.spec.fewshot.n:
-                        self.render_target(row, choices)
-                except jinja2.UndefinedError as exc:
-                    missing = str(exc).replace("'dict object' has no attribute ", "").replace(" is undefined", "")
-                    raise UserError(f"{missing} is named by the template but missing from the data "
-                                    f"(split {split!r}, row {i + 1}; columns: {', '.join(map(str, row))})",
-                                    source=self.suite.path, field=f"tasks[{self.name}]") from None
-                except (jinja2.TemplateError, ValueError, TypeError) as exc:
-                    raise UserError(f"{exc} (split {split!r}, row {i + 1})", source=self.suite.path,
-                                    field=f"tasks[{self.name}]") from None
+                self._render_row(split, i, row)
+
+    def _render_row(self, split: str, index: int, row: dict[str, Any]) -> None:
+        with self._row_errors(split, index, row):
+            self.render_prompt(row)
+            choices = self.render_choices(row)
+            if split == self.spec.split or self.spec.fewshot.n:
+                self.render_target(row, choices)
+            if split == self.spec.split and self.spec.id_field and self.spec.id_field not in row:
+                raise UserError(f"id column {excerpt(self.spec.id_field)} is missing from the data (split {split!r}, "
+                                f"row {index + 1})", source=self.suite.path, field=f"tasks[{self.name}].id_field")
+
+    @contextlib.contextmanager
+    def _row_errors(self, split: str, index: int, row: dict[str, Any]) -> Iterator[None]:
+        """Rendering errors of one row as a UserError naming the split and row (the template runs in a
+        sandbox, so anything it raises is a problem of the suite, not of tunegate)."""
+        source, field_name = self.suite.path, f"tasks[{self.name}]"
+        try:
+            yield
+        except UserError:
+            raise
+        except jinja2.UndefinedError as exc:
+            missing = str(exc).replace("'dict object' has no attribute ", "").replace(" is undefined", "")
+            raise UserError(f"{excerpt(missing)} is named by the template but missing from the data "
+                            f"(split {split!r}, row {index + 1}; columns: {excerpt(', '.join(map(str, row)))})",
+                            source=source, field=field_name) from None
+        except Exception as exc:  # noqa: BLE001 - whatever a user template raises is the suite's problem
+            raise UserError(f"{excerpt(str(exc), 200)} (split {split!r}, row {index + 1})", source=source,
+                            field=field_name) from None
 
     def fingerprint(self) -> str:
         return sha256_json({"spec": self.spec.model_dump(mode="json"), "rows": self.rows})
@@ -371,37 +460,50 @@ def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node) -> Tas
     task = Task(spec, suite)
     base = Path(suite.path).parent
     for split, rel in spec.data.items():
-        task.rows[split] = read_rows(base / rel, f"{where}.data.{split}")
+        field_name = f"{where}.data.{split}"
+        task.rows[split] = read_rows(inside_folder(base, Path(rel), source=suite.path, field=field_name), field_name)
     task.validate_rows()
     return task
 
 
 def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
-    """Rows of a jsonl, json, csv or tsv file, as dicts; clear errors for missing, empty or non-UTF-8 data."""
+    """Rows of a jsonl, json, csv or tsv file, as dicts; clear errors for missing, empty or non-UTF-8 data.
+
+    JSON lines are streamed: the file is never held as one text."""
     if not path.is_file():
-        raise UserError(f"data file {path} does not exist", field=field_name)
-    text = _read_text(path)
+        raise UserError(f"data file {excerpt(str(path), 200)} does not exist", field=field_name)
     try:
-        rows = _parse_rows(path, text)
-    except (ValueError, csv.Error) as exc:
-        raise UserError(f"cannot parse: {exc}", source=str(path), field=field_name) from None
+        rows = _stream_jsonl(path) if path.suffix == ".jsonl" else _parse_rows(path, _read_text(path))
+    except (ValueError, RecursionError, csv.Error) as exc:
+        raise UserError(f"cannot parse: {excerpt(str(exc), 200)}", source=str(path), field=field_name) from None
     if not rows:
         raise UserError("the dataset is empty", source=str(path), field=field_name)
     return rows
 
 
-def _parse_rows(path: Path, text: str) -> list[dict[str, Any]]:
-    if path.suffix == ".jsonl":
-        rows = []
-        # split on newlines only: splitlines() also breaks rows at U+2028/U+2029 inside JSON strings
-        for number, line in enumerate(text.split("\n"), 1):
-            if line.strip():
+def _stream_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    try:
+        with path.open("rb") as fh:
+            # binary lines split on b"\n" only: text mode would also break rows at U+2028/U+2029 in strings
+            for number, raw in enumerate(fh, 1):
                 try:
-                    rows.append(json.loads(line))
-                except ValueError as exc:
-                    raise ValueError(f"line {number}: {exc}") from None
-        _check_objects(rows)
-        return rows
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise UserError(f"not valid UTF-8 (line {number}, byte {exc.start + 1} of the line)",
+                                    source=str(path)) from None
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except (ValueError, RecursionError) as exc:
+                        raise ValueError(f"line {number}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    _check_objects(rows)
+    return rows
+
+
+def _parse_rows(path: Path, text: str) -> list[dict[str, Any]]:
     if path.suffix == ".json":
         data = json.loads(text)
         if isinstance(data, dict):  # {id: {...}} as PubMedQA ships it

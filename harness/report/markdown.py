@@ -32,8 +32,8 @@ def esc(text: Any, limit: int | None = None) -> str:
     s = "" if text is None else str(text)
     if limit is not None and len(s) > limit:
         s = s[:limit] + f" … [{len(s) - limit} more characters]"
-    s = html.escape(s, quote=True)
-    s = "".join(_MD_ENTITIES.get(ch, ch) for ch in s)
+    # One pass over the text: escaping HTML first would turn the `#` of `&#x27;` into `&#35;`.
+    s = "".join(_MD_ENTITIES.get(ch) or html.escape(ch, quote=True) for ch in s)
     # A blank line would end the HTML block on GitHub; carriage returns and tabs are normalised too.
     return s.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>").replace("\t", "&#9;")
 

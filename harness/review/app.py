@@ -3,8 +3,9 @@
 Security model: the server binds 127.0.0.1 by default. Opening the printed URL (which carries the
 per-session token) sets an HttpOnly, SameSite=Strict cookie and drops the token from the address bar.
 Every write also needs the CSRF token (an HMAC of the session token) in a header, and a JSON body, so a
-cross-site form can neither send nor forge one. Model outputs only ever reach the page through
-`textContent`, under a Content-Security-Policy that allows no inline script.
+cross-site form can neither send nor forge one. Requests must name the server by one of its own Host names
+(127.0.0.1, localhost, --host, --allow-host), so a page on a DNS-rebound name cannot reach it. Model outputs
+only ever reach the page through `textContent`, under a Content-Security-Policy that allows no inline script.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ import sys
 import threading
 import time
 import traceback
+import unicodedata
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +39,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from harness.api import UserError
 from harness.config import Strict
 from harness.review.db import DuplicateJudgment, Item, NotAssigned, ReviewDB, UnknownItem
-from harness.review.queue import Mode, Queue, build_queue
+from harness.review.queue import Mode, Queue, plan_queue, store_queue
+from harness.untrusted import excerpt
 
 MAX_BODY = 16 * 1024  # bytes of one request body
 MAX_COMMENT = 2000  # characters
@@ -44,7 +48,11 @@ MAX_NAME = 64
 COOKIE = "tunegate_review"
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
        "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_INT_DIGITS = 30  # longer JSON integers are not parsed (no 5,000-digit numbers)
+# Unicode categories no reviewer name may hold: control, format (bidirectional overrides, zero-width
+# characters), surrogates, private use and unassigned.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
 class Reviewer(Strict):
@@ -53,9 +61,12 @@ class Reviewer(Strict):
     @field_validator("reviewer")
     @classmethod
     def _name(cls, value: str) -> str:
-        name = " ".join(value.split())
-        if not name or len(name) > MAX_NAME or _CONTROL.search(name):
-            raise ValueError(f"a reviewer name is 1–{MAX_NAME} printable characters")
+        """The name in NFC with runs of white space as one space, so one person is one reviewer; names that
+        could display as someone else's (bidirectional overrides, zero-width characters) are refused."""
+        name = unicodedata.normalize("NFC", " ".join(value.split()))
+        if not name or len(name) > MAX_NAME or any(unicodedata.category(ch) in _HIDDEN for ch in name):
+            raise ValueError(f"a reviewer name is 1–{MAX_NAME} printable characters (no control, bidirectional "
+                             "or zero-width characters)")
         return name
 
 
@@ -90,20 +101,31 @@ def _template(name: str) -> Any:
 
 def _static(name: str) -> tuple[bytes, str] | None:
     kinds = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
-    suffix = Path(name).suffix
-    if suffix not in kinds or not re.fullmatch(r"[a-z0-9_-]+\.[a-z]+", name):
+    if not re.fullmatch(r"[a-z0-9_-]{1,64}\.[a-z]{1,8}", name) or Path(name).suffix not in kinds:
         return None
     path = resources.files("harness.review") / "static" / name
-    return (path.read_bytes(), kinds[suffix]) if path.is_file() else None
+    try:
+        return (path.read_bytes(), kinds[Path(name).suffix]) if path.is_file() else None
+    except OSError:
+        return None
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+class _HugeInt:
+    """Stands for a JSON integer of more than MAX_INT_DIGITS digits: no field accepts it (422)."""
+
+
+def _parse_int(text: str) -> int | _HugeInt:
+    return int(text) if len(text) <= MAX_INT_DIGITS else _HugeInt()
+
+
 async def _read_json(request: Request) -> Any:
     """The JSON body, refusing more than MAX_BODY bytes before reading it all."""
-    if "application/json" not in request.headers.get("content-type", ""):
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
         raise HTTPException(415, "expected Content-Type: application/json")
     declared = request.headers.get("content-length")
     if declared and (not declared.isdigit() or int(declared) > MAX_BODY):
@@ -114,12 +136,12 @@ async def _read_json(request: Request) -> Any:
         if len(body) > MAX_BODY:
             raise HTTPException(413, f"request body over {MAX_BODY} bytes")
     try:
-        return json.loads(bytes(body))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return json.loads(bytes(body), parse_int=_parse_int)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the parser's depth
         raise HTTPException(400, "malformed JSON") from None
 
 
-def _parse(model: type[_Strict], data: Any) -> Any:
+def _parse(model: type[Strict], data: Any) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -149,16 +171,32 @@ def _item_view(item: Item, order: list[int]) -> dict[str, Any]:
             "responses": [item.responses[i] for i in order]}
 
 
-def create_app(db: ReviewDB, queue: Queue, session: Session, *, seed: int | None = None) -> FastAPI:
-    """The app for one queue; `seed` fixes the left/right draws (tests), otherwise they are fresh."""
+def host_name(header: str) -> str:
+    """The host of a Host header, without port, brackets or a trailing dot, in lower case."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def create_app(db: ReviewDB, queue: Queue, session: Session, *, seed: int | None = None,
+               hosts: Iterable[str] = ()) -> FastAPI:
+    """The app for one queue; `seed` fixes the left/right draws (tests), otherwise they are fresh. Requests
+    are served only when their Host header names 127.0.0.1, localhost, ::1 or one of `hosts`."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     rng = random.Random(seed if seed is not None else secrets.randbits(64))
     rng_lock = threading.Lock()
+    allowed_hosts = LOCAL_HOSTS | {host_name(h) for h in hosts}
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:
         try:
-            response = await call_next(request)
+            if host_name(request.headers.get("host", "")) not in allowed_hosts:
+                response = _error(400, "unexpected Host header: open the URL that tunegate review printed")
+            else:
+                response = await call_next(request)
         except Exception:  # never a traceback to the client; the server's stderr keeps it
             traceback.print_exc()
             response = _error(500, "internal error")
@@ -303,28 +341,69 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int | None = No
         thread.join(timeout=10)
 
 
-def serve(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int = 1,
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: any free one); a UserError naming the option when it fails."""
+    import errno
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UserError(f"cannot listen on {excerpt(host)}: {getattr(exc, 'strerror', None) or exc}",
+                        field="--host") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a TIME_WAIT port, not one in use
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UserError(f"cannot listen on {host}:{port}: the port is in use (another review server?); "
+                            "pick another --port, or --port 0 for any free port", field="--port") from None
+        field = "--port" if exc.errno == errno.EACCES else "--host"
+        raise UserError(f"cannot listen on {excerpt(host)}:{port}: {exc.strerror}", field=field) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int | None = None,
           host: str = "127.0.0.1", port: int = 8765, store_path: Path | str | None = None, seed: int = 0,
-          token: str | None = None) -> int:
-    """`tunegate review RUN...`: build the queue, print the URL with the session token, serve until Ctrl-C."""
+          token: str | None = None, reset_queue: bool = False, allowed_hosts: Iterable[str] = ()) -> int:
+    """`tunegate review RUN...`: build the queue, print the URL with the session token, serve until Ctrl-C.
+
+    Nothing is written before the port is bound, so a start that fails changes no live queue; a queue that
+    already exists keeps its reviewers per item unless `reset_queue`."""
     if not 0 <= port <= 65535:
         raise UserError("must be between 0 and 65535", field="--port")
-    db = ReviewDB(store_path)
-    queue = build_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed, db=db)
-    session = Session(token)
-    port = port or free_port(host)
-    shown = f"[{host}]" if ":" in host else host
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: serving on {host}: anyone who can reach it and learns the URL can write judgments",
-              file=sys.stderr)
-    models = ", ".join(m["label"] for m in queue.models)
-    print(f"review queue {queue.queue_id}: {len(queue.items)} {mode} items from {models}, "
-          f"{reviewers_per_item} reviewer(s) each; store {db.path}")
-    if queue.skipped_identical:
-        print(f"left out {queue.skipped_identical} pairs whose responses are identical")
-    print(f"open http://{shown}:{port}/?token={session.token}", flush=True)
+    planned = plan_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed)
+    sock = listen(host, port)
     try:
-        _server(create_app(db, queue, session), host, port).run()
+        db = ReviewDB(store_path)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        queue = store_queue(db, planned, reset=reset_queue)
+        port = int(sock.getsockname()[1])
+        session = Session(token)
+        shown = f"[{host}]" if ":" in host else host
+        if host not in LOCAL_HOSTS:
+            print(f"warning: serving on {host}: anyone who can reach it and learns the URL can write judgments "
+                  "(requests must name this host, localhost or an --allow-host name)", file=sys.stderr)
+        models = ", ".join(m["label"] for m in queue.models)
+        print(f"review queue {queue.queue_id}: {len(queue.items)} {mode} items from {models}, "
+              f"{queue.reviewers_per_item} reviewer(s) each; store {db.path}")
+        if queue.skipped_identical:
+            print(f"left out {queue.skipped_identical} pairs whose responses are identical")
+        print(f"open http://{shown}:{port}/?token={session.token}", flush=True)
+        app = create_app(db, queue, session, hosts=[host, *allowed_hosts])
+        try:
+            _server(app, host, port).run(sockets=[sock])
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: uvicorn shut down cleanly, then passed the signal on
+            print(f"tunegate: review server stopped; {db.count_judgments()} judgments are saved in {db.path}",
+                  file=sys.stderr)
     finally:
+        sock.close()
         db.close()
     return 0

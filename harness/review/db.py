@@ -95,9 +95,17 @@ class ReviewDB:
         return _Tx(self)
 
     # ---- items and queues -------------------------------------------------------------------------------
+    def queue_reviewers(self, queue_id: str) -> int | None:
+        """Reviewers per item of a stored queue, None when there is no such queue."""
+        with self.lock:
+            row = self.db.execute("SELECT reviewers_per_item FROM review_queues WHERE queue_id=?",
+                                  (queue_id,)).fetchone()
+        return int(row[0]) if row else None
+
     def add_queue(self, queue_id: str, mode: str, reviewers_per_item: int, seed: int, runs: list[dict[str, Any]],
-                  items: list[Item]) -> None:
-        """Store the items (once: ids are content hashes) and the queue's seeded order."""
+                  items: list[Item], reset: bool = False) -> None:
+        """Store the items (once: ids are content hashes) and the queue's seeded order. A stored queue keeps
+        its reviewers per item unless `reset`."""
         order = list(range(len(items)))
         random.Random(seed).shuffle(order)
         now = time.time()
@@ -106,8 +114,8 @@ class ReviewDB:
                            [(it.item_id, it.mode, it.suite, it.task, it.sample_id, it.prompt, it.reference,
                              json.dumps(it.models), json.dumps(it.responses), json.dumps(it.axes), now)
                             for it in items])
-            db.execute("INSERT INTO review_queues VALUES (?,?,?,?,?,?) ON CONFLICT(queue_id) DO UPDATE SET "
-                       "reviewers_per_item=excluded.reviewers_per_item",
+            db.execute("INSERT INTO review_queues VALUES (?,?,?,?,?,?) ON CONFLICT(queue_id) DO "
+                       + ("UPDATE SET reviewers_per_item=excluded.reviewers_per_item" if reset else "NOTHING"),
                        (queue_id, mode, reviewers_per_item, seed, json.dumps(runs), now))
             db.executemany("INSERT OR IGNORE INTO review_queue_items VALUES (?,?,?)",
                            [(queue_id, pos, items[i].item_id) for pos, i in enumerate(order)])

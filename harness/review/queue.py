@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Queue:
     items: list[Item]
     models: list[dict[str, str]]
     skipped_identical: int = 0
+    seed: int = 0  # seed of the stored order
 
 
 def model_keys(runs: list[Run]) -> list[dict[str, str]]:
@@ -109,13 +111,13 @@ def rating_items(runs: list[Run], models: list[dict[str, str]]) -> list[Item]:
     return items
 
 
-def build_queue(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int = 1, seed: int = 0,
-                db: ReviewDB) -> Queue:
-    """Load the runs, build the items and store them with the queue (reopening the same runs resumes it)."""
+def plan_queue(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int | None = None,
+               seed: int = 0) -> Queue:
+    """Load the runs and build the queue's items; nothing is written (`store_queue` does that)."""
     runs = load_runs([Path(p) for p in run_paths])
     if mode == "pairwise" and len(runs) < 2:
         raise UserError("pairwise review needs at least two runs", field="RUN")
-    if reviewers_per_item < 1:
+    if reviewers_per_item is not None and reviewers_per_item < 1:
         raise UserError("must be at least 1", field="--reviewers-per-item")
     models = model_keys(runs)
     identical = 0
@@ -127,5 +129,26 @@ def build_queue(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per
         raise UserError("nothing to review: the runs share no samples with differing text responses"
                         if mode == "pairwise" else "nothing to review: the runs hold no text responses", field="RUN")
     queue_id = sha256_json({"mode": mode, "items": sorted(it.item_id for it in items), "seed": seed})[:16]
-    db.add_queue(queue_id, mode, reviewers_per_item, seed, models, items)
-    return Queue(queue_id, mode, reviewers_per_item, items, models, identical)
+    return Queue(queue_id, mode, reviewers_per_item or 0, items, models, identical, seed)
+
+
+def store_queue(db: ReviewDB, queue: Queue, *, reset: bool = False) -> Queue:
+    """Store a planned queue (reopening the same runs resumes it) and return it with its reviewers per item.
+
+    A queue that already exists keeps its own reviewers per item; asking for another number is refused
+    unless `reset`, so a second start can never shrink a live queue under its reviewers."""
+    live = db.queue_reviewers(queue.queue_id)
+    wanted = queue.reviewers_per_item or None
+    if live is not None and wanted is not None and wanted != live and not reset:
+        raise UserError(f"queue {queue.queue_id} is live with {live} reviewer(s) per item; pass --reset-queue to "
+                        f"change it to {wanted} (judgments are kept)", field="--reviewers-per-item")
+    per_item = wanted or live or 1
+    db.add_queue(queue.queue_id, queue.mode, per_item, queue.seed, queue.models, queue.items, reset=reset)
+    return dataclasses.replace(queue, reviewers_per_item=per_item)
+
+
+def build_queue(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int = 1, seed: int = 0,
+                db: ReviewDB, reset: bool = False) -> Queue:
+    """Plan and store a queue in one step."""
+    return store_queue(db, plan_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed),
+                       reset=reset)

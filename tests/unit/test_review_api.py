@@ -19,7 +19,8 @@ def env(tmp_path: Path) -> Any:
     db = ReviewDB(tmp_path / "store.sqlite")
     queue = build_queue(make_runs(tmp_path, evil=True), reviewers_per_item=2, db=db)
     session = Session()
-    client = TestClient(create_app(db, queue, session, seed=3), raise_server_exceptions=False)
+    client = TestClient(create_app(db, queue, session, seed=3), base_url="http://127.0.0.1",
+                        raise_server_exceptions=False)
     yield client, session, db, queue
     client.close()
     db.close()
@@ -163,7 +164,7 @@ def test_rating_mode_needs_every_axis_from_1_to_5(tmp_path: Path) -> None:
     db = ReviewDB(tmp_path / "store.sqlite")
     queue = build_queue(make_runs(tmp_path), mode="rating", db=db)
     session = Session()
-    with TestClient(create_app(db, queue, session, seed=0)) as client:
+    with TestClient(create_app(db, queue, session, seed=0), base_url="http://127.0.0.1") as client:
         item = take(client, session)
         axes = item["axes"]
         base = {"item_id": item["item_id"], "reviewer": "ann"}

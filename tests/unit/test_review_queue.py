@@ -71,8 +71,10 @@ def test_reopening_the_same_runs_resumes_the_same_queue(tmp_path: Path) -> None:
     runs = make_runs(tmp_path)
     db = ReviewDB(tmp_path / "store.sqlite")
     first = build_queue(runs, db=db)
-    again = build_queue(runs, db=db, reviewers_per_item=3)
-    assert first.queue_id == again.queue_id
+    with pytest.raises(UserError, match="--reset-queue"):  # a live queue's settings change only when asked
+        build_queue(runs, db=db, reviewers_per_item=3)
+    again = build_queue(runs, db=db, reviewers_per_item=3, reset=True)
+    assert first.queue_id == again.queue_id and again.reviewers_per_item == 3
     assert db.db.execute("SELECT count(*) FROM review_items").fetchone()[0] == 5
     assert db.db.execute("SELECT count(*) FROM review_queue_items").fetchone()[0] == 5
     assert db.db.execute("SELECT reviewers_per_item FROM review_queues").fetchone()[0] == 3
