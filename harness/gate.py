@@ -251,7 +251,15 @@ def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str
 
 
 def _plan(rule: Rule, unit: Unit) -> int | None:
-    """Fresh items that a new, pre-planned evaluation needs to decide this rule with 80% power."""
+    """Fresh items that a new, pre-planned evaluation needs to decide this rule with 80% power (None: no n
+    below ten million does)."""
+    try:
+        return _plan_n(rule, unit)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return None
+
+
+def _plan_n(rule: Rule, unit: Unit) -> int | None:
     from harness import power
     from harness.evidence import one_sample_n
 

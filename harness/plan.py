@@ -65,7 +65,11 @@ def _paired_row(rule: Rule, name: str, comp: Comparison, key: tuple[str, str, st
             return PlanRow(name, rule.kind, suite, task, metric, n, None, None,
                            "bounded metric: needs a pilot run to estimate the spread of per-item deltas")
         margin, effect = _margin_effect(rule)
-        return PlanRow(name, rule.kind, suite, task, metric, n, power.bounded_n(margin, effect, sd),
+        try:
+            bounded: int | None = power.bounded_n(margin, effect, sd)
+        except (ValueError, OverflowError, ZeroDivisionError):
+            bounded = None
+        return PlanRow(name, rule.kind, suite, task, metric, n, bounded,
                        power.bounded_mde(n, sd) if n > 1 else None, f"pilot sd of per-item Δ {sd:.3f}")
     if pilot:
         disc = ((row.b or 0) + (row.c or 0) + 1) / (n + 2)
@@ -73,7 +77,10 @@ def _paired_row(rule: Rule, name: str, comp: Comparison, key: tuple[str, str, st
     else:
         disc, basis = discordance, f"assumed discordance {discordance:.3f} (no pilot)"
     margin, effect = _margin_effect(rule)
-    needed = power.paired_binary_n(margin, effect, max(disc, margin, effect))
+    try:
+        needed: int | None = power.paired_binary_n(margin, effect, max(disc, margin, effect))
+    except ValueError as exc:  # no n below ten million reaches 80% power
+        needed, basis = None, f"{basis}; {exc}"
     return PlanRow(name, rule.kind, suite, task, metric, n, needed,
                    power.paired_binary_mde(n, disc) if n else None, basis)
 

@@ -105,7 +105,10 @@ def _asymptotic_n(margin: float, true_delta: float, discordance: float, alpha: f
     s0 = math.sqrt(max(2 * q + d0 * (1 - d0), 0.0))
     s1 = math.sqrt(max(dis - d1 * d1, 0.0))
     za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
-    return float(((za * s0 + zb * s1) / (d1 - d0)) ** 2)
+    try:
+        return float(((za * s0 + zb * s1) / (d1 - d0)) ** 2)
+    except (ZeroDivisionError, OverflowError):
+        return math.inf
 
 
 def paired_binary_n(margin: float, true_delta: float, discordance: float, *, alpha: float = ALPHA,
@@ -123,7 +126,10 @@ def paired_binary_n(margin: float, true_delta: float, discordance: float, *, alp
         raise ValueError(f"power must lie in (0, 1), got {power}")
     if true_delta <= -margin:
         raise ValueError(f"no n can show Δ > {-margin} when the true Δ is {true_delta}")
-    n_a = max(1, math.ceil(_asymptotic_n(margin, true_delta, discordance, alpha, power)))
+    asymptotic = _asymptotic_n(margin, true_delta, discordance, alpha, power)
+    if not math.isfinite(asymptotic) or asymptotic > _MAX_N:  # e.g. a margin so small its square underflows
+        raise ValueError(f"power {power} needs more than {_MAX_N} items")
+    n_a = max(1, math.ceil(asymptotic))
     cache: dict[int, float] = {}
 
     def pw(n: int) -> float:

@@ -72,14 +72,17 @@ def test_candidate_missing_samples_is_bad_input_naming_counts(tmp_path, capsys):
     rows = (cand / "samples.jsonl").read_text().splitlines()
     kept = [r for r in rows if json.loads(r)["scores"]["acc"] == 1.0]  # drop what it got wrong
     (cand / "samples.jsonl").write_text("\n".join(kept) + "\n")
-    missing = len(rows) - len(kept)
-    code, _, out = _gate_cli(tmp_path, "rules:\n  - {suite: s, non_inferiority: 0.05}\n"
-                                       "  - {suite: s, floor: 0.6}\n", base, cand, capsys)
-    assert code == 2 and f"{missing} samples only in the baseline" in out and "Traceback" not in out
+    gate = "rules:\n  - {suite: s, non_inferiority: 0.05}\n  - {suite: s, floor: 0.6}\n"
+    code, _, out = _gate_cli(tmp_path, gate, base, cand, capsys)  # results.json still says n = 200
+    assert code == 2 and f"holds {len(kept)} samples" in out and "Traceback" not in out
+    # a self-consistent candidate that simply covers fewer items: the pair is incomplete
+    short = build_run(tmp_path / "short", scores={("s", "t"): {"acc": base_s[:139]}}, adapter="short")
+    code, _, out = _gate_cli(tmp_path, gate, base, short, capsys)
+    assert code == 2 and "61 samples only in the baseline" in out and "Traceback" not in out
     assert not (tmp_path / "verdict.json").exists()
     code, verdict, out = _gate_cli(tmp_path, "allow_partial: true\nrules:\n  - {suite: s, floor: 0.6}\n",
-                                   base, cand, capsys)
-    assert verdict["partial"]["s/t"]["only_baseline"] == missing and "allow_partial" in out
+                                   base, short, capsys)
+    assert verdict["partial"]["s/t"]["only_baseline"] == 61 and "allow_partial" in out
 
 
 def test_null_scores_count_as_failures_of_the_candidate_floor(tmp_path, capsys):

@@ -192,8 +192,6 @@ def test_fuzzed_gate_files_give_a_verdict_or_one_line(tmp_path: Path, capsys: py
     check()
 
 
-@pytest.mark.xfail(reason="found by the gate fuzz: a margin so small that its square underflows divides by zero in "
-                          "harness.power.paired_binary_n (the gate's owners decide the fix)", strict=False)
 def test_a_subnormal_margin_is_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     base, cand = demo_pair(tmp_path / "runs", n=8)
     gate = tmp_path / "gate.yaml"
