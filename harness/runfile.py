@@ -46,16 +46,20 @@ class _Entry(BaseModel):
 
 
 class Metric(_Entry):
-    """{"value", "ci95": [lo, hi], "n"}: finite unless n is 0 (an empty mean is NaN)."""
+    """{"value", "ci95": [lo, hi], "n"}: finite unless n is 0 (an empty mean is NaN). An interval the method
+    cannot give at this n is [null, null], with `ci_note` saying why."""
 
     value: float
-    ci95: list[float] = Field(min_length=2, max_length=2)
+    ci95: list[float | None] = Field(min_length=2, max_length=2)
     n: Count
     higher_is_better: bool | None = None
+    ci_note: Text | None = None
 
     @model_validator(mode="after")
     def _finite(self) -> Metric:
-        numbers = [self.value, *self.ci95]
+        if (self.ci95[0] is None) != (self.ci95[1] is None):
+            raise ValueError("ci95 is two numbers, or [null, null] where the interval is undefined")
+        numbers = [self.value, *(x for x in self.ci95 if x is not None)]
         if any(math.isinf(x) for x in numbers) or (self.n > 0 and any(math.isnan(x) for x in numbers)):
             raise ValueError("value and ci95 must be finite numbers (NaN only where n is 0)")
         return self
