@@ -122,8 +122,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from harness.train import train
+    from harness.train import check, train
 
+    if args.check:
+        print(check(args.recipe, merge=args.merge, force=args.force))
+        return 0
     print(f"wrote {train(args.recipe, merge=args.merge, force=args.force)}")
     return 0
 
@@ -265,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="run a training recipe (adapters/NAME.yaml) into adapters/NAME/")
     tr.add_argument("recipe", help="recipe YAML file")
     tr.add_argument("--merge", action="store_true", help="also write a merged checkpoint (LoRA, IA3) under merged/")
-    tr.add_argument("--force", action="store_true", help="retrain even when the output is up to date; overwrite")
+    tr.add_argument("--force", action="store_true",
+                    help="retrain even when the output is up to date; replaces only a folder tunegate train wrote")
+    tr.add_argument("--check", action="store_true",
+                    help="dry run: validate recipe, data, init_adapter and output without loading a model; print the plan")
     tr.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="inspect training data").add_subparsers(dest="data_command", required=True)

@@ -1,10 +1,15 @@
-"""Writing output files so that readers never see half of one."""
+"""Writing output files so that readers never see half of one; reading JSON-lines files row by row."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+from harness.api import UserError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -24,3 +29,35 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) for each non-blank line of a JSON-lines file, read as a stream.
+
+    Lines are split on "\\n" only: U+2028 and the other separators `str.splitlines` also splits on may sit
+    inside a JSON string. Invalid UTF-8, malformed JSON and a line that is not a JSON object are each a
+    UserError naming the file and the line.
+    """
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    with handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"not valid UTF-8 (byte {exc.start} of the line)", source=str(path),
+                                line=number) from None
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+                reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                raise UserError(f"malformed JSON: {reason}", source=str(path), line=number) from None
+            if not isinstance(row, dict):
+                raise UserError(f"expected a JSON object on each line, got {type(row).__name__}", source=str(path),
+                                line=number)
+            yield number, row

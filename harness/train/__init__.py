@@ -1,8 +1,12 @@
 """Training hooks: `train(recipe)` turns a recipe into `adapters/<name>/` with provenance and a model card.
 
-One TRL trainer per method (SFT, reward model, DPO, KTO, GRPO, RLOO), `peft_config=` for the PEFT
-methods, our bottleneck module for Houlsby adapters. Launch under `torchrun`/`accelerate launch` to train
-on several processes; only the main process writes the output.
+Each method is a row of the table in `harness/train/methods.py` (its builder, data shape, options, PEFT
+types, ...), registered by the file that builds its trainer: one TRL trainer per method (SFT, reward model,
+DPO, KTO, GRPO, RLOO), `peft_config=` for the PEFT methods, our bottleneck module for Houlsby adapters.
+A recipe may start from a trained adapter (`init_adapter`). Everything that can be checked without a model
+(recipe, data, init_adapter, reward model, output folder, target modules) is checked first; that is also
+`tunegate train --check`. Launch under `torchrun`/`accelerate launch` to train on several processes; only
+the main process writes the output.
 """
 
 from __future__ import annotations
@@ -12,120 +16,187 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypeGuard
 
 from harness.api import UserError
+from harness.models.adapters import NON_WEIGHT_FILES, AdapterInfo
+from harness.models.hf import HFBackend
+from harness.models.registry import ModelSource, dir_hash, resolve_model
+from harness.suite import load_suite
+
+# The built-in methods register themselves on import: a new method is its file plus its name on this line.
+from harness.train import preference, rl, sft  # noqa: F401
+from harness.train.common import (
+    Context,
+    check_init_adapter,
+    check_targets_without_weights,
+    load_tokenizer,
+    trainable_counts,
+)
+from harness.train.data import check_data, count_tokens, load_rows
+from harness.train.methods import MethodSpec, TrainOptions, get_method, methods, register_method, unregister_method
 from harness.train.modelcard import update_model_card, write_model_card
+from harness.train.provenance import (
+    CURVE,
+    PROVENANCE,
+    adapter_bytes,
+    curve_from_logs,
+    library_versions,
+    peak_memory_mb,
+    read_provenance,
+    write_json,
+)
 from harness.train.recipe import UNMERGEABLE, LoadedRecipe, load_recipe
 
-__all__ = ["train", "is_up_to_date", "update_model_card", "load_recipe"]
+__all__ = ["train", "check", "is_up_to_date", "update_model_card", "load_recipe", "MethodSpec", "TrainOptions",
+           "register_method", "unregister_method", "get_method", "methods"]
 
 
 def train(recipe_path: str | Path, merge: bool = False, force: bool = False, progress: bool = True) -> Path:
     """Train the recipe into its output directory and return that directory.
 
-    An unchanged recipe (same recipe, data and base hashes) reuses the existing output unless `force`.
+    An unchanged recipe (same recipe, data, base and starting adapter) reuses the existing output unless
+    `force`. `force` replaces only a folder that tunegate train wrote (one holding its provenance.json).
     """
     recipe = load_recipe(recipe_path)
-    check_merge(recipe, merge)
-    plan = _plan(recipe)
+    pre = preflight(recipe, merge, force)
+    plan = _plan(recipe, pre)
     out = recipe.output_dir
-    check_output_dir(recipe, out, plan["base"], force)
     if not force and _matches(out, plan, merge):
         _say(progress, f"{out} is up to date with {recipe.path} (same recipe, data and base): reusing it")
         return out
     return _run(recipe, plan, merge, progress)
 
 
-def is_up_to_date(recipe_path: str | Path, merge: bool = False) -> bool:
-    """True when the recipe's output exists and was trained from the same recipe, data and base."""
+def check(recipe_path: str | Path, merge: bool = False, force: bool = False) -> str:
+    """`tunegate train --check`: validate recipe, data, init_adapter, reward model and output folder without
+    loading a model; returns the one-line plan."""
     recipe = load_recipe(recipe_path)
-    return _matches(recipe.output_dir, _plan(recipe), merge)
+    pre = preflight(recipe, merge, force)
+    spec, (n_train, n_held) = recipe.spec, pre.rows
+    start = f" from {spec.init_adapter}" if spec.init_adapter else ""
+    reward = f" against {recipe.reward_model}" if recipe.reward_model else ""
+    replaces = " (replaces it)" if recipe.output_dir.exists() else ""
+    return (f"ok: {recipe.path}: {spec.method} / {spec.peft.type} on {pre.base['model']}{start}{reward}, "
+            f"{n_train} training + {n_held} held-out rows, {spec.train.max_steps} steps -> {recipe.output_dir}"
+            f"{replaces}")
+
+
+def is_up_to_date(recipe_path: str | Path, merge: bool = False) -> bool:
+    """True when the recipe's output exists and was trained from the same recipe, data, base and start."""
+    recipe = load_recipe(recipe_path)
+    return _matches(recipe.output_dir, _plan(recipe, preflight(recipe, merge, force=True)), merge)
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What was checked before any model loads: the resolved base, its identity, row counts, the start adapter."""
+
+    source: ModelSource
+    base: dict[str, Any]
+    rows: tuple[int, int]
+    init: AdapterInfo | None
+
+
+def preflight(recipe: LoadedRecipe, merge: bool, force: bool) -> Preflight:
+    """Every check that needs no model weights, data first (so bad data fails before the base is even resolved)."""
+    check_merge(recipe, merge)
+    rows = check_data(recipe)
+    for ref in recipe.spec.eval.suites:
+        load_suite(ref)
+    try:
+        source = resolve_model(recipe.spec.base)
+    except UserError as exc:
+        raise recipe.error(str(exc).removeprefix("-m/--model: "), "base") from None
+    fp = HFBackend(source).fingerprint()  # file hashes; no weights load
+    base = {"model": fp["model"], "model_hash": fp["model_hash"], "tokenizer_hash": fp["tokenizer_hash"]}
+    check_output_dir(recipe, recipe.output_dir, base, force)
+    method = recipe.method
+    if method.check is not None:
+        method.check(recipe, base)
+    init = check_init_adapter(recipe, source, base)
+    check_targets_without_weights(recipe, source)
+    return Preflight(source, base, rows, init)
 
 
 def check_merge(recipe: LoadedRecipe, merge: bool) -> None:
     """--merge is offered for LoRA and IA3; prompt/prefix tuning and bottlenecks have nothing to merge into."""
     kind = recipe.spec.peft.type
+    if merge and not recipe.method.can_merge:
+        raise UserError(f"--merge: method {recipe.spec.method} writes nothing that merges into the base: drop --merge",
+                        source=str(recipe.path), field="method")
     if merge and kind in UNMERGEABLE:
         raise UserError(f"--merge: {kind} cannot be merged into the base ({UNMERGEABLE[kind]}); "
                         "it is kept as an adapter: drop --merge", source=str(recipe.path), field="peft.type")
 
 
-def check_output_dir(recipe: LoadedRecipe, out: Path, base: dict[str, Any], force: bool) -> None:
-    """Refuse to overwrite an adapter trained for another base (or a directory tunegate did not write)."""
-    from harness.train.provenance import read_provenance
+def is_tunegate_output(prov: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether a provenance.json is one that tunegate train wrote."""
+    return isinstance(prov, dict) and "recipe_hash" in prov and isinstance(prov.get("base"), dict)
 
+
+def check_output_dir(recipe: LoadedRecipe, out: Path, base: dict[str, Any], force: bool) -> None:
+    """Replace only what tunegate train wrote: a folder holding its provenance.json (or an empty folder).
+
+    Anything else is refused, even with --force; without --force, so is an adapter for another base.
+    """
+    if out.is_symlink():
+        raise UserError(f"output {out} is a symbolic link: name the folder itself", source=str(recipe.path),
+                        field="output")
     if not out.exists():
         return
     if not out.is_dir():
         raise UserError(f"output {out} exists and is not a directory", source=str(recipe.path), field="output")
+    prov = read_provenance(out)
+    if not is_tunegate_output(prov):
+        if not any(out.iterdir()):
+            return  # an empty folder: nothing to lose
+        raise UserError(f"output directory {out} is not empty and has no provenance.json of tunegate train: it "
+                        f"replaces only folders it wrote{', even with --force' if force else ''}; move it away or "
+                        "choose another output", source=str(recipe.path), field="output")
     if force:
         return
-    prov = read_provenance(out)
-    recorded = ((prov or {}).get("base") or {}).get("model_hash")
+    recorded = prov["base"].get("model_hash")
     if recorded and recorded != base["model_hash"]:
         raise UserError(f"output directory {out} holds an adapter for another base model "
                         f"({prov['base'].get('model')}, hash {recorded[:12]}), not {base['model']} "
                         f"(hash {base['model_hash'][:12]}): choose another output or pass --force",
                         source=str(recipe.path), field="output")
-    if prov is None and any(out.iterdir()):
-        raise UserError(f"output directory {out} is not empty and has no provenance.json (not written by "
-                        "tunegate train): choose another output or pass --force", source=str(recipe.path),
-                        field="output")
 
 
 # ---- identity ------------------------------------------------------------------------------------------
 
-def _plan(recipe: LoadedRecipe) -> dict[str, Any]:
-    """Everything that decides the output: base fingerprint, recipe hash, data (and reward model) hash."""
-    from harness.models.hf import HFBackend
-    from harness.models.registry import resolve_model
-    from harness.train.common import load_tokenizer
-    from harness.train.data import load_rows
-
-    source = resolve_model(recipe.spec.base)
-    fp = HFBackend(source).fingerprint()
-    tokenizer = load_tokenizer(source)
+def _plan(recipe: LoadedRecipe, pre: Preflight) -> dict[str, Any]:
+    """Everything that decides the output: base fingerprint, recipe hash, data, reward model and start adapter."""
+    tokenizer = load_tokenizer(pre.source)
     data = load_rows(recipe, tokenizer)
-    plan = {"source": source, "tokenizer": tokenizer, "data": data, "recipe_hash": recipe.hash(),
-            "base": {"model": fp["model"], "model_hash": fp["model_hash"], "tokenizer_hash": fp["tokenizer_hash"]},
-            "data_hash": data.data_hash, "reward_model_hash": None}
-    if recipe.spec.method in ("grpo", "rloo"):
-        from harness.models.adapters import NON_WEIGHT_FILES
-        from harness.models.registry import dir_hash
-
-        path = recipe.resolve(recipe.spec.reward_model or "")
+    plan = {"source": pre.source, "tokenizer": tokenizer, "data": data, "recipe_hash": recipe.hash(),
+            "base": pre.base, "data_hash": data.data_hash, "reward_model_hash": None,
+            "init_adapter": ({"path": str(recipe.spec.init_adapter), "hash": pre.init.hash, "method": pre.init.method}
+                             if pre.init else None)}
+    if recipe.method.needs_reward_model:
+        path = recipe.resolve(recipe.reward_model or "")
         plan["reward_model_hash"] = dir_hash(path, exclude=NON_WEIGHT_FILES) if path.is_dir() else None
     return plan
 
 
 def _matches(out: Path, plan: dict[str, Any], merge: bool) -> bool:
-    from harness.train.provenance import read_provenance
-
     prov = read_provenance(out)
-    if not prov:
+    if not is_tunegate_output(prov):
         return False
     same = (prov.get("recipe_hash") == plan["recipe_hash"] and prov.get("data_hash") == plan["data_hash"]
-            and (prov.get("base") or {}).get("model_hash") == plan["base"]["model_hash"]
-            and prov.get("reward_model_hash") == plan["reward_model_hash"])
+            and prov["base"].get("model_hash") == plan["base"]["model_hash"]
+            and prov.get("reward_model_hash") == plan["reward_model_hash"]
+            and (prov.get("init_adapter") or {}).get("hash") == (plan["init_adapter"] or {}).get("hash"))
     return same and (not merge or (out / "merged" / "config.json").is_file())
 
 
 # ---- the run -------------------------------------------------------------------------------------------
 
-def _builders() -> dict[str, Callable[[Any], Any]]:
-    from harness.train import preference, rl, sft
-
-    return {"sft": sft.build_trainer, "reward_model": preference.build_reward_trainer,
-            "dpo": preference.build_dpo_trainer, "kto": preference.build_kto_trainer,
-            "grpo": rl.build_trainer, "rloo": rl.build_trainer}
-
-
 def _run(recipe: LoadedRecipe, plan: dict[str, Any], merge: bool, progress: bool) -> Path:
-    from transformers import set_seed
-
-    from harness.train.common import Context
+    from transformers import set_seed  # start-up time
 
     spec = recipe.spec
     set_seed(spec.seed)  # before the model is built: PEFT's initial weights come from this seed
@@ -135,9 +206,10 @@ def _run(recipe: LoadedRecipe, plan: dict[str, Any], merge: bool, progress: bool
     if callback is not None:
         ctx.callbacks.append(callback)
     try:
-        _say(progress, f"training {recipe.name}: {spec.method} / {spec.peft.type} on {plan['source'].spec}, "
+        start = f" from {spec.init_adapter}" if spec.init_adapter else ""
+        _say(progress, f"training {recipe.name}: {spec.method} / {spec.peft.type} on {plan['source'].spec}{start}, "
                        f"{len(plan['data'].train)} rows, {spec.train.max_steps} steps")
-        trainer = _builders()[spec.method](ctx)
+        trainer = recipe.method.builder(ctx)
         stats = _fit(ctx, trainer, callback)
         if trainer.args.process_index == 0:
             _write_output(ctx, trainer, plan, stats, merge, callback)
@@ -147,21 +219,21 @@ def _run(recipe: LoadedRecipe, plan: dict[str, Any], merge: bool, progress: bool
     return recipe.output_dir
 
 
-def _suite_callback(ctx: Any) -> Any:
+def _suite_callback(ctx: Context) -> Any:
     spec = ctx.recipe.spec
-    if not spec.eval.suites or spec.method == "reward_model":  # a reward model is not a language model
+    if not spec.eval.suites or ctx.recipe.method.task_type != "CAUSAL_LM":  # a reward model is no language model
         return None
-    from harness.suite import load_suite
-    from harness.train.callbacks import SuiteEvalCallback
+    from harness.train.callbacks import SuiteEvalCallback  # transformers and the eval engine: start-up time
 
     suites = [load_suite(ref) for ref in spec.eval.suites]
     return SuiteEvalCallback(ctx.source, ctx.tokenizer, suites, spec.eval.every_steps, spec.eval.limit,
                              spec.base)
 
 
-def _fit(ctx: Any, trainer: Any, callback: Any) -> dict[str, Any]:
+def _fit(ctx: Context, trainer: Any, callback: Any) -> dict[str, Any]:
     """Evaluate at step 0 (held-out loss, suites), train, evaluate at the end; returns timing figures."""
-    has_eval = trainer.eval_dataset is not None and ctx.recipe.spec.method in ("sft", "dpo", "kto")
+    method = ctx.recipe.method
+    has_eval = trainer.eval_dataset is not None and method.held_out_loss
     # train() starts a fresh TrainerState, so the step-0 held-out loss is kept here for the curve.
     initial = [{**trainer.evaluate(), "step": 0}] if has_eval else []
     if callback is not None and ctx.recipe.spec.eval.every_steps and trainer.args.process_index == 0:
@@ -170,14 +242,12 @@ def _fit(ctx: Any, trainer: Any, callback: Any) -> dict[str, Any]:
     result = trainer.train()
     seconds = time.perf_counter() - start
     stats: dict[str, Any] = {"train_seconds": round(seconds, 2), "final_loss": result.training_loss,
-                             "initial_logs": initial}
+                             "initial_logs": initial, "extra": {}}
     if has_eval and not any(e.get("step") == trainer.state.global_step and "eval_loss" in e
                             for e in trainer.state.log_history):
         trainer.evaluate()
-    if ctx.recipe.spec.method == "reward_model":
-        from harness.train.preference import pairwise_accuracy
-
-        stats["held_out_pairwise_accuracy"] = pairwise_accuracy(trainer)
+    if method.stats is not None:
+        stats["extra"] = dict(method.stats(trainer))
     stats["tokens"] = _tokens_trained(ctx, trainer)
     return stats
 
@@ -187,8 +257,6 @@ def _tokens_trained(ctx: Any, trainer: Any) -> int:
     seen = int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0)
     if seen:
         return seen
-    from harness.train.data import count_tokens
-
     rows = ctx.data.train
     keys = ("prompt", "chosen", "rejected", "completion")
     per_row = count_tokens(rows[:64], ctx.tokenizer, keys) / max(1, min(len(rows), 64))
@@ -199,9 +267,6 @@ def _tokens_trained(ctx: Any, trainer: Any) -> int:
 def _write_output(ctx: Any, trainer: Any, plan: dict[str, Any], stats: dict[str, Any], merge: bool,
                   callback: Any) -> None:
     """Save weights, provenance, curve and card into a temporary directory, then swap it in."""
-    from harness.train.provenance import (CURVE, PROVENANCE, adapter_bytes, curve_from_logs, library_versions,
-                                          peak_memory_mb, write_json)
-
     out = ctx.recipe.output_dir
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -209,9 +274,10 @@ def _write_output(ctx: Any, trainer: Any, plan: dict[str, Any], stats: dict[str,
         trainable, total = _save_weights(ctx, trainer, tmp)
         curve = curve_from_logs(stats["initial_logs"] + trainer.state.log_history, callback.scores if callback else {})
         spec = ctx.recipe.spec
-        prov = {"method": _method_name(spec), "trainer_method": spec.method, "peft_type": spec.peft.type,
+        prov = {"method": _method_name(ctx.recipe), "trainer_method": spec.method, "peft_type": spec.peft.type,
                 "recipe": str(ctx.recipe.path), "base": plan["base"], "recipe_hash": plan["recipe_hash"],
                 "data_hash": plan["data_hash"], "reward_model_hash": plan["reward_model_hash"],
+                "init_adapter": plan["init_adapter"],
                 "library_versions": library_versions(), "seed": spec.seed, "world_size": trainer.args.world_size,
                 "train_rows": len(ctx.data.train), "held_out_rows": len(ctx.data.held_out),
                 "steps": trainer.state.global_step, "train_seconds": stats["train_seconds"],
@@ -219,8 +285,7 @@ def _write_output(ctx: Any, trainer: Any, plan: dict[str, Any], stats: dict[str,
                 "tokens_per_second": round(stats["tokens"] / stats["train_seconds"], 1) if stats["train_seconds"] else None,
                 "trainable_params": trainable, "total_params": total, "adapter_bytes": 0,
                 "peak_memory_mb": peak_memory_mb(), "final_train_loss": stats["final_loss"], "curve": curve}
-        if "held_out_pairwise_accuracy" in stats:
-            prov["held_out_pairwise_accuracy"] = stats["held_out_pairwise_accuracy"]
+        prov.update(stats["extra"])  # the method's own figures (a reward model's held-out pairwise accuracy)
         if spec.peft.type in UNMERGEABLE:
             prov["merge_note"] = f"Not mergeable: {UNMERGEABLE[spec.peft.type]}."
         if merge:
@@ -236,18 +301,22 @@ def _write_output(ctx: Any, trainer: Any, plan: dict[str, Any], stats: dict[str,
         raise
 
 
-def _method_name(spec: Any) -> str:
+def _method_name(recipe: LoadedRecipe) -> str:
     """The name reports show: the PEFT type for SFT (`lora`, `sft-full`), else the trainer's method."""
-    if spec.method == "sft":
-        return "sft-full" if spec.peft.type == "full" else spec.peft.type
+    spec = recipe.spec
+    if recipe.method.named_by_peft:
+        return f"{spec.method}-full" if spec.peft.type == "full" else spec.peft.type
     return spec.method
 
 
-def _save_weights(ctx: Any, trainer: Any, tmp: Path) -> tuple[int, int]:
-    from harness.models import bottleneck
-    from harness.train.common import trainable_counts
+def _save_weights(ctx: Context, trainer: Any, tmp: Path) -> tuple[int, int]:
+    from harness.models import bottleneck  # torch: start-up time
 
     model = trainer.model
+    peft_config = getattr(model, "peft_config", None)
+    if isinstance(peft_config, dict) and "ref" in peft_config and len(peft_config) > 1:
+        # From an init_adapter, TRL trains "default" against a frozen copy named "ref": only the first is output.
+        model.delete_adapter("ref")
     trainable, total = trainable_counts(model)
     kind = ctx.recipe.spec.peft.type
     if kind == "bottleneck":

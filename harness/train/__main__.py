@@ -12,14 +12,18 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     from harness.api import UserError
-    from harness.train import train
+    from harness.train import check, train
 
     parser = argparse.ArgumentParser(prog="python -m harness.train")
     parser.add_argument("recipe")
     parser.add_argument("--merge", action="store_true")
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     try:
+        if args.check:
+            print(check(args.recipe, merge=args.merge, force=args.force))
+            return 0
         out = train(args.recipe, merge=args.merge, force=args.force)
         print(f"wrote {out}")
         return 0

@@ -1,19 +1,23 @@
 """Training data: prompt/completion rows from a built-in suite's split or a file, preference rows, hashes.
 
+Which rows a method trains on is its `MethodSpec.data` shape (completion, preference, unpaired, prompt).
 Suite rows are rendered exactly as the eval engine renders them (prompt template, chat template when the
 task uses one, the target after the task's delimiter), so training teaches the format that is scored.
+`check_data` validates everything without a tokenizer or a model, so bad data fails before any model loads.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
 from harness.api import UserError, sha256_json
+from harness.fileio import read_jsonl
+from harness.suite import load_suite
 from harness.train.recipe import LoadedRecipe
 
+COMPLETION_KEYS = ("prompt", "completion")
 PREFERENCE_KEYS = ("prompt", "chosen", "rejected")
 
 
@@ -28,18 +32,42 @@ class Split:
 
 def load_rows(recipe: LoadedRecipe, tokenizer: Any) -> Split:
     """The rows the recipe's method trains on, split seeded into train and held-out."""
-    spec = recipe.spec
-    if spec.method in ("reward_model", "dpo", "kto"):
+    spec, shape = recipe.spec, recipe.method.data
+    if shape in ("preference", "unpaired"):
         rows = preference_rows(recipe)
-    elif spec.method in ("grpo", "rloo"):
-        rows = [{"prompt": r["prompt"]} for r in (preference_rows(recipe) if spec.data.file else
+    elif shape == "prompt":
+        rows = [{"prompt": r["prompt"]} for r in (_file_rows(recipe, ("prompt",)) if spec.data.file else
                                                    sft_rows(recipe, tokenizer))]
     else:
         rows = sft_rows(recipe, tokenizer)
     split = split_rows(rows, spec.data.eval_fraction, spec.seed, spec.data.limit, spec.data.eval_limit)
-    if spec.method == "kto":
+    if shape == "unpaired":  # pairs are split first, so a pair's two halves never straddle train and held-out
         split = Split(unpair(split.train), unpair(split.held_out), split.data_hash)
     return split
+
+
+def check_data(recipe: LoadedRecipe) -> tuple[int, int]:
+    """Validate the recipe's data without a tokenizer or a model; returns (train rows, held-out rows)."""
+    spec, shape = recipe.spec, recipe.method.data
+    if shape in ("preference", "unpaired"):
+        n = len(preference_rows(recipe))
+    elif spec.data.file:
+        n = len(_file_rows(recipe, ("prompt",) if shape == "prompt" else COMPLETION_KEYS))
+    else:
+        n = sum(len(rows) for _, rows in suite_tasks(recipe))
+    train, held = split_sizes(n, spec.data.eval_fraction, spec.data.limit, spec.data.eval_limit)
+    if train == 0:
+        raise recipe.error(f"no training rows: {n} row(s), all held out by eval_fraction {spec.data.eval_fraction}",
+                           "data.eval_fraction")
+    return (2 * train, 2 * held) if shape == "unpaired" else (train, held)
+
+
+def split_sizes(n: int, eval_fraction: float, limit: int | None, eval_limit: int | None) -> tuple[int, int]:
+    """(train, held-out) row counts that `split_rows` gives for n rows."""
+    n_eval = int(round(n * eval_fraction)) if n > 1 else 0
+    held = n_eval if eval_limit is None else min(n_eval, eval_limit)
+    train = n - n_eval if limit is None else min(n - n_eval, limit)
+    return train, held
 
 
 def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int, limit: int | None,
@@ -56,12 +84,15 @@ def split_rows(rows: list[dict[str, Any]], eval_fraction: float, seed: int, limi
 
 def sft_rows(recipe: LoadedRecipe, tokenizer: Any) -> list[dict[str, str]]:
     """{prompt, completion} rows from the recipe's suite split or its jsonl file."""
-    data = recipe.spec.data
-    if data.file:
-        return _file_rows(recipe, ("prompt", "completion"))
-    from harness.suite import load_suite
+    if recipe.spec.data.file:
+        return _file_rows(recipe, COMPLETION_KEYS)
+    return [_render(task, row, tokenizer) for task, rows in suite_tasks(recipe) for row in rows]
 
-    rows: list[dict[str, str]] = []
+
+def suite_tasks(recipe: LoadedRecipe) -> list[tuple[Any, list[dict[str, Any]]]]:
+    """(task, rows of the recipe's split) for each suite task the recipe trains on; no rendering."""
+    data = recipe.spec.data
+    out: list[tuple[Any, list[dict[str, Any]]]] = []
     wanted = set(data.tasks or [])
     for ref in data.suites or []:
         suite = load_suite(ref)
@@ -71,17 +102,17 @@ def sft_rows(recipe: LoadedRecipe, tokenizer: Any) -> list[dict[str, str]]:
                 continue
             wanted -= {task.name, f"{suite.name}/{task.name}"}
             if data.split in task.rows and task.spec.target is not None:
-                rows += [_render(task, row, tokenizer) for row in task.rows[data.split]]
+                out.append((task, task.rows[data.split]))
             elif named:  # named explicitly, so a missing split is the user's mistake
                 raise recipe.error(f"task {task.name} of suite {suite.name} has no {data.split!r} split with a "
                                    f"target (splits: {', '.join(task.rows)})", "data.tasks")
     if wanted:
         raise recipe.error(f"no task named {', '.join(sorted(wanted))} in suites {', '.join(data.suites or [])}",
                            "data.tasks")
-    if not rows:
+    if not any(rows for _, rows in out):
         raise recipe.error(f"suites {', '.join(data.suites or [])} have no task with a {data.split!r} split and a "
                            "target to train on", "data.suites")
-    return rows
+    return out
 
 
 def _render(task: Any, row: dict[str, Any], tokenizer: Any) -> dict[str, str]:
@@ -114,14 +145,8 @@ def _file_rows(recipe: LoadedRecipe, keys: tuple[str, ...]) -> list[dict[str, st
     if not path.is_file():
         raise recipe.error(f"data file {path} does not exist", "data.file")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"malformed JSON: {exc}", source=str(path), line=number) from None
-        missing = [k for k in keys if not isinstance(row, dict) or not isinstance(row.get(k), str)]
+    for number, row in read_jsonl(path):
+        missing = [k for k in keys if not isinstance(row.get(k), str)]
         if missing:
             raise UserError(f"row is missing {', '.join(repr(k) for k in missing)} (each row needs "
                             f"{', '.join(keys)} as text)", source=str(path), line=number)
@@ -149,5 +174,3 @@ def as_dataset(rows: list[dict[str, Any]]) -> Any:
     from datasets import Dataset
 
     return Dataset.from_list(rows)
-
-

@@ -1,23 +1,23 @@
 """Training recipes: the strict YAML schema, loading, and the recipe's identity (hash, output directory).
 
 A recipe is `adapters/<name>.yaml`; its output goes to `adapters/<name>/` unless `output` says otherwise.
+The schema is a discriminated union on `method`: each registered method (harness/train/methods.py) gets
+its own recipe model, whose `train:` section is that method's options class, so an option given to the
+wrong method is an error naming the option and both methods.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, FiniteFloat, create_model, model_validator
 
 from harness.api import UserError, sha256_json
 from harness.config import FrozenStrict, line_of, load_yaml, parse_model
+from harness.train.methods import MethodSpec, PeftType, TrainOptions, get_method, methods
 
-METHODS = ("sft", "reward_model", "dpo", "kto", "grpo", "rloo")
-PEFT_TYPES = ("full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "bottleneck")
-# Methods whose data is {prompt, chosen, rejected}.
-PREFERENCE_METHODS = ("reward_model", "dpo", "kto")
 # Prompt learning prepends virtual tokens; nothing is added to the base's weights, so nothing can merge.
 UNMERGEABLE = {"prompt_tuning": "prompt tuning learns virtual token embeddings, not weights of the base",
                "prefix_tuning": "prefix tuning learns per-layer key/value prefixes, not weights of the base",
@@ -28,15 +28,15 @@ UNMERGEABLE = {"prompt_tuning": "prompt tuning learns virtual token embeddings, 
 class PeftSpec(FrozenStrict):
     """Which parameters train: all of them (`full`), or a PEFT method and its settings."""
 
-    type: Literal["full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "bottleneck"] = "lora"
-    r: int = Field(8, ge=1)  # LoRA rank
-    alpha: int = Field(16, ge=1)  # LoRA alpha
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    type: PeftType = "lora"
+    r: int = Field(default=8, ge=1, le=65_536)  # LoRA rank
+    alpha: int = Field(default=16, ge=1)  # LoRA alpha
+    dropout: FiniteFloat = Field(default=0.0, ge=0.0, lt=1.0)
     target_modules: list[str] | None = None  # LoRA/IA3: module name suffixes; bottleneck: sublayers
     feedforward_modules: list[str] | None = None  # IA3: which targets scale their input (the MLP ones)
-    num_virtual_tokens: int = Field(8, ge=1)  # prompt and prefix tuning
+    num_virtual_tokens: int = Field(default=8, ge=1, le=65_536)  # prompt and prefix tuning
     init_text: str | None = None  # prompt tuning: initialise the virtual tokens from this text
-    bottleneck_size: int = Field(16, ge=1)  # bottleneck: the down-projection width
+    bottleneck_size: int = Field(default=16, ge=1, le=65_536)  # bottleneck: the down-projection width
     non_linearity: Literal["relu", "gelu", "silu", "tanh"] = "relu"
 
 
@@ -47,77 +47,72 @@ class DataSpec(FrozenStrict):
     tasks: list[str] | None = None  # task names (or suite/task); default: every task with a target
     split: str = "train"
     file: str | None = None  # jsonl: {prompt, completion} for SFT; {prompt, chosen, rejected} for preferences
-    limit: int | None = Field(None, ge=1)  # at most this many training rows (after the held-out cut)
-    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)  # held out, seeded, for eval loss / pairwise accuracy
-    eval_limit: int | None = Field(32, ge=1)
+    limit: int | None = Field(default=None, ge=1)  # at most this many training rows (after the held-out cut)
+    eval_fraction: FiniteFloat = Field(default=0.1, ge=0.0, lt=1.0)  # held out, seeded, for eval loss / pairwise accuracy
+    eval_limit: int | None = Field(default=32, ge=1)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DataSpec":
+    def _one_source(self) -> DataSpec:
         if (not self.suites) == (self.file is None):
             raise ValueError("give exactly one of suites (built-in suites' split) or file")
         return self
-
-
-class HyperParams(FrozenStrict):
-    """Trainer settings that every method shares, plus the few that only some use."""
-
-    max_steps: int = Field(20, ge=1)
-    batch_size: int = Field(8, ge=1)
-    grad_accum: int = Field(1, ge=1)
-    learning_rate: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(0, ge=0)
-    max_length: int = Field(512, ge=8)
-    padding_free: bool = True  # SFT: no pad tokens; each example attends only to itself (block-diagonal attention)
-    # SFT: pack examples best-fit decreasing into rows of at most max_length tokens, one row per forward (and
-    # about batch_size x grad_accum examples per optimizer step). None: pack unless the attention kernel is
-    # FlashAttention, where padding-free batches (each batch flattened into one row) cost no more (sft.py).
-    packing: bool | None = None
-    logging_steps: int = Field(1, ge=1)
-    beta: float = Field(0.1, gt=0)  # DPO, KTO, GRPO/RLOO
-    num_generations: int = Field(2, ge=2)  # GRPO/RLOO completions per prompt
-    max_completion_length: int = Field(32, ge=1)  # GRPO/RLOO
-    temperature: float = Field(1.0, gt=0)  # GRPO/RLOO sampling
 
 
 class EvalSpec(FrozenStrict):
     """Suites evaluated through the eval engine every `every_steps` steps and at the end."""
 
     suites: list[str] = []
-    every_steps: int | None = Field(None, ge=1)
-    limit: int | None = Field(16, ge=1)  # samples per task, to keep in-training evaluation cheap
+    every_steps: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=16, ge=1)  # samples per task, to keep in-training evaluation cheap
 
 
 class Recipe(FrozenStrict):
-    """A whole recipe file."""
+    """What every recipe holds; `recipe_model(method)` adds the method's own `train:` options (and
+    `reward_model` for the methods that need one)."""
 
     base: str = "smollm2-135m"
-    method: Literal["sft", "reward_model", "dpo", "kto", "grpo", "rloo"]
+    method: str
     peft: PeftSpec = PeftSpec()
     data: DataSpec
-    train: HyperParams = HyperParams()
-    seed: int = 1234
+    train: TrainOptions = TrainOptions()
+    seed: int = Field(default=1234, ge=0, lt=2**32)
     eval: EvalSpec = EvalSpec()
-    reward_model: str | None = None  # GRPO/RLOO: directory of a trained reward-model recipe's output
+    init_adapter: str | None = None  # start from this trained adapter (adapters/<name>): DPO or GRPO after SFT
     output: str | None = None  # default: beside the recipe, named after it
     description: str = ""
 
-    @model_validator(mode="after")
-    def _method_fits(self) -> "Recipe":
-        if self.method in ("grpo", "rloo") and not self.reward_model:
-            raise ValueError(f"method {self.method} needs reward_model: the output directory of a reward-model recipe")
-        if self.method == "reward_model" and self.peft.type not in ("lora", "full"):
-            raise ValueError("a reward model trains with peft type lora or full")
-        if self.method != "sft" and self.peft.type == "bottleneck":
-            raise ValueError("bottleneck adapters are offered for method sft only")
-        return self
+
+_MODELS: dict[MethodSpec, type[Recipe]] = {}
+
+
+def recipe_model(method: MethodSpec) -> type[Recipe]:
+    """The recipe model of one method: `method` fixed to its name, `train:` its options class."""
+    model = _MODELS.get(method)  # keyed on the spec, so a method registered again gets a fresh model
+    if model is None:
+        fields: dict[str, Any] = {"method": (Literal[method.name], ...),  # type: ignore[valid-type]
+                                  "train": (method.options, method.options())}
+        if method.needs_reward_model:  # the output directory of a reward-model recipe
+            fields["reward_model"] = (str | None, None)
+        model = create_model(f"Recipe_{method.name}", __base__=Recipe, **fields)
+        _MODELS[method] = model
+    return model
+
+
+def recipe_union() -> Any:
+    """The recipe schema as one type: the registered methods' recipe models, discriminated on `method`."""
+    models = tuple(recipe_model(m) for m in methods())
+    return Annotated[Union[models], Field(discriminator="method")]  # noqa: UP007 (a runtime tuple of models)
 
 
 class LoadedRecipe:
     """A validated recipe with where it came from."""
 
-    def __init__(self, spec: Recipe, path: Path, raw: dict[str, Any], node: yaml.Node) -> None:
+    def __init__(self, spec: Recipe, path: Path, raw: dict[str, Any], node: yaml.Node | None) -> None:
         self.spec, self.path, self.raw, self.node = spec, path, raw, node
+
+    @property
+    def method(self) -> MethodSpec:
+        return get_method(self.spec.method)
 
     @property
     def name(self) -> str:
@@ -129,6 +124,10 @@ class LoadedRecipe:
             out = Path(self.spec.output)
             return out if out.is_absolute() else (self.path.parent / out)
         return self.path.parent / self.name
+
+    @property
+    def reward_model(self) -> str | None:
+        return getattr(self.spec, "reward_model", None)
 
     def resolve(self, rel: str) -> Path:
         """A path named in the recipe: relative to the recipe's directory first, then to the working directory."""
@@ -154,9 +153,53 @@ def load_recipe(path: str | Path) -> LoadedRecipe:
     raw, node = load_yaml(path)
     if not isinstance(raw, dict):
         raise UserError("a recipe must be a mapping with at least method and data", source=str(path), line=1)
-    if "method" in raw and raw["method"] not in METHODS:
-        # Named here rather than by pydantic's literal error, so the message lists what is known.
-        raise UserError(f"unknown method {raw['method']!r} (known: {', '.join(METHODS)})", source=str(path),
-                        field="method", line=line_of(node, ["method"]))
-    spec = parse_model(Recipe, raw, node, str(path))
-    return LoadedRecipe(spec, path, raw, node)
+    if "method" not in raw:
+        raise UserError(f"a recipe needs a method (one of {', '.join(m.name for m in methods())})",
+                        source=str(path), field="method", line=1)
+    method = get_method(raw["method"], source=str(path), line=line_of(node, ["method"]))
+    try:
+        spec = parse_model(recipe_model(method), raw, node, str(path))
+    except UserError as exc:
+        raise (_misplaced(exc, method) or exc) from None
+    recipe = LoadedRecipe(spec, path, raw, node)
+    _check_fits(recipe, method)
+    return recipe
+
+
+def _misplaced(exc: UserError, method: MethodSpec) -> UserError | None:
+    """An option that belongs to other methods, given to this one: name the option and the methods."""
+    parts = (exc.field or "").split(".")
+    if not exc.field or _has_field(recipe_model(method), parts):
+        return None
+    owners = [m.name for m in methods() if m.name != method.name and _has_field(recipe_model(m), parts)]
+    if not owners:
+        return None
+    return UserError(f"{parts[-1]} is an option of method{'s' if len(owners) > 1 else ''} {', '.join(owners)}, "
+                     f"not of method {method.name}", source=exc.source, field=exc.field, line=exc.line)
+
+
+def _has_field(model: Any, parts: list[str]) -> bool:
+    for part in parts:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return False
+        model = model.model_fields[part].annotation
+    return True
+
+
+def _check_fits(recipe: LoadedRecipe, method: MethodSpec) -> None:
+    """What depends on the method and several fields at once (errors point at the field to change)."""
+    spec = recipe.spec
+    if spec.peft.type not in method.peft_types:
+        raise recipe.error(f"method {method.name} trains with peft type {' or '.join(method.peft_types)}, "
+                           f"not {spec.peft.type}", "peft.type")
+    if method.needs_reward_model and not recipe.reward_model:
+        raise recipe.error(f"method {method.name} needs reward_model: the output directory of a reward-model "
+                           "recipe", "method")
+    if spec.init_adapter is not None:
+        if spec.peft.type == "full":
+            raise recipe.error("init_adapter starts from an adapter, and peft type full has none: to go on from "
+                               "a full checkpoint, name it as base", "init_adapter")
+        extra = sorted(k for k in (recipe.raw.get("peft") or {}) if k != "type")
+        if extra:
+            raise recipe.error(f"with init_adapter the adapter keeps its own settings: drop peft.{extra[0]}",
+                               f"peft.{extra[0]}")

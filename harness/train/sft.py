@@ -16,17 +16,26 @@ kernel the model runs (see `choose_batching`):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from harness.models import bottleneck
-from harness.train.common import Context, fit_length, load_causal_lm, peft_config, trainer_args
+from harness.train.common import Context, adapted_model, fit_length, load_causal_lm, trainer_args
 from harness.train.data import as_dataset
+from harness.train.methods import MethodSpec, TrainOptions, register_method
 
 PROMPT_LEARNING = ("prompt_tuning", "prefix_tuning")
 # Attention kernels that run a flattened row as separate sequences (cu_seq_lens), never as one dense mask.
 VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flash_attention_4")
+
+
+class SFTOptions(TrainOptions):
+    """SFT's `train:` options: how batches are formed (see `choose_batching`)."""
+
+    padding_free: bool = True  # no pad tokens; each example attends only to itself (block-diagonal attention)
+    # Pack examples best-fit decreasing into rows of at most max_length tokens, one row per forward (and about
+    # batch_size x grad_accum examples per optimizer step). None: pack unless the attention kernel is
+    # FlashAttention, where padding-free batches (each batch flattened into one row) cost no more.
+    packing: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -104,18 +113,16 @@ def build_trainer(ctx: Context, padding_free: bool | None = None, packing: bool 
 
     `padding_free`/`packing` given (the benchmark) override the batching the recipe and device choose.
     """
-    from trl import SFTTrainer
+    from trl import SFTTrainer  # start-up time
 
-    model = load_causal_lm(ctx.source)
-    kind = ctx.recipe.spec.peft.type
-    if kind == "bottleneck":
-        spec = ctx.recipe.spec.peft
-        bottleneck.add_adapters(model, spec.bottleneck_size, spec.non_linearity,
-                                tuple(spec.target_modules or bottleneck.DEFAULT_TARGETS))
-    config = peft_config(ctx, model)
+    model, config = adapted_model(ctx, load_causal_lm(ctx.source))
     train = fit_length(ctx.data.train, ctx.tokenizer, ctx.hp.max_length)
     held = fit_length(ctx.data.held_out, ctx.tokenizer, ctx.hp.max_length)
     batching = choose_batching(ctx, model, train, padding_free, packing)
     return SFTTrainer(model=model, args=sft_config(ctx, batching),
                       train_dataset=as_dataset(train), eval_dataset=as_dataset(held) if held else None,
                       processing_class=ctx.tokenizer, peft_config=config, callbacks=ctx.callbacks)
+
+
+register_method(MethodSpec("sft", build_trainer, data="completion", options=SFTOptions, held_out_loss=True,
+                           named_by_peft=True, description="supervised fine-tuning on prompt/completion rows"))

@@ -49,7 +49,7 @@ def test_preference_data_missing_a_side(missing: str, tiny_model: Path, tmp_path
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     recipe = write_recipe(tmp_path, "r", tiny_model, method="dpo", data={"file": str(data)})
     line = run_train([str(recipe)], capsys)
-    assert f"prefs.jsonl:2" in line and f"missing '{missing}'" in line
+    assert "prefs.jsonl:2" in line and f"missing '{missing}'" in line
 
 
 def test_output_holding_an_adapter_for_another_base(tiny_model: Path, other_tiny_model: Path, tmp_path: Path,

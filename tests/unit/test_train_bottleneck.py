@@ -42,7 +42,7 @@ def test_fresh_adapter_is_the_identity(tiny_model: Path) -> None:
 def test_saved_adapter_reloads_to_identical_logits(tiny_model: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = bottleneck.add_adapters(load(tiny_model), size=4, non_linearity="gelu")
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.requires_grad:  # as after training: the up-projection is no longer zero
             param.data.normal_(0, 0.2)
     ids = torch.tensor([[1, 5, 9, 14, 3, 7]])

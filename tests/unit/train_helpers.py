@@ -18,12 +18,12 @@ def write_recipe(folder: Path, name: str, base: Path | str, method: str = "sft",
                  **sections: object) -> Path:
     """A recipe YAML for 2 tiny steps; `sections` override or add top-level keys."""
     preference = method in ("reward_model", "dpo", "kto", "grpo", "rloo")
+    policy = {"num_generations": 2, "max_completion_length": 6} if method in ("grpo", "rloo") else {}
     recipe: dict = {
         "base": str(base), "method": method, "peft": peft or {"type": "lora", "r": 4, "alpha": 8},
         "data": ({"file": str(PREFERENCES), "eval_fraction": 0.2, "limit": 16} if preference else
                  {"suites": ["basics"], "eval_fraction": 0.25}),
-        "train": {"max_steps": 2, "batch_size": 4, "max_length": 96, "num_generations": 2,
-                  "max_completion_length": 6},
+        "train": {"max_steps": 2, "batch_size": 4, "max_length": 96, **policy},  # GRPO/RLOO options only there
         "seed": 7,
     }
     recipe.update(sections)
