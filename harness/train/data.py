@@ -102,6 +102,7 @@ def suite_tasks(recipe: LoadedRecipe) -> list[tuple[Any, list[dict[str, Any]]]]:
                 continue
             wanted -= {task.name, f"{suite.name}/{task.name}"}
             if data.split in task.rows and task.spec.target is not None:
+                task.render_all()  # a bad row is a one-line error now, before any model loads
                 out.append((task, task.rows[data.split]))
             elif named:  # named explicitly, so a missing split is the user's mistake
                 raise recipe.error(f"task {task.name} of suite {suite.name} has no {data.split!r} split with a "

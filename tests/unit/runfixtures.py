@@ -19,7 +19,7 @@ LOWER_IS_BETTER = {"perplexity", "token_perplexity", "word_perplexity", "byte_pe
 def metric_value(scores: list[float], name: str = "") -> dict[str, Any]:
     """{"value", "ci95", "n", "higher_is_better"} the way the engine writes it (Wilson for binary, normal
     for means)."""
-    arr = np.asarray(scores, dtype=float)
+    arr = np.asarray([s for s in scores if s is not None], dtype=float)  # a null score is not a value
     n = int(arr.size)
     mean = float(arr.mean()) if n else 0.0
     if n and np.isin(arr, (0.0, 1.0)).all():
