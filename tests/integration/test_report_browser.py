@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.gate import run_gate
-from harness.report.write import write_reports
 from harness.report.screenshot import CHROMIUM, CHROMIUM_ARGS, render_screenshot
+from harness.report.write import write_reports
 from harness.runs import load_run
 from tests.unit.runfixtures import demo_pair
 

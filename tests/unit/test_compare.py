@@ -3,12 +3,12 @@
 import json
 
 import pytest
-from tests.unit.runfixtures import binary_scores, build_run, demo_pair
 
 from harness.api import UserError
 from harness.compare import compare_runs
 from harness.report.terminal import format_comparison
 from harness.runs import load_run, load_runs
+from tests.unit.runfixtures import binary_scores, build_run, demo_pair
 
 
 def _pair(tmp_path, base_scores, cand_scores, **kw):

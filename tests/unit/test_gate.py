@@ -4,11 +4,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from tests.unit.runfixtures import binary_scores, build_run, builtin_pair, demo_pair, paired_binary
 
 from harness.api import UserError
 from harness.gate import load_gate, run_gate
 from harness.report.terminal import format_gate
+from tests.unit.runfixtures import binary_scores, build_run, builtin_pair, demo_pair, paired_binary
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -118,6 +118,7 @@ def test_the_store_is_private_and_outputs_follow_the_umask(pair: tuple[Path, Pat
 
 # ---- 10. signals and pipes ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigterm_during_eval_says_what_ctrl_c_says(tiny_model: Path, tmp_path: Path) -> None:
     suite = write_suite(tmp_path / "suite", KILL_TASK, {"data/rows.jsonl": [{"n": str(i)} for i in range(200)]})
     store = tmp_path / "store.sqlite"

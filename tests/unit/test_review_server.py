@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from harness.review.app import Session, create_app, free_port, serve_in_thread
 from harness.review.db import ReviewDB
@@ -45,6 +46,7 @@ def reviewer_loop(base: str, session: Session, who: str, limit: int, acked: list
             acked.append((item_id, who))
 
 
+@pytest.mark.slow
 def test_twenty_reviewers_post_a_thousand_judgments_each_stored_once(tmp_path: Path) -> None:
     db = ReviewDB(tmp_path / "store.sqlite")
     queue = build_queue(make_runs(tmp_path, n=51), reviewers_per_item=20, db=db)

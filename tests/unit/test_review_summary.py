@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from harness.cli import main
-from harness.report.write import write_reports
 from harness.report.data import HumanEval
+from harness.report.write import write_reports
 from harness.review.db import ReviewDB
 from harness.review.export import export
 from harness.review.queue import build_queue

@@ -16,6 +16,8 @@ import pytest
 
 from tests.unit.train_helpers import provenance, write_recipe
 
+pytestmark = pytest.mark.slow  # real training or several processes: the full tier only
+
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 

@@ -14,6 +14,8 @@ from harness.cli import main
 from harness.models.adapters import inspect_adapter
 from tests.unit.train_helpers import provenance, write_recipe
 
+pytestmark = pytest.mark.slow  # real training or several processes: the full tier only
+
 SMALL = {"max_steps": 2, "batch_size": 4, "max_length": 96}
 
 

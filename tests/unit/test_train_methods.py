@@ -11,6 +11,8 @@ from harness.engine import EvalSettings, evaluate
 from harness.train import train, update_model_card
 from tests.unit.train_helpers import PROVENANCE_KEYS, provenance, write_recipe
 
+pytestmark = pytest.mark.slow  # real training or several processes: the full tier only
+
 SFT_PEFT = {
     "lora": {"type": "lora", "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
     "ia3": {"type": "ia3"},
