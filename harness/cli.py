@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     review = sub.add_parser("review", help="the human-feedback review app (serve RUN..., export, summary)")
-    rsub = review.add_subparsers(dest="review_command", required=True, action=_DefaultSubcommand,
+    rsub = review.add_subparsers(dest="review_command", required=True, action=_DefaultSubcommand,  # type: ignore[call-overload]
                                  default_command="serve", metavar="{RUN... | serve RUN... | export | summary}")
     rv = rsub.add_parser("serve", help="serve the review app on the runs (the default: `review RUN...`)")
     rv.add_argument("runs", nargs="+", metavar="RUN", help="run directories (sweep directories expand)")

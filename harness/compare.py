@@ -587,7 +587,7 @@ def apply_holm(rows: list[MetricComparison]) -> None:
         if row.task is None and row.p_value is not None:
             by_metric[row.metric].append(row)
     for family in by_metric.values():
-        for row, adjusted in zip(family, stats.holm([r.p_value for r in family])):  # type: ignore[misc]
+        for row, adjusted in zip(family, stats.holm([float(r.p_value or 0.0) for r in family])):
             row.p_holm = adjusted
 
 

@@ -118,7 +118,8 @@ def _quick_recipe(recipe: Path, sizes: Sizes) -> Path:
     """A copy of a shipped recipe with fewer steps and rows, training into adapters/<name>-quick/."""
     raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     raw.setdefault("train", {})["max_steps"] = sizes.max_steps
-    raw["data"]["limit"] = min(raw["data"].get("limit") or sizes.train_rows, sizes.train_rows)
+    rows = sizes.train_rows or 0
+    raw["data"]["limit"] = min(raw["data"].get("limit") or rows, rows)
     raw["data"]["eval_limit"] = 4  # held-out rows for the loss curve
     raw["eval"] = {"suites": [], "limit": 2}
     raw["output"] = f"../{recipe.stem}-quick"

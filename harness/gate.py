@@ -392,7 +392,7 @@ def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
     if not judged:
         return "INCONCLUSIVE", None
     if len(judged) > 1 and all(c.p_fail is not None for c in judged):
-        for check, adjusted in zip(judged, stats.holm([c.p_fail for c in judged])):  # type: ignore[misc]
+        for check, adjusted in zip(judged, stats.holm([float(c.p_fail or 0.0) for c in judged])):
             check.p_fail = adjusted
             if check.verdict == "FAIL" and adjusted > stats.ALPHA / 2:
                 check.verdict, check.note = "INCONCLUSIVE", f"fails unadjusted; Holm-adjusted p {adjusted:.3f}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import optimize
 from scipy import stats as sps
 
@@ -29,7 +30,7 @@ ALPHA = 0.05  # every interval here is a two-sided 95% interval
 _CHUNK_ELEMENTS = 4_000_000  # bound memory: resamples are drawn in blocks of about this many indices
 
 
-def _pairs(base: Sequence[float], cand: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(base: ArrayLike, cand: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     b = np.asarray(base, dtype=float)
     c = np.asarray(cand, dtype=float)
     if b.shape != c.shape or b.ndim != 1:
@@ -39,7 +40,7 @@ def _pairs(base: Sequence[float], cand: Sequence[float]) -> tuple[np.ndarray, np
     return b, c
 
 
-def bootstrap_deltas(base: Sequence[float], cand: Sequence[float], *, n_resamples: int = 10_000,
+def bootstrap_deltas(base: ArrayLike, cand: ArrayLike, *, n_resamples: int = 10_000,
                      seed: int = 0, stat: Stat = "mean") -> np.ndarray:
     """The bootstrap distribution of stat(cand) - stat(base), resampling pairs (not runs) jointly."""
     b, c = _pairs(base, cand)
@@ -60,7 +61,7 @@ def bootstrap_deltas(base: Sequence[float], cand: Sequence[float], *, n_resample
     return out
 
 
-def point_delta(base: Sequence[float], cand: Sequence[float], stat: Stat = "mean") -> float:
+def point_delta(base: ArrayLike, cand: ArrayLike, stat: Stat = "mean") -> float:
     """stat(cand) - stat(base) on the paired samples."""
     b, c = _pairs(base, cand)
     if stat == "mean":
@@ -68,7 +69,7 @@ def point_delta(base: Sequence[float], cand: Sequence[float], stat: Stat = "mean
     return float(np.median(c) - np.median(b))
 
 
-def paired_bootstrap(base: Sequence[float], cand: Sequence[float], *, n_resamples: int = 10_000,
+def paired_bootstrap(base: ArrayLike, cand: ArrayLike, *, n_resamples: int = 10_000,
                      seed: int = 0, stat: Stat = "mean") -> tuple[float, float, float]:
     """Delta (cand - base) with a 95% percentile paired-bootstrap interval: (delta, lo, hi)."""
     delta = point_delta(base, cand, stat)
@@ -78,7 +79,7 @@ def paired_bootstrap(base: Sequence[float], cand: Sequence[float], *, n_resample
     return delta, float(min(lo, delta)), float(max(hi, delta))
 
 
-def bootstrap_p_below(base: Sequence[float], cand: Sequence[float], threshold: float, *,
+def bootstrap_p_below(base: ArrayLike, cand: ArrayLike, threshold: float, *,
                       n_resamples: int = 10_000, seed: int = 0, stat: Stat = "mean") -> float:
     """One-sided bootstrap p-value for H0: delta <= threshold (the share of resampled deltas at or below it).
 
@@ -89,7 +90,7 @@ def bootstrap_p_below(base: Sequence[float], cand: Sequence[float], threshold: f
     return float(np.mean(boots <= threshold))
 
 
-def sign_flip_pvalue(base: Sequence[float], cand: Sequence[float], *, n_resamples: int = 10_000,
+def sign_flip_pvalue(base: ArrayLike, cand: ArrayLike, *, n_resamples: int = 10_000,
                      seed: int = 0) -> float:
     """Two-sided paired permutation p-value for a mean difference of continuous scores.
 
@@ -126,18 +127,18 @@ def mcnemar_exact(b: int, c: int) -> float:
     return float(min(1.0, 2.0 * sps.binom.cdf(min(b, c), n, 0.5)))
 
 
-def discordant(base: Sequence[float], cand: Sequence[float]) -> tuple[int, int]:
+def discordant(base: ArrayLike, cand: ArrayLike) -> tuple[int, int]:
     """(b, c) for binary paired scores: b = right→wrong, c = wrong→right."""
     bb, cc = _pairs(base, cand)
     return int(np.sum((bb == 1) & (cc == 0))), int(np.sum((bb == 0) & (cc == 1)))
 
 
-def is_binary(*arrays: Sequence[float]) -> bool:
+def is_binary(*arrays: ArrayLike) -> bool:
     """True when every value is 0 or 1."""
     return all(np.isin(np.asarray(a, dtype=float), (0.0, 1.0)).all() for a in arrays)
 
 
-def holm(pvalues: Sequence[float]) -> list[float]:
+def holm(pvalues: ArrayLike) -> list[float]:
     """Holm–Bonferroni step-down adjusted p-values, in the input order."""
     p = np.asarray(pvalues, dtype=float)
     m = p.size
@@ -394,7 +395,7 @@ def betting_bounds(y: np.ndarray, *, alpha: float = ALPHA, seed: int = 0, trunc:
     return np.minimum(lo, hi), np.maximum(lo, hi)
 
 
-def bounded_mean_interval(x: Sequence[float] | np.ndarray, lower: float, upper: float, *, alpha: float = ALPHA,
+def bounded_mean_interval(x: ArrayLike | np.ndarray, lower: float, upper: float, *, alpha: float = ALPHA,
                           seed: int = 0) -> Interval:
     """Finite-sample-valid interval for the mean of iid values bounded in [lower, upper].
 
@@ -425,7 +426,7 @@ def bounded_mean_interval(x: Sequence[float] | np.ndarray, lower: float, upper: 
 T_INTERVAL = "Student t"
 
 
-def mean_interval(x: Sequence[float] | np.ndarray, *, alpha: float = ALPHA, bounds: tuple[float, float] | None = None,
+def mean_interval(x: ArrayLike | np.ndarray, *, alpha: float = ALPHA, bounds: tuple[float, float] | None = None,
                   min_n: int = 2) -> Interval:
     """Interval for one run's metric mean.
 
@@ -453,7 +454,7 @@ def mean_interval(x: Sequence[float] | np.ndarray, *, alpha: float = ALPHA, boun
 PERCENTILE_BOOTSTRAP = "paired percentile bootstrap"
 
 
-def bootstrap_interval(base: Sequence[float], cand: Sequence[float], *, n_resamples: int = 10_000,
+def bootstrap_interval(base: ArrayLike, cand: ArrayLike, *, n_resamples: int = 10_000,
                        seed: int = 0, min_n: int = 30, alpha: float = ALPHA) -> Interval:
     """Paired percentile-bootstrap interval for mean(cand - base), for unbounded metrics only.
 
@@ -469,7 +470,7 @@ def bootstrap_interval(base: Sequence[float], cand: Sequence[float], *, n_resamp
     return Interval(float(min(lo, delta)), float(max(hi, delta)), PERCENTILE_BOOTSTRAP, n)
 
 
-def item_means(values: Sequence[float], items: Sequence[str]) -> tuple[list[str], np.ndarray]:
+def item_means(values: ArrayLike, items: Sequence[str]) -> tuple[list[str], np.ndarray]:
     """One value per item: the mean of that item's scored rows (perturbed variants, k generations, judges).
 
     The unit of analysis is the item; rows of one item are not independent. Returns the items in sorted

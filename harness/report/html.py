@@ -55,9 +55,8 @@ def _primary(data: ReportData) -> list[tuple[str, str]]:
     """(suite, metric) pairs shown in plots: each suite's first metric."""
     if data.comparisons:
         comp = data.comparisons[0]
-        return [(s, comp.primary_metric(s)) for s in comp.suites() if comp.primary_metric(s)]
-    return [(s, next(iter(v.get("metrics") or {}), None)) for s, v in data.baseline.suites.items()
-            if v.get("metrics")]
+        return [(s, m) for s in comp.suites() if (m := comp.primary_metric(s))]
+    return [(s, next(iter(v["metrics"]))) for s, v in data.baseline.suites.items() if v.get("metrics")]
 
 
 def _bars(data: ReportData, primary: list[tuple[str, str]]) -> Markup | None:
@@ -87,7 +86,8 @@ def _curves(data: ReportData) -> list[Markup]:
     series: dict[str, list[tuple[str, list[tuple[float, float]]]]] = {}
     colors: dict[str, list[str]] = {}
     for i, run in enumerate(data.runs):
-        curve = run.provenance.get("curve") if isinstance(run.provenance.get("curve"), list) else []
+        raw = run.provenance.get("curve")
+        curve: list[Any] = raw if isinstance(raw, list) else []
         keys = sorted({k for p in curve if isinstance(p, dict) for k, v in p.items()
                        if k != "step" and isinstance(v, (int, float))}, key=lambda k: (k != "loss", k))
         for key in keys:

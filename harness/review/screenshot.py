@@ -67,7 +67,7 @@ def render_review_screenshot(png_path: Path, *, width: int = 1280, height: int =
                     page.click("#login-form button")
                     page.wait_for_selector("#review:not([hidden])")
                     # Sides are random: choose the side showing the fine-tuned answer, as a reviewer would.
-                    good = "a" if page.text_content("#resp-A").startswith("Metformin should") else "b"
+                    good = "a" if (page.text_content("#resp-A") or "").startswith("Metformin should") else "b"
                     page.keyboard.press(good)
                     page.fill("#comment", f"{'B' if good == 'a' else 'A'} misses the contraindication at eGFR < 30.")
                     page.locator("#comment").blur()
