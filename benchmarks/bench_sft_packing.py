@@ -79,7 +79,6 @@ def main() -> None:
 
 def run_one(recipe_path: Path, mode: str) -> dict[str, float]:
     """Build the trainer, train one epoch over the examples, time everything after the first step."""
-    import torch
     from transformers import TrainerCallback, set_seed
 
     from harness.models.registry import resolve_model

@@ -71,7 +71,7 @@ def _bars(data: ReportData, primary: list[tuple[str, str]]) -> Markup | None:
 
 def _forest(data: ReportData) -> Markup | None:
     labels, rows, colors = [], [], []
-    for ci, comp in enumerate(data.comparisons):
+    for _ci, comp in enumerate(data.comparisons):
         for row in comp.suite_rows():
             if row.metric == comp.primary_metric(row.suite):
                 labels.append(f"{row.suite} · {comp.candidate.label}" if len(data.comparisons) > 1 else row.suite)
@@ -158,7 +158,7 @@ def _samples(data: ReportData) -> dict[str, Any]:
         others = [r.sample(s["suite"], s["task"], s["sample_id"]) if r is not data.baseline else s for r in data.runs]
         scores = [(o or {}).get("scores", {}).get(metric) if metric else None for o in others]
         flips = []
-        for i, o in enumerate(others):
+        for i, _o in enumerate(others):
             b, c = scores[data.baseline_index], scores[i]
             flips.append("" if i == data.baseline_index or b is None or c is None or b == c
                          else ("down" if c < b else "up"))

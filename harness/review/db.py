@@ -12,9 +12,10 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.store import Store
 
@@ -91,7 +92,7 @@ class ReviewDB:
     def close(self) -> None:
         self.store.close()
 
-    def _write(self) -> "_Tx":
+    def _write(self) -> _Tx:
         return _Tx(self)
 
     # ---- items and queues -------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import itertools
 import json
 import math
 from collections import defaultdict
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.audit import AuditSettings, audit, contamination, Item
+from harness.audit import AuditSettings, Item, audit, contamination
 from harness.cli import main
 from tests.conftest import write_suite
 
