@@ -80,7 +80,7 @@ class Response:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Response":
+    def from_json(cls, data: dict[str, Any]) -> Response:
         return cls(**data)
 
 
@@ -108,7 +108,7 @@ class SampleRecord:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SampleRecord":
+    def from_json(cls, data: dict[str, Any]) -> SampleRecord:
         return cls(**data)
 
 

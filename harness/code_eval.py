@@ -20,7 +20,8 @@ The program is ``prompt + completion + "\\n" + test + "\\ncheck(ENTRY_POINT)"`` 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

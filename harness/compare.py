@@ -254,11 +254,15 @@ def metric_direction(runs: tuple[Run, Run], suite: str, task: str | None, metric
 
 
 def metric_bounds(metric: str, values: np.ndarray) -> tuple[float, float] | None:
-    """The range a per-sample score can take: the registry's declaration, else [0, 1] for 0/1 data."""
+    """The range a per-sample score can take: the registry's declaration, else [0, 1] for 0/1 data.
+
+    A declared range the data leave is not trusted (a bounded interval on such data would not hold)."""
     known = metrics.REGISTRY.get(metric)
     declared = getattr(known, "bounds", None) if known is not None else None
     if declared is not None:
-        return (float(declared[0]), float(declared[1]))
+        lo, hi = float(declared[0]), float(declared[1])
+        if not values.size or (values.min() >= lo and values.max() <= hi):
+            return (lo, hi)
     if values.size and stats.is_binary(values):
         return (0.0, 1.0)
     return None

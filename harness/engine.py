@@ -9,9 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness import __version__, distributed, metrics
 from harness.api import Backend, Request, Response, SampleRecord, UserError, sha256_json

@@ -37,7 +37,7 @@ def is_lmeval_task(raw: Any) -> bool:
 
 def to_suite(raw: dict[str, Any], path: Path) -> Any:
     """Convert a parsed lm-eval task YAML into a loaded `Suite` whose rows come from its data files."""
-    from harness.suite import Suite, SuiteSpec, Task, TaskSpec
+    from harness.suite import Suite, SuiteSpec, Task
 
     src = str(path)
     for key in raw:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,7 @@ class Metric:
     from_stats: Callable[[np.ndarray], float] | None = None  # corpus value from the summed rows
     sample: Callable[[ScoreInput], float] | None = None
     higher_is_better: bool = True
+    bounds: tuple[float, float] | None = (0.0, 1.0)  # range of a per-sample score; None: unbounded
 
 
 REGISTRY: dict[str, Metric] = {}
@@ -111,7 +113,6 @@ def _exact(s: ScoreInput) -> float:
 
 def _rouge(kind: str) -> Callable[[ScoreInput], float]:
     def score(s: ScoreInput) -> float:
-        from rouge_score import rouge_scorer
 
         scorer = _rouge_scorer(kind)
         return max((scorer.score(ref, s.response or "")[kind].fmeasure for ref in s.references), default=0.0)
@@ -181,10 +182,14 @@ def _bits_per_byte(total: np.ndarray) -> float:
     return float(-total[0] / max(total[1], 1) / math.log(2))
 
 
-register(Metric("token_perplexity", ("perplexity",), _ll_and("tokens"), _perplexity, higher_is_better=False))
-register(Metric("word_perplexity", ("perplexity",), _ll_and("words"), _perplexity, higher_is_better=False))
-register(Metric("byte_perplexity", ("perplexity",), _ll_and("bytes"), _perplexity, higher_is_better=False))
-register(Metric("bits_per_byte", ("perplexity",), _ll_and("bytes"), _bits_per_byte, higher_is_better=False))
+register(Metric("token_perplexity", ("perplexity",), _ll_and("tokens"), _perplexity, higher_is_better=False,
+                bounds=None))
+register(Metric("word_perplexity", ("perplexity",), _ll_and("words"), _perplexity, higher_is_better=False,
+                bounds=None))
+register(Metric("byte_perplexity", ("perplexity",), _ll_and("bytes"), _perplexity, higher_is_better=False,
+                bounds=None))
+register(Metric("bits_per_byte", ("perplexity",), _ll_and("bytes"), _bits_per_byte, higher_is_better=False,
+                bounds=None))
 
 
 def text_units(text: str) -> dict[str, int]:

@@ -28,10 +28,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Literal
 
 from harness.api import UserError
 
@@ -147,7 +148,7 @@ def detect_isolation() -> Isolation:
     return levels[0] if levels else "none"
 
 
-def get_sandbox(allow_unisolated: bool = False) -> "Sandbox":
+def get_sandbox(allow_unisolated: bool = False) -> Sandbox:
     """The sandbox for this host; refuses to run without network isolation unless allowed."""
     level = detect_isolation()
     if level == "none" and not allow_unisolated:

@@ -11,8 +11,9 @@ import os
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from harness.api import Response, SampleRecord, UserError
 

@@ -227,7 +227,7 @@ class Task:
     """A loaded task: its spec, rows and renderers."""
 
     spec: TaskSpec
-    suite: "Suite"
+    suite: Suite
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property

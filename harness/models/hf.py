@@ -50,7 +50,7 @@ class HFBackend:
     tokens_processed: int = 0
 
     @classmethod
-    def from_spec(cls, spec: str | None, **kwargs: Any) -> "HFBackend":
+    def from_spec(cls, spec: str | None, **kwargs: Any) -> HFBackend:
         """Resolve `spec` and build a lazily loading backend."""
         if kwargs.get("dtype", "float32") not in DTYPES:
             raise UserError(f"unknown dtype {kwargs['dtype']!r} (choose from {', '.join(DTYPES)})", field="--dtype")
@@ -267,7 +267,6 @@ class HFBackend:
     # ---- generation -----------------------------------------------------------------------------------
     def generate(self, requests: list[Request]) -> list[Response]:
         """Batched generation (left padding, sorted by length); greedy unless the settings sample."""
-        import torch
 
         results: list[Response | None] = [None] * len(requests)
         by_settings: dict[GenSettings, list[int]] = {}
@@ -327,7 +326,7 @@ def _tree_row(row: list[_Group], device: Any):
         positions += list(range(len(g.context)))
         owner += [(base, -1)] * len(g.context)
         branch_targets = []
-        for j, cont in enumerate(g.continuations):
+        for _j, cont in enumerate(g.continuations):
             start = len(ids)
             ids += cont
             positions += list(range(len(g.context), len(g.context) + len(cont)))

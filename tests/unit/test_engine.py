@@ -17,7 +17,7 @@ from harness.api import GenSettings, Request, sha256_json
 from harness.cli import main
 from harness.engine import EvalSettings, evaluate
 from harness.models import load_backend
-from tests.conftest import MC_ROWS, MC_TASK, write_suite
+from tests.conftest import MC_ROWS, write_suite
 
 
 def eval_cli(*args: str) -> None:

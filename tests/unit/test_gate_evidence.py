@@ -235,3 +235,13 @@ def test_plan_gives_n_for_power_and_the_mde(tmp_path, capsys):
     assert ni.n_now == 100 and ni.n_needed > 100 and ni.mde_now > 0.05  # 100 items cannot show a 0.05 margin
     assert main(["plan", str(gate), "--baseline", str(base)]) == 0
     assert "assumed discordance 0.150" in capsys.readouterr().out
+
+
+def test_bounded_continuous_metric_takes_interval_rules(tmp_path, capsys):
+    """rougeL is declared bounded in [0, 1]: non-inferiority runs on the betting interval of per-item deltas."""
+    base_s = [0.1 * (i % 10) for i in range(400)]
+    cand_s = [min(1.0, v + 0.05) for v in base_s]
+    base, cand = _runs(tmp_path, {("s", "t"): {"rougeL": base_s}}, {("s", "t"): {"rougeL": cand_s}})
+    code, verdict, _ = _gate_cli(tmp_path, "rules:\n  - {suite: s, non_inferiority: 0.05}\n", base, cand, capsys)
+    rule = verdict["rules"][0]
+    assert code == 0 and rule["verdict"] == "PASS" and "betting" in rule["method"].lower()
