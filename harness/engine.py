@@ -84,7 +84,7 @@ def chat_prompts(backend: Backend, store: Store, turns: list[tuple[str | None, s
             fresh.append((key, Response(text=out[turn])))
     if fresh:
         store.add_records("", [], fresh)
-    return out
+    return {turn: text or "" for turn, text in out.items()}
 
 
 def expand(task: Task, samples: list[Sample]) -> list[Sample]:
@@ -120,10 +120,11 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
     items = build_items(backend, suites, settings, store)
     key = sha256_json({"fp": fp_hash, "suites": [s.fingerprint() for s in suites], "prompts": prompt_hash(items),
                        "settings": settings.key_part()})
-    model_info = {"spec": model_spec, "adapter": backend.adapter.to_json() if backend.adapter else None,
+    adapter = getattr(backend, "adapter", None)
+    model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
                   "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
-    run_id, resumed = distributed.broadcast(store.start_run(key, model_info, settings.resume)
-                                            if distributed.is_main() else None)
+    started = store.start_run(key, model_info, settings.resume) if distributed.is_main() else None
+    run_id, resumed = distributed.broadcast(started)  # type: ignore[misc]  # every rank gets rank 0's pair
     done = store.done_ids(run_id)
     todo = [i for i in items if (i.task.suite.name, i.task.name, i.sample.sample_id) not in done]
     if resumed:
@@ -329,7 +330,7 @@ def pooled_metrics(suite: Suite, by_task: dict[tuple[str, str], list[SampleRecor
 
 
 def _isolation(records: list[SampleRecord]) -> str | None:
-    levels = {r.extra.get("isolation") for r in records if r.extra.get("isolation")}
+    levels = {str(r.extra["isolation"]) for r in records if r.extra.get("isolation")}
     return sorted(levels)[0] if levels else None
 
 

@@ -49,7 +49,7 @@ class Metric:
     kinds: tuple[str, ...]
     corpus_stats: Callable[[list[ScoreInput]], np.ndarray] | None = None  # one row of statistics per sample
     from_stats: Callable[[np.ndarray], float] | None = None  # corpus value from the summed rows
-    sample: Callable[[ScoreInput], float] | None = None
+    sample: Callable[[ScoreInput], float | None] | None = None
     higher_is_better: bool = True
     bounds: tuple[float, float] | None = (0.0, 1.0)  # range of a per-sample score; None: unbounded
 
@@ -263,7 +263,7 @@ def aggregate(names: list[str], items: list[ScoreInput], per_sample: list[dict[s
 def score_sample(names: list[str], inp: ScoreInput) -> dict[str, float]:
     """The per-sample scores of every sample-level metric; a metric returning None does not apply to
     this sample (selective accuracy of an abstention) and is left out of its mean."""
-    scores = {name: REGISTRY[name].sample(inp) for name in names if REGISTRY[name].sample is not None}
+    scores = {name: sample(inp) for name in names if (sample := REGISTRY[name].sample) is not None}
     return {name: float(value) for name, value in scores.items() if value is not None}
 
 
@@ -321,7 +321,7 @@ def answer_correct(s: ScoreInput) -> bool:
     if any(normalize_text(ref) and f" {normalize_text(ref)} " in f" {norm} " for ref in s.references):
         return True
     rubric = getattr(s.task, "rubric", None)
-    return bool(rubric) and _matches(response, _patterns(s.doc.get(rubric.accept_field)))
+    return rubric is not None and bool(rubric) and _matches(response, _patterns(s.doc.get(rubric.accept_field)))
 
 
 def shows(s: ScoreInput, behaviour: str) -> bool:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from harness.api import UserError
 
@@ -339,7 +339,8 @@ class _Captured:
 def _capture(proc: subprocess.Popen, limits: Limits) -> _Captured:
     """Read both pipes without blocking until EOF, the deadline or the output cap."""
     deadline = time.monotonic() + limits.wall_seconds
-    bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes (Popen above)
+    bufs: dict[Any, bytearray] = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     sel = selectors.DefaultSelector()
     for pipe in bufs:
         os.set_blocking(pipe.fileno(), False)
@@ -351,7 +352,7 @@ def _capture(proc: subprocess.Popen, limits: Limits) -> _Captured:
             timed_out = True
             break
         for key, _ in sel.select(timeout=min(left, 0.5)):
-            chunk = os.read(key.fileobj.fileno(), 65536)
+            chunk = os.read(key.fd, 65536)
             if not chunk:
                 sel.unregister(key.fileobj)
                 continue

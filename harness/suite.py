@@ -437,7 +437,7 @@ def load_suite(ref: str | Path) -> Suite:
     return suite
 
 
-def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node) -> Task:
+def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node | None) -> Task:
     from harness.metrics import check_metrics  # metric names are validated against the registry
 
     where = f"tasks[{spec.name}]"

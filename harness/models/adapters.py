@@ -65,7 +65,7 @@ def check_base(info: AdapterInfo, base_fingerprint: dict[str, Any], hidden_size:
     recorded = ((info.provenance or {}).get("base") or {}).get("model_hash")
     if recorded and recorded != base_fingerprint.get("model_hash"):
         raise UserError(f"adapter {info.path} was trained on another base model "
-                        f"({info.provenance['base'].get('model', '?')}, hash {recorded[:12]}) than "
+                        f"({((info.provenance or {}).get('base') or {}).get('model', '?')}, hash {recorded[:12]}) than "
                         f"{base_fingerprint.get('model')} (hash {str(base_fingerprint.get('model_hash'))[:12]})",
                         field="-a/--adapter")
     token_dim = info.config.get("token_dim")
@@ -107,7 +107,7 @@ def detach(active: Any) -> Any:
     if isinstance(active, PeftModel):
         if is_prompt_learning(active):
             return active.get_base_model()  # prompt learning never touches the base's modules
-        if active.peft_config[active.active_adapter].peft_type.value in MERGEABLE:
+        if str(getattr(active.peft_config[active.active_adapter].peft_type, "value", "")) in MERGEABLE:
             active.unmerge_adapter()
         return active.unload()
     return active

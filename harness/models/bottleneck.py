@@ -52,7 +52,7 @@ def _hook(module: nn.Module, args: Any, output: Any) -> Any:
     return adapter(output)
 
 
-def _sublayers(model: nn.Module, targets: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
+def _sublayers(model: Any, targets: tuple[str, ...]) -> list[tuple[str, nn.Module]]:
     """The attention/MLP sublayers of every decoder layer, by their short names."""
     found = [(name, mod) for name, mod in model.named_modules() if name.split(".")[-1] in targets
              and ".layers." in f".{name}"]
@@ -61,7 +61,7 @@ def _sublayers(model: nn.Module, targets: tuple[str, ...]) -> list[tuple[str, nn
     return found
 
 
-def add_adapters(model: nn.Module, size: int = 16, non_linearity: str = "relu",
+def add_adapters(model: Any, size: int = 16, non_linearity: str = "relu",
                  targets: tuple[str, ...] = DEFAULT_TARGETS) -> nn.Module:
     """Insert fresh adapters and freeze everything else, as `get_peft_model` does; returns the model."""
     hidden = model.config.hidden_size
@@ -81,18 +81,18 @@ def add_adapters(model: nn.Module, size: int = 16, non_linearity: str = "relu",
     return model
 
 
-def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def adapter_state(model: Any) -> dict[str, torch.Tensor]:
     """Only the adapter weights, keyed as in the model's state dict."""
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if f".{ADAPTER_ATTR}." in k}
 
 
-def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+def trainable_parameters(model: Any) -> tuple[int, int]:
     """(trainable, total) parameter counts, as PEFT's `get_nb_trainable_parameters`."""
     total = sum(p.numel() for p in model.parameters())
     return sum(p.numel() for p in model.parameters() if p.requires_grad), total
 
 
-def save(model: nn.Module, out: Path, base_name: str | None = None) -> None:
+def save(model: Any, out: Path, base_name: str | None = None) -> None:
     """Write adapter_config.json and adapter_model.safetensors (adapter weights only)."""
     from safetensors.torch import save_file
 
@@ -102,7 +102,7 @@ def save(model: nn.Module, out: Path, base_name: str | None = None) -> None:
     save_file(adapter_state(model), str(out / WEIGHTS_FILE), metadata={"format": "pt"})
 
 
-def attach(model: nn.Module, path: Path) -> nn.Module:
+def attach(model: Any, path: Path) -> nn.Module:
     """Load a saved adapter onto a base model (in place) and return it, frozen and ready to evaluate."""
     from safetensors.torch import load_file
 
@@ -122,7 +122,7 @@ def attach(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
-def detach(model: nn.Module) -> nn.Module:
+def detach(model: Any) -> nn.Module:
     """Remove the adapters and hooks; the base's own parameters are left as they were."""
     for handle in getattr(model, "_tunegate_handles", []):
         handle.remove()

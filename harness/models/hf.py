@@ -246,7 +246,8 @@ class HFBackend:
     def loglikelihood_rolling(self, requests: list[Request]) -> list[Response]:
         """Loglikelihood of whole texts in disjoint windows of the model's context length."""
         limit = self.max_length
-        groups, owners = [], []
+        groups: list[Any] = []
+        owners: list[Any] = []
         for i, req in enumerate(requests):
             tokens = self._encode(req.context)
             stream = [self._prefix_token()] + tokens
@@ -319,7 +320,10 @@ def _tree_row(row: list[_Group], device: Any):
     """
     import torch
 
-    ids, positions, owner, targets = [], [], [], []
+    ids: list[Any] = []
+    positions: list[Any] = []
+    owner: list[Any] = []
+    targets: list[Any] = []
     for g in row:
         base = len(ids)
         ids += g.context
