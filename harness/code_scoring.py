@@ -1,7 +1,7 @@
 """The `code` task kind: run every completion in the sandbox, record status and isolation, score pass@k.
 
 A code task's rows are problems in the harness.code_eval convention (task_id, language, prompt,
-entry_point, test). The engine imports this module, which registers `SCORERS["code"]`.
+entry_point, test). The engine imports this module when it first scores a code task; it registers `SCORERS["code"]`.
 """
 
 from __future__ import annotations

@@ -51,7 +51,15 @@ class WorkItem:
 
 
 Scorer = Callable[[Task, list[tuple[WorkItem, list[Response]]], EvalSettings], list[SampleRecord]]
-SCORERS: dict[str, Scorer] = {}  # per task kind; `code` registers itself from harness.code_eval
+SCORERS: dict[str, Scorer] = {}  # per task kind; `code` registers itself from harness.code_scoring
+
+
+def scorer_for(kind: str) -> Scorer:
+    """The scorer of a task kind (the default one unless a kind registered its own)."""
+    if kind == "code" and kind not in SCORERS:
+        # code_scoring imports this module (SCORERS, WorkItem), so importing it at module level is a cycle
+        import harness.code_scoring  # noqa: F401
+    return SCORERS.get(kind, score_default)
 
 
 def build_items(backend: Backend, suites: list[Suite], settings: EvalSettings, store: Store) -> list[WorkItem]:
@@ -222,7 +230,7 @@ def _answer(backend: Backend, chunk: list[WorkItem], cached: dict[str, Response]
 
 def _score(chunk: list[WorkItem], answers: list[list[Response]], settings: EvalSettings) -> list[SampleRecord]:
     task = chunk[0].task
-    scorer = SCORERS.get(task.spec.kind, score_default)
+    scorer = scorer_for(task.spec.kind)
     return scorer(task, list(zip(chunk, answers)), settings)
 
 
@@ -363,25 +371,6 @@ def _say(settings: EvalSettings, text: str) -> None:
         print(f"tunegate: {text}", file=sys.stderr)
 
 
-def markdown_table(results: dict[str, Any]) -> str:
-    """The per-task results as a Markdown table (printed after every eval)."""
-    adapter = results["model"].get("adapter")
-    title = results["model"]["spec"] + (f" + {adapter['name']}" if adapter else "")
-    lines = [f"### {title}", "", "| suite | task | metric | value | 95% CI | n |", "|---|---|---|---:|---|---:|"]
-    for suite_name, suite in results["suites"].items():
-        for task_name, task in suite["tasks"].items():
-            for metric, m in task["metrics"].items():
-                lines.append(f"| {suite_name} | {task_name} | {metric} | {m['value']:.4f} | "
-                             f"[{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}] | {m['n']} |")
-            for metric, m in task.get("robustness", {}).items():
-                lines.append(f"| {suite_name} | {task_name} | {metric} | {m['value']:.4f} | "
-                             f"[{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}] | {m['n']} |")
-    timing = results.get("timing", {})
-    lines += ["", f"wall {timing.get('wall_seconds')} s, {timing.get('tokens_processed')} tokens, "
-                  f"cache hits {timing.get('cache_hits')}, misses {timing.get('cache_misses')}"]
-    return "\n".join(lines)
-
-
 # ---- the eval command ----------------------------------------------------------------------------------------
 
 def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
@@ -428,5 +417,3 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
 def _variant_name(adapter: str | None) -> str:
     return Path(adapter).name if adapter else "base"
 
-
-import harness.code_scoring  # noqa: E402,F401  (registers SCORERS["code"]; imported last: it imports us)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import GenSettings, Request, Response, UserError
-from harness.models import adapters as adapter_io
+from harness.models.adapters import AdapterInfo, attach, causal_lm, detach, inspect_adapter, is_prompt_learning
 from harness.models.registry import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
 
 SCORING_VERSION = 1  # bump when scoring code changes what a request returns
@@ -42,7 +42,7 @@ class HFBackend:
     batch_size: int = 32
     pack_tokens: int = 512  # measured best on 2 cores: longer rows pay more for the dense tree mask
     device: str | None = None
-    _adapter: adapter_io.AdapterInfo | None = None
+    _adapter: AdapterInfo | None = None
     _model: Any = field(default=None, repr=False)
     _tokenizer: Any = field(default=None, repr=False)
     _active: Any = field(default=None, repr=False)  # model with the current adapter applied
@@ -69,14 +69,14 @@ class HFBackend:
                 "scoring_version": SCORING_VERSION}
 
     @property
-    def adapter(self) -> adapter_io.AdapterInfo | None:
+    def adapter(self) -> AdapterInfo | None:
         return self._adapter
 
     def set_adapter(self, adapter_dir: str | None) -> None:
         """Switch to another adapter (or back to the bare base) without reloading the base."""
-        info = adapter_io.inspect_adapter(Path(adapter_dir)) if adapter_dir else None
+        info = inspect_adapter(Path(adapter_dir)) if adapter_dir else None
         if self._model is not None and self._active is not self._model:
-            self._model = adapter_io.detach(self._active)
+            self._model = detach(self._active)
         self._active = None
         self._adapter = info
 
@@ -106,7 +106,7 @@ class HFBackend:
             self.load_seconds += time.perf_counter() - start
         if self._active is None:
             start = time.perf_counter()
-            self._active = adapter_io.attach(self._model, self._adapter, self.fingerprint()) \
+            self._active = attach(self._model, self._adapter, self.fingerprint()) \
                 if self._adapter else self._model
             self._active.eval()
             self.load_seconds += time.perf_counter() - start
@@ -161,7 +161,7 @@ class HFBackend:
         """Yield (group, logliks, is_greedy, tokens run) for each group, in the order they finish."""
         limit = self.max_length
         groups = [self._truncate(g, limit) for g in groups]
-        if adapter_io.is_prompt_learning(self.model):
+        if is_prompt_learning(self.model):
             yield from self._score_padded(groups)
         else:
             yield from self._score_packed(groups)
@@ -189,7 +189,7 @@ class HFBackend:
             else:
                 rows.append([group])
                 sizes.append(group.size)
-        causal = adapter_io.causal_lm(self.model)
+        causal = causal_lm(self.model)
         decoder, head = causal.get_decoder(), causal.get_output_embeddings()
         with torch.inference_mode():
             for row in rows:
