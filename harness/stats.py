@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -376,21 +376,18 @@ def betting_bounds(y: np.ndarray, *, alpha: float = ALPHA, seed: int = 0, trunc:
             cap = np.minimum(lam, trunc / (1.0 - m[:, None]))
         return np.cumsum(np.log1p(-cap * (y - m[:, None])), axis=1).max(axis=1) - log_target
 
-    # lower limit: plus(0) >= 0 means 0 is excluded; bisect between excluded `a` and included `b`
-    a, b = np.zeros(rows), np.ones(rows)  # plus(1) < 0 always: every factor is <= 1 there
-    excluded0 = plus(a) >= 0
-    for _ in range(iterations):
-        mid = (a + b) / 2
-        ex = plus(mid) >= 0
-        a, b = np.where(ex, mid, a), np.where(ex, b, mid)
-    lo = np.where(excluded0, a, 0.0)
-    a, b = np.ones(rows), np.zeros(rows)  # minus(0) < 0 always
-    excluded1 = minus(a) >= 0
-    for _ in range(iterations):
-        mid = (a + b) / 2
-        ex = minus(mid) >= 0
-        a, b = np.where(ex, mid, a), np.where(ex, b, mid)
-    hi = np.where(excluded1, a, 1.0)
+    def limit(wealth: Any, edge: float) -> np.ndarray:
+        """Bisect between an excluded mean `a` (from `edge`) and an included `b` (the other end)."""
+        a, b = np.full(rows, edge), np.full(rows, 1.0 - edge)
+        excluded = wealth(a) >= 0
+        for _ in range(iterations):
+            mid = (a + b) / 2
+            ex = wealth(mid) >= 0
+            a, b = np.where(ex, mid, a), np.where(ex, b, mid)
+        return np.where(excluded, a, edge)
+
+    lo = limit(plus, 0.0)  # plus(1) < 0 always: every factor is <= 1 there
+    hi = limit(minus, 1.0)  # minus(0) < 0 always
     # both sides excluding everything is possible only for pathological orders; fall back to the hull
     return np.minimum(lo, hi), np.maximum(lo, hi)
 
