@@ -20,11 +20,21 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from harness import stats
+from harness import power, stats
 from harness.api import UserError
-from harness.compare import Comparison, MetricComparison, compare_runs
+from harness.compare import Comparison, MetricComparison, compare_runs, item_scores, originals, task_samples
 from harness.config import Strict, line_of, load_yaml, parse_model
-from harness.evidence import UNBOUNDED_MIN_N, Unit, invert, macro_unit, orient, paired_unit, recorded_unit, score_unit
+from harness.evidence import (
+    UNBOUNDED_MIN_N,
+    Unit,
+    invert,
+    macro_unit,
+    one_sample_n,
+    orient,
+    paired_unit,
+    recorded_unit,
+    score_unit,
+)
 from harness.runs import Run, resolve_run
 from harness.stats import Interval
 
@@ -260,9 +270,6 @@ def _plan(rule: Rule, unit: Unit) -> int | None:
 
 
 def _plan_n(rule: Rule, unit: Unit) -> int | None:
-    from harness import power
-    from harness.evidence import one_sample_n
-
     kind = rule.kind
     if unit.shape == "paired binary" and unit.discordance:
         disc = min(max(unit.discordance, 1e-3), 1.0)
@@ -298,8 +305,6 @@ def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
         own = row.cand_own
         ci = (own.interval.lo, own.interval.hi) if own and own.interval.defined else None
         return recorded_unit(label, row.cand, ci, own.n if own else 0)  # type: ignore[arg-type]
-    from harness.compare import item_scores, originals, task_samples
-
     tasks = [row.task] if row.task else list(row.tasks)
     rows: list[dict] = []
     for task in tasks:
