@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats as sps
 
 from harness import power, stats
+from harness.sequential import CS_METHOD, sequence_interval
 from harness.stats import Interval
 
 POWER = 0.8  # the power every plan and minimum detectable effect is stated at
@@ -94,9 +95,21 @@ def one_sample_n(distance: float, sd: float, *, alpha: float = stats.ALPHA) -> i
 # ---------------------------------------------------------------- units
 
 
+NO_SEQUENTIAL_UNBOUNDED = "no anytime-valid interval exists for an unbounded metric: judge it on a complete run"
+
+
 def delta_interval(b: np.ndarray, c: np.ndarray, binary: bool, bounds: tuple[float, float] | None, *,
-                   alpha: float = stats.ALPHA, n_resamples: int = 10_000, seed: int = 0) -> Interval:
-    """A (1 - alpha) interval of mean(c - b) that holds at small n: Tango for 0/1 pairs, betting for bounded."""
+                   alpha: float = stats.ALPHA, n_resamples: int = 10_000, seed: int = 0,
+                   sequential: bool = False) -> Interval:
+    """A (1 - alpha) interval of mean(c - b) that holds at small n: Tango for 0/1 pairs, betting for bounded.
+
+    sequential (a run evaluated until decided, pairs in evaluation order): the betting confidence sequence,
+    valid at the data-dependent n the run stopped at; undefined for unbounded metrics."""
+    if sequential:
+        width = 1.0 if binary else (bounds[1] - bounds[0]) if bounds is not None else None
+        if width is None:
+            return Interval(None, None, CS_METHOD, int(b.size), NO_SEQUENTIAL_UNBOUNDED)
+        return sequence_interval(c - b, -width, width, alpha=alpha)
     if binary:
         nb, nc = stats.discordant(b, c)
         return exact_guard(stats.paired_binary_interval(nb, nc, int(b.size), alpha=alpha), nb, nc, alpha)
@@ -127,14 +140,16 @@ def exact_guard(iv: Interval, b: int, c: int, alpha: float) -> Interval:
 
 
 def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
-                hib: bool, n_resamples: int, seed: int) -> Unit:
-    """The improvement (candidate − baseline, larger is better) of paired item scores."""
+                hib: bool, n_resamples: int, seed: int, sequential: bool = False) -> Unit:
+    """The improvement (candidate − baseline, larger is better) of paired item scores (sequential: in
+    evaluation order, judged by the confidence sequence)."""
     sign = 1.0 if hib else -1.0
     d = sign * (c - b)
     n = int(b.size)
 
     def at(alpha: float) -> Interval:
-        return orient(delta_interval(b, c, binary, bounds, alpha=alpha, n_resamples=n_resamples, seed=seed), sign)
+        return orient(delta_interval(b, c, binary, bounds, alpha=alpha, n_resamples=n_resamples, seed=seed,
+                                     sequential=sequential), sign)
 
     if binary:
         nb, nc = stats.discordant(b, c)
@@ -149,11 +164,16 @@ def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bound
 
 
 def score_unit(label: str, values: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
-               min_n: int = 2) -> Unit:
-    """One run's own mean score, with an interval that holds at its n."""
+               min_n: int = 2, sequential: bool = False) -> Unit:
+    """One run's own mean score, with an interval that holds at its n (sequential: at any stopping time)."""
     n = int(values.size)
 
     def at(alpha: float) -> Interval:
+        if sequential:
+            rng = (0.0, 1.0) if binary else bounds
+            if rng is None:
+                return Interval(None, None, CS_METHOD, n, NO_SEQUENTIAL_UNBOUNDED)
+            return sequence_interval(values, rng[0], rng[1], alpha=alpha)
         if binary:
             return stats.proportion_interval(int(values.sum()), n, alpha=alpha)
         return stats.mean_interval(values, alpha=alpha, bounds=bounds, min_n=min_n)
