@@ -1,4 +1,4 @@
-"""Writing output files so that readers never see half of one."""
+"""Where tunegate keeps its files, and writing output files so that readers never see half of one."""
 
 from __future__ import annotations
 
@@ -19,3 +19,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def tunegate_home() -> Path:
+    """The user's cache: `$TUNEGATE_HOME`, default `~/.cache/tunegate`."""
+    home = Path(os.environ.get("TUNEGATE_HOME") or Path.home() / ".cache" / "tunegate")
+    home.mkdir(parents=True, exist_ok=True)
+    return home
