@@ -37,7 +37,7 @@ from harness.engine import (
     check_out_dir,
     write_run_dir,
 )
-from harness.gate import GateResult, GateSpec, evaluate_gate, load_gate
+from harness.gate import GateResult, GateSpec, evaluate_gate, load_gate, sequential_summary
 from harness.models import load_backend
 from harness.runs import Run, resolve_run
 from harness.stats import ALPHA
@@ -318,6 +318,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     if result is None:
         raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(until.gate))
     block = loop.block(stopped, available, looks)
+    result.sequential = sequential_summary(block)
     cand, records = loop.candidate_run(block, out)
     loop.store.finish_run(loop.run_id, cand.results)
     rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i))

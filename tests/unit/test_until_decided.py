@@ -89,6 +89,8 @@ def test_identical_candidate_stops_early_with_a_pass(setup) -> None:
     assert results["suites"]["t"]["tasks"]["add"]["n"] == outcome.evaluated
     verdict = json.loads((tmp / "cand" / "verdict.json").read_text())
     assert verdict["rules"][0]["method"].startswith("betting confidence sequence")
+    assert verdict["sequential"]["stopped"] == "decided"
+    assert verdict["sequential"]["evaluated"] == {"t/add": outcome.evaluated}
     # the written run gates the same way against the complete baseline
     assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(tmp / "cand"),
                  "--verdict", str(tmp / "v2.json")]) == 0
