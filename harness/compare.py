@@ -174,6 +174,13 @@ class Comparison:
     seed: int
     pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     sequential: dict[str, Any] | None = None  # the `sequential` block of a run evaluated until decided
+    judged: tuple[Run, Run] | None = field(default=None, repr=False)  # sequential: both runs restricted to the
+    # evaluated ids, in evaluation order (baseline and candidate stay the runs as loaded)
+
+    @property
+    def judged_candidate(self) -> Run:
+        """The candidate as the statistics see it (restricted and ordered for a sequential pair)."""
+        return self.judged[1] if self.judged else self.candidate
 
     @property
     def unmatched(self) -> int:
@@ -672,6 +679,7 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
 
     When either run is sequential (evaluated until decided), both are paired on the samples it evaluated and
     every paired interval is the confidence sequence of `harness.sequential`, never a fixed-n interval."""
+    loaded = (baseline, candidate)
     baseline, candidate, block = restrict_sequential(baseline, candidate)
     order = sequential_order(block) if block else None
     common, only_b, only_c = check_compatible(baseline, candidate, per_sample=block is not None)
@@ -695,5 +703,6 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
             if any(t.incomplete):
                 incomplete[(suite, name)] = t.incomplete
     apply_holm(rows)
-    return Comparison(baseline, candidate, rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
-                      only_b, only_c, incomplete, n_resamples, seed, pairs, block)
+    return Comparison(loaded[0], loaded[1], rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
+                      only_b, only_c, incomplete, n_resamples, seed, pairs, block,
+                      (baseline, candidate) if block else None)

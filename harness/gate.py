@@ -318,7 +318,7 @@ def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     rows: list[dict] = []
     for task in tasks:
         rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
-                 for s in originals(task_samples(comp.candidate, row.suite, task)).values()]
+                 for s in originals(task_samples(comp.judged_candidate, row.suite, task)).values()]
     fail = None if row.bounds is None else (row.bounds[0] if row.higher_is_better else row.bounds[1])
     if comp.sequential is not None:  # pooled floor: the confidence sequence takes items in evaluation order
         order = sequential_order(comp.sequential)
@@ -486,10 +486,11 @@ def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
     """What a verdict says about a sequential run: method, alpha, seed, chunk, and items evaluated vs available."""
     if not block:
         return None
-    evaluated: dict[str, int] = {}
-    for item in block["items"]:
-        key = f"{item['suite']}/{item['task']}"
-        evaluated[key] = evaluated.get(key, 0) + 1
+    evaluated: dict[str, int] = dict(block.get("evaluated") or {})  # items, without perturbed variants
+    if not evaluated:
+        for item in block["items"]:
+            key = f"{item['suite']}/{item['task']}"
+            evaluated[key] = evaluated.get(key, 0) + 1
     return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
             "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
             "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}

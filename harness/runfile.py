@@ -151,6 +151,7 @@ class Sequential(_Entry):
     chunk: Count
     items: Annotated[list[SequentialItem], Field(min_length=1, max_length=MAX_ITEMS)]
     available: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
+    evaluated: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
     stopped: Name | None = None
 
 

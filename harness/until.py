@@ -249,9 +249,16 @@ class _Loop:
     def block(self, stopped: str | None, available: dict[str, int], looks: list[int]) -> dict[str, Any]:
         return {"method": sequential.CS_METHOD, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
                 "gate": str(self.until.gate), "baseline": str(self.until.baseline), "stopped": stopped,
-                "available": available, "looks": looks,
+                "available": available, "looks": looks, "evaluated": self.evaluated(),
                 "items": [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
                            "prompt_hash": prompt_sha(i.prompt)} for i in self.done]}
+
+    def evaluated(self) -> dict[str, int]:
+        """Items (not counting perturbed variants) evaluated per task."""
+        out: dict[str, int] = {}
+        for suite, task, _ in self.order:
+            out[f"{suite}/{task}"] = out.get(f"{suite}/{task}", 0) + 1
+        return out
 
     def candidate_run(self, block: dict[str, Any], out: Path | None) -> tuple[Run, list[SampleRecord]]:
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in self.done}
