@@ -417,6 +417,8 @@ def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores
     else:
         interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed, sequential=sequential)
         p, test = stats.sign_flip_pvalue(b, c, n_resamples=n_resamples, seed=seed), "sign-flip permutation"
+    if sequential and b.size:  # a fixed-n test is not valid at a data-dependent n: only the sequence is shown
+        p, test = None, "none: sequential run (judged by its confidence sequence)"
     row = MetricComparison(
         suite, task, metric, float(b.mean()) if b.size else float("nan"), float(c.mean()) if c.size else float("nan"),
         float((c - b).mean()) if b.size else float("nan"), interval, int(b.size), bool(b.size), binary, hib, bounds,

@@ -353,8 +353,10 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         raise UserError("--until-decided evaluates one candidate: give at most one --adapter", field="-a/--adapter")
     if until.max_items is not None and until.max_items < 1:
         raise UserError("--max-items must be at least 1", field="--max-items")
-    if until.max_minutes is not None and not until.max_minutes > 0:
-        raise UserError("--max-minutes must be positive", field="--max-minutes")
+    if until.max_minutes is not None and not 0 < until.max_minutes < float("inf"):
+        raise UserError("--max-minutes must be a positive number of minutes", field="--max-minutes")
+    if not 0 <= until.seed < 2**32:
+        raise UserError("--seed must lie in [0, 2**32)", field="--seed")
     if out is not None:
         check_out_dir(out)
     load_gate(until.gate)  # bad gate files fail before any model loads

@@ -66,6 +66,10 @@ def test_sequential_subset_is_judged_by_the_confidence_sequence_not_as_incomplet
     # the interval is the CS of the deltas in evaluation order (all zero here)
     want = sequential.sequence_interval(np.zeros(150), -1.0, 1.0)
     assert rule["interval"]["lo"] == pytest.approx(want.lo)
+    # compare shows the sequence too, and no fixed-n p-value
+    assert main(["compare", str(b), str(c)]) == 0
+    shown = capsys.readouterr().out
+    assert "confidence" in shown and "McNemar" not in shown
 
 
 def test_evaluation_order_is_the_order_of_the_sequence(tmp_path, capsys):

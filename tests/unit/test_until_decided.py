@@ -149,6 +149,10 @@ def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> Non
 @pytest.mark.parametrize("args, message", [
     (["--until-decided", "g.yaml"], "--until-decided GATE and --baseline RUN go together"),
     (["--baseline", "base"], "--until-decided GATE and --baseline RUN go together"),
+    (["--until-decided", "g.yaml", "--baseline", "b", "--seed", "-1"], "--seed must lie in"),
+    (["--until-decided", "g.yaml", "--baseline", "b", "--max-minutes", "nan"], "--max-minutes must be"),
+    (["--until-decided", "g.yaml", "--baseline", "b", "-a", "x", "-a", "y"], "at most one --adapter"),
+    (["--until-decided", "missing.yaml", "--baseline", "b"], "gate file not found"),
 ])
 def test_bad_flags_are_exit_2(tmp_path: Path, capsys, args: list[str], message: str) -> None:
     code = main(["eval", "-q", "-m", "fake:toy", "-s", "nowhere", *args])
