@@ -263,7 +263,11 @@ def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str
     verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
     # The p-values are one-sided: the two-sided 95% interval's ends are one-sided 97.5% bounds.
     p_pass = p_fail = None
-    if unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
+    if unit.p_at is not None:  # sequential: anytime p-values from the sequence's own capital process
+        fail_at = side.threshold if side.fail_threshold is None else side.fail_threshold
+        p_pass = unit.p_at(side.threshold, side.pass_if_above)
+        p_fail = unit.p_at(fail_at, not side.pass_if_above)
+    elif unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
         p_pass = invert(unit.interval_at, side.passes) / 2
         p_fail = invert(unit.interval_at, side.fails) / 2
     return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)

@@ -139,3 +139,24 @@ def describe(block: dict[str, Any] | None) -> str:
     if not block:
         return ""
     return f"sequential run: {block.get('method', CS_METHOD)}, alpha {block.get('alpha', ALPHA)}"
+
+
+def anytime_p(x: ArrayLike, lower: float, upper: float, threshold: float, *, above: bool,
+              alpha: float = ALPHA) -> float:
+    """One-sided anytime-valid p-value, from the same capital process the CS uses (bets tuned at `alpha`).
+
+    above=True tests H0: mean <= threshold (small p: the mean lies above it) with 1 / max_t K⁺_t(threshold);
+    above=False tests H0: mean >= threshold with K⁻. Ville's inequality gives P(p <= a) <= a for every a at
+    any stopping time, and p <= alpha/2 exactly when the CS's running intersection excludes the threshold
+    on that side, so the gate's verdicts and its (Holm-adjusted) p-values agree. Inverting the CS over
+    alpha instead would mix processes with different bets, which Ville's inequality does not cover."""
+    v = np.asarray(x, dtype=float).ravel()
+    if v.size == 0:
+        return 1.0
+    span = upper - lower
+    m = (threshold - lower) / span
+    if m < 0.0 or m > 1.0:  # the mean cannot lie beyond the bounds
+        return 0.0 if (m < 0.0) == above else 1.0
+    y = np.clip((v - lower) / span, 0.0, 1.0)[None, :]
+    log_k = log_capital(y, np.array([m]), bets(y, alpha), upper=not above).max()
+    return float(min(1.0, math.exp(-max(0.0, float(log_k)))))

@@ -126,3 +126,17 @@ def test_clearly_worse_candidate_fails_sequentially(tmp_path, capsys):
     _make_sequential(c, [int(i) for i in np.random.default_rng(1).permutation(100)[:60]])
     code, verdict, _ = _gate(tmp_path, 0.05, b, c, capsys)
     assert code == 1 and verdict["rules"][0]["verdict"] == "FAIL"
+
+
+def test_sequential_p_values_are_the_anytime_ones(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    base = rng.binomial(1, 0.5, 300).astype(float)
+    cand = np.where(rng.random(300) < 0.3, 1.0, base)  # gains only
+    b, c = _pair(tmp_path, base.tolist(), cand.tolist())
+    order = list(range(300))
+    _make_sequential(c, order)
+    code, verdict, _ = _gate(tmp_path, 0.05, b, c, capsys)
+    check = verdict["rules"][0]["checks"][0] if verdict["rules"][0]["checks"] else None
+    assert code == 0 and check is not None
+    want = sequential.anytime_p(cand - base, -1.0, 1.0, -0.05, above=True)
+    assert check["p_pass"] == pytest.approx(want) and want <= 0.025

@@ -98,3 +98,22 @@ def test_sequence_interval_on_paired_deltas() -> None:
     assert sq.sequence_interval([], -1.0, 1.0).defined is False
     with pytest.raises(ValueError):
         sq.sequence_interval([2.0], -1.0, 1.0)
+
+
+def test_anytime_p_agrees_with_the_sequence_and_is_valid() -> None:
+    rng = np.random.default_rng(11)
+    d = rng.choice([-1.0, 0.0, 1.0], p=[0.1, 0.6, 0.3], size=300)
+    iv = sq.sequence_interval(d, -1.0, 1.0)
+    for t in (-0.2, -0.05, 0.0, 0.1, 0.3):
+        p_above = sq.anytime_p(d, -1.0, 1.0, t, above=True)
+        p_below = sq.anytime_p(d, -1.0, 1.0, t, above=False)
+        assert (p_above <= 0.025) == (iv.lo > t + 1e-6) or abs(iv.lo - t) < 1e-6  # type: ignore[operator]
+        assert (p_below <= 0.025) == (iv.hi < t - 1e-6) or abs(iv.hi - t) < 1e-6  # type: ignore[operator]
+    assert sq.anytime_p(d, -1.0, 1.0, -2.0, above=True) == 0.0
+    assert sq.anytime_p(d, -1.0, 1.0, 2.0, above=True) == 1.0
+    # under H0 (mean exactly at the threshold) P(p <= a) <= a at every a, at the end of 400 values
+    reps = 1000
+    sims = np.where(rng.random((reps, 400)) < 0.15, -1.0, np.where(rng.random((reps, 400)) < 0.15 / 0.85, 1.0, 0.0))
+    ps = np.array([sq.anytime_p(row, -1.0, 1.0, 0.0, above=True) for row in sims])
+    for a in (0.01, 0.05, 0.2):
+        assert np.mean(ps <= a) <= a + 3 * math.sqrt(a * (1 - a) / reps)
