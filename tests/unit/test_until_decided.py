@@ -28,6 +28,15 @@ TASK = """  - name: add
     generation: {max_new_tokens: 4}
     metrics: [exact_match]
 """
+MC_TASK = """  - name: add
+    kind: multiple_choice
+    data: {test: data/add.jsonl}
+    prompt: "{{ q }}"
+    choices: c
+    target: g
+    chat_template: false
+    metrics: [acc]
+"""
 SCRIPT = {f"What is {i} + 1?": str(i + 1) for i in range(N)}
 
 
@@ -133,9 +142,7 @@ def test_budget_stops_an_undecidable_rule(setup) -> None:
 
 
 def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> None:
-    suite = write_suite(tmp_path / "suite", TASK.replace("generation", "generation_unused")
-                        .replace("kind: generate", "kind: multiple_choice").replace("target: a", "choices: c\n    target: g")
-                        .replace("metrics: [exact_match]", "metrics: [acc]").replace("    generation_unused: {max_new_tokens: 4}\n", ""),
+    suite = write_suite(tmp_path / "suite", MC_TASK,
                         {"data/add.jsonl": [{"q": r["q"], "c": [r["a"], "x", "y"], "g": 0} for r in ROWS]})
     assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
     gate = _gate(tmp_path / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
