@@ -60,7 +60,7 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
               suite_fingerprints: dict[str, str] | None = None,
               prompt_hashes: dict[TaskKey, str] | None = None,
               timing: dict[str, Any] | None = None, kind: str = "multiple_choice",
-              prompts: dict[TaskKey, list[str]] | None = None) -> Path:
+              prompts: dict[TaskKey, list[str]] | None = None, targets: dict[TaskKey, list[str]] | None = None) -> Path:
     """Write results.json + samples.jsonl under root and return root.
 
     scores: per (suite, task), per metric, one score per sample (sample ids are "<task>/<i>").
@@ -69,15 +69,18 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
     """
     root.mkdir(parents=True, exist_ok=True)
     responses, perturbed, corpus, prompts = responses or {}, perturbed or {}, corpus or {}, prompts or {}
+    targets = targets or {}
     samples: list[dict[str, Any]] = []
     suites: dict[str, Any] = {}
     for (suite, task), metrics in scores.items():
         n = len(next(iter(metrics.values())))
         texts = responses.get((suite, task)) or [f"answer {i}" for i in range(n)]
         asked = prompts.get((suite, task))
+        gold = targets.get((suite, task))
         for i in range(n):
             samples.append(_sample(suite, task, f"{task}/{i}", None, {m: v[i] for m, v in metrics.items()},
-                                   texts[i % len(texts)], i, asked[i % len(asked)] if asked else None))
+                                   texts[i % len(texts)], i, asked[i % len(asked)] if asked else None,
+                                   gold[i % len(gold)] if gold else None))
         task_entry: dict[str, Any] = {
             "kind": kind, "n": n, "chat_template": False,
             "prompt_hash": (prompt_hashes or {}).get((suite, task), f"ph-{suite}-{task}"),
@@ -94,7 +97,8 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
                 for i in range(n):
                     samples.append(_sample(suite, task, f"{task}/{i}@{pert}", pert,
                                            {m: v[i] for m, v in pmetrics.items()}, texts[i % len(texts)], i,
-                                           asked[i % len(asked)] if asked else None))
+                                           asked[i % len(asked)] if asked else None,
+                                           gold[i % len(gold)] if gold else None))
             task_entry["robustness"] = {}
             for m, clean in metrics.items():
                 worst = [min([clean[i]] + [p[m][i] for p in perts.values()]) for i in range(n)]
@@ -142,10 +146,10 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
 
 
 def _sample(suite: str, task: str, sample_id: str, pert: str | None, scores: dict[str, float], response: str,
-            i: int, prompt: str | None = None) -> dict[str, Any]:
+            i: int, prompt: str | None = None, target: str | None = None) -> dict[str, Any]:
     return {"suite": suite, "task": task, "sample_id": sample_id, "source_id": f"{task}/{i}",
             "perturbation": pert, "prompt": prompt or f"Question {i} of {task}: which option is right?",
-            "target": "A", "response": response, "choices": ["A", "B", "C", "D"], "logliks": None,
+            "target": "A" if target is None else target, "response": response, "choices": ["A", "B", "C", "D"], "logliks": None,
             "scores": scores, "extra": {}}
 
 
@@ -198,8 +202,8 @@ def demo_runs(tmp: Path, n: int = 3, evil: list[str] | None = None) -> list[Path
     own rendered prompts (few-shot prefixes included) and synthetic scores and responses."""
     from harness.suite import load_suite
 
-    scores: dict[TaskKey, list[str]] = {}
     prompts: dict[TaskKey, list[str]] = {}
+    targets: dict[TaskKey, list[str]] = {}
     answers: dict[TaskKey, list[str]] = {}
     perts: list[tuple[TaskKey, list[str]]] = []
     metrics_of: dict[TaskKey, list[str]] = {}
@@ -209,6 +213,7 @@ def demo_runs(tmp: Path, n: int = 3, evil: list[str] | None = None) -> list[Path
             key = (name, task.name)
             rendered = task.samples(limit=n)
             prompts[key] = [s.prompt for s in rendered]
+            targets[key] = [task.target_text(s) for s in rendered]
             answers[key] = [task.target_text(s) if s.choices else
                             "The answer follows from the facts. " * 8 for s in rendered]
             metrics_of[key] = list(task.spec.metrics)
@@ -225,5 +230,5 @@ def demo_runs(tmp: Path, n: int = 3, evil: list[str] | None = None) -> list[Path
             first = next(iter(texts))
             texts[first] = list(evil)
         runs.append(build_run(tmp / (adapter or "base"), scores=sc, perturbed=pt, responses=texts,
-                              prompts=prompts, adapter=adapter, method=method))
+                              prompts=prompts, targets=targets, adapter=adapter, method=method))
     return runs
