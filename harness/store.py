@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import Response, SampleRecord, UserError
+from harness.fileio import tunegate_home
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -37,8 +38,6 @@ CREATE TABLE IF NOT EXISTS baselines (
 
 def default_store_path() -> Path:
     """`$TUNEGATE_STORE`, else `store.sqlite` in the tunegate home."""
-    from harness.models.registry import tunegate_home
-
     env = os.environ.get("TUNEGATE_STORE")
     return Path(env) if env else tunegate_home() / "store.sqlite"
 
