@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from harness.engine import EvalSettings, evaluate
+from harness.quiet import active_log
 from harness.runs import atomic_write_text
 
 SUITES = ["medical", "legal", "code", "adversarial", "general"]
@@ -187,6 +188,8 @@ def _print_summary(out: Path, gates: list[Any], code: int) -> None:
         print(f"      {gate.comparison.candidate.label}: {status}")
     for name in ("report.html", "report.md", "results.json", "junit.xml"):
         print(f"      {out / name}")
+    if (log := active_log()) is not None:
+        print(f"      library output (warnings, progress bars, trainer logs): {log}")
     meaning = {0: "every adapter passes the gate", 1: "the gate failed",
                3: "inconclusive: not enough evidence to decide; see `tunegate plan`"}[code]
     print(f"      exit status {code} ({meaning})")
