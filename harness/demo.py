@@ -96,7 +96,9 @@ def _cache_note(results: dict[str, Any]) -> str:
     timing = results["timing"]
     if timing["cache_misses"] == 0:
         return f"reused every answer from the cache ({timing['cache_hits']} requests; nothing changed)"
-    return f"{timing['cache_misses']} requests computed, {timing['cache_hits']} from the cache"
+    speed = timing.get("tokens_per_second")
+    rate = f"; {timing.get('tokens_processed', 0)} tokens at {speed:.0f} tokens/s" if speed else ""
+    return f"{timing['cache_misses']} requests computed, {timing['cache_hits']} from the cache{rate}"
 
 
 def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
@@ -111,7 +113,11 @@ def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
 
         return load_recipe(recipe).output_dir
     out = train(recipe)
-    stage.notes.append(f"{recipe.stem}: trained into {out}")
+    try:
+        speed = json.loads((out / "provenance.json").read_text(encoding="utf-8")).get("tokens_per_second")
+    except (OSError, ValueError):
+        speed = None
+    stage.notes.append(f"{recipe.stem}: trained into {out}" + (f" ({speed:.0f} tokens/s)" if speed else ""))
     return out
 
 
