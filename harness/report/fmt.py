@@ -75,8 +75,19 @@ def fmt_plan(rule: Any) -> str:
     if rule.verdict != "INCONCLUSIVE":
         return ""
     if rule.plan_n:
-        return f"a fresh run of ≈{rule.plan_n} items decides it at 80% power (see `tunegate plan`)"
+        more = more_items(rule)
+        extra = f", ≈{more} more than evaluated here" if more else ""
+        return f"a fresh run of ≈{rule.plan_n} items per task decides it at 80% power{extra} (see `tunegate plan`)"
     return "no plan: see `tunegate plan`"
+
+
+def more_items(rule: Any) -> int | None:
+    """Items per task beyond those evaluated that the planner's n asks for: the largest gap over the rule's
+    undecided checks (a rule's n sums its tasks, its planned n is the largest task's), None without a plan."""
+    gaps = [c.plan_n - c.n for c in getattr(rule, "checks", []) if c.verdict == "INCONCLUSIVE" and c.plan_n]
+    if gaps:
+        return max(0, max(gaps))
+    return max(0, rule.plan_n - rule.n) if rule.plan_n else None
 
 
 def fmt_sequential(summary: dict[str, Any] | None) -> str:
