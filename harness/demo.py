@@ -48,13 +48,33 @@ class Sizes:
     chunk: int  # items per task between two looks of the sequential evaluation
     max_minutes: float  # per adapter: the sequential evaluation stops after the look that passes this
     max_items: int | None  # per adapter
+    cheap: int = 1  # times `chunk` for cheap tasks (scored choices, short single answers)
+
+
+def task_chunks(suites: list[Any], sizes: Sizes) -> dict[str, int]:
+    """Items per look for each task, by its cost, fixed before any answer is seen: `cheap` x chunk for
+    multiple-choice and short single answers (most of the evidence per second), chunk for longer generation,
+    a fifth of it for sampled code (several completions of up to 128 tokens each, run in the sandbox)."""
+    out = {}
+    for suite in suites:
+        for task in suite.tasks:
+            gen = task.spec.generation
+            if task.spec.kind == "code":
+                n = max(1, sizes.chunk // 5)
+            elif task.spec.kind == "multiple_choice" or (gen is not None and gen.max_new_tokens <= 16
+                                                          and gen.samples == 1):
+                n = sizes.chunk * sizes.cheap
+            else:
+                n = sizes.chunk
+            out[f"{suite.name}/{task.name}"] = n
+    return out
 
 
 # Budgets (2 quiet cores, set-up excluded): training about 2.5 min per recipe; each adapter's sequential
 # evaluation stops after the look that passes `max_minutes` (the first adapter's minutes also compute the base's
 # answers, which the other two reuse from the cache). Default: ~7.5 + 3 x 3 min plus one look's overshoot
 # each, within 20 min; quick: one look of one item per task.
-DEFAULT = Sizes("demo", max_steps=None, train_rows=None, chunk=10, max_minutes=3.0, max_items=None)
+DEFAULT = Sizes("demo", max_steps=None, train_rows=None, chunk=10, max_minutes=3.0, max_items=None, cheap=4)
 QUICK = Sizes("demo-quick", max_steps=2, train_rows=16, chunk=1, max_minutes=0.01, max_items=None)
 
 
@@ -142,7 +162,8 @@ class _Session:
     def until_decided(self, adapter: Path, out: Path, sizes: Sizes, stage: Stage) -> Any:
         from harness.until import UntilSettings, run_until_decided, summary
 
-        until = UntilSettings(self.gate, str(out.parent / "base"), sizes.max_items, sizes.max_minutes, sizes.chunk, SEED)
+        until = UntilSettings(self.gate, str(out.parent / "base"), sizes.max_items, sizes.max_minutes, sizes.chunk, SEED,
+                              task_chunks(self.suites, sizes))
         print(f"      {adapter.name}:", flush=True)
         outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
                                     str(adapter), self.base, out)
@@ -301,7 +322,7 @@ def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: Any, outc
     summary = {
         "format": "tunegate.demo/2", "mode": sizes.name, "quick": sizes is QUICK,
         "notice": SMOKE if sizes is QUICK else None, "suites": SUITES,
-        "sizes": {"max_steps": sizes.max_steps, "train_rows": sizes.train_rows, "chunk": sizes.chunk,
+        "sizes": {"max_steps": sizes.max_steps, "train_rows": sizes.train_rows, "chunk": sizes.chunk, "cheap_chunk_factor": sizes.cheap,
                   "max_minutes_per_adapter": sizes.max_minutes, "max_items_per_adapter": sizes.max_items,
                   "seed": SEED},
         "variants": variants,

@@ -60,6 +60,12 @@ class UntilSettings:
     max_minutes: float | None = None
     chunk: int = DEFAULT_CHUNK
     seed: int = 0
+    # Per task ("suite/task"): items per look instead of `chunk`, e.g. more of a cheap multiple-choice task than of
+    # a sampled code task. Fixed before any answer is seen, so every look stays valid (the CS allows any looks).
+    task_chunk: dict[str, int] = field(default_factory=dict)
+
+    def chunk_of(self, task: tuple[str, str]) -> int:
+        return self.task_chunk.get(f"{task[0]}/{task[1]}", self.chunk)
 
 
 @dataclass
@@ -248,6 +254,7 @@ class _Loop:
 
     def block(self, stopped: str | None, available: dict[str, int], looks: list[int]) -> dict[str, Any]:
         return {"method": sequential.CS_METHOD, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
+                "task_chunk": dict(self.until.task_chunk),
                 "gate": str(self.until.gate), "baseline": str(self.until.baseline), "stopped": stopped,
                 "available": available, "looks": looks, "evaluated": self.evaluated(),
                 "items": [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
@@ -302,7 +309,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             break
         chunk: list[Group] = []
         for task in active:
-            step = order[task][taken[task]:taken[task] + until.chunk]
+            step = order[task][taken[task]:taken[task] + until.chunk_of(task)]
             chunk += step
             taken[task] += len(step)
         if room is not None and len(chunk) > room:
