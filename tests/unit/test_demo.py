@@ -1,0 +1,45 @@
+"""The demo's pieces that need no model: looks sized by cost, the smoke-run label, what an undecided rule needs."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from harness.demo import DEFAULT, QUICK, SMOKE, SUITES, _label_smoke, task_chunks
+from harness.report.fmt import fmt_plan, more_items
+from harness.suite import load_suite
+
+
+def test_looks_take_more_of_cheap_tasks_and_few_code_items():
+    suites = [load_suite(name) for name in SUITES]
+    chunks = task_chunks(suites, DEFAULT)
+    assert chunks["medical/pubmedqa_mc"] == 40  # scored choices
+    assert chunks["medical/pubmedqa_gen"] == 40  # one short answer (6 tokens)
+    assert chunks["medical/pubmedqa_long"] == 10  # 48 generated tokens
+    assert chunks["code/humaneval"] == 2  # three sampled completions of up to 128 tokens
+    assert set(chunks) == {f"{s.name}/{t.name}" for s in suites for t in s.tasks}
+    assert set(task_chunks(suites, QUICK).values()) == {1}  # the smoke run: one item per task
+
+
+def test_quick_reports_say_smoke_run_on_every_page(tmp_path):
+    html, md = tmp_path / "report.html", tmp_path / "report.md"
+    html.write_text("<!doctype html><html><head><title>t</title></head><body class=\"x\"><h1>tunegate</h1></body></html>")
+    md.write_text("# tunegate report\n\nbody\n")
+    _label_smoke(html, md)
+    text = md.read_text()
+    assert text.startswith("# tunegate report\n\n> **Smoke run") and "not evidence" in text and text.endswith("body\n")
+    page = html.read_text()
+    body = page.index('<body class="x">') + len('<body class="x">')
+    assert page[body:].startswith('<div role="alert" class="smoke-run"')
+    assert "<code>tunegate demo --quick</code>" in page and "not evidence" in page and "`" not in page
+    assert "not evidence" in SMOKE
+
+
+def test_an_undecided_rule_says_how_many_more_items_per_task():
+    check = SimpleNamespace(verdict="INCONCLUSIVE", plan_n=310, n=40)
+    done = SimpleNamespace(verdict="PASS", plan_n=None, n=40)
+    rule = SimpleNamespace(verdict="INCONCLUSIVE", plan_n=310, n=80, checks=[check, done])
+    assert more_items(rule) == 270  # per task: the planner's n minus that task's n, not minus the rule's sum
+    assert "≈310 items per task" in fmt_plan(rule) and "≈270 more than evaluated here" in fmt_plan(rule)
+    single = SimpleNamespace(verdict="INCONCLUSIVE", plan_n=50, n=60, checks=[])
+    assert more_items(single) == 0 and "more than" not in fmt_plan(single)
+    assert fmt_plan(SimpleNamespace(verdict="PASS", plan_n=5, n=1, checks=[])) == ""
