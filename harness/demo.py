@@ -98,14 +98,17 @@ def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Pa
     _end(stage)
 
     stage = _begin(stages, 2, f"loading the base model and the suites {', '.join(SUITES)}")
-    session = _Session.open(root / GATE_FILE, store_path)
+    session = _Session(root / GATE_FILE, store_path, out / "runs" / "base")
     _end(stage, f"{session.available} items available to the gate's rules; evaluation order seeded ({SEED})")
 
-    stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided (chunks of {sizes.chunk} per task, "
-                              f"budget {sizes.max_minutes:g} min per adapter), base answers on demand")
+    looks = (f"{sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer generation and "
+             f"{max(1, sizes.chunk // 5)} of each code task per look" if sizes.cheap > 1 else
+             f"{sizes.chunk} item of each task per look")
+    stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget "
+                              f"{sizes.max_minutes:g} min per adapter), base answers on demand and shared")
     try:
         outcomes = [session.until_decided(adapter, out / "runs" / adapter.name, sizes, stage) for adapter in adapters]
-        base = session.write_base(out / "runs" / "base")
+        base = session.write_base()
     finally:
         session.close()
     _end(stage, f"base: {session.base_items} items evaluated on demand, shared by the {len(adapters)} adapters")
@@ -124,7 +127,7 @@ def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Pa
 class _Session:
     """The base loaded once, the store, the suites and the gate: what every adapter's sequential run shares."""
 
-    def __init__(self, gate: Path, store_path: str | None) -> None:
+    def __init__(self, gate: Path, store_path: str | None, base_dir: Path) -> None:
         from harness.api import sha256_json
         from harness.engine import assemble_results
         from harness.gate import load_gate
@@ -149,20 +152,19 @@ class _Session:
         # The base starts with no answers: each adapter's run evaluates the ones it needs on demand and adds them
         # to this run, so the next adapter (same seeded order) finds them here.
         results = assemble_results("demo-base", self.model_info, self.suites, [], [], self.settings)
-        self.base = Run(results, [], Path("base"), "base")
-
-    @classmethod
-    def open(cls, gate: Path, store_path: str | None) -> _Session:
-        return cls(gate, store_path)
+        self.base = Run(results, [], base_dir, "base")
 
     @property
     def base_items(self) -> int:
         return len({(s["suite"], s["task"], s.get("source_id") or s["sample_id"]) for s in self.base.samples})
 
     def until_decided(self, adapter: Path, out: Path, sizes: Sizes, stage: Stage) -> Any:
+        from harness.engine import check_capabilities
         from harness.until import UntilSettings, run_until_decided, summary
 
-        until = UntilSettings(self.gate, str(out.parent / "base"), sizes.max_items, sizes.max_minutes, sizes.chunk, SEED,
+        check_capabilities(self.backend, self.suites, [str(adapter)])
+        self.backend.check_adapter(str(adapter))
+        until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, sizes.max_minutes, sizes.chunk, SEED,
                               task_chunks(self.suites, sizes))
         print(f"      {adapter.name}:", flush=True)
         outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
@@ -173,7 +175,7 @@ class _Session:
             print(f"        {line}", flush=True)
         return outcome
 
-    def write_base(self, out: Path) -> Any:
+    def write_base(self) -> Any:
         """The base's answers on every item any adapter evaluated, as a run directory (what the reports read)."""
         from harness.engine import assemble_results, build_items, write_run_dir
         from harness.runs import load_run
@@ -185,8 +187,8 @@ class _Session:
                  if (i.task.suite.name, i.task.name, i.sample.sample_id) in keys]
         records = [_record_json(s) for s in self.base.samples]
         results = assemble_results("demo-base", self.model_info, self.suites, items, records, self.settings)
-        write_run_dir(out, results, records)
-        return load_run(out)
+        write_run_dir(self.base.path, results, records)
+        return load_run(self.base.path)
 
     def close(self) -> None:
         from harness import distributed
