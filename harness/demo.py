@@ -93,7 +93,7 @@ def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Pa
     if quick:
         print(f"\n{SMOKE}", flush=True)
 
-    stage = _begin(stages, 1, f"fine-tuning with {', '.join(RECIPES)} on the medical and legal train splits")
+    stage = _begin(stages, 1, f"fine-tuning with {', '.join(RECIPES)} on the PubMedQA train split (its answer format)")
     adapters = [_train(root, name, sizes, stage) for name in RECIPES]
     _end(stage)
 
