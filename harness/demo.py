@@ -96,9 +96,16 @@ def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Pa
     stage = _begin(stages, 1, f"fine-tuning with {', '.join(RECIPES)} on the PubMedQA train split (its answer format)")
     adapters = [_train(root, name, sizes, stage) for name in RECIPES]
     _end(stage)
+    return decide(adapters, root / GATE_FILE, out, sizes, stages, store_path)
 
+
+def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: list[Stage],
+           store_path: str | None = None) -> int:
+    """Stages 2-5: evaluate each adapter against the base until `gate` is decided, report, and return the exit
+    status."""
+    quick = sizes is QUICK
     stage = _begin(stages, 2, f"loading the base model and the suites {', '.join(SUITES)}")
-    session = _Session(root / GATE_FILE, store_path, out / "runs" / "base")
+    session = _Session(gate, store_path, out / "runs" / "base")
     _end(stage, f"{session.available} items available to the gate's rules; evaluation order seeded ({SEED})")
 
     looks = (f"{sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer generation and "
@@ -113,7 +120,7 @@ def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Pa
         session.close()
     _end(stage, f"base: {session.base_items} items evaluated on demand, shared by the {len(adapters)} adapters")
 
-    stage = _begin(stages, 4, f"reports, gated with {GATE_FILE}")
+    stage = _begin(stages, 4, f"reports, gated with {gate}")
     gates = [o.gate for o in outcomes]
     _report(out, base, outcomes, quick)
     _end(stage)
