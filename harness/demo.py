@@ -18,6 +18,7 @@ says so.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -82,7 +83,15 @@ QUICK = Sizes("demo-quick", max_steps=2, train_rows=16, chunk=1, max_minutes=0.0
 class Stage:
     name: str
     seconds: float = 0.0
+    # CPU seconds of this process and its children (code sandboxes): on a busy machine the wall time says
+    # little, and CPU / cores bounds what a quiet machine needs.
+    cpu_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Path(".")) -> int:
@@ -177,7 +186,8 @@ class _Session:
         outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
                                     str(adapter), self.base, out)
         stage.notes.append(f"{adapter.name}: {outcome.evaluated} of {outcome.available} items in "
-                           f"{outcome.seconds:.0f} s, stopped: {outcome.stopped}")
+                           f"{outcome.seconds:.0f} s, stopped: {outcome.stopped}"
+                           + (f"; {_cache_note(outcome.results)}" if "timing" in outcome.results else ""))
         for line in summary(outcome).splitlines():
             print(f"        {line}", flush=True)
         return outcome
@@ -208,15 +218,17 @@ def _begin(stages: list[Stage], number: int, text: str) -> Stage:
     print(f"\n[{number}/5] {text}", flush=True)
     stages.append(Stage(text))
     stages[-1].seconds = time.perf_counter()
+    stages[-1].cpu_seconds = _cpu()
     return stages[-1]
 
 
 def _end(stage: Stage, *notes: str) -> None:
     stage.seconds = round(time.perf_counter() - stage.seconds, 1)
+    stage.cpu_seconds = round(_cpu() - stage.cpu_seconds, 1)
     stage.notes += [n for n in notes if n]
     for note in stage.notes:
         print(f"      {note}")
-    print(f"      done in {stage.seconds} s", flush=True)
+    print(f"      done in {stage.seconds} s (CPU {stage.cpu_seconds} s)", flush=True)
 
 
 def _cache_note(results: dict[str, Any]) -> str:
@@ -340,7 +352,8 @@ def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: Any, outc
             "evaluated": o.evaluated, "available": o.available, "stopped": o.stopped, "seconds": round(o.seconds, 1),
             "rules": _rules(o)} for o in outcomes},
         "exit_code": code,
-        "stages": [{"name": s.name, "seconds": s.seconds, "notes": s.notes} for s in stages],
+        "stages": [{"name": s.name, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds, "notes": s.notes}
+                   for s in stages],
     }
     atomic_write_text(out / "results.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
 
