@@ -52,8 +52,8 @@ def _reference(backend, request: Request) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("kind", ["prompt_tuning", "prefix_tuning"])
-@pytest.mark.parametrize("batch,pack", [(1, 16), (32, 512)])
+@pytest.mark.parametrize("kind,batch,pack", [("prompt_tuning", 1, 16), ("prompt_tuning", 32, 512),
+                                              ("prefix_tuning", 3, 512)])
 def test_prompt_learning_scores_match_pefts_forward(tiny_model: Path, adapters: dict[str, Path], kind: str,
                                                     batch: int, pack: int) -> None:
     backend = load_backend(str(tiny_model), batch_size=batch)
