@@ -107,17 +107,24 @@ def _label(results: dict[str, Any]) -> str:
 
 
 def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
-    """A run directory, or the name of a baseline saved in the store with `eval --save-baseline NAME`."""
+    """A run directory; the name of a channel in the store (its current release, as saved with `eval
+    --save-baseline NAME` or promoted); CHANNEL@N (release N); or a run id from the ledger."""
     path = Path(ref)
     if path.exists():
         return load_run(path)
+    from harness import ledger
     from harness.store import Store
 
     store = Store(store_path)
-    source = f"baseline {excerpt(str(ref), 80)} in {store.path}"
+    source = f"baseline {excerpt(str(ref), 80)} in {store.location}"
     try:
         saved = store.load_baseline(str(ref))
         names = store.baselines()
+        if saved is None and ("@" in str(ref) or len(str(ref)) >= 8):
+            try:
+                saved = ledger.run_data(store.conn, ledger.resolve_run_id(store.conn, str(ref)))
+            except UserError:
+                saved = None
     except (ValueError, RecursionError) as exc:  # stored JSON that does not parse
         raise UserError(f"the saved copy is not valid JSON ({excerpt(str(exc), 80)})", source=source) from None
     finally:
@@ -126,6 +133,12 @@ def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
         known = f" (saved baselines: {', '.join(names)})" if names else ""
         raise UserError(f"no such run directory or saved baseline{known}", source=str(ref))
     results, samples = saved
+    return stored_run(str(ref), results, samples, source)
+
+
+def stored_run(ref: str, results: Any, samples: Any, source: str | None = None) -> Run:
+    """A run read back from the store, checked like a run directory (the store may be old or shared)."""
+    source = source or f"stored run {excerpt(ref, 80)}"
     runfile.check_results(results, f"{source}: results")
     if not isinstance(samples, list):
         raise UserError("the saved samples are not a list", source=source)

@@ -1,0 +1,243 @@
+"""The release ledger, the same suite on both stores: SQLite and a real PostgreSQL server (tests/pgserver.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.store import Store
+from tests.unit.runfixtures import build_run
+
+ROOT = Path(__file__).resolve().parents[2]
+GATE = """rules:
+  - name: medical does not get worse
+    suite: medical
+    non_inferiority: 0.2
+"""
+
+
+def make_run(root: Path, name: str | None, right: int, n: int = 40, fp: str = "fp-medical") -> Path:
+    scores = [1.0] * right + [0.0] * (n - right)
+    return build_run(root / (name or "base"), adapter=name, suite_fingerprints={"medical": fp},
+                     scores={("medical", "medqa"): {"acc": scores}})
+
+
+def tg(*args: str) -> int:
+    return main(list(args))
+
+
+def err_line(capsys: pytest.CaptureFixture) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("tunegate: error: "), err
+    return err[0]
+
+
+@pytest.fixture
+def channel(store_ref: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> tuple[Path, Path]:
+    """Channel `approved` bound to GATE, release 1 = the base run; returns (gate file, runs folder)."""
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE)
+    runs = tmp_path / "runs"
+    make_run(runs, None, 30)
+    assert tg("channel", "create", "approved", "--gate", str(gate), "--release", str(runs / "base")) == 0
+    capsys.readouterr()
+    return gate, runs
+
+
+def test_gate_records_and_promote_moves_the_pointer(channel: tuple[Path, Path], store_ref: str,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    gate, runs = channel
+    cand = make_run(runs, "v2", 31)
+    assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(cand)) == 0
+    assert tg("promote", str(cand), "--to", "approved") == 0
+    assert "release 2" in capsys.readouterr().out
+    # the gate by name now reads release 2; release 1 is kept
+    store = Store(store_ref)
+    results, _ = store.load_baseline("approved")  # type: ignore[misc]
+    assert results["run_id"] == "run-v2"
+    rows = store.conn.execute("SELECT number, run_id, forced, verdict_id FROM ledger_releases ORDER BY number").fetchall()
+    store.close()
+    assert [(r[0], r[1], bool(r[2])) for r in rows] == [(1, "run-base", False), (2, "run-v2", False)]
+    assert rows[1][3] is not None  # promoted on a recorded verdict
+    assert tg("runs", "show", "run-v2") == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "approved release 2" in out and "fp-medical"[:12] in out
+    assert tg("runs", "list", "--suite", "medical") == 0
+    out = capsys.readouterr().out
+    assert "run-v2" in out and "run-base" in out
+    assert tg("runs", "list", "--suite", "legal") == 0 and "no runs" in capsys.readouterr().out
+    assert tg("runs", "list", "--since", "2999-01-01") == 0 and "no runs" in capsys.readouterr().out
+
+
+def test_promote_refuses_without_a_passing_verdict(channel: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    gate, runs = channel
+    never = make_run(runs, "never-gated", 31)
+    assert tg("promote", str(never), "--to", "approved") == 2
+    assert "no recorded verdict" in err_line(capsys)
+    worse = make_run(runs, "worse", 5)
+    assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(worse)) == 1
+    capsys.readouterr()
+    assert tg("promote", str(worse), "--to", "approved") == 2
+    assert "FAIL, not PASS" in err_line(capsys)
+    assert tg("promote", str(worse), "--to", "nope") == 2
+    assert "no channel 'nope'" in err_line(capsys)
+    assert tg("promote", "no-such-run-id", "--to", "approved") == 2
+    assert "no run 'no-such-run-id'" in err_line(capsys)
+    assert tg("promote", str(worse), "--to", "approved", "--force") == 2
+    assert "--force needs --reason" in err_line(capsys)
+    assert tg("promote", str(worse), "--to", "approved", "--force", "--reason", "hotfix for ticket 12") == 0
+    capsys.readouterr()
+    assert tg("runs", "show", "run-worse") == 0
+    assert "forced: hotfix for ticket 12" in capsys.readouterr().out
+
+
+def test_a_verdict_against_an_older_release_does_not_count(channel: tuple[Path, Path],
+                                                           capsys: pytest.CaptureFixture) -> None:
+    gate, runs = channel
+    a, b = make_run(runs, "a", 31), make_run(runs, "b", 32)
+    for cand in (a, b):
+        assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(cand)) == 0
+    assert tg("promote", str(a), "--to", "approved") == 0
+    capsys.readouterr()
+    assert tg("promote", str(b), "--to", "approved") == 2
+    assert "not the current release" in err_line(capsys)
+
+
+def test_history_table_sparkline_and_suite_change(channel: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
+    gate, runs = channel
+    for i, (name, right, fp) in enumerate((("r2", 32, "fp-medical"), ("r3", 33, "fp-medical-v2"))):
+        cand = make_run(runs, name, right, fp=fp)
+        assert tg("promote", str(cand), "--to", "approved", "--force", "--reason", f"step {i}") == 0
+    capsys.readouterr()
+    assert tg("history", "--channel", "approved", "--metric", "medical/acc") == 0
+    out = capsys.readouterr().out
+    assert "over 3 releases" in out and "0.7500" in out and "0.8250" in out
+    assert "◆ suite changed" in out and "●" in out and "├" in out
+    assert any(ch in out for ch in "▁█")
+    assert tg("history", "--channel", "approved", "--metric", "medical/nope") == 2
+    assert "reports medical/nope" in err_line(capsys)
+    assert tg("history", "--channel", "missing", "--metric", "medical/acc") == 2
+    assert "no channel 'missing'" in err_line(capsys)
+
+
+def test_save_baseline_appends_releases(store_ref: str, tmp_path: Path) -> None:
+    from harness.runs import load_run
+
+    runs = tmp_path / "runs"
+    one, two = load_run(make_run(runs, None, 20)), load_run(make_run(runs, "v2", 25))
+    store = Store(store_ref)
+    store.save_baseline("nightly", "run-base", one.results, one.samples)
+    store.save_baseline("nightly", "run-v2", two.results, two.samples)
+    assert store.load_baseline("nightly")[0]["run_id"] == "run-v2"  # type: ignore[index]
+    assert store.baselines() == ["nightly"]
+    numbers = store.conn.execute("SELECT number, run_id, reason FROM ledger_releases WHERE channel='nightly' "
+                                 "ORDER BY number").fetchall()
+    store.close()
+    assert [tuple(r) for r in numbers] == [(1, "run-base", "eval --save-baseline"), (2, "run-v2", "eval --save-baseline")]
+
+
+def test_an_unreachable_store_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    url = "postgresql://someone:secret@127.0.0.1:9/nothing"
+    assert tg("runs", "list", "--store", url) == 2
+    line = err_line(capsys)
+    assert "cannot reach the store" in line and "secret" not in line and "***" in line
+
+
+def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def test_two_processes_promote_at_once_and_exactly_one_wins(channel: tuple[Path, Path], store_ref: str) -> None:
+    gate, runs = channel
+    a, b = make_run(runs, "a", 31), make_run(runs, "b", 32)
+    for cand in (a, b):
+        assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(cand)) == 0
+    procs = [_spawn("promote", "run-a", "--to", "approved"), _spawn("promote", "run-b", "--to", "approved")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outs
+    loser = next(err for (_, err), p in zip(outs, procs) if p.returncode == 2)
+    assert loser.count("\n") == 1 and ("moved to release 2" in loser or "not the current release" in loser), loser
+    store = Store(store_ref)
+    rows = store.conn.execute("SELECT number FROM ledger_releases WHERE channel='approved'").fetchall()
+    store.close()
+    assert sorted(r[0] for r in rows) == [1, 2]
+
+
+def _consistent(store_ref: str) -> tuple[int, int]:
+    """The channel's pointer agrees with its last release row; returns (releases, runs in the ledger)."""
+    store = Store(store_ref)
+    number, run_id = store.conn.execute("SELECT number, run_id FROM ledger_channels WHERE name='loop'").fetchone()
+    rows = store.conn.execute("SELECT number, run_id FROM ledger_releases WHERE channel='loop' ORDER BY number").fetchall()
+    n_runs = store.conn.execute("SELECT count(*) FROM ledger_runs").fetchone()[0]
+    store.close()
+    assert [r[0] for r in rows] == list(range(1, number + 1))
+    assert rows[-1][1] == run_id
+    return int(number), int(n_runs)
+
+
+def test_sigkill_mid_write_leaves_the_ledger_before_or_after(store_ref: str, tmp_path: Path) -> None:
+    """Kill a process that saves releases in a loop (eval --save-baseline's write: run + pointer + release row in one
+    transaction) at several moments; the channel's pointer and its releases always agree, and every release's
+    run is in the ledger."""
+    script = ("import sys; from harness.store import Store; from harness.runs import load_run\n"
+              "run = load_run(sys.argv[1]); store = Store(sys.argv[2]); i = 0\n"
+              "print('ready', flush=True)\n"
+              "while True:\n"
+              "    i += 1; run.results['run_id'] = f'r{i}-' + sys.argv[3]\n"
+              "    store.save_baseline('loop', run.results['run_id'], run.results, run.samples)\n")
+    run = make_run(tmp_path / "runs", None, 300, n=600)  # big enough that a write takes a while
+    seen = 0
+    for attempt, delay in enumerate((0.2, 0.45, 0.7)):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(run), store_ref, str(attempt)], cwd=ROOT,
+                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        releases, _ = _consistent(store_ref)
+        assert releases > seen  # it did write between kills
+        seen = releases
+    store = Store(store_ref)
+    missing = store.conn.execute("SELECT count(*) FROM ledger_releases r WHERE NOT EXISTS (SELECT 1 FROM ledger_runs l "
+                                 "WHERE l.run_id=r.run_id)").fetchone()[0]
+    store.close()
+    assert missing == 0
+
+
+def test_export_import_between_backends(channel: tuple[Path, Path], store_ref: str, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture, request: pytest.FixtureRequest) -> None:
+    gate, runs = channel
+    cand = make_run(runs, "v2", 31)
+    assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(cand)) == 0
+    assert tg("promote", "run-v2", "--to", "approved") == 0
+    dump = tmp_path / "export.jsonl"
+    assert tg("store", "export", str(dump)) == 0
+    # into the other kind of store
+    if store_ref.startswith("postgresql"):
+        other = str(tmp_path / "other.sqlite")
+    else:
+        from tests.pgserver import new_database
+
+        other = new_database(request.getfixturevalue("postgres_url"))
+    assert tg("store", "import", str(dump), "--store", other) == 0
+    assert "2 ledger_releases" in capsys.readouterr().out
+    assert tg("history", "--channel", "approved", "--metric", "medical/acc", "--store", other) == 0
+    assert "over 2 releases" in capsys.readouterr().out
+    assert tg("store", "import", str(dump), "--store", other) == 0  # again: nothing new, nothing doubled
+    assert "0 ledger_releases" in capsys.readouterr().out
+    # a diverged channel is refused, and nothing of the import is written
+    assert tg("promote", "run-base", "--to", "approved", "--force", "--reason", "rollback", "--store", other) == 0
+    assert tg("store", "import", str(dump), "--store", other) == 2
+    assert "different releases" in err_line(capsys)
+    head = json.loads(dump.read_text().splitlines()[0])
+    assert head["format"] == "tunegate.store/1"
