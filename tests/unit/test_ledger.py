@@ -186,15 +186,18 @@ def _consistent(store_ref: str) -> tuple[int, int]:
 
 
 def test_sigkill_mid_write_leaves_the_ledger_before_or_after(store_ref: str, tmp_path: Path) -> None:
-    """Kill a process that saves releases in a loop (eval --save-baseline's write: run + pointer + release row in one
-    transaction) at several moments; the channel's pointer and its releases always agree, and every release's
-    run is in the ledger."""
+    """Kill a process that writes releases in a loop, by eval --save-baseline's write (run + pointer + release row
+    in one transaction) and by promote's, at several moments: the channel's pointer and its releases always agree,
+    and every release's run is in the ledger."""
     script = ("import sys; from harness.store import Store; from harness.runs import load_run\n"
+              "from harness.ledger import promote\n"
               "run = load_run(sys.argv[1]); store = Store(sys.argv[2]); i = 0\n"
               "print('ready', flush=True)\n"
               "while True:\n"
               "    i += 1; run.results['run_id'] = f'r{i}-' + sys.argv[3]\n"
-              "    store.save_baseline('loop', run.results['run_id'], run.results, run.samples)\n")
+              "    store.save_baseline('loop', run.results['run_id'], run.results, run.samples)\n"
+              "    if i > 1:\n"  # and promote's write: back to the previous run, forced with a reason
+              "        promote(store.conn, f'r{i - 1}-' + sys.argv[3], 'loop', force=True, reason='kill test')\n")
     run = make_run(tmp_path / "runs", None, 300, n=600)  # big enough that a write takes a while
     seen = 0
     for attempt, delay in enumerate((0.2, 0.45, 0.7)):
@@ -241,3 +244,59 @@ def test_export_import_between_backends(channel: tuple[Path, Path], store_ref: s
     assert "different releases" in err_line(capsys)
     head = json.loads(dump.read_text().splitlines()[0])
     assert head["format"] == "tunegate.store/1"
+
+
+DRIFT_GATE = """rules:
+  - name: no worse than the current release
+    suite: medical
+    non_inferiority: 0.1
+  - name: no further than 3 points from the first release
+    max_drift: {from: first, metric: medical/acc, margin: 0.03}
+"""
+
+
+def test_gate_with_a_drift_rule_reads_the_anchor_from_the_ledger(store_ref: str, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """Each step passes non-inferiority against the current release; the anchor (release 1) shows the drift."""
+    gate = tmp_path / "drift.yaml"
+    gate.write_text(DRIFT_GATE)
+    runs = tmp_path / "runs"
+    first, second, third = (make_run(runs, name, right, n=2000)
+                             for name, right in ((None, 1500), ("r2", 1460), ("r3", 1420)))
+    assert tg("channel", "create", "approved", "--gate", str(gate), "--release", str(first)) == 0
+    assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(second)) == 0
+    assert tg("promote", str(second), "--to", "approved") == 0
+    capsys.readouterr()
+    assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(third)) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "no further than 3 points" in out
+    verdict = json.loads((third / "verdict.json").read_text())
+    assert [r["verdict"] for r in verdict["rules"]] == ["PASS", "FAIL"] and verdict["rules"][1]["kind"] == "max_drift"
+    assert tg("promote", str(third), "--to", "approved") == 2
+    assert "FAIL, not PASS" in err_line(capsys)
+    # an explicit anchor works without a channel: a release reference
+    gate.write_text(DRIFT_GATE.replace("from: first", "from: approved@1"))
+    assert tg("gate", str(gate), "--baseline", str(second), "--candidate", str(third)) == 1
+    capsys.readouterr()
+    gate.write_text(DRIFT_GATE)  # `from: first` with a run directory as baseline names no channel
+    assert tg("gate", str(gate), "--baseline", str(second), "--candidate", str(third)) == 2
+    assert "names a release of a channel" in err_line(capsys)
+
+
+def test_the_conditional_update_refuses_a_stale_promote(channel: tuple[Path, Path], store_ref: str) -> None:
+    """The compare-and-swap itself: a promote that read release 1 loses once another moved the channel on."""
+    from harness import ledger
+
+    _, runs = channel
+    store = Store(store_ref)
+    ledger.resolve_run_id(store.conn, str(make_run(runs, "late", 31)))
+    stale = ledger.require_channel(store.conn, "approved")  # what the slower job read: release 1
+    other = Store(store_ref)
+    ledger.promote(other.conn, str(make_run(runs, "fast", 32)), "approved", force=True, reason="the faster job")
+    other.close()
+    with pytest.raises(ledger.UserError, match="moved to release 2 while this promote ran"):
+        with store.conn.transaction() as db:
+            ledger._move(db, stale, "run-late", verdict_id=None, forced=True, reason="too late")
+    rows = store.conn.execute("SELECT number, run_id FROM ledger_releases ORDER BY number").fetchall()
+    store.close()
+    assert [tuple(r) for r in rows] == [(1, "run-base"), (2, "run-fast")]
