@@ -1,14 +1,15 @@
-"""The small shared contracts: requests, responses, records, the backend protocol, user errors.
+"""The small shared contracts: requests, responses, records, the backend contract, user errors.
 
 Every other module may import from here; this module imports nothing of ours.
 """
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, ClassVar, Literal, NoReturn, Protocol
 
 RequestKind = Literal["loglikelihood", "loglikelihood_rolling", "generate"]
 
@@ -112,23 +113,116 @@ class SampleRecord:
         return cls(**data)
 
 
-@runtime_checkable
-class Backend(Protocol):
-    """A model that answers requests. Loads lazily: a fully cached run never loads weights."""
+Capability = Literal["loglikelihood", "loglikelihood_rolling", "generate", "chat_template", "adapters"]
+CAPABILITIES: tuple[Capability, ...] = ("loglikelihood", "loglikelihood_rolling", "generate", "chat_template",
+                                        "adapters")
 
+
+class AdapterRef(Protocol):
+    """What a backend reports about its active adapter (harness.models.adapters.AdapterInfo is one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def hash(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class Backend(abc.ABC):
+    """A model that answers requests: the whole contract the engine relies on.
+
+    A backend loads lazily (a fully cached run never loads weights) and declares what it can do in
+    `capabilities`; the engine refuses a task that needs anything else before any work starts. Only
+    `fingerprint` is abstract. Every declared capability must have its method overridden (checked when
+    the subclass is defined); the defaults below refuse with a clear error.
+
+    - Identity: `fingerprint()` names everything that changes answers (model, adapter, tokenizer, dtype,
+      scoring code); the response cache is keyed on its hash. `tokenizer_hash()` names what a
+      chat-templated prompt depends on; templated prompts are cached under it.
+    - Adapters: `adapter` and `set_adapter` switch variants on one loaded base. A backend without the
+      `adapters` capability only accepts `set_adapter(None)`.
+    - Accounting: `load_seconds` is the time spent loading so far (the engine subtracts it from scoring
+      time), and every `Response.tokens_processed` holds the tokens the model ran for that request.
+    """
+
+    name: ClassVar[str] = "backend"  # the spec prefix it is registered under (harness.models.registry)
+    capabilities: frozenset[Capability] = frozenset()
+    load_seconds: float = 0.0
+
+    _METHODS: ClassVar[dict[str, str]] = {"loglikelihood": "loglikelihood",
+                                          "loglikelihood_rolling": "loglikelihood_rolling",
+                                          "generate": "generate", "chat_template": "apply_chat_template",
+                                          "adapters": "set_adapter"}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = cls.__dict__.get("capabilities")
+        if isinstance(declared, frozenset):
+            unknown = declared - set(CAPABILITIES)
+            if unknown:
+                raise TypeError(f"{cls.__name__} declares unknown capabilities {sorted(unknown)}")
+            missing = [c for c in declared if getattr(cls, Backend._METHODS[c]) is getattr(Backend, Backend._METHODS[c])]
+            if missing:
+                raise TypeError(f"{cls.__name__} declares {sorted(missing)} but does not override "
+                                f"{', '.join(Backend._METHODS[c] for c in sorted(missing))}")
+
+    @property
+    def label(self) -> str:
+        """How messages name this backend and model, e.g. `hf:smollm2-135m`."""
+        return self.name
+
+    # ---- identity -------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes answers: model, adapter, tokenizer, dtype. Cheap to compute."""
-        ...
 
+    def tokenizer_hash(self) -> str:
+        """What chat-templated prompts depend on. The default, the whole fingerprint, is always safe."""
+        return sha256_json(self.fingerprint())
+
+    # ---- adapters -------------------------------------------------------------------------------------
+    @property
+    def adapter(self) -> AdapterRef | None:
+        """The active adapter, or None for the bare base."""
+        return None
+
+    def check_adapter(self, adapter_dir: str) -> None:
+        """Raise UserError if `adapter_dir` cannot be used; called for every adapter before a sweep starts."""
+        self._lacks("adapters", f"adapter {adapter_dir}")
+
+    def set_adapter(self, adapter_dir: str | None) -> None:
+        """Switch to another adapter (None: the bare base) without reloading the base."""
+        if adapter_dir is not None:
+            self._lacks("adapters", f"adapter {adapter_dir}")
+
+    # ---- requests -------------------------------------------------------------------------------------
     def apply_chat_template(self, user_text: str, system: str | None = None) -> str:
         """Wrap a user turn in the model's chat template, ready for the assistant's reply."""
-        ...
+        self._lacks("chat_template", "a chat-templated prompt")
 
-    def loglikelihood(self, requests: list[Request]) -> list[Response]: ...
+    def loglikelihood(self, requests: list[Request]) -> list[Response]:
+        """Per request: the summed log-probability of each continuation given the context."""
+        self._lacks("loglikelihood", "loglikelihood requests")
 
-    def loglikelihood_rolling(self, requests: list[Request]) -> list[Response]: ...
+    def loglikelihood_rolling(self, requests: list[Request]) -> list[Response]:
+        """Per request: the log-probability of the whole context."""
+        self._lacks("loglikelihood_rolling", "rolling loglikelihood requests")
 
-    def generate(self, requests: list[Request]) -> list[Response]: ...
+    def generate(self, requests: list[Request]) -> list[Response]:
+        """Per request: the continuation of the context under its generation settings."""
+        self._lacks("generate", "generate requests")
+
+    def answer(self, kind: RequestKind, requests: list[Request]) -> list[Response]:
+        """Dispatch requests of one kind to the method that answers them."""
+        calls = {"loglikelihood": self.loglikelihood, "loglikelihood_rolling": self.loglikelihood_rolling,
+                 "generate": self.generate}
+        return calls[kind](requests)
+
+    def _lacks(self, capability: Capability, what: str) -> NoReturn:
+        raise UserError(f"backend {self.label} cannot serve {what}: it lacks the {capability} capability "
+                        f"(it offers: {', '.join(sorted(self.capabilities)) or 'nothing'})", field="-m/--model")
 
 
 def sha256_json(obj: Any) -> str:

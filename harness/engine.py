@@ -7,20 +7,22 @@ loaded base.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, distributed, metrics
-from harness.api import Backend, Request, Response, SampleRecord, UserError, sha256_json
+from harness import __version__, distributed, metrics, perturb
+from harness.api import Backend, Request, RequestKind, Response, SampleRecord, UserError, sha256_json
 from harness.fileio import atomic_write_text
+from harness.kinds import get_kind
+from harness.kinds.base import Answered, ScoreContext
+from harness.models import load_backend
 from harness.store import Store
-from harness.suite import Generation, Sample, Suite, Task, load_suite
-
-LOGLIK_CHUNK = 64  # requests per store commit for loglikelihood work (the backend packs inside a chunk)
+from harness.suite import Sample, Suite, Task, load_suite
 
 
 @dataclass
@@ -50,16 +52,18 @@ class WorkItem:
     keys: list[str] = field(default_factory=list)
 
 
-Scorer = Callable[[Task, list[tuple[WorkItem, list[Response]]], EvalSettings], list[SampleRecord]]
-SCORERS: dict[str, Scorer] = {}  # per task kind; `code` registers itself from harness.code_scoring
-
-
-def scorer_for(kind: str) -> Scorer:
-    """The scorer of a task kind (the default one unless a kind registered its own)."""
-    if kind == "code" and kind not in SCORERS:
-        # code_scoring imports this module (SCORERS, WorkItem), so importing it at module level is a cycle
-        import harness.code_scoring  # noqa: F401
-    return SCORERS.get(kind, score_default)
+def check_capabilities(backend: Backend, suites: list[Suite], adapters: Sequence[str] = ()) -> None:
+    """Refuse, before any work, a task that needs what the backend lacks (and adapters it cannot load)."""
+    for suite in suites:
+        for task in suite.tasks:
+            missing = sorted(get_kind(task.spec.kind).capabilities(task.spec) - backend.capabilities)
+            if missing:
+                raise UserError(f"task {suite.name}/{task.name} ({task.spec.kind}) needs {', '.join(missing)}, "
+                                f"which backend {backend.label} lacks (it offers: "
+                                f"{', '.join(sorted(backend.capabilities)) or 'nothing'})", field="-m/--model")
+    if adapters and "adapters" not in backend.capabilities:
+        raise UserError(f"backend {backend.label} cannot load adapters (asked for {', '.join(adapters)})",
+                        field="-a/--adapter")
 
 
 def build_items(backend: Backend, suites: list[Suite], settings: EvalSettings, store: Store) -> list[WorkItem]:
@@ -74,13 +78,13 @@ def build_items(backend: Backend, suites: list[Suite], settings: EvalSettings, s
             prompt = chats[(task.spec.system, prompt)]
         elif task.spec.system:
             prompt = task.spec.system + "\n\n" + prompt
-        items.append(WorkItem(len(items), task, sample, prompt, make_requests(task, sample, prompt)))
+        items.append(WorkItem(len(items), task, sample, prompt, get_kind(task.spec.kind).make_requests(task, sample, prompt)))
     return items
 
 
 def chat_prompts(backend: Backend, store: Store, turns: list[tuple[str | None, str]]) -> dict[tuple[str | None, str], str]:
     """Chat-templated prompts, remembered in the store so a cached run never loads the tokenizer."""
-    tok_hash = backend.fingerprint()["tokenizer_hash"]
+    tok_hash = backend.tokenizer_hash()
     keys = {turn: sha256_json(["chat", tok_hash, *turn]) for turn in dict.fromkeys(turns)}
     known = store.cached(list(keys.values()))
     out, fresh = {}, []
@@ -97,22 +101,9 @@ def chat_prompts(backend: Backend, store: Store, turns: list[tuple[str | None, s
 
 def expand(task: Task, samples: list[Sample]) -> list[Sample]:
     """Add the declared perturbed variants of each sample (robustness), when the task names any."""
-    declared = getattr(task.spec, "perturbations", None)
-    if not declared:
+    if not task.spec.perturbations:
         return samples
-    from harness import perturb
-
     return samples + perturb.variants(task, samples)
-
-
-def make_requests(task: Task, sample: Sample, prompt: str) -> list[Request]:
-    spec = task.spec
-    if spec.kind == "multiple_choice":
-        return [Request("loglikelihood", prompt, tuple(spec.target_delimiter + c for c in sample.choices or []))]
-    if spec.kind == "perplexity":
-        return [Request("loglikelihood_rolling", prompt)]
-    gen = spec.generation or Generation()
-    return [Request("generate", prompt, gen=gen.settings(i)) for i in range(gen.samples)]
 
 
 def prompt_hash(items: list[WorkItem]) -> str:
@@ -120,15 +111,16 @@ def prompt_hash(items: list[WorkItem]) -> str:
 
 
 def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
-                model_spec: str) -> tuple[dict[str, Any], list[SampleRecord]]:
+                model_spec: str, judge: Backend | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
     """Evaluate the backend's current variant on the suites; returns results.json content and records."""
+    check_capabilities(backend, suites)
     start = time.perf_counter()
     fingerprint = backend.fingerprint()
     fp_hash = sha256_json(fingerprint)
     items = build_items(backend, suites, settings, store)
     key = sha256_json({"fp": fp_hash, "suites": [s.fingerprint() for s in suites], "prompts": prompt_hash(items),
                        "settings": settings.key_part()})
-    adapter = getattr(backend, "adapter", None)
+    adapter = backend.adapter
     model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
                   "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
     started = store.start_run(key, model_info, settings.resume) if distributed.is_main() else None
@@ -137,13 +129,13 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
     todo = [i for i in items if (i.task.suite.name, i.task.name, i.sample.sample_id) not in done]
     if resumed:
         _say(settings, f"resuming run {run_id[:12]}: {len(items) - len(todo)} of {len(items)} samples already done")
-    stats = _execute(backend, store, run_id, fp_hash, todo, settings)
+    stats = _execute(backend, store, run_id, fp_hash, todo, settings, judge)
     if not distributed.is_main():
         return {}, []
     records = store.records(run_id)
     results = assemble_results(run_id, model_info, suites, items, records, settings)
     wall = time.perf_counter() - start
-    results["timing"] = {"wall_seconds": round(wall, 3), "model_load_seconds": round(getattr(backend, "load_seconds", 0.0), 3),
+    results["timing"] = {"wall_seconds": round(wall, 3), "model_load_seconds": round(backend.load_seconds, 3),
                          "compute_seconds": round(stats["compute_seconds"], 3), "tokens_processed": stats["tokens"],
                          "tokens_per_second": round(stats["tokens"] / stats["compute_seconds"], 1)
                          if stats["compute_seconds"] > 0 else None,
@@ -154,7 +146,7 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
 
 
 def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: list[WorkItem],
-             settings: EvalSettings) -> dict[str, Any]:
+             settings: EvalSettings, judge: Backend | None = None) -> dict[str, Any]:
     """Answer every request (cache first), score, and commit records chunk by chunk.
 
     Under torchrun each rank answers its shard and rank 0 commits what every rank gathered."""
@@ -168,7 +160,9 @@ def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: li
     try:
         for chunk in _chunks(mine, settings):
             answers, new = _answer(backend, chunk, cached, stats)
-            records = [(item.seq, rec) for item, rec in zip(chunk, _score(chunk, answers, settings))]
+            context = ScoreContext(chunk[0].task, [Answered(i.sample, i.prompt, a) for i, a in zip(chunk, answers)],
+                                   backend, store, judge, settings.allow_unisolated)
+            records = [(item.seq, rec) for item, rec in zip(chunk, get_kind(chunk[0].task.spec.kind).score(context))]
             if distributed.rank_and_size()[1] == 1:
                 store.add_records(run_id, records, new)
             else:
@@ -197,12 +191,12 @@ def _gather_into_store(store: Store, run_id: str, pending: list, stats: dict[str
 
 
 def _chunks(todo: list[WorkItem], settings: EvalSettings):
-    """Chunks of one task each, so a commit never waits on much work; loglikelihood chunks are larger."""
+    """Chunks of one task each, so a commit never waits on much work; the kind sets the size."""
     by_task: dict[int, list[WorkItem]] = {}
     for item in todo:
         by_task.setdefault(id(item.task), []).append(item)
     for items in by_task.values():
-        size = LOGLIK_CHUNK if items[0].requests[0].kind != "generate" else settings.batch_size
+        size = get_kind(items[0].task.spec.kind).chunk_size(settings.batch_size)
         for start in range(0, len(items), size):
             yield items[start:start + size]
 
@@ -213,54 +207,19 @@ def _answer(backend: Backend, chunk: list[WorkItem], cached: dict[str, Response]
     stats["hits"] += sum(len(i.keys) for i in chunk) - len(pending)
     stats["misses"] += len(pending)
     fresh: dict[str, Response] = {}
-    by_kind: dict[str, list[tuple[WorkItem, int]]] = {}
+    by_kind: dict[RequestKind, list[tuple[WorkItem, int]]] = {}
     for item, j in pending:
         by_kind.setdefault(item.requests[j].kind, []).append((item, j))
     for kind, entries in by_kind.items():
-        started, loaded = time.perf_counter(), getattr(backend, "load_seconds", 0.0)
-        responses = getattr(backend, kind)([item.requests[j] for item, j in entries])
+        started, loaded = time.perf_counter(), backend.load_seconds
+        responses = backend.answer(kind, [item.requests[j] for item, j in entries])
         # the model loads lazily inside the first call: that is load time, not scoring time
-        stats["compute_seconds"] += time.perf_counter() - started - (getattr(backend, "load_seconds", 0.0) - loaded)
+        stats["compute_seconds"] += time.perf_counter() - started - (backend.load_seconds - loaded)
         for (item, j), response in zip(entries, responses):
             fresh[item.keys[j]] = response
             stats["tokens"] += response.tokens_processed
     answers = [[fresh.get(k) or cached[k] for k in item.keys] for item in chunk]
     return answers, list(fresh.items())
-
-
-def _score(chunk: list[WorkItem], answers: list[list[Response]], settings: EvalSettings) -> list[SampleRecord]:
-    task = chunk[0].task
-    scorer = scorer_for(task.spec.kind)
-    return scorer(task, list(zip(chunk, answers)), settings)
-
-
-def score_default(task: Task, pairs: list[tuple[WorkItem, list[Response]]], settings: EvalSettings) -> list[SampleRecord]:
-    """Score multiple-choice, generate and perplexity samples."""
-    return [_score_one(task, item, responses[0]) for item, responses in pairs]
-
-
-def _score_one(task: Task, item: WorkItem, response: Response) -> SampleRecord:
-    spec, sample = task.spec, item.sample
-    inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
-                             n_tokens=response.n_tokens or None, doc=sample.doc, task=spec)
-    extra: dict[str, Any] = {}
-    shown = response.text
-    if spec.kind == "multiple_choice":
-        pred = metrics.mc_prediction(inp)
-        shown = sample.choices[pred] if sample.choices else None
-        extra = {"pred": pred, "pred_norm": metrics.mc_prediction(inp, "chars"), "n_tokens": response.n_tokens,
-                 "is_greedy": response.is_greedy}
-    elif spec.kind == "generate":
-        inp.response = response.text or ""
-        inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
-        extra = {"extracted": inp.prediction}
-    elif spec.kind == "perplexity":
-        extra = {"tokens": response.n_tokens[0], **metrics.text_units(item.prompt)}
-        inp.extra = extra
-    scores = metrics.score_sample(spec.metrics, inp)
-    return SampleRecord(task.suite.name, task.name, sample.sample_id, item.prompt,
-                        task.target_text(sample) if spec.kind != "perplexity" else None, shown, sample.choices,
-                        response.logliks or None, scores, sample.source_id, sample.perturbation, extra)
 
 
 # ---- results -----------------------------------------------------------------------------------------------
@@ -297,7 +256,7 @@ def task_results(task: Task, records: list[SampleRecord], items: list[WorkItem])
     if variants:
         out["perturbations"] = {p: _metrics_of(task, [r for r in records if r.perturbation == p], items)
                                 for p in variants}
-        out["robustness"] = worst_case(records, task.spec.metrics)
+        out["robustness"] = worst_case(records, task.spec.metrics, task.spec.direction)
     return out
 
 
@@ -310,31 +269,45 @@ def _metrics_of(task: Task, records: list[SampleRecord], items: list[WorkItem]) 
         item = by_id.get(rec.sample_id)
         inputs.append(metrics.ScoreInput(target=item.sample.target if item else rec.target, choices=rec.choices,
                                          logliks=rec.logliks, response=rec.response, extra=rec.extra))
-    return metrics.aggregate(task.spec.metrics, inputs, [r.scores for r in records])
+    summaries = metrics.aggregate(task.spec.metrics, inputs, [r.scores for r in records])
+    return {name: _directed(m, metrics.higher_is_better(name, task.spec.direction)) for name, m in summaries.items()}
 
 
-def worst_case(records: list[SampleRecord], names: list[str]) -> dict[str, Any]:
-    """A source sample counts as correct only if it is correct on the original and every variant."""
+def _directed(summary: dict[str, Any], higher_is_better: bool) -> dict[str, Any]:
+    """A metric entry of results.json: value, interval, n, and which way is better."""
+    return {**summary, "higher_is_better": higher_is_better}
+
+
+def worst_case(records: list[SampleRecord], names: list[str],
+               direction: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A source sample counts as correct only if it is correct on the original and every variant (the
+    worst of its scores: the lowest, or the highest for a metric where lower is better)."""
     out = {}
     for name in names:
+        higher = metrics.higher_is_better(name, direction)
         groups: dict[str, list[float]] = {}
         for rec in records:
             if name in rec.scores:
                 groups.setdefault(rec.source_id or rec.sample_id, []).append(rec.scores[name])
         if groups:
-            out[f"worst_case_{name}"] = metrics.summarize([min(v) for v in groups.values()])
+            worst = [min(v) if higher else max(v) for v in groups.values()]
+            out[f"worst_case_{name}"] = _directed(metrics.summarize(worst), higher)
     return out
 
 
 def pooled_metrics(suite: Suite, by_task: dict[tuple[str, str], list[SampleRecord]]) -> dict[str, Any]:
-    """Suite-level metrics: every per-sample metric pooled over the tasks that report it."""
+    """Suite-level metrics: every per-sample metric pooled over the tasks that report it. A metric whose
+    direction differs between those tasks (refusal_rate on harmful and on benign prompts) is not pooled."""
     pooled: dict[str, list[float]] = {}
+    directions: dict[str, set[bool]] = {}
     for task in suite.tasks:
         for rec in by_task.get((suite.name, task.name), []):
             if rec.perturbation is None:
                 for name, value in rec.scores.items():
                     pooled.setdefault(name, []).append(value)
-    return {name: metrics.summarize(values) for name, values in pooled.items()}
+                    directions.setdefault(name, set()).add(metrics.higher_is_better(name, task.spec.direction))
+    return {name: _directed(metrics.summarize(values), next(iter(directions[name])))
+            for name, values in pooled.items() if len(directions[name]) == 1}
 
 
 def _isolation(records: list[SampleRecord]) -> str | None:
@@ -346,8 +319,6 @@ def _isolation(records: list[SampleRecord]) -> str | None:
 
 def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord]) -> None:
     """results.json and samples.jsonl, each through a temporary file and a rename."""
-    import json
-
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "samples.jsonl", "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
     atomic_write_text(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -361,7 +332,7 @@ def check_out_dir(out: Path) -> None:
 def _progress(total: int, settings: EvalSettings):
     if not settings.progress or total == 0:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # start-up time: only a run that shows progress needs it
 
     return tqdm(total=total, desc="scoring", unit="sample", file=sys.stderr, dynamic_ncols=True)
 
@@ -377,8 +348,6 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
              settings: EvalSettings, store_path: str | None = None, include_base: bool = False,
              dtype: str = "float32", save_baseline: str | None = None) -> list[dict[str, Any]]:
     """Evaluate the base and/or each adapter on the suites, loading the base once; returns each results dict."""
-    from harness.models import load_backend
-
     if out is not None:
         check_out_dir(out)
     distributed.init()
@@ -389,10 +358,9 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     if len(set(names)) != len(names):
         raise UserError(f"two variants share the name {sorted(n for n in names if names.count(n) > 1)[0]}; "
                         "adapter directories need distinct names", field="-a/--adapter")
+    check_capabilities(backend, suites, adapters)  # before any work: the tasks' needs, and adapters at all
     for adapter in adapters:  # fail on a bad adapter before any evaluation starts
-        from harness.models.adapters import inspect_adapter
-
-        inspect_adapter(Path(adapter))
+        backend.check_adapter(adapter)
     store = Store(store_path)
     all_results = []
     try:

@@ -1,4 +1,4 @@
-"""Writing output files so that readers never see half of one; reading JSON-lines files row by row."""
+"""Where tunegate keeps its files; writing output files so that readers never see half of one; reading JSON lines."""
 
 from __future__ import annotations
 
@@ -61,3 +61,8 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise UserError(f"expected a JSON object on each line, got {type(row).__name__}", source=str(path),
                                 line=number)
             yield number, row
+def tunegate_home() -> Path:
+    """The user's cache: `$TUNEGATE_HOME`, default `~/.cache/tunegate`."""
+    home = Path(os.environ.get("TUNEGATE_HOME") or Path.home() / ".cache" / "tunegate")
+    home.mkdir(parents=True, exist_ok=True)
+    return home

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from harness import power, stats
+from harness import ledger, power, stats
 from harness.api import UserError
 from harness.compare import Comparison, MetricComparison, compare_runs, item_scores, originals, task_samples
 from harness.config import Strict, line_of, load_yaml, parse_model
@@ -37,6 +37,7 @@ from harness.evidence import (
 )
 from harness.runs import Run, resolve_run, stored_run
 from harness.stats import Interval
+from harness.store import Store
 from harness.untrusted import excerpt
 
 KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop", "max_drift")
@@ -527,9 +528,6 @@ def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | 
              verdict_path: Path | None = None, record: bool = True) -> GateResult:
     """Load gate and runs (a directory, a channel name, CHANNEL@N or a run id), compare, judge; write
     JUnit/verdict.json; keep both runs and the verdict in the store's ledger."""
-    from harness import ledger
-    from harness.store import Store
-
     baseline, candidate = resolve_run(baseline_path, store_path), resolve_run(candidate_path, store_path)
     store = Store(store_path)  # opened before judging: an unreachable store fails first, with one line
     try:
@@ -547,7 +545,7 @@ def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | 
 
         result = gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path, anchor_of=anchor_of)
         if record:
-            from harness.verdict import verdict_json
+            from harness.verdict import verdict_json  # verdict.py imports this module (a cycle at module level)
 
             ledger.record_verdict(store.conn, Path(gate_file), verdict_json(result),
                                   (baseline.results, baseline.samples), (candidate.results, candidate.samples))

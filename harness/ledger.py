@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.api import UserError
 from harness.db import Database
+from harness.runs import load_run
 from harness.untrusted import excerpt
 
 CI_VARIABLES = (("GITHUB_RUN_ID", "github run"), ("CI_JOB_ID", "gitlab job"), ("BUILDKITE_JOB_ID", "buildkite job"),
@@ -128,7 +129,7 @@ def create_channel(db: Database, name: str, gate_file: Path, first_run: str, rea
     gate_file = Path(gate_file)
     if not gate_file.is_file():
         raise UserError("gate file not found", source=str(gate_file), field="--gate")
-    from harness.gate import load_gate
+    from harness.gate import load_gate  # gate imports this module (run_gate records verdicts and finds anchors)
 
     load_gate(gate_file)  # a channel binds only a valid gate file
     text = gate_file.read_text(encoding="utf-8")
@@ -207,8 +208,6 @@ def resolve_run_id(db: Database, ref: str) -> str:
     """A run id or a unique prefix of one; a run directory (recorded first if new); or CHANNEL@N."""
     path = Path(ref)
     if (path / "results.json").is_file() or (path.name == "results.json" and path.is_file()):
-        from harness.runs import load_run
-
         run = load_run(path)
         with db.transaction():
             return record_run(db, run.results, run.samples)

@@ -1,7 +1,8 @@
 """Read an lm-evaluation-harness task YAML as it is and turn it into a tunegate suite.
 
 Only a documented subset is accepted (see SUPPORTED); anything else is refused with the field named,
-never approximated silently.
+never approximated silently. The result is the content of a tunegate suite.yaml plus the rows, which
+`harness.suite.load_suite` validates and loads like any other suite (this module knows no suite types).
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.api import UserError
 from harness.untrusted import excerpt, inside_folder
+
+RowReader = Callable[[Path, str], list[dict[str, Any]]]  # harness.suite.read_rows: (path, field name) -> rows
 
 SUPPORTED = {"task", "dataset_path", "dataset_kwargs", "test_split", "output_type", "doc_to_text", "doc_to_choice",
              "doc_to_target", "target_delimiter", "fewshot_delimiter", "num_fewshot", "generation_kwargs",
@@ -35,10 +39,9 @@ def is_lmeval_task(raw: Any) -> bool:
     return isinstance(raw, dict) and "task" in raw and "tasks" not in raw
 
 
-def to_suite(raw: dict[str, Any], path: Path) -> Any:
-    """Convert a parsed lm-eval task YAML into a loaded `Suite` whose rows come from its data files."""
-    from harness.suite import Suite, SuiteSpec, Task
-
+def to_suite_dict(raw: dict[str, Any], path: Path,
+                  read_rows: RowReader) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Convert a parsed lm-eval task YAML into a one-task suite.yaml mapping and its rows by split."""
     src = str(path)
     for key in raw:
         if key not in SUPPORTED:
@@ -53,7 +56,7 @@ def to_suite(raw: dict[str, Any], path: Path) -> Any:
                         source=src, field="dataset_path")
     split = raw.get("test_split", "test")
     data_file = _data_file(raw, split, path)
-    rows = _read_rows(data_file, raw["dataset_path"], src)
+    rows = _read_rows(data_file, raw["dataset_path"], read_rows)
     name = str(_required(raw, "task", src))
     task_dict = {
         "name": re.sub(r"[^A-Za-z0-9_.-]", "_", name), "kind": KINDS[output_type], "data": {split: str(data_file)},
@@ -61,6 +64,9 @@ def to_suite(raw: dict[str, Any], path: Path) -> Any:
         "chat_template": False, "target_delimiter": raw.get("target_delimiter", " "),
         "metrics": _metrics(raw, output_type, src),
     }
+    direction = _directions(raw, output_type)
+    if direction:
+        task_dict["direction"] = direction
     if "fewshot_split" in raw and raw["fewshot_split"] != split:
         raise UserError("few-shot examples are drawn from the test split only", source=src, field="fewshot_split")
     shots = int(raw.get("num_fewshot", 0) or 0)
@@ -75,15 +81,7 @@ def to_suite(raw: dict[str, Any], path: Path) -> Any:
     if output_type == "generate_until":
         task_dict["generation"] = _generation(raw.get("generation_kwargs") or {}, src)
         task_dict["extraction"] = {"strip": ""}  # lm-eval compares the raw continuation
-    from harness.config import parse_model
-
-    spec = parse_model(SuiteSpec, {"name": task_dict["name"], "description": f"lm-eval task {name}",
-                                   "tasks": [task_dict]}, None, src)
-    suite = Suite(spec, src)
-    task = Task(spec.tasks[0], suite, {split: rows})
-    task.validate_rows()
-    suite.tasks.append(task)
-    return suite
+    return {"name": task_dict["name"], "description": f"lm-eval task {name}", "tasks": [task_dict]}, {split: rows}
 
 
 def _required(raw: dict[str, Any], key: str, src: str) -> Any:
@@ -113,9 +111,7 @@ def _data_file(raw: dict[str, Any], split: str, path: Path) -> Path:
                     field="dataset_kwargs.data_files")
 
 
-def _read_rows(path: Path, kind: str, src: str) -> list[dict[str, Any]]:
-    from harness.suite import read_rows
-
+def _read_rows(path: Path, kind: str, read_rows: RowReader) -> list[dict[str, Any]]:
     if kind == "csv":
         return read_rows(path, "dataset_kwargs.data_files")
     try:
@@ -176,6 +172,8 @@ def _metrics(raw: dict[str, Any], output_type: str, src: str) -> list[str]:
         for key in entry:
             if key not in METRIC_KEYS:
                 raise UserError("metric option not supported", source=src, field=f"metric_list[{i}].{key}")
+        if not isinstance(entry.get("higher_is_better", True), bool):
+            raise UserError("must be true or false", source=src, field=f"metric_list[{i}].higher_is_better")
         if entry.get("aggregation", "mean") != "mean" and output_type != "loglikelihood_rolling":
             raise UserError("only mean aggregation is supported", source=src, field=f"metric_list[{i}].aggregation")
         ours = METRICS[output_type].get(entry["metric"])
@@ -184,6 +182,12 @@ def _metrics(raw: dict[str, Any], output_type: str, src: str) -> list[str]:
                             f"(supported: {', '.join(METRICS[output_type])})", source=src, field=f"metric_list[{i}]")
         out.append(ours)
     return out
+
+
+def _directions(raw: dict[str, Any], output_type: str) -> dict[str, str]:
+    """The task's own `higher_is_better` per metric, as a tunegate `direction:` (checked by _metrics first)."""
+    return {METRICS[output_type][entry["metric"]]: "higher" if entry["higher_is_better"] else "lower"
+            for entry in raw.get("metric_list") or [] if "higher_is_better" in entry}
 
 
 def _generation(kwargs: dict[str, Any], src: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from harness.api import UserError
 from harness.db import Database
+from harness.ledger import run_row
 
 # Types both databases accept with the same meaning (SQLite maps them to its INTEGER / REAL / TEXT affinities).
 CORE = [
@@ -58,8 +59,6 @@ LEDGER = [
 
 def _copy_baselines(db: Database) -> None:
     """Saved baselines of a store from before the ledger become channels without a gate, release 1 each."""
-    from harness.ledger import run_row
-
     rows = db.execute("SELECT name, run_id, created, results_json, samples_json FROM baselines").fetchall()
     for name, run_id, created, results_json, samples_json in rows:
         results = json.loads(results_json)

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from harness.stats import ALPHA, TANGO_CC, tango_statistic
+from harness.stats import ALPHA, BET_TRUNCATION, TANGO_CC, tango_statistic
 
 _TAIL = 1e-13  # probability mass left out at each end of the enumeration
 _MAX_N = 10_000_000  # planning gives up beyond this many items
@@ -201,8 +201,6 @@ def _betting_half_width(n: int, sd: float, alpha: float) -> float:
     α = 0.05 where a t interval has 1.96 sd/√n, the price of validity without a CLT), and the truncation
     Λ = c/m ≈ 2c (c = stats.BET_TRUNCATION) binds when most deltas are 0, where the bound is wider.
     """
-    from harness.stats import BET_TRUNCATION
-
     log_target = math.log(2.0 / alpha)
     sigma = sd / 2.0
     cap = 2.0 * BET_TRUNCATION

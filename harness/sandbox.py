@@ -21,6 +21,7 @@ import os
 import random
 import re
 import selectors
+import shlex
 import shutil
 import signal
 import subprocess
@@ -300,10 +301,10 @@ class _UnshareBackend(_Backend):
 
     def wrap(self, job: _Job) -> tuple[list[str], str]:
         if job.uid is None:
-            inner = " ".join(_quote(a) for a in _limit_argv(job) + _program_argv(job, job.py_prefix, job.workdir))
+            inner = " ".join(shlex.quote(a) for a in _limit_argv(job) + _program_argv(job, job.py_prefix, job.workdir))
             return [UNSHARE, "-r", *self.flags, "/bin/sh", "-c", inner], job.workdir
         src, py = "/tmp/.sandbox/src", "/tmp/.sandbox/py"
-        q = _quote
+        q = shlex.quote
         steps = [f"mount --bind {q(job.workdir)} /mnt"]  # park the work dir before /tmp is covered
         steps += [f"mount -t tmpfs -o size={job.limits.tmpfs_mb}m,mode=1777 tmpfs {d}"
                   for d in self.scratch if os.path.isdir(d)]
@@ -314,10 +315,6 @@ class _UnshareBackend(_Backend):
         # that rlimit signals can kill (signals to a namespace's init are ignored).
         script = " && ".join(steps) + f" && {inner}"
         return [UNSHARE, "-m", *self.flags, "/bin/sh", "-c", script], job.workdir
-
-
-def _quote(arg: str) -> str:
-    return "'" + arg.replace("'", "'\"'\"'") + "'"
 
 
 _BACKENDS: dict[str, type[_Backend]] = {"bwrap": _BwrapBackend, "unshare": _UnshareBackend,

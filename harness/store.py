@@ -16,15 +16,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness import ledger
 from harness.api import Response, SampleRecord, UserError
 from harness.db import Database, is_url
+from harness.fileio import tunegate_home
 from harness.migrations import migrate
 
 
 def default_store_ref() -> str:
     """`$TUNEGATE_STORE` (a file or a postgresql:// URL), else `store.sqlite` in the tunegate home."""
-    from harness.models.registry import tunegate_home
-
     env = os.environ.get("TUNEGATE_STORE")
     return env if env else str(tunegate_home() / "store.sqlite")
 
@@ -172,24 +172,18 @@ class Store:
     # ---- the ledger (harness.ledger) -------------------------------------------------------------------
     def record_run(self, results: dict[str, Any], samples: list[dict[str, Any]]) -> str:
         """Keep an evaluated run in the ledger; returns its id."""
-        from harness.ledger import record_run
-
         with self.conn.transaction() as db:
-            return record_run(db, results, samples)
+            return ledger.record_run(db, results, samples)
 
     # ---- baselines: channels of the ledger --------------------------------------------------------------
     def save_baseline(self, name: str, run_id: str, results: dict[str, Any], samples: list[dict[str, Any]]) -> None:
         """Record the run and make it the next release of channel `name` (created without a gate if new).
         Nothing is overwritten: the channel's earlier releases stay in its history."""
-        from harness.ledger import save_release
-
-        save_release(self.conn, name, run_id, results, samples, reason="eval --save-baseline")
+        ledger.save_release(self.conn, name, run_id, results, samples, reason="eval --save-baseline")
 
     def load_baseline(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The results and samples of channel `name`'s current release."""
-        from harness.ledger import channel_run
-
-        return channel_run(self.conn, name)
+        return ledger.channel_run(self.conn, name)
 
     def baselines(self) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT name FROM ledger_channels ORDER BY name")]

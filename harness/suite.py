@@ -14,18 +14,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import jinja2
 import yaml
 from jinja2 import meta
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from harness import kinds, lmeval_task
 from harness.api import GenSettings, UserError, sha256_json
 from harness.config import FrozenStrict, line_of, load_yaml, parse_model
 from harness.untrusted import excerpt, inside_folder, template_env
 
-TaskKind = Literal["multiple_choice", "generate", "perplexity", "code"]
+TaskKind = Annotated[str, AfterValidator(kinds.check_kind_name)]  # a registered kind (harness.kinds)
+Direction = Literal["higher", "lower"]
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 SUITE_FILE = "suite.yaml"
 
@@ -138,6 +140,16 @@ class TaskSpec(FrozenStrict):
     description: str | None = None
     perturbations: list[PerturbationSpec] = []  # robustness variants of every sample (harness.perturb)
     rubric: Rubric | None = None  # pattern rubric for rubric metrics (rubric_pass, abstention_rate, ...)
+    # which way is better, per metric, where this task differs from the metric's own direction
+    # (refusal_rate is better high on harmful prompts and low on benign ones); not part of the fingerprint
+    direction: dict[str, Direction] = {}
+
+    @model_validator(mode="after")
+    def _direction_of_own_metrics(self) -> TaskSpec:
+        stray = sorted(set(self.direction) - set(self.metrics))
+        if stray:
+            raise ValueError(f"direction names {', '.join(stray)}, which the task's metrics do not include")
+        return self
 
     @field_validator("perturbations")
     @classmethod
@@ -369,7 +381,7 @@ class Task:
                             field=field_name) from None
 
     def fingerprint(self) -> str:
-        return sha256_json({"spec": self.spec.model_dump(mode="json"), "rows": self.rows})
+        return sha256_json({"spec": self.spec.model_dump(mode="json", exclude={"direction"}), "rows": self.rows})
 
 
 @dataclass
@@ -385,7 +397,8 @@ class Suite:
         return self.spec.name
 
     def fingerprint(self) -> str:
-        return sha256_json({"suite": self.spec.model_dump(mode="json"), "tasks": [t.fingerprint() for t in self.tasks]})
+        spec = self.spec.model_dump(mode="json", exclude={"tasks": {"__all__": {"direction"}}})
+        return sha256_json({"suite": spec, "tasks": [t.fingerprint() for t in self.tasks]})
 
     def task(self, name: str) -> Task:
         for task in self.tasks:
@@ -421,10 +434,8 @@ def load_suite(ref: str | Path) -> Suite:
     """Load, validate and return a suite; every problem is a UserError naming file, field and line."""
     path = find_suite(str(ref))
     raw, node = load_yaml(path)
-    from harness import lmeval_task
-
     if lmeval_task.is_lmeval_task(raw):
-        return lmeval_task.to_suite(raw, path)
+        return _from_lmeval(raw, path)
     if not isinstance(raw, dict):
         raise UserError("a suite file must be a mapping with name and tasks", source=str(path), line=1)
     spec = parse_model(SuiteSpec, raw, node, str(path))
@@ -437,26 +448,37 @@ def load_suite(ref: str | Path) -> Suite:
     return suite
 
 
-def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node | None) -> Task:
-    from harness.metrics import check_metrics  # metric names are validated against the registry
+def _from_lmeval(raw: dict[str, Any], path: Path) -> Suite:
+    """An lm-evaluation-harness task file as a one-task suite (rows already read by the converter)."""
+    raw_suite, rows = lmeval_task.to_suite_dict(raw, path, read_rows)
+    spec = parse_model(SuiteSpec, raw_suite, None, str(path))
+    suite = Suite(spec, str(path))
+    task = Task(spec.tasks[0], suite, rows)
+    check_kind(task.spec, suite.path, None, 0)
+    task.validate_rows()
+    suite.tasks.append(task)
+    return suite
 
+
+def check_kind(spec: TaskSpec, source: str, node: yaml.Node | None, index: int) -> None:
+    """What the task's kind demands of the spec: its required fields, and metrics that apply to it."""
+    try:
+        kinds.get_kind(spec.kind).check(spec)
+    except kinds.KindCheckError as exc:
+        line = line_of(node, ["tasks", index, exc.field] if exc.field == "metrics" else ["tasks", index])
+        raise UserError(str(exc), source=source, field=f"tasks[{spec.name}].{exc.field}", line=line) from None
+
+
+def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node | None) -> Task:
     where = f"tasks[{spec.name}]"
     line = line_of(node, ["tasks", index])
-    try:
-        check_metrics(spec.kind, spec.metrics)
-    except ValueError as exc:
-        raise UserError(str(exc), source=suite.path, field=f"{where}.metrics",
-                        line=line_of(node, ["tasks", index, "metrics"])) from None
+    check_kind(spec, suite.path, node, index)
     if spec.split not in spec.data:
         raise UserError(f"split {spec.split!r} has no data file (declared: {', '.join(spec.data)})",
                         source=suite.path, field=f"{where}.split", line=line)
     if spec.fewshot.n and spec.fewshot.split not in spec.data:
         raise UserError(f"few-shot split {spec.fewshot.split!r} has no data file", source=suite.path,
                         field=f"{where}.fewshot.split", line=line)
-    if spec.kind in ("multiple_choice",) and spec.choices is None:
-        raise UserError("a multiple_choice task needs choices", source=suite.path, field=f"{where}.choices", line=line)
-    if spec.kind in ("multiple_choice", "generate") and spec.target is None:
-        raise UserError(f"a {spec.kind} task needs a target", source=suite.path, field=f"{where}.target", line=line)
     task = Task(spec, suite)
     base = Path(suite.path).parent
     for split, rel in spec.data.items():

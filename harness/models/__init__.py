@@ -1,11 +1,13 @@
-"""Model backends, one per file, behind the `Backend` contract of `harness.api`."""
+"""Model backends, one per file, behind the `Backend` contract of `harness.api`.
 
-from harness.models.hf import HFBackend
-from harness.models.registry import DEFAULT_MODEL, resolve_model, tunegate_home
+- `registry.py`: spec prefix -> backend (`hf:`, `fake:`); how to add a backend is written there.
+- `hf.py`: transformers models, with PEFT and bottleneck adapters (`adapters.py`, `bottleneck.py`).
+- `source.py`: resolves transformers specs (embedded name, directory, .gguf, hub id) and hashes files.
+- `fake.py`: a deterministic backend for tests that need no model.
+"""
 
-__all__ = ["HFBackend", "DEFAULT_MODEL", "resolve_model", "tunegate_home", "load_backend"]
+from harness.fileio import tunegate_home
+from harness.models.registry import backend_names, load_backend, register_backend
+from harness.models.source import DEFAULT_MODEL, resolve_model
 
-
-def load_backend(spec: str | None = None, **kwargs) -> HFBackend:
-    """The backend for a model spec (every spec we accept loads through transformers today)."""
-    return HFBackend.from_spec(spec, **kwargs)
+__all__ = ["DEFAULT_MODEL", "backend_names", "load_backend", "register_backend", "resolve_model", "tunegate_home"]

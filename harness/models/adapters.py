@@ -2,6 +2,11 @@
 
 PEFT adapters load through PEFT. Adapter types PEFT lacks (our bottleneck adapters) name a module in
 `CUSTOM_TYPES` that offers the same `attach`/`detach` pair.
+
+Detaching leaves the base bit for bit as it was. LoRA and IA3 are merged into the base while active (an
+adapter then costs what the base costs), but never unmerged: unmerging is inexact in floating point (PEFT
+warns so for IA3, and an fp32 LoRA unmerge is off by rounding too). Instead the base tensors a merge
+touches are copied once before merging and copied back on detach.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import UserError
-from harness.models.registry import dir_hash
+from harness.models.source import dir_hash
 
 # peft_type written in adapter_config.json -> module with attach(model, path) and detach(model)
 CUSTOM_TYPES = {"TUNEGATE_BOTTLENECK": "harness.models.bottleneck"}
-# PEFT types whose weights fold into the base for evaluation (and unfold again when switching)
+# PEFT types whose weights fold into the base for evaluation (restored from a copy when switching)
 MERGEABLE = ("LORA", "IA3")
+PRISTINE_ATTR = "tunegate_pristine"  # on a merged PeftModel: [(base parameter, its value before the merge)]
 # Files that describe an adapter but do not change its answers, so they stay out of its hash.
 NON_WEIGHT_FILES = ("README.md", "provenance.json", "training_curve.json", "training_curve.csv")
 
@@ -86,7 +92,8 @@ def attach(model: Any, info: AdapterInfo, base_fingerprint: dict[str, Any]) -> A
 
         peft_model = PeftModel.from_pretrained(model, info.path, is_trainable=False)
         if peft_type in MERGEABLE:
-            # scoring a merged adapter costs what the bare base costs; detach() unmerges it again
+            # scoring a merged adapter costs what the bare base costs; detach() restores the copies
+            setattr(peft_model, PRISTINE_ATTR, _touched_tensors(peft_model))
             peft_model.merge_adapter()
         return peft_model
     except UserError:
@@ -107,10 +114,32 @@ def detach(active: Any) -> Any:
     if isinstance(active, PeftModel):
         if is_prompt_learning(active):
             return active.get_base_model()  # prompt learning never touches the base's modules
-        if str(getattr(active.peft_config[active.active_adapter].peft_type, "value", "")) in MERGEABLE:
-            active.unmerge_adapter()
-        return active.unload()
+        pristine = getattr(active, PRISTINE_ATTR, [])
+        base = active.unload()  # drops the adapter layers as they are: no inexact unmerge
+        with _no_grad():
+            for param, copy in pristine:
+                param.data.copy_(copy)  # PEFT's IA3 merge rebinds .data, so copy into what is there now
+        return base
     return active
+
+
+def _touched_tensors(peft_model: Any) -> list[tuple[Any, Any]]:
+    """Each base-layer parameter under an adapter layer, with a copy: what merging may change."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    seen: dict[int, tuple[Any, Any]] = {}
+    with _no_grad():
+        for module in peft_model.modules():
+            if isinstance(module, BaseTunerLayer):
+                for param in module.get_base_layer().parameters(recurse=False):
+                    seen.setdefault(id(param), (param, param.detach().clone()))
+    return list(seen.values())
+
+
+def _no_grad() -> Any:
+    import torch
+
+    return torch.no_grad()
 
 
 def is_prompt_learning(model: Any) -> bool:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from harness.api import GenSettings, Request, Response, UserError
+from harness.api import CAPABILITIES, Backend, GenSettings, Request, Response, UserError
 from harness.models.adapters import AdapterInfo, attach, causal_lm, detach, inspect_adapter, is_prompt_learning
-from harness.models.registry import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
+from harness.models.source import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
 
 SCORING_VERSION = 1  # bump when scoring code changes what a request returns
 DTYPES = ("float32", "bfloat16", "float16")
@@ -34,8 +34,11 @@ class _Group:
 
 
 @dataclass
-class HFBackend:
+class HFBackend(Backend):
     """A causal LM from transformers, optionally with one PEFT adapter active at a time."""
+
+    name: ClassVar[str] = "hf"
+    capabilities = frozenset(CAPABILITIES)  # every one: loglikelihood, rolling, generate, chat template, adapters
 
     source: ModelSource
     dtype: str = "float32"
@@ -47,7 +50,6 @@ class HFBackend:
     _tokenizer: Any = field(default=None, repr=False)
     _active: Any = field(default=None, repr=False)  # model with the current adapter applied
     load_seconds: float = 0.0
-    tokens_processed: int = 0
 
     @classmethod
     def from_spec(cls, spec: str | None, **kwargs: Any) -> HFBackend:
@@ -56,26 +58,39 @@ class HFBackend:
             raise UserError(f"unknown dtype {kwargs['dtype']!r} (choose from {', '.join(DTYPES)})", field="--dtype")
         return cls(resolve_model(spec), **kwargs)
 
+    @property
+    def label(self) -> str:
+        return f"hf:{self.source.spec}"
+
     # ---- identity -------------------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes answers; computed from file hashes without loading weights."""
         if self.source.hub:
-            model_hash = tok_hash = f"hub:{self.source.path}"
+            model_hash = f"hub:{self.source.path}"
         else:
             model_hash = dir_hash(Path(self.source.path), include=WEIGHT_FILES + ("config.json", "generation_config.json"))
-            tok_hash = dir_hash(Path(self.source.path), include=TOKENIZER_FILES)
-        return {"backend": "hf", "model": self.source.spec, "model_hash": model_hash, "tokenizer_hash": tok_hash,
+        return {"backend": "hf", "model": self.source.spec, "model_hash": model_hash,
+                "tokenizer_hash": self.tokenizer_hash(),
                 "adapter_hash": self._adapter.hash if self._adapter else None, "dtype": self.dtype,
                 "scoring_version": SCORING_VERSION}
+
+    def tokenizer_hash(self) -> str:
+        if self.source.hub:
+            return f"hub:{self.source.path}"
+        return dir_hash(Path(self.source.path), include=TOKENIZER_FILES)
 
     @property
     def adapter(self) -> AdapterInfo | None:
         return self._adapter
 
+    def check_adapter(self, adapter_dir: str) -> None:
+        inspect_adapter(Path(adapter_dir))
+
     def set_adapter(self, adapter_dir: str | None) -> None:
         """Switch to another adapter (or back to the bare base) without reloading the base."""
         info = inspect_adapter(Path(adapter_dir)) if adapter_dir else None
-        if self._model is not None and self._active is not self._model:
+        if self._adapter is not None and self._active is not None:
+            # attached (a bottleneck adapter attaches in place, so _active can be the base object itself)
             self._model = detach(self._active)
         self._active = None
         self._adapter = info
@@ -195,7 +210,6 @@ class HFBackend:
             for row in rows:
                 ids, positions, mask, targets = _tree_row(row, self._device)
                 hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state[0]
-                self.tokens_processed += ids.shape[1]
                 yield from _read_scores(row, hidden, head, targets, ids.shape[1])
 
     def _score_padded_all(self, requests: list[Request]) -> list[Response]:
@@ -228,7 +242,6 @@ class HFBackend:
                 mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self._device)
                 logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -width:].float()
                 logprobs = F.log_softmax(logits, dim=-1)
-                self.tokens_processed += int(mask.sum())
                 for b, (g, j) in enumerate(batch):
                     cont = g.continuations[j]
                     n = len(seqs[b])
@@ -299,7 +312,6 @@ class HFBackend:
         with torch.inference_mode():
             out = self.model.generate(**enc, **kwargs)
         new = out[:, enc.input_ids.shape[1]:]
-        self.tokens_processed += int(enc.attention_mask.sum()) + int(new.numel())
         for i, row in enumerate(new):
             ids = [t for t in row.tolist() if t != tok.pad_token_id]
             text = tok.decode(ids, skip_special_tokens=True)
@@ -330,7 +342,7 @@ def _tree_row(row: list[_Group], device: Any):
         positions += list(range(len(g.context)))
         owner += [(base, -1)] * len(g.context)
         branch_targets = []
-        for _j, cont in enumerate(g.continuations):
+        for cont in g.continuations:
             start = len(ids)
             ids += cont
             positions += list(range(len(g.context), len(g.context) + len(cont)))

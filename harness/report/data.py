@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from pydantic import Field
 
 from harness.api import UserError
@@ -12,6 +13,7 @@ from harness.compare import Comparison, compare_runs
 from harness.config import Strict
 from harness.gate import GateResult
 from harness.runs import Run
+from harness.suite import SUITE_FILE, builtin_roots
 
 Interval = tuple[float, float]
 
@@ -124,10 +126,6 @@ class EvidenceRow:
 
 def _suite_source(name: str) -> str:
     """The licence line of a built-in suite (which names original items versus public data)."""
-    import yaml
-
-    from harness.suite import SUITE_FILE, builtin_roots
-
     for root in builtin_roots():
         path = root / name / SUITE_FILE
         if path.is_file():

@@ -15,7 +15,9 @@ from harness import metrics
 from harness.api import Response
 from harness.audit import audit
 from harness.cli import main
-from harness.engine import EvalSettings, WorkItem, scorer_for
+from harness.kinds import get_kind
+from harness.kinds.base import Answered, ScoreContext
+from harness.models.fake import FakeBackend
 from harness.suite import builtin_roots, find_suite, load_suite
 
 REPO = Path(__file__).resolve().parents[2]
@@ -128,9 +130,8 @@ def test_rubric_metric_without_rubric_is_an_error() -> None:
 def test_canonical_solutions_pass_the_code_scorer(task_name: str, split: str) -> None:
     task = load_suite("code").task(task_name)
     samples = [task._sample(i, row) for i, row in enumerate(task.rows[split])]
-    pairs = [(WorkItem(i, task, s, s.prompt, []), [Response(text=s.doc["canonical_solution"])])
-             for i, s in enumerate(samples)]
-    records = scorer_for("code")(task, pairs, EvalSettings(progress=False))
+    items = [Answered(s, s.prompt, [Response(text=s.doc["canonical_solution"])]) for s in samples]
+    records = get_kind("code").score(ScoreContext(task, items, FakeBackend()))
     failed = [(r.sample_id, r.extra["reasons"]) for r in records if r.scores["pass@1"] != 1.0]
     assert not failed
     assert all(r.extra["isolation"] in ("bwrap", "unshare") for r in records)
@@ -141,8 +142,8 @@ def test_wrong_completions_fail_and_pass_at_k_uses_the_estimator() -> None:
     task = load_suite("code").task("javascript")
     sample = task._sample(0, task.rows["test"][0])
     good, bad = sample.doc["canonical_solution"], "  return null;\n}\n"
-    item = WorkItem(0, task, sample, sample.prompt, [])
-    [record] = scorer_for("code")(task, [(item, [Response(text=t) for t in (good, bad, bad)])], EvalSettings())
+    item = Answered(sample, sample.prompt, [Response(text=t) for t in (good, bad, bad)])
+    [record] = get_kind("code").score(ScoreContext(task, [item], FakeBackend()))
     assert record.extra["status"] == ["passed", "failed", "failed"]
     assert record.scores == {"pass@1": pytest.approx(1 / 3), "pass@3": 1.0}
 

@@ -39,11 +39,14 @@ def test_results_shape(tiny_model: Path, small_suite: Path, tmp_path: Path) -> N
     assert set(tasks) == {"mc", "gen", "ppl"}
     for task in tasks.values():
         for metric in task["metrics"].values():
-            assert set(metric) == {"value", "ci95", "n"} and metric["n"] == len(MC_ROWS)
+            assert set(metric) == {"value", "ci95", "n", "higher_is_better"} and metric["n"] == len(MC_ROWS)
             assert metric["ci95"][0] <= metric["value"] <= metric["ci95"][1]
     assert {"acc", "acc_norm"} <= set(tasks["mc"]["metrics"])
     assert {"exact_match", "chrf", "rougeL"} <= set(tasks["gen"]["metrics"])
     assert {"word_perplexity", "token_perplexity"} <= set(tasks["ppl"]["metrics"])
+    assert tasks["mc"]["metrics"]["acc"]["higher_is_better"] is True
+    assert tasks["ppl"]["metrics"]["word_perplexity"]["higher_is_better"] is False
+    assert all(m["higher_is_better"] is True for m in results["suites"]["t"]["metrics"].values())
     assert results["timing"]["tokens_processed"] > 0 and results["timing"]["cache_misses"] == 3 * len(MC_ROWS)
     assert len(samples) == 3 * len(MC_ROWS)
     mc = [s for s in samples if s["task"] == "mc"]

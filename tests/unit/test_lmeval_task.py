@@ -78,3 +78,13 @@ def test_eval_runs_an_lmeval_task(tmp_path: Path, tiny_model: Path) -> None:
                  "--out", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["suites"]["tiny_mc"]["tasks"]["tiny_mc"]["metrics"]["acc"]["n"] == len(ROWS)
+
+
+def test_the_tasks_own_higher_is_better_is_honoured(tmp_path: Path) -> None:
+    text = MC_YAML.replace("  - metric: acc_norm\n", "  - metric: acc_norm\n    higher_is_better: false\n")
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(write_task(tmp_path, text)),
+                 "--out", str(tmp_path / "run")]) == 0
+    metrics = json.loads((tmp_path / "run" / "results.json").read_text())["suites"]["tiny_mc"]["tasks"]["tiny_mc"]["metrics"]
+    assert metrics["acc"]["higher_is_better"] is True and metrics["acc_norm"]["higher_is_better"] is False
+    with pytest.raises(UserError, match="metric_list\\[0\\].higher_is_better"):
+        load_suite(write_task(tmp_path, MC_YAML.replace("higher_is_better: true", "higher_is_better: maybe")))

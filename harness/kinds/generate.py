@@ -1,0 +1,35 @@
+"""`generate`: the model continues the prompt; the declared extraction pulls out the answer."""
+
+from __future__ import annotations
+
+from harness import metrics
+from harness.api import Request, SampleRecord
+from harness.kinds.base import Answered, PerSampleKind, ScoreContext
+from harness.suite import Generation, Sample, Task
+
+
+def generation_requests(task: Task, prompt: str) -> list[Request]:
+    """One generate request per declared sample (each sampled completion has its own seed)."""
+    gen = task.spec.generation or Generation()
+    return [Request("generate", prompt, gen=gen.settings(i)) for i in range(gen.samples)]
+
+
+class Generate(PerSampleKind):
+    name = "generate"
+    needs = frozenset({"generate"})
+    required = {"target": "a target"}
+
+    def make_requests(self, task: Task, sample: Sample, prompt: str) -> list[Request]:
+        return generation_requests(task, prompt)
+
+    def score_one(self, ctx: ScoreContext, item: Answered) -> SampleRecord:
+        sample, response, spec = item.sample, item.responses[0], ctx.task.spec
+        inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
+                                 n_tokens=response.n_tokens or None, doc=sample.doc, task=spec)
+        inp.response = response.text or ""
+        inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
+        return ctx.record(item, response.text, metrics.score_sample(spec.metrics, inp),
+                          {"extracted": inp.prediction}, choices=sample.choices, logliks=response.logliks or None)
+
+
+KIND = Generate()
