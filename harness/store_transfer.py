@@ -28,6 +28,13 @@ TABLES = {  # table: (columns, conflict target)
     "ledger_releases": ("channel, number, run_id, previous_run, created, creator, verdict_id, forced, reason",
                         "channel, number"),
     "ledger_channels": ("name, gate_hash, gate_file, gate_text, created, creator, number, run_id", "name"),
+    "review_items": ("item_id, mode, suite, task, sample_id, prompt, reference, models_json, responses_json, axes_json, "
+                     "created", "item_id"),
+    "review_queues": ("queue_id, mode, reviewers_per_item, seed, runs_json, created", "queue_id"),
+    "review_queue_items": ("queue_id, position, item_id", "queue_id, item_id"),
+    "review_assignments": ("item_id, reviewer, order_json, created", "item_id, reviewer"),
+    "review_judgments": ("judgment_id, item_id, reviewer, choice, winner, ratings_json, comment, order_json, created",
+                         "item_id, reviewer"),
 }
 
 
@@ -87,4 +94,7 @@ def import_store(db: Database, path: Path) -> dict[str, int]:
             db.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT ({key}) DO NOTHING",
                            rows[table])
             added[table] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]) - before
+        if db.dialect == "postgresql":  # explicit ids do not move the identity sequence: move it past them
+            db.execute("SELECT setval(pg_get_serial_sequence('review_judgments', 'judgment_id'), "
+                       "coalesce((SELECT max(judgment_id) FROM review_judgments), 0) + 1, false)")
     return added

@@ -300,3 +300,32 @@ def test_the_conditional_update_refuses_a_stale_promote(channel: tuple[Path, Pat
     rows = store.conn.execute("SELECT number, run_id FROM ledger_releases ORDER BY number").fetchall()
     store.close()
     assert [tuple(r) for r in rows] == [(1, "run-base"), (2, "run-fast")]
+
+
+def test_review_judgments_live_in_either_store(store_ref: str, tmp_path: Path) -> None:
+    """The review app's queue and judgments on both databases: n reviewers per item, one judgment each."""
+    import random
+
+    from harness.review.db import DuplicateJudgment, ReviewDB
+    from harness.review.export import export
+    from harness.review.queue import build_queue
+    from tests.unit.test_review_queue import make_runs
+
+    db = ReviewDB(store_ref)
+    queue = build_queue(make_runs(tmp_path), reviewers_per_item=2, db=db)
+    rng = random.Random(0)
+    judged: dict[str, list[str]] = {}
+    for who in ("ann", "bob", "cy"):
+        while (found := db.next_for(queue.queue_id, who, rng)) is not None:
+            item, _ = found
+            judged.setdefault(item.item_id, []).append(who)
+            db.add_judgment(item.item_id, who, choice="A", ratings=None, comment="fine")
+    assert len(judged) == 5 and all(sorted(v) == ["ann", "bob"] for v in judged.values())
+    with pytest.raises(DuplicateJudgment):
+        db.add_judgment(next(iter(judged)), "ann", choice="B", ratings=None, comment=None)
+    assert db.count_judgments() == 10 and db.progress(queue.queue_id, "ann")["reviewer_done"] == 5
+    ids = [j["judgment_id"] for j in db.judgments()]
+    db.close()
+    assert ids == sorted(ids) and len(set(ids)) == 10
+    assert export(tmp_path / "pref.jsonl", store_path=store_ref).line()
+    assert len((tmp_path / "pref.jsonl").read_text().splitlines()) == 10  # one row per judgment
