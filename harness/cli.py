@@ -111,10 +111,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not (args.html or args.md):
         raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
-    runs = load_runs([Path(r) for r in args.runs])
+    history = None
+    if args.channel:
+        from harness.report.history import build_history
+
+        store = _store(args)
+        try:
+            history = build_history(store.conn, args.channel)
+        finally:
+            store.close()
+    if not args.runs and not args.channel:
+        raise UserError("name the runs to report on, or --channel CHANNEL for its current release", field="runs")
+    runs = load_runs([Path(r) for r in args.runs]) if args.runs else load_runs([Path(args.channel)], args.store)
     gate = gate_runs(Path(args.gate), runs[0], runs[1]) if args.gate and len(runs) > 1 else None
     write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
-                  md_path=Path(args.md) if args.md else None)
+                  md_path=Path(args.md) if args.md else None, history=history)
     for path in (args.html, args.md):
         if path:
             print(f"wrote {path}")
@@ -360,10 +371,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plan)
 
     rep = sub.add_parser("report", help="Markdown and self-contained HTML reports; the first run is the baseline")
-    rep.add_argument("runs", nargs="+", help="run directories (a sweep directory expands to its variants)")
+    rep.add_argument("runs", nargs="*", help="run directories or channel names (a sweep directory expands to its "
+                                            "variants); none with --channel: the channel's current release")
     rep.add_argument("--html", help="HTML report path")
     rep.add_argument("--md", help="Markdown report path")
     rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
+    rep.add_argument("--channel", help="add a History section: every suite across this channel's releases")
+    rep.add_argument("--store", help="store holding the channel (default: $TUNEGATE_STORE)")
     rep.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("train", help="run a training recipe (adapters/NAME.yaml) into adapters/NAME/")

@@ -149,12 +149,12 @@ def stored_run(ref: str, results: Any, samples: Any, source: str | None = None) 
     return Run(results=results, samples=samples, path=Path(f"baseline:{ref}"), label=_label(results))
 
 
-def load_runs(paths: list[Path]) -> list[Run]:
+def load_runs(paths: list[Path], store_path: str | None = None) -> list[Run]:
     """Load several runs (directories or saved baseline names); a sweep directory expands into its variants."""
     runs: list[Run] = []
     for p in map(Path, paths):
         if p.is_dir() and not (p / RESULTS).exists() and variant_dirs(p):
             runs.extend(load_run(v) for v in variant_dirs(p))
         else:
-            runs.append(resolve_run(p))
+            runs.append(resolve_run(p, store_path))
     return runs

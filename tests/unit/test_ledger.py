@@ -329,3 +329,31 @@ def test_review_judgments_live_in_either_store(store_ref: str, tmp_path: Path) -
     assert ids == sorted(ids) and len(set(ids)) == 10
     assert export(tmp_path / "pref.jsonl", store_path=store_ref).line()
     assert len((tmp_path / "pref.jsonl").read_text().splitlines()) == 10  # one row per judgment
+
+
+def _two_suites(root: Path, name: str | None, med: int, gen: int, n: int = 400) -> Path:
+    return build_run(root / (name or "base"), adapter=name,
+                     scores={("medical", "medqa"): {"acc": [1.0] * med + [0.0] * (n - med)},
+                             ("general", "mmlu"): {"acc": [1.0] * gen + [0.0] * (n - gen)}})
+
+
+def test_report_history_marks_forgetting_and_domain_gains(store_ref: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE)
+    runs = tmp_path / "runs"
+    first = _two_suites(runs, None, 200, 300)
+    assert tg("channel", "create", "approved", "--gate", str(gate), "--release", str(first)) == 0
+    for name, med, gen in (("r2", 260, 250), ("r3", 262, 250)):
+        assert tg("promote", str(_two_suites(runs, name, med, gen)), "--to", "approved", "--force",
+                  "--reason", "test chain") == 0
+    md, page = tmp_path / "r.md", tmp_path / "r.html"
+    assert tg("report", "--channel", "approved", "--md", str(md), "--html", str(page)) == 0
+    text = md.read_text()
+    assert "## History of approved" in text and "| 3 (r3) |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 2 (r2)")]
+    assert len(rows) == 1 and "▲ gain" in rows[0] and "▼ forgetting" in rows[0]
+    assert "forgetting" not in next(line for line in text.splitlines() if line.startswith("| 3 (r3)"))
+    body = page.read_text()
+    assert '<section id="history">' in body and body.count('class="history-chart"') == 2
+    assert 'class="mark-forgetting"' in body and 'class="mark-gain"' in body
