@@ -190,6 +190,18 @@ def cmd_review_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cycle(args: argparse.Namespace) -> int:
+    from harness.cycle import run_cycle
+
+    result = run_cycle(Path(args.recipe), Path(args.data), args.channel, workdir=Path(args.workdir),
+                       store_path=args.store, audit_threshold=args.threshold, progress=not args.quiet)
+    if result.release is not None:
+        print(f"promoted {result.run_dir} to {args.channel} as release {result.release}")
+    else:
+        print(f"not promoted: {result.verdict}" + (f" (see {result.run_dir}/verdict.json)" if result.run_dir else ""))
+    return result.exit_code
+
+
 def _store(args: argparse.Namespace) -> Any:
     from harness.store import Store
 
@@ -474,6 +486,18 @@ def build_parser() -> argparse.ArgumentParser:
     pro.add_argument("--reason", help="why; kept in the ledger")
     pro.add_argument("--store", help=store_help)
     pro.set_defaults(func=cmd_promote, interrupted="promote stopped (the channel is as it was, or promoted)")
+
+    cyc = sub.add_parser("cycle", help="one turn of the continuous-learning loop: audit new data, train, eval, gate "
+                                       "against the channel's release (and its drift anchor), promote on a pass")
+    cyc.add_argument("recipe", metavar="RECIPE", help="training recipe; `init_adapter: CHANNEL` continues from the "
+                                                     "channel's current adapter")
+    cyc.add_argument("--data", required=True, metavar="NEW.jsonl", help="the new training data")
+    cyc.add_argument("--channel", required=True)
+    cyc.add_argument("--workdir", default="cycles", help="where each cycle's adapter, run and verdict go (cycles/)")
+    cyc.add_argument("--threshold", type=float, default=0.0, help="tolerated fraction of contaminated test rows (0)")
+    cyc.add_argument("--store", help=store_help)
+    cyc.add_argument("-q", "--quiet", action="store_true")
+    cyc.set_defaults(func=cmd_cycle, interrupted="cycle stopped (the channel is unchanged unless it said promoted)")
 
     chan = sub.add_parser("channel", help="release channels").add_subparsers(dest="channel_command", required=True)
     cc = chan.add_parser("create", help="a channel bound to one gate file, with its first release")

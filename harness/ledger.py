@@ -132,7 +132,7 @@ def create_channel(db: Database, name: str, gate_file: Path, first_run: str, rea
     from harness.gate import load_gate  # gate imports this module (run_gate records verdicts and finds anchors)
 
     load_gate(gate_file)  # a channel binds only a valid gate file
-    text = gate_file.read_text(encoding="utf-8")
+    text = gate_file.read_bytes().decode("utf-8")  # byte for byte: `tunegate cycle` rewrites it to this hash
     with db.transaction():
         if channel(db, name) is not None:
             raise UserError(f"channel '{excerpt(name, 60)}' exists already; its gate file is fixed at creation",
