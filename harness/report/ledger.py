@@ -18,7 +18,9 @@ def _when(ts: float) -> str:
 
 
 def _safe(text: Any, width: int = 60) -> str:
-    return excerpt(str(text), width)  # escapes control and bidi characters
+    """Stored text (a label, a reason, a path) for the terminal: escaped (excerpt) and cut to `width`."""
+    shown = excerpt(str(text), 10_000)  # escapes control and bidirectional characters
+    return shown if len(shown) <= width else shown[:width - 1] + "…"
 
 
 def format_runs(rows: list[RunSummary]) -> str:
@@ -92,7 +94,7 @@ def format_history(channel: str, metric: str, points: list[HistoryPoint]) -> str
     """A table of releases (value, 95% interval, n, suite version) with an interval strip, and a sparkline."""
     ends = [x for p in points for x in (p.lo, p.hi, p.value) if x is not None and math.isfinite(x)]
     lo, hi = (min(ends), max(ends)) if ends else (0.0, 1.0)
-    lines = [f"{_safe(channel, 40)}: {_safe(metric, 60)} over {len(points)} releases   {sparkline([p.value for p in points])}",
+    lines = [f"{_safe(channel, 40)}: {_safe(metric, 60)} over {len(points)} release{'s' if len(points) != 1 else ''}   {sparkline([p.value for p in points])}",
              f"{'rel':>4} {'run':<13} {'label':<16} {'value':>7} {'95% interval':<17} {'n':>6}  "
              f"{lo:<{BAR // 2}.3f}{hi:>{BAR - BAR // 2}.3f}"]
     for p in points:
