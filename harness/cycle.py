@@ -78,7 +78,8 @@ def _derived_recipe(recipe: Path, data: Path, channel: str, adapter: str | None,
 def run_cycle(recipe: Path, data: Path, channel: str, *, workdir: Path, store_path: str | None = None,
               audit_threshold: float = 0.0, progress: bool = True) -> CycleResult:
     """One turn of the loop (see the module docstring); the exit code is the gate's (1 also for contamination)."""
-    from harness.engine import EvalSettings, evaluate  # loads torch: only a cycle that gets this far needs it
+    # imported on first use (start-up time): engine and train load torch, which only a cycle that gets this far needs
+    from harness.engine import EvalSettings, evaluate
     from harness.gate import run_gate
     from harness.train import train
 
