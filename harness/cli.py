@@ -91,7 +91,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if verdict is None and Path(args.candidate).is_dir():
         verdict = Path(args.candidate) / "verdict.json"
     result = run_gate(Path(args.gate), args.baseline, args.candidate,
-                      Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict)
+                      Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict,
+                      record=True)
     print(format_gate(result))
     if verdict is not None:
         print(f"wrote {verdict}")

@@ -108,7 +108,7 @@ def run_cycle(recipe: Path, data: Path, channel: str, *, workdir: Path, store_pa
     if hashlib.sha256(gate_file.read_bytes()).hexdigest() != ch.gate_hash:
         raise UserError(f"the stored gate file of '{channel}' does not reproduce its hash", field="--channel")
     result = run_gate(gate_file, channel, work / "eval", junit_path=work / "junit.xml", store_path=store_path,
-                      verdict_path=work / "eval" / "verdict.json")
+                      verdict_path=work / "eval" / "verdict.json", record=True)
     _say(f"gate: {result.verdict}")
     if not result.passed:
         return CycleResult(result.verdict, result.exit_code, None, work / "eval")

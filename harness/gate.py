@@ -525,32 +525,42 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
 
 def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | str,
              junit_path: Path | None = None, store_path: str | None = None,
-             verdict_path: Path | None = None, record: bool = True) -> GateResult:
+             verdict_path: Path | None = None, record: bool = False) -> GateResult:
     """Load gate and runs (a directory, a channel name, CHANNEL@N or a run id), compare, judge; write
-    JUnit/verdict.json; keep both runs and the verdict in the store's ledger."""
+    JUnit/verdict.json; with `record` (the gate command) keep both runs and the verdict in the ledger.
+    The store is opened only when it is needed: to record, or to find a max_drift rule's anchor."""
     baseline, candidate = resolve_run(baseline_path, store_path), resolve_run(candidate_path, store_path)
-    store = Store(store_path)  # opened before judging: an unreachable store fails first, with one line
-    try:
-        def anchor_of(drift: Drift) -> Run:
-            if "@" in drift.from_ or Path(drift.from_).exists():  # CHANNEL@N, or a run directory
-                return resolve_run(drift.from_, store_path)
-            name = drift.channel or str(baseline_path)
-            if ledger.channel(store.conn, name) is None:
-                if not (drift.from_ in ("first", "current") or drift.from_.isdigit()):
-                    return resolve_run(drift.from_, store_path)  # a run id
-                raise UserError(f"'from: {drift.from_}' names a release of a channel: set max_drift.channel, or "
-                                "pass --baseline CHANNEL")
-            _, results, samples = ledger.release_run(store.conn, name, drift.from_)
-            return stored_run(f"{name}@{drift.from_}", results, samples)
+    opened: list[Store] = []
 
+    def store() -> Store:
+        if not opened:
+            opened.append(Store(store_path))
+        return opened[0]
+
+    def anchor_of(drift: Drift) -> Run:
+        if "@" in drift.from_ or Path(drift.from_).exists():  # CHANNEL@N, or a run directory
+            return resolve_run(drift.from_, store_path)
+        name = drift.channel or str(baseline_path)
+        if ledger.channel(store().conn, name) is None:
+            if not (drift.from_ in ("first", "current") or drift.from_.isdigit()):
+                return resolve_run(drift.from_, store_path)  # a run id
+            raise UserError(f"'from: {drift.from_}' names a release of a channel: set max_drift.channel, or "
+                            "pass --baseline CHANNEL")
+        _, results, samples = ledger.release_run(store().conn, name, drift.from_)
+        return stored_run(f"{name}@{drift.from_}", results, samples)
+
+    try:
+        if record:
+            store()  # before judging: an unreachable store fails first, with one line
         result = gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path, anchor_of=anchor_of)
         if record:
             from harness.verdict import verdict_json  # verdict.py imports this module (a cycle at module level)
 
-            ledger.record_verdict(store.conn, Path(gate_file), verdict_json(result),
+            ledger.record_verdict(store().conn, Path(gate_file), verdict_json(result),
                                   (baseline.results, baseline.samples), (candidate.results, candidate.samples))
     finally:
-        store.close()
+        for s in opened:
+            s.close()
     return result
 
 

@@ -149,6 +149,34 @@ def test_an_unreachable_store_is_one_line(capsys: pytest.CaptureFixture) -> None
     assert tg("runs", "list", "--store", url) == 2
     line = err_line(capsys)
     assert "cannot reach the store" in line and "secret" not in line and "***" in line
+    for args in (["promote", "run-x", "--to", "approved"], ["history", "--channel", "a", "--metric", "s/m"]):
+        assert tg(*args, "--store", url) == 2
+        assert "cannot reach the store" in err_line(capsys)
+
+
+def test_a_store_from_before_the_ledger_is_migrated(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A saved baseline of the old schema becomes release 1 of a gate-less channel; the store's version is kept."""
+    import sqlite3
+
+    from harness.runs import load_run
+
+    run = load_run(make_run(tmp_path / "runs", None, 30))
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE baselines (name TEXT PRIMARY KEY, run_id TEXT NOT NULL, created REAL NOT NULL, "
+                     "results_json TEXT NOT NULL, samples_json TEXT NOT NULL);")
+    db.execute("INSERT INTO baselines VALUES (?,?,?,?,?)",
+               ("approved", "run-base", 1.0e9, json.dumps(run.results), json.dumps(run.samples)))
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.load_baseline("approved")[0]["run_id"] == "run-base"  # type: ignore[index]
+    versions = [r[0] for r in store.conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    store.conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)")
+    store.close()
+    assert versions == [1, 2, 3]
+    assert tg("runs", "show", "approved@1", "--store", str(path)) == 2
+    assert "schema version 99, newer than this tunegate knows" in err_line(capsys)
 
 
 def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
