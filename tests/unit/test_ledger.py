@@ -385,3 +385,25 @@ def test_report_history_marks_forgetting_and_domain_gains(store_ref: str, tmp_pa
     body = page.read_text()
     assert '<section id="history">' in body and body.count('class="history-chart"') == 2
     assert 'class="mark-forgetting"' in body and 'class="mark-gain"' in body
+
+
+def test_cycle_stops_on_bad_input_and_on_contaminated_data(channel: tuple[Path, Path], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    """Before any training: a missing data file or channel is one line (exit 2); new data that copies a test item
+    of a suite the release was evaluated on stops the cycle (exit 1) and nothing is trained or promoted."""
+    recipe = ROOT / "adapters" / "continual.yaml"
+    work = tmp_path / "cycles"
+    assert tg("cycle", str(recipe), "--data", str(tmp_path / "none.jsonl"), "--channel", "approved",
+              "--workdir", str(work)) == 2
+    assert "new data file not found" in err_line(capsys)
+    data = tmp_path / "new.jsonl"
+    test_row = json.loads((ROOT / "harness/builtin_suites/medical/data/pubmedqa_test.jsonl").read_text().splitlines()[0])
+    data.write_text(json.dumps({"prompt": test_row["context"], "completion": " yes"}) + "\n")
+    assert tg("cycle", str(recipe), "--data", str(data), "--channel", "nope", "--workdir", str(work)) == 2
+    assert "no channel 'nope'" in err_line(capsys)
+    assert tg("cycle", str(recipe), "--data", str(data), "--channel", "approved", "--workdir", str(work), "-q") == 1
+    out = capsys.readouterr().out
+    assert "not promoted: CONTAMINATED" in out
+    assert (work / "approved-2" / "audit.json").is_file() and not (work / "approved-2" / "adapter").exists()
+    assert tg("history", "--channel", "approved", "--metric", "medical/acc") == 0
+    assert "over 1 release " in capsys.readouterr().out
