@@ -179,22 +179,28 @@ def test_a_store_from_before_the_ledger_is_migrated(tmp_path: Path, capsys: pyte
     assert "schema version 99, newer than this tunegate knows" in err_line(capsys)
 
 
-def _spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-
-
 def test_two_processes_promote_at_once_and_exactly_one_wins(channel: tuple[Path, Path], store_ref: str) -> None:
     gate, runs = channel
     a, b = make_run(runs, "a", 31), make_run(runs, "b", 32)
     for cand in (a, b):
         assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(cand)) == 0
-    procs = [_spawn("promote", "run-a", "--to", "approved"), _spawn("promote", "run-b", "--to", "approved")]
+    # Each process holds its transaction open for a second between its checks and its update, so both have read
+    # release 1 before either moves the channel: the race is certain, not left to timing.
+    slow = ("import sys, time\nfrom harness import ledger\nmove = ledger._move\n"
+            "def slow_move(*a, **k):\n    time.sleep(1.0)\n    return move(*a, **k)\n"
+            "ledger._move = slow_move\nfrom harness.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", slow, "promote", run, "--to", "approved"], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}) for run in ("run-a", "run-b")]
     outs = [p.communicate(timeout=120) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], outs
     loser = next(err for (_, err), p in zip(outs, procs) if p.returncode == 2)
-    assert loser.count("\n") == 1 and ("moved to release 2" in loser or "not the current release" in loser), loser
+    assert loser.count("\n") == 1, loser
+    if store_ref.startswith("postgresql"):  # both read release 1; the conditional update stops the second
+        assert "moved to release 2 while this promote ran" in loser, loser
+    else:  # SQLite: the second waits for the write lock, then finds no verdict against release 2
+        assert "not the current release" in loser, loser
     store = Store(store_ref)
     rows = store.conn.execute("SELECT number FROM ledger_releases WHERE channel='approved'").fetchall()
     store.close()
