@@ -443,6 +443,14 @@ def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, A
                         "and a store", **where)
     try:
         anchor = anchor_of(drift)
+        suite = drift.parts[0]
+        fa, fc = ((r.suites.get(suite) or {}).get("fingerprint") for r in (anchor, comp.candidate))
+        if fa is not None and fc is not None and fa != fc:
+            kept = (anchor.adapter or {}).get("path")
+            raise UserError(f"the anchor ({anchor.label}) was evaluated on another version of suite '{suite}' "
+                            f"({str(fa)[:12]}, the candidate on {str(fc)[:12]}): re-evaluate "
+                            f"{'its adapter ' + str(kept) if kept else 'it'} on the current suite and anchor the "
+                            "rule on that run (from: RUN)")
         acomp = compare_runs(anchor, comp.candidate, n_resamples=spec.n_resamples, seed=spec.seed)
     except UserError as exc:
         raise UserError(f"max_drift from {drift.from_}: {exc}", **where) from None
