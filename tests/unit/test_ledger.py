@@ -336,7 +336,8 @@ def test_the_conditional_update_refuses_a_stale_promote(channel: tuple[Path, Pat
     assert [tuple(r) for r in rows] == [(1, "run-base"), (2, "run-fast")]
 
 
-def test_review_judgments_live_in_either_store(store_ref: str, tmp_path: Path) -> None:
+def test_review_judgments_live_in_either_store(store_ref: str, tmp_path: Path,
+                                               request: pytest.FixtureRequest) -> None:
     """The review app's queue and judgments on both databases: n reviewers per item, one judgment each."""
     import random
 
@@ -363,6 +364,22 @@ def test_review_judgments_live_in_either_store(store_ref: str, tmp_path: Path) -
     assert ids == sorted(ids) and len(set(ids)) == 10
     assert export(tmp_path / "pref.jsonl", store_path=store_ref).line()
     assert len((tmp_path / "pref.jsonl").read_text().splitlines()) == 10  # one row per judgment
+    # the judgments move to the other kind of store, and the next judgment there gets a fresh id
+    assert tg("store", "export", str(tmp_path / "dump.jsonl")) == 0
+    if store_ref.startswith("postgresql"):
+        other = str(tmp_path / "other.sqlite")
+    else:
+        from tests.pgserver import new_database
+
+        other = new_database(request.getfixturevalue("postgres_url"))
+    assert tg("store", "import", str(tmp_path / "dump.jsonl"), "--store", other) == 0
+    moved = ReviewDB(other)
+    assert moved.count_judgments() == 10
+    fresh = moved.db.execute("INSERT INTO review_judgments (item_id, reviewer, choice, order_json, created) "
+                             "VALUES (?,?,?,?,?) RETURNING judgment_id", (next(iter(judged)), "dee", "tie", "[0, 1]",
+                                                                          0.0)).fetchone()[0]
+    assert fresh > max(ids)
+    moved.close()
 
 
 def _two_suites(root: Path, name: str | None, med: int, gen: int, n: int = 400) -> Path:
