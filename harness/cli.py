@@ -273,13 +273,14 @@ def cmd_channel_create(args: argparse.Namespace) -> int:
 
 
 def cmd_channel_list(args: argparse.Namespace) -> int:
+    from harness.ledger import channels
+    from harness.report.ledger import format_channels
+
     store = _store(args)
     try:
-        rows = store.conn.execute("SELECT name, number, run_id, gate_file FROM ledger_channels ORDER BY name").fetchall()
+        print(format_channels(channels(store.conn)))
     finally:
         store.close()
-    for name, number, run_id, gate in rows:
-        print(f"{name:<20} release {number:<4} {str(run_id)[:12]:<13} {gate or '(no gate: saved with --save-baseline)'}")
     return 0
 
 

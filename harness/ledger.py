@@ -114,6 +114,11 @@ def channel(db: Database, name: str) -> Channel | None:
     return Channel(row[0], row[1], row[2], int(row[3]), row[4]) if row else None
 
 
+def channels(db: Database) -> list[Channel]:
+    return [Channel(r[0], r[1], r[2], int(r[3]), r[4]) for r in db.execute(
+        "SELECT name, gate_hash, gate_file, number, run_id FROM ledger_channels ORDER BY name").fetchall()]
+
+
 def require_channel(db: Database, name: str) -> Channel:
     ch = channel(db, name)
     if ch is None:

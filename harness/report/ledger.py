@@ -6,7 +6,7 @@ import math
 import time
 from typing import Any
 
-from harness.ledger import HistoryPoint, Promotion, RunSummary
+from harness.ledger import Channel, HistoryPoint, Promotion, RunSummary
 from harness.untrusted import excerpt
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -53,6 +53,14 @@ def format_run(info: dict[str, Any]) -> str:
         how = f"forced: {_safe(r['reason'], 80)}" if r["forced"] else (r["reason"] and _safe(r["reason"], 80)) or "gated"
         lines.append(f"  {_safe(r['channel'], 30)} release {r['number']} ({how}), {_when(r['created'])}")
     return "\n".join(lines)
+
+
+def format_channels(rows: list[Channel]) -> str:
+    if not rows:
+        return "no channels in the store"
+    return "\n".join(f"{_safe(c.name, 20):<20} release {c.number:<4} {str(c.run_id)[:12]:<13} "
+                     f"{_safe(c.gate_file, 80) if c.gate_file else '(no gate file: saved with --save-baseline)'}"
+                     for c in rows)
 
 
 def format_promotion(p: Promotion) -> str:

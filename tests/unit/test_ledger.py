@@ -73,6 +73,8 @@ def test_gate_records_and_promote_moves_the_pointer(channel: tuple[Path, Path], 
     assert tg("runs", "list", "--suite", "medical") == 0
     out = capsys.readouterr().out
     assert "run-v2" in out and "run-base" in out
+    assert tg("channel", "list") == 0
+    assert "approved             release 2    run-v2" in capsys.readouterr().out
     assert tg("runs", "list", "--suite", "legal") == 0 and "no runs" in capsys.readouterr().out
     assert tg("runs", "list", "--since", "2999-01-01") == 0 and "no runs" in capsys.readouterr().out
 
