@@ -253,25 +253,33 @@ class RunSummary:
     data_hash: str | None
 
 
+RUN_COLUMNS = "run_id, created, creator, label, suites_json, model_hash, adapter_hash, recipe_hash, data_hash"
+
+
+def _summary(r: Any) -> RunSummary:
+    return RunSummary(r[0], float(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8])
+
+
+def _timestamp(text: str) -> float:
+    """A date or ISO time; without a zone it is UTC."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"not a date: {excerpt(text, 40)} (use YYYY-MM-DD or an ISO time)", field="--since") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def list_runs(db: Database, suite: str | None = None, since: str | None = None) -> list[RunSummary]:
     """Runs in the ledger, newest first; only those with `suite`, only those created on or after `since`."""
-    start = 0.0
-    if since:
-        try:
-            start = datetime.fromisoformat(since).replace(tzinfo=timezone.utc).timestamp() \
-                if "T" not in since and "+" not in since else datetime.fromisoformat(since).timestamp()
-        except ValueError:
-            raise UserError(f"not a date: {excerpt(since, 40)} (use YYYY-MM-DD or an ISO time)", field="--since") from None
-    rows = db.execute("SELECT run_id, created, creator, label, suites_json, model_hash, adapter_hash, recipe_hash, "
-                      "data_hash FROM ledger_runs WHERE created>=? ORDER BY created DESC", (start,)).fetchall()
-    out = [RunSummary(r[0], float(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6], r[7], r[8]) for r in rows]
-    return [r for r in out if suite is None or suite in r.suites]
+    rows = db.execute(f"SELECT {RUN_COLUMNS} FROM ledger_runs WHERE created>=? ORDER BY created DESC",
+                      (_timestamp(since) if since else 0.0,)).fetchall()
+    return [r for r in map(_summary, rows) if suite is None or suite in r.suites]
 
 
 def show_run(db: Database, ref: str) -> dict[str, Any]:
     """One run: its summary, its scores per suite, the verdicts it received and the releases it became."""
     rid = resolve_run_id(db, ref)
-    summary = next(r for r in list_runs(db) if r.run_id == rid)
+    summary = _summary(db.execute(f"SELECT {RUN_COLUMNS} FROM ledger_runs WHERE run_id=?", (rid,)).fetchone())
     results, _ = run_data(db, rid)
     verdicts = [{"verdict_id": r[0], "created": r[1], "creator": r[2], "gate_file": r[3], "gate_hash": r[4],
                  "baseline_run": r[5], "verdict": r[6], "on_inconclusive": r[7], "reason": r[8]}
