@@ -29,6 +29,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
+    if args.until_decided or args.baseline:
+        return _eval_until_decided(args, settings)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
                        save_baseline=args.save_baseline)
@@ -38,6 +40,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out and results:
         print(f"wrote {args.out}")
     return 0
+
+
+def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
+    from harness.report.terminal import format_gate
+    from harness.until import UntilSettings, evaluate_until_decided, summary
+
+    if not (args.until_decided and args.baseline):
+        raise UserError("--until-decided GATE and --baseline RUN go together", field="--until-decided")
+    if args.resume or args.save_baseline or args.include_base:
+        raise UserError("--until-decided takes no --resume, --save-baseline or --include-base", field="--until-decided")
+    until = UntilSettings(Path(args.until_decided), args.baseline, args.max_items, args.max_minutes, args.chunk,
+                          args.seed)
+    outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
+                                     settings, until, store_path=args.store, dtype=args.dtype)
+    print(format_gate(outcome.gate))
+    print(summary(outcome))
+    if args.out:
+        print(f"wrote {args.out} (results.json with the sequential record, samples.jsonl, verdict.json)")
+    return outcome.gate.exit_code
 
 
 def cmd_suites_list(args: argparse.Namespace) -> int:
@@ -347,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--save-baseline", metavar="NAME", help="also save this run in the store as baseline NAME")
     ev.add_argument("--allow-unisolated", action="store_true", help="run generated code without network isolation")
     _allow_outside_data(ev)
+    ev.add_argument("--until-decided", metavar="GATE", help="evaluate in a seeded random order, a chunk at a time, "
+                    "until every rule of this gate file is decided (needs --baseline)")
+    ev.add_argument("--baseline", metavar="RUN", help="with --until-decided: the baseline run directory or saved name")
+    ev.add_argument("--max-items", type=_positive, help="with --until-decided: stop after this many items")
+    ev.add_argument("--max-minutes", type=float, help="with --until-decided: stop after the look that passes this")
+    ev.add_argument("--chunk", type=_positive, default=10, help="with --until-decided: items per task between looks")
+    ev.add_argument("--seed", type=int, default=0, help="with --until-decided: seed of the evaluation order")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")
 

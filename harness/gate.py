@@ -22,7 +22,15 @@ from pydantic import Field, model_validator
 
 from harness import ledger, power, stats
 from harness.api import UserError
-from harness.compare import Comparison, MetricComparison, compare_runs, item_scores, originals, task_samples
+from harness.compare import (
+    Comparison,
+    MetricComparison,
+    compare_runs,
+    item_scores,
+    originals,
+    sequential_order,
+    task_samples,
+)
 from harness.config import Strict, line_of, load_yaml, parse_model
 from harness.evidence import (
     UNBOUNDED_MIN_N,
@@ -179,6 +187,7 @@ class GateResult:
     on_inconclusive: str = "fail"
     reason: str | None = None
     partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
+    sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
 
     @property
     def failures(self) -> list[str]:
@@ -275,7 +284,11 @@ def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str
     verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
     # The p-values are one-sided: the two-sided 95% interval's ends are one-sided 97.5% bounds.
     p_pass = p_fail = None
-    if unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
+    if unit.p_at is not None:  # sequential: anytime p-values from the sequence's own capital process
+        fail_at = side.threshold if side.fail_threshold is None else side.fail_threshold
+        p_pass = unit.p_at(side.threshold, side.pass_if_above)
+        p_fail = unit.p_at(fail_at, not side.pass_if_above)
+    elif unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
         p_pass = invert(unit.interval_at, side.passes) / 2
         p_fail = invert(unit.interval_at, side.fails) / 2
     return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)
@@ -317,7 +330,7 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
 def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     b, c = comp.pairs[(row.suite, row.task, row.metric)]
     return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
-                       n_resamples=comp.n_resamples, seed=comp.seed)
+                       n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None)
 
 
 def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
@@ -330,12 +343,15 @@ def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     rows: list[dict] = []
     for task in tasks:
         rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
-                 for s in originals(task_samples(comp.candidate, row.suite, task)).values()]
+                 for s in originals(task_samples(comp.judged_candidate, row.suite, task)).values()]
     fail = None if row.bounds is None else (row.bounds[0] if row.higher_is_better else row.bounds[1])
+    if comp.sequential is not None:  # pooled floor: the confidence sequence takes items in evaluation order
+        order = sequential_order(comp.sequential)
+        rows.sort(key=lambda s: order[(s["suite"], s["task"], s["sample_id"])])
     scores = item_scores(rows, row.metric, fail)
     # an unbounded mean has no interval valid at every n (Bahadur & Savage 1956): state a minimum n
     return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds,
-                      min_n=2 if row.bounds else UNBOUNDED_MIN_N)
+                      min_n=2 if row.bounds else UNBOUNDED_MIN_N, sequential=comp.sequential is not None)
 
 
 def _undefined(n: int, note: str) -> Callable[[float], Interval]:
@@ -352,7 +368,8 @@ def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
                         f"({row.metric}): a robustness rule needs a suite with perturbations")
     drops = rob.drops[1]
     width = (row.bounds[1] - row.bounds[0]) if row.bounds else None
-    unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None)
+    unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None,
+                      sequential=comp.sequential is not None)
     if row.bounds is not None:
         at_worst = rob.clean[1] <= row.bounds[0] if row.higher_is_better else rob.clean[1] >= row.bounds[1]
         if at_worst:  # a clean score at its worst leaves nothing to lose: no evidence of robustness either way
@@ -528,7 +545,22 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
     rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])},
                        anchor_of) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
-    return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial)
+    return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
+                      sequential_summary(comp.sequential))
+
+
+def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a verdict says about a sequential run: method, alpha, seed, chunk, and items evaluated vs available."""
+    if not block:
+        return None
+    evaluated: dict[str, int] = dict(block.get("evaluated") or {})  # items, without perturbed variants
+    if not evaluated:
+        for item in block["items"]:
+            key = f"{item['suite']}/{item['task']}"
+            evaluated[key] = evaluated.get(key, 0) + 1
+    return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
+            "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
+            "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}
 
 
 def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | str,
