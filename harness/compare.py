@@ -367,7 +367,9 @@ def item_scores(samples: list[dict], metric: str, fail_value: float | None, sour
         rows += 1
         values[str(s.get("source_id") or s["sample_id"])].append(float(value))
     items = list(values)
-    return Scores(items, np.array([np.mean(values[i]) for i in items], dtype=float), missing, rows)
+    # one score per item is the common case: np.mean per item would dominate the cost of a large comparison
+    means = [v[0] if len(v) == 1 else float(np.mean(v)) for v in (values[i] for i in items)]
+    return Scores(items, np.array(means, dtype=float), missing, rows)
 
 
 def _fail_value(bounds: tuple[float, float] | None, hib: bool) -> float | None:

@@ -177,10 +177,13 @@ class HFBackend(Backend):
         """Yield (group, logliks, is_greedy, tokens run) for each group, in the order they finish."""
         limit = self.max_length
         virtual = _virtual_prompt(self.model)
+        prefix = _prefix_length(self.model)
         if virtual is not None:  # prompt tuning: its virtual tokens lead every group, and packing still works
             groups = [self._truncate(g, limit - virtual.shape[0]) for g in groups]
-            yield from self._score_packed(groups, virtual)
-        elif is_prompt_learning(self.model):  # prefix tuning: PEFT hands the prefix in as a KV cache
+            yield from self._score_packed(groups, virtual=virtual)
+        elif prefix:  # prefix tuning: every packed token also sees the prefix's keys and values
+            yield from self._score_packed([self._truncate(g, limit - prefix) for g in groups], prefix=prefix)
+        elif is_prompt_learning(self.model):  # other prompt learning (task ids, CPT): PEFT's own forward
             yield from self._score_padded([self._truncate(g, limit) for g in groups])
         else:
             yield from self._score_packed([self._truncate(g, limit) for g in groups])
@@ -193,8 +196,9 @@ class HFBackend(Backend):
             group = _Group(group.index, group.context[-max(keep, 1):], group.continuations)
         return group
 
-    def _score_packed(self, groups: list[_Group], virtual: Any = None):
-        """Pack groups into rows; `virtual` (prompt tuning's [v, hidden] embeddings) leads each group's context."""
+    def _score_packed(self, groups: list[_Group], virtual: Any = None, prefix: int = 0):
+        """Pack groups into rows; `virtual` (prompt tuning's [v, hidden] embeddings) leads each group's context,
+        or a prefix-tuning adapter's `prefix` keys and values (PEFT's `get_prompt` cache) precede the row."""
         import torch
 
         lead = 0 if virtual is None else int(virtual.shape[0])
@@ -219,7 +223,12 @@ class HFBackend(Backend):
             for row in rows:
                 ids, positions, mask, targets = _tree_row(row, self._device)
                 # use_cache=False: scoring never decodes further, so building a KV cache is wasted work
-                if lead:
+                if prefix:  # a fresh prefix cache per row (the decoder appends the row's keys to it)
+                    cache = self.model.get_prompt(batch_size=1, max_cache_len=prefix + ids.shape[1])
+                    mask = torch.cat([mask.new_zeros(*mask.shape[:-1], prefix), mask], dim=-1)
+                    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions + prefix,
+                                  past_key_values=cache, use_cache=False)
+                elif lead:
                     embeds = embed(ids)
                     start = 0
                     for g in row:  # each group starts with its own copy of the virtual tokens, at positions 0..v-1
@@ -362,6 +371,16 @@ def _virtual_prompt(model: Any) -> Any:
 
     with torch.inference_mode():
         return model.get_prompt(batch_size=1)[0]
+
+
+def _prefix_length(model: Any) -> int:
+    """The number of virtual tokens of a prefix-tuning PeftModel (0 for anything else).
+
+    PEFT passes the prefix as a KV cache with one copy per batch row, so its forward cannot pack; a packed row
+    whose 4D mask lets every token see the prefix (positions shifted by its length) scores the same."""
+    config = getattr(model, "active_peft_config", None)
+    kind = str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
+    return int(getattr(config, "num_virtual_tokens", 0) or 0) if kind == "PREFIX_TUNING" else 0
 
 
 def _tree_row(row: list[_Group], device: Any):

@@ -15,6 +15,7 @@ from harness.compare import Comparison
 from harness.report import svg
 from harness.report.data import ReportData, evidence_rows
 from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num, fmt_sequential, more_items
+from harness.report.history import history_html
 from harness.runs import Run
 
 MAX_SAMPLE_TEXT = 4000  # characters kept per prompt/response in the embedded browser data
@@ -226,7 +227,7 @@ def render_html(data: ReportData) -> str:
         "samples_json": json_for_script(_samples(data)), "script": Markup(script),
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],
-        "human": he, "evidence": _evidence_groups(data),
+        "human": he, "evidence": _evidence_groups(data), "history": history_html(data.history),
         "matrix": _verdict_matrix(data),
         "suite_groups": [_suite_groups(c) for c in data.comparisons],
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],

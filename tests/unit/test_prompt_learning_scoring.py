@@ -1,6 +1,6 @@
-"""Prompt tuning scores through the packed path (virtual tokens at the head of each packed group), prefix tuning
-through PEFT's forward without a KV cache and with the output projection only where scored: both must give what
-PEFT's plain forward gives, one request at a time."""
+"""Prompt and prefix tuning score through the packed path (virtual tokens at the head of each packed group; the
+prefix's keys and values before each packed row): both must give what PEFT's plain forward gives, one request at
+a time."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def _reference(backend, request: Request) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("kind", ["prompt_tuning", "prefix_tuning"])
-@pytest.mark.parametrize("batch,pack", [(1, 16), (32, 512)])
+@pytest.mark.parametrize("kind,batch,pack", [("prompt_tuning", 1, 16), ("prompt_tuning", 32, 512),
+                                              ("prefix_tuning", 1, 16), ("prefix_tuning", 32, 512)])
 def test_prompt_learning_scores_match_pefts_forward(tiny_model: Path, adapters: dict[str, Path], kind: str,
                                                     batch: int, pack: int) -> None:
     backend = load_backend(str(tiny_model), batch_size=batch)
