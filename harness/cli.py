@@ -27,7 +27,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
     endpoint = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
-                "timeout": args.timeout, "budget": args.budget, "revision": args.revision}
+                "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision}
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
                        save_baseline=args.save_baseline, device=args.device,
@@ -350,6 +350,8 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
                                                             "(default: OPENAI_API_KEY; the key is never stored)")
     group.add_argument("--concurrency", type=_positive, help="requests in flight (default 8)")
     group.add_argument("--timeout", type=float, help="seconds per request attempt (default 120)")
+    group.add_argument("--retries", type=int, help="retries of a request on 429, 5xx, timeouts and lost "
+                                                   "connections, with exponential backoff and jitter (default 5)")
     group.add_argument("--budget", type=float, help="seconds for all requests of a run, retries included "
                                                     "(default: none); what is left fails and can be resumed")
     group.add_argument("--revision", help="what you call the served weights (part of the cache key: an endpoint "

@@ -171,6 +171,7 @@ class Comparison:
     n_resamples: int
     seed: int
     pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    backends_note: str | None = None  # set when the runs were answered by different kinds of backend
 
     @property
     def unmatched(self) -> int:
@@ -212,6 +213,31 @@ class Comparison:
 # ---------------------------------------------------------------- checks
 
 
+def backend_of(run: Run) -> dict[str, Any]:
+    """The backend that answered a run, from its fingerprint (runs from before backends recorded one: hf)."""
+    fp = (run.results.get("model") or {}).get("fingerprint") or {}
+    backend = fp.get("backend", "hf")
+    in_process = backend == "hf"  # runs from before the device was recorded ran on the CPU in float32
+    return {"backend": backend, "device": fp.get("device") or ("cpu" if in_process else None),
+            "dtype": fp.get("dtype") or ("float32" if in_process else None), "weights": fp.get("weights")}
+
+
+def backends_note(base: Run, cand: Run) -> str | None:
+    """A plain sentence when the two runs were answered by different backends (in process vs an endpoint,
+    or another device or dtype): a difference then also measures the serving stack, not only the weights."""
+    b, c = backend_of(base), backend_of(cand)
+    if b == c:
+        return None
+
+    def say(x: dict[str, Any]) -> str:
+        if x["backend"] == "hf":
+            return f"in process (hf, {x['device']} {x['dtype']})"
+        return f"through {x['backend']}" + (" (an endpoint: not fingerprinted by its weights)" if x["weights"] else "")
+
+    return (f"the backends differ: baseline answered {say(b)}, candidate {say(c)}; a difference also measures "
+            "the serving stack (quantisation, kernels, dtype), not only the model")
+
+
 def check_compatible(base: Run, cand: Run) -> tuple[list[str], list[str], list[str]]:
     """Common suites, and the suites only one run has; UserError when a shared suite or prompt differs."""
     common = [s for s in base.suites if s in cand.suites]
@@ -229,9 +255,12 @@ def check_compatible(base: Run, cand: Run) -> tuple[list[str], list[str], list[s
         for task in tb:
             hb, hc = tb[task].get("prompt_hash"), tc[task].get("prompt_hash")
             if hb != hc:
+                differ = backends_note(base, cand)
                 raise UserError(f"prompts of task '{suite}/{task}' differ between the runs (prompt_hash "
                                 f"{str(hb)[:12]} vs {str(hc)[:12]}): check chat template, few-shot, "
-                                f"generation settings and --limit")
+                                f"generation settings and --limit" + (
+                                    f". {differ}; a chat-templated prompt is rendered by tunegate in process but by "
+                                    "the server through an endpoint, so such tasks cannot be paired" if differ else ""))
     return common, [s for s in base.suites if s not in cand.suites], [s for s in cand.suites if s not in base.suites]
 
 
@@ -621,4 +650,4 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
                 incomplete[(suite, name)] = t.incomplete
     apply_holm(rows)
     return Comparison(baseline, candidate, rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
-                      only_b, only_c, incomplete, n_resamples, seed, pairs)
+                      only_b, only_c, incomplete, n_resamples, seed, pairs, backends_note(baseline, candidate))
