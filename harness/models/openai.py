@@ -34,6 +34,7 @@ PROTOCOL_VERSION = 1  # bump when the requests sent or the parsing of replies ch
 CHAT_PREFIX = "<tunegate:chat>"  # a chat-templated prompt: this prefix, then the messages as JSON
 NOT_FINGERPRINTED = ("an endpoint cannot be fingerprinted by its weights: the cache and the comparison trust "
                      "the model name the server reports and the --revision you declare")
+PROBE_PROMPT = "The capital of France is Paris"  # the token after it is predictable, and is not " Paris"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 DEFAULTS = {"concurrency": 8, "timeout": 120.0, "retries": 5}
 
@@ -126,33 +127,45 @@ class OpenAIBackend(Backend):
                                           f"(it serves: {', '.join(map(str, ids)) or 'nothing'})", field="-m/--model")
             caps: set[Capability] = {"generate", "chat_template"}
             reasons: dict[str, str] = {}
-            completions, logprobs = self._probe_logprobs()
-            if logprobs:
+            completions, why = self._probe_logprobs()
+            if why is None:
                 caps |= {"loglikelihood", "loglikelihood_rolling"}
             else:
-                why = ("the server has no /completions endpoint (chat only)" if not completions else
-                       "the server returns no prompt logprobs from /completions with echo and logprobs")
                 reasons = {"loglikelihood": why, "loglikelihood_rolling": why}
             self._probed = {"capabilities": frozenset(caps), "reasons": reasons, "completions": completions,
                             "server_model": {"id": entry.get("id"), "owned_by": entry.get("owned_by")}}
         return self._probed
 
-    def _probe_logprobs(self) -> tuple[bool, bool]:
-        """(has /completions, returns prompt logprobs): one small echo request."""
+    def _probe_logprobs(self) -> tuple[bool, str | None]:
+        """(has /completions, why prompt logprobs are unusable or None): one small echo request."""
+        prompt = PROBE_PROMPT
         try:
-            reply = self._client.post(self._url("/completions"), json=_loglik_payload(self.model, "The sky is blue"))
+            reply = self._client.post(self._url("/completions"), json=_loglik_payload(self.model, prompt))
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from None
         if reply.status_code in (404, 405, 501):
-            return False, False
+            return False, "the server has no /completions endpoint (chat only)"
+        none = "the server returns no prompt logprobs from /completions with echo and logprobs"
         if reply.status_code >= 400:
-            return True, False
+            return True, f"{none} (HTTP {reply.status_code})"
         try:
-            lp = reply.json()["choices"][0]["logprobs"]
-            values = lp["token_logprobs"]
-            return True, len(values) >= 2 and any(v is not None for v in values[1:]) and bool(lp.get("text_offset"))
+            choice = reply.json()["choices"][0]
+            lp = choice["logprobs"]
+            values, offsets, tops = lp["token_logprobs"], lp["text_offset"], lp.get("top_logprobs") or []
+            if len(values) < 2 or not any(v is not None for v in values[1:]) or not offsets:
+                return True, none
+            generated = (choice.get("text") or "")[len(prompt):]
+            last = max(i for i, off in enumerate(offsets) if off < len(prompt))
         except (ValueError, KeyError, IndexError, TypeError):
-            return True, False
+            return True, none
+        top = tops[last] if last < len(tops) else None
+        # The entry of the last prompt token must hold the distribution that predicted it, not the one that
+        # follows it: the greedy token generated next is argmax of the latter (llama-cpp-python 0.3.x bug).
+        if top and generated and max(top, key=top.get) != lp["tokens"][last] and generated.startswith(max(top, key=top.get)):
+            return True, ("the server's echoed prompt logprobs are shifted by one token (each token scored by "
+                          "the distribution after it: abetlen/llama-cpp-python#1983); serve llama.cpp models "
+                          "with `python -m harness.models.llama_cpp_server`, which fixes it")
+        return True, None
 
     # ---- requests -------------------------------------------------------------------------------------
     def apply_chat_template(self, user_text: str, system: str | None = None) -> str:

@@ -33,6 +33,7 @@ class LlamaServer:
     port: int = field(default_factory=free_port)
     api_key: str = field(default_factory=lambda: "sk-tunegate-test-" + secrets.token_hex(12))
     log: Path | None = None
+    fixed: bool = True  # through harness.models.llama_cpp_server (echoed prompt logprobs fixed); False: stock
     proc: subprocess.Popen | None = None
 
     @property
@@ -46,11 +47,14 @@ class LlamaServer:
             import llama_cpp  # noqa: F401
         except ImportError as exc:  # a missing server is a broken setup, never a skip
             raise RuntimeError("llama-cpp-python[server] is not installed: run `make setup`") from exc
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_gguf(MODEL_NAME)),
+        module = "harness.models.llama_cpp_server" if self.fixed else "llama_cpp.server"
+        cmd = [sys.executable, "-m", module, "--model", str(embedded_gguf(MODEL_NAME)),
                "--model_alias", MODEL_NAME, "--logits_all", "true", "--host", "127.0.0.1", "--port", str(self.port),
                "--api_key", self.api_key, "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

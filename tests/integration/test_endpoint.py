@@ -283,3 +283,14 @@ def test_no_prompt_logprobs_refuses_loglikelihood_tasks_first(server: LlamaServe
                                "generate variant medical/pubmedqa_gen")
         scoring = [p for m, p, b in proxy.seen if m == "POST" and b"\"echo\"" in b]
         assert len(scoring) == 1, err  # the probe only: no scoring request was sent
+
+
+def test_stock_llama_cpp_python_server_is_refused_for_loglikelihood(tmp_path: Path, monkeypatch, capsys) -> None:
+    """llama-cpp-python's own server scores each echoed token by the distribution after it: detected, refused."""
+    stock = LlamaServer(log=tmp_path / "stock.log", fixed=False).start()
+    try:
+        monkeypatch.setenv("OPENAI_API_KEY", stock.api_key)
+        assert _eval(stock.url, "-s", "legal", "--limit", "1") == 2
+        _one_line_exit_2(capsys, "shifted by one token", "llama-cpp-python#1983", "harness.models.llama_cpp_server")
+    finally:
+        stock.stop()
