@@ -140,9 +140,9 @@ class OpenAIBackend(Backend):
         """(has /completions, why prompt logprobs are unusable or None): one small echo request."""
         prompt = PROBE_PROMPT
         try:
-            reply = self._client.post(self._url("/completions"), json=_loglik_payload(self.model, prompt))
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
+            reply = self._send("/completions", _loglik_payload(self.model, prompt))
+        except _RequestFailed as exc:
+            raise EndpointOptionError(f"cannot reach {redact_url(self.base_url)} ({exc})", field="--base-url") from None
         if reply.status_code in (404, 405, 501):
             return False, "the server has no /completions endpoint (chat only)"
         none = "the server returns no prompt logprobs from /completions with echo and logprobs"
@@ -289,41 +289,51 @@ class OpenAIBackend(Backend):
         return data
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST with retries on 429, 5xx, timeouts and lost connections; raises _RequestFailed at the end."""
+        """POST with retries; the reply's JSON, or _RequestFailed naming the last problem."""
+        reply = self._send(path, payload)
+        if reply.status_code >= 400:
+            with self._lock:
+                self._usage["failed_requests"] += 1
+            raise _RequestFailed(f"HTTP {reply.status_code}: {_snippet(reply.text)}" + (
+                f" (after {self.retries + 1} attempts)" if reply.status_code in RETRY_STATUS else ""))
+        data = reply.json()
+        self._count(data.get("usage") or {})
+        return data
+
+    def _send(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+        """POST, retried on 429, 5xx, timeouts and lost connections with exponential backoff and full jitter
+        (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015); a Retry-After header wins. Returns
+        the last reply; raises _RequestFailed when no reply came at all or the --budget is spent."""
         attempt = 0
         while True:
             if self._deadline is not None and time.monotonic() > self._deadline:
                 raise _RequestFailed(f"the --budget of {self.budget:g} s is spent")
-            problem, wait = "", None
+            reply, wait = None, None
             try:
                 reply = self._client.post(self._url(path), json=payload)
                 with self._lock:
                     self._usage["requests"] += 1
-                if reply.status_code < 400:
-                    data = reply.json()
-                    self._count(data.get("usage") or {})
-                    return data
-                problem = f"HTTP {reply.status_code}: {_snippet(reply.text)}"
                 if reply.status_code not in RETRY_STATUS:
-                    raise _RequestFailed(problem)
+                    return reply
+                problem = f"HTTP {reply.status_code}: {_snippet(reply.text)}"
                 wait = _retry_after(reply)
             except httpx.TimeoutException:
                 problem = f"no answer within --timeout {self.timeout:g} s"
             except httpx.TransportError as exc:
                 problem = f"connection failed ({exc.__class__.__name__})"
             attempt += 1
-            if attempt > self.retries:
+            delay = wait if wait is not None else random.uniform(0, min(30.0, self.backoff * 2 ** (attempt - 1)))
+            out_of_budget = self._deadline is not None and time.monotonic() + delay > self._deadline
+            if attempt > self.retries or out_of_budget:
+                if reply is not None and not out_of_budget:
+                    return reply
                 with self._lock:
                     self._usage["failed_requests"] += 1
-                raise _RequestFailed(f"{problem} (after {attempt} attempts)")
+                why = f"the --budget of {self.budget or 0:g} s allows no other retry" if out_of_budget \
+                    else f"after {attempt} attempts"
+                raise _RequestFailed(f"{problem} ({why})")
             with self._lock:
                 self._usage["retries"] += 1
-            # exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff and Jitter", 2015)
-            delay = wait if wait is not None else random.uniform(0, min(30.0, self.backoff * 2 ** (attempt - 1)))
-            if self._deadline is not None and time.monotonic() + delay > self._deadline:
-                with self._lock:
-                    self._usage["failed_requests"] += 1
-                raise _RequestFailed(f"{problem} (the --budget of {self.budget:g} s does not allow another retry)")
             self._sleep(delay)
 
     def _count(self, usage: dict[str, Any]) -> None:
