@@ -2,9 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
-# Debian packages the tests need: Chromium for browser tests, bubblewrap for the code sandbox, a C++
+# Debian packages the tests need: Chromium for browser tests, bubblewrap for the code sandbox, PostgreSQL
+# server binaries for the team-store tests (they start a throwaway server with initdb/pg_ctl), a C++
 # toolchain and CMake to build llama-cpp-python (the endpoint tests' real server).
-APT_PACKAGES ?= chromium bubblewrap build-essential cmake
+APT_PACKAGES ?= chromium bubblewrap postgresql build-essential cmake
 LLAMA_CPP_VERSION ?= 0.3.36
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip

@@ -18,6 +18,7 @@ from harness.report.fmt import (
     fmt_p,
     fmt_plan,
     fmt_rule_interval,
+    fmt_sequential,
 )
 
 
@@ -101,6 +102,8 @@ def format_gate(result: GateResult) -> str:
     console.print(table)
     if comp.backends_note:
         console.print(f"note: {comp.backends_note}")
+    if result.sequential:
+        console.print(fmt_sequential(result.sequential), markup=False)
     for task, (ob, oc) in result.partial.items():
         console.print(f"partial (allow_partial): {task}: {ob} samples only in the baseline, {oc} only in the "
                       "candidate were left out of paired rules")

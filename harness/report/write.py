@@ -8,6 +8,7 @@ from typing import Any
 from harness.fileio import atomic_write_text
 from harness.gate import GateResult
 from harness.report.data import HumanEval, ReportData, build
+from harness.report.history import History, history_markdown
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.runs import Run
@@ -16,12 +17,17 @@ from harness.runs import Run
 def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
                   html_path: Path | None = None, md_path: Path | None = None,
                   human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
-                  seed: int = 0) -> ReportData:
-    """Compare every run with the baseline and write the requested reports (temp file + rename)."""
+                  seed: int = 0, history: History | None = None) -> ReportData:
+    """Compare every run with the baseline and write the requested reports (temp file + rename); `history`
+    (a channel's releases, harness.report.history) adds the History section."""
     data = build(runs, baseline_index=baseline_index, gate=gate, human_eval=human_eval,
                  n_resamples=n_resamples, seed=seed)
+    data.history = history
     if html_path is not None:
         atomic_write_text(Path(html_path), render_html(data))
     if md_path is not None:
-        atomic_write_text(Path(md_path), render_markdown(data))
+        md = render_markdown(data)
+        if history is not None:
+            md = md.rstrip() + "\n\n" + "\n".join(history_markdown(history)).rstrip() + "\n"
+        atomic_write_text(Path(md_path), md)
     return data
