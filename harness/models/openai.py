@@ -208,7 +208,7 @@ class OpenAIBackend(Backend):
             payload["prompt"] = req.context
             data = self._post("/completions", payload)
             text = data["choices"][0].get("text") or ""
-        from harness.models.hf import truncate_at_stop
+        from harness.models.hf import truncate_at_stop  # start-up time: hf loads the adapter machinery
 
         usage = data.get("usage") or {}
         return Response(text=truncate_at_stop(text, gen.stop), n_tokens=[int(usage.get("completion_tokens") or 0)],
