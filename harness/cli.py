@@ -31,12 +31,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
     if args.until_decided or args.baseline:
         return _eval_until_decided(args, settings)
-    endpoint = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
-                "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision}
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
-                       save_baseline=args.save_baseline, device=args.device,
-                       backend_options={k: v for k, v in endpoint.items() if v is not None})
+                       save_baseline=args.save_baseline, device=args.device, backend_options=_endpoint_args(args))
     for res in results:
         print(markdown_table(res))
         print()
@@ -56,7 +53,8 @@ def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
     until = UntilSettings(Path(args.until_decided), args.baseline, args.max_items, args.max_minutes, args.chunk,
                           args.seed)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
-                                     settings, until, store_path=args.store, dtype=args.dtype)
+                                     settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
+                                     backend_options=_endpoint_args(args))
     print(format_gate(outcome.gate))
     print(summary(outcome))
     if args.out:
@@ -562,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("--store", help=store_help)
     si.set_defaults(func=cmd_store_import)
     return parser
+
+
+def _endpoint_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The endpoint options the user set (an in-process backend refuses any of them)."""
+    given = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
+             "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _endpoint_options(parser: argparse.ArgumentParser) -> None:
