@@ -145,14 +145,15 @@ def test_medical_and_legal_through_the_endpoint(server: LlamaServer, key_env: st
 
 def test_in_process_and_endpoint_agree(server: LlamaServer, key_env: str, tmp_path: Path, capsys) -> None:
     """Same GGUF: the in-process model is its dequantised copy, llama.cpp runs the quantised kernels."""
-    common = ["-s", "legal", "--limit", "4", "-q"]
+    common = ["-s", "legal", "--limit", "2", "-q"]
     assert main(["eval", "-m", MODEL_NAME, "--out", str(tmp_path / "local"), *common]) == 0
     assert _eval(server.url, "--out", str(tmp_path / "served"), *common) == 0
     local = _samples(tmp_path / "local")
     served = _samples(tmp_path / "served")
     assert local.keys() == served.keys()
-    diffs = [abs(a - b) for k in local for a, b in zip(local[k]["logliks"], served[k]["logliks"])]
-    same = [_argmax(local[k]["logliks"]) == _argmax(served[k]["logliks"]) for k in local]
+    mc = [k for k in local if local[k]["choices"]]
+    diffs = [abs(a - b) for k in mc for a, b in zip(local[k]["logliks"], served[k]["logliks"])]
+    same = [_argmax(local[k]["logliks"]) == _argmax(served[k]["logliks"]) for k in mc]
     share = sum(same) / len(same)
     print(f"\nagreement on legal (n={len(same)} questions, {len(diffs)} choices): median |Δ loglik| "
           f"{statistics.median(diffs):.3f}, max {max(diffs):.3f}, same choice {share:.0%}")
@@ -182,7 +183,7 @@ def test_server_killed_mid_run_then_resume(tmp_path: Path, monkeypatch: pytest.M
     own = LlamaServer(log=tmp_path / "own.log").start()
     monkeypatch.setenv("OPENAI_API_KEY", own.api_key)
     store = tmp_path / "store.sqlite"
-    args = ["-s", "legal", "--limit", "3", "--batch-size", "2", "--concurrency", "2", "--retries", "1",
+    args = ["-s", "basics", "--limit", "6", "--batch-size", "2", "--concurrency", "2", "--retries", "1",
             "--timeout", "10", "--out", str(tmp_path / "run")]
 
     def kill_after_first_commit() -> None:
@@ -212,7 +213,7 @@ def test_server_killed_mid_run_then_resume(tmp_path: Path, monkeypatch: pytest.M
         assert _eval(own.url, *args, "--resume") == 0
         results = json.loads((tmp_path / "run" / "results.json").read_text())
         assert results["timing"]["resumed"] is True
-        assert all(t["n"] == 3 for t in results["suites"]["legal"]["tasks"].values())
+        assert all(t["n"] == 6 for t in results["suites"]["basics"]["tasks"].values())
     finally:
         own.stop()
 
@@ -221,7 +222,7 @@ def test_429_and_500_are_retried_and_a_lasting_failure_is_recorded(server: Llama
                                                                    tmp_path: Path, capsys) -> None:
     counter = {"n": 0}
     lasting = {"on": True}
-    poison = load_suite("legal").tasks[0].samples(3, False)[2].prompt[:40]
+    poison = load_suite("basics").tasks[0].samples(3, False)[2].prompt.rstrip()
 
     def plan(method: str, path: str, body: bytes):
         if method != "POST":
@@ -232,7 +233,7 @@ def test_429_and_500_are_retried_and_a_lasting_failure_is_recorded(server: Llama
         return {1: 429, 2: 500}.get(counter["n"] % 4)  # every other request fails once, alternately 429 / 500
 
     with FaultProxy(server.url, plan) as proxy:
-        args = ["-s", "legal", "--limit", "3", "--retries", "3", "--out", str(tmp_path / "run")]
+        args = ["-s", "basics", "--limit", "3", "--retries", "3", "--out", str(tmp_path / "run")]
         code = _eval(proxy.url, *args)
         err = capsys.readouterr().err
         assert code == 5, err
@@ -242,7 +243,7 @@ def test_429_and_500_are_retried_and_a_lasting_failure_is_recorded(server: Llama
         assert _eval(proxy.url, *args, "--resume") == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["timing"]["retries"] > 0  # the resumed part also met (and retried) injected 429s and 500s
-    assert all(t["n"] == 3 for t in results["suites"]["legal"]["tasks"].values())
+    assert all(t["n"] == 3 for t in results["suites"]["basics"]["tasks"].values())
 
 
 # ---- one line, exit 2 ------------------------------------------------------------------------------------
@@ -257,17 +258,17 @@ def _one_line_exit_2(capsys, *words: str) -> str:
 
 def test_wrong_key_wrong_url_unknown_model(server: LlamaServer, monkeypatch, capsys) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong")
-    assert _eval(server.url, "-s", "legal", "--limit", "1") == 2
+    assert _eval(server.url, "-s", "basics", "--limit", "1") == 2
     err = _one_line_exit_2(capsys, "refused the API key", "$OPENAI_API_KEY", "--api-key-env")
     assert "sk-wrong" not in err
     monkeypatch.setenv("MY_KEY", server.api_key)
     assert main(["eval", "-m", SPEC, "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--api-key-env", "MY_KEY",
-                 "-s", "legal", "--limit", "1", "-q"]) == 2
+                 "-s", "basics", "--limit", "1", "-q"]) == 2
     _one_line_exit_2(capsys, "cannot reach", "--base-url")
     assert main(["eval", "-m", "openai:no-such-model", "--base-url", server.url, "--api-key-env", "MY_KEY",
-                 "-s", "legal", "--limit", "1", "-q"]) == 2
+                 "-s", "basics", "--limit", "1", "-q"]) == 2
     _one_line_exit_2(capsys, "model 'no-such-model' is not served", MODEL_NAME)
-    assert main(["eval", "-m", SPEC, "-s", "legal", "--limit", "1", "-q"]) == 2
+    assert main(["eval", "-m", SPEC, "-s", "basics", "--limit", "1", "-q"]) == 2
     _one_line_exit_2(capsys, "needs --base-url")
 
 
@@ -292,7 +293,7 @@ def test_stock_llama_cpp_python_server_is_refused_for_loglikelihood(tmp_path: Pa
     stock = LlamaServer(log=tmp_path / "stock.log", fixed=False).start()
     try:
         monkeypatch.setenv("OPENAI_API_KEY", stock.api_key)
-        assert _eval(stock.url, "-s", "legal", "--limit", "1") == 2
+        assert _eval(stock.url, "-s", "basics", "--limit", "1") == 2
         _one_line_exit_2(capsys, "shifted by one token", "llama-cpp-python#1983", "harness.models.llama_cpp_server")
     finally:
         stock.stop()
