@@ -155,8 +155,9 @@ def test_in_process_and_endpoint_agree(server: LlamaServer, key_env: str, tmp_pa
     diffs = [abs(a - b) for k in mc for a, b in zip(local[k]["logliks"], served[k]["logliks"])]
     same = [_argmax(local[k]["logliks"]) == _argmax(served[k]["logliks"]) for k in mc]
     share = sum(same) / len(same)
-    print(f"\nagreement on legal (n={len(same)} questions, {len(diffs)} choices): median |Δ loglik| "
-          f"{statistics.median(diffs):.3f}, max {max(diffs):.3f}, same choice {share:.0%}")
+    with capsys.disabled():
+        print(f"\nagreement on legal (n={len(same)} questions, {len(diffs)} choices): median |Δ loglik| "
+              f"{statistics.median(diffs):.3f}, max {max(diffs):.3f}, same choice {share:.0%}")
     assert statistics.median(diffs) < 0.5 and max(diffs) < 3.0
     assert share >= 0.8
     # a gate between the in-process baseline and the endpoint candidate works, and says the backends differ
@@ -207,7 +208,9 @@ def test_server_killed_mid_run_then_resume(tmp_path: Path, monkeypatch: pytest.M
         assert first == 5, err
         assert "rerun the same command with --resume" in err and err.count("\n") == 1
         failed = [json.loads(line) for line in (tmp_path / "run" / "errors.jsonl").read_text().splitlines()]
-        assert failed and all("connection failed" in f["error"] or "HTTP" in f["error"] for f in failed)
+        # SIGKILL mid-request: a reset connection, a refused one, or a request that never got its answer
+        assert failed and all(any(w in f["error"] for w in ("connection failed", "HTTP", "no answer within"))
+                              for f in failed), failed
         assert not (tmp_path / "run" / "results.json").exists()  # nothing half-written
         own.start()  # the same port again
         assert _eval(own.url, *args, "--resume") == 0
