@@ -109,6 +109,7 @@ class FaultProxy:
 
 # ---- a built-in multiple-choice suite and a generation suite through the endpoint --------------------------
 
+@pytest.mark.slow
 def test_medical_and_legal_through_the_endpoint(server: LlamaServer, key_env: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     assert _eval(server.url, "-s", "medical", "-s", "legal", "--limit", "1", "--out", str(out)) == 0
@@ -143,6 +144,7 @@ def test_medical_and_legal_through_the_endpoint(server: LlamaServer, key_env: st
     assert len(places) >= 5
 
 
+@pytest.mark.slow
 def test_in_process_and_endpoint_agree(server: LlamaServer, key_env: str, tmp_path: Path, capsys) -> None:
     """Same GGUF: the in-process model is its dequantised copy, llama.cpp runs the quantised kernels."""
     common = ["-s", "legal", "--limit", "2", "-q"]
