@@ -22,13 +22,14 @@ def _quiet_libraries() -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from harness.engine import EvalSettings, evaluate
+    from harness.judging import parse_bindings
     from harness.report.terminal import markdown_table
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
-                       save_baseline=args.save_baseline)
+                       save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge))
     for res in results:
         print(markdown_table(res))
         print()
@@ -217,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
     ev.add_argument("--save-baseline", metavar="NAME", help="also save this run in the store as baseline NAME")
     ev.add_argument("--allow-unisolated", action="store_true", help="run generated code without network isolation")
+    ev.add_argument("--judge", action="append", metavar="ROLE=SPEC",
+                    help="bind a judge role the suites name to a model spec (repeatable), e.g. grader=smollm2-135m")
     _allow_outside_data(ev)
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")
