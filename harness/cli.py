@@ -96,6 +96,34 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.fileio import atomic_write_text
+    from harness.judging import parse_bindings
+    from harness.models import load_backend
+    from harness.pairwise import format_pairwise, pairwise_report
+    from harness.runs import resolve_run
+    from harness.store import Store
+
+    bindings = parse_bindings(args.judge)
+    if len(bindings) != 1:
+        raise UserError("pass exactly one --judge ROLE=SPEC for the pairwise judge", field="--judge")
+    spec = next(iter(bindings.values()))
+    run_a, run_b = resolve_run(args.run_a, args.store), resolve_run(args.run_b, args.store)
+    judge = load_backend(spec)
+    store = Store(args.store)
+    try:
+        result = pairwise_report(run_a, run_b, judge, spec, store, args.task)
+    finally:
+        store.close()
+    print(format_pairwise(result))
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from harness.plan import run_plan
     from harness.report.terminal import format_plan
@@ -251,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
                                         "directory)")
     gate.add_argument("--store", help="SQLite store holding saved baselines")
     gate.set_defaults(func=cmd_gate)
+
+    jd = sub.add_parser("judge", help="a judge model compares two runs' responses in both orders: win rate, "
+                        "consistency, position bias")
+    jd.add_argument("run_a", help="run directory or saved baseline name (A)")
+    jd.add_argument("run_b", help="run directory or saved baseline name (B; the win rate is B's)")
+    jd.add_argument("--judge", action="append", required=True, metavar="ROLE=SPEC", help="the judge, e.g. grader=smollm2-135m")
+    jd.add_argument("--task", action="append", help="only this task (SUITE/TASK or TASK; repeatable)")
+    jd.add_argument("--out", help="write the result as JSON here")
+    jd.add_argument("--store", help="SQLite store (judge answers are cached there)")
+    jd.set_defaults(func=cmd_judge)
 
     pl = sub.add_parser("plan", help="items each gate rule needs for 80%% power, and what the current n can show")
     pl.add_argument("gate", help="gate file (YAML)")
