@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from harness import power, stats
 from harness.api import UserError
+from harness.calibration import agreement, human_ratings, judge_units
 from harness.compare import Comparison, MetricComparison, compare_runs, item_scores, originals, task_samples
 from harness.config import Strict, line_of, load_yaml, parse_model
 from harness.evidence import (
@@ -60,6 +61,9 @@ class Rule(Strict):
     pool: Literal["tasks", "micro", "macro"] = "tasks"
     min_n: int = Field(default=1, ge=1, le=10_000_000)
     decide_on: Literal["interval", "estimate"] = "interval"
+    # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
+    # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.calibration)
+    min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _exactly_one_check(self) -> Rule:
@@ -74,6 +78,8 @@ class Rule(Strict):
             raise ValueError("'min_effect' belongs to a superiority rule")
         if self.decide_on == "estimate" and kinds[0] != "floor":
             raise ValueError("'decide_on: estimate' applies to floor rules only")
+        if self.min_human_agreement is not None and self.metric != "judge_score":
+            raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
         return self
 
     @property
@@ -408,7 +414,36 @@ def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
     return "PASS", max(judged, key=lambda c: c.p_pass if c.p_pass is not None else 0.0)
 
 
-def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any]) -> RuleResult:
+def _human_agreement(rule: Rule, comp: Comparison, suite: str, checks: list[Check],
+                     store_path: str | None) -> tuple[bool, str]:
+    """Whether the candidate's judge agrees with people well enough to decide, and what the report says."""
+    threshold = float(rule.min_human_agreement)  # type: ignore[arg-type]
+    ratings = human_ratings(store_path, comp.candidate)
+    notes, ok = [], True
+    for check in checks:
+        task = rule.task or check.label
+        units, _ = judge_units(comp.candidate, ratings, suite, task)
+        if not units:
+            ok = False
+            notes.append(f"{task}: no human ratings of the candidate's judged responses, so the judge's agreement "
+                         f"with people is unknown (min_human_agreement {threshold:.2f})")
+            continue
+        agree = agreement(units)
+        ci = agree["alpha_ci95"]
+        alpha = agree["alpha"]
+        shown = f"alpha {alpha:.3f}" if alpha is not None else "alpha undefined"
+        if ci is None or ci[0] < threshold:
+            ok = False
+            lower = "undefined" if ci is None else f"{ci[0]:.3f}"
+            notes.append(f"{task}: judge–human {shown}, 95% lower bound {lower} < {threshold:.2f} over "
+                         f"{agree['n_items']} items: the judge may not decide")
+        else:
+            notes.append(f"{task}: judge–human {shown} [{ci[0]:.3f}, {ci[1]:.3f}] over {agree['n_items']} items")
+    return ok, "; ".join(notes)
+
+
+def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
+               store_path: str | None = None) -> RuleResult:
     """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit."""
     try:
         suite, rows, left_out = _rows(rule, spec, comp)
@@ -425,6 +460,11 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         plans[check.label] = check.plan_n
         checks.append(check)
     verdict, deciding = _combine(checks)
+    agreement_note = ""
+    if rule.min_human_agreement is not None:
+        trusted, agreement_note = _human_agreement(rule, comp, suite, checks, store_path)
+        if not trusted:
+            verdict = "INCONCLUSIVE"
     head = deciding or checks[0]
     metric = rows[0].metric if len({r.metric for r in rows}) == 1 else "headline metric of each task"
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, rule.metric) if x)
@@ -437,7 +477,8 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
     pool = "per task" if len(checks) > 1 or (not rule.task and rule.pool == "tasks") else rule.pool
     return RuleResult(name, rule.kind, suite, rule.task, metric, verdict, figure, _side(rule, rows[0].higher_is_better)[1],
                       shown_iv, sum(c.n for c in checks), max(mdes) if mdes else None,
-                      head.p_pass, _detail(rule, head, checks), where.get("line"), checks, pool, rule.decide_on,
+                      head.p_pass, "; ".join(x for x in (_detail(rule, head, checks), agreement_note) if x),
+                      where.get("line"), checks, pool, rule.decide_on,
                       max(need) if need else None, left_out)
 
 
@@ -454,7 +495,7 @@ def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:
 
 
 def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
-                  root: yaml.Node | None = None) -> GateResult:
+                  root: yaml.Node | None = None, store_path: str | None = None) -> GateResult:
     """Judge every rule of a validated gate on a comparison; refuse an incomplete pair unless allowed."""
     if comp.incomplete and not spec.allow_partial:
         (suite, task), (ob, oc) = next(iter(comp.incomplete.items()))
@@ -462,8 +503,8 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
         raise UserError(f"incomplete runs: {suite}/{task} has {ob} samples only in the baseline and {oc} only in "
                         f"the candidate ({total} unmatched in {len(comp.incomplete)} tasks); re-run the missing "
                         "samples, or set 'allow_partial: true' in the gate file to judge the shared ones", source=source)
-    rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])})
-            for i, rule in enumerate(spec.rules)]
+    rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])},
+                       store_path) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
     return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial)
 
@@ -473,18 +514,18 @@ def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | 
              verdict_path: Path | None = None) -> GateResult:
     """Load gate and runs (a directory or a saved baseline name), compare, judge; write JUnit/verdict.json."""
     baseline, candidate = resolve_run(baseline_path, store_path), resolve_run(candidate_path, store_path)
-    return gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path)
+    return gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path, store_path)
 
 
 def gate_runs(gate_file: Path, baseline: Run, candidate: Run, junit_path: Path | None = None,
-              verdict_path: Path | None = None) -> GateResult:
-    """Judge already loaded runs against a gate file."""
+              verdict_path: Path | None = None, store_path: str | None = None) -> GateResult:
+    """Judge already loaded runs against a gate file (`store_path`: where the review app's judgments are)."""
     # verdict.py renders GateResult, so it imports this module: a module-level import would be a cycle.
     from harness.verdict import write_junit, write_verdict
 
     spec, root = load_gate(Path(gate_file))
     comp = compare_runs(baseline, candidate, n_resamples=spec.n_resamples, seed=spec.seed)
-    result = evaluate_gate(spec, comp, source=str(gate_file), root=root)
+    result = evaluate_gate(spec, comp, source=str(gate_file), root=root, store_path=store_path)
     if junit_path is not None:
         write_junit(result, Path(junit_path))
     if verdict_path is not None:

@@ -150,6 +150,7 @@ def grade(spec: JudgeSpec, judge: Backend, store: Store | None, records: list[Sa
             "score": sum(values) / len(values) if values else None,
             "unparsed": sum(p.value is None for p in parsed) / len(parsed),
             "injection": 1.0 if found else 0.0, "injection_found": found,
+            "scale": list(spec.scale) if spec.scale else None, "labels": spec.labels, "human_axis": spec.human_axis,
         }
         rec.extra["judge"] = info
         for name, field in (("judge_score", "score"), ("judge_unparsed", "unparsed"), ("judge_injection", "injection")):
