@@ -159,3 +159,65 @@ def calibrate(run: Run, store_path: Path | str | None, *, n_boot: int = N_BOOT) 
             row["note"] = "no human ratings of these responses in the review store"
         out.append(row)
     return out
+
+
+# ---- human evaluation as gate evidence: the candidate against the baseline ----------------------------------
+
+HUMAN_WIN_RATE = "human_win_rate"
+HUMAN_RATING = "human_rating"  # the mean of the rated axes; `human_rating:AXIS` for one axis
+
+
+def is_human_metric(name: str | None) -> bool:
+    return bool(name) and (name == HUMAN_WIN_RATE or name == HUMAN_RATING or str(name).startswith(HUMAN_RATING + ":"))
+
+
+def _in_scope(item: Any, suite: str, task: str | None) -> bool:
+    return bool(item.suite == suite and (task is None or item.task == task))
+
+
+def human_win_values(store_path: Path | str | None, baseline: Run, candidate: Run, suite: str,
+                     task: str | None) -> list[float]:
+    """Per pairwise-reviewed item of the two runs: the candidate's mean score over its reviewers (a win 1, a
+    tie or both-bad 0.5, a loss 0), in item order. Items, not judgments, are the unit."""
+    base, cand = run_id(baseline), run_id(candidate)
+    db = ReviewDB(store_path)
+    try:
+        items = {it.item_id: it for it in db.items() if it.mode == "pairwise" and _in_scope(it, suite, task)
+                 and {m.get("run_id") for m in it.models} == {base, cand}}
+        per_item: dict[str, list[float]] = defaultdict(list)
+        for j in db.judgments("pairwise"):
+            item = items.get(j["item_id"])
+            if item is None:
+                continue
+            side = next(k for k, m in enumerate(item.models) if m.get("run_id") == cand)
+            per_item[j["item_id"]].append(0.5 if j["choice"] in ("tie", "both_bad") or j["winner"] is None
+                                          else float(int(j["winner"]) == side))
+    finally:
+        db.close()
+    return [sum(v) / len(v) for _, v in sorted(per_item.items())]
+
+
+def human_rating_deltas(store_path: Path | str | None, baseline: Run, candidate: Run, suite: str, task: str | None,
+                        axis: str | None) -> list[float]:
+    """Per sample rated in both runs: (candidate's mean rating − baseline's) / 4, in [−1, 1] on the 1–5 scale."""
+    db = ReviewDB(store_path)
+    try:
+        items = {it.item_id: it for it in db.items() if it.mode == "rating" and _in_scope(it, suite, task)}
+        means: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
+        for j in db.judgments("rating"):
+            item = items.get(j["item_id"])
+            ratings = j["ratings"] or {}
+            values = [float(ratings[axis])] if axis and axis in ratings else [] if axis else \
+                [float(v) for v in ratings.values()]
+            if item is not None and values and item.models:
+                key = (str(item.models[0].get("run_id")), item.suite, item.task, item.sample_id)
+                means[key].append(sum(values) / len(values))
+    finally:
+        db.close()
+    base, cand = run_id(baseline), run_id(candidate)
+    out = []
+    for (rid, s, t, sample), values in sorted(means.items()):
+        other = means.get((base, s, t, sample))
+        if rid == cand and other:
+            out.append((sum(values) / len(values) - sum(other) / len(other)) / 4)
+    return out

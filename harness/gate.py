@@ -17,12 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import Field, model_validator
 
 from harness import power, stats
 from harness.api import UserError
-from harness.calibration import agreement, human_ratings, judge_units
+from harness.calibration import (
+    HUMAN_WIN_RATE,
+    agreement,
+    human_rating_deltas,
+    human_ratings,
+    human_win_values,
+    is_human_metric,
+    judge_units,
+)
 from harness.compare import Comparison, MetricComparison, compare_runs, item_scores, originals, task_samples
 from harness.config import Strict, line_of, load_yaml, parse_model
 from harness.evidence import (
@@ -78,6 +87,9 @@ class Rule(Strict):
             raise ValueError("'min_effect' belongs to a superiority rule")
         if self.decide_on == "estimate" and kinds[0] != "floor":
             raise ValueError("'decide_on: estimate' applies to floor rules only")
+        if is_human_metric(self.metric) and kinds[0] not in ("non_inferiority", "superiority"):
+            raise ValueError(f"a rule on '{self.metric}' (the review app's judgments) is a non_inferiority or "
+                             "superiority rule")
         if self.min_human_agreement is not None and self.metric != "judge_score":
             raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
         return self
@@ -442,9 +454,38 @@ def _human_agreement(rule: Rule, comp: Comparison, suite: str, checks: list[Chec
     return ok, "; ".join(notes)
 
 
+def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path: str | None) -> RuleResult:
+    """A rule on the review app's judgments of the two runs: the candidate's human win rate (Δ = win rate − 0.5,
+    a tie half a win) or its mean rubric rating minus the baseline's on the same samples (Δ on the 1–5 scale
+    divided by 4). Items are the unit; the interval is the betting interval for bounded means, valid at every n."""
+    suite = str(rule.suite)
+    metric = str(rule.metric)
+    if metric == HUMAN_WIN_RATE:
+        values = np.asarray(human_win_values(store_path, comp.baseline, comp.candidate, suite, rule.task)) - 0.5
+        bounds, what = (-0.5, 0.5), "pairwise-reviewed items of these two runs"
+    else:
+        axis = metric.partition(":")[2] or None
+        values = np.asarray(human_rating_deltas(store_path, comp.baseline, comp.candidate, suite, rule.task, axis))
+        bounds, what = (-1.0, 1.0), f"samples rated in both runs{' on ' + axis if axis else ''}"
+    label = rule.task or "pooled"
+    side, cond = _side(rule, True)
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, metric) if x)
+    if values.size == 0:
+        return RuleResult(name, rule.kind, suite, rule.task, metric, "INCONCLUSIVE", float("nan"), cond, None, 0, None,
+                          None, f"no {what} in the review store: people have not judged them", where.get("line"))
+    unit = score_unit(label, values, binary=False, bounds=bounds)
+    check = _judge_unit(unit, side, "interval", rule.min_n, metric)
+    detail = "; ".join(x for x in (f"{unit.n} {what}", check.interval.method, check.note) if x)
+    return RuleResult(name, rule.kind, suite, rule.task, metric, check.verdict or "INCONCLUSIVE", check.figure, cond,
+                      check.interval, check.n, check.mde, check.p_pass, detail, where.get("line"), [check],
+                      "items", "interval")
+
+
 def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
                store_path: str | None = None) -> RuleResult:
     """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit."""
+    if is_human_metric(rule.metric):
+        return _human_rule(rule, comp, where, store_path)
     try:
         suite, rows, left_out = _rows(rule, spec, comp)
         units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]

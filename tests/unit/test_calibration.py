@@ -133,3 +133,62 @@ def test_min_human_agreement_needs_the_judge_metric(tmp_path):
     gate.write_text("rules:\n  - {suite: medical, task: long, floor: 0.4, min_human_agreement: 0.6}\n")
     with pytest.raises(UserError, match="min_human_agreement"):
         run_gate(gate, cand, cand, store_path=str(tmp_path / "s.db"))
+
+
+# ---- human evaluation as gate rules ---------------------------------------------------------------------------
+
+def _pair(tmp: Path) -> tuple[Path, Path]:
+    scores = {("medical", "long"): {"rougeL": [0.5] * 30}}
+    base = build_run(tmp / "base", scores=scores, kind="generate",
+                     responses={("medical", "long"): [f"base answer {i}" for i in range(30)]})
+    cand = build_run(tmp / "cand", scores=scores, kind="generate", adapter="cand",
+                     responses={("medical", "long"): [f"better answer {i}" for i in range(30)]})
+    return base, cand
+
+
+def _human_gate(tmp: Path, store: Path, base: Path, cand: Path, rule: str):
+    gate = tmp / "human.yaml"
+    gate.write_text(f"rules:\n  - {{suite: medical, task: long, {rule}}}\n")
+    result = run_gate(gate, base, cand, store_path=str(store), verdict_path=tmp / "v.json")
+    return result.rules[0], json.loads((tmp / "v.json").read_text())
+
+
+def test_human_win_rate_rules(tmp_path):
+    base, cand = _pair(tmp_path)
+    store = tmp_path / "store.db"
+    rule, _ = _human_gate(tmp_path, store, base, cand, "metric: human_win_rate, superiority: true")
+    assert rule.verdict == "INCONCLUSIVE" and "people have not judged them" in rule.detail
+    db = ReviewDB(store)
+    try:
+        queue = build_queue([base, cand], mode="pairwise", reviewers_per_item=1, db=db)
+
+        def prefer_candidate(item, order, who):  # the shown slot that holds the candidate, on 27 of 30 items
+            cand_slot = "AB"[order.index(next(k for k, m in enumerate(item.models) if m["label"] != "base"))]
+            other = "B" if cand_slot == "A" else "A"
+            return (cand_slot if int(item.sample_id.split("/")[1]) % 10 else other), None
+
+        judge_all(db, queue.queue_id, ["ann"], prefer_candidate)
+    finally:
+        db.close()
+    rule, verdict = _human_gate(tmp_path, store, base, cand, "metric: human_win_rate, superiority: true")
+    assert rule.verdict == "PASS" and rule.n == 30 and rule.figure == pytest.approx(27 / 30 - 0.5)
+    assert rule.interval.lo > 0 and "betting" in rule.detail.lower()
+    assert verdict["rules"][0]["verdict"] == "PASS"
+    rule, _ = _human_gate(tmp_path, store, cand, base, "metric: human_win_rate, non_inferiority: 0.05")
+    assert rule.verdict == "FAIL"  # the other way round, the baseline is clearly worse in people's eyes
+
+
+def test_human_rating_non_inferiority(tmp_path):
+    base, cand = _pair(tmp_path)
+    store = tmp_path / "store.db"
+    db = ReviewDB(store)
+    try:
+        queue = build_queue([base, cand], mode="rating", reviewers_per_item=1, db=db)
+        judge_all(db, queue.queue_id, ["ann"], lambda item, order, who: (None, {"factuality": 4, "safety": 5}))
+    finally:
+        db.close()
+    rule, _ = _human_gate(tmp_path, store, base, cand, "metric: 'human_rating:factuality', non_inferiority: 0.2")
+    # equal ratings on 30 samples: the betting interval of Δ is about ±0.15 (of the 4-point range)
+    assert rule.verdict == "PASS" and rule.n == 30 and rule.figure == 0.0
+    with pytest.raises(Exception, match="non_inferiority or superiority"):
+        _human_gate(tmp_path, store, base, cand, "metric: human_win_rate, floor: 0.5")
