@@ -133,6 +133,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_pairwise(path: Path) -> dict[str, Any]:
+    """A `tunegate judge --out` file; anything else is a one-line error."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read: {exc}", source=str(path), field="--pairwise") from None
+    if not isinstance(data, dict) or data.get("format") != "tunegate.pairwise/1":
+        raise UserError("not a `tunegate judge --out` file (format tunegate.pairwise/1)", source=str(path),
+                        field="--pairwise")
+    return data
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.gate import gate_runs
     from harness.report.write import write_reports
@@ -141,9 +155,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (args.html or args.md):
         raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
     runs = load_runs([Path(r) for r in args.runs])
-    gate = gate_runs(Path(args.gate), runs[0], runs[1]) if args.gate and len(runs) > 1 else None
+    gate = gate_runs(Path(args.gate), runs[0], runs[1], store_path=args.store) if args.gate and len(runs) > 1 else None
+    pairwise = [_read_pairwise(Path(p)) for p in args.pairwise or []]
     write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
-                  md_path=Path(args.md) if args.md else None)
+                  md_path=Path(args.md) if args.md else None, store_path=args.store, pairwise=pairwise)
     for path in (args.html, args.md):
         if path:
             print(f"wrote {path}")
@@ -304,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", help="HTML report path")
     rep.add_argument("--md", help="Markdown report path")
     rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
+    rep.add_argument("--store", help="SQLite store with the review app's ratings (judge-human agreement) and baselines")
+    rep.add_argument("--pairwise", action="append", metavar="FILE", help="a `tunegate judge --out` result to show (repeatable)")
     rep.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("train", help="run a training recipe (adapters/NAME.yaml) into adapters/NAME/")

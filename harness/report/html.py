@@ -183,7 +183,7 @@ def render_html(data: ReportData) -> str:
         "samples_json": json_for_script(_samples(data)), "script": Markup(script),
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],
-        "human": he, "evidence": evidence_rows(data),
+        "human": he, "evidence": evidence_rows(data), "judging": data.judging,
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],
                                        title="win / tie / loss") if he and he.win_rates else None,
     }

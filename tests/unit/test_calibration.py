@@ -68,7 +68,10 @@ def judged_run(tmp: Path, name: str = "cand") -> Path:
     path = build_run(tmp / name, scores={("medical", "long"): {"judge_score": SCORES}}, kind="generate", adapter=name)
     rows = [json.loads(r) for r in (path / "samples.jsonl").read_text().splitlines()]
     for r in rows:
-        r["extra"]["judge"] = {"score": r["scores"]["judge_score"], "human_axis": "factuality", "scale": [1, 5]}
+        score = r["scores"]["judge_score"]
+        r["extra"]["judge"] = {"score": score, "human_axis": "factuality", "scale": [1, 5], "role": "grader",
+                               "model": "fake:judge", "answers": [f"Score: {int(1 + 4 * score)}"], "values": [score],
+                               "errors": [None], "injection": 0.0, "injection_found": []}
     (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
