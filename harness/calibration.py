@@ -10,13 +10,16 @@ and each reviewer another.
   on Krippendorff's 2011 worked example).
 - kappa: Cohen's (1960) unweighted kappa between the judge's score put on the 1–5 grid and each rating,
   via statsmodels (tested on a textbook example).
-- Intervals: percentile bootstrap over items (Efron & Tibshirani 1993, ch. 13), resampling whole items
-  with all their ratings, so the dependence between the ratings of one item is kept. Coverage is checked
-  by simulation in benchmarks/bench_gate_validity.py.
+- Intervals: BCa bootstrap over items (Efron 1987, JASA 82:171–185; scipy.stats.bootstrap), resampling
+  whole items with all their ratings, so the dependence between the ratings of one item is kept. Coverage
+  is checked by simulation in benchmarks/bench_gate_validity.py (section 7): from 30 items it holds about
+  95%; at 10 items it falls to about 0.91, so read a 10-item figure as a sketch.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,17 +61,28 @@ def confusion(pairs: Sequence[tuple[int, int]], categories: Sequence[int] = GRID
 
 
 def bootstrap(units: list[Any], statistic: Any, *, n_boot: int = N_BOOT, seed: int = SEED) -> tuple[float, float] | None:
-    """Percentile 95% interval of `statistic(units)` resampling units; None when too few resamples are defined."""
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n_boot):
-        value = statistic([units[i] for i in rng.integers(0, len(units), len(units))])
-        if value is not None:
-            draws.append(value)
-    if len(draws) < n_boot // 2:  # the statistic is undefined on most resamples (no variation): no interval
+    """BCa 95% interval (Efron 1987) of `statistic(units)`, resampling whole units, by scipy.stats.bootstrap.
+
+    Where the statistic is undefined on some resamples (no variation), BCa is too; then the percentile
+    interval of the defined resamples, if at least half are; else None."""
+    from scipy.stats import bootstrap as scipy_bootstrap  # start-up time: scipy.stats loads slowly
+
+    def stat(idx: np.ndarray) -> float:
+        value = statistic([units[int(i)] for i in idx])
+        return float("nan") if value is None else float(value)
+
+    with warnings.catch_warnings():  # degenerate resamples warn; they are handled below
+        warnings.simplefilter("ignore")
+        res = scipy_bootstrap((np.arange(len(units)),), stat, vectorized=False, n_resamples=n_boot, method="BCa",
+                              random_state=np.random.default_rng(seed))
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    if math.isfinite(lo) and math.isfinite(hi):
+        return lo, hi
+    draws = res.bootstrap_distribution[np.isfinite(res.bootstrap_distribution)]
+    if draws.size < n_boot // 2:
         return None
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return float(lo), float(hi)
+    plo, phi = np.percentile(draws, [2.5, 97.5])
+    return float(plo), float(phi)
 
 
 def alpha_of(units: list[tuple[float, list[float]]]) -> float | None:
@@ -94,7 +108,7 @@ def agreement(units: list[tuple[float, list[float]]], *, n_boot: int = N_BOOT, s
             "kappa": kappa_of(units) if units else None,
             "kappa_ci95": bootstrap(units, kappa_of, n_boot=n_boot, seed=seed) if len(units) >= 2 else None,
             "confusion": {"labels": list(GRID), "rows": confusion(pairs).tolist()},
-            "method": "Krippendorff's alpha (interval) and Cohen's kappa (1–5 grid); 95% percentile bootstrap "
+            "method": "Krippendorff's alpha (interval) and Cohen's kappa (1–5 grid); 95% BCa bootstrap "
                       f"over items ({n_boot} resamples)"}
 
 

@@ -52,6 +52,9 @@ KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
 ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
+# below this many rated items the bootstrap lower bound of alpha trusts a judge about 4.5% of the time, not
+# 2.5% (benchmarks/bench_gate_validity.py, section 7)
+AGREEMENT_TRUSTED_N = 100
 
 
 class Rule(Strict):
@@ -450,7 +453,10 @@ def _human_agreement(rule: Rule, comp: Comparison, suite: str, checks: list[Chec
             notes.append(f"{task}: judge–human {shown}, 95% lower bound {lower} < {threshold:.2f} over "
                          f"{agree['n_items']} items: the judge may not decide")
         else:
-            notes.append(f"{task}: judge–human {shown} [{ci[0]:.3f}, {ci[1]:.3f}] over {agree['n_items']} items")
+            caution = (f"; under {AGREEMENT_TRUSTED_N} items the bootstrap bound errs toward trusting the judge"
+                       if agree["n_items"] < AGREEMENT_TRUSTED_N else "")
+            notes.append(f"{task}: judge–human {shown} [{ci[0]:.3f}, {ci[1]:.3f}] over {agree['n_items']} items"
+                         + caution)
     return ok, "; ".join(notes)
 
 
