@@ -25,6 +25,7 @@ import numpy as np
 from jinja2 import meta
 
 from harness.api import UserError
+from harness.fileio import atomic_write_text as atomic_write
 from harness.suite import DATA_SUFFIXES, SUITE_FILE, Suite, Task, load_suite, read_rows
 
 NGRAM = 13
@@ -269,7 +270,5 @@ def run_audit(data: str, against: list[str], settings: AuditSettings, json_out: 
     report = audit(data, against, settings)
     print(format_report(report), file=sys.stdout)
     if json_out is not None:
-        from harness.fileio import atomic_write_text as atomic_write
-
         atomic_write(json_out, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     return 0 if report["passed"] else 1

@@ -1,5 +1,8 @@
 """The command line: parse, call one function, print. Work lives in the modules it calls."""
 
+# Local imports: each command imports what it runs when it runs, so `tunegate --help` and a bad argument
+# answer at once instead of after loading torch, transformers and the report stack.
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,9 @@ the gate's status: 0 when every adapter passes, 1 when any fails, 3 when none fa
 be decided on the demo's few samples (the honest verdict at demo sizes).
 """
 
+# Local imports: each stage imports its heavy modules (training, reports) when it starts, so that the demo
+# shows its first stage at once.
+
 from __future__ import annotations
 
 import json

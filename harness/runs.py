@@ -111,6 +111,7 @@ def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
     path = Path(ref)
     if path.exists():
         return load_run(path)
+    # imported on first use (start-up time): reading a run directory needs no store
     from harness.store import Store
 
     store = Store(store_path)

@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from harness.api import UserError, sha256_json
 from harness.review.db import Item, ReviewDB
 from harness.runs import Run, load_runs
+from harness.suite import find_suite
 
 Mode = Literal["pairwise", "rating"]
 DEFAULT_AXES = ["helpfulness", "factuality", "safety"]
@@ -47,10 +50,6 @@ def suite_axes(suite: str) -> list[str]:
 
     Only the top-level `rubric` key is read: loading the whole suite would read every data file.
     """
-    import yaml
-
-    from harness.suite import find_suite
-
     try:
         raw = yaml.safe_load(find_suite(suite).read_text(encoding="utf-8"))
     except (UserError, OSError, UnicodeDecodeError, yaml.YAMLError):

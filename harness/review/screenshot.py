@@ -45,6 +45,7 @@ def write_demo_runs(root: Path) -> list[Path]:
 
 def render_review_screenshot(png_path: Path, *, width: int = 1280, height: int = 860) -> Path:
     """Serve the demo queue on 127.0.0.1, open it in Chromium, pick "B is better" and save a PNG."""
+    # playwright is an optional dependency, and the app only matters once a browser runs
     from playwright.sync_api import sync_playwright
 
     from harness.review.app import Session, create_app, serve_in_thread

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats as sps
 
 from harness.review.db import Item, ReviewDB
+from harness.review.queue import model_keys
 from harness.runs import Run, load_runs
 
 N_BOOT = 2000
@@ -189,8 +190,6 @@ def agreement(items: dict[str, Item], pairwise: list[dict[str, Any]], ratings: l
 
 def _selected(db: ReviewDB, runs: list[Run] | None) -> tuple[dict[str, Item], Callable[[str], str]]:
     """Items whose models all come from `runs` (all items when None), and a run id → label function."""
-    from harness.review.queue import model_keys
-
     items = {it.item_id: it for it in db.items()}
     labels = {m["run_id"]: m["label"] for it in items.values() for m in it.models}
     if runs is not None:

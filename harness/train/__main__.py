@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from harness.api import UserError
+from harness.train import check, train
+
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.api import UserError
-    from harness.train import check, train
 
     parser = argparse.ArgumentParser(prog="python -m harness.train")
     parser.add_argument("recipe")

@@ -200,6 +200,7 @@ KILL_TASK = """  - name: gen
 """
 
 
+@pytest.mark.slow  # a child process loads the model twice: about 2 minutes on a loaded 2-core machine
 def test_kill_and_resume(tiny_model: Path, tmp_path: Path) -> None:
     """SIGKILL a real run mid-way; --resume finishes it with no sample lost or scored twice."""
     rows = [{"n": str(i)} for i in range(100)]

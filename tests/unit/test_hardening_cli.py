@@ -65,7 +65,7 @@ def test_a_store_whose_text_is_garbled_is_one_short_line(pair: tuple[Path, Path]
     path.write_bytes(bytes(data))
     code = main(["compare", "approved", str(pair[1]), "--store", str(path), "--resamples", "20"])
     line = one_line_error(code, capsys.readouterr().err, str(path))
-    assert len(line) < 700
+    assert len(line.replace(str(path), "STORE")) < 500  # the path is named twice; its length varies
 
 
 def test_store_under_a_regular_file(pair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -23,7 +23,9 @@ from harness import sandbox as sb
 from harness.api import UserError
 from harness.sandbox import ExecResult, Limits, Sandbox, detect_isolation, get_sandbox
 
-LIMITS = Limits(memory_mb=256, cpu_seconds=2, wall_seconds=4)
+# The wall clock is 6x the CPU limit so that a CPU-bound loop reaches its CPU limit first even on a machine
+# whose cores are shared with other jobs (a loaded 2-core machine gives a process a fraction of a core).
+LIMITS = Limits(memory_mb=256, cpu_seconds=2, wall_seconds=12)
 LEVELS = list(sb.available_isolations())  # the battery runs on every level this host offers
 SOLVE_PY = "\ndef add(a, b):\n    return a + b\nassert add(2, 3) == 5\nprint('solved')\n"
 SOLVE_JS = "\nfunction add(a, b) { return a + b; }\nif (add(2, 3) !== 5) throw new Error('wrong');\n" \
@@ -149,7 +151,8 @@ def test_loop_that_ignores_sigxcpu_is_killed(box, sentinel, workdirs):
 
 
 def test_sleep_hits_wall_clock(box, sentinel, workdirs):
-    r = run_case(box, "python", "import time\ntime.sleep(600)\n", sentinel, workdirs)
+    limits = Limits(memory_mb=256, cpu_seconds=2, wall_seconds=4)
+    r = run_case(box, "python", "import time\ntime.sleep(600)\n", sentinel, workdirs, limits)
     assert (r.status, r.reason) == ("timeout", "wall-clock limit of 4 s")
 
 
