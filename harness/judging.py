@@ -192,8 +192,13 @@ def bind(suites: list[Suite], bindings: Mapping[str, str], **options: Any) -> tu
     suggestion), and the spec each came from; an unbound role without a suggestion is a UserError."""
     from harness.models import load_backend  # the models package sits to the right of the suites
 
+    needed = roles_needed(suites)
+    unused = sorted(set(bindings) - set(needed))
+    if unused:
+        raise UserError(f"judge role {unused[0]!r} is not used by any task of these suites (their roles: "
+                        f"{', '.join(sorted(needed)) or 'none'})", field="--judge")
     backends, specs = {}, {}
-    for role, (task, suggested) in roles_needed(suites).items():
+    for role, (task, suggested) in needed.items():
         spec = bindings.get(role) or suggested
         if spec is None:
             raise UserError(f"task {task} is graded by judge role {role!r}, which is not bound; pass "

@@ -195,3 +195,13 @@ def test_human_rating_non_inferiority(tmp_path):
     assert rule.verdict == "PASS" and rule.n == 30 and rule.figure == 0.0
     with pytest.raises(Exception, match="non_inferiority or superiority"):
         _human_gate(tmp_path, store, base, cand, "metric: human_win_rate, floor: 0.5")
+
+
+def test_plan_names_human_rules_without_planning_them(tmp_path):
+    from harness.plan import plan_gate
+
+    base, cand = _pair(tmp_path)
+    gate = tmp_path / "g.yaml"
+    gate.write_text("rules:\n  - {suite: medical, metric: human_win_rate, superiority: true}\n")
+    (row,) = plan_gate(gate, load_run(base), load_run(cand), 0.15)
+    assert row.metric == "human_win_rate" and row.n_needed is None and "review app" in row.basis

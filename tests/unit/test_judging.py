@@ -176,6 +176,7 @@ def test_unbound_role_and_bad_bindings_are_one_line_errors(tmp_path, capsys):
     _one_line_exit_2(capsys, base, "--judge grader=MODEL")
     _one_line_exit_2(capsys, [*base, "--judge", "grader"], "ROLE=SPEC")
     _one_line_exit_2(capsys, [*base, "--judge", "grader=stubjudge:x", "--judge", "grader=fake:y"], "bound twice")
+    _one_line_exit_2(capsys, [*base, "--judge", "grader=stubjudge:x", "--judge", "grade=fake:y"], "not used by any task")
 
 
 @pytest.mark.parametrize("judge_yaml, needle", [
