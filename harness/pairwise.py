@@ -56,6 +56,7 @@ class PairOutcome:
     first: str | None  # slot picked when A was shown first ("A" or "B"), None if unparseable
     second: str | None  # slot picked when B was shown first
     answers: tuple[str, str]
+    injection: tuple[bool, bool] = (False, False)  # A's, B's response imitates the verdict format or a fence
 
     @property
     def winner(self) -> str | None:
@@ -110,7 +111,8 @@ def judge_pairs(run_a: Run, run_b: Run, judge: Backend, store: Store | None,
     for k, (a, _b) in enumerate(pairs):
         one, two = answers[2 * k], answers[2 * k + 1]
         p1, p2 = judging.parse(one, SPEC), judging.parse(two, SPEC)
-        out.append(PairOutcome(a["suite"], a["task"], a["sample_id"], _slot(p1), _slot(p2), (one, two)))
+        flags = (bool(judging.injections(str(a["response"]), SPEC)), bool(judging.injections(str(_b["response"]), SPEC)))
+        out.append(PairOutcome(a["suite"], a["task"], a["sample_id"], _slot(p1), _slot(p2), (one, two), flags))
     return out
 
 
@@ -136,6 +138,7 @@ def summarize(outcomes: list[PairOutcome]) -> dict[str, Any]:
         "ci95_decided": [decided.lo, decided.hi], "method_decided": decided.method,
         "inconsistent": len(ties) / len(parsed) if parsed else None,
         "position_bias_first": sum(o.first_slot_won for o in ties) / len(ties) if ties else None,
+        "injections_a": sum(o.injection[0] for o in outcomes), "injections_b": sum(o.injection[1] for o in outcomes),
     }
 
 
@@ -150,7 +153,8 @@ def pairwise_report(run_a: Run, run_b: Run, judge: Backend, judge_spec: str, sto
             "judge_fingerprint": judging.sha256_json(judge.fingerprint())[:16], "overall": summarize(outcomes),
             "tasks": {t: summarize(os) for t, os in sorted(per_task.items())},
             "pairs": [{"suite": o.suite, "task": o.task, "sample_id": o.sample_id, "a_first": o.first,
-                       "b_first": o.second, "winner": o.winner, "answers": list(o.answers)} for o in outcomes]}
+                       "b_first": o.second, "winner": o.winner, "answers": list(o.answers),
+                       "injection": list(o.injection)} for o in outcomes]}
 
 
 def format_pairwise(result: dict[str, Any]) -> str:
@@ -162,7 +166,8 @@ def format_pairwise(result: dict[str, Any]) -> str:
         inc = "–" if s["inconsistent"] is None else f"{s['inconsistent']:.3f}"
         bias = "–" if s["position_bias_first"] is None else f"{s['position_bias_first']:.3f}"
         return (f"{name}: B win rate {wr} {ci_text} (B {s['wins_b']}, A {s['wins_a']}, tie {s['ties']}, "
-                f"unparsed {s['n_unparsed']} of {s['n_items']}); inconsistent {inc}, first-slot share {bias}")
+                f"unparsed {s['n_unparsed']} of {s['n_items']}); inconsistent {inc}, first-slot share {bias}; "
+                f"injection attempts A {s['injections_a']}, B {s['injections_b']}")
 
     lines = [f"A = {result['a']}, B = {result['b']}, judge {result['judge']}", row("overall", result["overall"])]
     lines += [row(t, s) for t, s in result["tasks"].items()]

@@ -96,5 +96,6 @@ def markdown_lines(section: dict[str, Any], esc: Any) -> list[str]:
                 f"{esc(p['b'])} win rate {_num(s['win_rate_b'])} {_ci(s['ci95'])} over {s['n_parsed']} items "
                 f"(wins {s['wins_b']}, losses {s['wins_a']}, ties {s['ties']}; {s['n_unparsed']} unparseable). "
                 f"Inconsistent when the order is swapped: {_num(s['inconsistent'])}; of those, the first slot won "
-                f"{_num(s['position_bias_first'])}. Interval: {esc(s['method'])}.", ""]
+                f"{_num(s['position_bias_first'])}. Responses imitating the verdict format: {esc(p['a'])} "
+                f"{s.get('injections_a', 0)}, {esc(p['b'])} {s.get('injections_b', 0)}. Interval: {esc(s['method'])}.", ""]
     return out
