@@ -1,6 +1,8 @@
 """The embedded 135M model as a judge, end to end: it answers a few medical long-answer questions, grades
 them with a rubric (in a second, bare copy of itself), people rate the same responses in the review store,
-and the report's model-graded section shows the judge score, unparsed answers and the honest agreement.
+a second run asked differently is judged against the first in both orders (`tunegate judge`), and the
+report's model-graded section shows the judge score, unparsed answers, the honest agreement and the
+pairwise result.
 
 The model is a weak judge; the test checks the mechanism, not the figure. `TUNEGATE_DOCS_SCREENSHOT=1`
 also writes the section's screenshot to docs/judge-section.png.
@@ -37,15 +39,15 @@ Reply with one line: {{ key }}: N"""
 pytestmark = pytest.mark.slow
 
 
-def _suite(tmp: Path) -> Path:
+def _suite(tmp: Path, ask: str = "Answer in one or two sentences.", folder_name: str = "judged") -> Path:
     src = Path(load_suite("medical").path).parent
     rows = (src / "data" / "pubmedqa_test.jsonl").read_text().splitlines()[:4]
-    folder = tmp / "judged"
+    folder = tmp / folder_name
     (folder / "data").mkdir(parents=True)
     (folder / "data" / "test.jsonl").write_text("\n".join(rows) + "\n")
     spec = {"name": "medical_judged", "rubric": ["factuality"], "tasks": [{
         "name": "pubmedqa_long", "kind": "generate", "data": {"test": "data/test.jsonl"}, "id_field": "id",
-        "prompt": "{{ context }}\n\nQuestion: {{ question }}\nAnswer in one or two sentences.",
+        "prompt": "{{ context }}\n\nQuestion: {{ question }}\n" + ask,
         "target": "long_answer", "chat_template": True, "generation": {"max_new_tokens": 32, "stop": ["\n\n"]},
         "metrics": ["rougeL"],
         "judge": {"role": "grader", "template": RUBRIC, "scale": [1, 5], "prefill": "Score:", "max_new_tokens": 6,
@@ -78,10 +80,21 @@ def test_embedded_model_judges_and_the_report_shows_agreement(tmp_path):
     finally:
         db.close()
 
+    # a second run of the same items, asked differently, judged pairwise against the first in both orders
+    terse = _suite(tmp_path, "Answer in at most five words.", "terse")
+    assert main(["eval", "-m", "smollm2-135m", "-s", str(terse), "--out", str(tmp_path / "terse"), "--store",
+                 str(store), "-q", "--judge", "grader=smollm2-135m"]) == 0
+    assert main(["judge", str(run), str(tmp_path / "terse"), "--judge", "grader=smollm2-135m", "--store", str(store),
+                 "--out", str(tmp_path / "pw.json")]) == 0
+    pw = json.loads((tmp_path / "pw.json").read_text())["overall"]
+    assert pw["n_items"] == 4 and pw["n_parsed"] + pw["n_unparsed"] == 4
+    assert pw["wins_a"] + pw["wins_b"] + pw["ties"] == pw["n_parsed"]
+
     html, md = tmp_path / "report.html", tmp_path / "report.md"
-    assert main(["report", str(run), "--html", str(html), "--md", str(md), "--store", str(store)]) == 0
+    assert main(["report", str(run), "--html", str(html), "--md", str(md), "--store", str(store),
+                 "--pairwise", str(tmp_path / "pw.json")]) == 0
     text = md.read_text()
-    assert "## Model-graded scores" in text and "### Judge against people" in text
+    assert "## Model-graded scores" in text and "### Judge against people" in text and "### Pairwise" in text
     assert f"| {parsed} | {2 * parsed} |" in text or parsed == 0
 
     # a second run costs nothing: the model's and the judge's answers come from the cache
