@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
-# Debian packages the tests need: Chromium for browser tests, bubblewrap for the code sandbox.
-APT_PACKAGES ?= chromium bubblewrap
+# Debian packages the tests need: Chromium for browser tests, bubblewrap for the code sandbox, PostgreSQL
+# server binaries for the team-store tests (they start a throwaway server with initdb/pg_ctl).
+APT_PACKAGES ?= chromium bubblewrap postgresql
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.tunegate-installed

@@ -30,6 +30,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
+    if args.until_decided or args.baseline:
+        return _eval_until_decided(args, settings)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
                        save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge))
@@ -39,6 +41,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out and results:
         print(f"wrote {args.out}")
     return 0
+
+
+def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
+    from harness.report.terminal import format_gate
+    from harness.until import UntilSettings, evaluate_until_decided, summary
+
+    if not (args.until_decided and args.baseline):
+        raise UserError("--until-decided GATE and --baseline RUN go together", field="--until-decided")
+    if args.resume or args.save_baseline or args.include_base:
+        raise UserError("--until-decided takes no --resume, --save-baseline or --include-base", field="--until-decided")
+    until = UntilSettings(Path(args.until_decided), args.baseline, args.max_items, args.max_minutes, args.chunk,
+                          args.seed)
+    outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
+                                     settings, until, store_path=args.store, dtype=args.dtype)
+    print(format_gate(outcome.gate))
+    print(summary(outcome))
+    if args.out:
+        print(f"wrote {args.out} (results.json with the sequential record, samples.jsonl, verdict.json)")
+    return outcome.gate.exit_code
 
 
 def cmd_suites_list(args: argparse.Namespace) -> int:
@@ -92,7 +113,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if verdict is None and Path(args.candidate).is_dir():
         verdict = Path(args.candidate) / "verdict.json"
     result = run_gate(Path(args.gate), args.baseline, args.candidate,
-                      Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict)
+                      Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict,
+                      record=True)
     print(format_gate(result))
     if verdict is not None:
         print(f"wrote {verdict}")
@@ -157,11 +179,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not (args.html or args.md):
         raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
-    runs = load_runs([Path(r) for r in args.runs])
+    history = None
+    if args.channel:
+        from harness.report.history import build_history
+
+        store = _store(args)
+        try:
+            history = build_history(store.conn, args.channel)
+        finally:
+            store.close()
+    if not args.runs and not args.channel:
+        raise UserError("name the runs to report on, or --channel CHANNEL for its current release", field="runs")
+    runs = load_runs([Path(r) for r in args.runs]) if args.runs else load_runs([Path(args.channel)], args.store)
     gate = gate_runs(Path(args.gate), runs[0], runs[1], store_path=args.store) if args.gate and len(runs) > 1 else None
     pairwise = [_read_pairwise(Path(p)) for p in args.pairwise or []]
     write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
-                  md_path=Path(args.md) if args.md else None, store_path=args.store, pairwise=pairwise)
+                  md_path=Path(args.md) if args.md else None, history=history, store_path=args.store,
+                  pairwise=pairwise)
     for path in (args.html, args.md):
         if path:
             print(f"wrote {path}")
@@ -226,6 +260,120 @@ def cmd_review_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cycle(args: argparse.Namespace) -> int:
+    from harness.cycle import run_cycle
+
+    result = run_cycle(Path(args.recipe), Path(args.data), args.channel, workdir=Path(args.workdir),
+                       store_path=args.store, audit_threshold=args.threshold, progress=not args.quiet)
+    if result.release is not None:
+        print(f"promoted {result.run_dir} to {args.channel} as release {result.release}")
+    else:
+        print(f"not promoted: {result.verdict}" + (f" (see {result.run_dir}/verdict.json)" if result.run_dir else ""))
+    return result.exit_code
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from harness.store import Store
+
+    return Store(getattr(args, "store", None))
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from harness.ledger import list_runs
+    from harness.report.ledger import format_runs
+
+    store = _store(args)
+    try:
+        print(format_runs(list_runs(store.conn, args.suite, args.since)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from harness.ledger import show_run
+    from harness.report.ledger import format_run
+
+    store = _store(args)
+    try:
+        print(format_run(show_run(store.conn, args.run)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from harness.ledger import history
+    from harness.report.ledger import format_history
+
+    store = _store(args)
+    try:
+        print(format_history(args.channel, args.metric, history(store.conn, args.channel, args.metric)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from harness.ledger import promote
+    from harness.report.ledger import format_promotion
+
+    store = _store(args)
+    try:
+        print(format_promotion(promote(store.conn, args.run, args.to, force=args.force, reason=args.reason)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_channel_create(args: argparse.Namespace) -> int:
+    from harness.ledger import create_channel
+
+    store = _store(args)
+    try:
+        ch = create_channel(store.conn, args.name, Path(args.gate), args.release, args.reason)
+        print(f"created channel {ch.name}: gate {ch.gate_file}, release 1 = {str(ch.run_id)[:12]}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_channel_list(args: argparse.Namespace) -> int:
+    from harness.ledger import channels
+    from harness.report.ledger import format_channels
+
+    store = _store(args)
+    try:
+        print(format_channels(channels(store.conn)))
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_store_export(args: argparse.Namespace) -> int:
+    from harness.store_transfer import export_store
+
+    store = _store(args)
+    try:
+        counts = export_store(store.conn, Path(args.out))
+    finally:
+        store.close()
+    print(f"wrote {args.out}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
+    return 0
+
+
+def cmd_store_import(args: argparse.Namespace) -> int:
+    from harness.store_transfer import import_store
+
+    store = _store(args)
+    try:
+        added = import_store(store.conn, Path(args.file))
+    finally:
+        store.close()
+    print(f"imported into {store.location}: " + ", ".join(f"{n} {t}" for t, n in added.items()))
+    return 0
+
+
 class _DefaultSubcommand(argparse._SubParsersAction):
     """Subcommands where any other first word starts the default one: `review RUN...` is `review serve RUN...`."""
 
@@ -267,6 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--judge", action="append", metavar="ROLE=SPEC",
                     help="bind a judge role the suites name to a model spec (repeatable), e.g. grader=smollm2-135m")
     _allow_outside_data(ev)
+    ev.add_argument("--until-decided", metavar="GATE", help="evaluate in a seeded random order, a chunk at a time, "
+                    "until every rule of this gate file is decided (needs --baseline)")
+    ev.add_argument("--baseline", metavar="RUN", help="with --until-decided: the baseline run directory or saved name")
+    ev.add_argument("--max-items", type=_positive, help="with --until-decided: stop after this many items")
+    ev.add_argument("--max-minutes", type=float, help="with --until-decided: stop after the look that passes this")
+    ev.add_argument("--chunk", type=_positive, default=10, help="with --until-decided: items per task between looks")
+    ev.add_argument("--seed", type=int, default=0, help="with --until-decided: seed of the evaluation order")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")
 
@@ -318,11 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=cmd_plan)
 
     rep = sub.add_parser("report", help="Markdown and self-contained HTML reports; the first run is the baseline")
-    rep.add_argument("runs", nargs="+", help="run directories (a sweep directory expands to its variants)")
+    rep.add_argument("runs", nargs="*", help="run directories or channel names (a sweep directory expands to its "
+                                            "variants); none with --channel: the channel's current release")
     rep.add_argument("--html", help="HTML report path")
     rep.add_argument("--md", help="Markdown report path")
     rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
-    rep.add_argument("--store", help="SQLite store with the review app's ratings (judge-human agreement) and baselines")
+    rep.add_argument("--channel", help="add a History section: every suite across this channel's releases")
+    rep.add_argument("--store", help="store holding the channel and the review app's ratings (judge-human "
+                     "agreement); default: $TUNEGATE_STORE")
     rep.add_argument("--pairwise", action="append", metavar="FILE", help="a `tunegate judge --out` result to show (repeatable)")
     rep.set_defaults(func=cmd_report)
 
@@ -392,6 +550,69 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--json", action="store_true", help="the dict the report takes, as JSON")
     rs.add_argument("--store", help="SQLite store")
     rs.set_defaults(func=cmd_review_summary)
+
+    store_help = "store: an SQLite file or postgresql://... (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)"
+    runs = sub.add_parser("runs", help="runs kept in the release ledger").add_subparsers(dest="runs_command",
+                                                                                         required=True)
+    rl = runs.add_parser("list", help="runs, newest first")
+    rl.add_argument("--suite", help="only runs evaluated on this suite")
+    rl.add_argument("--since", help="only runs created on or after this date (YYYY-MM-DD, UTC)")
+    rl.add_argument("--store", help=store_help)
+    rl.set_defaults(func=cmd_runs_list)
+    rsh = runs.add_parser("show", help="one run: fingerprints, provenance hashes, scores, verdicts, releases")
+    rsh.add_argument("run", metavar="RUN", help="run id (or a unique prefix), run directory, or CHANNEL@N")
+    rsh.add_argument("--store", help=store_help)
+    rsh.set_defaults(func=cmd_runs_show)
+
+    hist = sub.add_parser("history", help="a metric across a channel's releases: table, sparkline, intervals")
+    hist.add_argument("--channel", required=True)
+    hist.add_argument("--metric", required=True, metavar="SUITE/METRIC", help="suite/metric or suite/task/metric")
+    hist.add_argument("--store", help=store_help)
+    hist.set_defaults(func=cmd_history)
+
+    pro = sub.add_parser("promote", help="make a run the channel's next release (needs a recorded passing verdict "
+                                         "of the channel's gate against its current release)")
+    pro.add_argument("run", metavar="RUN", help="run id (or a unique prefix), run directory, or CHANNEL@N")
+    pro.add_argument("--to", required=True, metavar="CHANNEL")
+    pro.add_argument("--force", action="store_true", help="promote without a passing verdict (needs --reason)")
+    pro.add_argument("--reason", help="why; kept in the ledger")
+    pro.add_argument("--store", help=store_help)
+    pro.set_defaults(func=cmd_promote, interrupted="promote stopped (the channel is as it was, or promoted)")
+
+    cyc = sub.add_parser("cycle", help="one turn of the continuous-learning loop: audit new data, train, eval, gate "
+                                       "against the channel's release (and its drift anchor), promote on a pass")
+    cyc.add_argument("recipe", metavar="RECIPE", help="training recipe; `init_adapter: CHANNEL` continues from the "
+                                                     "channel's current adapter")
+    cyc.add_argument("--data", required=True, metavar="NEW.jsonl", help="the new training data")
+    cyc.add_argument("--channel", required=True)
+    cyc.add_argument("--workdir", default="cycles", help="where each cycle's adapter, run and verdict go (cycles/)")
+    cyc.add_argument("--threshold", type=float, default=0.0, help="tolerated fraction of contaminated test rows (0)")
+    cyc.add_argument("--store", help=store_help)
+    cyc.add_argument("-q", "--quiet", action="store_true")
+    cyc.set_defaults(func=cmd_cycle, interrupted="cycle stopped (the channel is unchanged unless it said promoted)")
+
+    chan = sub.add_parser("channel", help="release channels").add_subparsers(dest="channel_command", required=True)
+    cc = chan.add_parser("create", help="a channel bound to one gate file, with its first release")
+    cc.add_argument("name")
+    cc.add_argument("--gate", required=True, help="the gate file every promotion must pass (fixed)")
+    cc.add_argument("--release", required=True, metavar="RUN", help="the first release: run id or run directory")
+    cc.add_argument("--reason", help="a note kept with release 1")
+    cc.add_argument("--store", help=store_help)
+    cc.set_defaults(func=cmd_channel_create)
+    cl = chan.add_parser("list", help="channels and their current releases")
+    cl.add_argument("--store", help=store_help)
+    cl.set_defaults(func=cmd_channel_list)
+
+    st = sub.add_parser("store", help="move a store between SQLite and PostgreSQL").add_subparsers(
+        dest="store_command", required=True)
+    se = st.add_parser("export", help="write the store's runs, records, cache and ledger as JSON lines")
+    se.add_argument("out", metavar="OUT.jsonl")
+    se.add_argument("--store", help=store_help)
+    se.set_defaults(func=cmd_store_export)
+    si = st.add_parser("import", help="add an export's rows to this store (one transaction)")
+    si.add_argument("file", metavar="EXPORT.jsonl")
+    si.add_argument("--store", help=store_help)
+    si.set_defaults(func=cmd_store_import)
     return parser
 
 
@@ -454,10 +675,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tunegate: error: {store_error(Path(getattr(args, 'store', None) or default_store_path()), exc)}",
               file=sys.stderr)
         return 2
-    except Exception:  # noqa: BLE001 - a crash must never read as 1 (gate failed) or 3 (inconclusive)
+    except Exception as exc:  # noqa: BLE001 - a crash must never read as 1 (gate failed) or 3 (inconclusive)
+        if type(exc).__module__.startswith("psycopg"):  # a PostgreSQL store that failed mid-command: one line
+            from harness.db import redact
+            from harness.store import default_store_ref
+
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            print(f"tunegate: error: {redact(getattr(args, 'store', None) or default_store_ref())}: the store failed: "
+                  f"{first}", file=sys.stderr)
+            return 2
         log = _crash_log()
-        print(f"tunegate: internal error ({sys.exc_info()[1].__class__.__name__}); the traceback is in {log}",
-              file=sys.stderr)
+        print(f"tunegate: internal error ({exc.__class__.__name__}); the traceback is in {log}", file=sys.stderr)
         return 4
     finally:
         if in_main_thread:

@@ -7,8 +7,9 @@ Every function here returns values; `harness.report.terminal` formats them.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from harness.api import UserError
 from harness.evidence import UNBOUNDED_MIN_N, delta_interval
 from harness.runs import Run
 from harness.stats import Interval
+from harness.untrusted import excerpt
 
 Key = tuple[str, str | None, str]  # (suite, task or None for the pooled suite, metric)
 
@@ -171,6 +173,14 @@ class Comparison:
     n_resamples: int
     seed: int
     pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    sequential: dict[str, Any] | None = None  # the `sequential` block of a run evaluated until decided
+    judged: tuple[Run, Run] | None = field(default=None, repr=False)  # sequential: both runs restricted to the
+    # evaluated ids, in evaluation order (baseline and candidate stay the runs as loaded)
+
+    @property
+    def judged_candidate(self) -> Run:
+        """The candidate as the statistics see it (restricted and ordered for a sequential pair)."""
+        return self.judged[1] if self.judged else self.candidate
 
     @property
     def unmatched(self) -> int:
@@ -212,8 +222,11 @@ class Comparison:
 # ---------------------------------------------------------------- checks
 
 
-def check_compatible(base: Run, cand: Run) -> tuple[list[str], list[str], list[str]]:
-    """Common suites, and the suites only one run has; UserError when a shared suite or prompt differs."""
+def check_compatible(base: Run, cand: Run, per_sample: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """Common suites, and the suites only one run has; UserError when a shared suite or prompt differs.
+
+    per_sample: a sequential pair, whose prompts were already checked sample by sample (a task's prompt_hash
+    covers every sample the run evaluated, and a sequential run evaluated a subset)."""
     common = [s for s in base.suites if s in cand.suites]
     if not common:
         raise UserError(f"runs share no suite (baseline: {', '.join(base.suites)}; "
@@ -228,7 +241,7 @@ def check_compatible(base: Run, cand: Run) -> tuple[list[str], list[str], list[s
             raise UserError(f"suite '{suite}' has different tasks: baseline {sorted(tb)} vs candidate {sorted(tc)}")
         for task in tb:
             hb, hc = tb[task].get("prompt_hash"), tc[task].get("prompt_hash")
-            if hb != hc:
+            if hb != hc and not per_sample:
                 raise UserError(f"prompts of task '{suite}/{task}' differ between the runs (prompt_hash "
                                 f"{str(hb)[:12]} vs {str(hc)[:12]}): check chat template, few-shot, "
                                 f"generation settings and --limit")
@@ -268,6 +281,61 @@ def metric_bounds(metric: str, values: np.ndarray) -> tuple[float, float] | None
     return None
 
 
+# ---------------------------------------------------------------- sequential runs
+
+SampleKey = tuple[str, str, str]  # (suite, task, sample_id)
+
+
+def prompt_sha(prompt: str | None) -> str:
+    """The per-sample prompt hash a sequential run records: sha256 of the exact model input."""
+    return hashlib.sha256((prompt or "").encode("utf-8")).hexdigest()
+
+
+def sequential_order(block: dict[str, Any]) -> dict[SampleKey, int]:
+    """Each evaluated sample's position in the evaluation order of a sequential run."""
+    return {(i["suite"], i["task"], i["sample_id"]): k for k, i in enumerate(block["items"])}
+
+
+def restrict_sequential(base: Run, cand: Run) -> tuple[Run, Run, dict[str, Any] | None]:
+    """Pair a sequential run on the samples it evaluated, in its evaluation order.
+
+    A sequential run covers a seeded subset of each split; the other run must hold every evaluated sample
+    with the same prompt (UserError otherwise), and its other samples are left out (expected, not an
+    incomplete pair). Both runs' samples come back sorted by evaluation order, which the confidence
+    sequence needs. (None, unchanged runs) when neither run is sequential."""
+    blocks: list[tuple[Run, dict[str, Any]]] = [(run, run.results["sequential"]) for run in (cand, base)
+                                                 if run.results.get("sequential")]
+    if not blocks:
+        return base, cand, None
+    owner, block = blocks[0]
+    order = sequential_order(block)
+    hashes = {(i["suite"], i["task"], i["sample_id"]): i["prompt_hash"] for i in block["items"]}
+    if len(blocks) == 2 and set(sequential_order(blocks[1][1])) != set(order):
+        raise UserError(f"both runs are sequential but evaluated different samples ({base.path} and {cand.path}); "
+                        "gate a sequential run against a complete run or the baseline it was evaluated with")
+    out = []
+    for run in (base, cand):
+        keep = [s for s in run.samples if (s["suite"], s["task"], s["sample_id"]) in order]
+        if len(keep) < len(order):
+            have = {(s["suite"], s["task"], s["sample_id"]) for s in keep}
+            missing = [k for k in order if k not in have]
+            suite, task, sid = missing[0]
+            raise UserError(f"{run.path} lacks {len(missing)} of the {len(order)} samples the sequential run "
+                            f"{owner.path} evaluated (first: {excerpt(suite, 40)}/{excerpt(task, 40)}/"
+                            f"{excerpt(sid, 40)}); evaluate the baseline on those samples (eval --until-decided "
+                            "does so on demand)")
+        for s in keep:
+            key = (s["suite"], s["task"], s["sample_id"])
+            if prompt_sha(s.get("prompt")) != hashes[key]:
+                raise UserError(f"the prompt of {excerpt(key[0], 40)}/{excerpt(key[1], 40)}/{excerpt(key[2], 40)} in "
+                                f"{run.path} differs from the one the sequential run evaluated (prompt hash "
+                                f"{prompt_sha(s.get('prompt'))[:12]} vs {hashes[key][:12]}): check chat template, "
+                                "few-shot and generation settings")
+        keep.sort(key=lambda s: order[(s["suite"], s["task"], s["sample_id"])])
+        out.append(replace(run, samples=keep, _index={}))
+    return out[0], out[1], block
+
+
 # ---------------------------------------------------------------- items
 
 
@@ -299,7 +367,9 @@ def item_scores(samples: list[dict], metric: str, fail_value: float | None, sour
         rows += 1
         values[str(s.get("source_id") or s["sample_id"])].append(float(value))
     items = list(values)
-    return Scores(items, np.array([np.mean(values[i]) for i in items], dtype=float), missing, rows)
+    # one score per item is the common case: np.mean per item would dominate the cost of a large comparison
+    means = [v[0] if len(v) == 1 else float(np.mean(v)) for v in (values[i] for i in items)]
+    return Scores(items, np.array(means, dtype=float), missing, rows)
 
 
 def _fail_value(bounds: tuple[float, float] | None, hib: bool) -> float | None:
@@ -332,8 +402,9 @@ def own_score(scores: Scores, bounds: tuple[float, float] | None, binary: bool) 
 
 
 def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores, hib: bool,
-               n_resamples: int, seed: int) -> tuple[MetricComparison, tuple[np.ndarray, np.ndarray]]:
-    """Paired statistics of one metric on item-level scores."""
+               n_resamples: int, seed: int, sequential: bool = False
+               ) -> tuple[MetricComparison, tuple[np.ndarray, np.ndarray]]:
+    """Paired statistics of one metric on item-level scores (sequential: the confidence sequence, in order)."""
     b, c, common = paired(sb, sc)
     all_values = np.concatenate([sb.values, sc.values])
     bounds = metric_bounds(metric, all_values)
@@ -343,10 +414,13 @@ def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores
         interval, p, test = None, None, "none: no paired items"
     elif binary:
         nb, nc = stats.discordant(b, c)
-        interval, p, test = delta_interval(b, c, True, bounds), stats.mcnemar_exact(nb, nc), "exact McNemar"
+        interval = delta_interval(b, c, True, bounds, sequential=sequential)
+        p, test = stats.mcnemar_exact(nb, nc), "exact McNemar"
     else:
-        interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed)
+        interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed, sequential=sequential)
         p, test = stats.sign_flip_pvalue(b, c, n_resamples=n_resamples, seed=seed), "sign-flip permutation"
+    if sequential and b.size:  # a fixed-n test is not valid at a data-dependent n: only the sequence is shown
+        p, test = None, "none: sequential run (judged by its confidence sequence)"
     row = MetricComparison(
         suite, task, metric, float(b.mean()) if b.size else float("nan"), float(c.mean()) if c.size else float("nan"),
         float((c - b).mean()) if b.size else float("nan"), interval, int(b.size), bool(b.size), binary, hib, bounds,
@@ -504,7 +578,8 @@ def metric_names(task: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[l
     return names, per_sample
 
 
-def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int, seed: int) -> _TaskResult:
+def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int, seed: int,
+                 sequential: bool = False) -> _TaskResult:
     base, cand = runs
     sb, sc = task_samples(base, suite, task), task_samples(cand, suite, task)
     tb, tc = base.suites[suite]["tasks"][task], cand.suites[suite]["tasks"][task]
@@ -525,7 +600,7 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
         sc_scores = item_scores(list(oc.values()), metric, None, f"{cand.path}/samples.jsonl")
         fail = _fail_value(metric_bounds(metric, np.concatenate([sb_scores.values, sc_scores.values])), hib)
         row, arrays = metric_row(suite, task, metric, item_scores(list(ob.values()), metric, fail),
-                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed)
+                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed, sequential)
         rows.append(row)
         pairs[(suite, task, metric)] = arrays
         if row.binary and not task_flips:
@@ -545,9 +620,11 @@ def _pooled(samples: list[dict]) -> list[dict]:
 
 
 def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n_resamples: int,
-                  seed: int) -> tuple[list[MetricComparison], dict[Key, tuple[np.ndarray, np.ndarray]],
-                                      list[RobustnessRow]]:
-    """Suite rows: per-sample metrics pooled over the tasks that report them (micro); corpus metrics as recorded."""
+                  seed: int, seq_order: dict[SampleKey, int] | None = None
+                  ) -> tuple[list[MetricComparison], dict[Key, tuple[np.ndarray, np.ndarray]], list[RobustnessRow]]:
+    """Suite rows: per-sample metrics pooled over the tasks that report them (micro); corpus metrics as recorded.
+
+    seq_order: a sequential run's evaluation order, in which pooled items then enter the confidence sequence."""
     sres_b, sres_c = runs[0].suites[suite], runs[1].suites[suite]
     order = list(sres_b.get("metrics") or {})
     for t in tasks:
@@ -557,6 +634,9 @@ def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n
     robust: list[RobustnessRow] = []
     all_b = _pooled([s for t in tasks for s in t.samples[0]])
     all_c = _pooled([s for t in tasks for s in t.samples[1]])
+    if seq_order is not None:
+        for pooled in (all_b, all_c):
+            pooled.sort(key=lambda s: seq_order[(s["suite"], s["task"], s["sample_id"])])
     for metric in order:
         members = [r for t in tasks for r in t.rows if r.metric == metric and r.paired]
         hib = metric_direction(runs, suite, None, metric)
@@ -572,7 +652,7 @@ def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n
         ob = [s for s in all_b if not s.get("perturbation") and s["task"] in member_tasks]
         oc = [s for s in all_c if not s.get("perturbation") and s["task"] in member_tasks]
         row, arrays = metric_row(suite, None, metric, item_scores(ob, metric, fail), item_scores(oc, metric, fail),
-                                 hib, n_resamples, seed)
+                                 hib, n_resamples, seed, seq_order is not None)
         row.tasks = member_tasks
         rows.append(row)
         pairs[(suite, None, metric)] = arrays
@@ -599,8 +679,14 @@ def apply_holm(rows: list[MetricComparison]) -> None:
 
 
 def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, seed: int = 0) -> Comparison:
-    """Paired comparison of candidate against baseline, aligned by (suite, task, item)."""
-    common, only_b, only_c = check_compatible(baseline, candidate)
+    """Paired comparison of candidate against baseline, aligned by (suite, task, item).
+
+    When either run is sequential (evaluated until decided), both are paired on the samples it evaluated and
+    every paired interval is the confidence sequence of `harness.sequential`, never a fixed-n interval."""
+    loaded = (baseline, candidate)
+    baseline, candidate, block = restrict_sequential(baseline, candidate)
+    order = sequential_order(block) if block else None
+    common, only_b, only_c = check_compatible(baseline, candidate, per_sample=block is not None)
     runs = (baseline, candidate)
     rows: list[MetricComparison] = []
     pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
@@ -608,8 +694,9 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
     robust: list[RobustnessRow] = []
     incomplete: dict[tuple[str, str], tuple[int, int]] = {}
     for suite in common:
-        tasks = [compare_task(runs, suite, task, n_resamples, seed) for task in baseline.suites[suite]["tasks"]]
-        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed)
+        tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None)
+                 for task in baseline.suites[suite]["tasks"]]
+        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order)
         rows += suite_rows + [r for t in tasks for r in t.rows]
         pairs.update(suite_pairs)
         robust += suite_robust
@@ -620,5 +707,6 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
             if any(t.incomplete):
                 incomplete[(suite, name)] = t.incomplete
     apply_holm(rows)
-    return Comparison(baseline, candidate, rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
-                      only_b, only_c, incomplete, n_resamples, seed, pairs)
+    return Comparison(loaded[0], loaded[1], rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
+                      only_b, only_c, incomplete, n_resamples, seed, pairs, block,
+                      (baseline, candidate) if block else None)

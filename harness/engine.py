@@ -384,9 +384,12 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
                 continue
             if out is not None:
                 write_run_dir(out if len(variants) == 1 else out / name, results, records)
-            if save_baseline:
+            samples = [r.to_json() for r in records]
+            if save_baseline:  # keeps the run in the ledger too, and appends a release to the channel
                 label = save_baseline if len(variants) == 1 else f"{save_baseline}/{name}"
-                store.save_baseline(label, results["run_id"], results, [r.to_json() for r in records])
+                store.save_baseline(label, results["run_id"], results, samples)
+            else:
+                store.record_run(results, samples)
             all_results.append(results)
     finally:
         store.close()

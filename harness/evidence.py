@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats as sps
 
 from harness import power, stats
+from harness.sequential import CS_METHOD, anytime_p, sequence_interval
 from harness.stats import Interval
 
 POWER = 0.8  # the power every plan and minimum detectable effect is stated at
@@ -36,6 +37,8 @@ class Unit:
     discordance: float | None = None  # paired binary: the rate used for planning
     sd: float | None = None  # bounded: per-item standard deviation used for planning
     note: str | None = None
+    # sequential runs: the one-sided anytime p-value of "the mean lies above (True) / below (False) t"
+    p_at: Callable[[float, bool], float] | None = None
 
     def interval(self, alpha: float = stats.ALPHA) -> Interval:
         return self.interval_at(alpha)
@@ -94,9 +97,21 @@ def one_sample_n(distance: float, sd: float, *, alpha: float = stats.ALPHA) -> i
 # ---------------------------------------------------------------- units
 
 
+NO_SEQUENTIAL_UNBOUNDED = "no anytime-valid interval exists for an unbounded metric: judge it on a complete run"
+
+
 def delta_interval(b: np.ndarray, c: np.ndarray, binary: bool, bounds: tuple[float, float] | None, *,
-                   alpha: float = stats.ALPHA, n_resamples: int = 10_000, seed: int = 0) -> Interval:
-    """A (1 - alpha) interval of mean(c - b) that holds at small n: Tango for 0/1 pairs, betting for bounded."""
+                   alpha: float = stats.ALPHA, n_resamples: int = 10_000, seed: int = 0,
+                   sequential: bool = False) -> Interval:
+    """A (1 - alpha) interval of mean(c - b) that holds at small n: Tango for 0/1 pairs, betting for bounded.
+
+    sequential (a run evaluated until decided, pairs in evaluation order): the betting confidence sequence,
+    valid at the data-dependent n the run stopped at; undefined for unbounded metrics."""
+    if sequential:
+        width = 1.0 if binary else (bounds[1] - bounds[0]) if bounds is not None else None
+        if width is None:
+            return Interval(None, None, CS_METHOD, int(b.size), NO_SEQUENTIAL_UNBOUNDED)
+        return sequence_interval(c - b, -width, width, alpha=alpha)
     if binary:
         nb, nc = stats.discordant(b, c)
         return exact_guard(stats.paired_binary_interval(nb, nc, int(b.size), alpha=alpha), nb, nc, alpha)
@@ -127,33 +142,47 @@ def exact_guard(iv: Interval, b: int, c: int, alpha: float) -> Interval:
 
 
 def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
-                hib: bool, n_resamples: int, seed: int) -> Unit:
-    """The improvement (candidate − baseline, larger is better) of paired item scores."""
+                hib: bool, n_resamples: int, seed: int, sequential: bool = False) -> Unit:
+    """The improvement (candidate − baseline, larger is better) of paired item scores (sequential: in
+    evaluation order, judged by the confidence sequence)."""
     sign = 1.0 if hib else -1.0
     d = sign * (c - b)
     n = int(b.size)
 
     def at(alpha: float) -> Interval:
-        return orient(delta_interval(b, c, binary, bounds, alpha=alpha, n_resamples=n_resamples, seed=seed), sign)
+        return orient(delta_interval(b, c, binary, bounds, alpha=alpha, n_resamples=n_resamples, seed=seed,
+                                     sequential=sequential), sign)
+
+    span = 1.0 if binary else (bounds[1] - bounds[0]) if bounds else None
+    p_at = None
+    if sequential and span is not None:
+        def p_at(threshold: float, above: bool) -> float:
+            return anytime_p(d, -span, span, threshold, above=above)  # type: ignore[operator]
 
     if binary:
         nb, nc = stats.discordant(b, c)
         disc = (nb + nc + 1) / (n + 2)  # Laplace: a zero count at small n must not plan for zero discordance
         mde = power.paired_binary_mde(n, disc) if n else None
-        return Unit(label, float(d.mean()) if n else float("nan"), at, n, mde, "paired binary", discordance=disc)
+        return Unit(label, float(d.mean()) if n else float("nan"), at, n, mde, "paired binary", discordance=disc,
+                    p_at=p_at)
     width = (bounds[1] - bounds[0]) if bounds else None
     sd = float(d.std(ddof=1)) if n > 1 else (width / 2 if width else float("nan"))
     shape = "paired bounded" if bounds else "paired unbounded"
     mde = power.bounded_mde(n, sd) if n > 1 and bounds else None
-    return Unit(label, float(d.mean()) if n else float("nan"), at, n, mde, shape, sd=sd)
+    return Unit(label, float(d.mean()) if n else float("nan"), at, n, mde, shape, sd=sd, p_at=p_at)
 
 
 def score_unit(label: str, values: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
-               min_n: int = 2) -> Unit:
-    """One run's own mean score, with an interval that holds at its n."""
+               min_n: int = 2, sequential: bool = False) -> Unit:
+    """One run's own mean score, with an interval that holds at its n (sequential: at any stopping time)."""
     n = int(values.size)
 
     def at(alpha: float) -> Interval:
+        if sequential:
+            rng = (0.0, 1.0) if binary else bounds
+            if rng is None:
+                return Interval(None, None, CS_METHOD, n, NO_SEQUENTIAL_UNBOUNDED)
+            return sequence_interval(values, rng[0], rng[1], alpha=alpha)
         if binary:
             return stats.proportion_interval(int(values.sum()), n, alpha=alpha)
         return stats.mean_interval(values, alpha=alpha, bounds=bounds, min_n=min_n)
@@ -164,8 +193,14 @@ def score_unit(label: str, values: np.ndarray, *, binary: bool, bounds: tuple[fl
     else:
         sd = float(values.std(ddof=1)) if n > 1 else float("nan")
     shape = "binary" if binary else ("bounded" if bounds else "unbounded")
+    rng = (0.0, 1.0) if binary else bounds
+    p_at = None
+    if sequential and rng is not None:
+        def p_at(threshold: float, above: bool) -> float:
+            return anytime_p(values, rng[0], rng[1], threshold, above=above)  # type: ignore[index]
+
     return Unit(label, float(values.mean()) if n else float("nan"), at, n,
-                one_sample_mde(n, sd) if math.isfinite(sd) else None, shape, sd=sd)
+                one_sample_mde(n, sd) if math.isfinite(sd) else None, shape, sd=sd, p_at=p_at)
 
 
 def recorded_unit(label: str, value: float, ci: tuple[float, float] | None, n: int) -> Unit:

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from pydantic import Field, model_validator
 
-from harness import power, stats
+from harness import ledger, power, stats
 from harness.api import UserError
 from harness.calibration import (
     HUMAN_WIN_RATE,
@@ -32,7 +32,15 @@ from harness.calibration import (
     is_human_metric,
     judge_units,
 )
-from harness.compare import Comparison, MetricComparison, compare_runs, item_scores, originals, task_samples
+from harness.compare import (
+    Comparison,
+    MetricComparison,
+    compare_runs,
+    item_scores,
+    originals,
+    sequential_order,
+    task_samples,
+)
 from harness.config import Strict, line_of, load_yaml, parse_model
 from harness.evidence import (
     UNBOUNDED_MIN_N,
@@ -45,16 +53,33 @@ from harness.evidence import (
     recorded_unit,
     score_unit,
 )
-from harness.runs import Run, resolve_run
+from harness.runs import Run, resolve_run, stored_run
 from harness.stats import Interval
+from harness.store import Store
+from harness.untrusted import excerpt
 
-KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop")
+KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop", "max_drift")
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
 ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
 # below this many rated items the bootstrap lower bound of alpha trusts a judge about 4.5% of the time, not
 # 2.5% (benchmarks/bench_gate_validity.py, section 7)
 AGREEMENT_TRUSTED_N = 100
+
+
+class Drift(Strict):
+    """`max_drift`: the candidate against an anchor release, not only against the current baseline. A chain of
+    non-inferior steps ("biocreep") that adds up to more than `margin` fails."""
+
+    from_: str = Field(alias="from", min_length=1, max_length=300)  # first | current | N | run id | CHANNEL@N
+    metric: str = Field(pattern=r"^[^/]+(/[^/]+){1,2}$")  # suite/metric or suite/task/metric
+    margin: float = Field(gt=0, allow_inf_nan=False)
+    channel: str | None = Field(default=None, min_length=1)  # default: the --baseline channel
+
+    @property
+    def parts(self) -> tuple[str, str | None, str]:
+        bits = self.metric.split("/")
+        return (bits[0], None, bits[1]) if len(bits) == 2 else (bits[0], bits[1], bits[2])
 
 
 class Rule(Strict):
@@ -70,6 +95,7 @@ class Rule(Strict):
     min_effect: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_robustness_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_general_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_drift: Drift | None = None
     pool: Literal["tasks", "micro", "macro"] = "tasks"
     min_n: int = Field(default=1, ge=1, le=10_000_000)
     decide_on: Literal["interval", "estimate"] = "interval"
@@ -82,7 +108,10 @@ class Rule(Strict):
         kinds = [k for k in KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(f"a rule needs exactly one of {', '.join(KINDS)} (got {', '.join(kinds) or 'none'})")
-        if kinds[0] != "max_general_drop" and not self.suite:
+        if kinds[0] == "max_drift" and (self.suite or self.task or self.metric):
+            raise ValueError("a max_drift rule names its target in max_drift.metric (suite/metric), not in "
+                             "suite/task/metric")
+        if kinds[0] not in ("max_general_drop", "max_drift") and not self.suite:
             raise ValueError(f"a {kinds[0]} rule needs 'suite'")
         if self.task and not self.suite:
             raise ValueError("'task' needs 'suite'")
@@ -179,6 +208,7 @@ class GateResult:
     on_inconclusive: str = "fail"
     reason: str | None = None
     partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
+    sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
 
     @property
     def failures(self) -> list[str]:
@@ -275,7 +305,11 @@ def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str
     verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
     # The p-values are one-sided: the two-sided 95% interval's ends are one-sided 97.5% bounds.
     p_pass = p_fail = None
-    if unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
+    if unit.p_at is not None:  # sequential: anytime p-values from the sequence's own capital process
+        fail_at = side.threshold if side.fail_threshold is None else side.fail_threshold
+        p_pass = unit.p_at(side.threshold, side.pass_if_above)
+        p_fail = unit.p_at(fail_at, not side.pass_if_above)
+    elif unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
         p_pass = invert(unit.interval_at, side.passes) / 2
         p_fail = invert(unit.interval_at, side.fails) / 2
     return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)
@@ -317,7 +351,7 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
 def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     b, c = comp.pairs[(row.suite, row.task, row.metric)]
     return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
-                       n_resamples=comp.n_resamples, seed=comp.seed)
+                       n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None)
 
 
 def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
@@ -330,12 +364,15 @@ def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     rows: list[dict] = []
     for task in tasks:
         rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
-                 for s in originals(task_samples(comp.candidate, row.suite, task)).values()]
+                 for s in originals(task_samples(comp.judged_candidate, row.suite, task)).values()]
     fail = None if row.bounds is None else (row.bounds[0] if row.higher_is_better else row.bounds[1])
+    if comp.sequential is not None:  # pooled floor: the confidence sequence takes items in evaluation order
+        order = sequential_order(comp.sequential)
+        rows.sort(key=lambda s: order[(s["suite"], s["task"], s["sample_id"])])
     scores = item_scores(rows, row.metric, fail)
     # an unbounded mean has no interval valid at every n (Bahadur & Savage 1956): state a minimum n
     return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds,
-                      min_n=2 if row.bounds else UNBOUNDED_MIN_N)
+                      min_n=2 if row.bounds else UNBOUNDED_MIN_N, sequential=comp.sequential is not None)
 
 
 def _undefined(n: int, note: str) -> Callable[[float], Interval]:
@@ -352,7 +389,8 @@ def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
                         f"({row.metric}): a robustness rule needs a suite with perturbations")
     drops = rob.drops[1]
     width = (row.bounds[1] - row.bounds[0]) if row.bounds else None
-    unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None)
+    unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None,
+                      sequential=comp.sequential is not None)
     if row.bounds is not None:
         at_worst = rob.clean[1] <= row.bounds[0] if row.higher_is_better else rob.clean[1] >= row.bounds[1]
         if at_worst:  # a clean score at its worst leaves nothing to lose: no evidence of robustness either way
@@ -487,9 +525,52 @@ def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path:
                       "items", "interval")
 
 
+
+AnchorOf = Callable[[Drift], Run]  # the anchor release a max_drift rule names (from the ledger)
+
+
+def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
+                anchor_of: AnchorOf | None) -> RuleResult:
+    """max_drift: non-inferiority of the candidate against the anchor release, paired item by item (the
+    anchor's own per-item answers are in its stored samples), with the same intervals as every paired rule."""
+    drift = rule.max_drift
+    assert drift is not None
+    if anchor_of is None:
+        raise UserError("a max_drift rule needs the release ledger to find its anchor: gate with `tunegate gate` "
+                        "and a store", **where)
+    try:
+        anchor = anchor_of(drift)
+        suite = drift.parts[0]
+        fa, fc = ((r.suites.get(suite) or {}).get("fingerprint") for r in (anchor, comp.candidate))
+        if fa is not None and fc is not None and fa != fc:
+            kept = (anchor.adapter or {}).get("path")
+            raise UserError(f"the anchor ({anchor.label}) was evaluated on another version of suite '{suite}' "
+                            f"({str(fa)[:12]}, the candidate on {str(fc)[:12]}): re-evaluate "
+                            f"{'its adapter ' + str(kept) if kept else 'it'} on the current suite and anchor the "
+                            "rule on that run (from: RUN)")
+        acomp = compare_runs(anchor, comp.candidate, n_resamples=spec.n_resamples, seed=spec.seed)
+    except UserError as exc:
+        raise UserError(f"max_drift from {drift.from_}: {exc}", **where) from None
+    if acomp.incomplete and not spec.allow_partial:
+        (s_name, t_name), (ob, oc) = next(iter(acomp.incomplete.items()))
+        raise UserError(f"max_drift from {drift.from_}: {s_name}/{t_name} has {ob} items only in the anchor and {oc} "
+                        "only in the candidate; set 'allow_partial: true' to judge the shared ones", **where)
+    suite, task, metric = drift.parts
+    proxy = Rule(name=rule.name or f"max_drift {drift.metric} from {drift.from_}", suite=suite, task=task,
+                 metric=metric, non_inferiority=drift.margin, pool=rule.pool, min_n=rule.min_n)
+    result = judge_rule(proxy, spec, acomp, where)
+    result.kind = "max_drift"
+    result.threshold = (f"Δ vs anchor {excerpt(drift.from_, 40)} ({excerpt(anchor.label, 40)}) > {-drift.margin:+.3f} "
+                        f"(cumulative drift within {drift.margin:.3f})")
+    return result
+
+
 def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
-               store_path: str | None = None) -> RuleResult:
-    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit."""
+               anchor_of: AnchorOf | None = None, store_path: str | None = None) -> RuleResult:
+    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit; `store_path` holds
+    the review app's judgments (human evidence, judge calibration)."""
+    if rule.kind == "max_drift":
+        return judge_drift(rule, spec, comp, where, anchor_of)
     if is_human_metric(rule.metric):
         return _human_rule(rule, comp, where, store_path)
     try:
@@ -542,7 +623,8 @@ def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:
 
 
 def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
-                  root: yaml.Node | None = None, store_path: str | None = None) -> GateResult:
+                  root: yaml.Node | None = None, anchor_of: AnchorOf | None = None,
+                  store_path: str | None = None) -> GateResult:
     """Judge every rule of a validated gate on a comparison; refuse an incomplete pair unless allowed."""
     if comp.incomplete and not spec.allow_partial:
         (suite, task), (ob, oc) = next(iter(comp.incomplete.items()))
@@ -551,31 +633,80 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                         f"the candidate ({total} unmatched in {len(comp.incomplete)} tasks); re-run the missing "
                         "samples, or set 'allow_partial: true' in the gate file to judge the shared ones", source=source)
     rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])},
-                       store_path) for i, rule in enumerate(spec.rules)]
+                       anchor_of, store_path) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
-    return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial)
+    return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
+                      sequential_summary(comp.sequential))
+
+
+def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a verdict says about a sequential run: method, alpha, seed, chunk, and items evaluated vs available."""
+    if not block:
+        return None
+    evaluated: dict[str, int] = dict(block.get("evaluated") or {})  # items, without perturbed variants
+    if not evaluated:
+        for item in block["items"]:
+            key = f"{item['suite']}/{item['task']}"
+            evaluated[key] = evaluated.get(key, 0) + 1
+    return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
+            "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
+            "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}
 
 
 def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | str,
              junit_path: Path | None = None, store_path: str | None = None,
-             verdict_path: Path | None = None) -> GateResult:
-    """Load gate and runs (a directory or a saved baseline name), compare, judge; write JUnit/verdict.json."""
+             verdict_path: Path | None = None, record: bool = False) -> GateResult:
+    """Load gate and runs (a directory, a channel name, CHANNEL@N or a run id), compare, judge; write
+    JUnit/verdict.json; with `record` (the gate command) keep both runs and the verdict in the ledger.
+    The store is opened only when it is needed: to record, or to find a max_drift rule's anchor."""
     baseline, candidate = resolve_run(baseline_path, store_path), resolve_run(candidate_path, store_path)
-    return gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path, store_path)
+    opened: list[Store] = []
+
+    def store() -> Store:
+        if not opened:
+            opened.append(Store(store_path))
+        return opened[0]
+
+    def anchor_of(drift: Drift) -> Run:
+        if "@" in drift.from_ or Path(drift.from_).exists():  # CHANNEL@N, or a run directory
+            return resolve_run(drift.from_, store_path)
+        name = drift.channel or str(baseline_path)
+        if ledger.channel(store().conn, name) is None:
+            if not (drift.from_ in ("first", "current") or drift.from_.isdigit()):
+                return resolve_run(drift.from_, store_path)  # a run id
+            raise UserError(f"'from: {drift.from_}' names a release of a channel: set max_drift.channel, or "
+                            "pass --baseline CHANNEL")
+        _, results, samples = ledger.release_run(store().conn, name, drift.from_)
+        return stored_run(f"{name}@{drift.from_}", results, samples)
+
+    try:
+        if record:
+            store()  # before judging: an unreachable store fails first, with one line
+        result = gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path, anchor_of=anchor_of,
+                           store_path=store_path)
+        if record:
+            from harness.verdict import verdict_json  # verdict.py imports this module (a cycle at module level)
+
+            ledger.record_verdict(store().conn, Path(gate_file), verdict_json(result),
+                                  (baseline.results, baseline.samples), (candidate.results, candidate.samples))
+    finally:
+        for s in opened:
+            s.close()
+    return result
 
 
 def gate_runs(gate_file: Path, baseline: Run, candidate: Run, junit_path: Path | None = None,
-              verdict_path: Path | None = None, store_path: str | None = None) -> GateResult:
+              verdict_path: Path | None = None, anchor_of: AnchorOf | None = None,
+              store_path: str | None = None) -> GateResult:
     """Judge already loaded runs against a gate file (`store_path`: where the review app's judgments are)."""
     # verdict.py renders GateResult, so it imports this module: a module-level import would be a cycle.
     from harness.verdict import write_junit, write_verdict
 
     spec, root = load_gate(Path(gate_file))
     comp = compare_runs(baseline, candidate, n_resamples=spec.n_resamples, seed=spec.seed)
-    result = evaluate_gate(spec, comp, source=str(gate_file), root=root, store_path=store_path)
+    result = evaluate_gate(spec, comp, source=str(gate_file), root=root, anchor_of=anchor_of, store_path=store_path)
     if junit_path is not None:
         write_junit(result, Path(junit_path))
     if verdict_path is not None:
         write_verdict(result, Path(verdict_path))
     return result
-

@@ -133,6 +133,28 @@ class Timing(_Entry):
     resumed: bool | None = None
 
 
+class SequentialItem(_Entry):
+    """One evaluated sample of a sequential run, in evaluation order, with the hash of its model input."""
+
+    suite: Name
+    task: Name
+    sample_id: Name
+    prompt_hash: Name
+
+
+class Sequential(_Entry):
+    """A run evaluated until decided (`eval --until-decided`): which items, in which order, judged how."""
+
+    method: Name
+    alpha: Annotated[float, Field(gt=0, lt=1)]
+    seed: int
+    chunk: Count
+    items: Annotated[list[SequentialItem], Field(min_length=1, max_length=MAX_ITEMS)]
+    available: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
+    evaluated: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
+    stopped: Name | None = None
+
+
 class Results(_Entry):
     """results.json."""
 
@@ -145,6 +167,7 @@ class Results(_Entry):
     suites: Annotated[dict[Name, SuiteEntry], Field(min_length=1, max_length=MAX_ITEMS)]
     timing: Timing | None = None
     isolation: Name | None = None
+    sequential: Sequential | None = None
 
 
 class Sample(_Entry):
@@ -282,6 +305,7 @@ def check_consistency(results: dict[str, Any], samples: list[dict[str, Any]], re
     """results.json and samples.jsonl must describe the same run: every sample's task is in the results, each
     task's `n` counts its unperturbed samples, and a perturbed sample's variant is among the task's."""
     counts: dict[tuple[str, str], int] = {}
+    _check_sequential(results, samples, results_source, samples_source)
     for i, sample in enumerate(samples):
         key = (sample["suite"], sample["task"])
         task = results["suites"].get(key[0], {}).get("tasks", {}).get(key[1])
@@ -304,3 +328,21 @@ def check_consistency(results: dict[str, Any], samples: list[dict[str, Any]], re
                 raise UserError(f"holds {held} samples of {excerpt(suite_name, 40)}/{excerpt(task_name, 40)} but "
                                 f"{results_source} says n={task['n']}; the two files disagree (a truncated or "
                                 "mixed-up copy?)", source=samples_source)
+
+
+def _check_sequential(results: dict[str, Any], samples: list[dict[str, Any]], results_source: str,
+                      samples_source: str) -> None:
+    """A sequential run lists exactly the samples samples.jsonl holds, each once."""
+    block = results.get("sequential")
+    if not block:
+        return
+    listed = [(i["suite"], i["task"], i["sample_id"]) for i in block["items"]]
+    if len(set(listed)) != len(listed):
+        raise UserError("sequential.items lists a sample twice", source=results_source, field="sequential.items")
+    held = {(s["suite"], s["task"], s["sample_id"]) for s in samples}
+    if held != set(listed):
+        extra = sorted(held - set(listed)) or sorted(set(listed) - held)
+        where = "is not in sequential.items" if held - set(listed) else f"is missing from {samples_source}"
+        suite, task, sid = extra[0]
+        raise UserError(f"sample {excerpt(suite, 40)}/{excerpt(task, 40)}/{excerpt(sid, 40)} {where}; the two files "
+                        "disagree", source=results_source, field="sequential.items")

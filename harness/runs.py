@@ -107,18 +107,25 @@ def _label(results: dict[str, Any]) -> str:
 
 
 def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
-    """A run directory, or the name of a baseline saved in the store with `eval --save-baseline NAME`."""
+    """A run directory; the name of a channel in the store (its current release, as saved with `eval
+    --save-baseline NAME` or promoted); CHANNEL@N (release N); or a run id from the ledger."""
     path = Path(ref)
     if path.exists():
         return load_run(path)
     # imported on first use (start-up time): reading a run directory needs no store
+    from harness import ledger
     from harness.store import Store
 
     store = Store(store_path)
-    source = f"baseline {excerpt(str(ref), 80)} in {store.path}"
+    source = f"baseline {excerpt(str(ref), 80)} in {store.location}"
     try:
         saved = store.load_baseline(str(ref))
         names = store.baselines()
+        if saved is None and ("@" in str(ref) or len(str(ref)) >= 8):
+            try:
+                saved = ledger.run_data(store.conn, ledger.resolve_run_id(store.conn, str(ref)))
+            except UserError:
+                saved = None
     except (ValueError, RecursionError) as exc:  # stored JSON that does not parse
         raise UserError(f"the saved copy is not valid JSON ({excerpt(str(exc), 80)})", source=source) from None
     finally:
@@ -127,6 +134,12 @@ def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
         known = f" (saved baselines: {', '.join(names)})" if names else ""
         raise UserError(f"no such run directory or saved baseline{known}", source=str(ref))
     results, samples = saved
+    return stored_run(str(ref), results, samples, source)
+
+
+def stored_run(ref: str, results: Any, samples: Any, source: str | None = None) -> Run:
+    """A run read back from the store, checked like a run directory (the store may be old or shared)."""
+    source = source or f"stored run {excerpt(ref, 80)}"
     runfile.check_results(results, f"{source}: results")
     if not isinstance(samples, list):
         raise UserError("the saved samples are not a list", source=source)
@@ -137,12 +150,12 @@ def resolve_run(ref: str | Path, store_path: str | None = None) -> Run:
     return Run(results=results, samples=samples, path=Path(f"baseline:{ref}"), label=_label(results))
 
 
-def load_runs(paths: list[Path]) -> list[Run]:
+def load_runs(paths: list[Path], store_path: str | None = None) -> list[Run]:
     """Load several runs (directories or saved baseline names); a sweep directory expands into its variants."""
     runs: list[Run] = []
     for p in map(Path, paths):
         if p.is_dir() and not (p / RESULTS).exists() and variant_dirs(p):
             runs.extend(load_run(v) for v in variant_dirs(p))
         else:
-            runs.append(resolve_run(p))
+            runs.append(resolve_run(p, store_path))
     return runs

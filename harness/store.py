@@ -1,7 +1,8 @@
-"""The SQLite store: runs, per-sample records, the response cache and named baselines.
+"""The store: runs, per-sample records, the response cache, and the release ledger (harness.ledger).
 
-Records are committed as samples finish (WAL mode), so a killed run resumes without losing or
-re-scoring a sample. The store knows nothing about reports.
+An SQLite file by default (WAL mode), or a PostgreSQL database shared by a team (`--store postgresql://...`
+or `$TUNEGATE_STORE`); both hold one schema (harness.migrations). Records are committed as samples finish,
+so a killed run resumes without losing or re-scoring a sample. The store knows nothing about reports.
 """
 
 from __future__ import annotations
@@ -15,31 +16,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from harness import ledger
 from harness.api import Response, SampleRecord, UserError
+from harness.db import Database, is_url
 from harness.fileio import tunegate_home
+from harness.migrations import migrate
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-  run_id TEXT PRIMARY KEY, key TEXT NOT NULL, created REAL NOT NULL, status TEXT NOT NULL,
-  model_json TEXT NOT NULL, results_json TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_key ON runs(key, status);
-CREATE TABLE IF NOT EXISTS records (
-  run_id TEXT NOT NULL, seq INTEGER NOT NULL, suite TEXT NOT NULL, task TEXT NOT NULL, sample_id TEXT NOT NULL,
-  record_json TEXT NOT NULL, PRIMARY KEY (run_id, suite, task, sample_id)
-);
-CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, response_json TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS baselines (
-  name TEXT PRIMARY KEY, run_id TEXT NOT NULL, created REAL NOT NULL, results_json TEXT NOT NULL,
-  samples_json TEXT NOT NULL
-);
-"""
+
+def default_store_ref() -> str:
+    """`$TUNEGATE_STORE` (a file or a postgresql:// URL), else `store.sqlite` in the tunegate home."""
+    env = os.environ.get("TUNEGATE_STORE")
+    return env if env else str(tunegate_home() / "store.sqlite")
 
 
 def default_store_path() -> Path:
-    """`$TUNEGATE_STORE`, else `store.sqlite` in the tunegate home."""
-    env = os.environ.get("TUNEGATE_STORE")
-    return Path(env) if env else tunegate_home() / "store.sqlite"
+    """The default store as a path (meaningful for an SQLite store)."""
+    return Path(default_store_ref())
 
 
 def store_error(path: Path, exc: sqlite3.Error) -> UserError:
@@ -50,7 +42,7 @@ def store_error(path: Path, exc: sqlite3.Error) -> UserError:
     if any(sign in text for sign in ("malformed", "not a database", "Could not decode")):
         return UserError(f"the store is damaged ({text}); recover what SQLite can read with "
                          f"`sqlite3 {path} .recover | sqlite3 {path}.recovered` and pass --store {path}.recovered, "
-                         f"or move {path} aside to start an empty store", source=str(path))
+                         "or move the file aside to start an empty store", source=str(path))
     if "readonly" in text or "read-only" in text:
         return UserError(f"cannot write the store ({text}): make the file and its folder writable, or pass "
                          "--store with another file", source=str(path))
@@ -58,16 +50,37 @@ def store_error(path: Path, exc: sqlite3.Error) -> UserError:
 
 
 class Store:
-    """A thin layer over one SQLite file; every write is its own short transaction."""
+    """A thin layer over one database; every write is its own short transaction."""
 
     def __init__(self, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path else default_store_path()
+        ref = str(path) if path else default_store_ref()
+        self.db: Any  # the driver's own connection (sqlite3.Connection for SQLite)
+        if is_url(ref):
+            self.conn = Database.postgresql(ref)
+            self.path = Path(self.conn.location)  # for messages only: a PostgreSQL store has no file
+            self.db = self.conn.raw
+        else:
+            self.path = Path(ref)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"cannot create the store's folder {self.path.parent}: {exc.strerror}",
+                                source=str(self.path), field="--store") from None
+            self.db = self._open()
+            self.conn = Database.sqlite(self.db, str(self.path))
+        self.location = self.conn.location
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the store's folder {self.path.parent}: {exc.strerror}",
-                            source=str(self.path), field="--store") from None
-        self.db = self._open()
+            migrate(self.conn)
+        except sqlite3.OperationalError as exc:
+            self.close()
+            raise store_error(self.path, exc) from None
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect
 
     def _open(self) -> sqlite3.Connection:
         # A new store holds prompts and judgments: readable by its owner only (the WAL files follow it).
@@ -86,7 +99,7 @@ class Store:
                 db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(SCHEMA)
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # a damaged file fails here
                 return db
             except sqlite3.OperationalError as exc:
                 if db is not None:
@@ -101,48 +114,50 @@ class Store:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     # ---- runs -------------------------------------------------------------------------------------------
     def start_run(self, key: str, model: dict[str, Any], resume: bool) -> tuple[str, bool]:
         """A run id for `key`: the latest unfinished run with that key when resuming, else a new one."""
         if resume:
-            row = self.db.execute("SELECT run_id FROM runs WHERE key=? AND status='running' ORDER BY created DESC "
-                                  "LIMIT 1", (key,)).fetchone()
+            row = self.conn.execute("SELECT run_id FROM runs WHERE key=? AND status='running' ORDER BY created DESC "
+                                    "LIMIT 1", (key,)).fetchone()
             if row:
                 return row[0], True
         run_id = uuid.uuid4().hex
-        self.db.execute("INSERT INTO runs VALUES (?,?,?,?,?,NULL)",
-                        (run_id, key, time.time(), "running", json.dumps(model)))
+        self.conn.execute("INSERT INTO runs VALUES (?,?,?,?,?,NULL)",
+                          (run_id, key, time.time(), "running", json.dumps(model)))
         return run_id, False
 
     def finish_run(self, run_id: str, results: dict[str, Any]) -> None:
-        self.db.execute("UPDATE runs SET status='done', results_json=? WHERE run_id=?", (json.dumps(results), run_id))
+        self.conn.execute("UPDATE runs SET status='done', results_json=? WHERE run_id=?",
+                          (json.dumps(results), run_id))
 
     def run_results(self, run_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT results_json FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        row = self.conn.execute("SELECT results_json FROM runs WHERE run_id=?", (run_id,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     # ---- records ----------------------------------------------------------------------------------------
     def add_records(self, run_id: str, records: Iterable[tuple[int, SampleRecord]],
                     cache: Iterable[tuple[str, Response]] = ()) -> None:
         """Commit scored records and new cache entries together, in one transaction."""
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR REPLACE INTO cache VALUES (?,?,?)",
-                                [(k, json.dumps(r.to_json()), time.time()) for k, r in cache])
-            # OR IGNORE: a record is written once; a resumed run never scores a sample twice.
-            self.db.executemany("INSERT OR IGNORE INTO records VALUES (?,?,?,?,?,?)",
-                                [(run_id, seq, r.suite, r.task, r.sample_id, json.dumps(r.to_json()))
-                                 for seq, r in records])
+        now = time.time()
+        with self.conn.transaction() as db:
+            db.executemany("INSERT INTO cache VALUES (?,?,?) ON CONFLICT (key) DO UPDATE SET "
+                           "response_json=excluded.response_json, created=excluded.created",
+                           [(k, json.dumps(r.to_json()), now) for k, r in cache])
+            # DO NOTHING: a record is written once; a resumed run never scores a sample twice.
+            db.executemany("INSERT INTO records VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                           [(run_id, seq, r.suite, r.task, r.sample_id, json.dumps(r.to_json()))
+                            for seq, r in records])
 
     def records(self, run_id: str) -> list[SampleRecord]:
-        rows = self.db.execute("SELECT record_json FROM records WHERE run_id=? ORDER BY seq", (run_id,))
+        rows = self.conn.execute("SELECT record_json FROM records WHERE run_id=? ORDER BY seq", (run_id,))
         return [SampleRecord.from_json(json.loads(r[0])) for r in rows]
 
     def done_ids(self, run_id: str) -> set[tuple[str, str, str]]:
-        rows = self.db.execute("SELECT suite, task, sample_id FROM records WHERE run_id=?", (run_id,))
-        return {tuple(r) for r in rows}
+        rows = self.conn.execute("SELECT suite, task, sample_id FROM records WHERE run_id=?", (run_id,))
+        return {(r[0], r[1], r[2]) for r in rows}
 
     # ---- response cache ---------------------------------------------------------------------------------
     def cached(self, keys: list[str]) -> dict[str, Response]:
@@ -150,19 +165,25 @@ class Store:
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, value in self.db.execute(f"SELECT key, response_json FROM cache WHERE key IN ({marks})", chunk):
+            for key, value in self.conn.execute(f"SELECT key, response_json FROM cache WHERE key IN ({marks})", chunk):
                 out[key] = Response.from_json(json.loads(value))
         return out
 
-    # ---- baselines --------------------------------------------------------------------------------------
+    # ---- the ledger (harness.ledger) -------------------------------------------------------------------
+    def record_run(self, results: dict[str, Any], samples: list[dict[str, Any]]) -> str:
+        """Keep an evaluated run in the ledger; returns its id."""
+        with self.conn.transaction() as db:
+            return ledger.record_run(db, results, samples)
+
+    # ---- baselines: channels of the ledger --------------------------------------------------------------
     def save_baseline(self, name: str, run_id: str, results: dict[str, Any], samples: list[dict[str, Any]]) -> None:
-        with self.db:
-            self.db.execute("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?)",
-                            (name, run_id, time.time(), json.dumps(results), json.dumps(samples)))
+        """Record the run and make it the next release of channel `name` (created without a gate if new).
+        Nothing is overwritten: the channel's earlier releases stay in its history."""
+        ledger.save_release(self.conn, name, run_id, results, samples, reason="eval --save-baseline")
 
     def load_baseline(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        row = self.db.execute("SELECT results_json, samples_json FROM baselines WHERE name=?", (name,)).fetchone()
-        return (json.loads(row[0]), json.loads(row[1])) if row else None
+        """The results and samples of channel `name`'s current release."""
+        return ledger.channel_run(self.conn, name)
 
     def baselines(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT name FROM baselines ORDER BY name")]
+        return [r[0] for r in self.conn.execute("SELECT name FROM ledger_channels ORDER BY name")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server for the session (tests/pgserver.py); stopped after."""
+    from tests.pgserver import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_ref(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The same store tests on both backends: a fresh SQLite file, or a fresh database on the session's server.
+    $TUNEGATE_STORE points at it, so commands without --store use it too."""
+    if request.param == "sqlite":
+        ref = str(tmp_path / "ledger.sqlite")
+    else:
+        from tests.pgserver import new_database
+
+        ref = new_database(request.getfixturevalue("postgres_url"))
+    monkeypatch.setenv("TUNEGATE_STORE", ref)
+    return ref

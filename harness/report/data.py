@@ -72,6 +72,7 @@ class ReportData:
     comparisons: list[Comparison]  # one per candidate, in run order
     gates: list[GateResult]  # one verdict per gated candidate
     human_eval: HumanEval | None
+    history: Any = None  # harness.report.history.History: a channel's releases, when the report names one
     judging: dict[str, Any] | None = None  # model-graded scores, judge-human agreement, pairwise (judge_section)
 
     @property

@@ -77,3 +77,14 @@ def fmt_plan(rule: Any) -> str:
     if rule.plan_n:
         return f"a fresh run of ≈{rule.plan_n} items decides it at 80% power (see `tunegate plan`)"
     return "no plan: see `tunegate plan`"
+
+
+def fmt_sequential(summary: dict[str, Any] | None) -> str:
+    """One line for a gate judged on a sequential run: method and items evaluated of those available."""
+    if not summary:
+        return ""
+    evaluated, available = summary.get("evaluated") or {}, summary.get("available") or {}
+    parts = [f"{task} {n} of {available.get(task, '?')}" for task, n in evaluated.items()]
+    stopped = f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""
+    return (f"sequential run, judged with a {summary['method']} (valid at the data-dependent stopping point, "
+            f"no fixed-n test); items evaluated: {', '.join(parts)}{stopped}")

@@ -14,7 +14,8 @@ from markupsafe import Markup
 from harness.compare import Comparison
 from harness.report import svg
 from harness.report.data import ReportData, evidence_rows
-from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num
+from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num, fmt_sequential
+from harness.report.history import history_html
 from harness.runs import Run
 
 MAX_SAMPLE_TEXT = 4000  # characters kept per prompt/response in the embedded browser data
@@ -33,7 +34,7 @@ def _env() -> jinja2.Environment:
     loader = jinja2.FileSystemLoader(str(resources.files("harness.report") / "templates"))
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=fmt_num, count=fmt_count, bytes=fmt_bytes,
+    env.filters.update(num=fmt_num, count=fmt_count, bytes=fmt_bytes, fmt_sequential=fmt_sequential,
                        signed=lambda v: "–" if v is None else f"{v:+.3f}",
                        p=lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}"),
                        ci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
@@ -183,7 +184,8 @@ def render_html(data: ReportData) -> str:
         "samples_json": json_for_script(_samples(data)), "script": Markup(script),
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],
-        "human": he, "evidence": evidence_rows(data), "judging": data.judging,
+        "human": he, "evidence": evidence_rows(data), "history": history_html(data.history),
+        "judging": data.judging,
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],
                                        title="win / tie / loss") if he and he.win_rates else None,
     }

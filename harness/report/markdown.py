@@ -17,6 +17,7 @@ from harness.report.fmt import (
     fmt_p,
     fmt_plan,
     fmt_rule_interval,
+    fmt_sequential,
 )
 from harness.report.judge_section import markdown_lines as judge_markdown
 
@@ -86,6 +87,8 @@ def _evidence(data: ReportData) -> list[str]:
             if r.verdict == "INCONCLUSIVE":
                 lines.append(f"- {esc(gate.comparison.candidate.label)}: **{esc(r.name)}** is inconclusive "
                              f"on n {r.n}" + (f"; needs ≈{r.plan_n} fresh items" if r.plan_n else "") + ".")
+        if gate.sequential:
+            lines.append(f"- {esc(gate.comparison.candidate.label)}: {esc(fmt_sequential(gate.sequential))}.")
         for task, (ob, oc) in gate.partial.items():
             lines.append(f"- {esc(gate.comparison.candidate.label)}: {esc(task)} judged on shared samples only "
                          f"({ob} baseline-only and {oc} candidate-only samples left out).")

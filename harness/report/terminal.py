@@ -18,6 +18,7 @@ from harness.report.fmt import (
     fmt_p,
     fmt_plan,
     fmt_rule_interval,
+    fmt_sequential,
 )
 
 
@@ -97,6 +98,8 @@ def format_gate(result: GateResult) -> str:
                               fmt_interval(c.interval, signed=r.kind not in ("floor", "max_robustness_drop")),
                               f"n {c.n}" + (f"; MDE {c.mde:.3f}" if c.mde is not None else ""), c.note or "")
     console.print(table)
+    if result.sequential:
+        console.print(fmt_sequential(result.sequential), markup=False)
     for task, (ob, oc) in result.partial.items():
         console.print(f"partial (allow_partial): {task}: {ob} samples only in the baseline, {oc} only in the "
                       "candidate were left out of paired rules")

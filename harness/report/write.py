@@ -8,6 +8,7 @@ from typing import Any
 from harness.fileio import atomic_write_text
 from harness.gate import GateResult
 from harness.report.data import HumanEval, ReportData, build
+from harness.report.history import History, history_markdown
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 from harness.runs import Run
@@ -16,16 +17,19 @@ from harness.runs import Run
 def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
                   html_path: Path | None = None, md_path: Path | None = None,
                   human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
-                  seed: int = 0, store_path: Path | str | None = None,
+                  seed: int = 0, history: History | None = None, store_path: Path | str | None = None,
                   pairwise: list[dict[str, Any]] | None = None) -> ReportData:
-    """Compare every run with the baseline and write the requested reports (temp file + rename).
-
-    `store_path` holds the review app's ratings the judge is calibrated against; `pairwise` are results of
-    `tunegate judge` (harness.pairwise)."""
+    """Compare every run with the baseline and write the requested reports (temp file + rename); `history`
+    (a channel's releases, harness.report.history) adds the History section. `store_path` holds the review
+    app's ratings the judge is calibrated against; `pairwise` are results of `tunegate judge`."""
     data = build(runs, baseline_index=baseline_index, gate=gate, human_eval=human_eval,
                  n_resamples=n_resamples, seed=seed, store_path=store_path, pairwise=pairwise)
+    data.history = history
     if html_path is not None:
         atomic_write_text(Path(html_path), render_html(data))
     if md_path is not None:
-        atomic_write_text(Path(md_path), render_markdown(data))
+        md = render_markdown(data)
+        if history is not None:
+            md = md.rstrip() + "\n\n" + "\n".join(history_markdown(history)).rstrip() + "\n"
+        atomic_write_text(Path(md_path), md)
     return data

@@ -1,15 +1,14 @@
-"""Review tables in the shared SQLite store: items, queues, assignments and judgments.
+"""Review tables in the shared store: items, queues, assignments and judgments.
 
-The tables live in the same file as the runs (`harness.store`), in WAL mode. Every judgment is one
-short `BEGIN IMMEDIATE` transaction committed with `synchronous=FULL` before the server answers, so an
-acknowledged judgment survives a killed server (and a power cut).
+The tables live in the same database as the runs (`harness.store`): an SQLite file in WAL mode, or a
+team's PostgreSQL database. Every judgment is one short transaction committed before the server answers
+(SQLite: `BEGIN IMMEDIATE` with `synchronous=FULL`), so an acknowledged judgment survives a killed server.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,32 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.db import Database, integrity_errors  # the tables: harness.migrations
 from harness.store import Store
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS review_items (
-  item_id TEXT PRIMARY KEY, mode TEXT NOT NULL, suite TEXT NOT NULL, task TEXT NOT NULL, sample_id TEXT NOT NULL,
-  prompt TEXT NOT NULL, reference TEXT, models_json TEXT NOT NULL, responses_json TEXT NOT NULL,
-  axes_json TEXT NOT NULL, created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS review_queues (
-  queue_id TEXT PRIMARY KEY, mode TEXT NOT NULL, reviewers_per_item INTEGER NOT NULL, seed INTEGER NOT NULL,
-  runs_json TEXT NOT NULL, created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS review_queue_items (
-  queue_id TEXT NOT NULL, position INTEGER NOT NULL, item_id TEXT NOT NULL, PRIMARY KEY (queue_id, item_id)
-);
-CREATE INDEX IF NOT EXISTS review_queue_pos ON review_queue_items(queue_id, position);
-CREATE TABLE IF NOT EXISTS review_assignments (
-  item_id TEXT NOT NULL, reviewer TEXT NOT NULL, order_json TEXT NOT NULL, created REAL NOT NULL,
-  PRIMARY KEY (item_id, reviewer)
-);
-CREATE TABLE IF NOT EXISTS review_judgments (
-  judgment_id INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL, reviewer TEXT NOT NULL,
-  choice TEXT, winner INTEGER, ratings_json TEXT, comment TEXT, order_json TEXT NOT NULL, created REAL NOT NULL,
-  UNIQUE (item_id, reviewer)
-);
-"""
 
 # An assignment nobody answered for this long no longer holds a reviewer slot of its item.
 ASSIGNMENT_TTL_S = 30 * 60
@@ -83,10 +58,10 @@ class ReviewDB:
     def __init__(self, path: Path | str | None = None) -> None:
         self.store = Store(path)
         self.path = self.store.path
-        self.db: sqlite3.Connection = self.store.db
-        # FULL: the WAL is synced at every commit, so an acknowledged judgment survives even a power cut.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        self.db: Database = self.store.conn
+        if self.db.dialect == "sqlite":
+            # FULL: the WAL is synced at every commit, so an acknowledged judgment survives even a power cut.
+            self.db.execute("PRAGMA synchronous=FULL")
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -111,14 +86,14 @@ class ReviewDB:
         random.Random(seed).shuffle(order)
         now = time.time()
         with self._write() as db:
-            db.executemany("INSERT OR IGNORE INTO review_items VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            db.executemany("INSERT INTO review_items VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                            [(it.item_id, it.mode, it.suite, it.task, it.sample_id, it.prompt, it.reference,
                              json.dumps(it.models), json.dumps(it.responses), json.dumps(it.axes), now)
                             for it in items])
             db.execute("INSERT INTO review_queues VALUES (?,?,?,?,?,?) ON CONFLICT(queue_id) DO "
                        + ("UPDATE SET reviewers_per_item=excluded.reviewers_per_item" if reset else "NOTHING"),
                        (queue_id, mode, reviewers_per_item, seed, json.dumps(runs), now))
-            db.executemany("INSERT OR IGNORE INTO review_queue_items VALUES (?,?,?)",
+            db.executemany("INSERT INTO review_queue_items VALUES (?,?,?) ON CONFLICT DO NOTHING",
                            [(queue_id, pos, items[i].item_id) for pos, i in enumerate(order)])
 
     def item(self, item_id: str) -> Item | None:
@@ -170,7 +145,7 @@ class ReviewDB:
                 "SELECT count(*), (SELECT reviewers_per_item FROM review_queues WHERE queue_id=?) "
                 "FROM review_queue_items WHERE queue_id=?", (queue_id, queue_id)).fetchone()
             mine, total = self.db.execute(
-                "SELECT coalesce(sum(j.reviewer=?), 0), count(*) FROM review_judgments j JOIN review_queue_items q "
+                "SELECT coalesce(sum(CASE WHEN j.reviewer=? THEN 1 ELSE 0 END), 0), count(*) FROM review_judgments j JOIN review_queue_items q "
                 "ON q.item_id=j.item_id AND q.queue_id=?", (reviewer, queue_id)).fetchone()
         return {"reviewer_done": int(mine), "reviewer_max": int(n_items), "done": int(total),
                 "total": int(n_items) * int(need or 0)}
@@ -188,14 +163,17 @@ class ReviewDB:
                 raise NotAssigned(item_id)
             order = json.loads(row[0])
             winner = {"A": order[0], "B": order[1]}.get(choice or "") if len(order) == 2 else None
+            if db.execute("SELECT 1 FROM review_judgments WHERE item_id=? AND reviewer=?",
+                          (item_id, reviewer)).fetchone():
+                raise DuplicateJudgment(item_id)
             try:
                 cur = db.execute("INSERT INTO review_judgments (item_id, reviewer, choice, winner, ratings_json, "
-                                 "comment, order_json, created) VALUES (?,?,?,?,?,?,?,?)",
+                                 "comment, order_json, created) VALUES (?,?,?,?,?,?,?,?) RETURNING judgment_id",
                                  (item_id, reviewer, choice, winner, json.dumps(ratings) if ratings else None,
                                   comment, row[0], time.time()))
-            except sqlite3.IntegrityError:
+                return int(cur.fetchone()[0])
+            except integrity_errors():  # another server process got there between the check and the insert
                 raise DuplicateJudgment(item_id) from None
-            return int(cur.lastrowid or 0)
 
     def judgments(self, mode: str | None = None) -> list[dict[str, Any]]:
         """Every judgment joined with its item, oldest first."""
@@ -216,19 +194,24 @@ class ReviewDB:
 
 
 class _Tx:
-    """`with db._write() as conn:` one IMMEDIATE transaction under the process lock, committed on exit."""
+    """`with db._write() as conn:` one write transaction under the process lock, committed on exit."""
 
     def __init__(self, owner: ReviewDB) -> None:
         self.owner = owner
+        self._tx: Any = None
 
-    def __enter__(self) -> sqlite3.Connection:
+    def __enter__(self) -> Database:
         self.owner.lock.acquire()
-        self.owner.db.execute("BEGIN IMMEDIATE")
-        return self.owner.db
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
         try:
-            self.owner.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            self._tx = self.owner.db.transaction()
+            return self._tx.__enter__()
+        except BaseException:
+            self.owner.lock.release()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._tx.__exit__(*exc)
         finally:
             self.owner.lock.release()
 

@@ -112,7 +112,7 @@ def test_readme_commands_run(tmp_path: Path) -> None:
             ran += 1
             continue
         proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-        allowed = {0, 1, 3} if args[1] in MAY_FAIL_GATE else {0}
+        allowed = {0, 1, 3} if args[1] in MAY_FAIL_GATE or "--until-decided" in args else {0}
         assert proc.returncode in allowed, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         ran += 1
     assert ran >= 15

@@ -1,0 +1,166 @@
+"""`eval --until-decided` on the fake backend: stops early when decided, evaluates the baseline on demand,
+writes a sequential run that compare and gate accept, and refuses bad input with exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.api import Request, Response
+from harness.cli import main
+from harness.engine import EvalSettings, run_variant, write_run_dir
+from harness.models.fake import FakeBackend
+from harness.store import Store
+from harness.suite import load_suite
+from harness.until import UntilSettings, run_until_decided
+from tests.conftest import write_suite
+
+N = 400
+ROWS = [{"q": f"What is {i} + 1?", "a": str(i + 1)} for i in range(N)]
+TASK = """  - name: add
+    kind: generate
+    data: {test: data/add.jsonl}
+    prompt: "{{ q }}"
+    target: a
+    chat_template: false
+    generation: {max_new_tokens: 4}
+    metrics: [exact_match]
+"""
+MC_TASK = """  - name: add
+    kind: multiple_choice
+    data: {test: data/add.jsonl}
+    prompt: "{{ q }}"
+    choices: c
+    target: g
+    chat_template: false
+    metrics: [acc]
+"""
+SCRIPT = {f"What is {i} + 1?": str(i + 1) for i in range(N)}
+
+
+class BrokenAdapter(FakeBackend):
+    """The fake backend whose every adapter forgets the answers (a much worse candidate)."""
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        if self.adapter is None:
+            return super().generate(requests)
+        return [Response(text="no idea", n_tokens=[2], tokens_processed=2) for _ in requests]
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Path, BrokenAdapter, Path]:
+    suite = write_suite(tmp_path / "suite", TASK, {"data/add.jsonl": ROWS})
+    backend = BrokenAdapter(model="toy", script=SCRIPT)
+    return suite, backend, tmp_path
+
+
+def _baseline(backend: FakeBackend, suite: Path, out: Path, limit: int | None = None) -> Path:
+    store = Store(None)
+    try:
+        results, records = run_variant(backend, [load_suite(str(suite))], store, EvalSettings(limit=limit, progress=False),
+                                       "fake:toy")
+    finally:
+        store.close()
+    write_run_dir(out, results, records)
+    return out
+
+
+def _gate(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _run(backend: FakeBackend, suite: Path, gate: Path, base: Path, out: Path, candidate: str | None, **kw):
+    from harness.runs import load_run
+
+    store = Store(None)
+    try:
+        return run_until_decided(backend, [load_suite(str(suite))], store, EvalSettings(progress=False),
+                                 UntilSettings(gate, str(base), **kw), "fake:toy", candidate, load_run(base), out)
+    finally:
+        store.close()
+
+
+def test_identical_candidate_stops_early_with_a_pass(setup) -> None:
+    suite, backend, tmp = setup
+    base = _baseline(backend, suite, tmp / "base")
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    outcome = _run(backend, suite, gate, base, tmp / "cand", None)
+    assert outcome.gate.verdict == "PASS" and outcome.stopped == "decided"
+    assert outcome.evaluated < N and outcome.available == N
+    assert outcome.rules[0].decided_at == outcome.evaluated
+    assert outcome.baseline_evaluated == 0  # every answer came from the baseline run
+    results = json.loads((tmp / "cand" / "results.json").read_text())
+    assert results["sequential"]["stopped"] == "decided"
+    assert len(results["sequential"]["items"]) == outcome.evaluated
+    assert results["suites"]["t"]["tasks"]["add"]["n"] == outcome.evaluated
+    verdict = json.loads((tmp / "cand" / "verdict.json").read_text())
+    assert verdict["rules"][0]["method"].startswith("betting confidence sequence")
+    assert verdict["sequential"]["stopped"] == "decided"
+    assert verdict["sequential"]["evaluated"] == {"t/add": outcome.evaluated}
+    # the written run gates the same way against the complete baseline
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(tmp / "cand"),
+                 "--verdict", str(tmp / "v2.json")]) == 0
+
+
+def test_much_worse_candidate_stops_early_with_a_fail(setup) -> None:
+    suite, backend, tmp = setup
+    base = _baseline(backend, suite, tmp / "base")
+    (tmp / "broken").mkdir()
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.05\n")
+    outcome = _run(backend, suite, gate, base, tmp / "cand", str(tmp / "broken"), chunk=5)
+    assert outcome.gate.verdict == "FAIL" and outcome.stopped == "decided"
+    assert outcome.evaluated <= 20  # every answer flips: a handful of items decide it
+    assert outcome.gate.exit_code == 1
+
+
+def test_baseline_items_are_evaluated_on_demand_and_written(setup, capsys) -> None:
+    suite, backend, tmp = setup
+    base = _baseline(backend, suite, tmp / "base", limit=15)  # the baseline holds only 15 items
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    outcome = _run(backend, suite, gate, base, tmp / "cand", None)
+    assert outcome.gate.verdict == "PASS"
+    assert outcome.baseline_evaluated > 0 and outcome.baseline_dir == tmp / "cand" / "baseline"
+    # against the written baseline it gates; against the original one the missing ids are bad input
+    assert main(["gate", str(gate), "--baseline", str(outcome.baseline_dir), "--candidate", str(tmp / "cand"),
+                 "--verdict", str(tmp / "v.json")]) == 0
+    capsys.readouterr()
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(tmp / "cand"),
+                 "--verdict", str(tmp / "v.json")]) == 2
+    assert "lacks" in capsys.readouterr().err
+
+
+def test_budget_stops_an_undecidable_rule(setup) -> None:
+    suite, backend, tmp = setup
+    base = _baseline(backend, suite, tmp / "base")
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    superiority: true\n")  # identical: never superior
+    outcome = _run(backend, suite, gate, base, tmp / "cand", None, max_items=30)
+    assert outcome.stopped == "max_items" and outcome.evaluated == 30
+    assert outcome.gate.verdict == "INCONCLUSIVE"
+
+
+def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> None:
+    suite = write_suite(tmp_path / "suite", MC_TASK,
+                        {"data/add.jsonl": [{"q": r["q"], "c": [r["a"], "x", "y"], "g": 0} for r in ROWS]})
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
+    gate = _gate(tmp_path / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    code = main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
+                 str(tmp_path / "base"), "--out", str(tmp_path / "cand")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"of {N} available" in out and "% saved" in out and "decided at" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--until-decided", "g.yaml"], "--until-decided GATE and --baseline RUN go together"),
+    (["--baseline", "base"], "--until-decided GATE and --baseline RUN go together"),
+    (["--until-decided", "g.yaml", "--baseline", "b", "--seed", "-1"], "--seed must lie in"),
+    (["--until-decided", "g.yaml", "--baseline", "b", "--max-minutes", "nan"], "--max-minutes must be"),
+    (["--until-decided", "g.yaml", "--baseline", "b", "-a", "x", "-a", "y"], "at most one --adapter"),
+    (["--until-decided", "missing.yaml", "--baseline", "b"], "gate file not found"),
+])
+def test_bad_flags_are_exit_2(tmp_path: Path, capsys, args: list[str], message: str) -> None:
+    code = main(["eval", "-q", "-m", "fake:toy", "-s", "nowhere", *args])
+    assert code == 2 and message in capsys.readouterr().err
