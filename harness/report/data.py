@@ -116,7 +116,7 @@ def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[G
     he = HumanEval.model_validate(human_eval) if isinstance(human_eval, dict) else human_eval
     gates = gate if isinstance(gate, list) else ([gate] if gate is not None else [])
     judging = judge_section(runs, labels, store_path=store_path, pairwise=pairwise)
-    return ReportData(runs, labels, baseline_index, comps, gates, he, judging)
+    return ReportData(runs, labels, baseline_index, comps, gates, he, judging=judging)
 
 
 @dataclass
