@@ -401,7 +401,7 @@ def bench_agreement(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
           "step with probability `noise`. Population alpha from 10^6 items. Checks: coverage from n = 30, and from "
           f"n = {AGREEMENT_TRUSTED_N} the rate at which the lower bound lies above the true alpha (a "
           "`min_human_agreement` rule trusting a judge it should not; <= 3.5%). Below that n the bootstrap's "
-          "lower bound errs toward trust (about 4.5% instead of 2.5% at n = 30): the gate says so in its detail. Cross-check: the vectorised alpha equals "
+          "lower bound errs toward trust (up to about 5% instead of 2.5% at n = 30): the gate says so in its detail. Cross-check: the vectorised alpha equals "
           "harness.calibration.alpha_of on a sample.\n")
     x, y = draw_coders(rng, (40,), 0.4)
     units = [(float(a), [float(b)]) for a, b in zip(x, y)]

@@ -62,7 +62,7 @@ KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
 ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
-# below this many rated items the bootstrap lower bound of alpha trusts a judge about 4.5% of the time, not
+# below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
 # 2.5% (benchmarks/bench_gate_validity.py, section 7)
 AGREEMENT_TRUSTED_N = 100
 
