@@ -19,9 +19,12 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.api import Backend, GenSettings, Request, Response, SampleRecord, UserError, sha256_json
+from harness.config import load_yaml
+from harness.fileio import tunegate_home
 from harness.store import Store
 from harness.suite import JudgeSpec, Suite, check_judge_template
 
@@ -175,6 +178,22 @@ def parse_bindings(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+JUDGES_FILE = "judges.yaml"  # in $TUNEGATE_HOME: the user's own role bindings, e.g. `grader: smollm2-135m`
+
+
+def configured_bindings(path: Path | None = None) -> dict[str, str]:
+    """The user's own bindings (`$TUNEGATE_HOME/judges.yaml`, a mapping of role to model spec); {} if absent."""
+    path = path or tunegate_home() / JUDGES_FILE
+    if not path.is_file():
+        return {}
+    data, node = load_yaml(path)
+    if not isinstance(data, dict) or not all(isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", k)
+                                             and isinstance(v, str) and v.strip() for k, v in data.items()):
+        raise UserError("expected a mapping of judge role to model spec, e.g. `grader: smollm2-135m`",
+                        source=str(path), line=1)
+    return {k: v.strip() for k, v in data.items()}
+
+
 def roles_needed(suites: list[Suite]) -> dict[str, tuple[str, str | None]]:
     """role -> (the first task that needs it, the model a suite suggests for it)."""
     out: dict[str, tuple[str, str | None]] = {}
@@ -188,12 +207,14 @@ def roles_needed(suites: list[Suite]) -> dict[str, tuple[str, str | None]]:
 
 
 def bind(suites: list[Suite], bindings: Mapping[str, str], **options: Any) -> tuple[dict[str, Backend], dict[str, str]]:
-    """Judge backends for every role the suites need (bound on the command line, else the suite's
-    suggestion), and the spec each came from; an unbound role without a suggestion is a UserError."""
+    """Judge backends for every role the suites need (bound on the command line, else in the user's
+    judges.yaml, else the suite's suggestion), and the spec each came from; an unbound role without a
+    suggestion is a UserError."""
     from harness.models import load_backend  # the models package sits to the right of the suites
 
     needed = roles_needed(suites)
-    unused = sorted(set(bindings) - set(needed))
+    unused = sorted(set(bindings) - set(needed))  # the command line's bindings must be used
+    bindings = {**{r: v for r, v in configured_bindings().items() if r in needed}, **bindings}
     if unused:
         raise UserError(f"judge role {unused[0]!r} is not used by any task of these suites (their roles: "
                         f"{', '.join(sorted(needed)) or 'none'})", field="--judge")

@@ -204,3 +204,17 @@ def test_suggested_local_model_is_used_when_the_role_is_unbound(tmp_path):
     # the fake model's replies carry no score line: every answer is unparseable, and counted as such
     metrics = results["suites"]["quiz"]["tasks"]["capitals"]["metrics"]
     assert metrics["judge_unparsed"]["value"] == 1.0 and metrics["judge_score"]["n"] == 0
+
+
+def test_the_users_judges_yaml_binds_roles_and_the_command_line_wins(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TUNEGATE_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "judges.yaml").write_text("grader: stubjudge:x\nunused_role: fake:z\n")
+    suite = _suite(tmp_path)
+    argv = ["eval", "-m", "quiz:x", "-s", str(suite), "--out", str(tmp_path / "r"), "--store", str(tmp_path / "s.db"), "-q"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["judges"]["grader"]["spec"] == "stubjudge:x"
+    assert main([*argv, "--judge", "grader=fake:judge"]) == 0
+    assert json.loads((tmp_path / "r" / "results.json").read_text())["judges"]["grader"]["spec"] == "fake:judge"
+    (tmp_path / "home" / "judges.yaml").write_text("- grader\n")
+    _one_line_exit_2(capsys, argv, "judges.yaml")
