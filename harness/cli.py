@@ -14,10 +14,11 @@ from typing import Any
 from harness.api import UserError
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(verbose: bool = False) -> None:
     # Our own progress bars carry the ETA; the libraries' per-file bars and warnings only add noise.
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
@@ -208,7 +209,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.check:
         print(check(args.recipe, merge=args.merge, force=args.force))
         return 0
-    print(f"wrote {train(args.recipe, merge=args.merge, force=args.force)}")
+    from harness.quiet import library_output, log_path
+
+    with library_output(log_path("train", Path(args.recipe).stem), verbose=args.verbose) as log:
+        out = train(args.recipe, merge=args.merge, force=args.force)
+    print(f"wrote {out}")
+    if log is not None:
+        print(f"library output (warnings, progress bars, trainer logs): {log}")
     return 0
 
 
@@ -233,8 +240,10 @@ def cmd_code_check(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
+    from harness.quiet import library_output, log_path
 
-    return run_demo(quick=args.quick, store_path=args.store)
+    with library_output(log_path("demo", "quick" if args.quick else "default"), verbose=args.verbose):
+        return run_demo(quick=args.quick, store_path=args.store)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -491,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="retrain even when the output is up to date; replaces only a folder tunegate train wrote")
     tr.add_argument("--check", action="store_true",
                     help="dry run: validate recipe, data, init_adapter and output without loading a model; print the plan")
+    tr.add_argument("--verbose", action="store_true",
+                    help="show the libraries' warnings, progress bars and loss logs (by default they go to a log file)")
     tr.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="inspect training data").add_subparsers(dest="data_command", required=True)
@@ -519,6 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")
     demo.add_argument("--store", help="SQLite store")
+    demo.add_argument("--verbose", action="store_true",
+                      help="show the libraries' warnings, progress bars and logs (by default they go to a log file)")
     demo.set_defaults(func=cmd_demo)
 
     review = sub.add_parser("review", help="the human-feedback review app (serve RUN..., export, summary)")
@@ -650,8 +663,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.untrusted import allowing_outside_data
 
-    _quiet_libraries()
     args = build_parser().parse_args(argv)
+    _quiet_libraries(verbose=getattr(args, "verbose", False))
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
