@@ -14,10 +14,11 @@ from typing import Any
 from harness.api import RunIncomplete, UserError
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(verbose: bool = False) -> None:
     # Our own progress bars carry the ETA; the libraries' per-file bars and warnings only add noise.
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if not verbose:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
@@ -25,6 +26,7 @@ def _quiet_libraries() -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from harness.engine import EvalSettings, evaluate
+    from harness.judging import parse_bindings
     from harness.report.terminal import markdown_table
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
@@ -33,7 +35,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_until_decided(args, settings)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
-                       save_baseline=args.save_baseline, device=args.device, backend_options=_endpoint_args(args))
+                       save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge),
+                       device=args.device, backend_options=_endpoint_args(args))
     for res in results:
         print(markdown_table(res))
         print()
@@ -121,6 +124,34 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.fileio import atomic_write_text
+    from harness.judging import parse_bindings
+    from harness.models import load_backend
+    from harness.pairwise import format_pairwise, pairwise_report
+    from harness.runs import resolve_run
+    from harness.store import Store
+
+    bindings = parse_bindings(args.judge)
+    if len(bindings) != 1:
+        raise UserError("pass exactly one --judge ROLE=SPEC for the pairwise judge", field="--judge")
+    spec = next(iter(bindings.values()))
+    run_a, run_b = resolve_run(args.run_a, args.store), resolve_run(args.run_b, args.store)
+    judge = load_backend(spec)
+    store = Store(args.store)
+    try:
+        result = pairwise_report(run_a, run_b, judge, spec, store, args.task)
+    finally:
+        store.close()
+    print(format_pairwise(result))
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from harness.plan import run_plan
     from harness.report.terminal import format_plan
@@ -128,6 +159,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     rows = run_plan(Path(args.gate), args.baseline, args.pilot, args.discordance, args.store)
     print(format_plan(rows))
     return 0
+
+
+def _read_pairwise(path: Path) -> dict[str, Any]:
+    """A `tunegate judge --out` file; anything else is a one-line error."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read: {exc}", source=str(path), field="--pairwise") from None
+    if not isinstance(data, dict) or data.get("format") != "tunegate.pairwise/1":
+        raise UserError("not a `tunegate judge --out` file (format tunegate.pairwise/1)", source=str(path),
+                        field="--pairwise")
+    return data
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -149,9 +194,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.runs and not args.channel:
         raise UserError("name the runs to report on, or --channel CHANNEL for its current release", field="runs")
     runs = load_runs([Path(r) for r in args.runs]) if args.runs else load_runs([Path(args.channel)], args.store)
-    gate = gate_runs(Path(args.gate), runs[0], runs[1]) if args.gate and len(runs) > 1 else None
+    gate = gate_runs(Path(args.gate), runs[0], runs[1], store_path=args.store) if args.gate and len(runs) > 1 else None
+    pairwise = [_read_pairwise(Path(p)) for p in args.pairwise or []]
     write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
-                  md_path=Path(args.md) if args.md else None, history=history)
+                  md_path=Path(args.md) if args.md else None, history=history, store_path=args.store,
+                  pairwise=pairwise)
     for path in (args.html, args.md):
         if path:
             print(f"wrote {path}")
@@ -164,7 +211,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.check:
         print(check(args.recipe, merge=args.merge, force=args.force))
         return 0
-    print(f"wrote {train(args.recipe, merge=args.merge, force=args.force)}")
+    from harness.quiet import library_output, log_path
+
+    with library_output(log_path("train", Path(args.recipe).stem), verbose=args.verbose) as log:
+        out = train(args.recipe, merge=args.merge, force=args.force)
+    print(f"wrote {out}")
+    if log is not None:
+        print(f"library output (warnings, progress bars, trainer logs): {log}")
     return 0
 
 
@@ -189,8 +242,10 @@ def cmd_code_check(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from harness.demo import run_demo
+    from harness.quiet import library_output, log_path
 
-    return run_demo(quick=args.quick, store_path=args.store)
+    with library_output(log_path("demo", "quick" if args.quick else "default"), verbose=args.verbose):
+        return run_demo(quick=args.quick, store_path=args.store)
 
 
 def cmd_review(args: argparse.Namespace) -> int:
@@ -371,6 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
     ev.add_argument("--save-baseline", metavar="NAME", help="also save this run in the store as baseline NAME")
     ev.add_argument("--allow-unisolated", action="store_true", help="run generated code without network isolation")
+    ev.add_argument("--judge", action="append", metavar="ROLE=SPEC",
+                    help="bind a judge role the suites name to a model spec (repeatable), e.g. grader=smollm2-135m")
     _allow_outside_data(ev)
     ev.add_argument("--until-decided", metavar="GATE", help="evaluate in a seeded random order, a chunk at a time, "
                     "until every rule of this gate file is decided (needs --baseline)")
@@ -411,6 +468,16 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--store", help="SQLite store holding saved baselines")
     gate.set_defaults(func=cmd_gate)
 
+    jd = sub.add_parser("judge", help="a judge model compares two runs' responses in both orders: win rate, "
+                        "consistency, position bias")
+    jd.add_argument("run_a", help="run directory or saved baseline name (A)")
+    jd.add_argument("run_b", help="run directory or saved baseline name (B; the win rate is B's)")
+    jd.add_argument("--judge", action="append", required=True, metavar="ROLE=SPEC", help="the judge, e.g. grader=smollm2-135m")
+    jd.add_argument("--task", action="append", help="only this task (SUITE/TASK or TASK; repeatable)")
+    jd.add_argument("--out", help="write the result as JSON here")
+    jd.add_argument("--store", help="SQLite store (judge answers are cached there)")
+    jd.set_defaults(func=cmd_judge)
+
     pl = sub.add_parser("plan", help="items each gate rule needs for 80%% power, and what the current n can show")
     pl.add_argument("gate", help="gate file (YAML)")
     pl.add_argument("--baseline", required=True, help="run directory or saved baseline name")
@@ -427,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--md", help="Markdown report path")
     rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
     rep.add_argument("--channel", help="add a History section: every suite across this channel's releases")
-    rep.add_argument("--store", help="store holding the channel (default: $TUNEGATE_STORE)")
+    rep.add_argument("--store", help="store holding the channel and the review app's ratings (judge-human "
+                     "agreement); default: $TUNEGATE_STORE")
+    rep.add_argument("--pairwise", action="append", metavar="FILE", help="a `tunegate judge --out` result to show (repeatable)")
     rep.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("train", help="run a training recipe (adapters/NAME.yaml) into adapters/NAME/")
@@ -437,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="retrain even when the output is up to date; replaces only a folder tunegate train wrote")
     tr.add_argument("--check", action="store_true",
                     help="dry run: validate recipe, data, init_adapter and output without loading a model; print the plan")
+    tr.add_argument("--verbose", action="store_true",
+                    help="show the libraries' warnings, progress bars and loss logs (by default they go to a log file)")
     tr.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="inspect training data").add_subparsers(dest="data_command", required=True)
@@ -465,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")
     demo.add_argument("--store", help="SQLite store")
+    demo.add_argument("--verbose", action="store_true",
+                      help="show the libraries' warnings, progress bars and logs (by default they go to a log file)")
     demo.set_defaults(func=cmd_demo)
 
     review = sub.add_parser("review", help="the human-feedback review app (serve RUN..., export, summary)")
@@ -620,8 +693,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.untrusted import allowing_outside_data
 
-    _quiet_libraries()
     args = build_parser().parse_args(argv)
+    _quiet_libraries(verbose=getattr(args, "verbose", False))
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from harness.engine import EvalSettings, evaluate
+from harness.quiet import active_log
 from harness.runs import atomic_write_text
 
 SUITES = ["medical", "legal", "code", "adversarial", "general"]
@@ -98,7 +99,9 @@ def _cache_note(results: dict[str, Any]) -> str:
     timing = results["timing"]
     if timing["cache_misses"] == 0:
         return f"reused every answer from the cache ({timing['cache_hits']} requests; nothing changed)"
-    return f"{timing['cache_misses']} requests computed, {timing['cache_hits']} from the cache"
+    speed = timing.get("tokens_per_second")
+    rate = f"; {timing.get('tokens_processed', 0)} tokens at {speed:.0f} tokens/s" if speed else ""
+    return f"{timing['cache_misses']} requests computed, {timing['cache_hits']} from the cache{rate}"
 
 
 def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
@@ -113,7 +116,11 @@ def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
 
         return load_recipe(recipe).output_dir
     out = train(recipe)
-    stage.notes.append(f"{recipe.stem}: trained into {out}")
+    try:
+        speed = json.loads((out / "provenance.json").read_text(encoding="utf-8")).get("tokens_per_second")
+    except (OSError, ValueError):
+        speed = None
+    stage.notes.append(f"{recipe.stem}: trained into {out}" + (f" ({speed:.0f} tokens/s)" if speed else ""))
     return out
 
 
@@ -190,6 +197,8 @@ def _print_summary(out: Path, gates: list[Any], code: int) -> None:
         print(f"      {gate.comparison.candidate.label}: {status}")
     for name in ("report.html", "report.md", "results.json", "junit.xml"):
         print(f"      {out / name}")
+    if (log := active_log()) is not None:
+        print(f"      library output (warnings, progress bars, trainer logs): {log}")
     meaning = {0: "every adapter passes the gate", 1: "the gate failed",
                3: "inconclusive: not enough evidence to decide; see `tunegate plan`"}[code]
     print(f"      exit status {code} ({meaning})")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, distributed, metrics, perturb
+from harness import __version__, distributed, judging, metrics, perturb
 from harness.api import Backend, Request, RequestKind, Response, RunIncomplete, SampleRecord, UserError, sha256_json
 from harness.fileio import atomic_write_text
 from harness.kinds import get_kind
@@ -124,15 +124,22 @@ def prompt_hash(items: list[WorkItem]) -> str:
 
 
 def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
-                model_spec: str, judge: Backend | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
-    """Evaluate the backend's current variant on the suites; returns results.json content and records."""
+                model_spec: str, judges: dict[str, Backend] | None = None,
+                judge_specs: dict[str, str] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
+    """Evaluate the backend's current variant on the suites; returns results.json content and records.
+
+    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key."""
     check_capabilities(backend, suites)
+    judges = judges or {}
     start = time.perf_counter()
     fingerprint = backend.fingerprint()
     fp_hash = sha256_json(fingerprint)
     items = build_items(backend, suites, settings, store)
+    judge_info = {role: {"spec": (judge_specs or {}).get(role, j.label), "model": j.label,
+                         "fingerprint_hash": sha256_json(j.fingerprint())} for role, j in sorted(judges.items())}
     key = sha256_json({"fp": fp_hash, "suites": [s.fingerprint() for s in suites], "prompts": prompt_hash(items),
-                       "settings": settings.key_part()})
+                       "settings": settings.key_part(),
+                       **({"judges": {r: v["fingerprint_hash"] for r, v in judge_info.items()}} if judges else {})})
     adapter = backend.adapter
     model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
                   "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
@@ -143,11 +150,13 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
     todo = [i for i in items if (i.task.suite.name, i.task.name, i.sample.sample_id) not in done]
     if resumed:
         _say(settings, f"resuming run {run_id[:12]}: {len(items) - len(todo)} of {len(items)} samples already done")
-    stats = _execute(backend, store, run_id, fp_hash, todo, settings, judge)
+    stats = _execute(backend, store, run_id, fp_hash, todo, settings, judges)
     if not distributed.is_main():
         return {}, []
     records = store.records(run_id)
     results = assemble_results(run_id, model_info, suites, items, records, settings)
+    if judge_info:
+        results["judges"] = judge_info
     wall = time.perf_counter() - start
     results["timing"] = {"wall_seconds": round(wall, 3), "model_load_seconds": round(backend.load_seconds, 3),
                          "compute_seconds": round(stats["compute_seconds"], 3), "tokens_processed": stats["tokens"],
@@ -171,7 +180,7 @@ def _usage_timing(before: dict[str, int], after: dict[str, int], seconds: float)
 
 
 def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: list[WorkItem],
-             settings: EvalSettings, judge: Backend | None = None) -> dict[str, Any]:
+             settings: EvalSettings, judges: dict[str, Backend] | None = None) -> dict[str, Any]:
     """Answer every request (cache first), score, and commit records chunk by chunk.
 
     Under torchrun each rank answers its shard and rank 0 commits what every rank gathered."""
@@ -191,7 +200,7 @@ def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: li
                                  "error": error} for i, error in failed]
             done = [(i, a) for i, a in zip(chunk, answers) if not any(r.error for r in a)]
             context = ScoreContext(chunk[0].task, [Answered(i.sample, i.prompt, a) for i, a in done],
-                                   backend, store, judge, settings.allow_unisolated)
+                                   backend, store, judges or {}, settings.allow_unisolated)
             scored = get_kind(chunk[0].task.spec.kind).score(context) if done else []
             records = [(item.seq, rec) for (item, _), rec in zip(done, scored)]
             if distributed.rank_and_size()[1] == 1:
@@ -377,7 +386,8 @@ def _say(settings: EvalSettings, text: str) -> None:
 
 def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
              settings: EvalSettings, store_path: str | None = None, include_base: bool = False,
-             dtype: str = "auto", save_baseline: str | None = None, device: str = "auto",
+             dtype: str = "auto", save_baseline: str | None = None,
+             judge_bindings: dict[str, str] | None = None, device: str = "auto",
              backend_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Evaluate the base and/or each adapter on the suites, loading the base once; returns each results dict.
 
@@ -394,6 +404,7 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
         raise UserError(f"two variants share the name {sorted(n for n in names if names.count(n) > 1)[0]}; "
                         "adapter directories need distinct names", field="-a/--adapter")
     check_capabilities(backend, suites, adapters)  # before any work: the tasks' needs, and adapters at all
+    judges, judge_specs = judging.bind(suites, judge_bindings or {}, dtype=dtype, batch_size=settings.batch_size)
     for adapter in adapters:  # fail on a bad adapter before any evaluation starts
         backend.check_adapter(adapter)
     store = Store(store_path)
@@ -403,7 +414,8 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
         for variant, name in zip(variants, names):
             backend.set_adapter(variant)
             _say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
-            results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m")
+            results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m", judges,
+                                           judge_specs)
             if not distributed.is_main():
                 continue
             if results.get("errors"):

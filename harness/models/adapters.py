@@ -143,7 +143,7 @@ def _no_grad() -> Any:
 
 
 def is_prompt_learning(model: Any) -> bool:
-    """Prompt and prefix tuning prepend virtual tokens, so packed scoring cannot be used with them."""
+    """Prompt and prefix tuning prepend virtual tokens: PEFT's forward cannot pack them (models/hf.py places them)."""
     config = getattr(model, "active_peft_config", None)
     return bool(config is not None and getattr(config, "is_prompt_learning", False))
 

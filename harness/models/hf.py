@@ -7,6 +7,7 @@ into one row so no pad token is computed, and the output projection runs only wh
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,12 +200,18 @@ class HFBackend(Backend):
     def _score_groups(self, groups: list[_Group]):
         """Yield (group, logliks, is_greedy, tokens run) for each group, in the order they finish."""
         limit = self.max_length
-        groups = [self._truncate(g, limit) for g in groups]
-        # FlashAttention takes no 4D mask, so it scores plain padded batches instead of packed trees
-        if is_prompt_learning(self.model) or self.attention == "flash_attention_2":
-            yield from self._score_padded(groups)
+        virtual = _virtual_prompt(self.model)
+        prefix = _prefix_length(self.model)
+        if virtual is not None:  # prompt tuning: its virtual tokens lead every group, and packing still works
+            groups = [self._truncate(g, limit - virtual.shape[0]) for g in groups]
+            yield from self._score_packed(groups, virtual=virtual)
+        elif prefix:  # prefix tuning: every packed token also sees the prefix's keys and values
+            yield from self._score_packed([self._truncate(g, limit - prefix) for g in groups], prefix=prefix)
+        elif is_prompt_learning(self.model) or self.attention == "flash_attention_2":
+            # other prompt learning (task ids, CPT): PEFT's own forward; FlashAttention takes no 4D mask
+            yield from self._score_padded([self._truncate(g, limit) for g in groups])
         else:
-            yield from self._score_packed(groups)
+            yield from self._score_packed([self._truncate(g, limit) for g in groups])
 
     @staticmethod
     def _truncate(group: _Group, limit: int) -> _Group:
@@ -214,9 +221,14 @@ class HFBackend(Backend):
             group = _Group(group.index, group.context[-max(keep, 1):], group.continuations)
         return group
 
-    def _score_packed(self, groups: list[_Group]):
+    def _score_packed(self, groups: list[_Group], virtual: Any = None, prefix: int = 0):
+        """Pack groups into rows; `virtual` (prompt tuning's [v, hidden] embeddings) leads each group's context,
+        or a prefix-tuning adapter's `prefix` keys and values (PEFT's `get_prompt` cache) precede the row."""
         import torch
 
+        lead = 0 if virtual is None else int(virtual.shape[0])
+        if lead:  # placeholders for the virtual tokens: their embeddings are written over below
+            groups = [_Group(g.index, [0] * lead + g.context, g.continuations) for g in groups]
         order = sorted(groups, key=lambda g: -g.size)
         rows: list[list[_Group]] = []
         sizes: list[int] = []
@@ -231,11 +243,28 @@ class HFBackend(Backend):
                 sizes.append(group.size)
         causal = causal_lm(self.model)
         decoder, head = causal.get_decoder(), causal.get_output_embeddings()
+        embed = causal.get_input_embeddings()
         with torch.inference_mode():
             for row in rows:
                 ids, positions, mask, targets = _tree_row(row, self._device)
-                hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state[0]
-                yield from _read_scores(row, hidden, head, targets, ids.shape[1])
+                # use_cache=False: scoring never decodes further, so building a KV cache is wasted work
+                if prefix:  # a fresh prefix cache per row (the decoder appends the row's keys to it)
+                    cache = self.model.get_prompt(batch_size=1, max_cache_len=prefix + ids.shape[1])
+                    mask = torch.cat([mask.new_zeros(*mask.shape[:-1], prefix), mask], dim=-1)
+                    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions + prefix,
+                                  past_key_values=cache, use_cache=False)
+                elif lead:
+                    embeds = embed(ids)
+                    start = 0
+                    for g in row:  # each group starts with its own copy of the virtual tokens, at positions 0..v-1
+                        embeds[0, start:start + lead] = virtual.to(embeds.dtype)
+                        start += g.size
+                    out = decoder(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False)
+                else:
+                    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+                hidden = out.last_hidden_state[0]
+                for g, logliks, greedy, used in _read_scores(row, hidden, head, targets, ids.shape[1]):
+                    yield g, logliks, greedy, used - lead
 
     def _score_padded_all(self, requests: list[Request]) -> list[Response]:
         """Loglikelihood through plain padded batches (the path prompt-learning adapters take)."""
@@ -258,6 +287,7 @@ class HFBackend(Backend):
         flat.sort(key=lambda item: -(len(item[0].context) + len(item[0].continuations[item[1]])))
         partial: dict[int, dict[int, tuple[float, bool]]] = {}
         pad = self.tokenizer.pad_token_id
+        keeps_logits = "logits_to_keep" in inspect.signature(causal_lm(self.model).forward).parameters
         with torch.inference_mode():
             for start in range(0, len(flat), self.batch_size):
                 batch = flat[start:start + self.batch_size]
@@ -265,11 +295,14 @@ class HFBackend(Backend):
                 width = max(len(s) for s in seqs)
                 ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self._device)
                 mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self._device)
-                logits = self.model(input_ids=ids, attention_mask=mask).logits[:, -width:].float()
-                logprobs = F.log_softmax(logits, dim=-1)
+                # Only the last `keep` positions are scored: the output projection runs nowhere else. No KV cache.
+                keep = width - min(len(s) - len(g.continuations[j]) for s, (g, j) in zip(seqs, batch))
+                extra = {"logits_to_keep": keep} if keeps_logits else {}
+                logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False, **extra).logits[:, -keep:]
+                logprobs = F.log_softmax(logits.float(), dim=-1)
                 for b, (g, j) in enumerate(batch):
                     cont = g.continuations[j]
-                    n = len(seqs[b])
+                    n = len(seqs[b]) - (width - keep)
                     lp = logprobs[b, n - len(cont):n]
                     target = torch.tensor(cont, device=lp.device)
                     ll = float(lp.gather(-1, target[:, None]).sum())
@@ -347,6 +380,32 @@ def truncate_at_stop(text: str, stops: tuple[str, ...]) -> str:
     """Cut generated text at the first stop sequence."""
     cut = min((text.find(s) for s in stops if s and s in text), default=-1)
     return text[:cut] if cut >= 0 else text
+
+
+def _virtual_prompt(model: Any) -> Any:
+    """Prompt tuning's virtual-token embeddings ([v, hidden]) when `model` is a prompt-tuning PeftModel, else None.
+
+    PEFT's own forward prepends them to one sequence per batch row, which rules out packing; placed at the head
+    of every packed group instead (positions 0..v-1, seen by that group only) they score exactly the same.
+    Prefix tuning (a KV-cache prefix) and multitask prompt tuning (task ids) keep PEFT's forward."""
+    config = getattr(model, "active_peft_config", None)
+    kind = str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
+    if kind not in ("PROMPT_TUNING", "P_TUNING"):
+        return None
+    import torch
+
+    with torch.inference_mode():
+        return model.get_prompt(batch_size=1)[0]
+
+
+def _prefix_length(model: Any) -> int:
+    """The number of virtual tokens of a prefix-tuning PeftModel (0 for anything else).
+
+    PEFT passes the prefix as a KV cache with one copy per batch row, so its forward cannot pack; a packed row
+    whose 4D mask lets every token see the prefix (positions shifted by its length) scores the same."""
+    config = getattr(model, "active_peft_config", None)
+    kind = str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
+    return int(getattr(config, "num_virtual_tokens", 0) or 0) if kind == "PREFIX_TUNING" else 0
 
 
 def _tree_row(row: list[_Group], device: Any):

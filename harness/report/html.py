@@ -141,6 +141,48 @@ def _robustness(data: ReportData) -> list[dict[str, Any]]:
     return out
 
 
+def _suite_groups(comp: Comparison) -> list[dict[str, Any]]:
+    """Per suite: its headline row, then the rest (other suite-level metrics and every task row), which the
+    report folds under the headline so that five suites take a screen, not fifteen."""
+    groups: dict[str, dict[str, Any]] = {}
+    for row in comp.metrics:
+        g = groups.setdefault(row.suite, {"suite": row.suite, "head": None, "metrics": [], "tasks": []})
+        if row.task is None and g["head"] is None and row.metric == comp.primary_metric(row.suite):
+            g["head"] = row
+        else:
+            g["metrics" if row.task is None else "tasks"].append(row)
+    for g in groups.values():
+        if g["head"] is None and g["metrics"]:
+            g["head"] = g["metrics"].pop(0)
+        g["n_tasks"] = len({r.task for r in g["tasks"]})
+    return list(groups.values())
+
+
+def _verdict_matrix(data: ReportData) -> dict[str, Any] | None:
+    """Rules × candidates, one verdict per cell: the whole decision on one screen when several are gated."""
+    if len(data.gates) < 2:
+        return None
+    names: list[str] = []
+    for g in data.gates:
+        names += [r.name for r in g.rules if r.name not in names]
+    by_gate = [{r.name: r for r in g.rules} for g in data.gates]
+    return {"names": names, "gates": data.gates,
+            "cells": [[rules.get(name) for rules in by_gate] for name in names]}
+
+
+def _evidence_groups(data: ReportData) -> list[dict[str, Any]]:
+    """Evidence rows grouped by suite: tasks and items per run, the source line once."""
+    groups: dict[str, dict[str, Any]] = {}
+    for e in evidence_rows(data):
+        g = groups.setdefault(e.suite, {"suite": e.suite, "source": e.source, "rows": [], "n": {}, "kinds": []})
+        g["rows"].append(e)
+        for lab, n in e.n.items():
+            g["n"][lab] = g["n"].get(lab, 0) + n
+        if e.kind not in g["kinds"]:
+            g["kinds"].append(e.kind)
+    return list(groups.values())
+
+
 def _samples(data: ReportData) -> dict[str, Any]:
     """Browser data: one record per baseline sample, with every run's response and primary score."""
     def clip(v: Any) -> Any:
@@ -184,7 +226,10 @@ def render_html(data: ReportData) -> str:
         "samples_json": json_for_script(_samples(data)), "script": Markup(script),
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],
-        "human": he, "evidence": evidence_rows(data), "history": history_html(data.history),
+        "human": he, "evidence": _evidence_groups(data), "history": history_html(data.history),
+        "matrix": _verdict_matrix(data),
+        "suite_groups": [_suite_groups(c) for c in data.comparisons],
+        "judging": data.judging,
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],
                                        title="win / tie / loss") if he and he.win_rates else None,
     }

@@ -19,6 +19,7 @@ from harness.report.fmt import (
     fmt_rule_interval,
     fmt_sequential,
 )
+from harness.report.judge_section import markdown_lines as judge_markdown
 
 MAX_FLIPS = 40  # per direction and comparison: step summaries are capped at 1 MiB
 MAX_TEXT = 600
@@ -159,4 +160,6 @@ def render_markdown(data: ReportData) -> str:
             lines.append(f"Note: {esc(comp.backends_note)}.")
         lines.append("")
         lines += _flips(comp)
+    if data.judging:
+        lines += judge_markdown(data.judging, esc)
     return "\n".join(lines).rstrip() + "\n"

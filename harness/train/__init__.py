@@ -24,6 +24,7 @@ from harness.api import UserError
 from harness.models.adapters import NON_WEIGHT_FILES, AdapterInfo
 from harness.models.hf import HFBackend
 from harness.models.registry import ModelSource, dir_hash, resolve_model
+from harness.quiet import active_log, quiet_trainer
 from harness.suite import load_suite
 
 # The built-in methods register themselves on import: a new method is its file plus its name on this line.
@@ -210,6 +211,8 @@ def _run(recipe: LoadedRecipe, plan: dict[str, Any], merge: bool, progress: bool
         _say(progress, f"training {recipe.name}: {spec.method} / {spec.peft.type} on {plan['source'].spec}{start}, "
                        f"{len(plan['data'].train)} rows, {spec.train.max_steps} steps")
         trainer = recipe.method.builder(ctx)
+        if active_log() is not None:  # inside `library_output`: one bar of ours, the trainer's logs to the file
+            quiet_trainer(trainer, f"training {recipe.name}", progress and trainer.args.process_index == 0)
         stats = _fit(ctx, trainer, callback)
         if trainer.args.process_index == 0:
             _write_output(ctx, trainer, plan, stats, merge, callback)

@@ -15,6 +15,7 @@ from typing import Any
 from harness.api import UserError
 from harness.models.adapters import AdapterInfo, inspect_adapter
 from harness.models.registry import ModelSource
+from harness.quiet import active_log
 from harness.train.data import Split
 from harness.train.recipe import LoadedRecipe
 
@@ -60,7 +61,8 @@ def trainer_args(ctx: Context) -> dict[str, Any]:
         learning_rate=hp.learning_rate, weight_decay=hp.weight_decay, warmup_steps=hp.warmup_steps,
         logging_steps=hp.logging_steps, save_strategy="no", report_to=[], seed=spec.seed, data_seed=spec.seed,
         eval_strategy="steps" if has_eval else "no", eval_steps=every if has_eval else None,
-        gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=not ctx.progress)
+        gradient_checkpointing=False, dataloader_num_workers=0,
+        disable_tqdm=not ctx.progress or active_log() is not None)  # quiet: `quiet_trainer` draws one bar
     try:
         args.update(precision_args(spec.device, spec.dtype, cpu=on_cpu(), bf16_ok=bf16_supported()))
     except ValueError as exc:

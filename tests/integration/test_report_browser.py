@@ -79,7 +79,8 @@ def test_tables_and_svg_plots_render(page_and_requests):
     assert page.locator("#gate-table > tbody > tr").count() == 3  # 2 rules + the medical rule's task table
     assert page.locator("#gate-table table.checks tbody tr").count() == 2  # medqa, pubmedqa
     assert "can and cannot show" in page.inner_text("#evidence")
-    assert page.locator("#evidence-table tbody tr").count() == 6  # one row per task
+    assert page.locator("#evidence-table > tbody > tr.suite").count() == 5  # one row per suite ...
+    assert page.locator("#evidence-table table.inner tr").count() == 6  # ... and its tasks folded under it
     assert page.locator("table.suite-table tbody tr").count() >= 10
     plots = page.locator("svg.chart")
     assert plots.count() >= 4
@@ -95,13 +96,17 @@ def test_sample_filter_and_search(page_and_requests):
     page.select_option("#f-task", "")
     page.fill("#f-search", "")
     total = page.inner_text("#sample-count")
-    assert "of 480" in total  # 7 tasks x 60 + 2 perturbations x 60
+    assert total == "1–25 of 480 matching samples"  # 7 tasks x 60 + 2 perturbations x 60, 25 a page
     page.select_option("#f-suite", "legal")
     rows = page.locator("#sample-body tr")
-    assert rows.count() == 60 and all("legal/" in t for t in rows.all_inner_texts())
+    assert rows.count() == 25 and all("legal /" in t for t in rows.all_inner_texts())
+    page.click("#p-next")
+    page.click("#p-next")
+    assert page.inner_text("#sample-count") == "51–60 of 60 matching samples" and rows.count() == 10
+    assert page.is_disabled("#p-next")
     page.select_option("#f-flip", "down")
     flips = rows.all_inner_texts()
-    assert 0 < len(flips) < 60 and all("right→wrong" in t for t in flips)
+    assert 0 < len(flips) < 25 and all("right→wrong" in t for t in flips)
     page.select_option("#f-flip", "")
     page.select_option("#f-suite", "")
     page.fill("#f-search", "</textarea>")

@@ -59,28 +59,37 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
               corpus: dict[TaskKey, dict[str, float]] | None = None,
               suite_fingerprints: dict[str, str] | None = None,
               prompt_hashes: dict[TaskKey, str] | None = None,
-              timing: dict[str, Any] | None = None, kind: str = "multiple_choice") -> Path:
+              timing: dict[str, Any] | None = None, kind: str = "multiple_choice",
+              prompts: dict[TaskKey, list[str]] | None = None, targets: dict[TaskKey, list[str]] | None = None,
+              lower: dict[TaskKey, set[str]] | None = None) -> Path:
     """Write results.json + samples.jsonl under root and return root.
 
     scores: per (suite, task), per metric, one score per sample (sample ids are "<task>/<i>").
     perturbed: per (suite, task), per perturbation, per metric, one score per original sample.
     corpus: corpus-level metrics (aggregate only, no per-sample score).
+    lower: per (suite, task), metrics whose task direction is lower-is-better (suite.yaml `direction:`).
     """
     root.mkdir(parents=True, exist_ok=True)
-    responses, perturbed, corpus = responses or {}, perturbed or {}, corpus or {}
+    responses, perturbed, corpus, prompts = responses or {}, perturbed or {}, corpus or {}, prompts or {}
+    targets = targets or {}
     samples: list[dict[str, Any]] = []
     suites: dict[str, Any] = {}
     for (suite, task), metrics in scores.items():
         n = len(next(iter(metrics.values())))
         texts = responses.get((suite, task)) or [f"answer {i}" for i in range(n)]
+        asked = prompts.get((suite, task))
+        gold = targets.get((suite, task))
         for i in range(n):
             samples.append(_sample(suite, task, f"{task}/{i}", None, {m: v[i] for m, v in metrics.items()},
-                                   texts[i % len(texts)], i))
+                                   texts[i % len(texts)], i, asked[i % len(asked)] if asked else None,
+                                   gold[i % len(gold)] if gold else None))
         task_entry: dict[str, Any] = {
             "kind": kind, "n": n, "chat_template": False,
             "prompt_hash": (prompt_hashes or {}).get((suite, task), f"ph-{suite}-{task}"),
             "metrics": {m: metric_value(v, m) for m, v in metrics.items()},
         }
+        for m in (lower or {}).get((suite, task), set()):
+            task_entry["metrics"][m]["higher_is_better"] = False
         for m, value in corpus.get((suite, task), {}).items():
             task_entry["metrics"][m] = {"value": value, "ci95": [value * 0.9, value * 1.1], "n": n,
                                           "higher_is_better": m not in LOWER_IS_BETTER}
@@ -91,7 +100,9 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
                 task_entry["perturbations"][pert] = {m: metric_value(v, m) for m, v in pmetrics.items()}
                 for i in range(n):
                     samples.append(_sample(suite, task, f"{task}/{i}@{pert}", pert,
-                                           {m: v[i] for m, v in pmetrics.items()}, texts[i % len(texts)], i))
+                                           {m: v[i] for m, v in pmetrics.items()}, texts[i % len(texts)], i,
+                                           asked[i % len(asked)] if asked else None,
+                                           gold[i % len(gold)] if gold else None))
             task_entry["robustness"] = {}
             for m, clean in metrics.items():
                 worst = [min([clean[i]] + [p[m][i] for p in perts.values()]) for i in range(n)]
@@ -139,10 +150,10 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
 
 
 def _sample(suite: str, task: str, sample_id: str, pert: str | None, scores: dict[str, float], response: str,
-            i: int) -> dict[str, Any]:
+            i: int, prompt: str | None = None, target: str | None = None) -> dict[str, Any]:
     return {"suite": suite, "task": task, "sample_id": sample_id, "source_id": f"{task}/{i}",
-            "perturbation": pert, "prompt": f"Question {i} of {task}: which option is right?",
-            "target": "A", "response": response, "choices": ["A", "B", "C", "D"], "logliks": None,
+            "perturbation": pert, "prompt": prompt or f"Question {i} of {task}: which option is right?",
+            "target": "A" if target is None else target, "response": response, "choices": ["A", "B", "C", "D"], "logliks": None,
             "scores": scores, "extra": {}}
 
 
@@ -175,13 +186,55 @@ def builtin_pair(tmp: Path, n: int = 6) -> tuple[Path, Path]:
 
     scores: dict[TaskKey, dict[str, list[float]]] = {}
     perts: dict[TaskKey, dict[str, dict[str, list[float]]]] = {}
+    lower: dict[TaskKey, set[str]] = {}
     for i, name in enumerate(("medical", "legal", "code", "adversarial", "general")):
         suite = load_suite(name)
         for j, task in enumerate(suite.tasks):
             metrics = {m: binary_scores(n, 0.6, 10 * i + j + k) for k, m in enumerate(task.spec.metrics)}
             scores[(name, task.name)] = metrics
+            lower[(name, task.name)] = {m for m, d in task.spec.direction.items() if d == "lower"}
             if getattr(task.spec, "perturbations", None):
                 perts[(name, task.name)] = {"typos": {m: v for m, v in metrics.items()}}
-    base = build_run(tmp / "base", scores=scores, perturbed=perts)
-    cand = build_run(tmp / "cand", scores=scores, perturbed=perts, adapter="cand")
+    base = build_run(tmp / "base", scores=scores, perturbed=perts, lower=lower)
+    cand = build_run(tmp / "cand", scores=scores, perturbed=perts, adapter="cand", lower=lower)
     return base, cand
+
+
+DEMO_METHODS = (("ia3-quick", "ia3"), ("lora-quick", "lora"), ("prompt-tuning-quick", "prompt_tuning"))
+
+
+def demo_runs(tmp: Path, n: int = 3, evil: list[str] | None = None) -> list[Path]:
+    """The quick demo's shape: a base run and three adapters over the real built-in suites, with the suites'
+    own rendered prompts (few-shot prefixes included) and synthetic scores and responses."""
+    from harness.suite import load_suite
+
+    prompts: dict[TaskKey, list[str]] = {}
+    targets: dict[TaskKey, list[str]] = {}
+    answers: dict[TaskKey, list[str]] = {}
+    perts: list[tuple[TaskKey, list[str]]] = []
+    metrics_of: dict[TaskKey, list[str]] = {}
+    for name in ("medical", "legal", "code", "adversarial", "general"):
+        suite = load_suite(name)
+        for task in suite.tasks:
+            key = (name, task.name)
+            rendered = task.samples(limit=n)
+            prompts[key] = [s.prompt for s in rendered]
+            targets[key] = [task.target_text(s) for s in rendered]
+            answers[key] = [task.target_text(s) if s.choices else
+                            "The answer follows from the facts. " * 8 for s in rendered]
+            metrics_of[key] = list(task.spec.metrics)
+            if getattr(task.spec, "perturbations", None):
+                perts.append((key, list(metrics_of[key])))
+    runs = []
+    for r, (adapter, method) in enumerate(((None, "base"),) + DEMO_METHODS):
+        sc = {key: {m: binary_scores(len(prompts[key]), 0.55, 7 * r + i + k) for k, m in enumerate(ms)}
+              for i, (key, ms) in enumerate(metrics_of.items())}
+        pt = {key: {"typos": {m: binary_scores(len(prompts[key]), 0.45, 11 * r + k) for k, m in enumerate(ms)}}
+              for key, ms in perts}
+        texts = dict(answers)
+        if evil and r:
+            first = next(iter(texts))
+            texts[first] = list(evil)
+        runs.append(build_run(tmp / (adapter or "base"), scores=sc, perturbed=pt, responses=texts,
+                              prompts=prompts, targets=targets, adapter=adapter, method=method))
+    return runs
