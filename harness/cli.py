@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.api import UserError
+from harness.api import RunIncomplete, UserError
 
 
 def _quiet_libraries(verbose: bool = False) -> None:
@@ -35,7 +35,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_until_decided(args, settings)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
-                       save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge))
+                       save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge),
+                       device=args.device, backend_options=_endpoint_args(args))
     for res in results:
         print(markdown_table(res))
         print()
@@ -55,7 +56,8 @@ def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
     until = UntilSettings(Path(args.until_decided), args.baseline, args.max_items, args.max_minutes, args.chunk,
                           args.seed)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
-                                     settings, until, store_path=args.store, dtype=args.dtype)
+                                     settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
+                                     backend_options=_endpoint_args(args))
     print(format_gate(outcome.gate))
     print(summary(outcome))
     if args.out:
@@ -415,7 +417,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=_positive, help="evaluate only the first N samples of each task")
     ev.add_argument("--full", action="store_true", help="evaluate every row, ignoring the suites' default sizes")
     ev.add_argument("--batch-size", type=_positive, default=32)
-    ev.add_argument("--dtype", default="float32")
+    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="in-process weights (auto: bfloat16 on a GPU that supports it, float32 on CPU)")
+    ev.add_argument("--device", default="auto", help="in-process device: auto, cpu, cuda, cuda:N or mps")
+    _endpoint_options(ev)
     ev.add_argument("--resume", action="store_true", help="continue the latest unfinished identical run")
     ev.add_argument("--include-base", action="store_true", help="with adapters, evaluate the bare base too")
     ev.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
@@ -432,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--chunk", type=_positive, default=10, help="with --until-decided: items per task between looks")
     ev.add_argument("--seed", type=int, default=0, help="with --until-decided: seed of the evaluation order")
     ev.add_argument("-q", "--quiet", action="store_true")
+    ev.epilog = "exit 0: done; 2: bad input; 5: some requests failed for good (rerun with --resume)"
     ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")
 
     suites = sub.add_parser("suites", help="inspect suites").add_subparsers(dest="suites_command", required=True)
@@ -629,6 +635,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _endpoint_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The endpoint options the user set (an in-process backend refuses any of them)."""
+    given = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
+             "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _endpoint_options(parser: argparse.ArgumentParser) -> None:
+    """Options of `-m openai:MODEL`: only here and in the environment, never in a suite file."""
+    group = parser.add_argument_group("endpoint models (-m openai:MODEL)")
+    group.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
+                                          "(default: $OPENAI_BASE_URL)")
+    group.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key "
+                                                            "(default: OPENAI_API_KEY; the key is never stored)")
+    group.add_argument("--concurrency", type=_positive, help="requests in flight (default 8)")
+    group.add_argument("--timeout", type=float, help="seconds per request attempt (default 120)")
+    group.add_argument("--retries", type=int, help="retries of a request on 429, 5xx, timeouts and lost "
+                                                   "connections, with exponential backoff and jitter (default 5)")
+    group.add_argument("--budget", type=float, help="seconds for all requests of a run, retries included "
+                                                    "(default: none); what is left fails and can be resumed")
+    group.add_argument("--revision", help="what you call the served weights (part of the cache key: an endpoint "
+                                          "cannot be fingerprinted by its weights)")
+
+
 def _allow_outside_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside-data", action="store_true",
                         help="let suites read data files outside their own folder (symlinks, ../, absolute paths)")
@@ -674,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except UserError as exc:
         print(f"tunegate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except RunIncomplete as exc:
+        print(f"tunegate: incomplete: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         print(f"tunegate: {getattr(args, 'interrupted', 'interrupted')}", file=sys.stderr)
