@@ -30,6 +30,21 @@ class UserError(Exception):
         super().__init__(f"{where}: {message}" if where else message)
 
 
+class RunIncomplete(Exception):
+    """Some requests failed for good; finished samples are saved and `--resume` retries the rest (exit 5)."""
+
+    exit_code = 5
+
+    def __init__(self, variants: list[tuple[str, list[dict[str, Any]]]], out: Any) -> None:
+        self.variants = variants
+        failed = sum(len(errors) for _, errors in variants)
+        first = variants[0][1][0]
+        where = f"; each failed sample is listed in {out}/errors.jsonl" if out is not None else ""
+        super().__init__(f"{failed} sample(s) failed ({', '.join(name for name, _ in variants)}), e.g. "
+                         f"{first['suite']}/{first['task']}/{first['sample_id']}: {first['error']}{where}. "
+                         "Finished samples are saved: rerun the same command with --resume to retry the failed ones")
+
+
 @dataclass(frozen=True)
 class GenSettings:
     """Generation settings; part of every generate request's cache key."""
@@ -76,6 +91,7 @@ class Response:
     n_tokens: list[int] = field(default_factory=list)  # tokens per continuation (rolling: of the text)
     text: str | None = None  # generate only
     tokens_processed: int = 0  # tokens the model actually ran for this request (throughput accounting)
+    error: str | None = None  # the request failed for good (an endpoint after its retries): never cached
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,6 +197,15 @@ class Backend(abc.ABC):
     def tokenizer_hash(self) -> str:
         """What chat-templated prompts depend on. The default, the whole fingerprint, is always safe."""
         return sha256_json(self.fingerprint())
+
+    def lacking_reason(self, capability: Capability) -> str | None:
+        """Why this backend lacks `capability` (for the engine's refusal), when it depends on more than the class."""
+        return None
+
+    def usage(self) -> dict[str, int]:
+        """Counters a backend keeps beyond tokens (an endpoint: requests, retries, tokens the server reported);
+        the engine puts the difference over a run into its timing block."""
+        return {}
 
     # ---- adapters -------------------------------------------------------------------------------------
     @property

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.api import UserError
+from harness.api import RunIncomplete, UserError
 
 
 def _quiet_libraries(verbose: bool = False) -> None:
@@ -26,6 +26,7 @@ def _quiet_libraries(verbose: bool = False) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from harness.engine import EvalSettings, evaluate
+    from harness.judging import parse_bindings
     from harness.report.terminal import markdown_table
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
@@ -34,7 +35,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return _eval_until_decided(args, settings)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
-                       save_baseline=args.save_baseline)
+                       save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge),
+                       device=args.device, backend_options=_endpoint_args(args))
     for res in results:
         print(markdown_table(res))
         print()
@@ -54,7 +56,8 @@ def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
     until = UntilSettings(Path(args.until_decided), args.baseline, args.max_items, args.max_minutes, args.chunk,
                           args.seed)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
-                                     settings, until, store_path=args.store, dtype=args.dtype)
+                                     settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
+                                     backend_options=_endpoint_args(args))
     print(format_gate(outcome.gate))
     print(summary(outcome))
     if args.out:
@@ -121,6 +124,34 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.fileio import atomic_write_text
+    from harness.judging import parse_bindings
+    from harness.models import load_backend
+    from harness.pairwise import format_pairwise, pairwise_report
+    from harness.runs import resolve_run
+    from harness.store import Store
+
+    bindings = parse_bindings(args.judge)
+    if len(bindings) != 1:
+        raise UserError("pass exactly one --judge ROLE=SPEC for the pairwise judge", field="--judge")
+    spec = next(iter(bindings.values()))
+    run_a, run_b = resolve_run(args.run_a, args.store), resolve_run(args.run_b, args.store)
+    judge = load_backend(spec)
+    store = Store(args.store)
+    try:
+        result = pairwise_report(run_a, run_b, judge, spec, store, args.task)
+    finally:
+        store.close()
+    print(format_pairwise(result))
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from harness.plan import run_plan
     from harness.report.terminal import format_plan
@@ -128,6 +159,20 @@ def cmd_plan(args: argparse.Namespace) -> int:
     rows = run_plan(Path(args.gate), args.baseline, args.pilot, args.discordance, args.store)
     print(format_plan(rows))
     return 0
+
+
+def _read_pairwise(path: Path) -> dict[str, Any]:
+    """A `tunegate judge --out` file; anything else is a one-line error."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read: {exc}", source=str(path), field="--pairwise") from None
+    if not isinstance(data, dict) or data.get("format") != "tunegate.pairwise/1":
+        raise UserError("not a `tunegate judge --out` file (format tunegate.pairwise/1)", source=str(path),
+                        field="--pairwise")
+    return data
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -149,9 +194,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not args.runs and not args.channel:
         raise UserError("name the runs to report on, or --channel CHANNEL for its current release", field="runs")
     runs = load_runs([Path(r) for r in args.runs]) if args.runs else load_runs([Path(args.channel)], args.store)
-    gate = gate_runs(Path(args.gate), runs[0], runs[1]) if args.gate and len(runs) > 1 else None
+    gate = gate_runs(Path(args.gate), runs[0], runs[1], store_path=args.store) if args.gate and len(runs) > 1 else None
+    pairwise = [_read_pairwise(Path(p)) for p in args.pairwise or []]
     write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
-                  md_path=Path(args.md) if args.md else None, history=history)
+                  md_path=Path(args.md) if args.md else None, history=history, store_path=args.store,
+                  pairwise=pairwise)
     for path in (args.html, args.md):
         if path:
             print(f"wrote {path}")
@@ -370,12 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=_positive, help="evaluate only the first N samples of each task")
     ev.add_argument("--full", action="store_true", help="evaluate every row, ignoring the suites' default sizes")
     ev.add_argument("--batch-size", type=_positive, default=32)
-    ev.add_argument("--dtype", default="float32")
+    ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="in-process weights (auto: bfloat16 on a GPU that supports it, float32 on CPU)")
+    ev.add_argument("--device", default="auto", help="in-process device: auto, cpu, cuda, cuda:N or mps")
+    _endpoint_options(ev)
     ev.add_argument("--resume", action="store_true", help="continue the latest unfinished identical run")
     ev.add_argument("--include-base", action="store_true", help="with adapters, evaluate the bare base too")
     ev.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
     ev.add_argument("--save-baseline", metavar="NAME", help="also save this run in the store as baseline NAME")
     ev.add_argument("--allow-unisolated", action="store_true", help="run generated code without network isolation")
+    ev.add_argument("--judge", action="append", metavar="ROLE=SPEC",
+                    help="bind a judge role the suites name to a model spec (repeatable), e.g. grader=smollm2-135m")
     _allow_outside_data(ev)
     ev.add_argument("--until-decided", metavar="GATE", help="evaluate in a seeded random order, a chunk at a time, "
                     "until every rule of this gate file is decided (needs --baseline)")
@@ -385,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--chunk", type=_positive, default=10, help="with --until-decided: items per task between looks")
     ev.add_argument("--seed", type=int, default=0, help="with --until-decided: seed of the evaluation order")
     ev.add_argument("-q", "--quiet", action="store_true")
+    ev.epilog = "exit 0: done; 2: bad input; 5: some requests failed for good (rerun with --resume)"
     ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")
 
     suites = sub.add_parser("suites", help="inspect suites").add_subparsers(dest="suites_command", required=True)
@@ -415,6 +468,16 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--store", help="SQLite store holding saved baselines")
     gate.set_defaults(func=cmd_gate)
 
+    jd = sub.add_parser("judge", help="a judge model compares two runs' responses in both orders: win rate, "
+                        "consistency, position bias")
+    jd.add_argument("run_a", help="run directory or saved baseline name (A)")
+    jd.add_argument("run_b", help="run directory or saved baseline name (B; the win rate is B's)")
+    jd.add_argument("--judge", action="append", required=True, metavar="ROLE=SPEC", help="the judge, e.g. grader=smollm2-135m")
+    jd.add_argument("--task", action="append", help="only this task (SUITE/TASK or TASK; repeatable)")
+    jd.add_argument("--out", help="write the result as JSON here")
+    jd.add_argument("--store", help="SQLite store (judge answers are cached there)")
+    jd.set_defaults(func=cmd_judge)
+
     pl = sub.add_parser("plan", help="items each gate rule needs for 80%% power, and what the current n can show")
     pl.add_argument("gate", help="gate file (YAML)")
     pl.add_argument("--baseline", required=True, help="run directory or saved baseline name")
@@ -431,7 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--md", help="Markdown report path")
     rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
     rep.add_argument("--channel", help="add a History section: every suite across this channel's releases")
-    rep.add_argument("--store", help="store holding the channel (default: $TUNEGATE_STORE)")
+    rep.add_argument("--store", help="store holding the channel and the review app's ratings (judge-human "
+                     "agreement); default: $TUNEGATE_STORE")
+    rep.add_argument("--pairwise", action="append", metavar="FILE", help="a `tunegate judge --out` result to show (repeatable)")
     rep.set_defaults(func=cmd_report)
 
     tr = sub.add_parser("train", help="run a training recipe (adapters/NAME.yaml) into adapters/NAME/")
@@ -570,6 +635,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _endpoint_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The endpoint options the user set (an in-process backend refuses any of them)."""
+    given = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
+             "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _endpoint_options(parser: argparse.ArgumentParser) -> None:
+    """Options of `-m openai:MODEL`: only here and in the environment, never in a suite file."""
+    group = parser.add_argument_group("endpoint models (-m openai:MODEL)")
+    group.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
+                                          "(default: $OPENAI_BASE_URL)")
+    group.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key "
+                                                            "(default: OPENAI_API_KEY; the key is never stored)")
+    group.add_argument("--concurrency", type=_positive, help="requests in flight (default 8)")
+    group.add_argument("--timeout", type=float, help="seconds per request attempt (default 120)")
+    group.add_argument("--retries", type=int, help="retries of a request on 429, 5xx, timeouts and lost "
+                                                   "connections, with exponential backoff and jitter (default 5)")
+    group.add_argument("--budget", type=float, help="seconds for all requests of a run, retries included "
+                                                    "(default: none); what is left fails and can be resumed")
+    group.add_argument("--revision", help="what you call the served weights (part of the cache key: an endpoint "
+                                          "cannot be fingerprinted by its weights)")
+
+
 def _allow_outside_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside-data", action="store_true",
                         help="let suites read data files outside their own folder (symlinks, ../, absolute paths)")
@@ -615,6 +704,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except UserError as exc:
         print(f"tunegate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except RunIncomplete as exc:
+        print(f"tunegate: incomplete: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:
         print(f"tunegate: {getattr(args, 'interrupted', 'interrupted')}", file=sys.stderr)

@@ -176,6 +176,7 @@ class Comparison:
     sequential: dict[str, Any] | None = None  # the `sequential` block of a run evaluated until decided
     judged: tuple[Run, Run] | None = field(default=None, repr=False)  # sequential: both runs restricted to the
     # evaluated ids, in evaluation order (baseline and candidate stay the runs as loaded)
+    backends_note: str | None = None  # set when the runs were answered by different kinds of backend
 
     @property
     def judged_candidate(self) -> Run:
@@ -222,6 +223,31 @@ class Comparison:
 # ---------------------------------------------------------------- checks
 
 
+def backend_of(run: Run) -> dict[str, Any]:
+    """The backend that answered a run, from its fingerprint (runs from before backends recorded one: hf)."""
+    fp = (run.results.get("model") or {}).get("fingerprint") or {}
+    backend = fp.get("backend", "hf")
+    in_process = backend == "hf"  # runs from before the device was recorded ran on the CPU in float32
+    return {"backend": backend, "device": fp.get("device") or ("cpu" if in_process else None),
+            "dtype": fp.get("dtype") or ("float32" if in_process else None), "weights": fp.get("weights")}
+
+
+def backends_note(base: Run, cand: Run) -> str | None:
+    """A plain sentence when the two runs were answered by different backends (in process vs an endpoint,
+    or another device or dtype): a difference then also measures the serving stack, not only the weights."""
+    b, c = backend_of(base), backend_of(cand)
+    if b == c:
+        return None
+
+    def say(x: dict[str, Any]) -> str:
+        if x["backend"] == "hf":
+            return f"in process (hf, {x['device']} {x['dtype']})"
+        return f"through {x['backend']}" + (" (an endpoint: not fingerprinted by its weights)" if x["weights"] else "")
+
+    return (f"the backends differ: baseline answered {say(b)}, candidate {say(c)}; a difference also measures "
+            "the serving stack (quantisation, kernels, dtype), not only the model")
+
+
 def check_compatible(base: Run, cand: Run, per_sample: bool = False) -> tuple[list[str], list[str], list[str]]:
     """Common suites, and the suites only one run has; UserError when a shared suite or prompt differs.
 
@@ -242,9 +268,12 @@ def check_compatible(base: Run, cand: Run, per_sample: bool = False) -> tuple[li
         for task in tb:
             hb, hc = tb[task].get("prompt_hash"), tc[task].get("prompt_hash")
             if hb != hc and not per_sample:
+                differ = backends_note(base, cand)
                 raise UserError(f"prompts of task '{suite}/{task}' differ between the runs (prompt_hash "
                                 f"{str(hb)[:12]} vs {str(hc)[:12]}): check chat template, few-shot, "
-                                f"generation settings and --limit")
+                                f"generation settings and --limit" + (
+                                    f". {differ}; a chat-templated prompt is rendered by tunegate in process but by "
+                                    "the server through an endpoint, so such tasks cannot be paired" if differ else ""))
     return common, [s for s in base.suites if s not in cand.suites], [s for s in cand.suites if s not in base.suites]
 
 
@@ -709,4 +738,4 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
     apply_holm(rows)
     return Comparison(loaded[0], loaded[1], rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
                       only_b, only_c, incomplete, n_resamples, seed, pairs, block,
-                      (baseline, candidate) if block else None)
+                      (baseline, candidate) if block else None, backends_note(baseline, candidate))

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, distributed, metrics, perturb
-from harness.api import Backend, Request, RequestKind, Response, SampleRecord, UserError, sha256_json
+from harness import __version__, distributed, judging, metrics, perturb
+from harness.api import Backend, Request, RequestKind, Response, RunIncomplete, SampleRecord, UserError, sha256_json
 from harness.fileio import atomic_write_text
 from harness.kinds import get_kind
 from harness.kinds.base import Answered, ScoreContext
@@ -58,12 +58,25 @@ def check_capabilities(backend: Backend, suites: list[Suite], adapters: Sequence
         for task in suite.tasks:
             missing = sorted(get_kind(task.spec.kind).capabilities(task.spec) - backend.capabilities)
             if missing:
+                reason = backend.lacking_reason(missing[0])
                 raise UserError(f"task {suite.name}/{task.name} ({task.spec.kind}) needs {', '.join(missing)}, "
-                                f"which backend {backend.label} lacks (it offers: "
-                                f"{', '.join(sorted(backend.capabilities)) or 'nothing'})", field="-m/--model")
+                                f"which backend {backend.label} lacks ({reason + '; ' if reason else ''}it offers: "
+                                f"{', '.join(sorted(backend.capabilities)) or 'nothing'}){_instead(suite, task, missing)}",
+                                field="-m/--model")
     if adapters and "adapters" not in backend.capabilities:
         raise UserError(f"backend {backend.label} cannot load adapters (asked for {', '.join(adapters)})",
                         field="-a/--adapter")
+
+
+def _instead(suite: Suite, task: Task, missing: Sequence[str]) -> str:
+    """For a scored-by-loglikelihood task: the generate variant to evaluate instead."""
+    if not any(m.startswith("loglikelihood") for m in missing):
+        return ""
+    stem = task.name.split("_")[0]
+    variants = [t.name for t in suite.tasks if t.spec.kind == "generate" and t.name.split("_")[0] == stem]
+    if variants:
+        return f"; evaluate its generate variant {suite.name}/{variants[0]} instead"
+    return "; evaluate a generate variant of it instead (kind: generate, asking for the answer as text)"
 
 
 def build_items(backend: Backend, suites: list[Suite], settings: EvalSettings, store: Store) -> list[WorkItem]:
@@ -111,42 +124,63 @@ def prompt_hash(items: list[WorkItem]) -> str:
 
 
 def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
-                model_spec: str, judge: Backend | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
-    """Evaluate the backend's current variant on the suites; returns results.json content and records."""
+                model_spec: str, judges: dict[str, Backend] | None = None,
+                judge_specs: dict[str, str] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
+    """Evaluate the backend's current variant on the suites; returns results.json content and records.
+
+    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key."""
     check_capabilities(backend, suites)
+    judges = judges or {}
     start = time.perf_counter()
     fingerprint = backend.fingerprint()
     fp_hash = sha256_json(fingerprint)
     items = build_items(backend, suites, settings, store)
+    judge_info = {role: {"spec": (judge_specs or {}).get(role, j.label), "model": j.label,
+                         "fingerprint_hash": sha256_json(j.fingerprint())} for role, j in sorted(judges.items())}
     key = sha256_json({"fp": fp_hash, "suites": [s.fingerprint() for s in suites], "prompts": prompt_hash(items),
-                       "settings": settings.key_part()})
+                       "settings": settings.key_part(),
+                       **({"judges": {r: v["fingerprint_hash"] for r, v in judge_info.items()}} if judges else {})})
     adapter = backend.adapter
     model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
                   "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
+    usage_before = backend.usage()
     started = store.start_run(key, model_info, settings.resume) if distributed.is_main() else None
     run_id, resumed = distributed.broadcast(started)  # type: ignore[misc]  # every rank gets rank 0's pair
     done = store.done_ids(run_id)
     todo = [i for i in items if (i.task.suite.name, i.task.name, i.sample.sample_id) not in done]
     if resumed:
         _say(settings, f"resuming run {run_id[:12]}: {len(items) - len(todo)} of {len(items)} samples already done")
-    stats = _execute(backend, store, run_id, fp_hash, todo, settings, judge)
+    stats = _execute(backend, store, run_id, fp_hash, todo, settings, judges)
     if not distributed.is_main():
         return {}, []
     records = store.records(run_id)
     results = assemble_results(run_id, model_info, suites, items, records, settings)
+    if judge_info:
+        results["judges"] = judge_info
     wall = time.perf_counter() - start
     results["timing"] = {"wall_seconds": round(wall, 3), "model_load_seconds": round(backend.load_seconds, 3),
                          "compute_seconds": round(stats["compute_seconds"], 3), "tokens_processed": stats["tokens"],
                          "tokens_per_second": round(stats["tokens"] / stats["compute_seconds"], 1)
                          if stats["compute_seconds"] > 0 else None,
                          "cache_hits": stats["hits"], "cache_misses": stats["misses"],
-                         "resumed": resumed}
+                         "resumed": resumed, **_usage_timing(usage_before, backend.usage(), stats["compute_seconds"])}
+    if stats["errors"]:  # the run stays unfinished, so `--resume` retries exactly the failed samples
+        results["errors"] = stats["errors"]
+        return results, records
     store.finish_run(run_id, results)
     return results, records
 
 
+def _usage_timing(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, Any]:
+    """A backend's own counters over this run (an endpoint's requests, retries, reported tokens)."""
+    used = {name: after[name] - before.get(name, 0) for name in after}
+    if "requests" in used:
+        used["requests_per_second"] = round(used["requests"] / seconds, 2) if seconds > 0 else None  # type: ignore[assignment]
+    return used
+
+
 def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: list[WorkItem],
-             settings: EvalSettings, judge: Backend | None = None) -> dict[str, Any]:
+             settings: EvalSettings, judges: dict[str, Backend] | None = None) -> dict[str, Any]:
     """Answer every request (cache first), score, and commit records chunk by chunk.
 
     Under torchrun each rank answers its shard and rank 0 commits what every rank gathered."""
@@ -154,15 +188,21 @@ def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: li
         item.keys = [sha256_json([fp_hash, r.key()]) for r in item.requests]
     mine = distributed.shard(todo)
     cached = store.cached([k for item in mine for k in item.keys])
-    stats = {"hits": 0, "misses": 0, "tokens": 0, "compute_seconds": 0.0}
+    stats: dict[str, Any] = {"hits": 0, "misses": 0, "tokens": 0, "compute_seconds": 0.0, "errors": []}
     bar = _progress(len(mine), settings)
     pending: list[tuple[list[tuple[int, SampleRecord]], list[tuple[str, Response]]]] = []
     try:
         for chunk in _chunks(mine, settings):
             answers, new = _answer(backend, chunk, cached, stats)
-            context = ScoreContext(chunk[0].task, [Answered(i.sample, i.prompt, a) for i, a in zip(chunk, answers)],
-                                   backend, store, judge, settings.allow_unisolated)
-            records = [(item.seq, rec) for item, rec in zip(chunk, get_kind(chunk[0].task.spec.kind).score(context))]
+            # a sample whose request failed for good is not scored: it is recorded as an error, and resumed
+            failed = [(i, next(r.error for r in a if r.error)) for i, a in zip(chunk, answers) if any(r.error for r in a)]
+            stats["errors"] += [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
+                                 "error": error} for i, error in failed]
+            done = [(i, a) for i, a in zip(chunk, answers) if not any(r.error for r in a)]
+            context = ScoreContext(chunk[0].task, [Answered(i.sample, i.prompt, a) for i, a in done],
+                                   backend, store, judges or {}, settings.allow_unisolated)
+            scored = get_kind(chunk[0].task.spec.kind).score(context) if done else []
+            records = [(item.seq, rec) for (item, _), rec in zip(done, scored)]
             if distributed.rank_and_size()[1] == 1:
                 store.add_records(run_id, records, new)
             else:
@@ -181,7 +221,7 @@ def _gather_into_store(store: Store, run_id: str, pending: list, stats: dict[str
     gathered = distributed.gather((pending, stats))
     if gathered is None:
         return stats
-    total = {"hits": 0, "misses": 0, "tokens": 0, "compute_seconds": 0.0}
+    total: dict[str, Any] = {"hits": 0, "misses": 0, "tokens": 0, "compute_seconds": 0.0, "errors": []}
     for rank_pending, rank_stats in gathered:
         for records, new in rank_pending:
             store.add_records(run_id, records, new)
@@ -219,7 +259,7 @@ def _answer(backend: Backend, chunk: list[WorkItem], cached: dict[str, Response]
             fresh[item.keys[j]] = response
             stats["tokens"] += response.tokens_processed
     answers = [[fresh.get(k) or cached[k] for k in item.keys] for item in chunk]
-    return answers, list(fresh.items())
+    return answers, [(k, r) for k, r in fresh.items() if r.error is None]  # a failure is never cached
 
 
 # ---- results -----------------------------------------------------------------------------------------------
@@ -346,29 +386,42 @@ def _say(settings: EvalSettings, text: str) -> None:
 
 def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
              settings: EvalSettings, store_path: str | None = None, include_base: bool = False,
-             dtype: str = "float32", save_baseline: str | None = None) -> list[dict[str, Any]]:
-    """Evaluate the base and/or each adapter on the suites, loading the base once; returns each results dict."""
+             dtype: str = "auto", save_baseline: str | None = None,
+             judge_bindings: dict[str, str] | None = None, device: str = "auto",
+             backend_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Evaluate the base and/or each adapter on the suites, loading the base once; returns each results dict.
+
+    `backend_options` are the options only some backends take (an endpoint's base URL, concurrency)."""
     if out is not None:
         check_out_dir(out)
     distributed.init()
     suites = [load_suite(ref) for ref in suite_refs]
-    backend = load_backend(model, dtype=dtype, batch_size=settings.batch_size)
+    backend = load_backend(model, dtype=dtype, device=device, batch_size=settings.batch_size,
+                           **dict(backend_options or {}))
     variants: list[str | None] = ([None] if include_base or not adapters else []) + list(adapters)
     names = [_variant_name(v) for v in variants]
     if len(set(names)) != len(names):
         raise UserError(f"two variants share the name {sorted(n for n in names if names.count(n) > 1)[0]}; "
                         "adapter directories need distinct names", field="-a/--adapter")
     check_capabilities(backend, suites, adapters)  # before any work: the tasks' needs, and adapters at all
+    judges, judge_specs = judging.bind(suites, judge_bindings or {}, dtype=dtype, batch_size=settings.batch_size)
     for adapter in adapters:  # fail on a bad adapter before any evaluation starts
         backend.check_adapter(adapter)
     store = Store(store_path)
     all_results = []
+    incomplete: list[tuple[str, list[dict[str, Any]]]] = []
     try:
         for variant, name in zip(variants, names):
             backend.set_adapter(variant)
             _say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
-            results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m")
+            results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m", judges,
+                                           judge_specs)
             if not distributed.is_main():
+                continue
+            if results.get("errors"):
+                incomplete.append((name, results["errors"]))
+                if out is not None:
+                    write_errors(out if len(variants) == 1 else out / name, results["errors"])
                 continue
             if out is not None:
                 write_run_dir(out if len(variants) == 1 else out / name, results, records)
@@ -382,7 +435,15 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     finally:
         store.close()
         distributed.shutdown()
+    if incomplete:
+        raise RunIncomplete(incomplete, out)
     return all_results
+
+
+def write_errors(out: Path, errors: list[dict[str, Any]]) -> None:
+    """errors.jsonl: one line per sample whose request failed for good (no results.json: the run is unfinished)."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors))
 
 
 def _variant_name(adapter: str | None) -> str:

@@ -17,11 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import Field, model_validator
 
 from harness import ledger, power, stats
 from harness.api import UserError
+from harness.calibration import (
+    HUMAN_WIN_RATE,
+    agreement,
+    human_rating_deltas,
+    human_ratings,
+    human_win_values,
+    is_human_metric,
+    judge_units,
+)
 from harness.compare import (
     Comparison,
     MetricComparison,
@@ -52,6 +62,9 @@ KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
 ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
+# below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
+# 2.5% (benchmarks/bench_gate_validity.py, section 7)
+AGREEMENT_TRUSTED_N = 100
 
 
 class Drift(Strict):
@@ -86,6 +99,9 @@ class Rule(Strict):
     pool: Literal["tasks", "micro", "macro"] = "tasks"
     min_n: int = Field(default=1, ge=1, le=10_000_000)
     decide_on: Literal["interval", "estimate"] = "interval"
+    # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
+    # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.calibration)
+    min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _exactly_one_check(self) -> Rule:
@@ -103,6 +119,11 @@ class Rule(Strict):
             raise ValueError("'min_effect' belongs to a superiority rule")
         if self.decide_on == "estimate" and kinds[0] != "floor":
             raise ValueError("'decide_on: estimate' applies to floor rules only")
+        if is_human_metric(self.metric) and kinds[0] not in ("non_inferiority", "superiority"):
+            raise ValueError(f"a rule on '{self.metric}' (the review app's judgments) is a non_inferiority or "
+                             "superiority rule")
+        if self.min_human_agreement is not None and self.metric != "judge_score":
+            raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
         return self
 
     @property
@@ -446,6 +467,65 @@ def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
     return "PASS", max(judged, key=lambda c: c.p_pass if c.p_pass is not None else 0.0)
 
 
+def _human_agreement(rule: Rule, comp: Comparison, suite: str, checks: list[Check],
+                     store_path: str | None) -> tuple[bool, str]:
+    """Whether the candidate's judge agrees with people well enough to decide, and what the report says."""
+    threshold = float(rule.min_human_agreement)  # type: ignore[arg-type]
+    ratings = human_ratings(store_path, comp.candidate)
+    notes, ok = [], True
+    for check in checks:
+        task = rule.task or check.label
+        units, _ = judge_units(comp.candidate, ratings, suite, task)
+        if not units:
+            ok = False
+            notes.append(f"{task}: no human ratings of the candidate's judged responses, so the judge's agreement "
+                         f"with people is unknown (min_human_agreement {threshold:.2f})")
+            continue
+        agree = agreement(units)
+        ci = agree["alpha_ci95"]
+        alpha = agree["alpha"]
+        shown = f"alpha {alpha:.3f}" if alpha is not None else "alpha undefined"
+        if ci is None or ci[0] < threshold:
+            ok = False
+            lower = "undefined" if ci is None else f"{ci[0]:.3f}"
+            notes.append(f"{task}: judge–human {shown}, 95% lower bound {lower} < {threshold:.2f} over "
+                         f"{agree['n_items']} items: the judge may not decide")
+        else:
+            caution = (f"; under {AGREEMENT_TRUSTED_N} items the bootstrap bound errs toward trusting the judge"
+                       if agree["n_items"] < AGREEMENT_TRUSTED_N else "")
+            notes.append(f"{task}: judge–human {shown} [{ci[0]:.3f}, {ci[1]:.3f}] over {agree['n_items']} items"
+                         + caution)
+    return ok, "; ".join(notes)
+
+
+def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path: str | None) -> RuleResult:
+    """A rule on the review app's judgments of the two runs: the candidate's human win rate (Δ = win rate − 0.5,
+    a tie half a win) or its mean rubric rating minus the baseline's on the same samples (Δ on the 1–5 scale
+    divided by 4). Items are the unit; the interval is the betting interval for bounded means, valid at every n."""
+    suite = str(rule.suite)
+    metric = str(rule.metric)
+    if metric == HUMAN_WIN_RATE:
+        values = np.asarray(human_win_values(store_path, comp.baseline, comp.candidate, suite, rule.task)) - 0.5
+        bounds, what = (-0.5, 0.5), "pairwise-reviewed items of these two runs"
+    else:
+        axis = metric.partition(":")[2] or None
+        values = np.asarray(human_rating_deltas(store_path, comp.baseline, comp.candidate, suite, rule.task, axis))
+        bounds, what = (-1.0, 1.0), f"samples rated in both runs{' on ' + axis if axis else ''}"
+    label = rule.task or "pooled"
+    side, cond = _side(rule, True)
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, metric) if x)
+    if values.size == 0:
+        return RuleResult(name, rule.kind, suite, rule.task, metric, "INCONCLUSIVE", float("nan"), cond, None, 0, None,
+                          None, f"no {what} in the review store: people have not judged them", where.get("line"))
+    unit = score_unit(label, values, binary=False, bounds=bounds)
+    check = _judge_unit(unit, side, "interval", rule.min_n, metric)
+    detail = "; ".join(x for x in (f"{unit.n} {what}", check.interval.method, check.note) if x)
+    return RuleResult(name, rule.kind, suite, rule.task, metric, check.verdict or "INCONCLUSIVE", check.figure, cond,
+                      check.interval, check.n, check.mde, check.p_pass, detail, where.get("line"), [check],
+                      "items", "interval")
+
+
+
 AnchorOf = Callable[[Drift], Run]  # the anchor release a max_drift rule names (from the ledger)
 
 
@@ -486,10 +566,13 @@ def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, A
 
 
 def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
-               anchor_of: AnchorOf | None = None) -> RuleResult:
-    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit."""
+               anchor_of: AnchorOf | None = None, store_path: str | None = None) -> RuleResult:
+    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit; `store_path` holds
+    the review app's judgments (human evidence, judge calibration)."""
     if rule.kind == "max_drift":
         return judge_drift(rule, spec, comp, where, anchor_of)
+    if is_human_metric(rule.metric):
+        return _human_rule(rule, comp, where, store_path)
     try:
         suite, rows, left_out = _rows(rule, spec, comp)
         units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]
@@ -505,6 +588,11 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         plans[check.label] = check.plan_n
         checks.append(check)
     verdict, deciding = _combine(checks)
+    agreement_note = ""
+    if rule.min_human_agreement is not None:
+        trusted, agreement_note = _human_agreement(rule, comp, suite, checks, store_path)
+        if not trusted:
+            verdict = "INCONCLUSIVE"
     head = deciding or checks[0]
     metric = rows[0].metric if len({r.metric for r in rows}) == 1 else "headline metric of each task"
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, rule.metric) if x)
@@ -517,7 +605,8 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
     pool = "per task" if len(checks) > 1 or (not rule.task and rule.pool == "tasks") else rule.pool
     return RuleResult(name, rule.kind, suite, rule.task, metric, verdict, figure, _side(rule, rows[0].higher_is_better)[1],
                       shown_iv, sum(c.n for c in checks), max(mdes) if mdes else None,
-                      head.p_pass, _detail(rule, head, checks), where.get("line"), checks, pool, rule.decide_on,
+                      head.p_pass, "; ".join(x for x in (_detail(rule, head, checks), agreement_note) if x),
+                      where.get("line"), checks, pool, rule.decide_on,
                       max(need) if need else None, left_out)
 
 
@@ -534,7 +623,8 @@ def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:
 
 
 def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
-                  root: yaml.Node | None = None, anchor_of: AnchorOf | None = None) -> GateResult:
+                  root: yaml.Node | None = None, anchor_of: AnchorOf | None = None,
+                  store_path: str | None = None) -> GateResult:
     """Judge every rule of a validated gate on a comparison; refuse an incomplete pair unless allowed."""
     if comp.incomplete and not spec.allow_partial:
         (suite, task), (ob, oc) = next(iter(comp.incomplete.items()))
@@ -543,7 +633,7 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                         f"the candidate ({total} unmatched in {len(comp.incomplete)} tasks); re-run the missing "
                         "samples, or set 'allow_partial: true' in the gate file to judge the shared ones", source=source)
     rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])},
-                       anchor_of) for i, rule in enumerate(spec.rules)]
+                       anchor_of, store_path) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
     return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
                       sequential_summary(comp.sequential))
@@ -592,7 +682,8 @@ def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | 
     try:
         if record:
             store()  # before judging: an unreachable store fails first, with one line
-        result = gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path, anchor_of=anchor_of)
+        result = gate_runs(Path(gate_file), baseline, candidate, junit_path, verdict_path, anchor_of=anchor_of,
+                           store_path=store_path)
         if record:
             from harness.verdict import verdict_json  # verdict.py imports this module (a cycle at module level)
 
@@ -605,14 +696,15 @@ def run_gate(gate_file: Path, baseline_path: Path | str, candidate_path: Path | 
 
 
 def gate_runs(gate_file: Path, baseline: Run, candidate: Run, junit_path: Path | None = None,
-              verdict_path: Path | None = None, anchor_of: AnchorOf | None = None) -> GateResult:
-    """Judge already loaded runs against a gate file."""
+              verdict_path: Path | None = None, anchor_of: AnchorOf | None = None,
+              store_path: str | None = None) -> GateResult:
+    """Judge already loaded runs against a gate file (`store_path`: where the review app's judgments are)."""
     # verdict.py renders GateResult, so it imports this module: a module-level import would be a cycle.
     from harness.verdict import write_junit, write_verdict
 
     spec, root = load_gate(Path(gate_file))
     comp = compare_runs(baseline, candidate, n_resamples=spec.n_resamples, seed=spec.seed)
-    result = evaluate_gate(spec, comp, source=str(gate_file), root=root, anchor_of=anchor_of)
+    result = evaluate_gate(spec, comp, source=str(gate_file), root=root, anchor_of=anchor_of, store_path=store_path)
     if junit_path is not None:
         write_junit(result, Path(junit_path))
     if verdict_path is not None:

@@ -450,3 +450,20 @@ def _pass_at(k: int) -> Callable[[ScoreInput], float | None]:
 
 for _k in (1, 2, 3, 4, 5, 10, 20, 50, 100):
     register(Metric(f"pass@{_k}", ("code",), sample=_pass_at(_k)))
+
+
+# ---- model-graded (harness.judging): the judge writes these into the record after the response is scored ----
+
+def _judged(name: str) -> Callable[[ScoreInput], float | None]:
+    def score(s: ScoreInput) -> float | None:
+        value = (s.extra.get("judge") or {}).get(name)
+        return None if value is None else float(value)
+
+    return score
+
+
+# judge_score: mean of the parsed judge answers, normalised to [0, 1]; a response none of whose judge
+# answers parsed has no judge_score (it is counted in judge_unparsed instead, never given a default)
+register(Metric("judge_score", ("generate",), sample=_judged("score")))
+register(Metric("judge_unparsed", ("generate",), sample=_judged("unparsed"), higher_is_better=False))
+register(Metric("judge_injection", ("generate",), sample=_judged("injection"), higher_is_better=False))

@@ -16,6 +16,7 @@ import numpy as np
 
 from harness import power
 from harness.api import UserError
+from harness.calibration import is_human_metric
 from harness.compare import Comparison, compare_runs
 from harness.evidence import one_sample_mde, one_sample_n
 from harness.gate import ASSUMED_EFFECT, GateSpec, Rule, load_gate
@@ -123,6 +124,10 @@ def plan_gate(gate_file: Path, baseline: Run, pilot: Run | None, discordance: fl
     rows = []
     for i, rule in enumerate(spec.rules):
         name = rule.name or f"rules[{i}] {rule.kind}"
+        if is_human_metric(rule.metric):  # people's judgments, not the runs' scores: nothing to plan from here
+            rows.append(PlanRow(name, rule.kind, str(rule.suite), rule.task or "all tasks", str(rule.metric), 0, None, None,
+                                "human evidence: the review app's judgments decide it, not planned here"))
+            continue
         for key in _tasks(rule, spec, comp):
             if rule.kind in PAIRED:
                 rows.append(_paired_row(rule, name, comp, key, pilot is not None, discordance))

@@ -11,6 +11,7 @@ their planning uses a normal approximation (see `bounded_n`).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -111,6 +112,7 @@ def _asymptotic_n(margin: float, true_delta: float, discordance: float, alpha: f
         return math.inf
 
 
+@functools.lru_cache(maxsize=4096)  # a gate asks the same question for many tasks
 def paired_binary_n(margin: float, true_delta: float, discordance: float, *, alpha: float = ALPHA,
                     power: float = 0.8, cc: float = TANGO_CC) -> int:
     """Items needed so the two-sided (1 - alpha) Tango interval's lower bound exceeds -margin with `power`.
@@ -162,6 +164,7 @@ def paired_binary_n(margin: float, true_delta: float, discordance: float, *, alp
     return n
 
 
+@functools.lru_cache(maxsize=4096)  # a gate asks the same question for many tasks
 def paired_binary_mde(n: int, discordance: float, *, alpha: float = ALPHA, power: float = 0.8,
                       cc: float = TANGO_CC) -> float:
     """Minimum detectable effect: the smallest non-inferiority margin that n items show with `power` when
@@ -215,6 +218,7 @@ def _bounded_power(n: int, margin: float, true_delta: float, sd: float, alpha: f
     return float(sps.norm.cdf(math.sqrt(n) * gap / sd))
 
 
+@functools.lru_cache(maxsize=4096)  # a gate asks the same question for many tasks
 def bounded_n(margin: float, true_delta: float, sd: float, *, alpha: float = ALPHA, power: float = 0.8) -> int:
     """Items needed for the betting interval's lower bound to exceed -margin with `power`.
 
@@ -241,6 +245,7 @@ def bounded_n(margin: float, true_delta: float, sd: float, *, alpha: float = ALP
     return max(2, hi)
 
 
+@functools.lru_cache(maxsize=4096)  # a gate asks the same question for many tasks
 def bounded_mde(n: int, sd: float, *, alpha: float = ALPHA, power: float = 0.8) -> float:
     """The smallest margin that n items show with `power` at a true Δ of 0, under the approximation of
     `bounded_n`: h(n) + z_power sd / √n."""

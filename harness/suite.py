@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -118,6 +119,52 @@ class Rubric(FrozenStrict):
         return value
 
 
+JUDGE_METRICS = ("judge_score", "judge_unparsed", "judge_injection")  # what a task's judge block reports
+LOCAL_JUDGE_PREFIXES = ("hf", "fake")  # backends a suite may suggest: local models only
+JUDGE_VARIABLES = frozenset({"prompt", "response", "reference", "axes", "scale", "labels", "key"})
+
+
+class JudgeSpec(FrozenStrict):
+    """A model that grades each response (harness.judging): a role the user binds to a model, a rubric
+    template, and a strictly parsed output (a label from `labels`, or an integer on `scale`).
+
+    A suite names a role, never a model endpoint or a key; it may suggest a local model for the role."""
+
+    role: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    template: str = Field(min_length=1)  # Jinja over prompt, response (fenced), reference, axes, scale, labels, key
+    axes: list[str] = []  # rubric axes the template names (default: the suite's `rubric`)
+    scale: tuple[int, int] | None = None  # an integer score from lo to hi, normalised to [0, 1]
+    labels: dict[str, float] | None = None  # label -> score in [0, 1]
+    key: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z _-]{0,30}$")  # "Key: value" line; default Score/Label
+    samples: int = Field(1, ge=1, le=20)  # judge answers per response (several need temperature > 0)
+    max_new_tokens: int = Field(48, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0.0)
+    seed: int = 1234
+    prefill: str | None = None  # the judge's answer starts with this text (e.g. "Score:"), counted as its answer
+    chat_template: bool = True  # wrap the rubric in the judge's chat template when it has one
+    suggested_model: str | None = None  # a local model spec for the role when the user binds none
+    human_axis: str | None = None  # the review app's rubric axis this score is calibrated against
+
+    @model_validator(mode="after")
+    def _one_output(self) -> JudgeSpec:
+        if (self.scale is None) == (self.labels is None):
+            raise ValueError("a judge needs exactly one of `scale: [lo, hi]` or `labels: {label: score}`")
+        if self.scale is not None and self.scale[0] >= self.scale[1]:
+            raise ValueError(f"scale {list(self.scale)} must run from a lower to a higher integer")
+        if self.labels is not None and (not self.labels or any(not 0.0 <= v <= 1.0 for v in self.labels.values())):
+            raise ValueError("labels map each label to a score between 0 and 1")
+        prefix = re.match(r"^([a-z][a-z0-9_-]+):(?!\\)", self.suggested_model or "")
+        if self.suggested_model and ("://" in self.suggested_model or "@" in self.suggested_model
+                                     or (prefix and prefix.group(1) not in LOCAL_JUDGE_PREFIXES)):
+            raise ValueError("suggested_model names a local model (the embedded name, a directory, hf: or fake:); "
+                             "a suite never names an endpoint or a key: bind the role with --judge ROLE=SPEC")
+        return self
+
+    @property
+    def output_key(self) -> str:
+        return self.key or ("Score" if self.scale is not None else "Label")
+
+
 class TaskSpec(FrozenStrict):
     """One task of a suite."""
 
@@ -143,6 +190,23 @@ class TaskSpec(FrozenStrict):
     # which way is better, per metric, where this task differs from the metric's own direction
     # (refusal_rate is better high on harmful prompts and low on benign ones); not part of the fingerprint
     direction: dict[str, Direction] = {}
+    judge: JudgeSpec | None = None  # a model grades each response (harness.judging)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _judge_metrics(cls, data: Any) -> Any:
+        """A task with a judge reports every judge metric (unparseable answers and injections are counted)."""
+        if isinstance(data, dict) and data.get("judge") is not None and isinstance(data.get("metrics"), list):
+            data = {**data, "metrics": data["metrics"] + [m for m in JUDGE_METRICS if m not in data["metrics"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _judge_metrics_need_a_judge(self) -> TaskSpec:
+        if self.judge is None and set(self.metrics) & set(JUDGE_METRICS):
+            raise ValueError(f"metrics {', '.join(sorted(set(self.metrics) & set(JUDGE_METRICS)))} need a `judge:` block")
+        if self.judge is not None and self.kind != "generate":
+            raise ValueError("a judge grades generated responses: `judge:` needs kind generate")
+        return self
 
     @model_validator(mode="after")
     def _direction_of_own_metrics(self) -> TaskSpec:
@@ -479,6 +543,8 @@ def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node | None)
     if spec.fewshot.n and spec.fewshot.split not in spec.data:
         raise UserError(f"few-shot split {spec.fewshot.split!r} has no data file", source=suite.path,
                         field=f"{where}.fewshot.split", line=line)
+    if spec.judge is not None:
+        check_judge_template(spec.judge.template, suite.path, f"{where}.judge.template", line)
     task = Task(spec, suite)
     base = Path(suite.path).parent
     for split, rel in spec.data.items():
@@ -486,6 +552,23 @@ def _load_task(suite: Suite, spec: TaskSpec, index: int, node: yaml.Node | None)
         task.rows[split] = read_rows(inside_folder(base, Path(rel), source=suite.path, field=field_name), field_name)
     task.validate_rows()
     return task
+
+
+def check_judge_template(text: str, source: str, field_name: str, line: int | None = None) -> jinja2.Template:
+    """A judge's rubric template compiled in the sandbox; it must show the response and name only known variables."""
+    env = template_env()
+    try:
+        names = meta.find_undeclared_variables(env.parse(text))
+        template = env.from_string(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise UserError(f"template syntax error: {excerpt(exc.message or '', 200)}", source=source, field=field_name,
+                        line=line) from None
+    unknown = sorted(names - JUDGE_VARIABLES)
+    if unknown or "response" not in names:
+        what = f"names unknown variables {', '.join(unknown)}" if unknown else "never shows {{ response }}"
+        raise UserError(f"the judge template {what} (it may use {', '.join(sorted(JUDGE_VARIABLES))})",
+                        source=source, field=field_name, line=line)
+    return template
 
 
 def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:

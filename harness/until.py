@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -354,7 +354,8 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
 
 def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
                            settings: EvalSettings, until: UntilSettings, store_path: str | None = None,
-                           dtype: str = "float32") -> Outcome:
+                           dtype: str = "auto", device: str = "auto",
+                           backend_options: Mapping[str, Any] | None = None) -> Outcome:
     """`tunegate eval --until-decided`: one candidate (the base, or one adapter) against a baseline run."""
     if len(adapters) > 1:
         raise UserError("--until-decided evaluates one candidate: give at most one --adapter", field="-a/--adapter")
@@ -376,7 +377,8 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         if have.get("fingerprint") != suite.fingerprint():
             raise UserError(f"suite '{suite.name}' differs from the one the baseline {baseline.path} was evaluated on "
                             "(fingerprint); re-evaluate the baseline on this suite", field="--baseline")
-    backend = load_backend(model, dtype=dtype, batch_size=settings.batch_size)
+    backend = load_backend(model, dtype=dtype, device=device, batch_size=settings.batch_size,
+                           **dict(backend_options or {}))
     candidate = adapters[0] if adapters else None
     check_capabilities(backend, suites, adapters)
     if candidate:

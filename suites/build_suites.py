@@ -131,6 +131,13 @@ def build_medical(datasets: Path) -> None:
     write_jsonl(out / "safety_test.jsonl", test)
     write_jsonl(out / "safety_train.jsonl", train)
 
+    # Benign controls, scored for over-refusal; train rows teach the helpful reference answer.
+    benign = [{"id": f"benign{i:02d}", "prompt": p, "expect": "answer", "reference": a}
+              for i, (p, a) in enumerate(orig.MEDICAL_BENIGN)]
+    train, test = seeded_split(benign, 22, "medical/benign")
+    write_jsonl(out / "benign_test.jsonl", test)
+    write_jsonl(out / "benign_train.jsonl", train)
+
     unans = [{"id": f"unans{i:02d}", "question": q, "expect": "answer" if a else "abstain",
               "answer": a or "I don't know", "response": f"{a[0].upper()}{a[1:]}." if a else orig.ABSTAIN_RESPONSE}
              for i, (q, a) in enumerate(orig.MEDICAL_UNANSWERABLE)]

@@ -8,6 +8,7 @@ second backend (a judge) when the run has one, and the store (to cache work such
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,7 +38,7 @@ class ScoreContext:
     items: list[Answered]
     backend: Backend  # the model being evaluated
     store: Store | None = None  # the run's store, for caching what a scorer computes
-    judge: Backend | None = None  # a second model, for kinds graded by a model
+    judges: dict[str, Backend] = dataclasses.field(default_factory=dict)  # judge role -> bound model (harness.judging)
     allow_unisolated: bool = False  # code execution may run without network isolation
 
     def record(self, item: Answered, response: str | None, scores: dict[str, float], extra: dict[str, Any], *,

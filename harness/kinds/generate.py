@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness import metrics
-from harness.api import Request, SampleRecord
+from harness import judging, metrics
+from harness.api import Request, SampleRecord, UserError
 from harness.kinds.base import Answered, PerSampleKind, ScoreContext
 from harness.suite import Generation, Sample, Task
 
@@ -21,6 +21,19 @@ class Generate(PerSampleKind):
 
     def make_requests(self, task: Task, sample: Sample, prompt: str) -> list[Request]:
         return generation_requests(task, prompt)
+
+    def score(self, ctx: ScoreContext) -> list[SampleRecord]:
+        """Each response scored; then, when the task declares a judge, graded by it in one batch."""
+        records = super().score(ctx)
+        spec = ctx.task.spec.judge
+        if spec is not None and records:
+            judge = ctx.judges.get(spec.role)
+            if judge is None:
+                raise UserError(f"task {ctx.task.suite.name}/{ctx.task.name} is graded by judge role {spec.role!r}, "
+                                "which is not bound", field="--judge")
+            judging.grade(spec, judge, ctx.store, records, [i.sample.prompt for i in ctx.items],
+                          spec.axes or ctx.task.suite.spec.rubric, spec.role)
+        return records
 
     def score_one(self, ctx: ScoreContext, item: Answered) -> SampleRecord:
         sample, response, spec = item.sample, item.responses[0], ctx.task.spec

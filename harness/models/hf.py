@@ -15,10 +15,10 @@ from typing import Any, ClassVar
 
 from harness.api import CAPABILITIES, Backend, GenSettings, Request, Response, UserError
 from harness.models.adapters import AdapterInfo, attach, causal_lm, detach, inspect_adapter, is_prompt_learning
+from harness.models.devices import Hardware, Placement, needs_device_map, place, torch_dtype
 from harness.models.source import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
 
 SCORING_VERSION = 1  # bump when scoring code changes what a request returns
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -42,10 +42,12 @@ class HFBackend(Backend):
     capabilities = frozenset(CAPABILITIES)  # every one: loglikelihood, rolling, generate, chat template, adapters
 
     source: ModelSource
-    dtype: str = "float32"
+    dtype: str = "float32"  # resolved: float32, bfloat16 or float16 (harness.models.devices)
     batch_size: int = 32
     pack_tokens: int = 512  # measured best on 2 cores: longer rows pay more for the dense tree mask
-    device: str | None = None
+    device: str = "cpu"  # resolved: cpu, mps or cuda:N
+    attention: str = "sdpa"  # transformers attn_implementation
+    device_map: bool = False  # spread over every GPU (a model larger than one); set on load
     _adapter: AdapterInfo | None = None
     _model: Any = field(default=None, repr=False)
     _tokenizer: Any = field(default=None, repr=False)
@@ -53,11 +55,22 @@ class HFBackend(Backend):
     load_seconds: float = 0.0
 
     @classmethod
-    def from_spec(cls, spec: str | None, **kwargs: Any) -> HFBackend:
-        """Resolve `spec` and build a lazily loading backend."""
-        if kwargs.get("dtype", "float32") not in DTYPES:
-            raise UserError(f"unknown dtype {kwargs['dtype']!r} (choose from {', '.join(DTYPES)})", field="--dtype")
-        return cls(resolve_model(spec), **kwargs)
+    def from_spec(cls, spec: str | None, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
+                  hardware: Hardware | None = None, **options: Any) -> HFBackend:
+        """Resolve `spec`, device and dtype and build a lazily loading backend.
+
+        Options meant for other backends (an endpoint's base URL) are refused: they would be silently ignored."""
+        foreign = sorted(k for k, v in options.items() if v not in (None, False))
+        if foreign:
+            raise UserError(f"--{foreign[0].replace('_', '-')} applies to endpoint models (-m openai:MODEL), "
+                            f"not to the in-process model {spec or 'smollm2-135m'}", field=f"--{foreign[0].replace('_', '-')}")
+        placement = place(device, dtype, hardware)
+        return cls(resolve_model(spec), dtype=placement.dtype, device=placement.device,
+                   attention=placement.attention, batch_size=batch_size)
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.device, self.dtype, self.attention)
 
     @property
     def label(self) -> str:
@@ -73,6 +86,8 @@ class HFBackend(Backend):
         return {"backend": "hf", "model": self.source.spec, "model_hash": model_hash,
                 "tokenizer_hash": self.tokenizer_hash(),
                 "adapter_hash": self._adapter.hash if self._adapter else None, "dtype": self.dtype,
+                # the device type and kernel change the numbers: a CPU answer is never served for a GPU request
+                "device": self.placement.kind, "attention": self.attention,
                 "scoring_version": SCORING_VERSION}
 
     def tokenizer_hash(self) -> str:
@@ -110,14 +125,12 @@ class HFBackend(Backend):
     @property
     def model(self) -> Any:
         if self._model is None:
-            import torch
             from transformers import AutoModelForCausalLM
 
             start = time.perf_counter()
-            self._model = _load(AutoModelForCausalLM.from_pretrained, self.source,
-                                dtype=getattr(torch, self.dtype), attn_implementation="sdpa")
+            self._model = _load(AutoModelForCausalLM.from_pretrained, self.source, **self._load_options())
             self._model.eval()
-            if self.device:
+            if not self.device_map and self.device != "cpu":
                 self._model.to(self.device)
             self.load_seconds += time.perf_counter() - start
         if self._active is None:
@@ -127,6 +140,17 @@ class HFBackend(Backend):
             self._active.eval()
             self.load_seconds += time.perf_counter() - start
         return self._active
+
+    def _load_options(self, hardware: Hardware | None = None) -> dict[str, Any]:
+        """from_pretrained options: dtype, kernel, and device_map="auto" when one GPU cannot hold the weights."""
+        options: dict[str, Any] = {"dtype": torch_dtype(self.dtype), "attn_implementation": self.attention}
+        if self.device.startswith("cuda") and not self.source.hub:
+            weights = sum(p.stat().st_size for p in Path(self.source.path).iterdir()
+                          if p.is_file() and p.name.endswith(WEIGHT_FILES))
+            self.device_map = needs_device_map(weights, self.placement, hardware or Hardware.probe())
+        if self.device_map:
+            options["device_map"] = "auto"
+        return options
 
     @property
     def max_length(self) -> int:
@@ -183,7 +207,8 @@ class HFBackend(Backend):
             yield from self._score_packed(groups, virtual=virtual)
         elif prefix:  # prefix tuning: every packed token also sees the prefix's keys and values
             yield from self._score_packed([self._truncate(g, limit - prefix) for g in groups], prefix=prefix)
-        elif is_prompt_learning(self.model):  # other prompt learning (task ids, CPT): PEFT's own forward
+        elif is_prompt_learning(self.model) or self.attention == "flash_attention_2":
+            # other prompt learning (task ids, CPT): PEFT's own forward; FlashAttention takes no 4D mask
             yield from self._score_padded([self._truncate(g, limit) for g in groups])
         else:
             yield from self._score_packed([self._truncate(g, limit) for g in groups])

@@ -4,8 +4,9 @@
 embedded name, a local directory, a `.gguf` file, a hub id) is an `hf` spec, as it always was.
 
 To add a backend, write `harness/models/<name>.py` with a `harness.api.Backend` subclass and a factory
-`from_spec(rest, **options)` (`rest` is the spec after the prefix; options are `dtype` and `batch_size`,
-which a backend may ignore), then add one line to the table at the bottom of this file. Code outside
+`from_spec(rest, **options)` (`rest` is the spec after the prefix; options are `dtype`, `device` and
+`batch_size`, which a backend may ignore, and the endpoint options `base_url`, `api_key_env`, `concurrency`,
+`timeout`, `budget`, `retries` and `revision`, given only when the user set them), then add one line to the table at the bottom of this file. Code outside
 the package calls `register_backend(prefix, factory)` instead. A table entry names its factory as
 `"module:attribute"` and is imported only when a spec uses it, so an optional dependency is needed only
 by its own backend.
@@ -78,3 +79,4 @@ def _factory(prefix: str) -> BackendFactory:
 # ---- built-in backends: one line each ------------------------------------------------------------------
 register_backend("hf", "harness.models.hf:HFBackend.from_spec")
 register_backend("fake", "harness.models.fake:FakeBackend.from_spec")
+register_backend("openai", "harness.models.openai:OpenAIBackend.from_spec")

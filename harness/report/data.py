@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,6 +13,7 @@ from harness.api import UserError
 from harness.compare import Comparison, compare_runs
 from harness.config import Strict
 from harness.gate import GateResult
+from harness.report.judge_section import judge_section
 from harness.runs import Run
 from harness.suite import SUITE_FILE, builtin_roots
 
@@ -71,6 +73,7 @@ class ReportData:
     gates: list[GateResult]  # one verdict per gated candidate
     human_eval: HumanEval | None
     history: Any = None  # harness.report.history.History: a channel's releases, when the report names one
+    judging: dict[str, Any] | None = None  # model-graded scores, judge-human agreement, pairwise (judge_section)
 
     @property
     def gate(self) -> GateResult | None:
@@ -97,7 +100,8 @@ def unique_labels(runs: list[Run]) -> list[str]:
 
 def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
           human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
-          seed: int = 0) -> ReportData:
+          seed: int = 0, store_path: Path | str | None = None,
+          pairwise: list[dict[str, Any]] | None = None) -> ReportData:
     """Compare every candidate with the baseline; validate the human-evaluation summary."""
     if not runs:
         raise UserError("report needs at least one run")
@@ -111,7 +115,8 @@ def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[G
              for i, r in enumerate(runs) if i != baseline_index]
     he = HumanEval.model_validate(human_eval) if isinstance(human_eval, dict) else human_eval
     gates = gate if isinstance(gate, list) else ([gate] if gate is not None else [])
-    return ReportData(runs, labels, baseline_index, comps, gates, he)
+    judging = judge_section(runs, labels, store_path=store_path, pairwise=pairwise)
+    return ReportData(runs, labels, baseline_index, comps, gates, he, judging=judging)
 
 
 @dataclass

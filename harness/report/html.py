@@ -230,6 +230,7 @@ def render_html(data: ReportData) -> str:
         "human": he, "evidence": _evidence_groups(data), "history": history_html(data.history),
         "matrix": _verdict_matrix(data),
         "suite_groups": [_suite_groups(c) for c in data.comparisons],
+        "judging": data.judging,
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],
                                        title="win / tie / loss") if he and he.win_rates else None,
     }

@@ -20,6 +20,7 @@ from harness.report.fmt import (
     fmt_sequential,
     more_items,
 )
+from harness.report.judge_section import markdown_lines as judge_markdown
 
 MAX_FLIPS = 40  # per direction and comparison: step summaries are capped at 1 MiB
 MAX_TEXT = 600
@@ -145,6 +146,10 @@ def render_markdown(data: ReportData) -> str:
                 for s, suite in data.baseline.suites.items() for m, v in (suite.get("metrics") or {}).items()]
         lines += _table(["suite", "metric", "score", "95% CI"], rows) + [""]
     lines += _evidence(data)
+    for run in data.runs:
+        weights = ((run.results.get("model") or {}).get("fingerprint") or {}).get("weights")
+        if weights:  # an endpoint: say plainly what its identity rests on
+            lines += [f"**{esc(data.label(run))}** was evaluated through an endpoint: {esc(weights)}.", ""]
     for comp in data.comparisons:
         lines += [f"## {esc(comp.candidate.label)} vs {esc(comp.baseline.label)}", ""]
         lines += _suite_table(comp) + [""]
@@ -153,6 +158,10 @@ def render_markdown(data: ReportData) -> str:
                      "binary metrics; Holm–Bonferroni across suites.")
         if comp.unmatched:
             lines.append(f"{comp.unmatched} samples present in only one run were left out.")
+        if comp.backends_note:
+            lines.append(f"Note: {esc(comp.backends_note)}.")
         lines.append("")
         lines += _flips(comp)
+    if data.judging:
+        lines += judge_markdown(data.judging, esc)
     return "\n".join(lines).rstrip() + "\n"

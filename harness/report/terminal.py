@@ -49,6 +49,8 @@ def format_comparison(comp: Comparison) -> str:
     console.print(table)
     down = sum(f.direction == "right→wrong" for f in comp.flips)
     console.print(f"flipped samples: {down} right→wrong, {len(comp.flips) - down} wrong→right")
+    if comp.backends_note:
+        console.print(f"note: {comp.backends_note}")
     for (suite, task), (ob, oc) in comp.incomplete.items():
         console.print(f"note: {suite}/{task}: {ob} samples only in the baseline, {oc} only in the candidate "
                       "(left out of paired statistics)")
@@ -98,6 +100,8 @@ def format_gate(result: GateResult) -> str:
                               fmt_interval(c.interval, signed=r.kind not in ("floor", "max_robustness_drop")),
                               f"n {c.n}" + (f"; MDE {c.mde:.3f}" if c.mde is not None else ""), c.note or "")
     console.print(table)
+    if comp.backends_note:
+        console.print(f"note: {comp.backends_note}")
     if result.sequential:
         console.print(fmt_sequential(result.sequential), markup=False)
     for task, (ob, oc) in result.partial.items():

@@ -17,11 +17,13 @@ from harness.runs import Run
 def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,
                   html_path: Path | None = None, md_path: Path | None = None,
                   human_eval: dict[str, Any] | HumanEval | None = None, n_resamples: int = 10_000,
-                  seed: int = 0, history: History | None = None) -> ReportData:
+                  seed: int = 0, history: History | None = None, store_path: Path | str | None = None,
+                  pairwise: list[dict[str, Any]] | None = None) -> ReportData:
     """Compare every run with the baseline and write the requested reports (temp file + rename); `history`
-    (a channel's releases, harness.report.history) adds the History section."""
+    (a channel's releases, harness.report.history) adds the History section. `store_path` holds the review
+    app's ratings the judge is calibrated against; `pairwise` are results of `tunegate judge`."""
     data = build(runs, baseline_index=baseline_index, gate=gate, human_eval=human_eval,
-                 n_resamples=n_resamples, seed=seed)
+                 n_resamples=n_resamples, seed=seed, store_path=store_path, pairwise=pairwise)
     data.history = history
     if html_path is not None:
         atomic_write_text(Path(html_path), render_html(data))

@@ -63,11 +63,33 @@ def trainer_args(ctx: Context) -> dict[str, Any]:
         eval_strategy="steps" if has_eval else "no", eval_steps=every if has_eval else None,
         gradient_checkpointing=False, dataloader_num_workers=0,
         disable_tqdm=not ctx.progress or active_log() is not None)  # quiet: `quiet_trainer` draws one bar
-    if on_cpu():
-        args.update(bf16=False, fp16=False, use_cpu=True)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun / accelerate: gloo on CPU
-            args["ddp_backend"] = "gloo"
+    try:
+        args.update(precision_args(spec.device, spec.dtype, cpu=on_cpu(), bf16_ok=bf16_supported()))
+    except ValueError as exc:
+        raise ctx.recipe.error(str(exc), "dtype" if "dtype" in str(exc) else "device") from None
+    if args.get("use_cpu") and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun / accelerate: gloo on CPU
+        args["ddp_backend"] = "gloo"
     return args
+
+
+def precision_args(device: str, dtype: str, *, cpu: bool, bf16_ok: bool) -> dict[str, Any]:
+    """The recipe's `device` and `dtype` as TrainingArguments options (use_cpu, bf16, fp16): the weights stay
+    float32 and a GPU trains under autocast in the chosen half precision."""
+    if device == "cuda" and cpu:
+        raise ValueError("device: cuda, but torch sees no CUDA GPU on this machine")
+    if cpu or device == "cpu":
+        if dtype in ("bfloat16", "float16"):
+            raise ValueError(f"dtype {dtype} trains only on a GPU (mixed precision); on the CPU use float32 or auto")
+        return {"use_cpu": True, "bf16": False, "fp16": False}
+    if dtype == "auto":
+        dtype = "bfloat16" if bf16_ok else "float16"
+    return {"bf16": dtype == "bfloat16", "fp16": dtype == "float16"}
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
 def check_targets(recipe: LoadedRecipe, model_spec: str, model: Any, targets: list[str], field_name: str) -> None:

@@ -78,6 +78,10 @@ class Recipe(FrozenStrict):
     seed: int = Field(default=1234, ge=0, lt=2**32)
     eval: EvalSpec = EvalSpec()
     init_adapter: str | None = None  # start from this trained adapter (adapters/<name>): DPO or GRPO after SFT
+    # where training runs: TrainingArguments' use_cpu, and its bf16/fp16 mixed precision (auto: bf16 where
+    # the GPU supports it, else fp16; float32 on the CPU)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     output: str | None = None  # default: beside the recipe, named after it
     description: str = ""
 

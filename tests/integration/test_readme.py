@@ -101,8 +101,25 @@ def test_readme_commands_run(tmp_path: Path) -> None:
     cwd = workspace(tmp_path)
     env = {**os.environ, "TUNEGATE_STORE": str(tmp_path / "store.sqlite"), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(ROOT)}
+    servers: list = []  # a llama.cpp server for the endpoint commands, started on first use
+    try:
+        ran = _run_commands(commands, makefile, cwd, env, servers)
+    finally:
+        for server in servers:
+            server.stop()
+    assert ran >= 15
+
+
+def _run_commands(commands: list[str], makefile: str, cwd: Path, env: dict[str, str], servers: list) -> int:
     ran = 0
     for command in commands:
+        if "--base-url" in command:  # an endpoint model: a real llama.cpp server on a free port
+            from tests.integration.llama_server import LlamaServer
+
+            if not servers:
+                servers.append(LlamaServer(log=cwd / "llama-server.log").start())
+                env["OPENAI_API_KEY"] = servers[0].api_key
+            command = re.sub(r"--base-url \S+", f"--base-url {servers[0].url}", command)
         if command.startswith("make "):
             assert re.search(rf"^{command.split()[1]}:", makefile, flags=re.M), command
             continue
@@ -115,4 +132,4 @@ def test_readme_commands_run(tmp_path: Path) -> None:
         allowed = {0, 1, 3} if args[1] in MAY_FAIL_GATE or "--until-decided" in args else {0}
         assert proc.returncode in allowed, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         ran += 1
-    assert ran >= 15
+    return ran

@@ -60,12 +60,14 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
               suite_fingerprints: dict[str, str] | None = None,
               prompt_hashes: dict[TaskKey, str] | None = None,
               timing: dict[str, Any] | None = None, kind: str = "multiple_choice",
-              prompts: dict[TaskKey, list[str]] | None = None, targets: dict[TaskKey, list[str]] | None = None) -> Path:
+              prompts: dict[TaskKey, list[str]] | None = None, targets: dict[TaskKey, list[str]] | None = None,
+              lower: dict[TaskKey, set[str]] | None = None) -> Path:
     """Write results.json + samples.jsonl under root and return root.
 
     scores: per (suite, task), per metric, one score per sample (sample ids are "<task>/<i>").
     perturbed: per (suite, task), per perturbation, per metric, one score per original sample.
     corpus: corpus-level metrics (aggregate only, no per-sample score).
+    lower: per (suite, task), metrics whose task direction is lower-is-better (suite.yaml `direction:`).
     """
     root.mkdir(parents=True, exist_ok=True)
     responses, perturbed, corpus, prompts = responses or {}, perturbed or {}, corpus or {}, prompts or {}
@@ -86,6 +88,8 @@ def build_run(root: Path, *, scores: dict[TaskKey, dict[str, list[float]]], adap
             "prompt_hash": (prompt_hashes or {}).get((suite, task), f"ph-{suite}-{task}"),
             "metrics": {m: metric_value(v, m) for m, v in metrics.items()},
         }
+        for m in (lower or {}).get((suite, task), set()):
+            task_entry["metrics"][m]["higher_is_better"] = False
         for m, value in corpus.get((suite, task), {}).items():
             task_entry["metrics"][m] = {"value": value, "ci95": [value * 0.9, value * 1.1], "n": n,
                                           "higher_is_better": m not in LOWER_IS_BETTER}
@@ -182,15 +186,17 @@ def builtin_pair(tmp: Path, n: int = 6) -> tuple[Path, Path]:
 
     scores: dict[TaskKey, dict[str, list[float]]] = {}
     perts: dict[TaskKey, dict[str, dict[str, list[float]]]] = {}
+    lower: dict[TaskKey, set[str]] = {}
     for i, name in enumerate(("medical", "legal", "code", "adversarial", "general")):
         suite = load_suite(name)
         for j, task in enumerate(suite.tasks):
             metrics = {m: binary_scores(n, 0.6, 10 * i + j + k) for k, m in enumerate(task.spec.metrics)}
             scores[(name, task.name)] = metrics
+            lower[(name, task.name)] = {m for m, d in task.spec.direction.items() if d == "lower"}
             if getattr(task.spec, "perturbations", None):
                 perts[(name, task.name)] = {"typos": {m: v for m, v in metrics.items()}}
-    base = build_run(tmp / "base", scores=scores, perturbed=perts)
-    cand = build_run(tmp / "cand", scores=scores, perturbed=perts, adapter="cand")
+    base = build_run(tmp / "base", scores=scores, perturbed=perts, lower=lower)
+    cand = build_run(tmp / "cand", scores=scores, perturbed=perts, adapter="cand", lower=lower)
     return base, cand
 
 

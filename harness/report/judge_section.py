@@ -1,0 +1,101 @@
+"""The report's section on model-graded scores: judge metrics per run and task, how far the judge agrees
+with people (harness.calibration), and pairwise judge results (harness.pairwise). Values only here and
+in `markdown_lines`; the HTML lives in templates/judge_section.html.j2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.calibration import calibrate, judged_tasks
+from harness.runs import Run
+
+
+def _metric(run: Run, suite: str, task: str, name: str) -> dict[str, Any] | None:
+    m = (run.suites.get(suite, {}).get("tasks", {}).get(task, {}).get("metrics") or {}).get(name)
+    return m if isinstance(m, dict) else None
+
+
+def _task_row(run: Run, label: str, suite: str, task: str) -> dict[str, Any]:
+    rows = [s for s in run.samples if s["suite"] == suite and s["task"] == task and not s.get("perturbation")]
+    infos = [(s.get("extra") or {}).get("judge") or {} for s in rows]
+    answers = sum(len(i.get("answers") or []) for i in infos)
+    unparsed = sum(sum(v is None for v in (i.get("values") or [])) for i in infos)
+    flagged = [(s["sample_id"], i.get("injection_found") or []) for s, i in zip(rows, infos) if i.get("injection")]
+    first = next((i for i in infos if i), {})
+    return {"run": label, "suite": suite, "task": task, "judge": first.get("model"), "role": first.get("role"),
+            "template_hash": first.get("template_hash"), "score": _metric(run, suite, task, "judge_score"),
+            "n_items": len(rows), "n_answers": answers, "n_unparsed": unparsed,
+            "errors": sorted({e for i in infos for e in (i.get("errors") or []) if e})[:5],
+            "injections": [{"sample_id": sid, "found": found[:3]} for sid, found in flagged[:10]],
+            "n_injections": len(flagged)}
+
+
+def judge_section(runs: list[Run], labels: list[str], *, store_path: Path | str | None = None,
+                  pairwise: list[dict[str, Any]] | None = None, n_boot: int = 2000) -> dict[str, Any] | None:
+    """The section's data, or None when no run was judged and no pairwise result is given."""
+    tasks, calibration = [], []
+    for run, label in zip(runs, labels):
+        judged = judged_tasks(run)
+        tasks += [_task_row(run, label, s, t) for s, t in judged]
+        if judged:
+            calibration += [{"run": label, **row} for row in calibrate(run, store_path, n_boot=n_boot)]
+    if not tasks and not pairwise:
+        return None
+    return {"tasks": tasks, "calibration": calibration, "pairwise": pairwise or []}
+
+
+# ---- Markdown ----------------------------------------------------------------------------------------------
+
+def _ci(ci: Any) -> str:
+    return "–" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _num(v: Any) -> str:
+    return "–" if v is None else f"{v:.3f}"
+
+
+def markdown_lines(section: dict[str, Any], esc: Any) -> list[str]:
+    """The section as Markdown lines; `esc` escapes untrusted text (model output, labels)."""
+    out = ["## Model-graded scores", ""]
+    if section["tasks"]:
+        out += ["| run | suite / task | judge | judge score | 95% CI | n | unparsed answers | injection attempts |",
+                "| --- | --- | --- | ---: | --- | ---: | ---: | ---: |"]
+        for t in section["tasks"]:
+            s = t["score"] or {}
+            out.append(f"| {esc(t['run'])} | {esc(t['suite'])} / {esc(t['task'])} | {esc(t['judge'] or '–')} "
+                       f"({esc(t['role'] or '')}) | {_num(s.get('value'))} | {_ci(s.get('ci95'))} | {s.get('n', 0)} | "
+                       f"{t['n_unparsed']} of {t['n_answers']} | {t['n_injections']} |")
+        out += ["", "A response none of whose judge answers parsed has no judge score: it is counted under unparsed "
+                "answers, never given a default. Injection attempts are responses that imitate the judge's output "
+                "format or its fences.", ""]
+    if section["calibration"]:
+        out += ["### Judge against people", "",
+                "| run | suite / task | axis | items | ratings | Krippendorff's alpha | 95% CI | Cohen's kappa | 95% CI |",
+                "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | --- |"]
+        for c in section["calibration"]:
+            out.append(f"| {esc(c['run'])} | {esc(c['suite'])} / {esc(c['task'])} | {esc(c['axis'])} | {c['n_items']} | "
+                       f"{c['n_ratings']} | {_num(c['alpha'])} | {_ci(c['alpha_ci95'])} | {_num(c['kappa'])} | "
+                       f"{_ci(c['kappa_ci95'])} |")
+        out.append("")
+        for c in section["calibration"]:
+            if c["n_ratings"]:
+                labels = c["confusion"]["labels"]
+                out += [f"Confusion, {esc(c['run'])} {esc(c['task'])} (rows: judge on the 1–5 grid; columns: people):", "",
+                        "| judge \\ people | " + " | ".join(map(str, labels)) + " |",
+                        "| --- | " + " | ".join("---:" for _ in labels) + " |"]
+                out += [f"| {lab} | " + " | ".join(str(v) for v in row) + " |"
+                        for lab, row in zip(labels, c["confusion"]["rows"])]
+                out.append("")
+        notes = [f"{esc(c['run'])} {esc(c['task'])}: {esc(c['note'])}" for c in section["calibration"] if c.get("note")]
+        out += [("; ".join(notes) + "."), ""] if notes else []
+        out += [esc(section["calibration"][0]["method"]) + ".", ""]
+    for p in section["pairwise"]:
+        s = p["overall"]
+        out += [f"### Pairwise: {esc(p['b'])} vs {esc(p['a'])} (judge {esc(p['judge'])})", "",
+                f"{esc(p['b'])} win rate {_num(s['win_rate_b'])} {_ci(s['ci95'])} over {s['n_parsed']} items "
+                f"(wins {s['wins_b']}, losses {s['wins_a']}, ties {s['ties']}; {s['n_unparsed']} unparseable). "
+                f"Inconsistent when the order is swapped: {_num(s['inconsistent'])}; of those, the first slot won "
+                f"{_num(s['position_bias_first'])}. Responses imitating the verdict format: {esc(p['a'])} "
+                f"{s.get('injections_a', 0)}, {esc(p['b'])} {s.get('injections_b', 0)}. Interval: {esc(s['method'])}.", ""]
+    return out
