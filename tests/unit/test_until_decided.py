@@ -164,3 +164,46 @@ def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> Non
 def test_bad_flags_are_exit_2(tmp_path: Path, capsys, args: list[str], message: str) -> None:
     code = main(["eval", "-q", "-m", "fake:toy", "-s", "nowhere", *args])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_task_chunk_sizes_the_looks_and_is_recorded(setup) -> None:
+    suite, backend, tmp = setup
+    base = _baseline(backend, suite, tmp / "base")
+    (tmp / "broken").mkdir()
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.05\n")
+    outcome = _run(backend, suite, gate, base, tmp / "cand", str(tmp / "broken"), chunk=10, task_chunk={"t/add": 3})
+    assert outcome.looks[:2] == [3, 6] and outcome.gate.verdict == "FAIL"
+    block = json.loads((tmp / "cand" / "results.json").read_text())["sequential"]
+    assert block["task_chunk"] == {"t/add": 3} and block["chunk"] == 10
+
+
+def test_an_empty_shared_baseline_is_filled_on_demand_once(setup) -> None:
+    """The demo's way: the base starts with no answers; the first candidate evaluates the ones it needs, the
+    next one (same seeded order) finds them in the same run and evaluates only the items beyond them."""
+    from harness.api import sha256_json
+    from harness.engine import assemble_results
+    from harness.runs import Run
+
+    suite, backend, tmp = setup
+    suites = [load_suite(str(suite))]
+    backend.set_adapter(None)
+    fp = backend.fingerprint()
+    info = {"spec": "fake:toy", "adapter": None, "fingerprint": fp, "fingerprint_hash": sha256_json(fp)}
+    shared = Run(assemble_results("base", info, suites, [], [], EvalSettings()), [], tmp / "base", "base")
+    (tmp / "broken").mkdir()
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    store = Store(None)
+    try:
+        def until(candidate: str | None, out: Path):
+            return run_until_decided(backend, suites, store, EvalSettings(progress=False),
+                                     UntilSettings(gate, "base", chunk=5), "fake:toy", candidate, shared, out)
+
+        worse = until(str(tmp / "broken"), tmp / "a")
+        same = until(None, tmp / "b")
+    finally:
+        store.close()
+    assert worse.gate.verdict == "FAIL" and same.gate.verdict == "PASS"
+    assert worse.baseline_evaluated == worse.evaluated  # all on demand
+    assert same.evaluated > worse.evaluated
+    assert same.baseline_evaluated == same.evaluated - worse.evaluated  # the first ones were shared
+    assert len(shared.samples) == same.evaluated
