@@ -149,8 +149,8 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
     done = store.done_ids(run_id)
     todo = [i for i in items if (i.task.suite.name, i.task.name, i.sample.sample_id) not in done]
     if resumed:
-        _say(settings, f"resuming run {run_id[:12]}: {len(items) - len(todo)} of {len(items)} samples already done")
-    stats = _execute(backend, store, run_id, fp_hash, todo, settings, judges)
+        say(settings, f"resuming run {run_id[:12]}: {len(items) - len(todo)} of {len(items)} samples already done")
+    stats = execute(backend, store, run_id, fp_hash, todo, settings, judges)
     if not distributed.is_main():
         return {}, []
     records = store.records(run_id)
@@ -179,7 +179,7 @@ def _usage_timing(before: dict[str, int], after: dict[str, int], seconds: float)
     return used
 
 
-def _execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: list[WorkItem],
+def execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: list[WorkItem],
              settings: EvalSettings, judges: dict[str, Backend] | None = None) -> dict[str, Any]:
     """Answer every request (cache first), score, and commit records chunk by chunk.
 
@@ -377,7 +377,7 @@ def _progress(total: int, settings: EvalSettings):
     return tqdm(total=total, desc="scoring", unit="sample", file=sys.stderr, dynamic_ncols=True)
 
 
-def _say(settings: EvalSettings, text: str) -> None:
+def say(settings: EvalSettings, text: str) -> None:
     if settings.progress:
         print(f"tunegate: {text}", file=sys.stderr)
 
@@ -413,7 +413,7 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     try:
         for variant, name in zip(variants, names):
             backend.set_adapter(variant)
-            _say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
+            say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
             results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m", judges,
                                            judge_specs)
             if not distributed.is_main():

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from harness.stats import ALPHA, Interval
+from harness.stats import ALPHA, Interval, to_unit
 
 CS_METHOD = "betting confidence sequence (Waudby-Smith & Ramdas 2024)"
 CS_TRUNCATION = 0.5  # c in min(λ, c/m); WSR use 1/2 for their CSs; any c in (0, 1) keeps validity
@@ -119,19 +119,12 @@ def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float 
     """The CS's running intersection after every value of `x` (in observation order), bounded in [lower, upper].
 
     Valid at any data-dependent stopping time: this is what a sequential run is judged with."""
-    if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
-        raise ValueError(f"need finite lower < upper, got [{lower}, {upper}]")
-    v = np.asarray(x, dtype=float).ravel()
-    if v.size == 0:
+    y = to_unit(x, lower, upper)
+    if y.size == 0:
         return Interval(None, None, CS_METHOD, 0, "undefined without items")
-    if np.any(~np.isfinite(v)):
-        raise ValueError("values must be finite")
     span = upper - lower
-    tol = 1e-9 * span
-    if np.any(v < lower - tol) or np.any(v > upper + tol):
-        raise ValueError(f"values outside the declared bounds [{lower}, {upper}]")
-    lo, hi = cs_bounds(np.clip((v - lower) / span, 0.0, 1.0)[None, :], alpha=alpha)
-    return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), CS_METHOD, int(v.size))
+    lo, hi = cs_bounds(y[None, :], alpha=alpha)
+    return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), CS_METHOD, int(y.size))
 
 
 def describe(block: dict[str, Any] | None) -> str:

@@ -392,6 +392,21 @@ def betting_bounds(y: np.ndarray, *, alpha: float = ALPHA, seed: int = 0, trunc:
     return np.minimum(lo, hi), np.maximum(lo, hi)
 
 
+def to_unit(x: ArrayLike | np.ndarray, lower: float, upper: float) -> np.ndarray:
+    """Finite values declared to lie in [lower, upper], rescaled to [0, 1] (what the betting methods take);
+    ValueError for bad bounds, non-finite values or values outside the bounds."""
+    if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+        raise ValueError(f"need finite lower < upper, got [{lower}, {upper}]")
+    v = np.asarray(x, dtype=float).ravel()
+    if np.any(~np.isfinite(v)):
+        raise ValueError("values must be finite")
+    span = upper - lower
+    tol = 1e-9 * span
+    if np.any(v < lower - tol) or np.any(v > upper + tol):
+        raise ValueError(f"values outside the declared bounds [{lower}, {upper}]")
+    return np.clip((v - lower) / span, 0.0, 1.0)
+
+
 def bounded_mean_interval(x: ArrayLike | np.ndarray, lower: float, upper: float, *, alpha: float = ALPHA,
                           seed: int = 0) -> Interval:
     """Finite-sample-valid interval for the mean of iid values bounded in [lower, upper].
@@ -401,20 +416,12 @@ def bounded_mean_interval(x: ArrayLike | np.ndarray, lower: float, upper: float,
     [lower, upper]. Per-item deltas of a [0, 1] metric lie in [-1, 1]. Pass the values in an order fixed
     independently of them (item id order, as `item_means` returns); the result is deterministic given it.
     """
-    if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
-        raise ValueError(f"need finite lower < upper, got [{lower}, {upper}]")
-    v = np.asarray(x, dtype=float).ravel()
-    if v.size == 0:
+    y = to_unit(x, lower, upper)
+    if y.size == 0:
         return Interval(None, None, BETTING, 0, "undefined without items")
-    if np.any(~np.isfinite(v)):
-        raise ValueError("values must be finite")
     span = upper - lower
-    tol = 1e-9 * span
-    if np.any(v < lower - tol) or np.any(v > upper + tol):
-        raise ValueError(f"values outside the declared bounds [{lower}, {upper}]")
-    y = np.clip((v - lower) / span, 0.0, 1.0)
     lo, hi = betting_bounds(y[None, :], alpha=alpha, seed=seed)
-    return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), BETTING, int(v.size))
+    return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), BETTING, int(y.size))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -29,12 +29,12 @@ from harness.compare import compare_runs, prompt_sha
 from harness.engine import (
     EvalSettings,
     WorkItem,
-    _execute,
-    _say,
     assemble_results,
     build_items,
     check_capabilities,
     check_out_dir,
+    execute,
+    say,
     write_run_dir,
 )
 from harness.gate import GateResult, GateSpec, evaluate_gate, load_gate, sequential_summary
@@ -221,7 +221,7 @@ class _Loop:
     def evaluate_chunk(self, groups: list[Group]) -> None:
         work = [item for g in groups for item in self.groups[g]]
         self.backend.set_adapter(self.candidate)
-        _execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet)
         missing = []
         for item in work:
             key = (item.task.suite.name, item.task.name, item.sample.sample_id)
@@ -243,7 +243,7 @@ class _Loop:
             self.base_run_id, _ = self.store.start_run(sha256_json(["baseline", self.run_id]),
                                                        self.baseline.results.get("model") or {}, False)
         self.backend.set_adapter(self.base_variant)
-        _execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet)
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
         fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
         for rec in fresh:
@@ -324,7 +324,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
         for i, rule in enumerate(result.rules):
             if rule.verdict in ("PASS", "FAIL") and i not in decided_at:
                 decided_at[i] = len(loop.order)
-        _say(settings, f"{len(loop.order)} of {total} items: " + ", ".join(
+        say(settings, f"{len(loop.order)} of {total} items: " + ", ".join(
             f"{v} {sum(r.verdict == v for r in result.rules)}" for v in ("PASS", "FAIL", "INCONCLUSIVE")))
         if until.max_minutes is not None and time.perf_counter() - started >= 60 * until.max_minutes:
             stopped = "max_minutes"

@@ -225,17 +225,19 @@ def test_server_killed_mid_run_then_resume(tmp_path: Path, monkeypatch: pytest.M
 
 def test_429_and_500_are_retried_and_a_lasting_failure_is_recorded(server: LlamaServer, key_env: str,
                                                                    tmp_path: Path, capsys) -> None:
-    counter = {"n": 0}
+    attempts: dict[bytes, int] = {}
     lasting = {"on": True}
     poison = load_suite("basics").tasks[0].samples(3, False)[2].prompt.rstrip()
 
     def plan(method: str, path: str, body: bytes):
         if method != "POST":
             return None
-        counter["n"] += 1
         if lasting["on"] and poison in str(json.loads(body).get("prompt", "")):
             return 500
-        return {1: 429, 2: 500}.get(counter["n"] % 4)  # every other request fails once, alternately 429 / 500
+        # every request fails on its first attempt, alternately 429 and 500, whatever the order of concurrent
+        # requests (a shared counter let two interleaved requests keep landing on the failing slots)
+        attempts[body] = attempts.get(body, 0) + 1
+        return (429 if len(attempts) % 2 else 500) if attempts[body] == 1 else None
 
     with FaultProxy(server.url, plan) as proxy:
         args = ["-s", "basics", "--limit", "3", "--retries", "3", "--out", str(tmp_path / "run")]
