@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,13 @@ class Sizes:
     cheap: int = 1  # times `chunk` for cheap tasks (scored choices, short single answers)
 
 
-def task_chunks(suites: list[Any], sizes: Sizes) -> dict[str, int]:
-    """Items per look for each task, by its cost, fixed before any answer is seen: `cheap` x chunk for
-    multiple-choice and short single answers (most of the evidence per second), chunk for longer generation,
-    a fifth of it for sampled code (several completions of up to 128 tokens each, run in the sandbox)."""
+def task_chunks(suites: list[Any], sizes: Sizes, pooled: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Items per look for each task, by its cost, fixed before any answer is seen.
+
+    `cheap` x chunk for multiple-choice and short single answers (most of the evidence per second), chunk for
+    longer generation, a fifth of it for sampled code (several completions of up to 128 tokens each, run in the
+    sandbox). Then divided by the model calls per item (a task with 7 perturbations costs 8) and by the tasks a
+    pooled rule shares (`pooled`: task -> tasks in its pool; 27 legal tasks share one look), at least 1."""
     out = {}
     for suite in suites:
         for task in suite.tasks:
@@ -67,15 +71,29 @@ def task_chunks(suites: list[Any], sizes: Sizes) -> dict[str, int]:
                 n = sizes.chunk * sizes.cheap
             else:
                 n = sizes.chunk
-            out[f"{suite.name}/{task.name}"] = n
+            key = f"{suite.name}/{task.name}"
+            calls = 1 + len(task.spec.perturbations)
+            out[key] = max(1, round(n / calls / max(1, (pooled or {}).get(key, 1))))
+    return out
+
+
+def pooled_tasks(spec: Any, suites: list[Any], source: str) -> dict[str, int]:
+    """For each task that a pooled (micro or macro) rule reads: how many tasks share that pool (the largest)."""
+    from harness.until import rule_tasks
+
+    out: dict[str, int] = {}
+    for rule, tasks in zip(spec.rules, rule_tasks(spec, suites, source)):
+        if rule.pool in ("micro", "macro") and len(tasks) > 1:
+            for suite, task in tasks:
+                out[f"{suite}/{task}"] = max(out.get(f"{suite}/{task}", 1), len(tasks))
     return out
 
 
 # Budgets (2 quiet cores, set-up excluded): training about 2.5 min per recipe; each adapter's sequential
-# evaluation stops after the look that passes `max_minutes` (the first adapter's minutes also compute the base's
-# answers, which the other two reuse from the cache). Default: ~7.5 + 3 x 3 min plus one look's overshoot
-# each, within 20 min; quick: one look of one item per task.
-DEFAULT = Sizes("demo", max_steps=None, train_rows=None, chunk=10, max_minutes=3.0, max_items=None, cheap=4)
+# evaluation stops after the look that passes `max_minutes` (the first adapter's budget is doubled: its minutes
+# also compute the base's answers, which the other two reuse from the cache); checks that the split cannot decide
+# stop early (`until.futile`). Quick: one look of one item per task.
+DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=2.0, max_items=None, cheap=4)
 QUICK = Sizes("demo-quick", max_steps=2, train_rows=16, chunk=1, max_minutes=0.01, max_items=None)
 
 
@@ -117,11 +135,12 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
     session = _Session(gate, store_path, out / "runs" / "base")
     _end(stage, f"{session.available} items available to the gate's rules; evaluation order seeded ({SEED})")
 
-    looks = (f"{sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer generation and "
-             f"{max(1, sizes.chunk // 5)} of each code task per look" if sizes.cheap > 1 else
-             f"{sizes.chunk} item of each task per look")
+    looks = (f"per look {sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer "
+             f"generation, {max(1, sizes.chunk // 5)} of each code task, fewer where an item has perturbed variants "
+             "or a pooled rule's tasks share the look" if sizes.cheap > 1 else f"{sizes.chunk} item of each task")
     stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget "
-                              f"{sizes.max_minutes:g} min per adapter), base answers on demand and shared")
+                              f"{sizes.max_minutes:g} min per adapter, twice that for the first, which also "
+                              "computes the base's answers, shared by the others)")
     try:
         outcomes = [session.until_decided(adapter, out / "runs" / adapter.name, sizes, stage) for adapter in adapters]
         base = session.write_base()
@@ -163,6 +182,8 @@ class _Session:
                            "fingerprint_hash": sha256_json(fp)}
         self.store = Store(store_path)
         spec, _ = load_gate(gate)
+        self.pooled = pooled_tasks(spec, self.suites, str(gate))
+        self.first = True  # the first adapter's budget also pays for the base's answers
         counts = {(s.name, t.name): len(t.samples(None, True)) for s in self.suites for t in s.tasks}
         self.available = sum(counts[t] for t in set().union(*rule_tasks(spec, self.suites, str(gate))))
         # The base starts with no answers: each adapter's run evaluates the ones it needs on demand and adds them
@@ -180,8 +201,10 @@ class _Session:
 
         check_capabilities(self.backend, self.suites, [str(adapter)])
         self.backend.check_adapter(str(adapter))
-        until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, sizes.max_minutes, sizes.chunk, SEED,
-                              task_chunks(self.suites, sizes))
+        minutes = sizes.max_minutes * (2 if self.first else 1)
+        self.first = False
+        until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, minutes, sizes.chunk, SEED,
+                              task_chunks(self.suites, sizes, self.pooled))
         print(f"      {adapter.name}:", flush=True)
         outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
                                     str(adapter), self.base, out)
@@ -241,37 +264,38 @@ def _cache_note(results: dict[str, Any]) -> str:
 
 
 def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
-    from harness.train import is_up_to_date, train
+    from harness.train import is_up_to_date, load_recipe, train
 
-    recipe = root / "adapters" / f"{name}.yaml"
-    if sizes.max_steps is not None:
-        recipe = _quick_recipe(recipe, sizes)
+    recipe = _demo_recipe(root / "adapters" / f"{name}.yaml", sizes)
     if is_up_to_date(recipe):
-        stage.notes.append(f"{recipe.stem}: unchanged recipe, data and base: reusing the trained adapter")
-        from harness.train import load_recipe
-
+        stage.notes.append(f"{name}: unchanged recipe, data and base: reusing the trained adapter")
         return load_recipe(recipe).output_dir
     out = train(recipe)
     try:
         speed = json.loads((out / "provenance.json").read_text(encoding="utf-8")).get("tokens_per_second")
     except (OSError, ValueError):
         speed = None
-    stage.notes.append(f"{recipe.stem}: trained into {out}" + (f" ({speed:.0f} tokens/s)" if speed else ""))
+    stage.notes.append(f"{name}: trained into {os.path.normpath(out)}" + (f" ({speed:.0f} tokens/s)" if speed else ""))
     return out
 
 
-def _quick_recipe(recipe: Path, sizes: Sizes) -> Path:
-    """A copy of a shipped recipe with fewer steps and rows, training into adapters/<name>-quick/."""
+def _demo_recipe(recipe: Path, sizes: Sizes) -> Path:
+    """The shipped recipe as the demo trains it, written to adapters/.demo/: no suite evaluation during training
+    (the demo's sequential evaluation replaces it), 8 held-out rows for the loss curve, and the demo's steps and
+    rows. It trains into adapters/<name>/ (adapters/<name>-quick/ for --quick)."""
     raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-    raw.setdefault("train", {})["max_steps"] = sizes.max_steps
-    rows = sizes.train_rows or 0
-    raw["data"]["limit"] = min(raw["data"].get("limit") or rows, rows)
-    raw["data"]["eval_limit"] = 4  # held-out rows for the loss curve
-    raw["eval"] = {"suites": [], "limit": 2}
-    raw["output"] = f"../{recipe.stem}-quick"
-    target = recipe.parent / ".quick" / f"{recipe.stem}-quick.yaml"
+    if sizes.max_steps is not None:
+        raw.setdefault("train", {})["max_steps"] = sizes.max_steps
+    if sizes.train_rows is not None:
+        raw["data"]["limit"] = min(raw["data"].get("limit") or sizes.train_rows, sizes.train_rows)
+    raw["data"]["eval_limit"] = 8
+    raw["eval"] = {"suites": []}
+    suffix = "-quick" if sizes is QUICK else ""
+    raw["output"] = f"../{recipe.stem}{suffix}"
+    target = recipe.parent / ".demo" / f"{recipe.stem}{suffix}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
-    text = f"# generated by `tunegate demo --quick` from {recipe.name}\n" + yaml.safe_dump(raw, sort_keys=False)
+    text = (f"# generated by `tunegate {sizes.name.replace('-', ' --')}` from {recipe.name}\n"
+            + yaml.safe_dump(raw, sort_keys=False))
     if not target.exists() or target.read_text(encoding="utf-8") != text:
         atomic_write_text(target, text)  # rewritten only when it changes, so reuse checks stay valid
     return target

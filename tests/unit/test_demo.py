@@ -10,14 +10,21 @@ from harness.suite import load_suite
 
 
 def test_looks_take_more_of_cheap_tasks_and_few_code_items():
+    from harness.demo import GATE_FILE, pooled_tasks
+    from harness.gate import load_gate
+
     suites = [load_suite(name) for name in SUITES]
-    chunks = task_chunks(suites, DEFAULT)
-    assert chunks["medical/pubmedqa_mc"] == 40  # scored choices
-    assert chunks["medical/pubmedqa_gen"] == 40  # one short answer (6 tokens)
-    assert chunks["medical/pubmedqa_long"] == 10  # 48 generated tokens
-    assert chunks["code/humaneval"] == 2  # three sampled completions of up to 128 tokens
+    pooled = pooled_tasks(load_gate(GATE_FILE)[0], suites, str(GATE_FILE))
+    chunks = task_chunks(suites, DEFAULT, pooled)
+    assert chunks["medical/pubmedqa_mc"] == 20  # scored choices
+    assert chunks["medical/pubmedqa_gen"] == 20  # one short answer (6 tokens)
+    assert chunks["medical/pubmedqa_long"] == 5  # 48 generated tokens
+    assert chunks["code/humaneval"] == 1  # three sampled completions of up to 128 tokens
+    assert chunks["adversarial/robust_qa"] == round(20 / 8)  # each item comes with 7 perturbed variants
+    legal = [k for k in chunks if k.startswith("legal/")]
+    assert len(legal) == 27 and all(pooled[k] == 27 and chunks[k] == 1 for k in legal)  # one pooled rule: one look
     assert set(chunks) == {f"{s.name}/{t.name}" for s in suites for t in s.tasks}
-    assert set(task_chunks(suites, QUICK).values()) == {1}  # the smoke run: one item per task
+    assert set(task_chunks(suites, QUICK, pooled).values()) == {1}  # the smoke run: one item per task
 
 
 def test_quick_reports_say_smoke_run_on_every_page(tmp_path):
