@@ -95,7 +95,17 @@ def fmt_sequential(summary: dict[str, Any] | None) -> str:
     if not summary:
         return ""
     evaluated, available = summary.get("evaluated") or {}, summary.get("available") or {}
-    parts = [f"{task} {n} of {available.get(task, '?')}" for task, n in evaluated.items()]
+    by_suite: dict[str, list[str]] = {}
+    for task in evaluated:
+        by_suite.setdefault(task.split("/", 1)[0], []).append(task)
+    parts = []
+    for suite, tasks in by_suite.items():
+        if len(tasks) > 6:  # many small tasks (legal has 27): one total for the suite
+            have = [available.get(t) for t in tasks]
+            total = sum(int(a) for a in have if a is not None) if None not in have else "?"
+            parts.append(f"{suite} ({len(tasks)} tasks) {sum(evaluated[t] for t in tasks)} of {total}")
+        else:
+            parts += [f"{task} {evaluated[task]} of {available.get(task, '?')}" for task in tasks]
     stopped = f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""
     return (f"sequential run, judged with a {summary['method']} (valid at the data-dependent stopping point, "
             f"no fixed-n test); items evaluated: {', '.join(parts)}{stopped}")

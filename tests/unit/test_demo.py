@@ -50,3 +50,13 @@ def test_an_undecided_rule_says_how_many_more_items_per_task():
     single = SimpleNamespace(verdict="INCONCLUSIVE", plan_n=50, n=60, checks=[])
     assert more_items(single) == 0 and "more than" not in fmt_plan(single)
     assert fmt_plan(SimpleNamespace(verdict="PASS", plan_n=5, n=1, checks=[])) == ""
+
+
+def test_the_sequential_note_folds_a_suite_of_many_tasks():
+    from harness.report.fmt import fmt_sequential
+
+    evaluated = {"medical/pubmedqa_mc": 40, **{f"legal/t{i}": 1 for i in range(27)}}
+    available = {"medical/pubmedqa_mc": 500, **{f"legal/t{i}": 4 for i in range(27)}}
+    line = fmt_sequential({"method": "CS", "evaluated": evaluated, "available": available, "stopped": "futile"})
+    assert "medical/pubmedqa_mc 40 of 500" in line and "legal (27 tasks) 27 of 108" in line
+    assert "legal/t3" not in line and line.endswith("stopped: futile")
