@@ -2,8 +2,9 @@
 
 Fine-tune with three methods, then evaluate each adapter against the base *until the gate is decided*
 (`harness.until`): items in one seeded random order, a chunk per task at a time, every rule judged after each
-chunk with the betting confidence sequence, stopping when every rule is PASS or FAIL or the adapter's budget
-(minutes, items) runs out. The base is loaded once; its answers are evaluated on demand, through the response
+chunk with the betting confidence sequence; a check that even every item of its split would not decide stops
+taking items (`until.futile`), and the adapter stops when every rule is PASS or FAIL, when only such checks are
+left, or when its budget (minutes, items) runs out. The base is loaded once; its answers are evaluated on demand, through the response
 cache, and shared by the three adapters (same seed, same order), so each base item is computed once. Then the
 reports, and an exit with the gate's status: 0 when every adapter passes, 1 when any fails, 3 when none fails
 but some rule is still undecided when the budget runs out (the report says how many items would decide it).
@@ -51,6 +52,7 @@ class Sizes:
     max_minutes: float  # per adapter: the sequential evaluation stops after the look that passes this
     max_items: int | None  # per adapter
     cheap: int = 1  # times `chunk` for cheap tasks (scored choices, short single answers)
+    smoke: bool = False  # a smoke run: every page says its verdicts are not evidence
 
 
 def task_chunks(suites: list[Any], sizes: Sizes, pooled: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -90,11 +92,13 @@ def pooled_tasks(spec: Any, suites: list[Any], source: str) -> dict[str, int]:
 
 
 # Budgets (2 quiet cores, set-up excluded): training about 2.5 min per recipe; each adapter's sequential
-# evaluation stops after the look that passes `max_minutes` (the first adapter's budget is doubled: its minutes
-# also compute the base's answers, which the other two reuse from the cache); checks that the split cannot decide
-# stop early (`until.futile`). Quick: one look of one item per task.
-DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=2.0, max_items=None, cheap=4)
-QUICK = Sizes("demo-quick", max_steps=2, train_rows=16, chunk=1, max_minutes=0.01, max_items=None)
+# evaluation stops after the look that passes `max_minutes` (the first adapter's budget is 1.5 times that: its
+# minutes also compute the base's answers, which the other two reuse from the cache); checks that the split cannot
+# decide stop early (`until.futile`). Quick: one look of one item per task. Measured on a quiet 2-core machine:
+# training ~7 min, the first adapter's look with the base ~3.5 min, later looks ~1.5 min each.
+DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=2.0, max_items=None, cheap=6)
+FIRST_BUDGET = 1.5
+QUICK = Sizes("demo-quick", max_steps=2, train_rows=16, chunk=1, max_minutes=0.01, max_items=None, smoke=True)
 
 
 @dataclass
@@ -127,19 +131,19 @@ def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Pa
 
 
 def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: list[Stage],
-           store_path: str | None = None) -> int:
+           store_path: str | None = None, suites: list[str] = SUITES) -> int:
     """Stages 2-5: evaluate each adapter against the base until `gate` is decided, report, and return the exit
     status."""
-    quick = sizes is QUICK
-    stage = _begin(stages, 2, f"loading the base model and the suites {', '.join(SUITES)}")
-    session = _Session(gate, store_path, out / "runs" / "base")
+    quick = sizes.smoke
+    stage = _begin(stages, 2, f"loading the base model and the suites {', '.join(suites)}")
+    session = _Session(gate, store_path, out / "runs" / "base", suites)
     _end(stage, f"{session.available} items available to the gate's rules; evaluation order seeded ({SEED})")
 
     looks = (f"per look {sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer "
              f"generation, {max(1, sizes.chunk // 5)} of each code task, fewer where an item has perturbed variants "
              "or a pooled rule's tasks share the look" if sizes.cheap > 1 else f"{sizes.chunk} item of each task")
     stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget "
-                              f"{sizes.max_minutes:g} min per adapter, twice that for the first, which also "
+                              f"{sizes.max_minutes:g} min per adapter, {FIRST_BUDGET:g} times that for the first, which also "
                               "computes the base's answers, shared by the others)")
     try:
         outcomes = [session.until_decided(adapter, out / "runs" / adapter.name, sizes, stage) for adapter in adapters]
@@ -154,7 +158,7 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
     _end(stage)
 
     code = max(g.exit_code for g in gates)  # 1 (a failure) outranks 3 (inconclusive), which outranks 0
-    _write_summary(out, sizes, stages, base, outcomes, code)
+    _write_summary(out, sizes, stages, base, outcomes, code, suites)
     _print_summary(out, outcomes, code, quick)
     return code
 
@@ -162,7 +166,7 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
 class _Session:
     """The base loaded once, the store, the suites and the gate: what every adapter's sequential run shares."""
 
-    def __init__(self, gate: Path, store_path: str | None, base_dir: Path) -> None:
+    def __init__(self, gate: Path, store_path: str | None, base_dir: Path, suites: list[str]) -> None:
         from harness.api import sha256_json
         from harness.engine import assemble_results
         from harness.gate import load_gate
@@ -174,7 +178,7 @@ class _Session:
 
         self.gate = gate
         self.settings = EvalSettings(full=True)  # the sequential order draws from every row
-        self.suites = [load_suite(name) for name in SUITES]
+        self.suites = [load_suite(name) for name in suites]
         self.backend = load_backend(None)
         self.backend.set_adapter(None)
         fp = self.backend.fingerprint()
@@ -201,7 +205,7 @@ class _Session:
 
         check_capabilities(self.backend, self.suites, [str(adapter)])
         self.backend.check_adapter(str(adapter))
-        minutes = sizes.max_minutes * (2 if self.first else 1)
+        minutes = sizes.max_minutes * (FIRST_BUDGET if self.first else 1)
         self.first = False
         until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, minutes, sizes.chunk, SEED,
                               task_chunks(self.suites, sizes, self.pooled))
@@ -290,7 +294,7 @@ def _demo_recipe(recipe: Path, sizes: Sizes) -> Path:
         raw["data"]["limit"] = min(raw["data"].get("limit") or sizes.train_rows, sizes.train_rows)
     raw["data"]["eval_limit"] = 8
     raw["eval"] = {"suites": []}
-    suffix = "-quick" if sizes is QUICK else ""
+    suffix = "-quick" if sizes.smoke else ""
     raw["output"] = f"../{recipe.stem}{suffix}"
     target = recipe.parent / ".demo" / f"{recipe.stem}{suffix}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -361,12 +365,13 @@ def _rules(outcome: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: Any, outcomes: list[Any], code: int) -> None:
+def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: Any, outcomes: list[Any], code: int,
+                   suites: list[str]) -> None:
     variants = {"base": _headline(base.results),
                 **{o.gate.comparison.candidate.label: _headline(o.results) for o in outcomes}}
     summary = {
-        "format": "tunegate.demo/2", "mode": sizes.name, "quick": sizes is QUICK,
-        "notice": SMOKE if sizes is QUICK else None, "suites": SUITES,
+        "format": "tunegate.demo/2", "mode": sizes.name, "quick": sizes.smoke,
+        "notice": SMOKE if sizes.smoke else None, "suites": suites,
         "sizes": {"max_steps": sizes.max_steps, "train_rows": sizes.train_rows, "chunk": sizes.chunk, "cheap_chunk_factor": sizes.cheap,
                   "max_minutes_per_adapter": sizes.max_minutes, "max_items_per_adapter": sizes.max_items,
                   "seed": SEED},

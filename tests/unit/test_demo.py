@@ -16,11 +16,11 @@ def test_looks_take_more_of_cheap_tasks_and_few_code_items():
     suites = [load_suite(name) for name in SUITES]
     pooled = pooled_tasks(load_gate(GATE_FILE)[0], suites, str(GATE_FILE))
     chunks = task_chunks(suites, DEFAULT, pooled)
-    assert chunks["medical/pubmedqa_mc"] == 20  # scored choices
-    assert chunks["medical/pubmedqa_gen"] == 20  # one short answer (6 tokens)
+    assert chunks["medical/pubmedqa_mc"] == 30  # scored choices
+    assert chunks["medical/pubmedqa_gen"] == 30  # one short answer (6 tokens)
     assert chunks["medical/pubmedqa_long"] == 5  # 48 generated tokens
     assert chunks["code/humaneval"] == 1  # three sampled completions of up to 128 tokens
-    assert chunks["adversarial/robust_qa"] == round(20 / 8)  # each item comes with 7 perturbed variants
+    assert chunks["adversarial/robust_qa"] == round(30 / 8)  # each item comes with 7 perturbed variants
     legal = [k for k in chunks if k.startswith("legal/")]
     assert len(legal) == 27 and all(pooled[k] == 27 and chunks[k] == 1 for k in legal)  # one pooled rule: one look
     assert set(chunks) == {f"{s.name}/{t.name}" for s in suites for t in s.tasks}
