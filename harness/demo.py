@@ -9,7 +9,7 @@ cache, and shared by the three adapters (same seed, same order), so each base it
 reports, and an exit with the gate's status: 0 when every adapter passes, 1 when any fails, 3 when none fails
 but some rule is still undecided when the budget runs out (the report says how many items would decide it).
 
-`--quick` is a smoke run (two training steps, one item per task): its verdicts are not evidence, and every page
+`--quick` is a smoke run (one training step, one item per task): its verdicts are not evidence, and every page
 says so.
 """
 
@@ -37,7 +37,7 @@ SUITES = ["medical", "legal", "code", "adversarial", "general"]
 RECIPES = ["lora", "ia3", "prompt-tuning"]
 GATE_FILE = Path("reports/gate.default.yaml")
 SEED = 0  # one evaluation order for the base and every adapter, so base answers are shared
-SMOKE = ("Smoke run (`tunegate demo --quick`): two training steps and about one item per task. It shows that "
+SMOKE = ("Smoke run (`tunegate demo --quick`): one training step and about one item per task. It shows that "
          "every stage works; its verdicts are not evidence. Run `tunegate demo` for verdicts that are.")
 
 
@@ -53,6 +53,7 @@ class Sizes:
     max_items: int | None  # per adapter
     cheap: int = 1  # times `chunk` for cheap tasks (scored choices, short single answers)
     smoke: bool = False  # a smoke run: every page says its verdicts are not evidence
+    held_out: int = 8  # held-out rows for the training loss curve (evaluated before and after training)
 
 
 def task_chunks(suites: list[Any], sizes: Sizes, pooled: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -98,7 +99,8 @@ def pooled_tasks(spec: Any, suites: list[Any], source: str) -> dict[str, int]:
 # training ~7 min, the first adapter's look with the base ~3.5 min, later looks ~1.5 min each.
 DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=2.0, max_items=None, cheap=6)
 FIRST_BUDGET = 1.5
-QUICK = Sizes("demo-quick", max_steps=2, train_rows=16, chunk=1, max_minutes=0.01, max_items=None, smoke=True)
+QUICK = Sizes("demo-quick", max_steps=1, train_rows=8, chunk=1, max_minutes=0.01, max_items=None, smoke=True,
+              held_out=4)
 
 
 @dataclass
@@ -285,14 +287,14 @@ def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
 
 def _demo_recipe(recipe: Path, sizes: Sizes) -> Path:
     """The shipped recipe as the demo trains it, written to adapters/.demo/: no suite evaluation during training
-    (the demo's sequential evaluation replaces it), 8 held-out rows for the loss curve, and the demo's steps and
-    rows. It trains into adapters/<name>/ (adapters/<name>-quick/ for --quick)."""
+    (the demo's sequential evaluation replaces it), a few held-out rows for the loss curve, and the demo's steps
+    and rows. It trains into adapters/<name>/ (adapters/<name>-quick/ for --quick)."""
     raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
     if sizes.max_steps is not None:
         raw.setdefault("train", {})["max_steps"] = sizes.max_steps
     if sizes.train_rows is not None:
         raw["data"]["limit"] = min(raw["data"].get("limit") or sizes.train_rows, sizes.train_rows)
-    raw["data"]["eval_limit"] = 8
+    raw["data"]["eval_limit"] = sizes.held_out
     raw["eval"] = {"suites": []}
     suffix = "-quick" if sizes.smoke else ""
     raw["output"] = f"../{recipe.stem}{suffix}"

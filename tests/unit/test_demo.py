@@ -60,3 +60,23 @@ def test_the_sequential_note_folds_a_suite_of_many_tasks():
     line = fmt_sequential({"method": "CS", "evaluated": evaluated, "available": available, "stopped": "futile"})
     assert "medical/pubmedqa_mc 40 of 500" in line and "legal (27 tasks) 27 of 108" in line
     assert "legal/t3" not in line and line.endswith("stopped: futile")
+
+
+def test_the_demo_trains_the_shipped_recipes_without_train_time_suite_evaluation(tmp_path):
+    import shutil
+
+    import yaml
+
+    from harness.demo import _demo_recipe
+
+    shutil.copy("adapters/lora.yaml", tmp_path / "lora.yaml")
+    default = yaml.safe_load(_demo_recipe(tmp_path / "lora.yaml", DEFAULT).read_text())
+    assert default["eval"] == {"suites": []} and default["data"]["eval_limit"] == 8
+    assert default["train"]["max_steps"] == DEFAULT.max_steps and default["output"] == "../lora"
+    quick_path = _demo_recipe(tmp_path / "lora.yaml", QUICK)
+    quick = yaml.safe_load(quick_path.read_text())
+    assert quick["train"]["max_steps"] == 1 and quick["data"]["limit"] == 8 and quick["data"]["eval_limit"] == 4
+    assert quick["output"] == "../lora-quick" and quick_path.parent.name == ".demo"
+    before = quick_path.stat().st_mtime_ns
+    _demo_recipe(tmp_path / "lora.yaml", QUICK)
+    assert quick_path.stat().st_mtime_ns == before  # unchanged text is not rewritten (reuse checks stay valid)
