@@ -96,8 +96,10 @@ def pooled_tasks(spec: Any, suites: list[Any], source: str) -> dict[str, int]:
 # evaluation stops after the look that passes `max_minutes` (the first adapter's budget is 1.5 times that: its
 # minutes also compute the base's answers, which the other two reuse from the cache); checks that the split cannot
 # decide stop early (`until.futile`). Quick: one look of one item per task. Measured on a quiet 2-core machine:
-# training ~7 min, the first adapter's look with the base ~3.5 min, later looks ~1.5 min each.
-DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=2.0, max_items=None, cheap=6)
+# training 7-8.5 min, the first adapter's first look with the base's answers ~4 min, another adapter's look
+# 2-2.5 min: on 2 cores the default demo takes one look per adapter (30 items of each cheap task), on a faster
+# machine more. One look decides the one-word PubMedQA rule for every method.
+DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0, max_items=None, cheap=6)
 FIRST_BUDGET = 1.5
 QUICK = Sizes("demo-quick", max_steps=1, train_rows=8, chunk=1, max_minutes=0.01, max_items=None, smoke=True,
               held_out=4)
