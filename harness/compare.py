@@ -599,10 +599,14 @@ class _TaskResult:
     samples: tuple[list[dict], list[dict]]  # every row of the task, for suite-level pooling
 
 
-def metric_names(task: dict[str, Any], samples: list[dict[str, Any]]) -> tuple[list[str], set[str]]:
-    """All metric names of a task (results order first) and those with per-sample scores."""
+def metric_names(tasks: list[dict[str, Any]], samples: list[dict[str, Any]]) -> tuple[list[str], set[str]]:
+    """All metric names of a task, in its results' order (the first is the headline a rule without `metric`
+    judges), and those with per-sample scores. The order comes from the first run that lists the task's metrics:
+    a run that holds no answers for the task yet (the demo's shared base) lists none."""
     per_sample = {m for s in samples for m in s.get("scores", {})}
-    names = list(task.get("metrics", {}))
+    names: list[str] = []
+    for task in tasks:
+        names += [m for m in task.get("metrics", {}) if m not in names]
     names += sorted(m for m in per_sample if m not in names)
     return names, per_sample
 
@@ -613,7 +617,7 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
     sb, sc = task_samples(base, suite, task), task_samples(cand, suite, task)
     tb, tc = base.suites[suite]["tasks"][task], cand.suites[suite]["tasks"][task]
     ob, oc = originals(sb), originals(sc)
-    names, per_sample = metric_names(tb, list(sb.values()) + list(sc.values()))
+    names, per_sample = metric_names([tb, tc], list(sb.values()) + list(sc.values()))
     rows: list[MetricComparison] = []
     pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
     task_flips: list[Flip] = []

@@ -165,6 +165,7 @@ class Check:
     p_fail: float | None = None  # one-sided p-value of "the rule holds here"; Holm-adjusted when several
     note: str | None = None
     plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
+    bounds: tuple[float, ...] = ()  # the thresholds the interval must clear to decide (PASS side, FAIL side)
 
 
 @dataclass
@@ -585,6 +586,7 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         side, cond = _side(rule, row.higher_is_better)
         check = _judge_unit(unit, side, rule.decide_on, rule.min_n, row.metric)
         check.plan_n = _plan(rule, unit)
+        check.bounds = (side.threshold,) if side.fail_threshold is None else (side.threshold, side.fail_threshold)
         plans[check.label] = check.plan_n
         checks.append(check)
     verdict, deciding = _combine(checks)

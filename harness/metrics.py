@@ -216,6 +216,19 @@ register(Metric("exact_match", ("generate",), sample=_exact))
 # lm-evaluation-harness's exact_match: the raw continuation equals the reference, nothing normalised
 register(Metric("exact_match_strict", ("generate",),
                 sample=lambda s: float(any((s.prediction or "") == ref for ref in s.references))))
+
+
+def _answer_only(s: ScoreInput) -> float | None:
+    """1 when the reply is the extracted answer and nothing else (case, punctuation, articles and spacing aside):
+    the asked answer format, right or wrong. None for a task that declares no extraction (nothing to compare)."""
+    rule = getattr(s.task, "extraction", None)
+    if rule is None:
+        return None
+    found = s.prediction is not None and s.prediction != rule.fallback
+    return float(found and normalize_text(s.response or "") == normalize_text(s.prediction or ""))
+
+
+register(Metric("answer_only", ("generate",), sample=_answer_only))
 register(Metric("bleu", ("generate",), _bleu_stats, _bleu_from_stats))
 register(Metric("chrf", ("generate",), _chrf_stats, _chrf_from_stats))
 for _kind in ("rouge1", "rouge2", "rougeL"):

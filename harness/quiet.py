@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +40,18 @@ def log_path(kind: str, name: str) -> Path:
 def active_log() -> Path | None:
     """The log file library output goes to now, or None when it goes to the terminal."""
     return _active[-1] if _active else None
+
+
+@contextmanager
+def stray_bars() -> Iterator[None]:
+    """Inside `library_output`, send stderr to its log file for the block: for libraries that draw tqdm bars
+    with no switch to turn them off (transformers' GGUF de-quantising). Outside, nothing changes."""
+    path = active_log()
+    if path is None:
+        yield
+        return
+    with open(path, "a", encoding="utf-8") as log, redirect_stderr(log):
+        yield
 
 
 @contextmanager

@@ -15,6 +15,8 @@ with the confidence sequence, never a fixed-n test.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +62,12 @@ class UntilSettings:
     max_minutes: float | None = None
     chunk: int = DEFAULT_CHUNK
     seed: int = 0
+    # Per task ("suite/task"): items per look instead of `chunk`, e.g. more of a cheap multiple-choice task than of
+    # a sampled code task. Fixed before any answer is seen, so every look stays valid (the CS allows any looks).
+    task_chunk: dict[str, int] = field(default_factory=dict)
+
+    def chunk_of(self, task: tuple[str, str]) -> int:
+        return self.task_chunk.get(f"{task[0]}/{task[1]}", self.chunk)
 
 
 @dataclass
@@ -71,6 +79,7 @@ class RuleProgress:
     n: int
     available: int
     decided_at: int | None = None  # items the candidate had evaluated (all tasks) when it was first decided
+    futile: bool = False  # undecided, and every item of the split would not decide it (see `futile`)
 
 
 @dataclass
@@ -108,12 +117,20 @@ def _groups(items: list[WorkItem]) -> dict[Group, list[WorkItem]]:
 
 
 def seeded_order(groups: Sequence[Group], seed: int) -> dict[tuple[str, str], list[Group]]:
-    """Each task's items in one seeded random order, fixed before any answer is seen (the CS needs that)."""
+    """Each task's items in one seeded random order, fixed before any answer is seen (the CS needs that).
+
+    Each task draws from its own generator, seeded by the seed and the task's name, so that adding, removing or
+    reordering other tasks leaves a task's order (and the answers cached for it) as it was."""
     by_task: dict[tuple[str, str], list[Group]] = {}
     for g in groups:
         by_task.setdefault((g[0], g[1]), []).append(g)
-    rng = np.random.default_rng(seed)
-    return {task: [members[i] for i in rng.permutation(len(members))] for task, members in by_task.items()}
+    return {task: [members[i] for i in _task_rng(seed, task).permutation(len(members))]
+            for task, members in by_task.items()}
+
+
+def _task_rng(seed: int, task: tuple[str, str]) -> np.random.Generator:
+    name = int.from_bytes(hashlib.sha256(f"{task[0]}/{task[1]}".encode()).digest()[:8], "big")
+    return np.random.default_rng([seed, name])
 
 
 def rule_tasks(spec: GateSpec, suites: list[Suite], source: str) -> list[set[tuple[str, str]]]:
@@ -132,22 +149,62 @@ def rule_tasks(spec: GateSpec, suites: list[Suite], source: str) -> list[set[tup
     return out
 
 
-def _active(result: GateResult | None, reads: list[set[tuple[str, str]]]) -> set[tuple[str, str]]:
-    """Tasks that an undecided rule still needs: all of a pooled rule's, only the undecided ones of a per-task rule.
+Task = tuple[str, str]
 
-    A task whose every check is decided gets no more items: its confidence sequence then stays where it is."""
+# Futility is judged from this many paired items of a check on: a first small look's estimate and width say little.
+FUTILITY_MIN_N = 10
+
+
+def _check_tasks(rule: Any, check: Any, tasks: set[Task]) -> set[Task]:
+    """The tasks one check of a rule reads: its own task for a per-task rule, every task of a pooled one."""
+    if rule.pool == "per task" and len(rule.checks) > 1:
+        return {t for t in tasks if t[1] == check.label}
+    return tasks
+
+
+def futile(check: Any, taken: int, available: int) -> bool:
+    """True when, were the truth the current estimate, even every available item would not decide the check.
+
+    A confidence sequence's width shrinks about as 1/sqrt(n) (its slowly growing log factor only slows that), so
+    at the n that all the split's items give (`check.n` scaled from the items taken to those available) each side
+    of the interval is about its width now times sqrt(n / n_full). When that still reaches past every threshold
+    that would decide the check, more items from this split cannot be expected to decide it: it stays
+    INCONCLUSIVE and its items go to checks that can be decided. Dropping a check changes no error rate (a
+    confidence sequence is valid at any stopping time); it only spends the time elsewhere."""
+    iv = check.interval
+    if check.n < FUTILITY_MIN_N or taken <= 0 or not check.bounds or iv.lo is None or iv.hi is None:
+        return False
+    shrink = math.sqrt(taken / max(available, taken))
+    below, above = (check.figure - iv.lo) * shrink, (iv.hi - check.figure) * shrink
+    return all((check.figure - t < below) if t <= check.figure else (t - check.figure < above)
+               for t in check.bounds)
+
+
+def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Task, int],
+            available: Mapping[Task, int]) -> tuple[set[Task], set[int]]:
+    """Tasks that an undecided, not futile check still needs, and the indices of rules left undecided only by
+    futile checks.
+
+    A task whose every check is decided or futile gets no more items: its confidence sequence stays where it is."""
     if result is None:
-        return set().union(*reads) if reads else set()
-    active: set[tuple[str, str]] = set()
-    for rule, tasks in zip(result.rules, reads):
+        return (set().union(*reads) if reads else set()), set()
+    active: set[Task] = set()
+    hopeless: set[int] = set()
+    for i, (rule, tasks) in enumerate(zip(result.rules, reads)):
         if rule.verdict in ("PASS", "FAIL"):
             continue
-        per_task = {c.label for c in rule.checks if c.verdict not in ("PASS", "FAIL")}
-        if rule.pool == "per task" and len(rule.checks) > 1:
-            active |= {t for t in tasks if t[1] in per_task}
+        open_tasks: set[Task] = set()
+        for check in rule.checks:
+            if check.verdict in ("PASS", "FAIL"):
+                continue
+            span = _check_tasks(rule, check, tasks)
+            if not futile(check, sum(taken.get(t, 0) for t in span), sum(available.get(t, 0) for t in span)):
+                open_tasks |= span
+        if open_tasks or not rule.checks:
+            active |= open_tasks or tasks
         else:
-            active |= tasks
-    return active
+            hopeless.add(i)
+    return active, hopeless
 
 
 # ---------------------------------------------------------------- the baseline
@@ -248,6 +305,7 @@ class _Loop:
 
     def block(self, stopped: str | None, available: dict[str, int], looks: list[int]) -> dict[str, Any]:
         return {"method": sequential.CS_METHOD, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
+                "task_chunk": dict(self.until.task_chunk),
                 "gate": str(self.until.gate), "baseline": str(self.until.baseline), "stopped": stopped,
                 "available": available, "looks": looks, "evaluated": self.evaluated(),
                 "items": [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
@@ -290,11 +348,14 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     decided_at: dict[int, int] = {}
     looks: list[int] = []
     stopped = "data"
+    sizes = {task: len(groups) for task, groups in order.items()}
+    hopeless: set[int] = set()
     while True:
-        active = [t for t in order if t in _active(result, reads) and taken[t] < len(order[t])]
+        wanted, hopeless = _active(result, reads, taken, sizes)
+        active = [t for t in order if t in wanted and taken[t] < len(order[t])]
         if not active:
             stopped = "decided" if result is not None and all(r.verdict in ("PASS", "FAIL") for r in result.rules) \
-                else "data"
+                else "futile" if hopeless else "data"
             break
         room = until.max_items - len(loop.order) if until.max_items else None
         if room is not None and room <= 0:
@@ -302,7 +363,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             break
         chunk: list[Group] = []
         for task in active:
-            step = order[task][taken[task]:taken[task] + until.chunk]
+            step = order[task][taken[task]:taken[task] + until.chunk_of(task)]
             chunk += step
             taken[task] += len(step)
         if room is not None and len(chunk) > room:
@@ -328,8 +389,8 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     result.sequential = sequential_summary(block)
     cand, records = loop.candidate_run(block, out)
     loop.store.finish_run(loop.run_id, cand.results)
-    rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i))
-             for i, r in enumerate(result.rules)]
+    rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i),
+                          i in hopeless) for i, r in enumerate(result.rules)]
     base_dir = None
     if out is not None:
         write_run_dir(out, cand.results, records)
@@ -391,11 +452,15 @@ def summary(outcome: Outcome) -> str:
              f"{len(outcome.looks)} looks"]
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
-        at = f"decided at {r.decided_at} items" if r.decided_at else "not decided"
+        at = (f"decided at {r.decided_at} items" if r.decided_at else
+              "not decided: at its estimate, all the split's items would not decide it, so it got no more" if r.futile
+              else "not decided")
         lines.append(f"  {r.verdict:<12} {r.name:<{width}}  items {r.n} of {r.available} available; {at}")
-    lines.append(f"items evaluated: {outcome.evaluated} of {outcome.available} available "
-                 f"({100 * outcome.saved:.0f}% saved); baseline items evaluated on demand: "
-                 f"{outcome.baseline_evaluated}; {outcome.seconds:.0f} s")
+    # Items left unevaluated are a saving only when the gate was decided; a budget stop leaves rules open.
+    saving = (f"{100 * outcome.saved:.0f}% saved: every rule decided" if outcome.stopped == "decided" else
+              f"stopped by {outcome.stopped} with rules undecided, {100 * outcome.saved:.0f}% not evaluated")
+    lines.append(f"items evaluated: {outcome.evaluated} of {outcome.available} available ({saving}); baseline "
+                 f"items evaluated on demand: {outcome.baseline_evaluated}; {outcome.seconds:.0f} s")
     lines.append(f"gate: {outcome.gate.verdict}")
     if outcome.baseline_dir is not None:
         lines.append(f"the baseline's answers on these items: {outcome.baseline_dir} (gate against it)")

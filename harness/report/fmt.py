@@ -75,8 +75,19 @@ def fmt_plan(rule: Any) -> str:
     if rule.verdict != "INCONCLUSIVE":
         return ""
     if rule.plan_n:
-        return f"a fresh run of ≈{rule.plan_n} items decides it at 80% power (see `tunegate plan`)"
+        more = more_items(rule)
+        extra = f", ≈{more} more than evaluated here" if more else ""
+        return f"a fresh run of ≈{rule.plan_n} items per task decides it at 80% power{extra} (see `tunegate plan`)"
     return "no plan: see `tunegate plan`"
+
+
+def more_items(rule: Any) -> int | None:
+    """Items per task beyond those evaluated that the planner's n asks for: the largest gap over the rule's
+    undecided checks (a rule's n sums its tasks, its planned n is the largest task's), None without a plan."""
+    gaps = [c.plan_n - c.n for c in getattr(rule, "checks", []) if c.verdict == "INCONCLUSIVE" and c.plan_n]
+    if gaps:
+        return max(0, max(gaps))
+    return max(0, rule.plan_n - rule.n) if rule.plan_n else None
 
 
 def fmt_sequential(summary: dict[str, Any] | None) -> str:
@@ -84,7 +95,17 @@ def fmt_sequential(summary: dict[str, Any] | None) -> str:
     if not summary:
         return ""
     evaluated, available = summary.get("evaluated") or {}, summary.get("available") or {}
-    parts = [f"{task} {n} of {available.get(task, '?')}" for task, n in evaluated.items()]
+    by_suite: dict[str, list[str]] = {}
+    for task in evaluated:
+        by_suite.setdefault(task.split("/", 1)[0], []).append(task)
+    parts = []
+    for suite, tasks in by_suite.items():
+        if len(tasks) > 6:  # many small tasks (legal has 27): one total for the suite
+            have = [available.get(t) for t in tasks]
+            total = sum(int(a) for a in have if a is not None) if None not in have else "?"
+            parts.append(f"{suite} ({len(tasks)} tasks) {sum(evaluated[t] for t in tasks)} of {total}")
+        else:
+            parts += [f"{task} {evaluated[task]} of {available.get(task, '?')}" for task in tasks]
     stopped = f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""
     return (f"sequential run, judged with a {summary['method']} (valid at the data-dependent stopping point, "
             f"no fixed-n test); items evaluated: {', '.join(parts)}{stopped}")

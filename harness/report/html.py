@@ -14,7 +14,7 @@ from markupsafe import Markup
 from harness.compare import Comparison
 from harness.report import svg
 from harness.report.data import ReportData, evidence_rows
-from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num, fmt_sequential
+from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num, fmt_sequential, more_items
 from harness.report.history import history_html
 from harness.runs import Run
 
@@ -35,6 +35,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=fmt_num, count=fmt_count, bytes=fmt_bytes, fmt_sequential=fmt_sequential,
+                       more_items=more_items,
                        signed=lambda v: "–" if v is None else f"{v:+.3f}",
                        p=lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}"),
                        ci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",

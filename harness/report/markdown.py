@@ -18,6 +18,7 @@ from harness.report.fmt import (
     fmt_plan,
     fmt_rule_interval,
     fmt_sequential,
+    more_items,
 )
 from harness.report.judge_section import markdown_lines as judge_markdown
 
@@ -86,7 +87,8 @@ def _evidence(data: ReportData) -> list[str]:
         for r in gate.rules:
             if r.verdict == "INCONCLUSIVE":
                 lines.append(f"- {esc(gate.comparison.candidate.label)}: **{esc(r.name)}** is inconclusive "
-                             f"on n {r.n}" + (f"; needs ≈{r.plan_n} fresh items" if r.plan_n else "") + ".")
+                             f"on n {r.n}" + (f"; needs ≈{r.plan_n} fresh items per task" if r.plan_n else "")
+                             + (f", ≈{more} more than evaluated here" if (more := more_items(r)) else "") + ".")
         if gate.sequential:
             lines.append(f"- {esc(gate.comparison.candidate.label)}: {esc(fmt_sequential(gate.sequential))}.")
         for task, (ob, oc) in gate.partial.items():

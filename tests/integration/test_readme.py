@@ -39,7 +39,7 @@ def workspace(tmp: Path) -> Path:
     """A copy of what the commands read (suites, recipes, gate files, task files) in a scratch directory."""
     for name in ("suites", "benchmarks", "configs", "reports"):
         shutil.copytree(ROOT / name, tmp / name, ignore=shutil.ignore_patterns("demo*", "__pycache__"))
-    shutil.copytree(ROOT / "adapters", tmp / "adapters", ignore=shutil.ignore_patterns("*-quick", ".quick"),
+    shutil.copytree(ROOT / "adapters", tmp / "adapters", ignore=shutil.ignore_patterns("*-quick", ".demo"),
                     dirs_exist_ok=True)
     for recipe in (tmp / "adapters").glob("*.yaml"):
         raw = yaml.safe_load(recipe.read_text())

@@ -1,5 +1,6 @@
 """Gate files: validation errors, verdicts, exit codes, JUnit."""
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -150,3 +151,18 @@ def test_shipped_gate_files_run_on_the_builtin_suites(name, tmp_path):
     if name == "gate.default.yaml":
         assert ("medical", "safety", "rubric_pass") in covered
         assert all(not r.left_out for r in result.rules)
+
+
+def test_default_gate_floor_is_the_majority_class_rate():
+    """The shipped PubMedQA floor is what always answering the majority class scores on the test split, so
+    a model at or below it has learned nothing usable (a floor under it would reject nothing)."""
+    from collections import Counter
+
+    spec, _ = load_gate(REPO / "reports" / "gate.default.yaml")
+    rows = [json.loads(line) for line in (REPO / "suites/medical/data/pubmedqa_test.jsonl").read_text().splitlines()]
+    majority = Counter(r["answer"] for r in rows).most_common(1)[0][1] / len(rows)
+    floor = next(r for r in spec.rules if r.task == "pubmedqa_mc" and r.floor is not None)
+    assert floor.floor == pytest.approx(majority, abs=5e-4) and majority == pytest.approx(0.552)
+    paired = [r for r in spec.rules if r.kind in ("non_inferiority", "max_general_drop")]
+    assert paired and all((r.non_inferiority or r.max_general_drop) <= 0.05 for r in paired)
+    assert all(r.min_effect in (None, 0) for r in spec.rules if r.kind == "superiority")

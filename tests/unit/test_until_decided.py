@@ -136,9 +136,14 @@ def test_budget_stops_an_undecidable_rule(setup) -> None:
     suite, backend, tmp = setup
     base = _baseline(backend, suite, tmp / "base")
     gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    superiority: true\n")  # identical: never superior
-    outcome = _run(backend, suite, gate, base, tmp / "cand", None, max_items=30)
-    assert outcome.stopped == "max_items" and outcome.evaluated == 30
+    # 8 items: under FUTILITY_MIN_N, so the budget stops it before futility is judged
+    outcome = _run(backend, suite, gate, base, tmp / "cand", None, max_items=8)
+    assert outcome.stopped == "max_items" and outcome.evaluated == 8
     assert outcome.gate.verdict == "INCONCLUSIVE"
+    from harness.until import summary
+
+    text = summary(outcome)  # a budget stop is not a saving
+    assert "stopped by max_items with rules undecided" in text and "saved" not in text
 
 
 def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> None:
@@ -164,3 +169,102 @@ def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> Non
 def test_bad_flags_are_exit_2(tmp_path: Path, capsys, args: list[str], message: str) -> None:
     code = main(["eval", "-q", "-m", "fake:toy", "-s", "nowhere", *args])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_task_chunk_sizes_the_looks_and_is_recorded(setup) -> None:
+    suite, backend, tmp = setup
+    base = _baseline(backend, suite, tmp / "base")
+    (tmp / "broken").mkdir()
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.05\n")
+    outcome = _run(backend, suite, gate, base, tmp / "cand", str(tmp / "broken"), chunk=10, task_chunk={"t/add": 3})
+    assert outcome.looks[:2] == [3, 6] and outcome.gate.verdict == "FAIL"
+    block = json.loads((tmp / "cand" / "results.json").read_text())["sequential"]
+    assert block["task_chunk"] == {"t/add": 3} and block["chunk"] == 10
+
+
+def test_an_empty_shared_baseline_is_filled_on_demand_once(setup) -> None:
+    """The demo's way: the base starts with no answers; the first candidate evaluates the ones it needs, the
+    next one (same seeded order) finds them in the same run and evaluates only the items beyond them."""
+    from harness.api import sha256_json
+    from harness.engine import assemble_results
+    from harness.runs import Run
+
+    suite, backend, tmp = setup
+    suites = [load_suite(str(suite))]
+    backend.set_adapter(None)
+    fp = backend.fingerprint()
+    info = {"spec": "fake:toy", "adapter": None, "fingerprint": fp, "fingerprint_hash": sha256_json(fp)}
+    shared = Run(assemble_results("base", info, suites, [], [], EvalSettings()), [], tmp / "base", "base")
+    (tmp / "broken").mkdir()
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    store = Store(None)
+    try:
+        def until(candidate: str | None, out: Path):
+            return run_until_decided(backend, suites, store, EvalSettings(progress=False),
+                                     UntilSettings(gate, "base", chunk=5), "fake:toy", candidate, shared, out)
+
+        worse = until(str(tmp / "broken"), tmp / "a")
+        same = until(None, tmp / "b")
+    finally:
+        store.close()
+    assert worse.gate.verdict == "FAIL" and same.gate.verdict == "PASS"
+    assert worse.baseline_evaluated == worse.evaluated  # all on demand
+    assert same.evaluated > worse.evaluated
+    assert same.baseline_evaluated == same.evaluated - worse.evaluated  # the first ones were shared
+    assert len(shared.samples) == same.evaluated
+
+
+def test_each_tasks_order_is_its_own_and_seeded() -> None:
+    from harness.until import seeded_order
+
+    a = [("s", "a", str(i)) for i in range(50)]
+    b = [("s", "b", str(i)) for i in range(50)]
+    alone = seeded_order(a, 0)[("s", "a")]
+    with_other = seeded_order(b + a, 0)[("s", "a")]
+    assert alone == with_other  # another task, drawn first, leaves this task's order as it was
+    assert sorted(alone) == sorted(a) and alone != a  # a permutation, not the build order
+    assert seeded_order(a, 1)[("s", "a")] != alone  # the seed matters
+    assert [g[2] for g in seeded_order(b, 0)[("s", "b")]] != [g[2] for g in alone]  # tasks differ
+
+
+class NoisyAdapter(FakeBackend):
+    """Base wrong on every tenth item, the adapter wrong on another tenth: no difference, 20% discordant pairs."""
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        out = super().generate(requests)
+        if self.adapter is None:
+            return out
+        return [self._noisy(int(r.context.split()[2]), o) for r, o in zip(requests, out)]
+
+    @staticmethod
+    def _noisy(i: int, base: Response) -> Response:
+        if i % 10 == 5:  # wrong where the base is right
+            return Response(text="no idea", n_tokens=[2], tokens_processed=2)
+        if i % 10 == 0:  # right where the base is wrong
+            return Response(text=str(i + 1), n_tokens=[1], tokens_processed=1)
+        return base
+
+
+def test_a_rule_the_split_cannot_decide_stops_as_futile(tmp_path: Path, capsys) -> None:
+    suite = write_suite(tmp_path / "suite", TASK, {"data/add.jsonl": ROWS})
+    script = {q: ("wrong" if i % 10 == 0 else a) for i, (q, a) in enumerate(SCRIPT.items())}
+    backend = NoisyAdapter(model="toy", script=script)
+    base = _baseline(backend, suite, tmp_path / "base")
+    (tmp_path / "noisy").mkdir()
+    # margin 0.01 at 20% discordance: the planner needs ~16,000 items, the split has 400
+    gate = _gate(tmp_path / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.01\n")
+    outcome = _run(backend, suite, gate, base, tmp_path / "cand", str(tmp_path / "noisy"), chunk=25)
+    assert outcome.gate.verdict == "INCONCLUSIVE" and outcome.stopped == "futile"
+    assert outcome.rules[0].futile and outcome.evaluated < N
+    assert outcome.gate.rules[0].plan_n > N
+    from harness.until import summary
+
+    assert "all the split's items would not decide it" in summary(outcome)
+    # a margin the split can decide is not dropped: it runs to a verdict
+    lenient = _gate(tmp_path / "l.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.2\n")
+    outcome = _run(backend, suite, lenient, base, tmp_path / "cand2", str(tmp_path / "noisy"), chunk=25)
+    assert outcome.stopped == "decided" and outcome.gate.verdict == "PASS" and not outcome.rules[0].futile
+    # an identical candidate is never superior: at Δ = 0 no n decides it, so it stops after the first look
+    same = _run(backend, suite, _gate(tmp_path / "s.yaml", "rules:\n  - suite: t\n    superiority: true\n"), base,
+                tmp_path / "cand3", None, chunk=25)
+    assert same.stopped == "futile" and same.evaluated == 25

@@ -1,0 +1,82 @@
+"""The demo's pieces that need no model: looks sized by cost, the smoke-run label, what an undecided rule needs."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from harness.demo import DEFAULT, QUICK, SMOKE, SUITES, _label_smoke, task_chunks
+from harness.report.fmt import fmt_plan, more_items
+from harness.suite import load_suite
+
+
+def test_looks_take_more_of_cheap_tasks_and_few_code_items():
+    from harness.demo import GATE_FILE, pooled_tasks
+    from harness.gate import load_gate
+
+    suites = [load_suite(name) for name in SUITES]
+    pooled = pooled_tasks(load_gate(GATE_FILE)[0], suites, str(GATE_FILE))
+    chunks = task_chunks(suites, DEFAULT, pooled)
+    assert chunks["medical/pubmedqa_mc"] == 30  # scored choices
+    assert chunks["medical/pubmedqa_gen"] == 30  # one short answer (6 tokens)
+    assert chunks["medical/pubmedqa_long"] == 5  # 48 generated tokens
+    assert chunks["code/humaneval"] == 1  # three sampled completions of up to 128 tokens
+    assert chunks["adversarial/robust_qa"] == round(30 / 8)  # each item comes with 7 perturbed variants
+    legal = [k for k in chunks if k.startswith("legal/")]
+    assert len(legal) == 27 and all(pooled[k] == 27 and chunks[k] == 1 for k in legal)  # one pooled rule: one look
+    assert set(chunks) == {f"{s.name}/{t.name}" for s in suites for t in s.tasks}
+    assert set(task_chunks(suites, QUICK, pooled).values()) == {1}  # the smoke run: one item per task
+
+
+def test_quick_reports_say_smoke_run_on_every_page(tmp_path):
+    html, md = tmp_path / "report.html", tmp_path / "report.md"
+    html.write_text("<!doctype html><html><head><title>t</title></head><body class=\"x\"><h1>tunegate</h1></body></html>")
+    md.write_text("# tunegate report\n\nbody\n")
+    _label_smoke(html, md)
+    text = md.read_text()
+    assert text.startswith("# tunegate report\n\n> **Smoke run") and "not evidence" in text and text.endswith("body\n")
+    page = html.read_text()
+    body = page.index('<body class="x">') + len('<body class="x">')
+    assert page[body:].startswith('<div role="alert" class="smoke-run"')
+    assert "<code>tunegate demo --quick</code>" in page and "not evidence" in page and "`" not in page
+    assert "not evidence" in SMOKE
+
+
+def test_an_undecided_rule_says_how_many_more_items_per_task():
+    check = SimpleNamespace(verdict="INCONCLUSIVE", plan_n=310, n=40)
+    done = SimpleNamespace(verdict="PASS", plan_n=None, n=40)
+    rule = SimpleNamespace(verdict="INCONCLUSIVE", plan_n=310, n=80, checks=[check, done])
+    assert more_items(rule) == 270  # per task: the planner's n minus that task's n, not minus the rule's sum
+    assert "≈310 items per task" in fmt_plan(rule) and "≈270 more than evaluated here" in fmt_plan(rule)
+    single = SimpleNamespace(verdict="INCONCLUSIVE", plan_n=50, n=60, checks=[])
+    assert more_items(single) == 0 and "more than" not in fmt_plan(single)
+    assert fmt_plan(SimpleNamespace(verdict="PASS", plan_n=5, n=1, checks=[])) == ""
+
+
+def test_the_sequential_note_folds_a_suite_of_many_tasks():
+    from harness.report.fmt import fmt_sequential
+
+    evaluated = {"medical/pubmedqa_mc": 40, **{f"legal/t{i}": 1 for i in range(27)}}
+    available = {"medical/pubmedqa_mc": 500, **{f"legal/t{i}": 4 for i in range(27)}}
+    line = fmt_sequential({"method": "CS", "evaluated": evaluated, "available": available, "stopped": "futile"})
+    assert "medical/pubmedqa_mc 40 of 500" in line and "legal (27 tasks) 27 of 108" in line
+    assert "legal/t3" not in line and line.endswith("stopped: futile")
+
+
+def test_the_demo_trains_the_shipped_recipes_without_train_time_suite_evaluation(tmp_path):
+    import shutil
+
+    import yaml
+
+    from harness.demo import _demo_recipe
+
+    shutil.copy("adapters/lora.yaml", tmp_path / "lora.yaml")
+    default = yaml.safe_load(_demo_recipe(tmp_path / "lora.yaml", DEFAULT).read_text())
+    assert default["eval"] == {"suites": []} and default["data"]["eval_limit"] == 8
+    assert default["train"]["max_steps"] == DEFAULT.max_steps and default["output"] == "../lora"
+    quick_path = _demo_recipe(tmp_path / "lora.yaml", QUICK)
+    quick = yaml.safe_load(quick_path.read_text())
+    assert quick["train"]["max_steps"] == 1 and quick["data"]["limit"] == 8 and quick["data"]["eval_limit"] == 4
+    assert quick["output"] == "../lora-quick" and quick_path.parent.name == ".demo"
+    before = quick_path.stat().st_mtime_ns
+    _demo_recipe(tmp_path / "lora.yaml", QUICK)
+    assert quick_path.stat().st_mtime_ns == before  # unchanged text is not rewritten (reuse checks stay valid)
