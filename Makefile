@@ -53,7 +53,7 @@ demo-quick: setup system-deps
 
 # Everything CI needs: lint and types, then every tier.
 test: setup system-deps llama-server lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 tests
 
 # The fast tier (no embedded model, no browser, nothing marked slow): under 3 minutes on 2 cores.
 test-fast: setup
