@@ -39,7 +39,7 @@ from harness.engine import (
     say,
     write_run_dir,
 )
-from harness.gate import GateResult, GateSpec, evaluate_gate, load_gate, sequential_summary
+from harness.gate import Check, GateResult, GateSpec, RuleResult, evaluate_gate, load_gate, sequential_summary
 from harness.models import load_backend
 from harness.runs import Run, resolve_run
 from harness.stats import ALPHA
@@ -155,14 +155,14 @@ Task = tuple[str, str]
 FUTILITY_MIN_N = 10
 
 
-def _check_tasks(rule: Any, check: Any, tasks: set[Task]) -> set[Task]:
+def _check_tasks(rule: RuleResult, check: Check, tasks: set[Task]) -> set[Task]:
     """The tasks one check of a rule reads: its own task for a per-task rule, every task of a pooled one."""
     if rule.pool == "per task" and len(rule.checks) > 1:
         return {t for t in tasks if t[1] == check.label}
     return tasks
 
 
-def futile(check: Any, taken: int, available: int) -> bool:
+def futile(check: Check, taken: int, available: int) -> bool:
     """True when, were the truth the current estimate, even every available item would not decide the check.
 
     A confidence sequence's width shrinks about as 1/sqrt(n) (its slowly growing log factor only slows that), so
@@ -348,10 +348,10 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     decided_at: dict[int, int] = {}
     looks: list[int] = []
     stopped = "data"
-    sizes = {task: len(groups) for task, groups in order.items()}
     hopeless: set[int] = set()
+    per_task = {task: len(groups) for task, groups in order.items()}  # items each task has, for futility
     while True:
-        wanted, hopeless = _active(result, reads, taken, sizes)
+        wanted, hopeless = _active(result, reads, taken, per_task)
         active = [t for t in order if t in wanted and taken[t] < len(order[t])]
         if not active:
             stopped = "decided" if result is not None and all(r.verdict in ("PASS", "FAIL") for r in result.rules) \

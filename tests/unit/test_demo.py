@@ -12,9 +12,11 @@ from harness.suite import load_suite
 def test_looks_take_more_of_cheap_tasks_and_few_code_items():
     from harness.demo import GATE_FILE, pooled_tasks
     from harness.gate import load_gate
+    from harness.until import rule_tasks
 
     suites = [load_suite(name) for name in SUITES]
-    pooled = pooled_tasks(load_gate(GATE_FILE)[0], suites, str(GATE_FILE))
+    spec = load_gate(GATE_FILE)[0]
+    pooled = pooled_tasks(spec, rule_tasks(spec, suites, str(GATE_FILE)))
     chunks = task_chunks(suites, DEFAULT, pooled)
     assert chunks["medical/pubmedqa_mc"] == 30  # scored choices
     assert chunks["medical/pubmedqa_gen"] == 30  # one short answer (6 tokens)
