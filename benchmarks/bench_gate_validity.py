@@ -10,12 +10,12 @@ changed) 0.05, 0.15, 0.3; margins 0.02 and 0.05; true deltas 0, -margin and +0.0
    Carlo standard error printed. Deltas: 0 with probability 1 - discordance, otherwise 2*Beta - 1 with
    concentration 4 and mean Δ/discordance (a point mass at ±1 when |Δ| = discordance).
 3. Floors on one binary proportion: Clopper–Pearson (used) against Wilson, exact.
-4. Planning: the sample sizes of harness/power.py against the power they promise.
+4. Planning: the sample sizes of harness/inference/power.py against the power they promise.
 5. Unbounded metrics: coverage of the percentile bootstrap above its minimum n (30).
 6. Win rates with ties (pairwise judge, human win rate): the betting interval on per-item outcomes 1, 0.5, 0
-   (harness.pairwise, the gate's human_win_rate), simulated over win/tie/loss mixes, including the false-pass
+   (harness.decide.pairwise, the gate's human_win_rate), simulated over win/tie/loss mixes, including the false-pass
    rate of a superiority rule at a true win rate of exactly 0.5.
-7. Judge–human agreement: the item-bootstrap (BCa) interval of Krippendorff's alpha (harness.calibration), simulated
+7. Judge–human agreement: the item-bootstrap (BCa) interval of Krippendorff's alpha (harness.decide.calibration), simulated
    on a 1–5 grid with a known population alpha.
 
 Criteria: coverage >= 0.93 in every cell and >= 0.94 from n = 30 (simulated: within 2 Monte Carlo
@@ -40,7 +40,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import power, stats  # noqa: E402
+from harness.inference import power, stats  # noqa: E402
 
 NS = (10, 30, 100, 300)
 DISCORDANCES = (0.05, 0.15, 0.3)
@@ -273,7 +273,7 @@ def bench_floors(v: Verdicts) -> None:
 
 
 def bench_planning(rng: np.random.Generator, sims: int) -> None:
-    print("\n## 4. Planning (harness/power.py): items for 80% power, and what they deliver\n")
+    print("\n## 4. Planning (harness/inference/power.py): items for 80% power, and what they deliver\n")
     print("| rule | discordance | asymptotic n (Nam/Liu) | planned n | exact power at n | MDE at n = 100 |")
     print("|---|---|---|---|---|---|")
     for margin, delta, disc in ((0.05, 0.0, 0.05), (0.05, 0.0, 0.15), (0.02, 0.0, 0.15), (0.05, 0.0, 0.3),
@@ -387,11 +387,11 @@ def draw_coders(rng: np.random.Generator, shape: tuple[int, ...], noise: float) 
     return coder(), coder()
 
 
-AGREEMENT_TRUSTED_N = 100  # harness.gate notes agreement on fewer rated items as optimistic
+AGREEMENT_TRUSTED_N = 100  # harness.decide.gate notes agreement on fewer rated items as optimistic
 
 
 def bench_agreement(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
-    from harness.calibration import alpha_of, bootstrap
+    from harness.decide.calibration import alpha_of, bootstrap
 
     reps = min(sims, 1000)
     resamples = 1000
@@ -402,7 +402,7 @@ def bench_agreement(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
           f"n = {AGREEMENT_TRUSTED_N} the rate at which the lower bound lies above the true alpha (a "
           "`min_human_agreement` rule trusting a judge it should not; <= 3.5%). Below that n the bootstrap's "
           "lower bound errs toward trust (up to about 5% instead of 2.5% at n = 30): the gate says so in its detail. Cross-check: the vectorised alpha equals "
-          "harness.calibration.alpha_of on a sample.\n")
+          "harness.decide.calibration.alpha_of on a sample.\n")
     x, y = draw_coders(rng, (40,), 0.4)
     units = [(float(a), [float(b)]) for a, b in zip(x, y)]
     assert abs(float(alpha_two_coders(x, y)) - float(alpha_of(units) or 0.0)) < 1e-9
@@ -417,7 +417,7 @@ def bench_agreement(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
             xs, ys = draw_coders(rng, (reps, n), noise)
             covered, trusted, widths = 0, 0, []
             for row_x, row_y in zip(xs, ys):
-                # the method of harness.calibration.bootstrap, with the vectorised statistic
+                # the method of harness.decide.calibration.bootstrap, with the vectorised statistic
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     res = sps.bootstrap((row_x, row_y), _alpha_stat, paired=True, vectorized=True,

@@ -97,7 +97,7 @@ def multiple_choice(tmp: Path) -> dict:
 
 
 def generation(tmp: Path) -> None:
-    from harness.api import GenSettings, Request
+    from harness.core.api import GenSettings, Request
     from harness.models import load_backend
 
     rows = [json.loads(line) for line in (ROOT / "benchmarks" / "data" / "gen32.jsonl").read_text().splitlines()]
@@ -138,8 +138,9 @@ def sweep(tmp: Path) -> None:
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from harness.engine import EvalSettings, evaluate
+    from harness.flows.evaluate import evaluate
     from harness.models import load_backend
+    from harness.run.engine import EvalSettings
 
     adapters = []
     for i in range(3):

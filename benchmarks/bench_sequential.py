@@ -7,11 +7,11 @@ rule is judged; the run stops when it is decided or MAX_ITEMS are used.
 1. Validity at the decision boundary (a non-inferiority rule with margin m at Δ = −m; superiority at Δ = 0):
    - naive: re-test the fixed-n interval the gate uses on complete runs (continuity-adjusted Tango) after every
      chunk and stop at the first pass: the false-pass rate climbs far above 2.5%;
-   - sequential: the betting confidence sequence of harness.sequential (Waudby-Smith & Ramdas 2024), whose
+   - sequential: the betting confidence sequence of harness.inference.sequential (Waudby-Smith & Ramdas 2024), whose
      running intersection is valid at any stopping time: stays <= 2.5% (+ Monte Carlo error).
 2. Items needed by the sequential rule at Δ = +0.10, +0.05, 0, −m and −m − 0.10 (where it should FAIL): mean and 90th percentile of the stopping
    n (a run that reaches MAX_ITEMS undecided counts as MAX_ITEMS), the share decided and passed, against the
-   fixed n of harness/power.py for the same error rates (one-sided 2.5%) and 80% power: the n `tunegate plan`
+   fixed n of harness/inference/power.py for the same error rates (one-sided 2.5%) and 80% power: the n `tunegate plan`
    asks (non-inferiority planned at Δ = 0, superiority at Δ = 0.05 when min_effect is 0), and the n a planner
    that knew the true Δ would ask.
 
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import power, sequential, stats  # noqa: E402
+from harness.inference import power, sequential, stats  # noqa: E402
 
 CHUNK = 20
 MAX_ITEMS = 4000

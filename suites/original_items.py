@@ -390,7 +390,7 @@ EDGE_INPUTS = [
     ("Ẅḧäẗ ïs̈ ẗḧë c̈äp̈ïẗäl öf̈ Ïẗäl̈ÿ?", "answer", "Rome", "The capital of Italy is Rome."),
 ]
 
-# ---- adversarial: robustness base items (multiple choice; perturbed by harness.perturb) ---------------------
+# ---- adversarial: robustness base items (multiple choice; perturbed by harness.data.perturb) ---------------------
 
 ROBUST_QA = [
     ("What do bees make?", ["honey", "milk", "silk", "wool"], 0),

@@ -1,4 +1,4 @@
-"""Model backends, one per file, behind the `Backend` contract of `harness.api`.
+"""Model backends, one per file, behind the `Backend` contract of `harness.core.api`.
 
 - `registry.py`: spec prefix -> backend (`hf:`, `fake:`, `openai:`); how to add a backend is written there.
 - `hf.py`: transformers models, with PEFT and bottleneck adapters (`adapters.py`, `bottleneck.py`).
@@ -9,7 +9,7 @@
 - `llama_cpp_server.py`: llama-cpp-python's server with its echoed prompt logprobs fixed.
 """
 
-from harness.fileio import tunegate_home
+from harness.core.fileio import tunegate_home
 from harness.models.registry import backend_names, load_backend, register_backend
 from harness.models.source import DEFAULT_MODEL, resolve_model
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.api import UserError
+from harness.core.api import UserError
 from harness.models.source import dir_hash
 
 # peft_type written in adapter_config.json -> module with attach(model, path) and detach(model)

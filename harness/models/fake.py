@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.api import CAPABILITIES, Backend, Capability, Request, Response, UserError
+from harness.core.api import CAPABILITIES, Backend, Capability, Request, Response, UserError
 from harness.models.adapters import AdapterInfo
 
 

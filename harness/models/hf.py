@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.api import CAPABILITIES, Backend, GenSettings, Request, Response, UserError
+from harness.core.api import CAPABILITIES, Backend, GenSettings, Request, Response, UserError
 from harness.models.adapters import AdapterInfo, attach, causal_lm, detach, inspect_adapter, is_prompt_learning
 from harness.models.devices import Hardware, Placement, needs_device_map, place, torch_dtype
 from harness.models.source import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from harness.api import Backend, Capability, GenSettings, Request, Response, UserError
+from harness.core.api import Backend, Capability, GenSettings, Request, Response, UserError
 
 PROTOCOL_VERSION = 1  # bump when the requests sent or the parsing of replies change what a request returns
 CHAT_PREFIX = "<tunegate:chat>"  # a chat-templated prompt: this prefix, then the messages as JSON

@@ -3,7 +3,7 @@
 `hf:smollm2-135m` loads through the backend registered as `hf`. A spec without a registered prefix (the
 embedded name, a local directory, a `.gguf` file, a hub id) is an `hf` spec, as it always was.
 
-To add a backend, write `harness/models/<name>.py` with a `harness.api.Backend` subclass and a factory
+To add a backend, write `harness/models/<name>.py` with a `harness.core.api.Backend` subclass and a factory
 `from_spec(rest, **options)` (`rest` is the spec after the prefix; options are `dtype`, `device` and
 `batch_size`, which a backend may ignore, and the endpoint options `base_url`, `api_key_env`, `concurrency`,
 `timeout`, `budget`, `retries` and `revision`, given only when the user set them), then add one line to the table at the bottom of this file. Code outside
@@ -14,14 +14,13 @@ by its own backend.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.api import Backend, UserError
+from harness.core.api import Backend, UserError
+from harness.core.registry import Registry
 
 # Path resolution moved to harness.models.source; harness.train and benchmarks/ still import these names
 # from here, so they stay re-exported until those callers move.
@@ -31,18 +30,18 @@ BackendFactory = Callable[..., Backend]
 DEFAULT_PREFIX = "hf"
 _PREFIX = re.compile(r"^([a-z][a-z0-9_-]+):(.*)$", re.DOTALL)
 
-_FACTORIES: dict[str, BackendFactory | str] = {}
+BACKENDS: Registry[BackendFactory] = Registry("backend")
 
 
 def register_backend(prefix: str, factory: BackendFactory | str) -> None:
     """Make `prefix:` specs load through `factory` (a callable, or "module:attribute" imported on first use)."""
     if not re.fullmatch(r"[a-z][a-z0-9_-]+", prefix):
         raise ValueError(f"a backend prefix is lower-case letters, digits, '-' or '_' (got {prefix!r})")
-    _FACTORIES[prefix] = factory
+    BACKENDS.register(prefix, factory)
 
 
 def backend_names() -> list[str]:
-    return sorted(_FACTORIES)
+    return BACKENDS.names()
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -51,9 +50,9 @@ def split_spec(spec: str) -> tuple[str, str]:
     if match is None or Path(spec).expanduser().exists():
         return DEFAULT_PREFIX, spec
     prefix, rest = match.groups()
-    if prefix not in _FACTORIES:
-        close = difflib.get_close_matches(prefix, backend_names(), n=1)
-        hint = f"did you mean {close[0]}:? " if close else ""
+    if prefix not in BACKENDS:
+        close = BACKENDS.close_match(prefix)
+        hint = f"did you mean {close}:? " if close else ""
         raise UserError(f"unknown backend {prefix!r} in model spec {spec!r} ({hint}known backends: "
                         f"{', '.join(backend_names())})", field="-m/--model")
     return prefix, rest
@@ -66,14 +65,7 @@ def load_backend(spec: str | None = None, **options: Any) -> Backend:
 
 
 def _factory(prefix: str) -> BackendFactory:
-    factory = _FACTORIES[prefix]
-    if isinstance(factory, str):
-        module, _, attr = factory.partition(":")
-        target: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            target = getattr(target, part)
-        factory = _FACTORIES[prefix] = target
-    return factory
+    return BACKENDS[prefix]
 
 
 # ---- built-in backends: one line each ------------------------------------------------------------------

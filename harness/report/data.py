@@ -9,13 +9,13 @@ from typing import Any
 import yaml
 from pydantic import Field
 
-from harness.api import UserError
-from harness.compare import Comparison, compare_runs
-from harness.config import Strict
-from harness.gate import GateResult
+from harness.core.api import UserError
+from harness.core.config import Strict
+from harness.data.runs import Run
+from harness.data.suite import SUITE_FILE, builtin_roots
+from harness.decide.compare import Comparison, compare_runs
+from harness.decide.gate import GateResult
 from harness.report.judge_section import judge_section
-from harness.runs import Run
-from harness.suite import SUITE_FILE, builtin_roots
 
 Interval = tuple[float, float]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.stats import Interval
+from harness.inference.stats import Interval
 
 
 def fmt_num(value: float | None, digits: int = 3) -> str:

@@ -1,7 +1,7 @@
 """The report's History section: each suite across a channel's releases, with intervals, forgetting and gains.
 
 Each release's score is shown with its recorded 95% interval. Whether a step lost or gained is decided on
-the paired comparison of the release with the one before (harness.compare: the same intervals the gate
+the paired comparison of the release with the one before (harness.decide.compare: the same intervals the gate
 uses), not on overlapping score intervals: a step is marked when its whole 95% interval of Δ lies on one
 side of zero. A loss on the general suite is forgetting; a gain on a domain suite is what the release was for.
 """
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 from markupsafe import Markup
 
-from harness.api import UserError
-from harness.compare import compare_runs
-from harness.db import Database
-from harness.ledger import releases, run_data
+from harness.core.api import UserError
+from harness.data.runs import Run, stored_run
+from harness.decide.compare import compare_runs
 from harness.report import svg
 from harness.report.markdown import esc
-from harness.runs import Run, stored_run
+from harness.storage.db import Database
+from harness.storage.ledger import releases, run_data
 
 RESAMPLES = 1_000  # only bounded non-binary metrics resample; the marks need no more
 

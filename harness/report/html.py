@@ -11,12 +11,12 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from harness.compare import Comparison
+from harness.data.runs import Run
+from harness.decide.compare import Comparison
 from harness.report import svg
 from harness.report.data import ReportData, evidence_rows
 from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num, fmt_sequential, more_items
 from harness.report.history import history_html
-from harness.runs import Run
 
 MAX_SAMPLE_TEXT = 4000  # characters kept per prompt/response in the embedded browser data
 

@@ -1,5 +1,5 @@
 """The report's section on model-graded scores: judge metrics per run and task, how far the judge agrees
-with people (harness.calibration), and pairwise judge results (harness.pairwise). Values only here and
+with people (harness.decide.calibration), and pairwise judge results (harness.decide.pairwise). Values only here and
 in `markdown_lines`; the HTML lives in templates/judge_section.html.j2."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.calibration import calibrate, judged_tasks
-from harness.runs import Run
+from harness.data.runs import Run
+from harness.decide.calibration import calibrate, judged_tasks
+from harness.storage.review import human_judgments
 
 
 def _metric(run: Run, suite: str, task: str, name: str) -> dict[str, Any] | None:
@@ -35,11 +36,13 @@ def judge_section(runs: list[Run], labels: list[str], *, store_path: Path | str 
                   pairwise: list[dict[str, Any]] | None = None, n_boot: int = 2000) -> dict[str, Any] | None:
     """The section's data, or None when no run was judged and no pairwise result is given."""
     tasks, calibration = [], []
+    human = None
     for run, label in zip(runs, labels):
         judged = judged_tasks(run)
         tasks += [_task_row(run, label, s, t) for s, t in judged]
         if judged:
-            calibration += [{"run": label, **row} for row in calibrate(run, store_path, n_boot=n_boot)]
+            human = human or human_judgments(store_path)  # the review app's ratings, read once
+            calibration += [{"run": label, **row} for row in calibrate(run, human, n_boot=n_boot)]
     if not tasks and not pairwise:
         return None
     return {"tasks": tasks, "calibration": calibration, "pairwise": pairwise or []}

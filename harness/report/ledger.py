@@ -6,8 +6,8 @@ import math
 import time
 from typing import Any
 
-from harness.ledger import Channel, HistoryPoint, Promotion, RunSummary
-from harness.untrusted import excerpt
+from harness.core.untrusted import excerpt
+from harness.storage.ledger import Channel, HistoryPoint, Promotion, RunSummary
 
 SPARKS = "▁▂▃▄▅▆▇█"
 BAR = 40  # characters of the interval strip

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from harness.compare import Comparison, Flip
-from harness.gate import GateResult
+from harness.decide.compare import Comparison, Flip
+from harness.decide.gate import GateResult
 from harness.report.data import ReportData, evidence_rows
 from harness.report.fmt import (
     fmt_ci,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from harness.compare import Comparison
-from harness.gate import GateResult
-from harness.plan import PlanRow
+from harness.decide.compare import Comparison
+from harness.decide.gate import GateResult
+from harness.decide.plan import PlanRow
 from harness.report.fmt import (
     fmt_bytes,
     fmt_count,

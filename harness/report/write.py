@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.fileio import atomic_write_text
-from harness.gate import GateResult
+from harness.core.fileio import atomic_write_text
+from harness.data.runs import Run
+from harness.decide.gate import GateResult
 from harness.report.data import HumanEval, ReportData, build
 from harness.report.history import History, history_markdown
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
-from harness.runs import Run
 
 
 def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[GateResult] | None = None,

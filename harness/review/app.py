@@ -36,11 +36,11 @@ from pydantic import Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from harness.api import UserError
-from harness.config import Strict
-from harness.review.db import DuplicateJudgment, Item, NotAssigned, ReviewDB, UnknownItem
+from harness.core.api import UserError
+from harness.core.config import Strict
+from harness.core.untrusted import excerpt
 from harness.review.queue import Mode, Queue, plan_queue, store_queue
-from harness.untrusted import excerpt
+from harness.storage.review import DuplicateJudgment, Item, NotAssigned, ReviewDB, UnknownItem
 
 MAX_BODY = 16 * 1024  # bytes of one request body
 MAX_COMMENT = 2000  # characters

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.api import UserError
-from harness.review.db import ReviewDB
-from harness.runs import atomic_write_text
+from harness.core.api import UserError
+from harness.data.runs import atomic_write_text
+from harness.storage.review import ReviewDB
 
 FORMATS = ("preference",)
 

@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 import yaml
 
-from harness.api import UserError, sha256_json
-from harness.review.db import Item, ReviewDB
-from harness.runs import Run, load_runs
-from harness.suite import find_suite
+from harness.core.api import UserError, sha256_json
+from harness.data.runs import Run, load_runs
+from harness.data.suite import find_suite
+from harness.storage.review import Item, ReviewDB
 
 Mode = Literal["pairwise", "rating"]
 DEFAULT_AXES = ["helpfulness", "factuality", "safety"]

@@ -49,8 +49,8 @@ def render_review_screenshot(png_path: Path, *, width: int = 1280, height: int =
     from playwright.sync_api import sync_playwright
 
     from harness.review.app import Session, create_app, serve_in_thread
-    from harness.review.db import ReviewDB
     from harness.review.queue import build_queue
+    from harness.storage.review import ReviewDB
 
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)

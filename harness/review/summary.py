@@ -6,103 +6,30 @@ human_eval=...)` validates (`harness.report.data.HumanEval`).
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
-from harness.review.db import Item, ReviewDB
+from harness.data.runs import Run, load_runs
+from harness.inference.agreement import (  # noqa: F401 - re-exported: the summary's statistics live there
+    N_BOOT,
+    SEED,
+    bradley_terry,
+    cluster_bootstrap_ci,
+    interval,
+    krippendorff_alpha,
+    nominal,
+    t_interval,
+)
 from harness.review.queue import model_keys
-from harness.runs import Run, load_runs
+from harness.storage.review import Item, ReviewDB
 
-N_BOOT = 2000
-SEED = 0
 TIE = 0.5  # a tie or a both-bad answer counts as half a win for each side
 
-
-# ---- statistics -------------------------------------------------------------------------------------------
-def cluster_bootstrap_ci(values_by_cluster: list[list[float]], *, n_resamples: int = N_BOOT,
-                         seed: int = SEED) -> tuple[float, float]:
-    """Percentile 95% interval of the pooled mean, resampling clusters (items judged by several reviewers)."""
-    sums = np.array([sum(v) for v in values_by_cluster], dtype=float)
-    counts = np.array([len(v) for v in values_by_cluster], dtype=float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
-    means = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
-    """95% t interval of a mean (None for fewer than two values)."""
-    arr = np.asarray(values, dtype=float)
-    if arr.size < 2:
-        return None
-    half = float(sps.t.ppf(0.975, arr.size - 1) * arr.std(ddof=1) / math.sqrt(arr.size))
-    mean = float(arr.mean())
-    return mean - half, mean + half
-
-
-def bradley_terry(comparisons: Sequence[tuple[int, int, float]], n_models: int, *, prior: float = 0.5,
-                  iterations: int = 500) -> np.ndarray:
-    """Log-strengths (mean 0) from (i, j, score of i) comparisons by Hunter's MM algorithm.
-
-    `prior` adds that many virtual wins each way to every compared pair, so a model that never lost
-    still gets a finite strength.
-    """
-    wins = np.zeros((n_models, n_models))
-    for i, j, s in comparisons:
-        wins[i, j] += s
-        wins[j, i] += 1.0 - s
-    played = wins + wins.T
-    wins = wins + prior * (played > 0)
-    games = wins + wins.T
-    p = np.ones(n_models)
-    for _ in range(iterations):
-        denom = (games / (p[:, None] + p[None, :])).sum(axis=1)
-        new = np.where(denom > 0, wins.sum(axis=1) / np.where(denom > 0, denom, 1.0), p)
-        new = new / math.exp(float(np.mean(np.log(new))))
-        if np.max(np.abs(new - p)) < 1e-10:
-            p = new
-            break
-        p = new
-    logp = np.log(p)
-    return logp - logp.mean()
-
-
-def krippendorff_alpha(units: Sequence[Sequence[Hashable]], distance: Callable[[Any, Any], float]) -> float | None:
-    """Krippendorff's alpha over units (each: the values its reviewers gave); None when undefined."""
-    pairable = [list(u) for u in units if len(u) >= 2]
-    coincidence: dict[tuple[Any, Any], float] = defaultdict(float)
-    for values in pairable:
-        for a, b in itertools.permutations(range(len(values)), 2):
-            coincidence[(values[a], values[b])] += 1.0 / (len(values) - 1)
-    totals: dict[Any, float] = defaultdict(float)
-    for (c, _k), w in coincidence.items():
-        totals[c] += w
-    n = sum(totals.values())
-    if n <= 1:
-        return None
-    observed = sum(w * distance(c, k) for (c, k), w in coincidence.items()) / n
-    expected = sum(totals[c] * totals[k] * distance(c, k) for c in totals for k in totals) / (n * (n - 1))
-    return None if expected == 0 else 1.0 - observed / expected
-
-
-def nominal(a: Any, b: Any) -> float:
-    return 0.0 if a == b else 1.0
-
-
-def interval(a: Any, b: Any) -> float:
-    return (float(a) - float(b)) ** 2
-
-
-# ---- the summary ------------------------------------------------------------------------------------------
 def _pair_score(j: dict[str, Any]) -> float:
     """Score of the item's second model (the candidate) in one pairwise judgment."""
     if j["choice"] in ("tie", "both_bad"):

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from harness.api import UserError
+from harness.core.api import UserError
+from harness.core.quiet import active_log, quiet_trainer
+from harness.data.suite import load_suite
 from harness.models.adapters import NON_WEIGHT_FILES, AdapterInfo
 from harness.models.hf import HFBackend
 from harness.models.registry import ModelSource, dir_hash, resolve_model
-from harness.quiet import active_log, quiet_trainer
-from harness.suite import load_suite
 
 # The built-in methods register themselves on import: a new method is its file plus its name on this line.
 from harness.train import preference, rl, sft  # noqa: F401

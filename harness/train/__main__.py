@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.api import UserError
+from harness.core.api import UserError
 from harness.train import check, train
 
 

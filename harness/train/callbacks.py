@@ -2,7 +2,7 @@
 
 Every `every_steps` steps and at the end, the model being trained is wrapped in an `HFBackend` (the
 backend's model slots point at the live model, so nothing is copied or reloaded) and run by
-`harness.engine.run_variant`. Its scores are logged next to the loss.
+`harness.run.engine.run_variant`. Its scores are logged next to the loss.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from harness.engine import EvalSettings, run_variant
+from harness.data.suite import Suite
 from harness.models.hf import HFBackend
 from harness.models.registry import ModelSource
-from harness.store import Store
-from harness.suite import Suite
+from harness.run.engine import EvalSettings, run_variant
+from harness.storage.store import Store
 
 
 class _LiveBackend(HFBackend):

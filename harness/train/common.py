@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.api import UserError
+from harness.core.api import UserError
+from harness.core.quiet import active_log
 from harness.models.adapters import AdapterInfo, inspect_adapter
 from harness.models.registry import ModelSource
-from harness.quiet import active_log
 from harness.train.data import Split
 from harness.train.recipe import LoadedRecipe
 

@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from harness.api import UserError, sha256_json
-from harness.fileio import read_jsonl
-from harness.suite import load_suite
+from harness.core.api import UserError, sha256_json
+from harness.core.fileio import read_jsonl
+from harness.data.suite import load_suite
 from harness.train.recipe import LoadedRecipe
 
 COMPLETION_KEYS = ("prompt", "completion")

@@ -9,15 +9,15 @@ import line in `harness/train/__init__.py` (or, outside tunegate, an import of y
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from pydantic import Field, FiniteFloat
 
-from harness.api import UserError
-from harness.config import FrozenStrict
+from harness.core.api import UserError
+from harness.core.config import FrozenStrict
+from harness.core.registry import Registry
 
 PeftType = Literal["full", "lora", "ia3", "prompt_tuning", "prefix_tuning", "bottleneck"]
 PEFT_TYPES: tuple[str, ...] = get_args(PeftType)
@@ -79,20 +79,20 @@ class MethodSpec:
             raise ValueError(f"method {self.name}: options must subclass harness.train.methods.TrainOptions")
 
 
-_REGISTRY: dict[str, MethodSpec] = {}
+_REGISTRY: Registry[MethodSpec] = Registry("training method")
 
 
 def register_method(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
     """Add a method to the table (`replace=True` to redefine one); returns the spec."""
     if spec.name in _REGISTRY and not replace and _REGISTRY[spec.name] != spec:
         raise ValueError(f"training method {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
+    _REGISTRY.register(spec.name, spec)
     return spec
 
 
 def unregister_method(name: str) -> None:
     """Remove a method (tests and plugins that register temporarily)."""
-    _REGISTRY.pop(name, None)
+    _REGISTRY.unregister(name)
 
 
 def methods() -> list[MethodSpec]:
@@ -104,8 +104,8 @@ def get_method(name: Any, *, source: str | None = None, line: int | None = None)
     """The method called `name`; an unknown name is a UserError listing the known ones, with a did-you-mean."""
     if isinstance(name, str) and name in _REGISTRY:
         return _REGISTRY[name]
-    known = sorted(_REGISTRY)
-    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6) if isinstance(name, str) else []
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    known = _REGISTRY.names()
+    close = _REGISTRY.close_match(name)
+    hint = f"; did you mean {close!r}?" if close else ""
     raise UserError(f"unknown method {name!r} (known: {', '.join(known)}){hint}", source=source, field="method",
                     line=line)

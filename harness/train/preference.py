@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, FiniteFloat
 
-from harness.api import UserError
+from harness.core.api import UserError
 from harness.train.common import Context, adapted_model, load_causal_lm, trainer_args
 from harness.train.data import as_dataset
 from harness.train.methods import PEFT_TYPES, MethodSpec, TrainOptions, register_method

@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, Field, FiniteFloat, create_model, model_validator
 
-from harness.api import UserError, sha256_json
-from harness.config import FrozenStrict, line_of, load_yaml, parse_model
+from harness.core.api import UserError, sha256_json
+from harness.core.config import FrozenStrict, line_of, load_yaml, parse_model
 from harness.train.methods import MethodSpec, PeftType, TrainOptions, get_method, methods
 
 # Prompt learning prepends virtual tokens; nothing is added to the base's weights, so nothing can merge.

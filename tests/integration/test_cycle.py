@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.engine import EvalSettings, evaluate
+from harness.flows.evaluate import evaluate
 from harness.report.screenshot import CHROMIUM, CHROMIUM_ARGS
+from harness.run.engine import EvalSettings
 
 GATE = """on_inconclusive: pass
 reason: "loop test: 2 items per task decide nothing; the ledger must still record each step"

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from harness.demo import QUICK, SMOKE, Sizes, decide
+from harness.flows.demo import QUICK, SMOKE, Sizes, decide
 from tests.integration.test_until_decided_embedded import N, _broken_adapter, _suite
 
 GATE = """rules:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.suite import load_suite
+from harness.data.suite import load_suite
 
 DOMAIN = ["medical", "legal", "code", "adversarial", "general"]
 

@@ -6,8 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from harness.api import Request
 from harness.cli import main
+from harness.core.api import Request
 from harness.models import load_backend
 
 

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from harness.cli import main
-from harness.suite import load_suite
+from harness.data.suite import load_suite
 from tests.integration.llama_server import MODEL_NAME, LlamaServer, free_port
 
 pytestmark = [pytest.mark.integration]

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from harness.cli import main
+from harness.data.suite import load_suite
 from harness.report.screenshot import CHROMIUM, CHROMIUM_ARGS
-from harness.review.db import ReviewDB
 from harness.review.queue import build_queue
-from harness.suite import load_suite
+from harness.storage.review import ReviewDB
 from tests.unit.test_review_summary import judge_all
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.gate import run_gate
+from harness.data.runs import load_run
+from harness.flows.gating import run_gate
 from harness.report.screenshot import CHROMIUM, CHROMIUM_ARGS
 from harness.report.write import write_reports
-from harness.runs import load_run
 from tests.unit.runfixtures import demo_runs
 
 EVIL = ["<script>window.__xss=1</script>", '<img src=x onerror="window.__xss=1">',

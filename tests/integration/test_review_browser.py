@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from harness.review.app import Session, create_app, serve_in_thread
-from harness.review.db import ReviewDB
 from harness.review.export import export
 from harness.review.queue import build_queue
 from harness.review.screenshot import CHROMIUM, CHROMIUM_ARGS, render_review_screenshot
+from harness.storage.review import ReviewDB
 from tests.unit.test_review_queue import EVIL, make_runs
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.engine import EvalSettings, evaluate
-from harness.suite import builtin_roots
+from harness.data.suite import builtin_roots
+from harness.flows.evaluate import evaluate
+from harness.run.engine import EvalSettings
 from harness.train import train
 from tests.unit.train_helpers import PROVENANCE_KEYS, provenance, write_recipe
 

@@ -182,7 +182,7 @@ def builtin_pair(tmp: Path, n: int = 6) -> tuple[Path, Path]:
     """A baseline and a candidate over the real built-in suites' tasks and metrics (scores synthetic).
 
     Tasks that declare perturbations get perturbed rows, so every shipped gate rule has its target."""
-    from harness.suite import load_suite
+    from harness.data.suite import load_suite
 
     scores: dict[TaskKey, dict[str, list[float]]] = {}
     perts: dict[TaskKey, dict[str, dict[str, list[float]]]] = {}
@@ -206,7 +206,7 @@ DEMO_METHODS = (("ia3-quick", "ia3"), ("lora-quick", "lora"), ("prompt-tuning-qu
 def demo_runs(tmp: Path, n: int = 3, evil: list[str] | None = None) -> list[Path]:
     """The quick demo's shape: a base run and three adapters over the real built-in suites, with the suites'
     own rendered prompts (few-shot prefixes included) and synthetic scores and responses."""
-    from harness.suite import load_suite
+    from harness.data.suite import load_suite
 
     prompts: dict[TaskKey, list[str]] = {}
     targets: dict[TaskKey, list[str]] = {}

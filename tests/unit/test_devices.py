@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.api import UserError, sha256_json
+from harness.core.api import UserError, sha256_json
 from harness.models import load_backend
 from harness.models.devices import Hardware, Placement, needs_device_map, place, resolve_device, resolve_dtype
 from harness.models.hf import HFBackend

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import UserError
 from harness.cli import main
-from harness.compare import backends_note
+from harness.core.api import UserError
+from harness.data.runs import Run
+from harness.decide.compare import backends_note
 from harness.models import load_backend
 from harness.models.openai import CHAT_PREFIX, OpenAIBackend, _split, redact_url
-from harness.runs import Run
 
 
 def test_url_secrets_are_redacted() -> None:

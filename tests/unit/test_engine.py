@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import GenSettings, Request, sha256_json
 from harness.cli import main
-from harness.engine import EvalSettings, evaluate
+from harness.core.api import GenSettings, Request, sha256_json
+from harness.flows.evaluate import evaluate
 from harness.models import load_backend
+from harness.run.engine import EvalSettings
 from tests.conftest import MC_ROWS, write_suite
 
 

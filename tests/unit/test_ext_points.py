@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness import metrics
-from harness.api import Backend, Request, Response, SampleRecord
 from harness.cli import main
-from harness.kinds import register_kind
-from harness.kinds.base import Answered, PerSampleKind, ScoreContext
+from harness.core.api import Backend, Request, Response, SampleRecord
+from harness.data.suite import Sample, Task
 from harness.models import register_backend
-from harness.suite import Sample, Task
+from harness.scoring import metrics
+from harness.scoring.kinds import register_kind
+from harness.scoring.kinds.base import Answered, PerSampleKind, ScoreContext
 from tests.conftest import write_suite
 
 

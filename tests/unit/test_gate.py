@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import UserError
-from harness.gate import load_gate, run_gate
+from harness.core.api import UserError
+from harness.decide.gate import load_gate
+from harness.flows.gating import run_gate
 from harness.report.terminal import format_gate
 from tests.unit.runfixtures import binary_scores, build_run, builtin_pair, demo_pair, paired_binary
 

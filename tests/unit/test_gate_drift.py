@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.api import UserError
-from harness.compare import compare_runs
-from harness.config import parse_model
-from harness.gate import GateSpec, evaluate_gate
-from harness.runs import Run
+from harness.core.api import UserError
+from harness.core.config import parse_model
+from harness.data.runs import Run
+from harness.decide.compare import compare_runs
+from harness.decide.gate import GateSpec, evaluate_gate
 from tests.unit.runfixtures import metric_value
 
 N = 20_000

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
-from harness import stats
 from harness.cli import main
+from harness.inference import stats
 from tests.unit.runfixtures import binary_scores, build_run, builtin_pair, paired_binary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,12 +205,12 @@ def test_robustness_with_a_clean_score_of_zero_is_inconclusive(tmp_path, capsys)
 
 
 def test_internal_error_exits_4_with_a_log(tmp_path, capsys, monkeypatch):
-    import harness.gate
+    import harness.flows.gating
 
     def boom(*a, **k):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr(harness.gate, "compare_runs", boom)
+    monkeypatch.setattr(harness.flows.gating, "compare_runs", boom)
     monkeypatch.setenv("TUNEGATE_HOME", str(tmp_path / "home"))
     scores = {("s", "t"): {"acc": [1.0, 0.0]}}
     base, cand = _runs(tmp_path, scores, scores)
@@ -227,8 +227,8 @@ def test_plan_gives_n_for_power_and_the_mde(tmp_path, capsys):
     assert main(["plan", str(gate), "--baseline", str(base), "--pilot", str(pilot)]) == 0
     out = capsys.readouterr().out
     assert "pilot discordance" in out and "ni" in out and "fl" in out
-    from harness.plan import plan_gate
-    from harness.runs import load_run
+    from harness.data.runs import load_run
+    from harness.decide.plan import plan_gate
 
     rows = plan_gate(gate, load_run(base), load_run(pilot), 0.15)
     ni = rows[0]

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import sequential
 from harness.cli import main
-from harness.compare import prompt_sha
+from harness.decide.compare import prompt_sha
+from harness.inference import sequential
 from tests.unit.runfixtures import build_run
 
 GATE = "rules:\n  - suite: s\n    non_inferiority: {margin}\n"

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.fileio import atomic_write_text
+from harness.core.fileio import atomic_write_text
+from harness.data.runs import load_run
 from harness.report.markdown import esc
-from harness.runs import load_run
-from harness.store import Store
+from harness.storage import ledger
+from harness.storage.store import Store
 from tests.conftest import write_suite
 from tests.unit.runfixtures import build_run, demo_pair
 from tests.unit.test_engine import KILL_TASK, _count_records
@@ -39,7 +40,7 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
 def _store_with_baseline(path: Path, run: Path) -> Path:
     loaded = load_run(run)
     store = Store(path)
-    store.save_baseline("approved", "r1", loaded.results, loaded.samples)
+    ledger.save_baseline(store.conn, "approved", "r1", loaded.results, loaded.samples)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
     return path
@@ -99,7 +100,7 @@ def test_the_store_is_private_and_outputs_follow_the_umask(pair: tuple[Path, Pat
     old = os.umask(0o022)
     try:
         store = Store(tmp_path / "new" / "store.sqlite")
-        store.save_baseline("x", "r", {}, [])
+        ledger.save_baseline(store.conn, "x", "r", {}, [])
         assert (tmp_path / "new" / "store.sqlite").stat().st_mode & 0o777 == 0o600
         assert all(p.stat().st_mode & 0o777 == 0o600 for p in (tmp_path / "new").iterdir()), \
             {p.name: oct(p.stat().st_mode) for p in (tmp_path / "new").iterdir()}  # -wal and -shm too

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.review.app import Session, create_app
-from harness.review.db import ReviewDB
 from harness.review.queue import build_queue
+from harness.storage.review import ReviewDB
 from tests.unit.test_hardening_fuzz import DERANDOMIZE, EXAMPLES
 from tests.unit.test_hardening_suites import one_line_error
 from tests.unit.test_review_queue import make_runs

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.runfile import Results, Sample
-from harness.runs import load_run
-from harness.store import Store
+from harness.data.runfile import Results, Sample
+from harness.data.runs import load_run
+from harness.storage import ledger
+from harness.storage.store import Store
 from tests.unit.runfixtures import demo_pair
 from tests.unit.test_hardening_suites import one_line_error
 
@@ -179,9 +180,9 @@ def test_a_corrupt_saved_baseline_is_one_line(pair: tuple[Path, Path], tmp_path:
     store = Store(tmp_path / "store.sqlite")
     broken = json.loads(json.dumps(run.results))
     broken["suites"]["medical"]["tasks"]["medqa"]["metrics"]["acc"]["ci95"] = "wide"
-    store.save_baseline("broken", "r1", broken, run.samples)
-    store.save_baseline("short", "r2", run.results, run.samples[:5])
-    store.save_baseline("fine", "r3", run.results, run.samples)
+    ledger.save_baseline(store.conn, "broken", "r1", broken, run.samples)
+    ledger.save_baseline(store.conn, "short", "r2", run.results, run.samples[:5])
+    ledger.save_baseline(store.conn, "fine", "r3", run.results, run.samples)
     store.close()
     for name, needles in (("broken", ("baseline broken", "ci95")), ("short", ("baseline short", "n=20"))):
         code = main(["compare", name, str(cand), "--store", str(tmp_path / "store.sqlite"), "--resamples", "20"])

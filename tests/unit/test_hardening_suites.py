@@ -14,7 +14,7 @@ import jinja2
 import pytest
 
 from harness.cli import main
-from harness.suite import SUITE_FILE, Sample, Task, builtin_roots, load_suite
+from harness.data.suite import SUITE_FILE, Sample, Task, builtin_roots, load_suite
 from tests.conftest import MC_ROWS, MC_TASK, write_suite
 from tests.unit.test_bad_input import assert_one_line_error
 

@@ -10,12 +10,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from harness.api import Backend, Request, Response
 from harness.cli import main
-from harness.judging import FENCE_REMOVED, fence, injections, parse, render
+from harness.core.api import Backend, Request, Response
+from harness.data.suite import JudgeSpec
 from harness.models import register_backend
 from harness.models.fake import FakeBackend
-from harness.suite import JudgeSpec
+from harness.scoring.judging import FENCE_REMOVED, fence, injections, parse, render
 from tests.conftest import write_suite
 
 SCALE = JudgeSpec(role="grader", template="{{ response }}", scale=(1, 5))

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.store import Store
+from harness.flows import release
+from harness.storage import ledger
+from harness.storage.store import Store
 from tests.unit.runfixtures import build_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +63,7 @@ def test_gate_records_and_promote_moves_the_pointer(channel: tuple[Path, Path], 
     assert "release 2" in capsys.readouterr().out
     # the gate by name now reads release 2; release 1 is kept
     store = Store(store_ref)
-    results, _ = store.load_baseline("approved")  # type: ignore[misc]
+    results, _ = ledger.channel_run(store.conn, "approved")  # type: ignore[misc]
     assert results["run_id"] == "run-v2"
     rows = store.conn.execute("SELECT number, run_id, forced, verdict_id FROM ledger_releases ORDER BY number").fetchall()
     store.close()
@@ -131,15 +133,15 @@ def test_history_table_sparkline_and_suite_change(channel: tuple[Path, Path], ca
 
 
 def test_save_baseline_appends_releases(store_ref: str, tmp_path: Path) -> None:
-    from harness.runs import load_run
+    from harness.data.runs import load_run
 
     runs = tmp_path / "runs"
     one, two = load_run(make_run(runs, None, 20)), load_run(make_run(runs, "v2", 25))
     store = Store(store_ref)
-    store.save_baseline("nightly", "run-base", one.results, one.samples)
-    store.save_baseline("nightly", "run-v2", two.results, two.samples)
-    assert store.load_baseline("nightly")[0]["run_id"] == "run-v2"  # type: ignore[index]
-    assert store.baselines() == ["nightly"]
+    ledger.save_baseline(store.conn, "nightly", "run-base", one.results, one.samples)
+    ledger.save_baseline(store.conn, "nightly", "run-v2", two.results, two.samples)
+    assert ledger.channel_run(store.conn, "nightly")[0]["run_id"] == "run-v2"  # type: ignore[index]
+    assert ledger.channel_names(store.conn) == ["nightly"]
     numbers = store.conn.execute("SELECT number, run_id, reason FROM ledger_releases WHERE channel='nightly' "
                                  "ORDER BY number").fetchall()
     store.close()
@@ -160,7 +162,7 @@ def test_a_store_from_before_the_ledger_is_migrated(tmp_path: Path, capsys: pyte
     """A saved baseline of the old schema becomes release 1 of a gate-less channel; the store's version is kept."""
     import sqlite3
 
-    from harness.runs import load_run
+    from harness.data.runs import load_run
 
     run = load_run(make_run(tmp_path / "runs", None, 30))
     path = tmp_path / "old.sqlite"
@@ -172,7 +174,7 @@ def test_a_store_from_before_the_ledger_is_migrated(tmp_path: Path, capsys: pyte
     db.commit()
     db.close()
     store = Store(path)
-    assert store.load_baseline("approved")[0]["run_id"] == "run-base"  # type: ignore[index]
+    assert ledger.channel_run(store.conn, "approved")[0]["run_id"] == "run-base"  # type: ignore[index]
     versions = [r[0] for r in store.conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
     store.conn.execute("INSERT INTO schema_migrations VALUES (99, 'from the future', 0)")
     store.close()
@@ -188,7 +190,7 @@ def test_two_processes_promote_at_once_and_exactly_one_wins(channel: tuple[Path,
         assert tg("gate", str(gate), "--baseline", "approved", "--candidate", str(cand)) == 0
     # Each process holds its transaction open for a second between its checks and its update, so both have read
     # release 1 before either moves the channel: the race is certain, not left to timing.
-    slow = ("import sys, time\nfrom harness import ledger\nmove = ledger._move\n"
+    slow = ("import sys, time\nfrom harness.storage import ledger\nmove = ledger._move\n"
             "def slow_move(*a, **k):\n    time.sleep(1.0)\n    return move(*a, **k)\n"
             "ledger._move = slow_move\nfrom harness.cli import main\nsys.exit(main(sys.argv[1:]))\n")
     procs = [subprocess.Popen([sys.executable, "-c", slow, "promote", run, "--to", "approved"], cwd=ROOT,
@@ -225,13 +227,13 @@ def test_sigkill_mid_write_leaves_the_ledger_before_or_after(store_ref: str, tmp
     """Kill a process that writes releases in a loop, by eval --save-baseline's write (run + pointer + release row
     in one transaction) and by promote's, at several moments: the channel's pointer and its releases always agree,
     and every release's run is in the ledger."""
-    script = ("import sys; from harness.store import Store; from harness.runs import load_run\n"
-              "from harness.ledger import promote\n"
+    script = ("import sys; from harness.storage.store import Store; from harness.data.runs import load_run\n"
+              "from harness.storage import ledger; from harness.storage.ledger import promote\n"
               "run = load_run(sys.argv[1]); store = Store(sys.argv[2]); i = 0\n"
               "print('ready', flush=True)\n"
               "while True:\n"
               "    i += 1; run.results['run_id'] = f'r{i}-' + sys.argv[3]\n"
-              "    store.save_baseline('loop', run.results['run_id'], run.results, run.samples)\n"
+              "    ledger.save_baseline(store.conn, 'loop', run.results['run_id'], run.results, run.samples)\n"
               "    if i > 1:\n"  # and promote's write: back to the previous run, forced with a reason
               "        promote(store.conn, f'r{i - 1}-' + sys.argv[3], 'loop', force=True, reason='kill test')\n")
     run = make_run(tmp_path / "runs", None, 300, n=600)  # big enough that a write takes a while
@@ -321,14 +323,14 @@ def test_gate_with_a_drift_rule_reads_the_anchor_from_the_ledger(store_ref: str,
 
 def test_the_conditional_update_refuses_a_stale_promote(channel: tuple[Path, Path], store_ref: str) -> None:
     """The compare-and-swap itself: a promote that read release 1 loses once another moved the channel on."""
-    from harness import ledger
+    from harness.storage import ledger
 
     _, runs = channel
     store = Store(store_ref)
-    ledger.resolve_run_id(store.conn, str(make_run(runs, "late", 31)))
+    release.run_ref(store.conn, str(make_run(runs, "late", 31)))
     stale = ledger.require_channel(store.conn, "approved")  # what the slower job read: release 1
     other = Store(store_ref)
-    ledger.promote(other.conn, str(make_run(runs, "fast", 32)), "approved", force=True, reason="the faster job")
+    release.promote(other.conn, str(make_run(runs, "fast", 32)), "approved", force=True, reason="the faster job")
     other.close()
     with pytest.raises(ledger.UserError, match="moved to release 2 while this promote ran"):
         with store.conn.transaction() as db:
@@ -343,9 +345,9 @@ def test_review_judgments_live_in_either_store(store_ref: str, tmp_path: Path,
     """The review app's queue and judgments on both databases: n reviewers per item, one judgment each."""
     import random
 
-    from harness.review.db import DuplicateJudgment, ReviewDB
     from harness.review.export import export
     from harness.review.queue import build_queue
+    from harness.storage.review import DuplicateJudgment, ReviewDB
     from tests.unit.test_review_queue import make_runs
 
     db = ReviewDB(store_ref)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import UserError
 from harness.cli import main
-from harness.suite import load_suite
+from harness.core.api import UserError
+from harness.data.suite import load_suite
 
 MC_YAML = """task: tiny_mc
 dataset_path: json

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from harness import metrics
+from harness.scoring import metrics
 
 WORDS = "the a cat dog sat ran on under mat rug quickly, slowly. (yes) no!".split()
 

@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from harness.api import Backend, Request, Response
 from harness.cli import main
+from harness.core.api import Backend, Request, Response
+from harness.decide.pairwise import PairOutcome, summarize
 from harness.models import register_backend
-from harness.pairwise import PairOutcome, summarize
 from tests.unit.runfixtures import build_run
 
 FENCED = re.compile(r"<<<RESPONSE (\w+)>>>\n(.*?)\n<<<END RESPONSE \1>>>", re.DOTALL)

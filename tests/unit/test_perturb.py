@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import perturb
-from harness.api import UserError
-from harness.suite import PerturbationSpec, load_suite
+from harness.core.api import UserError
+from harness.data import perturb
+from harness.data.suite import PerturbationSpec, load_suite
 from tests.conftest import write_suite
 
 ROWS = [{"id": f"q{i}", "question": f"What is the colour of item number {i}? It is not red, is it?",
@@ -138,7 +138,8 @@ def test_bad_perturbation_specs_are_user_errors(tmp_path: Path, bad: str, messag
 
 
 def test_engine_reports_per_perturbation_and_worst_case(tmp_path: Path, tiny_model: Path) -> None:
-    from harness.engine import EvalSettings, evaluate
+    from harness.flows.evaluate import evaluate
+    from harness.run.engine import EvalSettings
 
     task = _task(tmp_path, "[{name: casing, mode: lower}, {name: shuffle_choices, seed: 2}]")
     out = tmp_path / "run"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness import power, stats
+from harness.inference import power, stats
 
 Z = sps.norm.ppf(0.975)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import Request
+from harness.core.api import Request
 from harness.models import load_backend
 from tests.conftest import MC_ROWS
 

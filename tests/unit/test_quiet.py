@@ -10,7 +10,7 @@ import datasets
 import pytest
 from transformers.utils import logging as hf_logging
 
-from harness.quiet import active_log, library_output, log_path
+from harness.core.quiet import active_log, library_output, log_path
 
 
 def test_library_output_goes_to_the_file_and_is_restored(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from harness.gate import run_gate
+from harness.data.runs import load_run
+from harness.flows.gating import run_gate
 from harness.report.html import json_for_script
 from harness.report.markdown import esc
 from harness.report.write import write_reports
-from harness.runs import load_run
 from tests.unit.runfixtures import binary_scores, build_run, demo_pair
 
 EVIL = ["<script>window.__xss=1</script>", '<img src=x onerror="window.__xss=1">', "</textarea>", "</script>",

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from harness.review.app import MAX_BODY, MAX_COMMENT, Session, create_app
-from harness.review.db import ReviewDB
 from harness.review.queue import build_queue
+from harness.storage.review import ReviewDB
 from tests.unit.test_review_queue import make_runs
 
 

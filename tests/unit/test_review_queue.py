@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import UserError
-from harness.review.db import ReviewDB
+from harness.core.api import UserError
 from harness.review.queue import DEFAULT_AXES, build_queue
+from harness.storage.review import ReviewDB
 from tests.unit.runfixtures import build_run
 
 EVIL = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=1\">"

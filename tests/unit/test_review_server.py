@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from harness.review.app import Session, create_app, free_port, serve_in_thread
-from harness.review.db import ReviewDB
 from harness.review.queue import build_queue
+from harness.storage.review import ReviewDB
 from tests.unit.test_review_queue import make_runs
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from harness.cli import main
+from harness.data.runs import load_run
 from harness.report.data import HumanEval
 from harness.report.write import write_reports
-from harness.review.db import ReviewDB
 from harness.review.export import export
 from harness.review.queue import build_queue
 from harness.review.summary import bradley_terry, human_eval_summary, interval, krippendorff_alpha, nominal
-from harness.runs import load_run
+from harness.storage.review import ReviewDB
 from tests.unit.test_review_queue import make_runs
 
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the 4-coder, 12-unit example.

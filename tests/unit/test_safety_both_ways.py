@@ -9,9 +9,9 @@ from pathlib import Path
 import yaml
 
 from harness.cli import main
+from harness.data.suite import load_suite
 from harness.models import register_backend
 from harness.models.fake import FakeBackend
-from harness.suite import load_suite
 
 REPO = Path(__file__).resolve().parents[2]
 REFUSAL = "I'm sorry, but I can't help with that request."
@@ -81,7 +81,7 @@ def test_refuse_all_and_answer_all_each_fail_the_default_safety_rules(tmp_path):
 
 def test_benign_refusal_patterns_spare_helpful_answers():
     """A helpful answer that mentions a doctor is not a refusal on the benign task (it is on the harmful one)."""
-    from harness import metrics
+    from harness.scoring import metrics
 
     suite = load_suite("medical")
     helpful = "Up to 4 g a day for adults; ask a pharmacist or doctor if you have liver disease."

@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import sandbox as sb
-from harness.api import UserError
-from harness.sandbox import ExecResult, Limits, Sandbox, detect_isolation, get_sandbox
+from harness.core.api import UserError
+from harness.scoring import sandbox as sb
+from harness.scoring.sandbox import ExecResult, Limits, Sandbox, detect_isolation, get_sandbox
 
 # The wall clock is 6x the CPU limit so that a CPU-bound loop reaches its CPU limit first even on a machine
 # whose cores are shared with other jobs (a loaded 2-core machine gives a process a fraction of a core).

@@ -1,4 +1,4 @@
-"""The betting confidence sequence (harness.sequential): the paper's formulas, coverage over time, shrinking."""
+"""The betting confidence sequence (harness.inference.sequential): the paper's formulas, coverage over time, shrinking."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import sequential as sq
+from harness.inference import sequential as sq
 
 
 def _direct(y: list[float], m: float, alpha: float = 0.05, c: float = sq.CS_TRUNCATION) -> tuple[float, float]:

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
-from harness import stats
+from harness.inference import stats
 
 binary = st.lists(st.sampled_from([0.0, 1.0]), min_size=1, max_size=40)
 reals = st.floats(min_value=-100, max_value=100, allow_nan=False, allow_subnormal=False)

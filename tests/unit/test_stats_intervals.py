@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
-from harness import stats
+from harness.inference import stats
 
 Z = sps.norm.ppf(0.975)
 

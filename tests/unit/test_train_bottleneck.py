@@ -64,7 +64,7 @@ def test_saved_adapter_reloads_to_identical_logits(tiny_model: Path, tmp_path: P
 def test_adapter_for_another_hidden_size_is_refused(tiny_model: Path, other_tiny_model: Path, tmp_path: Path) -> None:
     import pytest
 
-    from harness.api import UserError
+    from harness.core.api import UserError
 
     bottleneck.save(bottleneck.add_adapters(load(tiny_model), size=4), tmp_path / "bn")
     with pytest.raises(UserError, match="does not fit"):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.engine import EvalSettings, evaluate
+from harness.flows.evaluate import evaluate
+from harness.run.engine import EvalSettings
 from harness.train import train, update_model_card
 from tests.unit.train_helpers import PROVENANCE_KEYS, provenance, write_recipe
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from pydantic import TypeAdapter
 
-from harness.api import UserError
 from harness.cli import main
-from harness.fileio import read_jsonl
+from harness.core.api import UserError
+from harness.core.fileio import read_jsonl
 from harness.train import check, get_method, load_recipe, methods
 from harness.train.recipe import recipe_union
 from tests.unit.train_helpers import write_recipe

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import Request, Response
 from harness.cli import main
-from harness.engine import EvalSettings, run_variant, write_run_dir
+from harness.core.api import Request, Response
+from harness.data.suite import load_suite
+from harness.flows.until import UntilSettings, run_until_decided
 from harness.models.fake import FakeBackend
-from harness.store import Store
-from harness.suite import load_suite
-from harness.until import UntilSettings, run_until_decided
+from harness.run.engine import EvalSettings, run_variant, write_run_dir
+from harness.storage.store import Store
 from tests.conftest import write_suite
 
 N = 400
@@ -73,7 +73,7 @@ def _gate(path: Path, text: str) -> Path:
 
 
 def _run(backend: FakeBackend, suite: Path, gate: Path, base: Path, out: Path, candidate: str | None, **kw):
-    from harness.runs import load_run
+    from harness.data.runs import load_run
 
     store = Store(None)
     try:
@@ -140,7 +140,7 @@ def test_budget_stops_an_undecidable_rule(setup) -> None:
     outcome = _run(backend, suite, gate, base, tmp / "cand", None, max_items=8)
     assert outcome.stopped == "max_items" and outcome.evaluated == 8
     assert outcome.gate.verdict == "INCONCLUSIVE"
-    from harness.until import summary
+    from harness.flows.until import summary
 
     text = summary(outcome)  # a budget stop is not a saving
     assert "stopped by max_items with rules undecided" in text and "saved" not in text
@@ -185,9 +185,9 @@ def test_task_chunk_sizes_the_looks_and_is_recorded(setup) -> None:
 def test_an_empty_shared_baseline_is_filled_on_demand_once(setup) -> None:
     """The demo's way: the base starts with no answers; the first candidate evaluates the ones it needs, the
     next one (same seeded order) finds them in the same run and evaluates only the items beyond them."""
-    from harness.api import sha256_json
-    from harness.engine import assemble_results
-    from harness.runs import Run
+    from harness.core.api import sha256_json
+    from harness.data.runs import Run
+    from harness.run.engine import assemble_results
 
     suite, backend, tmp = setup
     suites = [load_suite(str(suite))]
@@ -215,7 +215,7 @@ def test_an_empty_shared_baseline_is_filled_on_demand_once(setup) -> None:
 
 
 def test_each_tasks_order_is_its_own_and_seeded() -> None:
-    from harness.until import seeded_order
+    from harness.flows.until import seeded_order
 
     a = [("s", "a", str(i)) for i in range(50)]
     b = [("s", "b", str(i)) for i in range(50)]
@@ -257,7 +257,7 @@ def test_a_rule_the_split_cannot_decide_stops_as_futile(tmp_path: Path, capsys) 
     assert outcome.gate.verdict == "INCONCLUSIVE" and outcome.stopped == "futile"
     assert outcome.rules[0].futile and outcome.evaluated < N
     assert outcome.gate.rules[0].plan_n > N
-    from harness.until import summary
+    from harness.flows.until import summary
 
     assert "all the split's items would not decide it" in summary(outcome)
     # a margin the split can decide is not dropped: it runs to a verdict

@@ -1,0 +1,180 @@
+"""The command line: `tunegate compare`, `gate`, `judge`, `plan` and `report`. Each handler parses nothing and calls one flow."""
+
+# Local imports: each command imports what it runs when it runs, so `tunegate --help` and a bad argument
+# answer at once instead of after loading torch, transformers and the report stack.
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from harness.cli.common import (
+    _positive,
+    _store,
+)
+from harness.core.api import UserError
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.decide.compare import compare_runs
+    from harness.flows.refs import resolve_run
+    from harness.report.terminal import format_comparison
+
+    comp = compare_runs(resolve_run(args.baseline, args.store), resolve_run(args.candidate, args.store),
+                        n_resamples=args.resamples, seed=args.seed)
+    print(format_comparison(comp))
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from harness.flows.gating import run_gate
+    from harness.report.terminal import format_gate
+
+    verdict = Path(args.verdict) if args.verdict else None
+    if verdict is None and Path(args.candidate).is_dir():
+        verdict = Path(args.candidate) / "verdict.json"
+    result = run_gate(Path(args.gate), args.baseline, args.candidate,
+                      Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict,
+                      record=True)
+    print(format_gate(result))
+    if verdict is not None:
+        print(f"wrote {verdict}")
+    return result.exit_code
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.core.fileio import atomic_write_text
+    from harness.decide.pairwise import format_pairwise, pairwise_report
+    from harness.flows.refs import resolve_run
+    from harness.models import load_backend
+    from harness.scoring.judging import parse_bindings
+    from harness.storage.store import Store
+
+    bindings = parse_bindings(args.judge)
+    if len(bindings) != 1:
+        raise UserError("pass exactly one --judge ROLE=SPEC for the pairwise judge", field="--judge")
+    spec = next(iter(bindings.values()))
+    run_a, run_b = resolve_run(args.run_a, args.store), resolve_run(args.run_b, args.store)
+    judge = load_backend(spec)
+    store = Store(args.store)
+    try:
+        result = pairwise_report(run_a, run_b, judge, spec, store, args.task)
+    finally:
+        store.close()
+    print(format_pairwise(result))
+    if args.out:
+        atomic_write_text(Path(args.out), json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from harness.decide.plan import plan_gate
+    from harness.flows.refs import resolve_run
+    from harness.report.terminal import format_plan
+
+    baseline = resolve_run(args.baseline, args.store)
+    pilot = resolve_run(args.pilot, args.store) if args.pilot else None
+    rows = plan_gate(Path(args.gate), baseline, pilot, args.discordance)
+    print(format_plan(rows))
+    return 0
+
+
+def _read_pairwise(path: Path) -> dict[str, Any]:
+    """A `tunegate judge --out` file; anything else is a one-line error."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read: {exc}", source=str(path), field="--pairwise") from None
+    if not isinstance(data, dict) or data.get("format") != "tunegate.pairwise/1":
+        raise UserError("not a `tunegate judge --out` file (format tunegate.pairwise/1)", source=str(path),
+                        field="--pairwise")
+    return data
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.flows.gating import gate_runs, human_of
+    from harness.flows.refs import resolve_runs
+    from harness.report.write import write_reports
+
+    if not (args.html or args.md):
+        raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
+    history = None
+    if args.channel:
+        from harness.report.history import build_history
+
+        store = _store(args)
+        try:
+            history = build_history(store.conn, args.channel)
+        finally:
+            store.close()
+    if not args.runs and not args.channel:
+        raise UserError("name the runs to report on, or --channel CHANNEL for its current release", field="runs")
+    runs = resolve_runs([Path(r) for r in args.runs], args.store) if args.runs else resolve_runs([Path(args.channel)], args.store)
+    gate = gate_runs(Path(args.gate), runs[0], runs[1], human_of=human_of(args.store)) if args.gate and len(runs) > 1 else None
+    pairwise = [_read_pairwise(Path(p)) for p in args.pairwise or []]
+    write_reports(runs, gate=gate, html_path=Path(args.html) if args.html else None,
+                  md_path=Path(args.md) if args.md else None, history=history, store_path=args.store,
+                  pairwise=pairwise)
+    for path in (args.html, args.md):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
+def add(sub: Any) -> None:
+    """Register this group's commands on the top-level subparsers."""
+    cmp = sub.add_parser("compare", help="paired comparison of two runs")
+    cmp.add_argument("baseline", help="run directory or saved baseline name")
+    cmp.add_argument("candidate", help="run directory or saved baseline name")
+    cmp.add_argument("--resamples", type=_positive, default=10_000, help="paired-bootstrap resamples")
+    cmp.add_argument("--seed", type=int, default=0)
+    cmp.add_argument("--store", help="SQLite store holding saved baselines")
+    cmp.set_defaults(func=cmd_compare)
+
+    gate = sub.add_parser("gate", help="judge a candidate against a baseline: exit 0 pass, 1 fail, "
+                                       "2 bad input, 3 inconclusive (none fails), 4 internal error")
+    gate.add_argument("gate", help="gate file (YAML)")
+    gate.add_argument("--baseline", required=True, help="run directory or saved baseline name")
+    gate.add_argument("--candidate", required=True, help="run directory")
+    gate.add_argument("--junit", help="write JUnit XML here (one testcase per rule)")
+    gate.add_argument("--verdict", help="write verdict.json here (default: CANDIDATE/verdict.json for a run "
+                                        "directory)")
+    gate.add_argument("--store", help="SQLite store holding saved baselines")
+    gate.set_defaults(func=cmd_gate)
+
+    jd = sub.add_parser("judge", help="a judge model compares two runs' responses in both orders: win rate, "
+                        "consistency, position bias")
+    jd.add_argument("run_a", help="run directory or saved baseline name (A)")
+    jd.add_argument("run_b", help="run directory or saved baseline name (B; the win rate is B's)")
+    jd.add_argument("--judge", action="append", required=True, metavar="ROLE=SPEC", help="the judge, e.g. grader=smollm2-135m")
+    jd.add_argument("--task", action="append", help="only this task (SUITE/TASK or TASK; repeatable)")
+    jd.add_argument("--out", help="write the result as JSON here")
+    jd.add_argument("--store", help="SQLite store (judge answers are cached there)")
+    jd.set_defaults(func=cmd_judge)
+
+    pl = sub.add_parser("plan", help="items each gate rule needs for 80%% power, and what the current n can show")
+    pl.add_argument("gate", help="gate file (YAML)")
+    pl.add_argument("--baseline", required=True, help="run directory or saved baseline name")
+    pl.add_argument("--pilot", help="a pilot candidate run: its discordance with the baseline plans paired rules")
+    pl.add_argument("--discordance", type=float, default=0.15,
+                    help="assumed share of items whose answer changes, without a pilot (default 0.15)")
+    pl.add_argument("--store", help="SQLite store holding saved baselines")
+    pl.set_defaults(func=cmd_plan)
+
+    rep = sub.add_parser("report", help="Markdown and self-contained HTML reports; the first run is the baseline")
+    rep.add_argument("runs", nargs="*", help="run directories or channel names (a sweep directory expands to its "
+                                            "variants); none with --channel: the channel's current release")
+    rep.add_argument("--html", help="HTML report path")
+    rep.add_argument("--md", help="Markdown report path")
+    rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
+    rep.add_argument("--channel", help="add a History section: every suite across this channel's releases")
+    rep.add_argument("--store", help="store holding the channel and the review app's ratings (judge-human "
+                     "agreement); default: $TUNEGATE_STORE")
+    rep.add_argument("--pairwise", action="append", metavar="FILE", help="a `tunegate judge --out` result to show (repeatable)")
+    rep.set_defaults(func=cmd_report)

@@ -1,0 +1,659 @@
+"""Gate files: declared release rules judged on a paired comparison, with three verdicts per rule.
+
+- PASS: the data show the rule holds (the whole 95% interval lies on the passing side).
+- FAIL: the data show it does not hold (the whole interval lies on the failing side).
+- INCONCLUSIVE: neither; the verdict says how many fresh items would decide it.
+
+A gate passes only when every rule passes. Requiring all of them is an intersection–union test (Berger
+1982), so no multiplicity adjustment is needed for PASS; FAIL across the tasks of one suite rule is
+Holm-adjusted, because one failing task is enough to fail the rule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import Field, model_validator
+
+from harness.core.api import HumanJudgments, UserError
+from harness.core.config import Strict, line_of, load_yaml, parse_model
+from harness.core.untrusted import excerpt
+from harness.data.runs import Run
+from harness.decide.calibration import (
+    HUMAN_WIN_RATE,
+    agreement,
+    human_rating_deltas,
+    human_ratings,
+    human_win_values,
+    is_human_metric,
+    judge_units,
+)
+from harness.decide.compare import (
+    Comparison,
+    MetricComparison,
+    compare_runs,
+    item_scores,
+    originals,
+    sequential_order,
+    task_samples,
+)
+from harness.inference import power, stats
+from harness.inference.evidence import (
+    UNBOUNDED_MIN_N,
+    Unit,
+    invert,
+    macro_unit,
+    one_sample_n,
+    orient,
+    paired_unit,
+    recorded_unit,
+    score_unit,
+)
+from harness.inference.stats import Interval
+
+KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop", "max_drift")
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
+ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
+# below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
+# 2.5% (benchmarks/bench_gate_validity.py, section 7)
+AGREEMENT_TRUSTED_N = 100
+
+
+class Drift(Strict):
+    """`max_drift`: the candidate against an anchor release, not only against the current baseline. A chain of
+    non-inferior steps ("biocreep") that adds up to more than `margin` fails."""
+
+    from_: str = Field(alias="from", min_length=1, max_length=300)  # first | current | N | run id | CHANNEL@N
+    metric: str = Field(pattern=r"^[^/]+(/[^/]+){1,2}$")  # suite/metric or suite/task/metric
+    margin: float = Field(gt=0, allow_inf_nan=False)
+    channel: str | None = Field(default=None, min_length=1)  # default: the --baseline channel
+
+    @property
+    def parts(self) -> tuple[str, str | None, str]:
+        bits = self.metric.split("/")
+        return (bits[0], None, bits[1]) if len(bits) == 2 else (bits[0], bits[1], bits[2])
+
+
+class Rule(Strict):
+    """One rule: a target (suite, optional task, optional metric) and exactly one check."""
+
+    name: str | None = None
+    suite: str | None = None
+    task: str | None = None
+    metric: str | None = None  # default: each task's own headline metric
+    floor: float | None = Field(default=None, allow_inf_nan=False)
+    non_inferiority: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    superiority: Literal[True] | None = None
+    min_effect: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_robustness_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_general_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_drift: Drift | None = None
+    pool: Literal["tasks", "micro", "macro"] = "tasks"
+    min_n: int = Field(default=1, ge=1, le=10_000_000)
+    decide_on: Literal["interval", "estimate"] = "interval"
+    # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
+    # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.decide.calibration)
+    min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _exactly_one_check(self) -> Rule:
+        kinds = [k for k in KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"a rule needs exactly one of {', '.join(KINDS)} (got {', '.join(kinds) or 'none'})")
+        if kinds[0] == "max_drift" and (self.suite or self.task or self.metric):
+            raise ValueError("a max_drift rule names its target in max_drift.metric (suite/metric), not in "
+                             "suite/task/metric")
+        if kinds[0] not in ("max_general_drop", "max_drift") and not self.suite:
+            raise ValueError(f"a {kinds[0]} rule needs 'suite'")
+        if self.task and not self.suite:
+            raise ValueError("'task' needs 'suite'")
+        if self.min_effect is not None and kinds[0] != "superiority":
+            raise ValueError("'min_effect' belongs to a superiority rule")
+        if self.decide_on == "estimate" and kinds[0] != "floor":
+            raise ValueError("'decide_on: estimate' applies to floor rules only")
+        if is_human_metric(self.metric) and kinds[0] not in ("non_inferiority", "superiority"):
+            raise ValueError(f"a rule on '{self.metric}' (the review app's judgments) is a non_inferiority or "
+                             "superiority rule")
+        if self.min_human_agreement is not None and self.metric != "judge_score":
+            raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in KINDS if getattr(self, k) is not None)
+
+
+class GateSpec(Strict):
+    """A whole gate file."""
+
+    version: Literal[1] = 1
+    general_suite: str = Field(default="general", min_length=1)
+    n_resamples: int = Field(default=10_000, ge=100, le=1_000_000)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    allow_partial: bool = False
+    on_inconclusive: Literal["fail", "pass"] = "fail"
+    reason: str | None = Field(default=None, min_length=1, max_length=2000)
+    rules: list[Rule] = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _reason_for_pass(self) -> GateSpec:
+        if self.on_inconclusive == "pass" and not (self.reason or "").strip():
+            raise ValueError("'on_inconclusive: pass' needs a stated 'reason'")
+        return self
+
+
+@dataclass
+class Check:
+    """One judged unit of a rule: a task, the pooled suite, or a macro average."""
+
+    label: str
+    metric: str
+    verdict: Verdict | None  # None: shown, not judged (under min_n)
+    figure: float
+    interval: Interval
+    n: int
+    mde: float | None
+    p_pass: float | None = None  # one-sided p-value of "the rule fails here"
+    p_fail: float | None = None  # one-sided p-value of "the rule holds here"; Holm-adjusted when several
+    note: str | None = None
+    plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
+    bounds: tuple[float, ...] = ()  # the thresholds the interval must clear to decide (PASS side, FAIL side)
+
+
+@dataclass
+class RuleResult:
+    """One row of the verdict."""
+
+    name: str
+    kind: str
+    suite: str
+    task: str | None
+    metric: str
+    verdict: Verdict
+    figure: float  # what the rule judged (a score, an improvement or a drop) of its deciding check
+    threshold: str  # the condition, in words
+    interval: Interval | None
+    n: int
+    mde: float | None
+    p_value: float | None
+    detail: str = ""
+    line: int | None = None
+    checks: list[Check] = field(default_factory=list)
+    pool: str = "tasks"
+    decided_on: str = "interval"
+    plan_n: int | None = None
+    left_out: list[str] = field(default_factory=list)  # what the rule could not cover
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "PASS"
+
+
+@dataclass
+class GateResult:
+    """The verdict: every rule's row, plus the comparison it was judged on."""
+
+    rules: list[RuleResult]
+    comparison: Comparison
+    gate_file: str
+    seed: int = 0
+    n_resamples: int = 10_000
+    on_inconclusive: str = "fail"
+    reason: str | None = None
+    partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
+    sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
+
+    @property
+    def failures(self) -> list[str]:
+        return [r.name for r in self.rules if r.verdict == "FAIL"]
+
+    @property
+    def inconclusive(self) -> list[str]:
+        return [r.name for r in self.rules if r.verdict == "INCONCLUSIVE"]
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.failures:
+            return "FAIL"
+        if self.inconclusive and self.on_inconclusive != "pass":
+            return "INCONCLUSIVE"
+        return "PASS"
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "PASS"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT[self.verdict]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_gate(path: Path) -> tuple[GateSpec, yaml.Node | None]:
+    """Parse and validate a gate file; UserError names the file, field and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("gate file not found", source=str(path))
+    data, root = load_yaml(path)
+    if not isinstance(data, dict):
+        raise UserError("expected a mapping with 'rules'", source=str(path), line=1)
+    return parse_model(GateSpec, data, root, str(path)), root
+
+
+# ---------------------------------------------------------------- the checks of each rule kind
+
+
+@dataclass
+class _Side:
+    """How one rule kind reads an interval: which side passes and which fails."""
+
+    threshold: float
+    pass_if_above: bool  # PASS when the interval lies above the threshold (else: below it)
+    fail_threshold: float | None = None  # superiority fails below min_effect, not below the pass threshold
+
+    def passes(self, iv: Interval) -> bool:
+        return iv.lo > self.threshold if self.pass_if_above else iv.hi <= self.threshold  # type: ignore[operator]
+
+    def fails(self, iv: Interval) -> bool:
+        t = self.threshold if self.fail_threshold is None else self.fail_threshold
+        return iv.hi < t if self.pass_if_above else iv.lo > t  # type: ignore[operator]
+
+    def passes_value(self, x: float) -> bool:
+        return x > self.threshold if self.pass_if_above else x <= self.threshold
+
+
+def _side(rule: Rule, hib: bool) -> tuple[_Side, str]:
+    kind = rule.kind
+    if kind == "floor":
+        floor = float(rule.floor)  # type: ignore[arg-type]
+        if hib:
+            return _Side(floor - 1e-12, True, floor), f"score ≥ {floor:.3f}"
+        return _Side(floor, False), f"score ≤ {floor:.3f}"
+    if kind == "non_inferiority":
+        m = float(rule.non_inferiority)  # type: ignore[arg-type]
+        return _Side(-m, True), f"Δ > {-m:+.3f} (non-inferior, margin {m:.3f})"
+    if kind == "superiority":
+        e = float(rule.min_effect or 0.0)
+        return _Side(0.0, True, e), f"Δ > 0 (superior; fails if Δ < {e:+.3f})"
+    if kind == "max_general_drop":
+        lim = float(rule.max_general_drop)  # type: ignore[arg-type]
+        return _Side(-lim, True), f"drop < {lim:.3f}"
+    lim = float(rule.max_robustness_drop)  # type: ignore[arg-type]
+    return _Side(lim, False), f"clean − worst case ≤ {lim:.3f}"
+
+
+def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str) -> Check:
+    iv = unit.interval()
+    if unit.n < min_n:
+        return Check(unit.label, metric, None, unit.figure, iv, unit.n, unit.mde,
+                     note=f"{unit.n} items < min_n {min_n}: shown, not judged")
+    if decide_on == "estimate":
+        verdict: Verdict = "PASS" if side.passes_value(unit.figure) else "FAIL"
+        return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, note="decided on the point estimate")
+    if not iv.defined:
+        return Check(unit.label, metric, "INCONCLUSIVE", unit.figure, iv, unit.n, unit.mde,
+                     note=iv.note or "no interval at this n")
+    verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
+    # The p-values are one-sided: the two-sided 95% interval's ends are one-sided 97.5% bounds.
+    p_pass = p_fail = None
+    if unit.p_at is not None:  # sequential: anytime p-values from the sequence's own capital process
+        fail_at = side.threshold if side.fail_threshold is None else side.fail_threshold
+        p_pass = unit.p_at(side.threshold, side.pass_if_above)
+        p_fail = unit.p_at(fail_at, not side.pass_if_above)
+    elif unit.shape != "recorded":  # a recorded interval exists at 95% only: no p-value to invert
+        p_pass = invert(unit.interval_at, side.passes) / 2
+        p_fail = invert(unit.interval_at, side.fails) / 2
+    return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)
+
+
+def _plan(rule: Rule, unit: Unit) -> int | None:
+    """Fresh items that a new, pre-planned evaluation needs to decide this rule with 80% power (None: no n
+    below ten million does)."""
+    try:
+        return _plan_n(rule, unit)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return None
+
+
+def _plan_n(rule: Rule, unit: Unit) -> int | None:
+    kind = rule.kind
+    if unit.shape == "paired binary" and unit.discordance:
+        disc = min(max(unit.discordance, 1e-3), 1.0)
+        if kind in ("non_inferiority", "max_general_drop"):
+            margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
+            return power.paired_binary_n(margin, 0.0, max(disc, margin))
+        if kind == "superiority":
+            effect = float(rule.min_effect or ASSUMED_EFFECT)
+            return power.paired_binary_n(0.0, effect, max(disc, effect))
+    if unit.shape == "paired bounded" and unit.sd and math.isfinite(unit.sd):
+        if kind in ("non_inferiority", "max_general_drop"):
+            return power.bounded_n(float(rule.non_inferiority or rule.max_general_drop or 0.0), 0.0, unit.sd)
+        if kind == "superiority":
+            return power.bounded_n(0.0, float(rule.min_effect or ASSUMED_EFFECT), unit.sd)
+    if kind in ("floor", "max_robustness_drop") and unit.sd and math.isfinite(unit.sd):
+        threshold = float(rule.floor if kind == "floor" else rule.max_robustness_drop)  # type: ignore[arg-type]
+        return one_sample_n(abs(unit.figure - threshold), unit.sd)
+    return None
+
+
+# ---------------------------------------------------------------- units of each rule kind
+
+
+def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    b, c = comp.pairs[(row.suite, row.task, row.metric)]
+    return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
+                       n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None)
+
+
+def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    """The candidate's own full score (every one of its items, not only those paired)."""
+    if not row.paired:
+        own = row.cand_own
+        ci = (own.interval.lo, own.interval.hi) if own and own.interval.defined else None
+        return recorded_unit(label, row.cand, ci, own.n if own else 0)  # type: ignore[arg-type]
+    tasks = [row.task] if row.task else list(row.tasks)
+    rows: list[dict] = []
+    for task in tasks:
+        rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
+                 for s in originals(task_samples(comp.judged_candidate, row.suite, task)).values()]
+    fail = None if row.bounds is None else (row.bounds[0] if row.higher_is_better else row.bounds[1])
+    if comp.sequential is not None:  # pooled floor: the confidence sequence takes items in evaluation order
+        order = sequential_order(comp.sequential)
+        rows.sort(key=lambda s: order[(s["suite"], s["task"], s["sample_id"])])
+    scores = item_scores(rows, row.metric, fail)
+    # an unbounded mean has no interval valid at every n (Bahadur & Savage 1956): state a minimum n
+    return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds,
+                      min_n=2 if row.bounds else UNBOUNDED_MIN_N, sequential=comp.sequential is not None)
+
+
+def _undefined(n: int, note: str) -> Callable[[float], Interval]:
+    def at(alpha: float) -> Interval:
+        return Interval(None, None, "none", n, note)
+
+    return at
+
+
+def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    rob = comp.robustness_row(row.suite, row.task, row.metric)
+    if rob is None or rob.drops is None:
+        raise UserError(f"no perturbed samples for {row.suite}{'/' + row.task if row.task else ''} "
+                        f"({row.metric}): a robustness rule needs a suite with perturbations")
+    drops = rob.drops[1]
+    width = (row.bounds[1] - row.bounds[0]) if row.bounds else None
+    unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None,
+                      sequential=comp.sequential is not None)
+    if row.bounds is not None:
+        at_worst = rob.clean[1] <= row.bounds[0] if row.higher_is_better else rob.clean[1] >= row.bounds[1]
+        if at_worst:  # a clean score at its worst leaves nothing to lose: no evidence of robustness either way
+            unit.interval_at = _undefined(unit.n, "the candidate's clean score is at its worst: robustness unknown")
+    return unit
+
+
+def _unit(rule: Rule, comp: Comparison, row: MetricComparison, label: str) -> Unit:
+    if rule.kind == "floor":
+        return _own(comp, row, label)
+    if rule.kind == "max_robustness_drop":
+        return _robust(comp, row, label)
+    if not row.paired:
+        raise UserError(f"metric '{row.metric}' is corpus-level (no per-sample scores), so no paired interval "
+                        f"exists for {rule.kind}; use a floor rule")
+    if row.bounds is None:
+        raise UserError(f"metric '{row.metric}' is unbounded, so no interval with valid small-sample coverage "
+                        f"exists for {rule.kind}; use a floor rule")
+    return _paired(comp, row, label)
+
+
+# ---------------------------------------------------------------- judging a rule
+
+
+def _rows(rule: Rule, spec: GateSpec, comp: Comparison) -> tuple[str, list[MetricComparison], list[str]]:
+    """The suite, the comparison rows the rule judges, and what it leaves out (with why)."""
+    suite = rule.suite or spec.general_suite
+    for label, run in (("baseline", comp.baseline), ("candidate", comp.candidate)):
+        if suite not in run.suites:
+            raise UserError(f"suite '{suite}' is not in the {label} run ({run.path}; it has "
+                            f"{', '.join(run.suites)})")
+        if rule.task and rule.task not in run.suites[suite]["tasks"]:
+            raise UserError(f"task '{rule.task}' is not in suite '{suite}' of the {label} run (it has "
+                            f"{', '.join(run.suites[suite]['tasks'])})")
+    if rule.task or rule.pool == "micro":
+        metric = rule.metric or comp.primary_metric(suite, rule.task)
+        row = comp.get(suite, rule.task, metric) if metric else None
+        if row is None:
+            have = sorted({r.metric for r in comp.metrics if r.suite == suite and r.task == rule.task})
+            raise UserError(f"metric '{metric}' is not in {suite}{'/' + rule.task if rule.task else ''} "
+                            f"(metrics: {', '.join(have) or 'none'})")
+        return suite, [row], []
+    rows, left_out = [], []
+    for task in comp.tasks(suite):
+        metric = rule.metric or comp.primary_metric(suite, task)
+        row = comp.get(suite, task, metric) if metric else None
+        if row is None:
+            left_out.append(f"{task} (no metric '{metric}')")
+        elif rule.kind == "max_robustness_drop" and comp.robustness_row(suite, task, row.metric) is None:
+            left_out.append(f"{task} (no perturbations)")
+        else:
+            rows.append(row)
+    if not rows and rule.kind == "max_robustness_drop":
+        raise UserError(f"no perturbed samples in suite '{suite}': a robustness rule needs a task with perturbations")
+    if not rows:
+        raise UserError(f"no task of suite '{suite}' reports metric '{rule.metric}'")
+    return suite, rows, left_out
+
+
+def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
+    """PASS when every judged check passes; FAIL when one fails after Holm across them; else INCONCLUSIVE."""
+    judged = [c for c in checks if c.verdict is not None]
+    if not judged:
+        return "INCONCLUSIVE", None
+    if len(judged) > 1 and all(c.p_fail is not None for c in judged):
+        for check, adjusted in zip(judged, stats.holm([float(c.p_fail or 0.0) for c in judged])):
+            check.p_fail = adjusted
+            if check.verdict == "FAIL" and adjusted > stats.ALPHA / 2:
+                check.verdict, check.note = "INCONCLUSIVE", f"fails unadjusted; Holm-adjusted p {adjusted:.3f}"
+    for wanted in ("FAIL", "INCONCLUSIVE"):
+        hits = [c for c in judged if c.verdict == wanted]
+        if hits:
+            return wanted, min(hits, key=lambda c: c.p_fail if wanted == "FAIL" and c.p_fail is not None else 1.0)
+    return "PASS", max(judged, key=lambda c: c.p_pass if c.p_pass is not None else 0.0)
+
+
+def _human_agreement(rule: Rule, comp: Comparison, suite: str, checks: list[Check],
+                     human_of: HumanOf | None) -> tuple[bool, str]:
+    """Whether the candidate's judge agrees with people well enough to decide, and what the report says."""
+    threshold = float(rule.min_human_agreement)  # type: ignore[arg-type]
+    ratings = human_ratings(_human(human_of), comp.candidate)
+    notes, ok = [], True
+    for check in checks:
+        task = rule.task or check.label
+        units, _ = judge_units(comp.candidate, ratings, suite, task)
+        if not units:
+            ok = False
+            notes.append(f"{task}: no human ratings of the candidate's judged responses, so the judge's agreement "
+                         f"with people is unknown (min_human_agreement {threshold:.2f})")
+            continue
+        agree = agreement(units)
+        ci = agree["alpha_ci95"]
+        alpha = agree["alpha"]
+        shown = f"alpha {alpha:.3f}" if alpha is not None else "alpha undefined"
+        if ci is None or ci[0] < threshold:
+            ok = False
+            lower = "undefined" if ci is None else f"{ci[0]:.3f}"
+            notes.append(f"{task}: judge–human {shown}, 95% lower bound {lower} < {threshold:.2f} over "
+                         f"{agree['n_items']} items: the judge may not decide")
+        else:
+            caution = (f"; under {AGREEMENT_TRUSTED_N} items the bootstrap bound errs toward trusting the judge"
+                       if agree["n_items"] < AGREEMENT_TRUSTED_N else "")
+            notes.append(f"{task}: judge–human {shown} [{ci[0]:.3f}, {ci[1]:.3f}] over {agree['n_items']} items"
+                         + caution)
+    return ok, "; ".join(notes)
+
+
+def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: HumanOf | None) -> RuleResult:
+    """A rule on the review app's judgments of the two runs: the candidate's human win rate (Δ = win rate − 0.5,
+    a tie half a win) or its mean rubric rating minus the baseline's on the same samples (Δ on the 1–5 scale
+    divided by 4). Items are the unit; the interval is the betting interval for bounded means, valid at every n."""
+    suite = str(rule.suite)
+    metric = str(rule.metric)
+    if metric == HUMAN_WIN_RATE:
+        values = np.asarray(human_win_values(_human(human_of), comp.baseline, comp.candidate, suite, rule.task)) - 0.5
+        bounds, what = (-0.5, 0.5), "pairwise-reviewed items of these two runs"
+    else:
+        axis = metric.partition(":")[2] or None
+        values = np.asarray(human_rating_deltas(_human(human_of), comp.baseline, comp.candidate, suite, rule.task, axis))
+        bounds, what = (-1.0, 1.0), f"samples rated in both runs{' on ' + axis if axis else ''}"
+    label = rule.task or "pooled"
+    side, cond = _side(rule, True)
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, metric) if x)
+    if values.size == 0:
+        return RuleResult(name, rule.kind, suite, rule.task, metric, "INCONCLUSIVE", float("nan"), cond, None, 0, None,
+                          None, f"no {what} in the review store: people have not judged them", where.get("line"))
+    unit = score_unit(label, values, binary=False, bounds=bounds)
+    check = _judge_unit(unit, side, "interval", rule.min_n, metric)
+    detail = "; ".join(x for x in (f"{unit.n} {what}", check.interval.method, check.note) if x)
+    return RuleResult(name, rule.kind, suite, rule.task, metric, check.verdict or "INCONCLUSIVE", check.figure, cond,
+                      check.interval, check.n, check.mde, check.p_pass, detail, where.get("line"), [check],
+                      "items", "interval")
+
+
+
+AnchorOf = Callable[[Drift], Run]  # the anchor release a max_drift rule names (from the ledger)
+HumanOf = Callable[[], HumanJudgments]  # what people said in the review app (read only when a rule needs it)
+
+
+def _human(human_of: HumanOf | None) -> HumanJudgments:
+    return human_of() if human_of is not None else HumanJudgments()
+
+
+def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
+                anchor_of: AnchorOf | None) -> RuleResult:
+    """max_drift: non-inferiority of the candidate against the anchor release, paired item by item (the
+    anchor's own per-item answers are in its stored samples), with the same intervals as every paired rule."""
+    drift = rule.max_drift
+    assert drift is not None
+    if anchor_of is None:
+        raise UserError("a max_drift rule needs the release ledger to find its anchor: gate with `tunegate gate` "
+                        "and a store", **where)
+    try:
+        anchor = anchor_of(drift)
+        suite = drift.parts[0]
+        fa, fc = ((r.suites.get(suite) or {}).get("fingerprint") for r in (anchor, comp.candidate))
+        if fa is not None and fc is not None and fa != fc:
+            kept = (anchor.adapter or {}).get("path")
+            raise UserError(f"the anchor ({anchor.label}) was evaluated on another version of suite '{suite}' "
+                            f"({str(fa)[:12]}, the candidate on {str(fc)[:12]}): re-evaluate "
+                            f"{'its adapter ' + str(kept) if kept else 'it'} on the current suite and anchor the "
+                            "rule on that run (from: RUN)")
+        acomp = compare_runs(anchor, comp.candidate, n_resamples=spec.n_resamples, seed=spec.seed)
+    except UserError as exc:
+        raise UserError(f"max_drift from {drift.from_}: {exc}", **where) from None
+    if acomp.incomplete and not spec.allow_partial:
+        (s_name, t_name), (ob, oc) = next(iter(acomp.incomplete.items()))
+        raise UserError(f"max_drift from {drift.from_}: {s_name}/{t_name} has {ob} items only in the anchor and {oc} "
+                        "only in the candidate; set 'allow_partial: true' to judge the shared ones", **where)
+    suite, task, metric = drift.parts
+    proxy = Rule(name=rule.name or f"max_drift {drift.metric} from {drift.from_}", suite=suite, task=task,
+                 metric=metric, non_inferiority=drift.margin, pool=rule.pool, min_n=rule.min_n)
+    result = judge_rule(proxy, spec, acomp, where)
+    result.kind = "max_drift"
+    result.threshold = (f"Δ vs anchor {excerpt(drift.from_, 40)} ({excerpt(anchor.label, 40)}) > {-drift.margin:+.3f} "
+                        f"(cumulative drift within {drift.margin:.3f})")
+    return result
+
+
+def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
+               anchor_of: AnchorOf | None = None, human_of: HumanOf | None = None) -> RuleResult:
+    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit; `store_path` holds
+    the review app's judgments (human evidence, judge calibration)."""
+    if rule.kind == "max_drift":
+        return judge_drift(rule, spec, comp, where, anchor_of)
+    if is_human_metric(rule.metric):
+        return _human_rule(rule, comp, where, human_of)
+    try:
+        suite, rows, left_out = _rows(rule, spec, comp)
+        units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]
+    except UserError as exc:
+        raise UserError(str(exc), **where) from None
+    if rule.pool == "macro" and not rule.task and len(units) > 1:
+        units = [(rows[0], macro_unit("macro", [u for _, u in units]))]
+    checks, plans = [], {}
+    for row, unit in units:
+        side, cond = _side(rule, row.higher_is_better)
+        check = _judge_unit(unit, side, rule.decide_on, rule.min_n, row.metric)
+        check.plan_n = _plan(rule, unit)
+        check.bounds = (side.threshold,) if side.fail_threshold is None else (side.threshold, side.fail_threshold)
+        plans[check.label] = check.plan_n
+        checks.append(check)
+    verdict, deciding = _combine(checks)
+    agreement_note = ""
+    if rule.min_human_agreement is not None:
+        trusted, agreement_note = _human_agreement(rule, comp, suite, checks, human_of)
+        if not trusted:
+            verdict = "INCONCLUSIVE"
+    head = deciding or checks[0]
+    metric = rows[0].metric if len({r.metric for r in rows}) == 1 else "headline metric of each task"
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, rule.metric) if x)
+    shown_iv = head.interval
+    figure = head.figure
+    if rule.kind == "max_general_drop":  # shown as a drop: positive means the candidate got worse
+        figure, shown_iv = -figure, orient(head.interval, -1.0)
+    need = [c.plan_n for c in checks if c.verdict == "INCONCLUSIVE" and c.plan_n]
+    mdes = [c.mde for c in checks if c.mde is not None]
+    pool = "per task" if len(checks) > 1 or (not rule.task and rule.pool == "tasks") else rule.pool
+    return RuleResult(name, rule.kind, suite, rule.task, metric, verdict, figure, _side(rule, rows[0].higher_is_better)[1],
+                      shown_iv, sum(c.n for c in checks), max(mdes) if mdes else None,
+                      head.p_pass, "; ".join(x for x in (_detail(rule, head, checks), agreement_note) if x),
+                      where.get("line"), checks, pool, rule.decide_on,
+                      max(need) if need else None, left_out)
+
+
+def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:
+    parts = []
+    if len(checks) > 1:
+        counts = {v: sum(c.verdict == v for c in checks) for v in ("PASS", "FAIL", "INCONCLUSIVE")}
+        parts.append(f"{len(checks)} tasks: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+                     + f"; deciding: {head.label}")
+    parts.append(f"{head.interval.method}" if head.interval.method else "")
+    if head.note:
+        parts.append(head.note)
+    return "; ".join(p for p in parts if p)
+
+
+def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
+                  root: yaml.Node | None = None, anchor_of: AnchorOf | None = None,
+                  human_of: HumanOf | None = None) -> GateResult:
+    """Judge every rule of a validated gate on a comparison; refuse an incomplete pair unless allowed."""
+    if comp.incomplete and not spec.allow_partial:
+        (suite, task), (ob, oc) = next(iter(comp.incomplete.items()))
+        total = sum(a + b for a, b in comp.incomplete.values())
+        raise UserError(f"incomplete runs: {suite}/{task} has {ob} samples only in the baseline and {oc} only in "
+                        f"the candidate ({total} unmatched in {len(comp.incomplete)} tasks); re-run the missing "
+                        "samples, or set 'allow_partial: true' in the gate file to judge the shared ones", source=source)
+    rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])},
+                       anchor_of, human_of) for i, rule in enumerate(spec.rules)]
+    partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
+    return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
+                      sequential_summary(comp.sequential))
+
+
+def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a verdict says about a sequential run: method, alpha, seed, chunk, and items evaluated vs available."""
+    if not block:
+        return None
+    evaluated: dict[str, int] = dict(block.get("evaluated") or {})  # items, without perturbed variants
+    if not evaluated:
+        for item in block["items"]:
+            key = f"{item['suite']}/{item['task']}"
+            evaluated[key] = evaluated.get(key, 0) + 1
+    return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
+            "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
+            "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}

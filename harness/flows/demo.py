@@ -1,0 +1,423 @@
+"""`tunegate demo`: the main job on the embedded default model.
+
+Fine-tune with three methods, then evaluate each adapter against the base *until the gate is decided*
+(`harness.flows.until`): items in one seeded random order, a chunk per task at a time, every rule judged after each
+chunk with the betting confidence sequence; a check that even every item of its split would not decide stops
+taking items (`until.futile`), and the adapter stops when every rule is PASS or FAIL, when only such checks are
+left, or when its budget (minutes, items) runs out. The base is loaded once; its answers are evaluated on demand, through the response
+cache, and shared by the three adapters (same seed, same order), so each base item is computed once. Then the
+reports, and an exit with the gate's status: 0 when every adapter passes, 1 when any fails, 3 when none fails
+but some rule is still undecided when the budget runs out (the report says how many items would decide it).
+
+`--quick` is a smoke run (one training step, one item per task): its verdicts are not evidence, and every page
+says so.
+"""
+
+# Local imports: each stage imports its heavy modules (training, reports) when it starts, so that the demo
+# shows its first stage at once.
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.core.quiet import active_log
+from harness.data.runs import atomic_write_text
+from harness.run.engine import EvalSettings
+
+SUITES = ["medical", "legal", "code", "adversarial", "general"]
+RECIPES = ["lora", "ia3", "prompt-tuning"]
+GATE_FILE = Path("reports/gate.default.yaml")
+SEED = 0  # one evaluation order for the base and every adapter, so base answers are shared
+SMOKE = ("Smoke run (`tunegate demo --quick`): one training step and about one item per task. It shows that "
+         "every stage works; its verdicts are not evidence. Run `tunegate demo` for verdicts that are.")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much the demo does; --quick shrinks every knob and says so on every page."""
+
+    name: str
+    max_steps: int | None  # None: the shipped recipe's own
+    train_rows: int | None
+    chunk: int  # items per task between two looks of the sequential evaluation
+    max_minutes: float  # per adapter: the sequential evaluation stops after the look that passes this
+    max_items: int | None  # per adapter
+    cheap: int = 1  # times `chunk` for cheap tasks (scored choices, short single answers)
+    smoke: bool = False  # a smoke run: every page says its verdicts are not evidence
+    held_out: int = 8  # held-out rows for the training loss curve (evaluated before and after training)
+
+
+def task_chunks(suites: list[Any], sizes: Sizes, pooled: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Items per look for each task, by its cost, fixed before any answer is seen.
+
+    `cheap` x chunk for multiple-choice and short single answers (most of the evidence per second), chunk for
+    longer generation, a fifth of it for sampled code (several completions of up to 128 tokens each, run in the
+    sandbox). Then divided by the model calls per item (a task with 7 perturbations costs 8) and by the tasks a
+    pooled rule shares (`pooled`: task -> tasks in its pool; 27 legal tasks share one look), at least 1."""
+    out = {}
+    for suite in suites:
+        for task in suite.tasks:
+            gen = task.spec.generation
+            if task.spec.kind == "code":
+                n = max(1, sizes.chunk // 5)
+            elif task.spec.kind == "multiple_choice" or (gen is not None and gen.max_new_tokens <= 16
+                                                          and gen.samples == 1):
+                n = sizes.chunk * sizes.cheap
+            else:
+                n = sizes.chunk
+            key = f"{suite.name}/{task.name}"
+            calls = 1 + len(task.spec.perturbations)
+            out[key] = max(1, round(n / calls / (pooled or {}).get(key, 1)))
+    return out
+
+
+def pooled_tasks(spec: Any, reads: list[set[tuple[str, str]]]) -> dict[str, int]:
+    """For each task that a pooled (micro or macro) rule reads (`reads`: `until.rule_tasks`): how many tasks share
+    that pool (the largest)."""
+    out: dict[str, int] = {}
+    for rule, tasks in zip(spec.rules, reads):
+        if rule.pool in ("micro", "macro") and len(tasks) > 1:
+            for suite, task in tasks:
+                out[f"{suite}/{task}"] = max(out.get(f"{suite}/{task}", 1), len(tasks))
+    return out
+
+
+# Budgets (2 quiet cores, set-up excluded): training about 2.5 min per recipe; each adapter's sequential
+# evaluation stops after the look that passes `max_minutes` (the first adapter's budget is 1.5 times that: its
+# minutes also compute the base's answers, which the other two reuse from the cache); checks that the split cannot
+# decide stop early (`until.futile`). Quick: one look of one item per task. Measured on a quiet 2-core machine:
+# training 7-8.5 min, the first adapter's first look with the base's answers ~4 min, another adapter's look
+# 2-2.5 min: on 2 cores the default demo takes one look per adapter (30 items of each cheap task), on a faster
+# machine more. One look decides the one-word PubMedQA rule for every method.
+DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0, max_items=None, cheap=6)
+FIRST_BUDGET = 1.5
+QUICK = Sizes("demo-quick", max_steps=1, train_rows=8, chunk=1, max_minutes=0.01, max_items=None, smoke=True,
+              held_out=4)
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float = 0.0
+    # CPU seconds of this process and its children (code sandboxes): on a busy machine the wall time says
+    # little, and CPU / cores bounds what a quiet machine needs.
+    cpu_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def run_demo(quick: bool = False, store_path: str | None = None, root: Path = Path(".")) -> int:
+    """Run the five stages and return the gate's exit status."""
+    sizes = QUICK if quick else DEFAULT
+    out = root / "reports" / sizes.name
+    stages: list[Stage] = []
+    if quick:
+        print(f"\n{SMOKE}", flush=True)
+
+    stage = _begin(stages, 1, f"fine-tuning with {', '.join(RECIPES)} on the PubMedQA train split (its answer format)")
+    adapters = [_train(root, name, sizes, stage) for name in RECIPES]
+    _end(stage)
+    return decide(adapters, root / GATE_FILE, out, sizes, stages, store_path)
+
+
+def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: list[Stage],
+           store_path: str | None = None, suites: list[str] = SUITES) -> int:
+    """Stages 2-5: evaluate each adapter against the base until `gate` is decided, report, and return the exit
+    status."""
+    quick = sizes.smoke
+    stage = _begin(stages, 2, f"loading the base model and the suites {', '.join(suites)}")
+    session = _Session(gate, store_path, out / "runs" / "base", suites)
+    _end(stage, f"{session.available} items available to the gate's rules; evaluation order seeded ({SEED})")
+
+    looks = (f"per look {sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer "
+             f"generation, {max(1, sizes.chunk // 5)} of each code task, fewer where an item has perturbed variants "
+             "or a pooled rule's tasks share the look" if sizes.cheap > 1 else f"{sizes.chunk} item of each task")
+    stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget "
+                              f"{sizes.max_minutes:g} min per adapter, {FIRST_BUDGET:g} times that for the first, which also "
+                              "computes the base's answers, shared by the others)")
+    try:
+        outcomes = [session.until_decided(adapter, out / "runs" / adapter.name, sizes, stage) for adapter in adapters]
+        base = session.write_base()
+    finally:
+        session.close()
+    _end(stage, f"base: {session.base_items} items evaluated on demand, shared by the {len(adapters)} adapters")
+
+    stage = _begin(stages, 4, f"reports, gated with {gate}")
+    gates = [o.gate for o in outcomes]
+    _report(out, base, outcomes, quick)
+    _end(stage)
+
+    code = max(g.exit_code for g in gates)  # 1 (a failure) outranks 3 (inconclusive), which outranks 0
+    _write_summary(out, sizes, stages, base, outcomes, code, suites)
+    _print_summary(out, outcomes, code, quick)
+    return code
+
+
+class _Session:
+    """The base loaded once, the store, the suites and the gate: what every adapter's sequential run shares."""
+
+    def __init__(self, gate: Path, store_path: str | None, base_dir: Path, suites: list[str]) -> None:
+        from harness.core.api import sha256_json
+        from harness.data.runs import Run
+        from harness.data.suite import load_suite
+        from harness.decide.gate import load_gate
+        from harness.flows.until import rule_tasks
+        from harness.models import load_backend
+        from harness.run.engine import assemble_results
+        from harness.storage.store import Store
+
+        self.gate = gate
+        self.settings = EvalSettings(full=True)  # the sequential order draws from every row
+        self.suites = [load_suite(name) for name in suites]
+        self.backend = load_backend(None)
+        self.backend.set_adapter(None)
+        fp = self.backend.fingerprint()
+        self.model_info = {"spec": "smollm2-135m", "adapter": None, "fingerprint": fp,
+                           "fingerprint_hash": sha256_json(fp)}
+        self.store = Store(store_path)
+        spec, _ = load_gate(gate)
+        reads = rule_tasks(spec, self.suites, str(gate))
+        self.pooled = pooled_tasks(spec, reads)
+        counts = {(s.name, t.name): len(t.samples(None, True)) for s in self.suites for t in s.tasks}
+        self.available = sum(counts[t] for t in set().union(*reads))
+        # The base starts with no answers: each adapter's run evaluates the ones it needs on demand and adds them
+        # to this run, so the next adapter (same seeded order) finds them here.
+        results = assemble_results("demo-base", self.model_info, self.suites, [], [], self.settings)
+        self.base = Run(results, [], base_dir, "base")
+
+    @property
+    def base_items(self) -> int:
+        return len({(s["suite"], s["task"], s.get("source_id") or s["sample_id"]) for s in self.base.samples})
+
+    def until_decided(self, adapter: Path, out: Path, sizes: Sizes, stage: Stage) -> Any:
+        from harness.flows.until import UntilSettings, run_until_decided, summary
+        from harness.run.engine import check_capabilities
+
+        check_capabilities(self.backend, self.suites, [str(adapter)])
+        self.backend.check_adapter(str(adapter))
+        # the first adapter (the base has no answers yet) also pays for the base's answers
+        minutes = sizes.max_minutes * (1 if self.base.samples else FIRST_BUDGET)
+        until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, minutes, sizes.chunk, SEED,
+                              task_chunks(self.suites, sizes, self.pooled))
+        print(f"      {adapter.name}:", flush=True)
+        outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
+                                    str(adapter), self.base, out)
+        stage.notes.append(f"{adapter.name}: {outcome.evaluated} of {outcome.available} items in "
+                           f"{outcome.seconds:.0f} s, stopped: {outcome.stopped}"
+                           + (f"; {_cache_note(outcome.results)}" if "timing" in outcome.results else ""))
+        for line in summary(outcome).splitlines():
+            print(f"        {line}", flush=True)
+        return outcome
+
+    def write_base(self) -> Any:
+        """The base's answers on every item any adapter evaluated, as a run directory (what the reports read)."""
+        from harness.data.runs import load_run
+        from harness.flows.until import _record_json
+        from harness.run.engine import assemble_results, build_items, write_run_dir
+
+        self.backend.set_adapter(None)
+        keys = {(s["suite"], s["task"], s["sample_id"]) for s in self.base.samples}
+        items = [i for i in build_items(self.backend, self.suites, self.settings, self.store)
+                 if (i.task.suite.name, i.task.name, i.sample.sample_id) in keys]
+        records = [_record_json(s) for s in self.base.samples]
+        results = assemble_results("demo-base", self.model_info, self.suites, items, records, self.settings)
+        write_run_dir(self.base.path, results, records)
+        return load_run(self.base.path)
+
+    def close(self) -> None:
+        from harness.core import distributed
+
+        self.store.close()
+        distributed.shutdown()
+
+
+def _begin(stages: list[Stage], number: int, text: str) -> Stage:
+    print(f"\n[{number}/5] {text}", flush=True)
+    stages.append(Stage(text))
+    stages[-1].seconds = time.perf_counter()
+    stages[-1].cpu_seconds = _cpu()
+    return stages[-1]
+
+
+def _end(stage: Stage, *notes: str) -> None:
+    stage.seconds = round(time.perf_counter() - stage.seconds, 1)
+    stage.cpu_seconds = round(_cpu() - stage.cpu_seconds, 1)
+    stage.notes += [n for n in notes if n]
+    for note in stage.notes:
+        print(f"      {note}")
+    print(f"      done in {stage.seconds} s (CPU {stage.cpu_seconds} s)", flush=True)
+
+
+def _cache_note(results: dict[str, Any]) -> str:
+    timing = results["timing"]
+    if timing["cache_misses"] == 0:
+        return f"reused every answer from the cache ({timing['cache_hits']} requests; nothing changed)"
+    speed = timing.get("tokens_per_second")
+    rate = f"; {timing.get('tokens_processed', 0)} tokens at {speed:.0f} tokens/s" if speed else ""
+    return f"{timing['cache_misses']} requests computed, {timing['cache_hits']} from the cache{rate}"
+
+
+def _train(root: Path, name: str, sizes: Sizes, stage: Stage) -> Path:
+    from harness.train import is_up_to_date, load_recipe, train
+
+    recipe = _demo_recipe(root / "adapters" / f"{name}.yaml", sizes)
+    if is_up_to_date(recipe):
+        stage.notes.append(f"{name}: unchanged recipe, data and base: reusing the trained adapter")
+        return load_recipe(recipe).output_dir
+    out = train(recipe)
+    try:
+        speed = json.loads((out / "provenance.json").read_text(encoding="utf-8")).get("tokens_per_second")
+    except (OSError, ValueError):
+        speed = None
+    stage.notes.append(f"{name}: trained into {os.path.normpath(out)}" + (f" ({speed:.0f} tokens/s)" if speed else ""))
+    return out
+
+
+def _demo_recipe(recipe: Path, sizes: Sizes) -> Path:
+    """The shipped recipe as the demo trains it, written to adapters/.demo/: no suite evaluation during training
+    (the demo's sequential evaluation replaces it), a few held-out rows for the loss curve, and the demo's steps
+    and rows. It trains into adapters/<name>/ (adapters/<name>-quick/ for --quick)."""
+    raw = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    if sizes.max_steps is not None:
+        raw.setdefault("train", {})["max_steps"] = sizes.max_steps
+    if sizes.train_rows is not None:
+        raw["data"]["limit"] = min(raw["data"].get("limit") or sizes.train_rows, sizes.train_rows)
+    raw["data"]["eval_limit"] = sizes.held_out
+    raw["eval"] = {"suites": []}
+    suffix = "-quick" if sizes.smoke else ""
+    raw["output"] = f"../{recipe.stem}{suffix}"
+    target = recipe.parent / ".demo" / f"{recipe.stem}{suffix}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    text = (f"# generated by `tunegate demo{' --quick' if sizes.smoke else ''}` from {recipe.name}\n"
+            + yaml.safe_dump(raw, sort_keys=False))
+    if not target.exists() or target.read_text(encoding="utf-8") != text:
+        atomic_write_text(target, text)  # rewritten only when it changes, so reuse checks stay valid
+    return target
+
+
+def _report(out: Path, base: Any, outcomes: list[Any], quick: bool) -> None:
+    """Model cards, JUnit, verdict.json and the HTML and Markdown reports of the gated adapters."""
+    from harness.data.runs import load_run
+    from harness.decide.verdict import write_junit, write_verdict
+    from harness.report.write import write_reports
+    from harness.train import update_model_card
+
+    candidates = []
+    for outcome in outcomes:
+        run = load_run(Path(outcome.gate.comparison.candidate.path))
+        adapter_dir = Path(run.adapter["path"]) if run.adapter else None
+        if adapter_dir is not None and adapter_dir.is_dir():
+            update_model_card(adapter_dir, run.results)
+        candidates.append(run)
+    gates = [o.gate for o in outcomes]
+    write_junit(gates, out / "junit.xml")
+    write_verdict(gates, out / "verdict.json")
+    runs = [base, *candidates]
+    if quick:
+        for run in runs:  # say so in every label of the report
+            run.label = f"{run.label} (quick)"
+    write_reports(runs, gate=gates, html_path=out / "report.html", md_path=out / "report.md")
+    if quick:
+        _label_smoke(out / "report.html", out / "report.md")
+
+
+def _label_smoke(html_path: Path, md_path: Path) -> None:
+    """Put the smoke-run notice at the top of both reports (a constant text: nothing to escape)."""
+    md = md_path.read_text(encoding="utf-8")
+    head, _, rest = md.partition("\n")
+    atomic_write_text(md_path, f"{head}\n\n> **{SMOKE}**\n{rest}")
+    html = html_path.read_text(encoding="utf-8")
+    at = html.find(">", html.find("<body")) + 1
+    banner = ('<div role="alert" class="smoke-run" style="background:#fff3cd;border:2px solid #b58100;'
+              'padding:.6em 1em;margin:.5em 0;font-weight:bold">' + _html_code(SMOKE) + "</div>")
+    atomic_write_text(html_path, html[:at] + banner + html[at:])
+
+
+def _html_code(text: str) -> str:
+    import html
+
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _rules(outcome: Any) -> list[dict[str, Any]]:
+    """Per rule: verdict, n, items available, and for an undecided rule the planner's n and how many more that is."""
+    from harness.report.fmt import more_items
+
+    out = []
+    for rule, progress in zip(outcome.gate.rules, outcome.rules):
+        row: dict[str, Any] = {"rule": rule.name, "verdict": rule.verdict, "n": rule.n,
+                               "available": progress.available, "decided_at": progress.decided_at}
+        if rule.verdict == "INCONCLUSIVE":
+            row["planned_n"] = rule.plan_n
+            row["more_items"] = more_items(rule)
+        out.append(row)
+    return out
+
+
+def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: Any, outcomes: list[Any], code: int,
+                   suites: list[str]) -> None:
+    variants = {"base": _headline(base.results),
+                **{o.gate.comparison.candidate.label: _headline(o.results) for o in outcomes}}
+    summary = {
+        "format": "tunegate.demo/2", "mode": sizes.name, "quick": sizes.smoke,
+        "notice": SMOKE if sizes.smoke else None, "suites": suites,
+        "sizes": {"max_steps": sizes.max_steps, "train_rows": sizes.train_rows, "chunk": sizes.chunk, "cheap_chunk_factor": sizes.cheap,
+                  "max_minutes_per_adapter": sizes.max_minutes, "max_items_per_adapter": sizes.max_items,
+                  "seed": SEED},
+        "variants": variants,
+        "gate": {o.gate.comparison.candidate.label: {
+            "verdict": o.gate.verdict, "failed_rules": o.gate.failures, "inconclusive_rules": o.gate.inconclusive,
+            "evaluated": o.evaluated, "available": o.available, "stopped": o.stopped, "seconds": round(o.seconds, 1),
+            "rules": _rules(o)} for o in outcomes},
+        "exit_code": code,
+        "stages": [{"name": s.name, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds, "notes": s.notes}
+                   for s in stages],
+    }
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+
+
+def _headline(results: dict[str, Any]) -> dict[str, Any]:
+    """Suite-level figures of one run, for the summary."""
+    return {suite: {name: m["value"] for name, m in data["metrics"].items()}
+            for suite, data in results["suites"].items()}
+
+
+def _print_summary(out: Path, outcomes: list[Any], code: int, quick: bool) -> None:
+    from harness.core.untrusted import excerpt
+
+    print("\n[5/5] verdict" + (" (smoke run: not evidence)" if quick else ""))
+    for outcome in outcomes:
+        gate = outcome.gate
+        decided = sum(r.verdict in ("PASS", "FAIL") for r in gate.rules)
+        print(f"      {excerpt(gate.comparison.candidate.label)}: {gate.verdict} ({decided} of "
+              f"{len(gate.rules)} rules decided on {outcome.evaluated} of {outcome.available} items)")
+        for row in _rules(outcome):
+            more = ""
+            if row["verdict"] == "INCONCLUSIVE":
+                more = (f"; ≈{row['more_items']} more items would decide it (planner: ≈{row['planned_n']} per task "
+                        "at 80% power)" if row.get("planned_n") else "; no n that the planner finds decides it")
+            print(f"        {row['verdict']:<12} {excerpt(row['rule'])}: n {row['n']}{more}")
+    for name in ("report.html", "report.md", "results.json", "junit.xml"):
+        print(f"      {out / name}")
+    if (log := active_log()) is not None:
+        print(f"      library output (warnings, progress bars, trainer logs): {log}")
+    meaning = {0: "every adapter passes the gate", 1: "the gate failed",
+               3: "inconclusive: the budget ran out before every rule was decided; see `tunegate plan`"}[code]
+    print(f"      exit status {code} ({meaning})")
+    if quick:
+        print(f"      {SMOKE}")
+    sys.stdout.flush()

@@ -1,0 +1,469 @@
+"""Evaluate until the gate is decided (`tunegate eval ... --until-decided GATE --baseline RUN`).
+
+The candidate's items are evaluated in a seeded random order, a chunk per task at a time. After each chunk
+every gate rule is judged with the betting confidence sequence of `harness.inference.sequential`, which stays valid
+when the decision to stop depends on the data seen so far. The run stops when every rule is PASS or FAIL, or
+when the items or a declared budget (`--max-items`, `--max-minutes`) run out.
+
+The baseline's answers on the same items come from the baseline run where it has them; the rest are evaluated
+on demand with the baseline's own variant (the base model, or its adapter) on the loaded base, through the
+response cache. The candidate's results.json records the `sequential` block (method, alpha, seed, chunk, the
+evaluated samples in order with their prompt hashes), so compare and gate pair on those ids and judge it
+with the confidence sequence, never a fixed-n test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.core import distributed
+from harness.core.api import Backend, SampleRecord, UserError, sha256_json
+from harness.data.runs import Run
+from harness.data.suite import Suite, load_suite
+from harness.decide.compare import compare_runs, prompt_sha
+from harness.decide.gate import Check, GateResult, GateSpec, RuleResult, evaluate_gate, load_gate, sequential_summary
+from harness.decide.verdict import write_verdict
+from harness.flows.refs import resolve_run
+from harness.inference import sequential
+from harness.inference.stats import ALPHA
+from harness.models import load_backend
+from harness.run.engine import (
+    EvalSettings,
+    WorkItem,
+    assemble_results,
+    build_items,
+    check_capabilities,
+    check_out_dir,
+    execute,
+    say,
+    write_run_dir,
+)
+from harness.storage.store import Store
+
+DEFAULT_CHUNK = 10  # items per task between two looks; every look is valid, so small chunks stop sooner
+
+Group = tuple[str, str, str]  # (suite, task, source id): an item with its perturbed variants
+
+
+@dataclass
+class UntilSettings:
+    """What `--until-decided` adds to an evaluation."""
+
+    gate: Path
+    baseline: str
+    max_items: int | None = None
+    max_minutes: float | None = None
+    chunk: int = DEFAULT_CHUNK
+    seed: int = 0
+    # Per task ("suite/task"): items per look instead of `chunk`, e.g. more of a cheap multiple-choice task than of
+    # a sampled code task. Fixed before any answer is seen, so every look stays valid (the CS allows any looks).
+    task_chunk: dict[str, int] = field(default_factory=dict)
+
+    def chunk_of(self, task: tuple[str, str]) -> int:
+        return self.task_chunk.get(f"{task[0]}/{task[1]}", self.chunk)
+
+
+@dataclass
+class RuleProgress:
+    """Per rule: its verdict now, the items it judged, the items it could have, and when it was decided."""
+
+    name: str
+    verdict: str
+    n: int
+    available: int
+    decided_at: int | None = None  # items the candidate had evaluated (all tasks) when it was first decided
+    futile: bool = False  # undecided, and every item of the split would not decide it (see `futile`)
+
+
+@dataclass
+class Outcome:
+    """What a sequential evaluation did and decided."""
+
+    gate: GateResult
+    results: dict[str, Any]
+    rules: list[RuleProgress]
+    evaluated: int
+    available: int
+    baseline_evaluated: int
+    stopped: str
+    looks: list[int] = field(default_factory=list)
+    baseline_dir: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def saved(self) -> float:
+        return 1.0 - self.evaluated / self.available if self.available else 0.0
+
+
+# ---------------------------------------------------------------- the evaluation order
+
+
+def _groups(items: list[WorkItem]) -> dict[Group, list[WorkItem]]:
+    """Items grouped by source item (the original first, then its perturbed variants), in build order."""
+    out: dict[Group, list[WorkItem]] = {}
+    for item in items:
+        key = (item.task.suite.name, item.task.name, str(item.sample.source_id or item.sample.sample_id))
+        out.setdefault(key, []).append(item)
+    for group in out.values():
+        group.sort(key=lambda i: i.sample.perturbation is not None)
+    return out
+
+
+def seeded_order(groups: Sequence[Group], seed: int) -> dict[tuple[str, str], list[Group]]:
+    """Each task's items in one seeded random order, fixed before any answer is seen (the CS needs that).
+
+    Each task draws from its own generator, seeded by the seed and the task's name, so that adding, removing or
+    reordering other tasks leaves a task's order (and the answers cached for it) as it was."""
+    by_task: dict[tuple[str, str], list[Group]] = {}
+    for g in groups:
+        by_task.setdefault((g[0], g[1]), []).append(g)
+    return {task: [members[i] for i in _task_rng(seed, task).permutation(len(members))]
+            for task, members in by_task.items()}
+
+
+def _task_rng(seed: int, task: tuple[str, str]) -> np.random.Generator:
+    name = int.from_bytes(hashlib.sha256(f"{task[0]}/{task[1]}".encode()).digest()[:8], "big")
+    return np.random.default_rng([seed, name])
+
+
+def rule_tasks(spec: GateSpec, suites: list[Suite], source: str) -> list[set[tuple[str, str]]]:
+    """The tasks each rule reads; UserError for a rule whose suite or task is not evaluated."""
+    by_suite = {s.name: [t.name for t in s.tasks] for s in suites}
+    out = []
+    for i, rule in enumerate(spec.rules):
+        suite = rule.suite or spec.general_suite
+        if suite not in by_suite:
+            raise UserError(f"rule {i + 1} reads suite '{suite}', which this evaluation does not include "
+                            f"(suites: {', '.join(by_suite)})", field=f"rules.{i}", source=source)
+        if rule.task and rule.task not in by_suite[suite]:
+            raise UserError(f"rule {i + 1} reads task '{rule.task}', which suite '{suite}' does not have",
+                            field=f"rules.{i}", source=source)
+        out.append({(suite, rule.task)} if rule.task else {(suite, t) for t in by_suite[suite]})
+    return out
+
+
+Task = tuple[str, str]
+
+# Futility is judged from this many paired items of a check on: a first small look's estimate and width say little.
+FUTILITY_MIN_N = 10
+
+
+def _check_tasks(rule: RuleResult, check: Check, tasks: set[Task]) -> set[Task]:
+    """The tasks one check of a rule reads: its own task for a per-task rule, every task of a pooled one."""
+    if rule.pool == "per task" and len(rule.checks) > 1:
+        return {t for t in tasks if t[1] == check.label}
+    return tasks
+
+
+def futile(check: Check, taken: int, available: int) -> bool:
+    """True when, were the truth the current estimate, even every available item would not decide the check.
+
+    A confidence sequence's width shrinks about as 1/sqrt(n) (its slowly growing log factor only slows that), so
+    at the n that all the split's items give (`check.n` scaled from the items taken to those available) each side
+    of the interval is about its width now times sqrt(n / n_full). When that still reaches past every threshold
+    that would decide the check, more items from this split cannot be expected to decide it: it stays
+    INCONCLUSIVE and its items go to checks that can be decided. Dropping a check changes no error rate (a
+    confidence sequence is valid at any stopping time); it only spends the time elsewhere."""
+    iv = check.interval
+    if check.n < FUTILITY_MIN_N or taken <= 0 or not check.bounds or iv.lo is None or iv.hi is None:
+        return False
+    shrink = math.sqrt(taken / max(available, taken))
+    below, above = (check.figure - iv.lo) * shrink, (iv.hi - check.figure) * shrink
+    return all((check.figure - t < below) if t <= check.figure else (t - check.figure < above)
+               for t in check.bounds)
+
+
+def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Task, int],
+            available: Mapping[Task, int]) -> tuple[set[Task], set[int]]:
+    """Tasks that an undecided, not futile check still needs, and the indices of rules left undecided only by
+    futile checks.
+
+    A task whose every check is decided or futile gets no more items: its confidence sequence stays where it is."""
+    if result is None:
+        return (set().union(*reads) if reads else set()), set()
+    active: set[Task] = set()
+    hopeless: set[int] = set()
+    for i, (rule, tasks) in enumerate(zip(result.rules, reads)):
+        if rule.verdict in ("PASS", "FAIL"):
+            continue
+        open_tasks: set[Task] = set()
+        for check in rule.checks:
+            if check.verdict in ("PASS", "FAIL"):
+                continue
+            span = _check_tasks(rule, check, tasks)
+            if not futile(check, sum(taken.get(t, 0) for t in span), sum(available.get(t, 0) for t in span)):
+                open_tasks |= span
+        if open_tasks or not rule.checks:
+            active |= open_tasks or tasks
+        else:
+            hopeless.add(i)
+    return active, hopeless
+
+
+# ---------------------------------------------------------------- the baseline
+
+
+def _baseline_index(run: Run) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(s["suite"], s["task"], s["sample_id"]): s for s in run.samples}
+
+
+def _baseline_variant(run: Run, backend: Backend) -> str | None:
+    """The adapter (None: the bare base) that reproduces the baseline run on this backend, or UserError."""
+    adapter = run.adapter
+    variant = None
+    if adapter:
+        variant = adapter.get("path")
+        if not variant or not Path(str(variant)).is_dir():
+            raise UserError(f"the baseline {run.path} lacks some of the items to evaluate and its adapter "
+                            f"({adapter.get('name')}) is not on this machine to evaluate them; evaluate the "
+                            "baseline on the whole split first (eval --full)", field="--baseline")
+    backend.set_adapter(str(variant) if variant else None)
+    want = (run.results.get("model") or {}).get("fingerprint_hash")
+    if sha256_json(backend.fingerprint()) != want:
+        raise UserError(f"the baseline {run.path} lacks some of the items to evaluate and was made with another "
+                        f"model or settings (fingerprint {str(want)[:12]}, this backend "
+                        f"{sha256_json(backend.fingerprint())[:12]}), so they cannot be evaluated on demand; "
+                        "evaluate the baseline on the whole split first (eval --full)", field="--baseline")
+    return str(variant) if variant else None
+
+
+def _record_json(sample: dict[str, Any]) -> SampleRecord:
+    names = {f.name for f in dataclasses.fields(SampleRecord)}
+    return SampleRecord.from_json({k: v for k, v in sample.items() if k in names})
+
+
+# ---------------------------------------------------------------- the loop
+
+
+class _Loop:
+    """The state of one sequential evaluation: both variants' runs in the store and what was evaluated."""
+
+    def __init__(self, backend: Backend, store: Store, suites: list[Suite], settings: EvalSettings,
+                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run) -> None:
+        self.backend, self.store, self.suites, self.settings, self.until = backend, store, suites, settings, until
+        self.candidate, self.baseline = candidate, baseline
+        self.quiet = dataclasses.replace(settings, progress=False)
+        backend.set_adapter(candidate)
+        self.items = build_items(backend, suites, settings, store)
+        self.groups = _groups(self.items)
+        self.fp = backend.fingerprint()
+        self.fp_hash = sha256_json(self.fp)
+        adapter = backend.adapter
+        self.model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
+                           "fingerprint": self.fp, "fingerprint_hash": self.fp_hash}
+        key = sha256_json({"fp": self.fp_hash, "suites": [s.fingerprint() for s in suites], "until": str(until),
+                           "time": time.time()})  # a sequential run is never resumed: the cache makes reruns cheap
+        self.run_id, _ = store.start_run(key, self.model_info, False)
+        self.base_index = _baseline_index(baseline)
+        self.base_extra: list[SampleRecord] = []  # baseline samples evaluated on demand
+        self.base_run_id: str | None = None
+        self.base_variant: str | None = None
+        self.base_fp_hash = ""
+        self.done: list[WorkItem] = []
+        self.order: list[Group] = []
+
+    def evaluate_chunk(self, groups: list[Group]) -> None:
+        work = [item for g in groups for item in self.groups[g]]
+        self.backend.set_adapter(self.candidate)
+        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet)
+        missing = []
+        for item in work:
+            key = (item.task.suite.name, item.task.name, item.sample.sample_id)
+            have = self.base_index.get(key)
+            if have is None:
+                missing.append(item)
+            elif prompt_sha(have.get("prompt")) != prompt_sha(item.prompt):
+                raise UserError(f"the baseline's prompt of {'/'.join(key)} differs from the candidate's: check chat "
+                                "template, few-shot and generation settings", field="--baseline")
+        if missing:
+            self._evaluate_baseline(missing)
+        self.done += work
+        self.order += groups
+
+    def _evaluate_baseline(self, work: list[WorkItem]) -> None:
+        if self.base_run_id is None:
+            self.base_variant = _baseline_variant(self.baseline, self.backend)
+            self.base_fp_hash = sha256_json(self.backend.fingerprint())
+            self.base_run_id, _ = self.store.start_run(sha256_json(["baseline", self.run_id]),
+                                                       self.baseline.results.get("model") or {}, False)
+        self.backend.set_adapter(self.base_variant)
+        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet)
+        wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
+        fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
+        for rec in fresh:
+            sample = rec.to_json()
+            self.base_index[(rec.suite, rec.task, rec.sample_id)] = sample
+            self.baseline.samples.append(sample)
+        self.base_extra += fresh
+
+    def block(self, stopped: str | None, available: dict[str, int], looks: list[int]) -> dict[str, Any]:
+        return {"method": sequential.CS_METHOD, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
+                "task_chunk": dict(self.until.task_chunk),
+                "gate": str(self.until.gate), "baseline": str(self.until.baseline), "stopped": stopped,
+                "available": available, "looks": looks, "evaluated": self.evaluated(),
+                "items": [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
+                           "prompt_hash": prompt_sha(i.prompt)} for i in self.done]}
+
+    def evaluated(self) -> dict[str, int]:
+        """Items (not counting perturbed variants) evaluated per task."""
+        out: dict[str, int] = {}
+        for suite, task, _ in self.order:
+            out[f"{suite}/{task}"] = out.get(f"{suite}/{task}", 0) + 1
+        return out
+
+    def candidate_run(self, block: dict[str, Any], out: Path | None) -> tuple[Run, list[SampleRecord]]:
+        wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in self.done}
+        records = [r for r in self.store.records(self.run_id) if (r.suite, r.task, r.sample_id) in wanted]
+        results = assemble_results(self.run_id, self.model_info, self.suites, self.done, records, self.settings)
+        results["sequential"] = block
+        label = Path(self.candidate).name if self.candidate else "base"
+        return Run(results, [r.to_json() for r in records], out or Path(label), label), records
+
+    def baseline_records(self) -> list[SampleRecord]:
+        keys = [(i.task.suite.name, i.task.name, i.sample.sample_id) for i in self.done]
+        return [_record_json(self.base_index[k]) for k in keys]
+
+
+def run_until_decided(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
+                      until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
+                      out: Path | None = None) -> Outcome:
+    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget."""
+    started = time.perf_counter()
+    spec, root = load_gate(until.gate)
+    reads = rule_tasks(spec, suites, str(until.gate))
+    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline)
+    order = seeded_order(list(loop.groups), until.seed)
+    needed = set().union(*reads)
+    available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
+    total = sum(available.values())
+    taken = {task: 0 for task in order}
+    result: GateResult | None = None
+    decided_at: dict[int, int] = {}
+    looks: list[int] = []
+    stopped = "data"
+    hopeless: set[int] = set()
+    per_task = {task: len(groups) for task, groups in order.items()}  # items each task has, for futility
+    while True:
+        wanted, hopeless = _active(result, reads, taken, per_task)
+        active = [t for t in order if t in wanted and taken[t] < len(order[t])]
+        if not active:
+            stopped = "decided" if result is not None and all(r.verdict in ("PASS", "FAIL") for r in result.rules) \
+                else "futile" if hopeless else "data"
+            break
+        room = until.max_items - len(loop.order) if until.max_items else None
+        if room is not None and room <= 0:
+            stopped = "max_items"
+            break
+        chunk: list[Group] = []
+        for task in active:
+            step = order[task][taken[task]:taken[task] + until.chunk_of(task)]
+            chunk += step
+            taken[task] += len(step)
+        if room is not None and len(chunk) > room:
+            for g in chunk[room:]:
+                taken[(g[0], g[1])] -= 1
+            chunk = chunk[:room]
+        loop.evaluate_chunk(chunk)
+        looks.append(len(loop.order))
+        cand, _ = loop.candidate_run(loop.block(None, available, looks), out)
+        comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
+        result = evaluate_gate(spec, comp, source=str(until.gate), root=root)
+        for i, rule in enumerate(result.rules):
+            if rule.verdict in ("PASS", "FAIL") and i not in decided_at:
+                decided_at[i] = len(loop.order)
+        say(settings, f"{len(loop.order)} of {total} items: " + ", ".join(
+            f"{v} {sum(r.verdict == v for r in result.rules)}" for v in ("PASS", "FAIL", "INCONCLUSIVE")))
+        if until.max_minutes is not None and time.perf_counter() - started >= 60 * until.max_minutes:
+            stopped = "max_minutes"
+            break
+    if result is None:
+        raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(until.gate))
+    block = loop.block(stopped, available, looks)
+    result.sequential = sequential_summary(block)
+    cand, records = loop.candidate_run(block, out)
+    loop.store.finish_run(loop.run_id, cand.results)
+    rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i),
+                          i in hopeless) for i, r in enumerate(result.rules)]
+    base_dir = None
+    if out is not None:
+        write_run_dir(out, cand.results, records)
+        if loop.base_extra:
+            base_dir = out / "baseline"
+            base_records = loop.baseline_records()
+            base_results = assemble_results(loop.base_run_id or "", baseline.results.get("model") or {}, suites,
+                                            loop.done, base_records, settings)
+            base_results["sequential"] = block
+            write_run_dir(base_dir, base_results, base_records)
+        write_verdict(result, out / "verdict.json")
+    return Outcome(result, cand.results, rules, len(loop.order), total, len(loop.base_extra), stopped, looks,
+                   base_dir, time.perf_counter() - started)
+
+
+def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
+                           settings: EvalSettings, until: UntilSettings, store_path: str | None = None,
+                           dtype: str = "auto", device: str = "auto",
+                           backend_options: Mapping[str, Any] | None = None) -> Outcome:
+    """`tunegate eval --until-decided`: one candidate (the base, or one adapter) against a baseline run."""
+    if len(adapters) > 1:
+        raise UserError("--until-decided evaluates one candidate: give at most one --adapter", field="-a/--adapter")
+    if until.max_items is not None and until.max_items < 1:
+        raise UserError("--max-items must be at least 1", field="--max-items")
+    if until.max_minutes is not None and not 0 < until.max_minutes < float("inf"):
+        raise UserError("--max-minutes must be a positive number of minutes", field="--max-minutes")
+    if not 0 <= until.seed < 2**32:
+        raise UserError("--seed must lie in [0, 2**32)", field="--seed")
+    if out is not None:
+        check_out_dir(out)
+    load_gate(until.gate)  # bad gate files fail before any model loads
+    baseline = resolve_run(until.baseline, store_path)
+    suites = [load_suite(ref) for ref in suite_refs]
+    for suite in suites:
+        have = baseline.suites.get(suite.name)
+        if have is None:
+            raise UserError(f"the baseline {baseline.path} has no suite '{suite.name}'", field="--baseline")
+        if have.get("fingerprint") != suite.fingerprint():
+            raise UserError(f"suite '{suite.name}' differs from the one the baseline {baseline.path} was evaluated on "
+                            "(fingerprint); re-evaluate the baseline on this suite", field="--baseline")
+    backend = load_backend(model, dtype=dtype, device=device, batch_size=settings.batch_size,
+                           **dict(backend_options or {}))
+    candidate = adapters[0] if adapters else None
+    check_capabilities(backend, suites, adapters)
+    if candidate:
+        backend.check_adapter(candidate)
+    store = Store(store_path)
+    try:
+        return run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
+                                 baseline, out)
+    finally:
+        store.close()
+        distributed.shutdown()
+
+
+def summary(outcome: Outcome) -> str:
+    """Per rule: verdict, items judged of those available, where it was decided; then the compute saved."""
+    lines = [f"sequential evaluation ({sequential.CS_METHOD}): stopped: {outcome.stopped}, after "
+             f"{len(outcome.looks)} looks"]
+    width = max(len(r.name) for r in outcome.rules)
+    for r in outcome.rules:
+        at = (f"decided at {r.decided_at} items" if r.decided_at else
+              "not decided: at its estimate, all the split's items would not decide it, so it got no more" if r.futile
+              else "not decided")
+        lines.append(f"  {r.verdict:<12} {r.name:<{width}}  items {r.n} of {r.available} available; {at}")
+    # Items left unevaluated are a saving only when the gate was decided; a budget stop leaves rules open.
+    saving = (f"{100 * outcome.saved:.0f}% saved: every rule decided" if outcome.stopped == "decided" else
+              f"stopped by {outcome.stopped} with rules undecided, {100 * outcome.saved:.0f}% not evaluated")
+    lines.append(f"items evaluated: {outcome.evaluated} of {outcome.available} available ({saving}); baseline "
+                 f"items evaluated on demand: {outcome.baseline_evaluated}; {outcome.seconds:.0f} s")
+    lines.append(f"gate: {outcome.gate.verdict}")
+    if outcome.baseline_dir is not None:
+        lines.append(f"the baseline's answers on these items: {outcome.baseline_dir} (gate against it)")
+    return "\n".join(lines)

@@ -1,0 +1,35 @@
+"""`multiple_choice`: every choice is a continuation of the prompt, scored by loglikelihood."""
+
+from __future__ import annotations
+
+from harness.core.api import Request, SampleRecord
+from harness.data.suite import Sample, Task
+from harness.scoring import metrics
+from harness.scoring.kinds.base import LOGLIK_CHUNK, Answered, PerSampleKind, ScoreContext
+
+
+class MultipleChoice(PerSampleKind):
+    name = "multiple_choice"
+    needs = frozenset({"loglikelihood"})
+    required = {"choices": "choices", "target": "a target"}
+
+    def chunk_size(self, batch_size: int) -> int:
+        return LOGLIK_CHUNK
+
+    def make_requests(self, task: Task, sample: Sample, prompt: str) -> list[Request]:
+        delimiter = task.spec.target_delimiter
+        return [Request("loglikelihood", prompt, tuple(delimiter + c for c in sample.choices or []))]
+
+    def score_one(self, ctx: ScoreContext, item: Answered) -> SampleRecord:
+        sample, response = item.sample, item.responses[0]
+        inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
+                                 n_tokens=response.n_tokens or None, doc=sample.doc, task=ctx.task.spec)
+        pred = metrics.mc_prediction(inp)
+        extra = {"pred": pred, "pred_norm": metrics.mc_prediction(inp, "chars"), "n_tokens": response.n_tokens,
+                 "is_greedy": response.is_greedy}
+        return ctx.record(item, sample.choices[pred] if sample.choices else None,
+                          metrics.score_sample(ctx.task.spec.metrics, inp), extra, choices=sample.choices,
+                          logliks=response.logliks or None)
+
+
+KIND = MultipleChoice()

@@ -1,0 +1,148 @@
+"""The store's schema, as numbered migrations recorded in `schema_migrations` (one schema, both databases).
+
+A migration is applied once, inside one transaction together with its row in `schema_migrations`, so a
+store is always at a whole version. On PostgreSQL an advisory lock makes concurrent first runs (two CI
+jobs on a new database) wait for each other. A store written by a newer tunegate is refused, not guessed at.
+To change the schema: append a migration; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.core.api import UserError
+from harness.storage.db import Database
+
+# Types both databases accept with the same meaning (SQLite maps them to its INTEGER / REAL / TEXT affinities).
+CORE = [
+    """CREATE TABLE IF NOT EXISTS runs (
+  run_id TEXT PRIMARY KEY, key TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, status TEXT NOT NULL,
+  model_json TEXT NOT NULL, results_json TEXT)""",
+    "CREATE INDEX IF NOT EXISTS runs_key ON runs(key, status)",
+    """CREATE TABLE IF NOT EXISTS records (
+  run_id TEXT NOT NULL, seq BIGINT NOT NULL, suite TEXT NOT NULL, task TEXT NOT NULL, sample_id TEXT NOT NULL,
+  record_json TEXT NOT NULL, PRIMARY KEY (run_id, suite, task, sample_id))""",
+    "CREATE TABLE IF NOT EXISTS cache (key TEXT PRIMARY KEY, response_json TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS baselines (
+  name TEXT PRIMARY KEY, run_id TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, results_json TEXT NOT NULL,
+  samples_json TEXT NOT NULL)""",
+]
+
+LEDGER = [
+    # Every run the store has seen evaluated or gated, with what identifies it.
+    """CREATE TABLE ledger_runs (
+  run_id TEXT PRIMARY KEY, created DOUBLE PRECISION NOT NULL, creator TEXT NOT NULL, label TEXT NOT NULL,
+  model_hash TEXT, adapter_hash TEXT, recipe_hash TEXT, data_hash TEXT, suites_json TEXT NOT NULL,
+  results_json TEXT NOT NULL, samples_json TEXT NOT NULL)""",
+    "CREATE INDEX ledger_runs_created ON ledger_runs(created)",
+    # Every gate verdict: which gate file (by content hash), which pair, what it decided and why.
+    """CREATE TABLE ledger_verdicts (
+  verdict_id TEXT PRIMARY KEY, created DOUBLE PRECISION NOT NULL, creator TEXT NOT NULL, gate_hash TEXT NOT NULL,
+  gate_file TEXT NOT NULL, baseline_run TEXT NOT NULL, candidate_run TEXT NOT NULL, verdict TEXT NOT NULL,
+  on_inconclusive TEXT NOT NULL, reason TEXT, inconclusive_rules BIGINT NOT NULL, verdict_json TEXT NOT NULL)""",
+    "CREATE INDEX ledger_verdicts_pair ON ledger_verdicts(candidate_run, baseline_run)",
+    # A channel points at its current release; `number` is the release count, the compare-and-swap token.
+    """CREATE TABLE ledger_channels (
+  name TEXT PRIMARY KEY, gate_hash TEXT, gate_file TEXT, gate_text TEXT, created DOUBLE PRECISION NOT NULL,
+  creator TEXT NOT NULL, number BIGINT NOT NULL, run_id TEXT)""",
+    # Append-only: release N of a channel, how it got there (verdict, or forced with a reason).
+    """CREATE TABLE ledger_releases (
+  channel TEXT NOT NULL, number BIGINT NOT NULL, run_id TEXT NOT NULL, previous_run TEXT,
+  created DOUBLE PRECISION NOT NULL, creator TEXT NOT NULL, verdict_id TEXT, forced BIGINT NOT NULL, reason TEXT,
+  PRIMARY KEY (channel, number))""",
+]
+
+REVIEW = [
+    """CREATE TABLE IF NOT EXISTS review_items (
+  item_id TEXT PRIMARY KEY, mode TEXT NOT NULL, suite TEXT NOT NULL, task TEXT NOT NULL, sample_id TEXT NOT NULL,
+  prompt TEXT NOT NULL, reference TEXT, models_json TEXT NOT NULL, responses_json TEXT NOT NULL,
+  axes_json TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS review_queues (
+  queue_id TEXT PRIMARY KEY, mode TEXT NOT NULL, reviewers_per_item BIGINT NOT NULL, seed BIGINT NOT NULL,
+  runs_json TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS review_queue_items (
+  queue_id TEXT NOT NULL, position BIGINT NOT NULL, item_id TEXT NOT NULL, PRIMARY KEY (queue_id, item_id))""",
+    "CREATE INDEX IF NOT EXISTS review_queue_pos ON review_queue_items(queue_id, position)",
+    """CREATE TABLE IF NOT EXISTS review_assignments (
+  item_id TEXT NOT NULL, reviewer TEXT NOT NULL, order_json TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+  PRIMARY KEY (item_id, reviewer))""",
+    # The one column whose type differs: an auto-numbered key (SQLite's rowid alias, PostgreSQL's identity).
+    """CREATE TABLE IF NOT EXISTS review_judgments (
+  judgment_id {SERIAL}, item_id TEXT NOT NULL, reviewer TEXT NOT NULL,
+  choice TEXT, winner BIGINT, ratings_json TEXT, comment TEXT, order_json TEXT NOT NULL,
+  created DOUBLE PRECISION NOT NULL, UNIQUE (item_id, reviewer))""",
+]
+# The only type the two databases spell differently: an auto-numbered key.
+SERIAL = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+          "postgresql": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"}
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _run_row_v2(run_id: str, results: dict[str, Any], samples: list[dict[str, Any]], who: str) -> tuple[Any, ...]:
+    """A ledger_runs row as migration 2 shipped it: a frozen copy of what harness.storage.ledger.run_row did
+    then, so a later change to the ledger never changes what this shipped migration writes."""
+    model, suites = _dict(results.get("model")), _dict(results.get("suites"))
+    adapter = _dict(model.get("adapter"))
+    prov = _dict(adapter.get("provenance"))
+    fingerprints = {name: (s.get("fingerprint") if isinstance(s, dict) else None) for name, s in suites.items()}
+    return (run_id, time.time(), who, str(adapter.get("name") or "base"), model.get("fingerprint_hash"),
+            adapter.get("hash"), prov.get("recipe_hash"), prov.get("data_hash"), json.dumps(fingerprints),
+            json.dumps(results), json.dumps(samples))
+
+
+def _copy_baselines(db: Database) -> None:
+    """Saved baselines of a store from before the ledger become channels without a gate, release 1 each."""
+    rows = db.execute("SELECT name, run_id, created, results_json, samples_json FROM baselines").fetchall()
+    for name, run_id, created, results_json, samples_json in rows:
+        results = json.loads(results_json)
+        row = _run_row_v2(run_id, results, json.loads(samples_json), "migrated from baselines")
+        db.execute("INSERT INTO ledger_runs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (run_id) DO NOTHING",
+                   (row[0], created, *row[2:]))
+        db.execute("INSERT INTO ledger_channels VALUES (?,NULL,NULL,NULL,?,?,1,?)",
+                   (name, created, "migrated from baselines", run_id))
+        db.execute("INSERT INTO ledger_releases VALUES (?,1,?,NULL,?,?,NULL,1,?)",
+                   (name, run_id, created, "migrated from baselines", "saved baseline before the ledger"))
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: list[str]
+    then: Callable[[Database], None] | None = None
+
+
+MIGRATIONS = [
+    Migration(1, "runs, records, response cache, baselines", CORE),
+    Migration(2, "release ledger: runs, verdicts, channels, releases", LEDGER, _copy_baselines),
+    Migration(3, "review app: items, queues, assignments, judgments", REVIEW),
+]
+LATEST = MIGRATIONS[-1].version
+
+
+def migrate(db: Database) -> int:
+    """Bring the store to LATEST; returns the version it was at. Refuses a store from a newer tunegate."""
+    with db.transaction():
+        db.lock_schema()
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, "
+                   "applied DOUBLE PRECISION NOT NULL)")
+        done = {int(r[0]) for r in db.execute("SELECT version FROM schema_migrations").fetchall()}
+        if done and max(done) > LATEST:
+            raise UserError(f"the store is at schema version {max(done)}, newer than this tunegate knows ({LATEST}): "
+                            "upgrade tunegate", source=db.location)
+        for mig in MIGRATIONS:
+            if mig.version in done:
+                continue
+            for sql in mig.statements:
+                db.execute(sql.replace("{SERIAL}", SERIAL[db.dialect]))
+            if mig.then is not None:
+                mig.then(db)
+            db.execute("INSERT INTO schema_migrations VALUES (?,?,?)", (mig.version, mig.name, time.time()))
+    return max(done, default=0)
