@@ -142,23 +142,6 @@ class RobustnessRow:
 
 
 @dataclass
-class Efficiency:
-    """Cost figures of one run: evaluation timing plus training provenance when present."""
-
-    label: str
-    method: str
-    wall_seconds: float | None = None
-    tokens_per_second: float | None = None
-    tokens_processed: int | None = None
-    trainable_params: int | None = None
-    total_params: int | None = None
-    train_seconds: float | None = None
-    train_tokens_per_second: float | None = None
-    adapter_bytes: int | None = None
-    curve: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
 class Comparison:
     """Everything `compare_runs` found; `harness.report.terminal` and the reports render it."""
 
@@ -167,7 +150,6 @@ class Comparison:
     metrics: list[MetricComparison]
     flips: list[Flip]
     robustness: list[RobustnessRow]
-    efficiency: tuple[Efficiency, Efficiency]
     only_in_baseline: list[str]
     only_in_candidate: list[str]
     incomplete: dict[tuple[str, str], tuple[int, int]]  # (suite, task) -> (#only in baseline, #only in candidate)
@@ -560,33 +542,6 @@ def robustness_from_results(suite: str, task: str, tb: dict, tc: dict, runs: tup
     return rows
 
 
-# ---------------------------------------------------------------- efficiency
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def efficiency(run: Run) -> Efficiency:
-    """Timing of the evaluation and, for adapters, the training provenance."""
-    timing = run.results.get("timing") or {}
-    prov = run.provenance
-    adapter_bytes = _num(prov.get("adapter_bytes"))
-    trainable, total = _num(prov.get("trainable_params")), _num(prov.get("total_params"))
-    raw_curve = prov.get("curve")
-    curve: list[Any] = raw_curve if isinstance(raw_curve, list) else []
-    tokens = _num(timing.get("tokens_processed"))
-    return Efficiency(
-        label=run.label, method=run.method,
-        wall_seconds=_num(timing.get("wall_seconds")), tokens_per_second=_num(timing.get("tokens_per_second")),
-        tokens_processed=int(tokens) if tokens is not None else None,
-        trainable_params=int(trainable) if trainable is not None else None,
-        total_params=int(total) if total is not None else None,
-        train_seconds=_num(prov.get("train_seconds")), train_tokens_per_second=_num(prov.get("tokens_per_second")),
-        adapter_bytes=int(adapter_bytes) if adapter_bytes is not None else None,
-        curve=[p for p in curve if isinstance(p, dict) and _num(p.get("step")) is not None])
-
-
 # ---------------------------------------------------------------- one suite, one task
 
 
@@ -741,6 +696,5 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
             if any(t.incomplete):
                 incomplete[(suite, name)] = t.incomplete
     apply_holm(rows)
-    return Comparison(loaded[0], loaded[1], rows, all_flips, robust, (efficiency(baseline), efficiency(candidate)),
-                      only_b, only_c, incomplete, n_resamples, seed, pairs, block,
+    return Comparison(loaded[0], loaded[1], rows, all_flips, robust, only_b, only_c, incomplete, n_resamples, seed, pairs, block,
                       (baseline, candidate) if block else None, backends_note(baseline, candidate))

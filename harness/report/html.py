@@ -14,6 +14,7 @@ from markupsafe import Markup
 from harness.data.runs import Run
 from harness.decide.compare import Comparison
 from harness.report import svg
+from harness.report.cost import efficiency
 from harness.report.data import ReportData, evidence_rows
 from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num, fmt_sequential, more_items
 from harness.report.history import history_html
@@ -108,7 +109,7 @@ def _methods(data: ReportData, primary: list[tuple[str, str]]) -> list[dict[str,
     rows = []
     for run in data.runs:
         comp: Comparison | None = by_cand.get(id(run))
-        eff = (comp.efficiency[1] if comp else (data.comparisons[0].efficiency[0] if data.comparisons else None))
+        eff = efficiency(run) if comp or data.comparisons else None
         cells = []
         for suite, metric in primary:
             bar = _suite_metric(run, suite, metric)

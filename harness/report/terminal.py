@@ -8,6 +8,7 @@ from typing import Any
 from harness.decide.compare import Comparison
 from harness.decide.gate import GateResult
 from harness.decide.plan import PlanRow
+from harness.report.cost import run_costs
 from harness.report.fmt import (
     fmt_bytes,
     fmt_count,
@@ -61,7 +62,7 @@ def format_comparison(comp: Comparison) -> str:
     for col in ("run", "method", "eval wall s", "eval tok/s", "trainable params", "adapter size",
                 "train s", "train tok/s"):
         eff.add_column(col, justify="left" if col in ("run", "method") else "right")
-    for e in comp.efficiency:
+    for e in run_costs(comp.baseline, comp.candidate):
         eff.add_row(e.label, e.method, fmt_num(e.wall_seconds, 1), fmt_num(e.tokens_per_second, 1),
                     fmt_count(e.trainable_params), fmt_bytes(e.adapter_bytes), fmt_num(e.train_seconds, 1),
                     fmt_num(e.train_tokens_per_second, 1))

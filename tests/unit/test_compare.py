@@ -7,6 +7,7 @@ import pytest
 from harness.core.api import UserError
 from harness.data.runs import load_run, load_runs
 from harness.decide.compare import compare_runs
+from harness.report.cost import run_costs
 from harness.report.terminal import format_comparison
 from tests.unit.runfixtures import binary_scores, build_run, demo_pair
 
@@ -91,7 +92,7 @@ def test_robustness_and_efficiency(tmp_path):
     results = json.loads((cand_dir / "results.json").read_text())
     expected = results["suites"]["adversarial"]["tasks"]["traps"]["robustness"]["worst_case_acc"]["value"]
     assert rob.worst_case[1] == pytest.approx(expected)
-    base_eff, cand_eff = comp.efficiency
+    base_eff, cand_eff = run_costs(comp.baseline, comp.candidate)
     assert base_eff.trainable_params is None and cand_eff.trainable_params == 460_800
     assert cand_eff.adapter_bytes == 1_853_440 and cand_eff.tokens_per_second == 407.5
     assert len(cand_eff.curve) == 5
