@@ -61,7 +61,7 @@ from harness.untrusted import excerpt
 KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop", "max_drift")
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
-ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
+ASSUMED_EFFECT = 0.05  # superiority is planned for a true improvement this far beyond min_effect (default 0)
 # below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
 # 2.5% (benchmarks/bench_gate_validity.py, section 7)
 AGREEMENT_TRUSTED_N = 100
@@ -344,6 +344,13 @@ def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str
     return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)
 
 
+def superiority_design(rule: Rule) -> tuple[float, float]:
+    """(margin, true Δ) a superiority rule is planned at: the interval must clear min_effect (margin =
+    −min_effect), and the plan assumes a true improvement ASSUMED_EFFECT beyond it."""
+    e = float(rule.min_effect or 0.0)
+    return -e, e + ASSUMED_EFFECT
+
+
 def _plan(rule: Rule, unit: Unit) -> int | None:
     """Fresh items that a new, pre-planned evaluation needs to decide this rule with 80% power (None: no n
     below ten million does)."""
@@ -361,13 +368,13 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
             margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
             return power.paired_binary_n(margin, 0.0, max(disc, margin))
         if kind == "superiority":
-            effect = float(rule.min_effect or ASSUMED_EFFECT)
-            return power.paired_binary_n(0.0, effect, max(disc, effect))
+            margin, effect = superiority_design(rule)
+            return power.paired_binary_n(margin, effect, max(disc, effect))
     if unit.shape == "paired bounded" and unit.sd and math.isfinite(unit.sd):
         if kind in ("non_inferiority", "max_general_drop"):
             return power.bounded_n(float(rule.non_inferiority or rule.max_general_drop or 0.0), 0.0, unit.sd)
         if kind == "superiority":
-            return power.bounded_n(0.0, float(rule.min_effect or ASSUMED_EFFECT), unit.sd)
+            return power.bounded_n(*superiority_design(rule), unit.sd)
     if kind in ("floor", "max_robustness_drop") and unit.sd and math.isfinite(unit.sd):
         threshold = float(rule.floor if kind == "floor" else rule.max_robustness_drop)  # type: ignore[arg-type]
         return one_sample_n(abs(unit.figure - threshold), unit.sd)
