@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm as NORMAL
 
 from harness import distributed, sequential
 from harness.api import Backend, SampleRecord, UserError, sha256_json
@@ -178,6 +178,7 @@ def _check_tasks(rule: RuleResult, check: Check, tasks: set[Task]) -> set[Task]:
 
 # Futility stops a check only when its chance of being decided within the split's items is below this.
 FUTILITY_CHANCE = 0.05
+NORMAL = statistics.NormalDist()
 
 
 def decide_chance(estimate: float, sd: float, n: int, n_full: int, thresholds: Sequence[float]) -> float:
@@ -194,11 +195,11 @@ def decide_chance(estimate: float, sd: float, n: int, n_full: int, thresholds: S
     n_full = max(n_full, n)
     var = max(sd * sd if math.isfinite(sd) else 0.0, 1.0 / (n + 1))
     spread = math.sqrt(var * (n_full - n) / (n * n_full))
-    half = float(NORMAL.ppf(1 - ALPHA / 2)) * math.sqrt(var / n_full)
+    half = NORMAL.inv_cdf(1 - ALPHA / 2) * math.sqrt(var / n_full)
     lo_t, hi_t = min(thresholds), max(thresholds)
     if spread == 0:
         return float(estimate - half > lo_t or estimate + half < hi_t)
-    above = NORMAL.sf((lo_t + half - estimate) / spread)
+    above = 1.0 - NORMAL.cdf((lo_t + half - estimate) / spread)
     below = NORMAL.cdf((hi_t - half - estimate) / spread)
     return float(min(1.0, above + below))
 
