@@ -354,6 +354,18 @@ def test_a_floor_on_an_unbounded_metric_needs_declared_bounds(tmp_path: Path, ca
     assert code == 0 and verdict["rules"][0]["decided_on"] == "estimate"
 
 
+def test_a_robustness_rule_on_an_unbounded_metric_is_bad_input(tmp_path: Path, capsys) -> None:
+    values = np.random.default_rng(1).lognormal(0.0, 1.0, 100).round(4).tolist()
+    worse = (np.asarray(values) * 1.5).round(4).tolist()
+    scores = {("s", "t"): {"perplexity": values}}
+    perturbed = {("s", "t"): {"typo": {"perplexity": worse}}}
+    base = build_run(tmp_path / "b", scores=scores, perturbed=perturbed)
+    cand = build_run(tmp_path / "c", scores=scores, perturbed=perturbed, adapter="cand")
+    code, _, out = _gate_cli(tmp_path, "rules:\n  - {suite: s, metric: perplexity, max_robustness_drop: 0.5}\n",
+                             base, cand, capsys)
+    assert code == 2 and "unbounded" in out and "Traceback" not in out
+
+
 # ---------------------------------------------------------------- 9. planning
 
 
