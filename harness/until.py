@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import distributed, sequential
+from harness import distributed, ledger, sequential
 from harness.api import Backend, SampleRecord, UserError, sha256_json
 from harness.compare import compare_runs, prompt_sha
 from harness.config import line_of
@@ -47,7 +47,7 @@ from harness.runs import Run, resolve_run
 from harness.stats import ALPHA
 from harness.store import Store
 from harness.suite import Suite, load_suite
-from harness.verdict import write_verdict
+from harness.verdict import verdict_json, write_verdict
 
 DEFAULT_CHUNK = 10  # items per task between two looks; every look is valid, so small chunks stop sooner
 
@@ -98,6 +98,7 @@ class Outcome:
     looks: list[int] = field(default_factory=list)
     baseline_dir: Path | None = None
     seconds: float = 0.0
+    samples: list[dict[str, Any]] = field(default_factory=list)  # the candidate's samples, as written
 
     @property
     def saved(self) -> float:
@@ -440,7 +441,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             write_run_dir(base_dir, base_results, base_records)
         write_verdict(result, out / "verdict.json")
     return Outcome(result, cand.results, rules, len(loop.order), total, len(loop.base_extra), stopped, looks,
-                   base_dir, time.perf_counter() - started)
+                   base_dir, time.perf_counter() - started, cand.samples)
 
 
 def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
@@ -476,8 +477,12 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         backend.check_adapter(candidate)
     store = Store(store_path)
     try:
-        return run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
-                                 baseline, out)
+        outcome = run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
+                                    baseline, out)
+        # the run and its verdict go to the ledger, as `tunegate gate` records them, so that `promote` finds it
+        ledger.record_verdict(store.conn, until.gate, verdict_json(outcome.gate),
+                              (baseline.results, baseline.samples), (outcome.results, outcome.samples))
+        return outcome
     finally:
         store.close()
         distributed.shutdown()

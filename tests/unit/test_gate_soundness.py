@@ -385,3 +385,21 @@ def test_plan_says_when_the_suite_cannot_decide_a_rule(tmp_path: Path, capsys) -
     assert main(["plan", str(gate), "--baseline", str(base)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "10 items of this task" in out and "cannot be decided" in out and "could be" in out
+
+
+# ---------------------------------------------------------------- 10. the ledger records --until-decided verdicts
+
+
+def test_an_until_decided_verdict_is_recorded_and_promotable(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("TUNEGATE_STORE", str(tmp_path / "ledger.sqlite"))
+    suite = write_suite(tmp_path / "suite", TWO_TASKS, {f"data/{t}.jsonl": rows for t, rows in ROWS.items()})
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
+    gate = _gate(tmp_path, "rules:\n  - {suite: t, non_inferiority: 0.2}\n")
+    assert main(["channel", "create", "approved", "--gate", str(gate), "--release", str(tmp_path / "base")]) == 0
+    capsys.readouterr()
+    code = main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
+                 "approved", "--out", str(tmp_path / "cand")])
+    assert code == 0, capsys.readouterr()
+    # promote finds the recorded passing verdict without re-running the gate
+    assert main(["promote", str(tmp_path / "cand"), "--to", "approved"]) == 0
+    assert "release 2" in capsys.readouterr().out
