@@ -440,14 +440,148 @@ def _alpha_stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return alpha_two_coders(np.moveaxis(x, axis, -1), np.moveaxis(y, axis, -1))
 
 
+# ---------------------------------------------------------------------------------------------------------
+# 8. issue 23: both sides of every rule type, skewed floors, the superiority planner
+
+
+SIDE_NS = (30, 60, 100, 160, 220, 290, 400, 500, 580, 613, 700, 850, 1000)
+SIDE_MARGINS = (0.01, 0.02, 0.05, 0.1)
+OTHER_RATES = (0.0, 0.002, 0.005, 0.01, 0.03, 0.1)  # the rate of the rarer direction of change
+
+
+def side_outcomes(n: int, p_main: float, p_other: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(main-direction count, other-direction count, probability) of every trinomial outcome with mass > 1e-14."""
+    from scipy.special import gammaln
+
+    with warnings.catch_warnings():  # scipy warns where the tail quantile cannot be bracketed; the cap holds
+        warnings.simplefilter("ignore", RuntimeWarning)
+        top = min(n, int(sps.binom.isf(1e-14, n, max(p_other, 1e-9))) + 2)
+    a, o = np.meshgrid(np.arange(n + 1), np.arange(top + 1), indexing="ij")
+    keep = a + o <= n
+    a, o = a[keep], o[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logp = (gammaln(n + 1) - gammaln(a + 1) - gammaln(o + 1) - gammaln(n - a - o + 1) + a * np.log(p_main)
+                + (o * np.log(p_other) if p_other > 0 else np.where(o == 0, 0.0, -np.inf))
+                + (n - a - o) * np.log1p(-p_main - p_other))
+    p = np.exp(logp)
+    live = p > 1e-14
+    return a[live], o[live], p[live]
+
+
+def bench_both_sides(v: Verdicts) -> None:
+    from harness.inference.evidence import paired_binary_gate_bounds
+
+    print("\n## 8. Issue 23: both sides of every paired 0/1 rule (the gate's interval, exact enumeration)\n")
+    print("The gate's interval (harness.inference.evidence.paired_binary_gate_interval: Tango, limits beyond 0 adjusted "
+          f"{stats.TANGO_CC_BEYOND_ZERO}, exact McNemar and one-directional guards). At each rule's boundary the "
+          f"true Δ sits exactly on the threshold, reached with the rarer direction of change at rate "
+          f"{', '.join(map(str, OTHER_RATES))} (the corner where the FAIL side erred), n {', '.join(map(str, SIDE_NS))}."
+          " Worst one-sided error over the grid (exact); the figure the issue measured before in brackets.\n")
+    print("| rule | side | threshold | worst error | at (n, threshold, rarer rate) |")
+    print("|---|---|---|---|---|")
+    # By symmetry (swapping gains and losses mirrors the interval) a lower limit above t > 0 errs exactly as
+    # an upper limit below -t, so each row enumerates one side directly.
+    rows = (("non-inferiority / general drop / max_drift", "FAIL (upper < -m at Δ = -m)", "-m", -1),
+            ("superiority by min_effect e", "PASS (lower > e at Δ = e)", "+e", +1),
+            ("superiority (e = 0)", "PASS (lower > 0 at Δ = 0)", "0", 0),
+            ("superiority (e = 0)", "FAIL (upper < 0 at Δ = 0)", "0", 0))
+    for rule, side, shown, sign in rows:
+        worst = (0.0, 0, 0.0, 0.0)
+        for n in SIDE_NS:
+            for m in (SIDE_MARGINS if sign else (0.0,)):
+                for other in OTHER_RATES:
+                    if sign == 0 and other == 0:
+                        continue  # Δ = 0 needs both directions at the same rate: `other` is that rate
+                    main_rate = m + other if sign else other
+                    a, o, p = side_outcomes(n, main_rate, other)
+                    if sign == -1:  # a = losses (b), o = gains (c)
+                        _, hi = paired_binary_gate_bounds(a, o, n)
+                        err = float(p[hi < -m].sum())
+                    elif sign == 1:  # a = gains (c), o = losses (b)
+                        lo, _ = paired_binary_gate_bounds(o, a, n)
+                        err = float(p[lo > m].sum())
+                    else:
+                        lo, hi = paired_binary_gate_bounds(a, o, n)
+                        err = float(p[(lo > 0) if "PASS" in side else (hi < 0)].sum())
+                    if err > worst[0]:
+                        worst = (err, n, m, other)
+        mark = v.false_pass(f"{rule} {side}", worst[0], exact=True)
+        before = " (3.41% before, n 580)" if sign == -1 else ""
+        print(f"| {rule} | {side} | {shown} | {worst[0]:.4f}{before} | ({worst[1]}, {worst[2]}, {worst[3]}) |"
+              f"{' ' + mark if mark else ''}")
+
+
+def skewed_floor_draws(rng: np.random.Generator, reps: int, n: int, top: float) -> np.ndarray:
+    """lognormal(0, 1) values, redrawn above `top` (a declared range [0, top])."""
+    x = np.exp(rng.normal(size=(reps, n)))
+    while np.any(x > top):
+        bad = x > top
+        x[bad] = np.exp(rng.normal(size=int(bad.sum())))
+    return x
+
+
+def bench_skewed_floors(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
+    print("\n## 8b. Floors on a skewed metric: the t interval (before) and the declared-bounds betting interval\n")
+    top = 20.0
+    # the truncated lognormal's mean, by the closed form E[X; X <= t] / P(X <= t) for lognormal(0, 1)
+    lt = math.log(top)
+    truth = math.exp(0.5) * sps.norm.cdf(lt - 1.0) / sps.norm.cdf(lt)
+    reps = min(sims, 2000)
+    print(f"lognormal(σ = 1) values (redrawn above {top:g}: the range [0, {top:g}] a gate file declares), true mean "
+          f"{truth:.4f}; {reps} simulations. P(upper < mean) is the false-pass rate of a lower-is-better floor at "
+          "the mean, P(lower > mean) that of a higher-is-better one.\n")
+    print("|   n | t: P(upper < mean) | t: P(lower > mean) | bounds: P(upper < mean) | bounds: P(lower > mean) |")
+    print("|---|---|---|---|---|")
+    for n in (10, 30, 100, 300):
+        x = skewed_floor_draws(rng, reps, n, top)
+        half = sps.t.ppf(0.975, n - 1) * x.std(1, ddof=1) / math.sqrt(n)
+        t_up, t_lo = float(np.mean(x.mean(1) + half < truth)), float(np.mean(x.mean(1) - half > truth))
+        lo, hi = stats.betting_bounds(x / top, iterations=40)
+        b_up, b_lo = float(np.mean(hi * top < truth)), float(np.mean(lo * top > truth))
+        marks = v.false_pass(f"skewed floor n={n} upper", b_up, exact=False)
+        marks += v.false_pass(f"skewed floor n={n} lower", b_lo, exact=False)
+        print(f"| {n:3d} | {t_up:.4f} | {t_lo:.4f} | {b_up:.4f} | {b_lo:.4f} |{' ' + marks if marks else ''}")
+    print("\nWithout declared bounds a floor on an unbounded metric is bad input (exit 2): no interval on an "
+          "unbounded mean holds its level at every n (Bahadur & Savage 1956).")
+
+
+def bench_superiority_plan(v: Verdicts) -> None:
+    from harness.inference.evidence import paired_binary_gate_bounds
+
+    print("\n## 8c. The superiority planner's actual power (the gate's own decision, exact)\n")
+    print("| min_effect | discordance | planned at Δ | planned n | exact power of the gate at n |")
+    print("|---|---|---|---|---|")
+    for e, disc in ((0.0, 0.05), (0.0, 0.1), (0.0, 0.15), (0.0, 0.3), (0.05, 0.15), (0.05, 0.3)):
+        delta = e + 0.05
+        n = power.paired_binary_n(-e, delta, max(disc, delta))
+        gains, losses = (disc + delta) / 2, (disc - delta) / 2
+        a, o, p = side_outcomes(n, gains, losses)
+        lo, _ = paired_binary_gate_bounds(o, a, n)
+        pw = float(p[lo > e].sum())
+        v.checked += 1
+        mark = ""
+        if pw < 0.8 - 1e-9:
+            v.failures.append(f"superiority plan e={e} disc={disc}: power {pw:.3f} < 0.8")
+            mark = " !"
+        print(f"| {e} | {disc} | {delta:.2f} | {n} | {pw:.3f} |{mark}")
+    print("\nBefore issue 23 the planner ignored the exact McNemar widening (the issue's audit: a planned n of 134 "
+          "had power 0.665).")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sims", type=int, default=4000, help="simulations per bounded cell (>= 2000)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only-issue-23", action="store_true", help="run section 8 only (both sides, skewed floors, "
+                    "the superiority planner)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     v = Verdicts()
     start = time.perf_counter()
+    if args.only_issue_23:
+        issue_23(v, rng, args.sims)
+        report(v, start)
+        return
     print("# Gate validity benchmark (issue 12)")
     gone = skipped()
     print("\nSkipped cells (|Δ| > discordance is impossible): " + ("; ".join(gone) if gone else
@@ -467,6 +601,19 @@ def main() -> None:
     bench_win_rate(v, rng, args.sims)
     bench_agreement(v, rng, args.sims)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
+    issue_23(v, rng, args.sims)
+    report(v, start)
+
+
+def issue_23(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
+    t0 = time.perf_counter()
+    bench_both_sides(v)
+    bench_skewed_floors(v, rng, sims)
+    bench_superiority_plan(v)
+    print(f"\n({time.perf_counter() - t0:.1f} s)")
+
+
+def report(v: Verdicts, start: float) -> None:
     print(f"\nTotal {time.perf_counter() - start:.0f} s.")
     if v.failures:
         print(f"\nRESULT: {len(v.failures)} of {v.checked} checks FAIL:")

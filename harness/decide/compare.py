@@ -160,6 +160,9 @@ class Comparison:
     judged: tuple[Run, Run] | None = field(default=None, repr=False)  # sequential: both runs restricted to the
     # evaluated ids, in evaluation order (baseline and candidate stay the runs as loaded)
     backends_note: str | None = None  # set when the runs were answered by different kinds of backend
+    # (suite, metric) -> task -> higher_is_better, for metrics whose tasks disagree on direction: no pooled row
+    # exists for them (a mean over "higher is better" and "lower is better" items measures nothing)
+    mixed_directions: dict[tuple[str, str], dict[str, bool]] = field(default_factory=dict)
 
     @property
     def judged_candidate(self) -> Run:
@@ -204,6 +207,16 @@ class Comparison:
 
 
 # ---------------------------------------------------------------- checks
+
+
+def mixed_direction_notes(comp: Comparison) -> list[str]:
+    """Why a suite has no pooled row for a metric: its tasks disagree on the metric's direction."""
+    out = []
+    for (suite, metric), directions in comp.mixed_directions.items():
+        up = ", ".join(t for t, hib in directions.items() if hib)
+        down = ", ".join(t for t, hib in directions.items() if not hib)
+        out.append(f"{suite}: no pooled {metric} row: higher is better in {up}, lower is better in {down}")
+    return out
 
 
 def backend_of(run: Run) -> dict[str, Any]:
@@ -609,11 +622,14 @@ def _pooled(samples: list[dict]) -> list[dict]:
 
 
 def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n_resamples: int,
-                  seed: int, seq_order: dict[SampleKey, int] | None = None
+                  seed: int, seq_order: dict[SampleKey, int] | None = None,
+                  mixed: dict[tuple[str, str], dict[str, bool]] | None = None
                   ) -> tuple[list[MetricComparison], dict[Key, tuple[np.ndarray, np.ndarray]], list[RobustnessRow]]:
     """Suite rows: per-sample metrics pooled over the tasks that report them (micro); corpus metrics as recorded.
 
-    seq_order: a sequential run's evaluation order, in which pooled items then enter the confidence sequence."""
+    seq_order: a sequential run's evaluation order, in which pooled items then enter the confidence sequence.
+    mixed: filled with the metrics whose tasks differ in direction; they get no pooled row."""
+    mixed = {} if mixed is None else mixed
     sres_b, sres_c = runs[0].suites[suite], runs[1].suites[suite]
     order = list(sres_b.get("metrics") or {})
     for t in tasks:
@@ -634,6 +650,10 @@ def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n
                              (sres_c.get("metrics") or {}).get(metric), hib)
             if row is not None:
                 rows.append(row)
+            continue
+        directions = {str(r.task): r.higher_is_better for r in members}
+        if len(set(directions.values())) > 1:
+            mixed[(suite, metric)] = directions
             continue
         bounds = members[0].bounds
         fail = _fail_value(bounds, hib)
@@ -682,10 +702,11 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
     all_flips: list[Flip] = []
     robust: list[RobustnessRow] = []
     incomplete: dict[tuple[str, str], tuple[int, int]] = {}
+    mixed: dict[tuple[str, str], dict[str, bool]] = {}
     for suite in common:
         tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None)
                  for task in baseline.suites[suite]["tasks"]]
-        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order)
+        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order, mixed)
         rows += suite_rows + [r for t in tasks for r in t.rows]
         pairs.update(suite_pairs)
         robust += suite_robust
@@ -697,4 +718,4 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
                 incomplete[(suite, name)] = t.incomplete
     apply_holm(rows)
     return Comparison(loaded[0], loaded[1], rows, all_flips, robust, only_b, only_c, incomplete, n_resamples, seed, pairs, block,
-                      (baseline, candidate) if block else None, backends_note(baseline, candidate))
+                      (baseline, candidate) if block else None, backends_note(baseline, candidate), mixed)

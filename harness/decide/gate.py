@@ -60,7 +60,7 @@ from harness.inference.stats import Interval
 KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop", "max_drift")
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
-ASSUMED_EFFECT = 0.05  # superiority with no declared min_effect is planned for this true improvement
+ASSUMED_EFFECT = 0.05  # superiority is planned for a true improvement this far beyond min_effect (default 0)
 # below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
 # 2.5% (benchmarks/bench_gate_validity.py, section 7)
 AGREEMENT_TRUSTED_N = 100
@@ -98,6 +98,10 @@ class Rule(Strict):
     pool: Literal["tasks", "micro", "macro"] = "tasks"
     min_n: int = Field(default=1, ge=1, le=10_000_000)
     decide_on: Literal["interval", "estimate"] = "interval"
+    # a floor on an unbounded per-sample metric: the range its values can take, declared by the gate file. No
+    # interval on the mean of unbounded values holds its level at every n (Bahadur & Savage 1956), and the t
+    # interval errs up to 11.6% on one side on skewed data at n 30 (benchmarks/bench_gate_validity.py).
+    bounds: tuple[float, float] | None = None
     # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
     # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.decide.calibration)
     min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
@@ -118,6 +122,12 @@ class Rule(Strict):
             raise ValueError("'min_effect' belongs to a superiority rule")
         if self.decide_on == "estimate" and kinds[0] != "floor":
             raise ValueError("'decide_on: estimate' applies to floor rules only")
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            if kinds[0] != "floor":
+                raise ValueError("'bounds' applies to floor rules only (the range of an unbounded metric's values)")
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError("'bounds' needs two finite numbers [low, high] with low < high")
         if is_human_metric(self.metric) and kinds[0] not in ("non_inferiority", "superiority"):
             raise ValueError(f"a rule on '{self.metric}' (the review app's judgments) is a non_inferiority or "
                              "superiority rule")
@@ -165,6 +175,7 @@ class Check:
     note: str | None = None
     plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
     bounds: tuple[float, ...] = ()  # the thresholds the interval must clear to decide (PASS side, FAIL side)
+    sd: float | None = None  # per-item standard deviation (paired 0/1: √discordance), for futility and plans
 
 
 @dataclass
@@ -258,7 +269,7 @@ class _Side:
 
     threshold: float
     pass_if_above: bool  # PASS when the interval lies above the threshold (else: below it)
-    fail_threshold: float | None = None  # superiority fails below min_effect, not below the pass threshold
+    fail_threshold: float | None = None  # a floor that higher-is-better fails below the floor itself
 
     def passes(self, iv: Interval) -> bool:
         return iv.lo > self.threshold if self.pass_if_above else iv.hi <= self.threshold  # type: ignore[operator]
@@ -282,8 +293,12 @@ def _side(rule: Rule, hib: bool) -> tuple[_Side, str]:
         m = float(rule.non_inferiority)  # type: ignore[arg-type]
         return _Side(-m, True), f"Δ > {-m:+.3f} (non-inferior, margin {m:.3f})"
     if kind == "superiority":
+        # superiority by a margin, as the field tests it (e.g. ICH E9; Chow, Shao & Wang 2008, ch. 4): PASS when
+        # the interval lies above min_effect, FAIL when it lies below it, INCONCLUSIVE otherwise
         e = float(rule.min_effect or 0.0)
-        return _Side(0.0, True, e), f"Δ > 0 (superior; fails if Δ < {e:+.3f})"
+        if e == 0:
+            return _Side(0.0, True), "Δ > 0 (superior; fails if Δ < 0)"
+        return _Side(e, True), f"Δ > {e:+.3f} (superior by min_effect; fails if Δ < {e:+.3f})"
     if kind == "max_general_drop":
         lim = float(rule.max_general_drop)  # type: ignore[arg-type]
         return _Side(-lim, True), f"drop < {lim:.3f}"
@@ -291,14 +306,27 @@ def _side(rule: Rule, hib: bool) -> tuple[_Side, str]:
     return _Side(lim, False), f"clean − worst case ≤ {lim:.3f}"
 
 
-def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str) -> Check:
+ESTIMATE_NOTE = "decided on the point estimate"
+
+
+def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str,
+                available: int | None = None) -> Check:
+    """One check's verdict. `available`: in a sequential run, the items the split holds for this unit.
+
+    min_n exempts a unit by its size, never by when a run stopped: a sequential unit with at least min_n items
+    available but fewer evaluated is INCONCLUSIVE (it stays in the intersection–union and asks for items)."""
     iv = unit.interval()
-    if unit.n < min_n:
+    size = unit.n if available is None else max(available, unit.n)
+    if size < min_n:
+        held = f"{size} items" + (" available" if available is not None else "")
         return Check(unit.label, metric, None, unit.figure, iv, unit.n, unit.mde,
-                     note=f"{unit.n} items < min_n {min_n}: shown, not judged")
+                     note=f"{held} < min_n {min_n}: shown, not judged")
+    if unit.n < min_n:
+        return Check(unit.label, metric, "INCONCLUSIVE", unit.figure, iv, unit.n, unit.mde,
+                     note=f"{unit.n} of {size} items evaluated < min_n {min_n}: not judged yet")
     if decide_on == "estimate":
         verdict: Verdict = "PASS" if side.passes_value(unit.figure) else "FAIL"
-        return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, note="decided on the point estimate")
+        return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, note=ESTIMATE_NOTE)
     if not iv.defined:
         return Check(unit.label, metric, "INCONCLUSIVE", unit.figure, iv, unit.n, unit.mde,
                      note=iv.note or "no interval at this n")
@@ -313,6 +341,13 @@ def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str
         p_pass = invert(unit.interval_at, side.passes) / 2
         p_fail = invert(unit.interval_at, side.fails) / 2
     return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)
+
+
+def superiority_design(rule: Rule) -> tuple[float, float]:
+    """(margin, true Δ) a superiority rule is planned at: the interval must clear min_effect (margin =
+    −min_effect), and the plan assumes a true improvement ASSUMED_EFFECT beyond it."""
+    e = float(rule.min_effect or 0.0)
+    return -e, e + ASSUMED_EFFECT
 
 
 def _plan(rule: Rule, unit: Unit) -> int | None:
@@ -332,13 +367,13 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
             margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
             return power.paired_binary_n(margin, 0.0, max(disc, margin))
         if kind == "superiority":
-            effect = float(rule.min_effect or ASSUMED_EFFECT)
-            return power.paired_binary_n(0.0, effect, max(disc, effect))
+            margin, effect = superiority_design(rule)
+            return power.paired_binary_n(margin, effect, max(disc, effect))
     if unit.shape == "paired bounded" and unit.sd and math.isfinite(unit.sd):
         if kind in ("non_inferiority", "max_general_drop"):
             return power.bounded_n(float(rule.non_inferiority or rule.max_general_drop or 0.0), 0.0, unit.sd)
         if kind == "superiority":
-            return power.bounded_n(0.0, float(rule.min_effect or ASSUMED_EFFECT), unit.sd)
+            return power.bounded_n(*superiority_design(rule), unit.sd)
     if kind in ("floor", "max_robustness_drop") and unit.sd and math.isfinite(unit.sd):
         threshold = float(rule.floor if kind == "floor" else rule.max_robustness_drop)  # type: ignore[arg-type]
         return one_sample_n(abs(unit.figure - threshold), unit.sd)
@@ -354,8 +389,11 @@ def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
                        n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None)
 
 
-def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
-    """The candidate's own full score (every one of its items, not only those paired)."""
+def _own(comp: Comparison, row: MetricComparison, label: str, rule: Rule | None = None) -> Unit:
+    """The candidate's own full score (every one of its items, not only those paired).
+
+    An unbounded per-sample metric needs the rule's declared `bounds` (or `decide_on: estimate`): no interval
+    on an unbounded mean holds a stated level at every n (Bahadur & Savage 1956)."""
     if not row.paired:
         own = row.cand_own
         ci = (own.interval.lo, own.interval.hi) if own and own.interval.defined else None
@@ -365,14 +403,27 @@ def _own(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     for task in tasks:
         rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
                  for s in originals(task_samples(comp.judged_candidate, row.suite, task)).values()]
-    fail = None if row.bounds is None else (row.bounds[0] if row.higher_is_better else row.bounds[1])
+    bounds = row.bounds
+    if bounds is None and rule is not None and rule.bounds is not None:
+        bounds = (float(rule.bounds[0]), float(rule.bounds[1]))
+    elif bounds is None and rule is not None and rule.decide_on != "estimate":
+        raise UserError(f"metric '{row.metric}' ({row.suite}/{row.task or 'pooled'}) is unbounded, and no interval on "
+                        "the mean of unbounded values holds its level at every n: declare the range its values can "
+                        "take (bounds: [low, high]) or decide on the estimate (decide_on: estimate)")
+    fail = None if bounds is None else (bounds[0] if row.higher_is_better else bounds[1])
     if comp.sequential is not None:  # pooled floor: the confidence sequence takes items in evaluation order
         order = sequential_order(comp.sequential)
         rows.sort(key=lambda s: order[(s["suite"], s["task"], s["sample_id"])])
     scores = item_scores(rows, row.metric, fail)
+    if bounds is not None and row.bounds is None and scores.values.size:
+        low, high = float(scores.values.min()), float(scores.values.max())
+        if low < bounds[0] or high > bounds[1]:
+            bad = low if low < bounds[0] else high
+            raise UserError(f"metric '{row.metric}' ({row.suite}/{row.task or 'pooled'}) has a value {bad:g} outside "
+                            f"the rule's bounds [{bounds[0]:g}, {bounds[1]:g}]")
     # an unbounded mean has no interval valid at every n (Bahadur & Savage 1956): state a minimum n
-    return score_unit(label, scores.values, binary=row.binary, bounds=row.bounds,
-                      min_n=2 if row.bounds else UNBOUNDED_MIN_N, sequential=comp.sequential is not None)
+    return score_unit(label, scores.values, binary=row.binary, bounds=bounds,
+                      min_n=2 if bounds else UNBOUNDED_MIN_N, sequential=comp.sequential is not None)
 
 
 def _undefined(n: int, note: str) -> Callable[[float], Interval]:
@@ -389,6 +440,9 @@ def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
                         f"({row.metric}): a robustness rule needs a suite with perturbations")
     drops = rob.drops[1]
     width = (row.bounds[1] - row.bounds[0]) if row.bounds else None
+    if width is None and not rob.binary:  # the t interval erred up to 11.6% on one side on skewed values
+        raise UserError(f"metric '{row.metric}' is unbounded, and no interval on the mean of unbounded drops holds "
+                        "its level at every n: judge robustness on a bounded metric")
     unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None,
                       sequential=comp.sequential is not None)
     if row.bounds is not None:
@@ -400,7 +454,7 @@ def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
 
 def _unit(rule: Rule, comp: Comparison, row: MetricComparison, label: str) -> Unit:
     if rule.kind == "floor":
-        return _own(comp, row, label)
+        return _own(comp, row, label, rule)
     if rule.kind == "max_robustness_drop":
         return _robust(comp, row, label)
     if not row.paired:
@@ -427,6 +481,8 @@ def _rows(rule: Rule, spec: GateSpec, comp: Comparison) -> tuple[str, list[Metri
                             f"{', '.join(run.suites[suite]['tasks'])})")
     if rule.task or rule.pool == "micro":
         metric = rule.metric or comp.primary_metric(suite, rule.task)
+        if not rule.task:
+            _refuse_mixed(comp, suite, rule.metric, [comp.primary_metric(suite, t) for t in comp.tasks(suite)])
         row = comp.get(suite, rule.task, metric) if metric else None
         if row is None:
             have = sorted({r.metric for r in comp.metrics if r.suite == suite and r.task == rule.task})
@@ -447,7 +503,23 @@ def _rows(rule: Rule, spec: GateSpec, comp: Comparison) -> tuple[str, list[Metri
         raise UserError(f"no perturbed samples in suite '{suite}': a robustness rule needs a task with perturbations")
     if not rows:
         raise UserError(f"no task of suite '{suite}' reports metric '{rule.metric}'")
+    if rule.pool == "macro" and rule.kind in ("floor", "max_robustness_drop") and len({r.higher_is_better for r in rows}) > 1:
+        raise UserError(_mixed_message(suite, "macro", {str(r.task): r.higher_is_better for r in rows}, rows[0].metric))
     return suite, rows, left_out
+
+
+def _mixed_message(suite: str, pool: str, directions: dict[str, bool], metric: str) -> str:
+    up = ", ".join(t for t, hib in directions.items() if hib)
+    down = ", ".join(t for t, hib in directions.items() if not hib)
+    return (f"pool: {pool} would average {metric} across directions in suite '{suite}' (higher is better in {up}; "
+            f"lower is better in {down}): judge those tasks per task (pool: tasks) or with separate rules")
+
+
+def _refuse_mixed(comp: Comparison, suite: str, metric: str | None, headlines: list[str | None]) -> None:
+    """UserError when a pooled (micro) rule would pool a metric whose tasks differ in direction."""
+    for (s_name, m_name), directions in comp.mixed_directions.items():
+        if s_name == suite and (m_name == metric if metric else m_name in headlines):
+            raise UserError(_mixed_message(suite, "micro", directions, m_name))
 
 
 def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
@@ -455,8 +527,11 @@ def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
     judged = [c for c in checks if c.verdict is not None]
     if not judged:
         return "INCONCLUSIVE", None
-    if len(judged) > 1 and all(c.p_fail is not None for c in judged):
-        for check, adjusted in zip(judged, stats.holm([float(c.p_fail or 0.0) for c in judged])):
+    estimate = any(c.note == ESTIMATE_NOTE for c in judged)  # a point-estimate rule has no p-values to adjust
+    if len(judged) > 1 and not estimate:
+        # a check without a p-value (undefined interval, a recorded corpus interval) is no evidence of failing:
+        # it enters Holm as p = 1, so it widens the family instead of letting the others' FAILs stand unadjusted
+        for check, adjusted in zip(judged, stats.holm([1.0 if c.p_fail is None else float(c.p_fail) for c in judged])):
             check.p_fail = adjusted
             if check.verdict == "FAIL" and adjusted > stats.ALPHA / 2:
                 check.verdict, check.note = "INCONCLUSIVE", f"fails unadjusted; Holm-adjusted p {adjusted:.3f}"
@@ -588,12 +663,14 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
     checks, plans = [], {}
     for row, unit in units:
         side, cond = _side(rule, row.higher_is_better)
-        check = _judge_unit(unit, side, rule.decide_on, rule.min_n, row.metric)
+        check = _judge_unit(unit, side, rule.decide_on, rule.min_n, row.metric, _available(comp, row, unit.label))
         check.plan_n = _plan(rule, unit)
+        check.sd = math.sqrt(unit.discordance) if unit.discordance is not None else unit.sd
         check.bounds = (side.threshold,) if side.fail_threshold is None else (side.threshold, side.fail_threshold)
         plans[check.label] = check.plan_n
         checks.append(check)
     verdict, deciding = _combine(checks)
+    left_out = left_out + [f"{c.label} ({c.note})" for c in checks if c.verdict is None]
     agreement_note = ""
     if rule.min_human_agreement is not None:
         trusted, agreement_note = _human_agreement(rule, comp, suite, checks, human_of)
@@ -614,6 +691,18 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
                       head.p_pass, "; ".join(x for x in (_detail(rule, head, checks), agreement_note) if x),
                       where.get("line"), checks, pool, rule.decide_on,
                       max(need) if need else None, left_out)
+
+
+def _available(comp: Comparison, row: MetricComparison, label: str) -> int | None:
+    """In a sequential run, the items the split holds for a unit (a task, or every task pooled); else None."""
+    if comp.sequential is None:
+        return None
+    if label == "macro":
+        return None  # a macro unit is judged on its tasks' items together: min_n reads their sum as evaluated
+    have = comp.sequential.get("available") or {}
+    if row.task is not None:
+        return int(have.get(f"{row.suite}/{row.task}", 0))
+    return sum(int(have.get(f"{row.suite}/{t}", 0)) for t in row.tasks)
 
 
 def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:

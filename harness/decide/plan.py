@@ -1,7 +1,7 @@
 """`tunegate plan`: how many items each gate rule needs before the evaluation runs.
 
 Per rule and task: the items needed for 80% power at the declared margin (a true Δ of 0 for
-non-inferiority and general-drop rules, the declared `min_effect` for superiority), and the minimum
+non-inferiority and general-drop rules, min_effect + 0.05 for superiority), and the minimum
 detectable effect of the n the baseline has now. Paired binary rules use the discordance seen in a pilot
 run (the baseline against a candidate-like run), or a declared assumption when there is no pilot.
 """
@@ -18,7 +18,7 @@ from harness.core.api import UserError
 from harness.data.runs import Run
 from harness.decide.calibration import is_human_metric
 from harness.decide.compare import Comparison, compare_runs
-from harness.decide.gate import ASSUMED_EFFECT, GateSpec, Rule, load_gate
+from harness.decide.gate import GateSpec, Rule, load_gate, superiority_design
 from harness.inference import power
 from harness.inference.evidence import one_sample_mde, one_sample_n
 
@@ -88,8 +88,34 @@ def _paired_row(rule: Rule, name: str, comp: Comparison, key: tuple[str, str, st
 
 def _margin_effect(rule: Rule) -> tuple[float, float]:
     if rule.kind == "superiority":
-        return 0.0, float(rule.min_effect or ASSUMED_EFFECT)
+        return superiority_design(rule)
     return float(rule.non_inferiority or rule.max_general_drop or 0.0), 0.0
+
+
+def _split_words(comp: Comparison, suite: str, n: int) -> str:
+    """How many items the task has, in words: the split's when the baseline evaluated all of it."""
+    settings = comp.baseline.results.get("settings") or {}
+    if settings.get("full") or settings.get("limit") is None:
+        return f"the suite has {n} items of this task"
+    return f"the baseline holds {n} items of this task (evaluated with --limit {settings.get('limit')}; the split may hold more)"
+
+
+def _beyond_the_split(row: PlanRow, rule: Rule, comp: Comparison) -> PlanRow:
+    """Say so when a rule needs more items than the task has, and what the task's items could decide."""
+    if row.n_needed is None or row.n_now <= 0 or row.n_needed <= row.n_now:
+        return row
+    have = _split_words(comp, row.suite, row.n_now)
+    if row.mde_now is None or not math.isfinite(row.mde_now):
+        could = "no margin below 1 could be decided with 80% power"
+    elif rule.kind == "superiority":
+        could = f"a true improvement of {float(rule.min_effect or 0.0) + row.mde_now:.3f} or more could be shown"
+    elif rule.kind in ("floor", "max_robustness_drop"):
+        could = f"a score {row.mde_now:.3f} or more from the threshold could be decided"
+    else:
+        could = f"margins of {row.mde_now:.3f} or more could be"
+    row.basis += (f"; {have}: this rule cannot be decided on it (≈{row.n_needed} needed for 80% power); "
+                  f"{could}")
+    return row
 
 
 def _own_row(rule: Rule, name: str, comp: Comparison, key: tuple[str, str, str]) -> PlanRow:
@@ -128,9 +154,19 @@ def plan_gate(gate_file: Path, baseline: Run, pilot: Run | None, discordance: fl
             rows.append(PlanRow(name, rule.kind, str(rule.suite), rule.task or "all tasks", str(rule.metric), 0, None, None,
                                 "human evidence: the review app's judgments decide it, not planned here"))
             continue
-        for key in _tasks(rule, spec, comp):
-            if rule.kind in PAIRED:
-                rows.append(_paired_row(rule, name, comp, key, pilot is not None, discordance))
+        planned, note = rule, ""
+        if rule.kind == "max_drift" and rule.max_drift is not None:
+            # the drift against an anchor release is a non-inferiority test paired item by item: planned as one
+            # against the baseline (the anchor's own answers are not at hand before the gate runs)
+            suite, task, metric = rule.max_drift.parts
+            planned = Rule(name=name, suite=suite, task=task, metric=metric,
+                           non_inferiority=rule.max_drift.margin, pool=rule.pool, min_n=rule.min_n)
+            note = f"; max_drift from {rule.max_drift.from_}, planned as non-inferiority against the baseline"
+        for key in _tasks(planned, spec, comp):
+            if planned.kind in PAIRED:
+                row = _paired_row(planned, name, comp, key, pilot is not None, discordance)
             else:
-                rows.append(_own_row(rule, name, comp, key))
+                row = _own_row(planned, name, comp, key)
+            row.kind, row.basis = rule.kind, row.basis + note
+            rows.append(_beyond_the_split(row, planned, comp))
     return rows

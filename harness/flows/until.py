@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import statistics
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ import numpy as np
 
 from harness.core import distributed
 from harness.core.api import Backend, SampleRecord, UserError, sha256_json
+from harness.core.config import line_of
 from harness.data.runs import Run
 from harness.data.suite import Suite, load_suite
 from harness.decide.compare import compare_runs, prompt_sha
 from harness.decide.gate import Check, GateResult, GateSpec, RuleResult, evaluate_gate, load_gate, sequential_summary
-from harness.decide.verdict import write_verdict
+from harness.decide.verdict import verdict_json, write_verdict
 from harness.flows.refs import resolve_run
 from harness.inference import sequential
 from harness.inference.stats import ALPHA
@@ -47,6 +49,7 @@ from harness.run.engine import (
     say,
     write_run_dir,
 )
+from harness.storage import ledger
 from harness.storage.store import Store
 
 DEFAULT_CHUNK = 10  # items per task between two looks; every look is valid, so small chunks stop sooner
@@ -98,6 +101,7 @@ class Outcome:
     looks: list[int] = field(default_factory=list)
     baseline_dir: Path | None = None
     seconds: float = 0.0
+    samples: list[dict[str, Any]] = field(default_factory=list)  # the candidate's samples, as written
 
     @property
     def saved(self) -> float:
@@ -151,6 +155,18 @@ def rule_tasks(spec: GateSpec, suites: list[Suite], source: str) -> list[set[tup
     return out
 
 
+def refuse_estimates(spec: GateSpec, root: Any, source: str) -> None:
+    """A rule decided on its point estimate is no stopping rule: judged after every look, the first estimate on
+    the passing side would end the run (20 of 20 runs stopped after 10 items at a true 0.45 against a 0.5
+    floor, 12 of them PASS). Such a rule belongs to a gate of a complete run."""
+    for i, rule in enumerate(spec.rules):
+        if rule.decide_on == "estimate":
+            raise UserError("'decide_on: estimate' cannot decide an evaluation until decided (a point estimate has "
+                            "no error rate at a data-dependent stop); remove it from this gate file, or gate it on "
+                            "a complete run", source=source, field=f"rules.{i}.decide_on",
+                            line=line_of(root, ["rules", i, "decide_on"]) or line_of(root, ["rules", i]))
+
+
 Task = tuple[str, str]
 
 # Futility is judged from this many paired items of a check on: a first small look's estimate and width say little.
@@ -164,22 +180,44 @@ def _check_tasks(rule: RuleResult, check: Check, tasks: set[Task]) -> set[Task]:
     return tasks
 
 
-def futile(check: Check, taken: int, available: int) -> bool:
-    """True when, were the truth the current estimate, even every available item would not decide the check.
+# Futility stops a check only when its chance of being decided within the split's items is below this.
+FUTILITY_CHANCE = 0.05
+NORMAL = statistics.NormalDist()
 
-    A confidence sequence's width shrinks about as 1/sqrt(n) (its slowly growing log factor only slows that), so
-    at the n that all the split's items give (`check.n` scaled from the items taken to those available) each side
-    of the interval is about its width now times sqrt(n / n_full). When that still reaches past every threshold
-    that would decide the check, more items from this split cannot be expected to decide it: it stays
-    INCONCLUSIVE and its items go to checks that can be decided. Dropping a check changes no error rate (a
-    confidence sequence is valid at any stopping time); it only spends the time elsewhere."""
-    iv = check.interval
-    if check.n < FUTILITY_MIN_N or taken <= 0 or not check.bounds or iv.lo is None or iv.hi is None:
+
+def decide_chance(estimate: float, sd: float, n: int, n_full: int, thresholds: Sequence[float]) -> float:
+    """Predictive probability that an interval on all `n_full` items excludes the thresholds, given n seen.
+
+    Predictive power under a flat prior (Spiegelhalter, Freedman & Blackburn 1986, Controlled Clinical Trials
+    7:8-17): the mean over all n_full items is normal around the estimate with variance
+    sd² (n_full − n) / (n · n_full). The interval at n_full is taken as the fixed-n normal one, estimate ±
+    z sd / √n_full, narrower than the confidence sequence's, so the chance is overstated: futility errs toward
+    going on. Deciding at some look before n_full is not counted either, which errs the same way. sd² is
+    floored at 1 / (n + 1) so that a first look of ties does not read as certainty."""
+    if n <= 0:
+        return 1.0
+    n_full = max(n_full, n)
+    var = max(sd * sd if math.isfinite(sd) else 0.0, 1.0 / (n + 1))
+    spread = math.sqrt(var * (n_full - n) / (n * n_full))
+    half = NORMAL.inv_cdf(1 - ALPHA / 2) * math.sqrt(var / n_full)
+    lo_t, hi_t = min(thresholds), max(thresholds)
+    if spread == 0:
+        return float(estimate - half > lo_t or estimate + half < hi_t)
+    above = 1.0 - NORMAL.cdf((lo_t + half - estimate) / spread)
+    below = NORMAL.cdf((hi_t - half - estimate) / spread)
+    return float(min(1.0, above + below))
+
+
+def futile(check: Check, taken: int, available: int) -> bool:
+    """True when the check's chance of being decided within the split's items (`decide_chance`, at the n all
+    of them give: `check.n` scaled from the items taken to those available) is below FUTILITY_CHANCE.
+
+    Dropping a check changes no error rate (a confidence sequence is valid at any stopping time); it only spends
+    the time on checks that can be decided. Its cost in power is measured by benchmarks/bench_sequential.py."""
+    if check.n < FUTILITY_MIN_N or taken <= 0 or not check.bounds or check.sd is None:
         return False
-    shrink = math.sqrt(taken / max(available, taken))
-    below, above = (check.figure - iv.lo) * shrink, (iv.hi - check.figure) * shrink
-    return all((check.figure - t < below) if t <= check.figure else (t - check.figure < above)
-               for t in check.bounds)
+    n_full = int(round(check.n * max(available, taken) / taken))
+    return decide_chance(check.figure, check.sd, check.n, n_full, check.bounds) < FUTILITY_CHANCE
 
 
 def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Task, int],
@@ -339,6 +377,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget."""
     started = time.perf_counter()
     spec, root = load_gate(until.gate)
+    refuse_estimates(spec, root, str(until.gate))
     reads = rule_tasks(spec, suites, str(until.gate))
     loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline)
     order = seeded_order(list(loop.groups), until.seed)
@@ -405,7 +444,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             write_run_dir(base_dir, base_results, base_records)
         write_verdict(result, out / "verdict.json")
     return Outcome(result, cand.results, rules, len(loop.order), total, len(loop.base_extra), stopped, looks,
-                   base_dir, time.perf_counter() - started)
+                   base_dir, time.perf_counter() - started, cand.samples)
 
 
 def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
@@ -423,7 +462,7 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         raise UserError("--seed must lie in [0, 2**32)", field="--seed")
     if out is not None:
         check_out_dir(out)
-    load_gate(until.gate)  # bad gate files fail before any model loads
+    refuse_estimates(*load_gate(until.gate), str(until.gate))  # bad gate files fail before any model loads
     baseline = resolve_run(until.baseline, store_path)
     suites = [load_suite(ref) for ref in suite_refs]
     for suite in suites:
@@ -441,8 +480,12 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         backend.check_adapter(candidate)
     store = Store(store_path)
     try:
-        return run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
-                                 baseline, out)
+        outcome = run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
+                                    baseline, out)
+        # the run and its verdict go to the ledger, as `tunegate gate` records them, so that `promote` finds it
+        ledger.record_verdict(store.conn, until.gate, verdict_json(outcome.gate),
+                              (baseline.results, baseline.samples), (outcome.results, outcome.samples))
+        return outcome
     finally:
         store.close()
         distributed.shutdown()
@@ -455,7 +498,8 @@ def summary(outcome: Outcome) -> str:
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
         at = (f"decided at {r.decided_at} items" if r.decided_at else
-              "not decided: at its estimate, all the split's items would not decide it, so it got no more" if r.futile
+              f"not decided: its chance to be decided within the split's items is below {FUTILITY_CHANCE:.0%}, so it got "
+              "no more" if r.futile
               else "not decided")
         lines.append(f"  {r.verdict:<12} {r.name:<{width}}  items {r.n} of {r.available} available; {at}")
     # Items left unevaluated are a saving only when the gate was decided; a budget stop leaves rules open.

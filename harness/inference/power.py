@@ -1,8 +1,9 @@
 """Planning how much to evaluate: sample sizes, exact power and minimum detectable effects. Pure functions.
 
 Paired binary metrics (accuracy, pass@1) are judged by the continuity-adjusted Tango interval of
-`harness.inference.stats.paired_binary_interval`; a rule passes when the interval's lower bound exceeds -margin
-(non-inferiority) or 0 (superiority, with true_delta = the declared min_effect). Power here is that of this
+`harness.inference.stats.paired_binary_interval` with the gate's exact guards (`harness.inference.evidence.exact_guard`); a rule
+passes when the interval's lower bound exceeds -margin (non-inferiority), 0 (superiority) or min_effect
+(superiority by min_effect: margin = -min_effect). Power here is that of this
 exact decision rule, computed by enumerating the trinomial outcomes (b, c, rest), not simulated.
 
 Bounded continuous metrics are judged by the betting interval of `harness.inference.stats.bounded_mean_interval`;
@@ -17,7 +18,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from harness.inference.stats import ALPHA, BET_TRUNCATION, TANGO_CC, tango_statistic
+from harness.inference.stats import ALPHA, BET_TRUNCATION, TANGO_CC, TANGO_CC_BEYOND_ZERO, tango_statistic
 
 _TAIL = 1e-13  # probability mass left out at each end of the enumeration
 _MAX_N = 10_000_000  # planning gives up beyond this many items
@@ -31,8 +32,8 @@ def _check_binary(margin: float, true_delta: float, discordance: float, alpha: f
     if abs(true_delta) > discordance + 1e-12:
         raise ValueError(f"|true_delta| = {abs(true_delta)} cannot exceed the discordance {discordance}: "
                          "a change needs items that changed")
-    if not 0.0 <= margin < 1.0:
-        raise ValueError(f"margin must lie in [0, 1), got {margin}")
+    if not -1.0 < margin < 1.0:  # a negative margin: superiority by min_effect = -margin
+        raise ValueError(f"margin must lie in (-1, 1), got {margin}")
 
 
 def _k_range(n: int, discordance: float) -> np.ndarray:
@@ -53,6 +54,8 @@ def _pass_boundary(n: int, ks: np.ndarray, margin: float, alpha: float, cc: floa
     the pass region is {c >= c*(k)}; a vectorised bisection finds c*(k) for every k at once.
     """
     z = float(sps.norm.ppf(1 - alpha / 2))
+    if margin <= 0:  # a lower limit that must clear 0 or more is the gate's TANGO_CC_BEYOND_ZERO one
+        cc = max(cc, TANGO_CC_BEYOND_ZERO)
     lo = np.zeros(ks.shape, dtype=np.int64)
     hi = ks + 1
     while np.any(lo < hi):
@@ -63,7 +66,24 @@ def _pass_boundary(n: int, ks: np.ndarray, margin: float, alpha: float, cc: floa
         ok &= mid <= ks
         hi = np.where(active & ok, mid, hi)
         lo = np.where(active & ~ok, mid + 1, lo)
-    return lo
+    return np.maximum(lo, _guard_boundary(n, ks, margin, alpha))
+
+
+def _guard_boundary(n: int, ks: np.ndarray, margin: float, alpha: float) -> np.ndarray:
+    """The smallest c that the gate's exact guards (`harness.inference.evidence.exact_guard`) let pass, for each k.
+
+    At a threshold of 0 the exact McNemar test on the k discordant pairs must reject: P(Bin(k, 1/2) >= c) <=
+    alpha/2. Above 0 (superiority by min_effect e = -margin) the exact lower bound of the gain rate, c of n,
+    must exceed e. Below 0 (non-inferiority) neither binds."""
+    if margin == 0:
+        return (sps.binom.isf(alpha / 2, ks, 0.5) + 1).astype(np.int64)
+    if margin < 0:
+        e = -margin
+        c = max(1, int(sps.binom.isf(alpha / 2, n, e)) - 1)
+        while c <= n and not sps.beta.ppf(alpha / 2, c, n - c + 1) > e:
+            c += 1
+        return np.full(ks.shape, c, dtype=np.int64)
+    return np.zeros(ks.shape, dtype=np.int64)
 
 
 def paired_binary_power(n: int, margin: float, true_delta: float, discordance: float, *,

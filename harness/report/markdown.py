@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from harness.decide.compare import Comparison, Flip
+from harness.decide.compare import Comparison, Flip, mixed_direction_notes
 from harness.decide.gate import GateResult
 from harness.report.data import ReportData, evidence_rows
 from harness.report.fmt import (
@@ -160,6 +160,7 @@ def render_markdown(data: ReportData) -> str:
             lines.append(f"{comp.unmatched} samples present in only one run were left out.")
         if comp.backends_note:
             lines.append(f"Note: {esc(comp.backends_note)}.")
+        lines += [f"Note: {esc(line)}." for line in mixed_direction_notes(comp)]
         lines.append("")
         lines += _flips(comp)
     if data.judging:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from harness.decide.compare import Comparison
+from harness.decide.compare import Comparison, mixed_direction_notes
 from harness.decide.gate import GateResult
 from harness.decide.plan import PlanRow
 from harness.report.cost import run_costs
@@ -52,6 +52,8 @@ def format_comparison(comp: Comparison) -> str:
     console.print(f"flipped samples: {down} right→wrong, {len(comp.flips) - down} wrong→right")
     if comp.backends_note:
         console.print(f"note: {comp.backends_note}")
+    for line in mixed_direction_notes(comp):
+        console.print(f"note: {line}", markup=False)
     for (suite, task), (ob, oc) in comp.incomplete.items():
         console.print(f"note: {suite}/{task}: {ob} samples only in the baseline, {oc} only in the candidate "
                       "(left out of paired statistics)")

@@ -17,12 +17,22 @@ def _brute_power(n, margin, delta, discordance, cc=stats.TANGO_CC):
     b, c = b[keep], c[keep]
     p = sps.multinomial.pmf(np.stack([b, c, n - b - c], 1), n,
                             [(discordance - delta) / 2, (discordance + delta) / 2, 1 - discordance])
-    return p[stats.tango_statistic(-margin, b, c, n, cc=cc) > Z].sum()
+    # a lower limit that must clear 0 or more takes the gate's adjustment beyond zero (stats.TANGO_CC_BEYOND_ZERO)
+    passed = stats.tango_statistic(-margin, b, c, n, cc=max(cc, 0.5) if margin <= 0 else cc) > Z
+    # the gate's exact guards (evidence.exact_guard): McNemar at a threshold of 0, the exact bound of the gain
+    # rate above 0 (superiority by min_effect)
+    if margin == 0:
+        passed &= sps.binom.sf(c - 1, np.maximum(b + c, 1), 0.5) <= 0.025
+        passed &= b + c > 0
+    elif margin < 0:
+        passed &= sps.beta.ppf(0.025, np.maximum(c, 1), n - c + 1) * (c > 0) > -margin
+    return p[passed].sum()
 
 
 @pytest.mark.parametrize("n", [1, 4, 19, 60])
 @pytest.mark.parametrize("margin,delta,discordance", [(0.0, 0.0, 0.2), (0.05, 0.0, 0.15), (0.0, 0.05, 0.05),
-                                                      (0.1, -0.1, 0.3), (0.02, 0.0, 0.0), (0.3, 0.1, 1.0)])
+                                                      (0.1, -0.1, 0.3), (0.02, 0.0, 0.0), (0.3, 0.1, 1.0),
+                                                      (-0.05, 0.15, 0.2)])
 def test_exact_power_equals_full_enumeration(n, margin, delta, discordance):
     for cc in (0.0, stats.TANGO_CC):
         assert power.paired_binary_power(n, margin, delta, discordance, cc=cc) == pytest.approx(
@@ -116,3 +126,24 @@ def test_bounded_plan_delivers_power_in_simulation():
     x = np.where(changed, 2 * rng.beta(2, 2, (300, n)) - 1, 0.0)
     lo, _ = stats.betting_bounds((x + 1) / 2)
     assert np.mean(2 * lo - 1 > -0.1) >= 0.7
+
+
+@pytest.mark.parametrize("effect,discordance", [(0.05, 0.05), (0.05, 0.1), (0.1, 0.2)])
+def test_superiority_plan_reaches_its_power_with_the_gates_exact_guard(effect, discordance):
+    """Issue 23: a superiority plan that ignored the exact McNemar widening promised 0.80 and delivered 0.665.
+    Checked against the gate's own decisions (Tango + exact guard), enumerated over every (b, c)."""
+    from harness.inference.evidence import delta_interval
+
+    n = power.paired_binary_n(0.0, effect, discordance)
+    p10, p01 = (discordance - effect) / 2, (discordance + effect) / 2
+    ks = np.arange(n + 1)
+    total = 0.0
+    for b in range(n + 1):
+        cs = ks[: n - b + 1]
+        mass = sps.multinomial.pmf(np.stack([np.full(cs.size, b), cs, n - b - cs], 1), n, [p10, p01, 1 - discordance])
+        for c in cs[mass > 1e-9]:
+            base = np.r_[np.ones(b), np.zeros(int(c)), np.zeros(n - b - int(c))]
+            cand = np.r_[np.zeros(b), np.ones(int(c)), np.zeros(n - b - int(c))]
+            if delta_interval(base, cand, True, (0.0, 1.0)).lo > 0:
+                total += float(mass[int(c)])
+    assert total >= 0.8 - 1e-6

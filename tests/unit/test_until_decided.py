@@ -259,12 +259,13 @@ def test_a_rule_the_split_cannot_decide_stops_as_futile(tmp_path: Path, capsys) 
     assert outcome.gate.rules[0].plan_n > N
     from harness.flows.until import summary
 
-    assert "all the split's items would not decide it" in summary(outcome)
+    assert "chance to be decided within the split's items is below 5%" in summary(outcome)
     # a margin the split can decide is not dropped: it runs to a verdict
     lenient = _gate(tmp_path / "l.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.2\n")
     outcome = _run(backend, suite, lenient, base, tmp_path / "cand2", str(tmp_path / "noisy"), chunk=25)
     assert outcome.stopped == "decided" and outcome.gate.verdict == "PASS" and not outcome.rules[0].futile
-    # an identical candidate is never superior: at Δ = 0 no n decides it, so it stops after the first look
+    # an identical candidate is never superior: it stops as futile before the split ends, but not after one look
+    # of ties, which cannot rule out a small gain (issue 23: futility stopped checks that would be decided)
     same = _run(backend, suite, _gate(tmp_path / "s.yaml", "rules:\n  - suite: t\n    superiority: true\n"), base,
                 tmp_path / "cand3", None, chunk=25)
-    assert same.stopped == "futile" and same.evaluated == 25
+    assert same.stopped == "futile" and 25 < same.evaluated < N
