@@ -92,7 +92,7 @@ def cmd_suites_validate(args: argparse.Namespace) -> int:
             rows = sum(len(r) for t in suite.tasks for r in t.rows.values())
             print(f"ok  {ref}: {len(suite.tasks)} tasks, {rows} rows")
         except UserError as exc:
-            print(f"tunegate: error: {exc}", file=sys.stderr)
+            _say(f"tunegate: error: {exc}")
             failed += 1
     return 2 if failed else 0
 
@@ -638,7 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _endpoint_args(args: argparse.Namespace) -> dict[str, Any]:
     """The endpoint options the user set (an in-process backend refuses any of them)."""
     given = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
-             "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision}
+             "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision,
+             "max_response_mb": args.max_response_mb}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -650,10 +651,13 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key "
                                                             "(default: OPENAI_API_KEY; the key is never stored)")
     group.add_argument("--concurrency", type=_positive, help="requests in flight (default 8)")
-    group.add_argument("--timeout", type=float, help="seconds per request attempt (default 120)")
-    group.add_argument("--retries", type=int, help="retries of a request on 429, 5xx, timeouts and lost "
+    group.add_argument("--timeout", type=_positive_float, help="seconds per request attempt, connect to last byte "
+                                                               "(default 120)")
+    group.add_argument("--retries", type=_non_negative, help="retries of a request on 429, 5xx, timeouts and lost "
                                                    "connections, with exponential backoff and jitter (default 5)")
-    group.add_argument("--budget", type=float, help="seconds for all requests of a run, retries included "
+    group.add_argument("--max-response-mb", type=_positive_float, help="largest response body read, checked while "
+                                                                       "it streams (default 4)")
+    group.add_argument("--budget", type=_positive_float, help="seconds for all requests of a run, retries included "
                                                     "(default: none); what is left fails and can be resumed")
     group.add_argument("--revision", help="what you call the served weights (part of the cache key: an endpoint "
                                           "cannot be fingerprinted by its weights)")
@@ -668,6 +672,22 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError("must be a positive, finite number")
     return value
 
 
@@ -691,9 +711,11 @@ def main(argv: list[str] | None = None) -> int:
     import sqlite3
     import threading
 
-    from harness.untrusted import allowing_outside_data
+    from harness.untrusted import SafeTextStream, allowing_outside_data
 
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = SafeTextStream(stdout)  # type: ignore[assignment]  # no raw control character from a file
     _quiet_libraries(verbose=getattr(args, "verbose", False))
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
@@ -703,10 +725,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a reader that went away (`| head`) is a BrokenPipeError here
         return code
     except UserError as exc:
-        print(f"tunegate: error: {exc}", file=sys.stderr)
+        _say(f"tunegate: error: {exc}")
         return exc.exit_code
     except RunIncomplete as exc:
-        print(f"tunegate: incomplete: {exc}", file=sys.stderr)
+        _say(f"tunegate: incomplete: {exc}")
         return exc.exit_code
     except KeyboardInterrupt as exc:
         print(f"tunegate: {getattr(args, 'interrupted', 'interrupted')}", file=sys.stderr)
@@ -718,8 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:  # a store that went bad after it opened (a damaged page, read-only)
         from harness.store import default_store_path, store_error
 
-        print(f"tunegate: error: {store_error(Path(getattr(args, 'store', None) or default_store_path()), exc)}",
-              file=sys.stderr)
+        _say(f"tunegate: error: {store_error(Path(getattr(args, 'store', None) or default_store_path()), exc)}")
         return 2
     except Exception as exc:  # noqa: BLE001 - a crash must never read as 1 (gate failed) or 3 (inconclusive)
         if type(exc).__module__.startswith("psycopg"):  # a PostgreSQL store that failed mid-command: one line
@@ -727,15 +748,24 @@ def main(argv: list[str] | None = None) -> int:
             from harness.store import default_store_ref
 
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            print(f"tunegate: error: {redact(getattr(args, 'store', None) or default_store_ref())}: the store failed: "
-                  f"{first}", file=sys.stderr)
+            _say(f"tunegate: error: {redact(getattr(args, 'store', None) or default_store_ref())}: the store failed: "
+                 f"{first}")
             return 2
         log = _crash_log()
         print(f"tunegate: internal error ({exc.__class__.__name__}); the traceback is in {log}", file=sys.stderr)
         return 4
     finally:
+        sys.stdout = stdout
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _say(line: str) -> None:
+    """An error line on stderr: secrets redacted, control characters escaped."""
+    from harness.redact import redact
+    from harness.untrusted import strip_controls
+
+    print(strip_controls(redact(line)), file=sys.stderr)
 
 
 def _crash_log() -> str:
@@ -744,7 +774,9 @@ def _crash_log() -> str:
     import time
     import traceback
 
-    text = traceback.format_exc()
+    from harness.redact import redact
+
+    text = redact(traceback.format_exc())  # a traceback may quote a key, a header or a store URL
     home = Path(os.environ.get("TUNEGATE_HOME") or Path.home() / ".cache" / "tunegate") / "logs"
     try:
         home.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from harness.fileio import atomic_write_text
 from harness.kinds import get_kind
 from harness.kinds.base import Answered, ScoreContext
 from harness.models import load_backend
+from harness.redact import redact
 from harness.store import Store
 from harness.suite import Sample, Suite, Task, load_suite
 
@@ -197,7 +198,7 @@ def execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: lis
             # a sample whose request failed for good is not scored: it is recorded as an error, and resumed
             failed = [(i, next(r.error for r in a if r.error)) for i, a in zip(chunk, answers) if any(r.error for r in a)]
             stats["errors"] += [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
-                                 "error": error} for i, error in failed]
+                                 "error": redact(error)} for i, error in failed]
             done = [(i, a) for i, a in zip(chunk, answers) if not any(r.error for r in a)]
             context = ScoreContext(chunk[0].task, [Answered(i.sample, i.prompt, a) for i, a in done],
                                    backend, store, judges or {}, settings.allow_unisolated)
@@ -443,7 +444,8 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
 def write_errors(out: Path, errors: list[dict[str, Any]]) -> None:
     """errors.jsonl: one line per sample whose request failed for good (no results.json: the run is unfinished)."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors))
+    lines = (redact(json.dumps(e, ensure_ascii=False)) + "\n" for e in errors)  # a server may echo the key back
+    atomic_write_text(out / "errors.jsonl", "".join(lines))
 
 
 def _variant_name(adapter: str | None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from harness import ledger
 from harness.api import Response, SampleRecord, UserError
-from harness.db import Database, is_url
+from harness.db import Database, check_store_ref, is_url
 from harness.fileio import tunegate_home
 from harness.migrations import migrate
 
@@ -54,6 +54,7 @@ class Store:
 
     def __init__(self, path: Path | str | None = None) -> None:
         ref = str(path) if path else default_store_ref()
+        check_store_ref(ref)
         self.db: Any  # the driver's own connection (sqlite3.Connection for SQLite)
         if is_url(ref):
             self.conn = Database.postgresql(ref)

@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import functools
 import operator
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,42 @@ def excerpt(value: Any, limit: int = EXCERPT) -> str:
     cut = len(text) - limit
     shown = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text[:limit])
     return f"{shown}… ({cut} more characters)" if cut > 0 else shown
+
+
+# C0 and C1 controls (ESC starts CSI/OSC sequences that retitle or recolour a terminal; BEL, BS, CR rewrite
+# what was shown), DEL, and the bidirectional overrides and isolates that reorder a line (Trojan Source).
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    return match.group(0).encode("unicode_escape").decode("ascii")
+
+
+def strip_controls(text: str) -> str:
+    """`text` with control characters shown as Python escapes (`\\x1b`), keeping newlines and tabs: for every
+    human-facing output (terminal, Markdown, HTML) of text that came from a run, gate or suite file."""
+    return _CONTROLS.sub(_escape_control, text)
+
+
+def xml_safe(text: str) -> str:
+    """`text` with every character XML 1.0 forbids (controls but tab and newline, lone surrogates, U+FFFE and
+    U+FFFF) shown as a Python escape, so a JUnit file always parses."""
+    return _XML_FORBIDDEN.sub(_escape_control, strip_controls(text))
+
+
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+class SafeTextStream:
+    """A text stream that writes through `strip_controls`: the CLI's stdout, whose tables carry no styling of
+    their own, so any control character in it came from a file."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(strip_controls(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, buffer...
+        return getattr(self._inner, name)
