@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import random
@@ -31,6 +32,7 @@ TaskKind = Annotated[str, AfterValidator(kinds.check_kind_name)]  # a registered
 Direction = Literal["higher", "lower"]
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 SUITE_FILE = "suite.yaml"
+MAX_ID_CHARS = 1_000  # a sample id's limit in the run file (harness.runfile.Name): the writer enforces it
 
 
 class FewShot(FrozenStrict):
@@ -403,12 +405,34 @@ class Task:
     def validate_rows(self) -> None:
         """The cheap check of every row of every split: each has the columns the templates name (a row that
         lacks one is rendered to tell an optional column from a missing one), and the first row of each split
-        renders. Other rows render when they are evaluated (`samples`) or with `render_all`."""
+        renders. Other rows render when they are evaluated (`samples`) or with `render_all`. The evaluated
+        split's ids must be unique (as text: `1` and `"1"` are one id) and fit the run file's limit."""
+        self._check_ids()
         for split, rows in self.rows.items():
             needs = self._needs(split)
             for i, row in enumerate(rows):
                 if i == 0 or not needs <= row.keys():
                     self._render_row(split, i, row)
+
+    def _check_ids(self) -> None:
+        """Two rows with one id would be one item to the store and the comparison, which keep the first: bad
+        input naming both rows. An id longer than the run file allows would fail only at compare or report."""
+        id_field = self.spec.id_field
+        if not id_field:
+            return
+        where, seen = f"tasks[{self.name}].id_field", {}
+        for i, row in enumerate(self.rows.get(self.spec.split, [])):
+            if id_field not in row:
+                continue  # rendering names the row that lacks it
+            doc_id = str(row[id_field])
+            if len(self.name) + 1 + len(doc_id) > MAX_ID_CHARS:
+                raise UserError(f"row {i + 1} of split {self.spec.split!r} has an id of {len(doc_id)} characters; "
+                                f"a sample id (task/id) holds at most {MAX_ID_CHARS}", source=self.suite.path,
+                                field=where)
+            if doc_id in seen:
+                raise UserError(f"rows {seen[doc_id] + 1} and {i + 1} of split {self.spec.split!r} have the same id "
+                                f"{excerpt(doc_id)}; each item needs its own id", source=self.suite.path, field=where)
+            seen[doc_id] = i
 
     def render_all(self) -> None:
         """Render every row of every split once (the thorough check: data errors in rows never evaluated)."""
@@ -576,7 +600,7 @@ def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
 
     JSON lines are streamed: the file is never held as one text."""
     if not path.is_file():
-        raise UserError(f"data file {excerpt(str(path), 200)} does not exist", field=field_name)
+        raise UserError(f"data file {excerpt(str(path), 200)} {_what_is(path)}", field=field_name)
     try:
         rows = _stream_jsonl(path) if path.suffix == ".jsonl" else _parse_rows(path, _read_text(path))
     except (ValueError, RecursionError, csv.Error) as exc:
@@ -584,6 +608,25 @@ def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
     if not rows:
         raise UserError("the dataset is empty", source=str(path), field=field_name)
     return rows
+
+
+def _what_is(path: Path) -> str:
+    """Why `path` is not a readable data file, in words (a missing file, a folder, a FIFO, a symlink loop)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        return "does not exist" if exc.errno == errno.ENOENT else f"cannot be read ({exc.strerror})"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "is a device, not a regular file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "is not a regular file"
 
 
 def _stream_jsonl(path: Path) -> list[dict[str, Any]]:

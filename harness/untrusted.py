@@ -70,7 +70,11 @@ def allowing_outside_data(allow: bool = True) -> Iterator[None]:
 
 def inside_folder(folder: Path, path: Path, *, source: str, field: str) -> Path:
     """`path` (relative to `folder`, or absolute) resolved; a UserError when it leaves `folder`, unless allowed."""
-    resolved = (folder / path).resolve()
+    try:
+        resolved = (folder / path).resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError on a symlink loop, 3.13 OSError
+        raise UserError(f"data file {excerpt(str(path))} cannot be resolved (a symlink loop?): "
+                        f"{excerpt(str(exc), 120)}", source=source, field=field) from None
     if _outside_data.get():
         return resolved
     root = folder.resolve()

@@ -1,0 +1,219 @@
+"""Issue 24 (hardening, round 3), the items that need no endpoint: store credentials, duplicate ids, data
+files that are not files, outputs over inputs, control characters, ledger imports, bad numbers. Each case
+goes through the CLI and must give exit 2 and one line (never 4, never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from tests.conftest import MC_ROWS, MC_TASK, write_suite
+
+
+def one_line(code: int, err: str, *needles: str, expected: int = 2) -> None:
+    assert code == expected, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and "internal error" not in err, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+# ---- 2. store credentials and store references -----------------------------------------------------------
+
+@pytest.mark.parametrize("ref, secret", [
+    ("host=db.example password=Pa55wordX user=alice dbname=t", "Pa55wordX"),
+    ("dbname=t password='quoted Secret1'", "quoted Secret1"),
+    ("mysql://root:Hunter2xx@h/db", "Hunter2xx"),
+    ("store.txt", None),
+])
+def test_a_store_that_is_neither_sqlite_nor_a_url_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                             ref: str, secret: str | None) -> None:
+    os.chdir(tmp_path)
+    code = main(["runs", "list", "--store", ref])
+    err = capsys.readouterr().err
+    one_line(code, err, "--store")
+    if secret:
+        assert secret not in err and secret.split()[-1] not in err
+    assert list(tmp_path.iterdir()) == []  # no SQLite file was created
+
+
+@pytest.mark.parametrize("url", ["postgresql://alice@h/db?password=S3cretQ", "postgresql://alice:S3cretQ@h:notaport/db",
+                                 "postgresql://alice:S3cretQ@h:99999/db", "postgresql://alice:S3cretQ@h:0/db"])
+def test_postgres_credentials_never_print_and_bad_ports_are_exit_2(capsys: pytest.CaptureFixture, url: str) -> None:
+    code = main(["runs", "list", "--store", url])
+    err = capsys.readouterr().err
+    assert code == 2 and "S3cretQ" not in err and "Traceback" not in err, err
+
+
+def test_redaction_covers_every_credential_form() -> None:
+    from harness.redact import add_secret, redact
+
+    add_secret("kX9-registered-key")
+    text = ("Incorrect API key provided: kX9-registered-key; Authorization: Bearer abc.def; api-key: zz9; "
+            "postgresql://u:pw1@h/db?password=pw2&sslmode=require host=h password='p w3' "
+            "b'Bearer kX9-registered-key\\n' https://bob:pw4@example.org/v1 sk-abcdefghijkl")
+    out = redact(text)
+    for secret in ("kX9-registered-key", "abc.def", "zz9", "pw1", "pw2", "p w3", "pw4", "sk-abcdefghijkl"):
+        assert secret not in out, (secret, out)
+    assert "sslmode=require" in out and "the basic test" == redact("the basic test")
+
+
+# ---- 7. duplicate ids ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ids", [["a", "a"], [1, "1"], ["1", 1], ["x", "y", "x"]])
+def test_duplicate_ids_in_a_split_name_both_rows(tmp_path: Path, capsys: pytest.CaptureFixture, ids: list) -> None:
+    rows = [{**MC_ROWS[i], "id": v} for i, v in enumerate(ids)]
+    root = write_suite(tmp_path / "s", MC_TASK + "    id_field: id\n", {"data/mc.jsonl": rows})
+    code = main(["suites", "validate", str(root)])
+    err = capsys.readouterr().err
+    first = [str(i) for i in ids].index(str(ids[-1])) + 1
+    one_line(code, err, "id_field", "same id")
+    assert f"rows {first} and" in err and f"and {len(ids)}" in err, err
+
+
+def test_an_id_over_the_run_file_limit_is_refused_at_eval_time(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rows = [{**MC_ROWS[0], "id": "x" * 1200}]
+    root = write_suite(tmp_path / "s", MC_TASK + "    id_field: id\n", {"data/mc.jsonl": rows})
+    code = main(["eval", "-m", "fake:echo", "-s", str(root), "--out", str(tmp_path / "run"), "--store",
+                 str(tmp_path / "s.sqlite"), "-q"])
+    one_line(code, capsys.readouterr().err, "1000")
+    assert not (tmp_path / "run").exists()
+
+
+# ---- 13. data files that are not files -------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, words", [("loop", "symlink loop"), ("dir", "directory"), ("fifo", "FIFO"),
+                                         ("missing", "does not exist")])
+def test_a_data_file_that_is_not_a_file_says_what_it_is(tmp_path: Path, capsys: pytest.CaptureFixture, kind: str,
+                                                        words: str) -> None:
+    root = write_suite(tmp_path / "s", MC_TASK, {})
+    data = root / "data" / "mc.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "loop":
+        (root / "data" / "other").symlink_to(data)
+        data.symlink_to(root / "data" / "other")
+    elif kind == "dir":
+        data.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(data)
+    code = main(["suites", "validate", str(root)])
+    one_line(code, capsys.readouterr().err, words)
+
+
+def test_store_import_of_deep_or_wrong_json_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = str(tmp_path / "s.sqlite")
+    for name, text in (("deep", "[" * 100_000 + "]" * 100_000 + "\n"),
+                       ("wrongschema", json.dumps({"format": "nope"}) + "\n"),
+                       ("types", json.dumps({"table": 5, "row": "x"}) + "\n"),
+                       ("notjson", "{\n")):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(text)
+        code = main(["store", "import", str(path), "--store", store])
+        one_line(code, capsys.readouterr().err, str(path))
+
+
+# ---- 11. the ledger trusts only what it derived ----------------------------------------------------------
+
+def _ledger_export(tmp_path: Path, capsys: pytest.CaptureFixture, right: int) -> tuple[Path, Path, list[dict]]:
+    """A store with channel `approved` (release 1: 30/40 right) and one gated candidate; its export's lines."""
+    from tests.unit.test_ledger import GATE, make_run
+
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE)
+    runs, first = tmp_path / "runs", str(tmp_path / "first.sqlite")
+    make_run(runs, None, 30)
+    cand = make_run(runs, "v2cand", right)
+    assert main(["channel", "create", "approved", "--gate", str(gate), "--release", str(runs / "base"),
+                 "--store", first]) == 0
+    main(["gate", str(gate), "--baseline", "approved", "--candidate", str(cand), "--store", first,
+          "--verdict", str(tmp_path / "v.json")])
+    dump = tmp_path / "export.jsonl"
+    assert main(["store", "export", str(dump), "--store", first]) == 0
+    capsys.readouterr()
+    return gate, dump, [json.loads(line) for line in dump.read_text().splitlines()]
+
+
+def _write(path: Path, lines: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_a_forged_imported_pass_does_not_authorise_a_promote(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    gate, dump, lines = _ledger_export(tmp_path, capsys, right=10)  # the gate FAILs this candidate
+    for line in lines:
+        if line.get("table") == "ledger_verdicts":
+            line["row"][7] = "PASS"  # verdict
+            verdict = json.loads(line["row"][-1])
+            verdict["verdict"] = "PASS"
+            line["row"][-1] = json.dumps(verdict)
+    forged = _write(tmp_path / "forged.jsonl", lines)
+    second = str(tmp_path / "second.sqlite")
+    assert main(["store", "import", str(forged), "--store", second]) == 0
+    capsys.readouterr()
+    one_line(main(["promote", "run-v2cand", "--to", "approved", "--store", second]), capsys.readouterr().err, "imported")
+    # re-derived here, from the imported runs and the gate file: the gate fails, and promote stays refused
+    assert main(["gate", str(gate), "--baseline", "approved", "--candidate", "run-v2cand", "--store", second,
+                 "--verdict", str(tmp_path / "v2.json")]) == 1
+    capsys.readouterr()
+    one_line(main(["promote", "run-v2cand", "--to", "approved", "--store", second]), capsys.readouterr().err, "FAIL")
+
+
+def test_an_imported_pass_counts_once_re_derived(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    gate, dump, _ = _ledger_export(tmp_path, capsys, right=31)
+    second = str(tmp_path / "second.sqlite")
+    assert main(["store", "import", str(dump), "--store", second]) == 0
+    capsys.readouterr()
+    assert main(["promote", "run-v2cand", "--to", "approved", "--store", second]) == 2
+    assert main(["gate", str(gate), "--baseline", "approved", "--candidate", "run-v2cand", "--store", second,
+                 "--verdict", str(tmp_path / "v2.json")]) == 0
+    assert main(["promote", "run-v2cand", "--to", "approved", "--store", second]) == 0
+
+
+@pytest.mark.parametrize("forgery", ["gap", "phantom_next", "wrong_previous", "unknown_run"])
+def test_imported_releases_must_continue_the_channel(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                     forgery: str) -> None:
+    _, dump, lines = _ledger_export(tmp_path, capsys, right=31)
+    release = next(line for line in lines if line.get("table") == "ledger_releases")
+    extra = json.loads(json.dumps(release))
+    # release row: channel, number, run_id, previous_run, created, creator, verdict_id, forced, reason
+    extra["row"][1], extra["row"][2], extra["row"][3] = 2, "run-v2cand", release["row"][2]
+    if forgery == "gap":
+        extra["row"][1] = 3
+    elif forgery == "wrong_previous":
+        extra["row"][3] = "run-nope"
+    elif forgery == "unknown_run":
+        extra["row"][2] = "run-nowhere"
+    forged = _write(tmp_path / "forged.jsonl", [*lines, extra])
+    second = str(tmp_path / "second.sqlite")
+    one_line(main(["store", "import", str(forged), "--store", second]), capsys.readouterr().err, "ledger_")
+    # nothing of the refused import was kept: the channel does not exist in the second store
+    assert main(["channel", "list", "--store", second]) == 0
+    assert "approved" not in capsys.readouterr().out
+
+
+def test_an_imported_release_past_the_channel_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A store at release 1 and an export with release 2 of the same channel (channel row still at 1)."""
+    _, dump, lines = _ledger_export(tmp_path, capsys, right=31)
+    second = str(tmp_path / "second.sqlite")
+    assert main(["store", "import", str(dump), "--store", second]) == 0
+    release = next(line for line in lines if line.get("table") == "ledger_releases")
+    extra = json.loads(json.dumps(release))
+    extra["row"][1], extra["row"][2], extra["row"][3] = 2, "run-v2cand", release["row"][2]
+    capsys.readouterr()
+    one_line(main(["store", "import", str(_write(tmp_path / "f.jsonl", [*lines, extra])), "--store", second]),
+             capsys.readouterr().err, "ledger_releases")
+    assert main(["promote", "run-v2cand", "--to", "approved", "--force", "--reason", "ok", "--store", second]) == 0
+
+
+@pytest.mark.parametrize("column, value", [(4, "yesterday"), (1, 1.5), (2, None), (7, True), (2, {"a": 1})])
+def test_imported_rows_of_the_wrong_type_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, column: int,
+                                                    value: object) -> None:
+    _, dump, lines = _ledger_export(tmp_path, capsys, right=31)
+    release = next(line for line in lines if line.get("table") == "ledger_releases")
+    release["row"][column] = value
+    one_line(main(["store", "import", str(_write(tmp_path / "f.jsonl", lines)), "--store",
+                   str(tmp_path / "second.sqlite")]), capsys.readouterr().err, "ledger_releases.")
