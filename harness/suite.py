@@ -420,7 +420,8 @@ class Task:
         id_field = self.spec.id_field
         if not id_field:
             return
-        where, seen = f"tasks[{self.name}].id_field", {}
+        where = f"tasks[{self.name}].id_field"
+        seen: dict[str, int] = {}
         for i, row in enumerate(self.rows.get(self.spec.split, [])):
             if id_field not in row:
                 continue  # rendering names the row that lacks it
