@@ -31,6 +31,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
+    _check_eval_outputs(args)
     if args.until_decided or args.baseline:
         return _eval_until_decided(args, settings)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
@@ -43,6 +44,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out and results:
         print(f"wrote {args.out}")
     return 0
+
+
+def _check_eval_outputs(args: argparse.Namespace) -> None:
+    """The files eval writes (per variant when there are several) against the store and each other."""
+    from harness.fileio import check_outputs
+    from harness.store import default_store_ref
+
+    if not args.out:
+        return
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError("is a file; --out names a folder for results.json and samples.jsonl", source=str(out),
+                        field="--out")
+    names = [Path(a).name for a in args.adapter or []]
+    if args.include_base or not names:
+        names.insert(0, "base")
+    folders = [out] if len(names) == 1 else [out / name for name in names]
+    files = ["results.json", "samples.jsonl", "errors.jsonl"] + (["verdict.json"] if args.until_decided else [])
+    inputs = [("--store", args.store or default_store_ref()), ("--until-decided", args.until_decided),
+              ("--baseline", args.baseline)]
+    check_outputs([("--out", folder / name) for folder in folders for name in files], inputs)
 
 
 def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
@@ -115,6 +137,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     verdict = Path(args.verdict) if args.verdict else None
     if verdict is None and Path(args.candidate).is_dir():
         verdict = Path(args.candidate) / "verdict.json"
+    _check_gate_outputs(args, verdict)
     result = run_gate(Path(args.gate), args.baseline, args.candidate,
                       Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict,
                       record=True)
@@ -124,16 +147,44 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _check_gate_outputs(args: argparse.Namespace, verdict: Path | None) -> None:
+    """JUnit and verdict.json against the inputs and each other; an existing verdict.json that another gate
+    file wrote is kept unless --force (two gates on one candidate must not silently replace each other)."""
+    import json
+
+    from harness.fileio import check_outputs
+    from harness.store import default_store_ref
+
+    store = args.store or default_store_ref()
+    check_outputs([("--junit", args.junit), ("--verdict", verdict)],
+                  [("gate file", args.gate), ("--baseline", args.baseline), ("--candidate", args.candidate),
+                   ("--store", store)])
+    if verdict is None or not verdict.is_file() or args.force:
+        return
+    try:
+        old = json.loads(verdict.read_text(encoding="utf-8"))
+        wrote = {str(v.get("gate_file")) for v in (old if isinstance(old, list) else [old]) if isinstance(v, dict)}
+    except (OSError, ValueError, RecursionError):
+        wrote = {"an unreadable file"}
+    mine = os.path.realpath(args.gate)
+    others = sorted(w for w in wrote if os.path.realpath(w) != mine)
+    if others:
+        raise UserError(f"holds the verdict of another gate file ({others[0][:200]}); pass --verdict FILE to write "
+                        "this gate's verdict elsewhere, or --force to replace it", source=str(verdict),
+                        field="--verdict")
+
+
 def cmd_judge(args: argparse.Namespace) -> int:
     import json
 
-    from harness.fileio import atomic_write_text
+    from harness.fileio import atomic_write_text, check_outputs
     from harness.judging import parse_bindings
     from harness.models import load_backend
     from harness.pairwise import format_pairwise, pairwise_report
     from harness.runs import resolve_run
     from harness.store import Store
 
+    check_outputs([("--out", args.out)], [("RUN_A", args.run_a), ("RUN_B", args.run_b), ("--store", args.store)])
     bindings = parse_bindings(args.judge)
     if len(bindings) != 1:
         raise UserError("pass exactly one --judge ROLE=SPEC for the pairwise judge", field="--judge")
@@ -182,6 +233,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not (args.html or args.md):
         raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
+    from harness.fileio import check_outputs
+
+    check_outputs([("--html", args.html), ("--md", args.md)],
+                  [("RUN", r) for r in args.runs] + [("--gate", args.gate), ("--store", args.store)]
+                  + [("--pairwise", p) for p in args.pairwise or []])
     history = None
     if args.channel:
         from harness.report.history import build_history
@@ -226,6 +282,10 @@ def cmd_data_audit(args: argparse.Namespace) -> int:
 
     settings = AuditSettings(threshold=args.threshold, near_threshold=args.near_threshold, max_chars=args.max_chars,
                              text_fields=args.field, label_field=args.label)
+    from harness.fileio import check_outputs
+
+    check_outputs([("--json", args.json)], [("DATA", d) for d in ([args.data] if isinstance(args.data, str)
+                                                                  else args.data or [])])
     return run_audit(args.data, args.against or [], settings, Path(args.json) if args.json else None)
 
 
@@ -257,8 +317,11 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_review_export(args: argparse.Namespace) -> int:
+    from harness.fileio import check_outputs
     from harness.review.export import export
+    from harness.store import default_store_ref
 
+    check_outputs([("OUT", args.out)], [("--store", args.store or default_store_ref())])
     print(export(args.out, fmt=args.format, store_path=args.store).line())
     return 0
 
@@ -362,8 +425,11 @@ def cmd_channel_list(args: argparse.Namespace) -> int:
 
 
 def cmd_store_export(args: argparse.Namespace) -> int:
+    from harness.fileio import check_outputs
+    from harness.store import default_store_ref
     from harness.store_transfer import export_store
 
+    check_outputs([("OUT", args.out)], [("--store", args.store or default_store_ref())])
     store = _store(args)
     try:
         counts = export_store(store.conn, Path(args.out))
@@ -466,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--verdict", help="write verdict.json here (default: CANDIDATE/verdict.json for a run "
                                         "directory)")
     gate.add_argument("--store", help="SQLite store holding saved baselines")
+    gate.add_argument("--force", action="store_true", help="replace a verdict.json that another gate file wrote")
     gate.set_defaults(func=cmd_gate)
 
     jd = sub.add_parser("judge", help="a judge model compares two runs' responses in both orders: win rate, "

@@ -24,6 +24,7 @@ from harness.models import load_backend
 from harness.redact import redact
 from harness.store import Store
 from harness.suite import Sample, Suite, Task, load_suite
+from harness.untrusted import excerpt
 
 
 @dataclass
@@ -359,10 +360,39 @@ def _isolation(records: list[SampleRecord]) -> str | None:
 # ---- outputs -------------------------------------------------------------------------------------------------
 
 def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord]) -> None:
-    """results.json and samples.jsonl, each through a temporary file and a rename."""
+    """results.json and samples.jsonl, each through a temporary file and a rename, after the checks their
+    readers make (harness.runfile): a run that compare or report would refuse is refused here, at eval time."""
+    rows = [r.to_json() for r in records]
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
+    results_text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    check_written(out, results, rows, lines, results_text)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "samples.jsonl", "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "samples.jsonl", "".join(lines))
+    atomic_write_text(out / "results.json", results_text)
+
+
+def check_written(out: Path, results: dict[str, Any], rows: list[dict[str, Any]], lines: list[str],
+                  results_text: str) -> None:
+    """The reader's limits and schema, applied to what is about to be written (one line naming what fails)."""
+    from harness import runfile
+
+    what = "(eval would write a run file that tunegate cannot read back)"
+    if len(results_text.encode("utf-8")) > runfile.MAX_RESULTS_BYTES:
+        raise UserError(f"results.json over {runfile.MAX_RESULTS_BYTES} bytes {what}", source=str(out / "results.json"))
+    samples = str(out / "samples.jsonl")
+    for number, (row, line) in enumerate(zip(rows, lines), 1):
+        if len(line.encode("utf-8")) > runfile.MAX_SAMPLE_BYTES:
+            raise UserError(f"sample {excerpt(row.get('sample_id'), 60)} is over {runfile.MAX_SAMPLE_BYTES} bytes "
+                            f"{what}", source=samples, line=number)
+        try:
+            runfile.check_sample(row, samples, number)
+        except UserError as exc:
+            raise UserError(f"{exc} {what}") from None
+    try:
+        runfile.check_results(results, str(out / "results.json"))
+        runfile.check_consistency(results, rows, str(out / "results.json"), samples)
+    except UserError as exc:
+        raise UserError(f"{exc} {what}") from None
 
 
 def check_out_dir(out: Path) -> None:

@@ -217,3 +217,139 @@ def test_imported_rows_of_the_wrong_type_are_exit_2(tmp_path: Path, capsys: pyte
     release["row"][column] = value
     one_line(main(["store", "import", str(_write(tmp_path / "f.jsonl", lines)), "--store",
                    str(tmp_path / "second.sqlite")]), capsys.readouterr().err, "ledger_releases.")
+
+
+# ---- 9. eval writes only what its readers accept ---------------------------------------------------------
+
+def test_eval_refuses_to_write_a_sample_its_reader_would_refuse(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import runfile
+
+    # the reader's limit, lowered so that a small run crosses it: the writer must apply the same one
+    monkeypatch.setattr(runfile, "MAX_SAMPLE_BYTES", 300)
+    root = write_suite(tmp_path / "s", MC_TASK, {"data/mc.jsonl": MC_ROWS[:2]})
+    code = main(["eval", "-m", "fake:echo", "-s", str(root), "--out", str(tmp_path / "run"), "--store",
+                 str(tmp_path / "s.sqlite"), "-q"])
+    one_line(code, capsys.readouterr().err, "300 bytes", "cannot read back")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+# ---- 10. outputs never destroy inputs --------------------------------------------------------------------
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path, Path]:
+    from tests.unit.runfixtures import demo_pair
+
+    base, cand = demo_pair(tmp_path / "runs", n=20)
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("rules:\n  - name: medical holds\n    suite: medical\n    non_inferiority: 0.5\n")
+    return base, cand, gate
+
+
+def _unchanged(paths: list[Path]) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in paths}
+
+
+def test_eval_out_and_store_on_one_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = write_suite(tmp_path / "s", MC_TASK, {"data/mc.jsonl": MC_ROWS[:2]})
+    out = tmp_path / "D"
+    code = main(["eval", "-m", "fake:echo", "-s", str(root), "--out", str(out), "--store", str(out / "results.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "results.json" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("case", ["verdict_is_results", "verdict_is_samples", "junit_is_gate", "junit_is_verdict",
+                                  "verdict_is_baseline_results", "verdict_is_store", "junit_is_dir"])
+def test_gate_outputs_never_replace_inputs(pair: tuple[Path, Path, Path], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture, case: str) -> None:
+    base, cand, gate = pair
+    store = tmp_path / "s.sqlite"
+    junit, verdict = str(tmp_path / "j.xml"), str(tmp_path / "v.json")
+    if case == "verdict_is_results":
+        verdict = str(cand / "results.json")
+    elif case == "verdict_is_samples":
+        verdict = str(cand / "samples.jsonl")
+    elif case == "junit_is_gate":
+        junit = str(gate)
+    elif case == "junit_is_verdict":
+        junit = verdict
+    elif case == "verdict_is_baseline_results":
+        (tmp_path / "link.json").symlink_to(base / "results.json")
+        verdict = str(tmp_path / "link.json")
+    elif case == "verdict_is_store":
+        verdict = str(store) + "-wal"
+    elif case == "junit_is_dir":
+        junit = str(tmp_path)
+    before = _unchanged([cand / "results.json", cand / "samples.jsonl", base / "results.json", gate])
+    code = main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--junit", junit,
+                 "--verdict", verdict, "--store", str(store)])
+    one_line(code, capsys.readouterr().err)
+    assert _unchanged(list(before)) == before
+
+
+@pytest.mark.parametrize("case", ["md_is_results", "html_is_md", "html_is_dir", "md_is_gate", "html_hardlink"])
+def test_report_outputs_never_replace_inputs(pair: tuple[Path, Path, Path], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture, case: str) -> None:
+    base, cand, gate = pair
+    html, md = str(tmp_path / "r.html"), str(tmp_path / "r.md")
+    if case == "md_is_results":
+        md = str(cand / "results.json")
+    elif case == "html_is_md":
+        html = md
+    elif case == "html_is_dir":
+        html = str(tmp_path)
+    elif case == "md_is_gate":
+        md = str(gate)
+    elif case == "html_hardlink":
+        os.link(base / "samples.jsonl", tmp_path / "hard.html")
+        html = str(tmp_path / "hard.html")
+    before = _unchanged([cand / "results.json", base / "samples.jsonl", gate])
+    code = main(["report", str(base), str(cand), "--gate", str(gate), "--html", html, "--md", md])
+    one_line(code, capsys.readouterr().err)
+    assert _unchanged(list(before)) == before
+
+
+def test_a_verdict_of_another_gate_is_kept_without_force(pair: tuple[Path, Path, Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    base, cand, gate = pair
+    other = tmp_path / "other.yaml"
+    other.write_text(gate.read_text().replace("0.5", "0.4"))
+    store = str(tmp_path / "s.sqlite")
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--store", store]) in (0, 1, 3)
+    first = (cand / "verdict.json").read_text()
+    capsys.readouterr()
+    one_line(main(["gate", str(other), "--baseline", str(base), "--candidate", str(cand), "--store", store]),
+             capsys.readouterr().err, "another gate", "--force")
+    assert (cand / "verdict.json").read_text() == first
+    # the same gate again replaces its own verdict; --force replaces another's
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--store", store]) in (0, 1, 3)
+    assert main(["gate", str(other), "--baseline", str(base), "--candidate", str(cand), "--store", store,
+                 "--force"]) in (0, 1, 3)
+    assert str(other) in (cand / "verdict.json").read_text()
+
+
+def test_store_export_over_its_own_store(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = tmp_path / "s.sqlite"
+    assert main(["runs", "list", "--store", str(store)]) == 0
+    before = store.read_bytes()
+    one_line(main(["store", "export", str(store), "--store", str(store)]), capsys.readouterr().err, "--store")
+    assert store.read_bytes() == before
+
+
+def test_a_full_disk_is_one_line(pair: tuple[Path, Path, Path], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture) -> None:
+    """A real full filesystem (a 16 kB tmpfs; needs the right to mount, else skipped): ENOSPC is exit 2."""
+    import subprocess
+
+    base, cand, _ = pair
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        code = main(["report", str(base), str(cand), "--html", str(mnt / "r.html")])
+        one_line(code, capsys.readouterr().err, "cannot write", "No space left")
+        assert list(mnt.iterdir()) == []  # nothing half-written
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
