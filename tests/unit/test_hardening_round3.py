@@ -353,3 +353,48 @@ def test_a_full_disk_is_one_line(pair: tuple[Path, Path, Path], tmp_path: Path,
         assert list(mnt.iterdir()) == []  # nothing half-written
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+# ---- 12. control characters never reach a terminal, a report or a JUnit file raw ---------------------------
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[31mred\x01\u202e"
+
+
+def test_control_characters_are_escaped_in_every_output(pair: tuple[Path, Path, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    import xml.etree.ElementTree as ET
+
+    base, cand, _ = pair
+    results = json.loads((cand / "results.json").read_text())
+    results["model"]["adapters"] = [{"name": "cand" + HOSTILE, "path": "x" + HOSTILE}] \
+        if isinstance(results["model"].get("adapters"), list) else results["model"].get("adapters")
+    (cand / "results.json").write_text(json.dumps(results))
+    gate = tmp_path / "hostile.yaml"
+    gate.write_text('rules:\n  - name: "medical \\x01 \\e]0;pwned\\a holds \\u202e"\n    suite: medical\n'
+                    "    non_inferiority: 0.5\n")
+    junit, md, html = tmp_path / "j.xml", tmp_path / "r.md", tmp_path / "r.html"
+    code = main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--junit", str(junit),
+                 "--verdict", str(tmp_path / "v.json"), "--store", str(tmp_path / "s.sqlite")])
+    out = capsys.readouterr()
+    assert code in (0, 1, 3), out.err
+    ET.parse(junit)  # valid XML
+    assert "\\x01" in junit.read_text()
+    assert main(["report", str(base), str(cand), "--gate", str(gate), "--md", str(md), "--html", str(html)]) == 0
+    out2 = capsys.readouterr()
+    for text in (out.out, out.err, out2.out, out2.err, md.read_text(), html.read_text(), junit.read_text()):
+        assert not any(ch in text for ch in "\x1b\x07\x01\u202e"), repr(text[:200])
+    # an error line quoting a hostile name is escaped too
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('rules:\n  - name: "x"\n    suite: "med\\e]0;pwned\\a"\n    non_inferiority: 0.5\n')
+    main(["gate", str(bad), "--baseline", str(base), "--candidate", str(cand), "--store", str(tmp_path / "s.sqlite"),
+          "--verdict", str(tmp_path / "v2.json")])
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err
+
+
+def test_the_cli_stdout_filter_keeps_newlines_and_tabs() -> None:
+    from harness.untrusted import strip_controls, xml_safe
+
+    assert strip_controls("a\tb\nc") == "a\tb\nc"
+    assert strip_controls("\x1b[2J\r\x9b") == "\\x1b[2J\\r\\x9b"
+    assert xml_safe("ok\x00\x0b\ud800") == "ok\\x00\\x0b\\ud800"
