@@ -26,7 +26,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from harness import kinds, lmeval_task
 from harness.api import GenSettings, UserError, sha256_json
 from harness.config import FrozenStrict, line_of, load_yaml, parse_model
-from harness.untrusted import excerpt, inside_folder, template_env
+from harness.untrusted import excerpt, inside_folder, render_bounded, template_env
 
 TaskKind = Annotated[str, AfterValidator(kinds.check_kind_name)]  # a registered kind (harness.kinds)
 Direction = Literal["higher", "lower"]
@@ -337,15 +337,15 @@ class Task:
         return Sample(sample_id, row, prompt, self.render_target(row, choices), choices, sample_id)
 
     def render_prompt(self, row: dict[str, Any]) -> str:
-        return self._templates.prompt.render(**row)
+        return render_bounded(self._templates.prompt, row)
 
     def render_choices(self, row: dict[str, Any]) -> list[str] | None:
         compiled = self._templates
         if compiled.choice_texts is not None:
-            return [c.render(**row) for c in compiled.choice_texts]
+            return [render_bounded(c, row) for c in compiled.choice_texts]
         if compiled.choices is None:
             return None
-        value = compiled.choices(**row)
+        value = render_bounded(compiled.choices, row, expression=True)
         if isinstance(value, str):
             value = json.loads(value) if value.strip().startswith("[") else value.split("|")
         if not isinstance(value, (list, tuple)) or not value:
@@ -356,7 +356,7 @@ class Task:
         """The gold answer: a choice index for multiple choice, else a text or a list of texts."""
         if self._templates.target is None:
             return None
-        value = self._templates.target(**row)
+        value = render_bounded(self._templates.target, row, expression=True)
         if choices is None:
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
         if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value not in choices:
@@ -466,8 +466,9 @@ class Task:
                             f"(split {split!r}, row {index + 1}; columns: {excerpt(', '.join(map(str, row)))})",
                             source=source, field=field_name) from None
         except Exception as exc:  # noqa: BLE001 - whatever a user template raises is the suite's problem
-            raise UserError(f"{excerpt(str(exc), 200)} (split {split!r}, row {index + 1})", source=source,
-                            field=field_name) from None
+            said = str(exc) or exc.__class__.__name__  # MemoryError and RecursionError say nothing themselves
+            raise UserError(f"{excerpt(said, 200)} (suite {excerpt(self.suite.name, 60)}, task {excerpt(self.name, 60)}, "
+                            f"split {split!r}, row {index + 1})", source=source, field=field_name) from None
 
     def fingerprint(self) -> str:
         return sha256_json({"spec": self.spec.model_dump(mode="json", exclude={"direction"}), "rows": self.rows})

@@ -398,3 +398,62 @@ def test_the_cli_stdout_filter_keeps_newlines_and_tabs() -> None:
     assert strip_controls("a\tb\nc") == "a\tb\nc"
     assert strip_controls("\x1b[2J\r\x9b") == "\\x1b[2J\\r\\x9b"
     assert xml_safe("ok\x00\x0b\ud800") == "ok\\x00\\x0b\\ud800"
+
+
+# ---- 4. templates are bounded in time and size -----------------------------------------------------------
+
+BOMBS = {
+    "nested_range": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ q }}",
+    "lipsum": "{{ lipsum(1000000000) }}{{ q }}",
+    "printf_width": "{{ '%01000000000d' % 1 }}{{ q }}",
+    "printf_star": "{{ '%*d' % (1000000000, 1) }}{{ q }}",
+    "center_filter": "{{ q|center(2000000000) }}",
+    "center_method": "{{ q.center(2000000000) }}",
+    "format_filter": "{{ '%01000000000d'|format(1) }}{{ q }}",
+    "format_method": "{{ '{:>2000000000}'.format(q) }}",
+    "replace": "{% set s = 'x' * 1000000 %}{{ s|replace('x', s) }}{{ q }}",
+    "replace_method": "{% set s = 'x' * 1000000 %}{{ s.replace('x', s) }}{{ q }}",
+    "batch": "{{ [q]|batch(1000000000, 'x')|list|length }}",
+    "namespace_concat": "{% set ns = namespace(x=q) %}{% for i in range(64) %}{% set ns.x = ns.x ~ ns.x %}"
+                        "{% endfor %}{{ ns.x|length }}",
+    "namespace_plus": "{% set ns = namespace(x=[q]) %}{% for i in range(64) %}{% set ns.x = ns.x + ns.x %}"
+                      "{% endfor %}{{ ns.x|length }}",
+    "output": "{% for i in range(100000) %}{{ 'y' * 100 }}{% endfor %}{{ q }}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_template_bombs_are_one_line_naming_suite_task_split_row(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    import time
+
+    monkeypatch.setenv("TUNEGATE_TEMPLATE_SECONDS", "0.5")
+    task = MC_TASK.replace('prompt: "Question: {{ q }}\\nAnswer:"', "prompt: " + json.dumps(BOMBS[name]))
+    assert BOMBS[name] in json.loads(task.split("prompt: ", 1)[1].split("\n", 1)[0])
+    root = write_suite(tmp_path / "s", task, {"data/mc.jsonl": MC_ROWS[:2]})
+    start = time.monotonic()
+    code = main(["suites", "validate", str(root)])
+    took = time.monotonic() - start
+    one_line(code, capsys.readouterr().err, "suite t", "task mc", "split 'test'", "row 1")
+    assert took < 10, took
+
+
+def test_template_limits_are_configurable(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    task = MC_TASK.replace('prompt: "Question: {{ q }}\\nAnswer:"', "prompt: \"{{ 'y' * 5000 }}{{ q }}\"")
+    root = write_suite(tmp_path / "s", task, {"data/mc.jsonl": MC_ROWS[:2]})
+    assert main(["suites", "validate", str(root)]) == 0
+    monkeypatch.setenv("TUNEGATE_TEMPLATE_CHARS", "1000")
+    one_line(main(["suites", "validate", str(root)]), capsys.readouterr().err, "1000 characters", "row 1")
+    monkeypatch.setenv("TUNEGATE_TEMPLATE_CHARS", "lots")
+    one_line(main(["suites", "validate", str(root)]), capsys.readouterr().err, "TUNEGATE_TEMPLATE_CHARS")
+
+
+def test_ordinary_templates_render_as_before() -> None:
+    from harness.untrusted import render_bounded, template_env
+
+    env = template_env()
+    text = ("{{ '%03d'|format(7) }} {{ '{:>4}'.format(q) }} {{ q ~ '!' }} {{ [1] + [2] }} {{ 'a b'|replace(' ', '_') }} "
+            "{{ [1, 2, 3]|batch(2)|list }} {{ 'x'|center(5) }}|{{ 'a\nb'|indent(2) }} {{ 2 ** 10 }} {{ 'ab' * 2 }}")
+    assert render_bounded(env.from_string(text), {"q": "Q"}) == \
+        "007    Q Q! [1, 2] a_b [[1, 2], [3]]   x  |a\n  b 1024 abab"
