@@ -11,7 +11,7 @@ from pydantic import Field
 
 from harness.api import UserError
 from harness.compare import Comparison, compare_runs
-from harness.config import Strict
+from harness.config import Strict, parse_yaml
 from harness.gate import GateResult
 from harness.report.judge_section import judge_section
 from harness.runs import Run
@@ -136,8 +136,8 @@ def _suite_source(name: str) -> str:
         path = root / name / SUITE_FILE
         if path.is_file():
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                doc = parse_yaml(path.read_text(encoding="utf-8"), str(path))[0] or {}
+            except (OSError, yaml.YAMLError, UnicodeDecodeError, UserError, RecursionError):
                 return "unknown"
             return str(doc.get("license") or "unknown") if isinstance(doc, dict) else "unknown"
     return "not a built-in suite: see its README"

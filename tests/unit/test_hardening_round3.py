@@ -457,3 +457,45 @@ def test_ordinary_templates_render_as_before() -> None:
             "{{ [1, 2, 3]|batch(2)|list }} {{ 'x'|center(5) }}|{{ 'a\nb'|indent(2) }} {{ 2 ** 10 }} {{ 'ab' * 2 }}")
     assert render_bounded(env.from_string(text), {"q": "Q"}) == \
         "007    Q Q! [1, 2] a_b [[1, 2], [3]]   x  |a\n  b 1024 abab"
+
+
+# ---- 5. YAML that expands without bound --------------------------------------------------------------------
+
+def _alias_bomb(levels: int = 12) -> str:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("where", ["lmeval_doc_to_choice", "suite", "gate"])
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path, capsys: pytest.CaptureFixture, where: str) -> None:
+    import time
+
+    (tmp_path / "data.json").write_text(json.dumps([{"q": "x", "choices": ["a", "b"], "answer": 0}]))
+    bomb = _alias_bomb().replace("\n", "\n  ")
+    start = time.monotonic()
+    if where == "lmeval_doc_to_choice":
+        task = tmp_path / "task.yaml"
+        task.write_text(f"bombs:\n  {bomb}\ntask: t\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+                        f"    test: data.json\noutput_type: multiple_choice\ndoc_to_text: q\n"
+                        f"doc_to_choice: *a11\ndoc_to_target: answer\n")
+        code = main(["suites", "validate", str(task)])
+    elif where == "suite":
+        (tmp_path / "suite.yaml").write_text(f"name: t\nbombs:\n  {bomb}\ntasks: []\n")
+        code = main(["suites", "validate", str(tmp_path)])
+    else:
+        from tests.unit.runfixtures import demo_pair
+
+        base, cand = demo_pair(tmp_path / "runs", n=8)
+        (tmp_path / "gate.yaml").write_text(f"bombs:\n  {bomb}\nrules: *a11\n")
+        code = main(["gate", str(tmp_path / "gate.yaml"), "--baseline", str(base), "--candidate", str(cand),
+                     "--verdict", str(tmp_path / "v.json"), "--store", str(tmp_path / "s.sqlite")])
+    one_line(code, capsys.readouterr().err, "expands to more than")
+    assert time.monotonic() - start < 5
+
+
+def test_ordinary_aliases_still_load(tmp_path: Path) -> None:
+    from harness.config import parse_yaml
+
+    data, _ = parse_yaml("base: &b {x: 1}\none: *b\ntwo: [*b, *b]\n", "t")
+    assert data["two"][1] == {"x": 1}
