@@ -499,3 +499,62 @@ def test_ordinary_aliases_still_load(tmp_path: Path) -> None:
 
     data, _ = parse_yaml("base: &b {x: 1}\none: *b\ntwo: [*b, *b]\n", "t")
     assert data["two"][1] == {"x": 1}
+
+
+# ---- 6. idle sockets cannot lock reviewers out of the review app ------------------------------------------
+
+@pytest.fixture
+def review_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from harness.review import app as review_app
+    from harness.review.db import ReviewDB
+    from harness.review.queue import build_queue
+    from tests.unit.test_review_queue import make_runs
+
+    monkeypatch.setattr(review_app, "HEADER_TIMEOUT", 1.0)
+    db = ReviewDB(tmp_path / "store.sqlite")
+    queue = build_queue(make_runs(tmp_path), reviewers_per_item=1, db=db)
+    session = review_app.Session()
+    app = review_app.create_app(db, queue, session, seed=1)
+    with review_app.serve_in_thread(app) as url:
+        yield url, session
+    db.close()
+
+
+def _idle_sockets(url: str, count: int, partial: bytes = b"") -> list:
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    socks = []
+    for _ in range(count):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        if partial:
+            s.sendall(partial)
+        socks.append(s)
+    return socks
+
+
+@pytest.mark.parametrize("partial", [b"", b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"])
+def test_three_hundred_idle_connections_do_not_lock_reviewers_out(review_server: tuple, partial: bytes) -> None:
+    import httpx
+
+    url, session = review_server
+    socks = _idle_sockets(url, 300, partial)
+    try:
+        reply = httpx.get(url + "/", headers={"X-Review-Token": session.token}, timeout=10)
+        assert reply.status_code == 200, reply.status_code  # not 503
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_connection_without_a_complete_request_is_closed(review_server: tuple) -> None:
+    import time
+
+    (sock,) = _idle_sockets(review_server[0], 1, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
+    sock.settimeout(10)
+    start = time.monotonic()
+    try:
+        assert sock.recv(1024) == b""  # closed by the server, without an answer
+    finally:
+        sock.close()
+    assert time.monotonic() - start < 5
