@@ -327,7 +327,8 @@ def _guarded_protocol() -> type:
     class GuardedH11(H11Protocol):  # type: ignore[misc]
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self.opened, self.checked_cycle = time.monotonic(), None
+            self.opened = time.monotonic()
+            self.checked_cycle: Any = None
             address = self.client[0] if self.client else None
             peers = sorted((c for c in self.connections if c is not self and isinstance(c, GuardedH11)
                             and (c.client[0] if c.client else None) == address), key=lambda c: c.opened)
