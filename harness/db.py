@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.api import UserError
+from harness.redact import redact as redact_text
 
 PG_SCHEMES = ("postgresql://", "postgres://")
 SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db", ".db3", ".sqlitedb")
@@ -26,8 +27,6 @@ def is_url(ref: str) -> bool:
 def redact(url: str) -> str:
     """A store reference without its credentials (user-info, `password=` in the query or a libpq keyword
     string), fit for messages and logs: the shared rules of harness.redact."""
-    from harness.redact import redact as redact_text
-
     return redact_text(url)
 
 

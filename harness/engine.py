@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, distributed, judging, metrics, perturb
+from harness import __version__, distributed, judging, metrics, perturb, runfile
 from harness.api import Backend, Request, RequestKind, Response, RunIncomplete, SampleRecord, UserError, sha256_json
 from harness.fileio import atomic_write_text
 from harness.kinds import get_kind
@@ -374,8 +374,6 @@ def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord
 def check_written(out: Path, results: dict[str, Any], rows: list[dict[str, Any]], lines: list[str],
                   results_text: str) -> None:
     """The reader's limits and schema, applied to what is about to be written (one line naming what fails)."""
-    from harness import runfile
-
     what = "(eval would write a run file that tunegate cannot read back)"
     if len(results_text.encode("utf-8")) > runfile.MAX_RESULTS_BYTES:
         raise UserError(f"results.json over {runfile.MAX_RESULTS_BYTES} bytes {what}", source=str(out / "results.json"))
