@@ -234,9 +234,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not (args.html or args.md):
         raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
     from harness.fileio import check_outputs
+    from harness.store import default_store_ref
 
+    store = args.store or (default_store_ref() if args.channel else None)
     check_outputs([("--html", args.html), ("--md", args.md)],
-                  [("RUN", r) for r in args.runs] + [("--gate", args.gate), ("--store", args.store)]
+                  [("RUN", r) for r in args.runs] + [("--gate", args.gate), ("--store", store)]
                   + [("--pairwise", p) for p in args.pairwise or []])
     history = None
     if args.channel:
@@ -293,7 +295,11 @@ def cmd_code_check(args: argparse.Namespace) -> int:
     import json
 
     from harness.code_scoring import check_samples_file
+    from harness.fileio import check_outputs
 
+    if args.out:
+        check_outputs([("--out", Path(args.out) / name) for name in ("results.jsonl", "summary.json")],
+                      [("SAMPLES.jsonl", args.samples)])
     summary = check_samples_file(Path(args.samples), args.suite, Path(args.out) if args.out else None,
                                  allow_unisolated=args.allow_unisolated)
     print(json.dumps(summary, indent=2))

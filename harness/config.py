@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.api import UserError
+from harness.fileio import require_file
 
 
 class Strict(BaseModel):
@@ -27,6 +28,7 @@ class FrozenStrict(BaseModel):
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """The parsed document and its node tree (for line numbers); one-line errors for unreadable input."""
     path = Path(path)
+    require_file(path)  # a FIFO would block the read forever
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:

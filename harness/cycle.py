@@ -26,6 +26,7 @@ from harness import ledger
 from harness.api import UserError
 from harness.audit import AuditSettings, run_audit
 from harness.config import load_yaml
+from harness.fileio import not_a_file
 from harness.store import Store
 
 
@@ -84,7 +85,9 @@ def run_cycle(recipe: Path, data: Path, channel: str, *, workdir: Path, store_pa
     from harness.train import train
 
     if not Path(data).is_file():
-        raise UserError("new data file not found", source=str(data), field="--data")
+        why = not_a_file(Path(data))
+        raise UserError("new data file not found" if why == "does not exist" else f"the new data file {why}",
+                        source=str(data), field="--data")
     ch, gate_text, results = _channel_state(store_path, channel)
     suites = list(results["suites"])
     number = ch.number + 1

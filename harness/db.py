@@ -7,6 +7,7 @@ SQLite (writers queue on the file lock), `BEGIN` on PostgreSQL (row locks decide
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,11 @@ def check_url(url: str) -> None:
                         field="--store")
 
 
+_LIBPQ_KEYWORD = re.compile(r"(?:^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|sslcert|sslkey|"
+                            r"sslpassword|service|options|connect_timeout|application_name|target_session_attrs)"
+                            r"\s*=", re.IGNORECASE)
+
+
 def check_store_ref(ref: str) -> None:
     """A UserError unless `ref` is a supported URL or a path that ends in a known SQLite suffix (or names an
     existing SQLite file): a libpq keyword string or another URL must not silently become a new SQLite file
@@ -54,7 +60,7 @@ def check_store_ref(ref: str) -> None:
     if "://" in ref:
         raise UserError(f"not a supported store: only postgresql:// URLs and SQLite files "
                         f"({', '.join(SQLITE_SUFFIXES)})", source=redact(ref), field="--store")
-    if "=" in ref and (" " in ref.strip() or ref.split("=", 1)[0].strip().isidentifier()):
+    if _LIBPQ_KEYWORD.search(ref):
         raise UserError("a libpq keyword string is not a store: pass postgresql://USER@HOST/DB (the password in "
                         "$PGPASSWORD or ~/.pgpass), or an SQLite file", source=redact(ref), field="--store")
     if ref.lower().endswith(SQLITE_SUFFIXES) or _is_sqlite_file(ref):

@@ -50,6 +50,7 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     UserError naming the file and the line.
     """
     path = Path(path)
+    require_file(path)
     try:
         handle = path.open("rb")
     except OSError as exc:
@@ -125,3 +126,35 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except (OSError, RuntimeError, ValueError):
         return False
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a file, in words (missing, a folder, a FIFO that would block the read
+    forever, a socket, a device, a symlink loop), or None for a regular file."""
+    import errno
+    import stat
+
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "is a symlink loop"
+        return "does not exist" if exc.errno == errno.ENOENT else f"cannot be read ({exc.strerror})"
+    except (RuntimeError, ValueError):
+        return "cannot be resolved (a symlink loop?)"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (named pipe), not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "is a device, not a regular file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "is not a regular file"
+
+
+def require_file(path: Path, field: str | None = None) -> None:
+    """A UserError naming what `path` is when it is not a regular file (before any read that could block)."""
+    why = not_a_file(path)
+    if why is not None:
+        raise UserError(why, source=str(path), field=field)

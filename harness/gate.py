@@ -53,6 +53,7 @@ from harness.evidence import (
     recorded_unit,
     score_unit,
 )
+from harness.fileio import not_a_file
 from harness.runs import Run, resolve_run, stored_run
 from harness.stats import Interval
 from harness.store import Store
@@ -243,7 +244,8 @@ def load_gate(path: Path) -> tuple[GateSpec, yaml.Node | None]:
     """Parse and validate a gate file; UserError names the file, field and line."""
     path = Path(path)
     if not path.is_file():
-        raise UserError("gate file not found", source=str(path))
+        why = not_a_file(path)
+        raise UserError("gate file not found" if why == "does not exist" else f"the gate file {why}", source=str(path))
     data, root = load_yaml(path)
     if not isinstance(data, dict):
         raise UserError("expected a mapping with 'rules'", source=str(path), line=1)

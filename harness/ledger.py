@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.api import UserError
 from harness.db import Database
+from harness.fileio import not_a_file
 from harness.runs import load_run
 from harness.untrusted import excerpt
 
@@ -133,7 +134,9 @@ def create_channel(db: Database, name: str, gate_file: Path, first_run: str, rea
     """A channel bound to a gate file, with `first_run` as release 1."""
     gate_file = Path(gate_file)
     if not gate_file.is_file():
-        raise UserError("gate file not found", source=str(gate_file), field="--gate")
+        why = not_a_file(gate_file)
+        raise UserError("gate file not found" if why == "does not exist" else f"the gate file {why}",
+                        source=str(gate_file), field="--gate")
     from harness.gate import load_gate  # gate imports this module (run_gate records verdicts and finds anchors)
 
     load_gate(gate_file)  # a channel binds only a valid gate file

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.api import UserError
 from harness.db import Database
-from harness.fileio import atomic_write_text
+from harness.fileio import atomic_write_text, require_file
 from harness.migrations import LATEST
 from harness.untrusted import excerpt
 
@@ -85,6 +85,7 @@ def _check_row(table: str, row: list[Any], source: str, number: int) -> None:
 
 
 def _read(path: Path) -> dict[str, list[list[Any]]]:
+    require_file(path)
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import io
 import json
 import random
@@ -26,6 +25,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 from harness import kinds, lmeval_task
 from harness.api import GenSettings, UserError, sha256_json
 from harness.config import FrozenStrict, line_of, load_yaml, parse_model
+from harness.fileio import not_a_file
 from harness.untrusted import excerpt, inside_folder, render_bounded, template_env
 
 TaskKind = Annotated[str, AfterValidator(kinds.check_kind_name)]  # a registered kind (harness.kinds)
@@ -602,7 +602,7 @@ def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
 
     JSON lines are streamed: the file is never held as one text."""
     if not path.is_file():
-        raise UserError(f"data file {excerpt(str(path), 200)} {_what_is(path)}", field=field_name)
+        raise UserError(f"data file {excerpt(str(path), 200)} {not_a_file(path)}", field=field_name)
     try:
         rows = _stream_jsonl(path) if path.suffix == ".jsonl" else _parse_rows(path, _read_text(path))
     except (ValueError, RecursionError, csv.Error) as exc:
@@ -610,25 +610,6 @@ def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
     if not rows:
         raise UserError("the dataset is empty", source=str(path), field=field_name)
     return rows
-
-
-def _what_is(path: Path) -> str:
-    """Why `path` is not a readable data file, in words (a missing file, a folder, a FIFO, a symlink loop)."""
-    import stat
-
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return "is a symlink loop"
-        return "does not exist" if exc.errno == errno.ENOENT else f"cannot be read ({exc.strerror})"
-    if stat.S_ISDIR(mode):
-        return "is a directory, not a file"
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (named pipe), not a regular file"
-    if stat.S_ISSOCK(mode):
-        return "is a socket, not a regular file"
-    return "is a device, not a regular file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "is not a regular file"
 
 
 def _stream_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from harness.api import UserError
+from harness.redact import redact
 
 MAX_RESULT = 1_000_000  # items (characters, list elements) or bits a template operator may produce
 EXCERPT = 60  # characters of file content an error message may quote
@@ -338,14 +339,14 @@ _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\ufff
 
 
 class SafeTextStream:
-    """A text stream that writes through `strip_controls`: the CLI's stdout, whose tables carry no styling of
-    their own, so any control character in it came from a file."""
+    """A text stream that writes through `redact` and `strip_controls`: the CLI's stdout, whose tables carry
+    no styling of their own, so any control character in it came from a file."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
     def write(self, text: str) -> int:
-        self._inner.write(strip_controls(text))
+        self._inner.write(strip_controls(redact(text)))
         return len(text)
 
     def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, buffer...

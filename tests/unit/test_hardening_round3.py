@@ -558,3 +558,49 @@ def test_a_connection_without_a_complete_request_is_closed(review_server: tuple)
     finally:
         sock.close()
     assert time.monotonic() - start < 5
+
+
+# ---- 13 (siblings). a FIFO or a folder where any input file goes never blocks or crashes --------------------
+
+@pytest.mark.parametrize("target", ["gate", "results", "samples", "import", "libpq_like_name_ok"])
+def test_a_fifo_or_folder_as_any_input_is_one_line(pair: tuple[Path, Path, Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture, target: str) -> None:
+    base, cand, gate = pair
+    store = str(tmp_path / "s.sqlite")
+    if target == "gate":
+        fifo = tmp_path / "g.yaml"
+        os.mkfifo(fifo)
+        code = main(["gate", str(fifo), "--baseline", str(base), "--candidate", str(cand), "--store", store,
+                     "--verdict", str(tmp_path / "v.json")])
+        one_line(code, capsys.readouterr().err, "FIFO")
+    elif target in ("results", "samples"):
+        name = "results.json" if target == "results" else "samples.jsonl"
+        (cand / name).unlink()
+        os.mkfifo(cand / name)
+        code = main(["compare", str(base), str(cand)])
+        one_line(code, capsys.readouterr().err, "FIFO")
+    elif target == "import":
+        (tmp_path / "dir.jsonl").mkdir()
+        one_line(main(["store", "import", str(tmp_path / "dir.jsonl"), "--store", store]), capsys.readouterr().err,
+                 "directory")
+    else:  # an ordinary file name with "=" in it is still a store
+        assert main(["runs", "list", "--store", str(tmp_path / "team=a.sqlite")]) == 0
+
+
+def test_code_check_out_never_replaces_its_samples(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    samples = out / "results.jsonl"
+    samples.write_text(json.dumps({"task_id": "HumanEval/0", "completion": "    return 1\n"}) + "\n")
+    before = samples.read_bytes()
+    one_line(main(["code", "check", str(samples), "--out", str(out)]), capsys.readouterr().err, "SAMPLES")
+    assert samples.read_bytes() == before
+
+
+def test_stdout_is_redacted_too(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import io
+
+    from harness.untrusted import SafeTextStream
+    buf = io.StringIO()
+    SafeTextStream(buf).write("url postgresql://u:pw9secret@h/db Authorization: Bearer abc\x1b[2J\n")
+    assert "pw9secret" not in buf.getvalue() and "abc" not in buf.getvalue() and "\x1b" not in buf.getvalue()
