@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import decide, evaluate, ledger, review, train
-from harness.cli.common import _quiet_libraries
+from harness.cli.common import _quiet_libraries, _say
 from harness.core.api import RunIncomplete, UserError
 
 
@@ -40,9 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     import sqlite3
     import threading
 
-    from harness.core.untrusted import allowing_outside_data
+    from harness.core.untrusted import SafeTextStream, allowing_outside_data
 
     args = build_parser().parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = SafeTextStream(stdout)  # type: ignore[assignment]  # no raw control character from a file
     _quiet_libraries(verbose=getattr(args, "verbose", False))
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
@@ -52,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # inside the try: a reader that went away (`| head`) is a BrokenPipeError here
         return code
     except UserError as exc:
-        print(f"tunegate: error: {exc}", file=sys.stderr)
+        _say(f"tunegate: error: {exc}")
         return exc.exit_code
     except RunIncomplete as exc:
-        print(f"tunegate: incomplete: {exc}", file=sys.stderr)
+        _say(f"tunegate: incomplete: {exc}")
         return exc.exit_code
     except KeyboardInterrupt as exc:
         print(f"tunegate: {getattr(args, 'interrupted', 'interrupted')}", file=sys.stderr)
@@ -67,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.DatabaseError as exc:  # a store that went bad after it opened (a damaged page, read-only)
         from harness.storage.store import default_store_path, store_error
 
-        print(f"tunegate: error: {store_error(Path(getattr(args, 'store', None) or default_store_path()), exc)}",
-              file=sys.stderr)
+        _say(f"tunegate: error: {store_error(Path(getattr(args, 'store', None) or default_store_path()), exc)}")
         return 2
     except Exception as exc:  # noqa: BLE001 - a crash must never read as 1 (gate failed) or 3 (inconclusive)
         if type(exc).__module__.startswith("psycopg"):  # a PostgreSQL store that failed mid-command: one line
@@ -76,13 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             from harness.storage.store import default_store_ref
 
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            print(f"tunegate: error: {redact(getattr(args, 'store', None) or default_store_ref())}: the store failed: "
-                  f"{first}", file=sys.stderr)
+            _say(f"tunegate: error: {redact(getattr(args, 'store', None) or default_store_ref())}: the store failed: "
+                 f"{first}")
             return 2
         log = _crash_log()
         print(f"tunegate: internal error ({exc.__class__.__name__}); the traceback is in {log}", file=sys.stderr)
         return 4
     finally:
+        sys.stdout = stdout
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
 
@@ -93,7 +95,9 @@ def _crash_log() -> str:
     import time
     import traceback
 
-    text = traceback.format_exc()
+    from harness.core.redact import redact
+
+    text = redact(traceback.format_exc())  # a traceback may quote a key, a header or a store URL
     from harness.core.quiet import logs_dir  # start-up time, as every import here
 
     home = logs_dir()

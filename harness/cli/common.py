@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
+
+STORE_HELP = "store: an SQLite file or postgresql://... (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)"
 
 
 def _quiet_libraries(verbose: bool = False) -> None:
@@ -48,7 +51,8 @@ class _DefaultSubcommand(argparse._SubParsersAction):
 def _endpoint_args(args: argparse.Namespace) -> dict[str, Any]:
     """The endpoint options the user set (an in-process backend refuses any of them)."""
     given = {"base_url": args.base_url, "api_key_env": args.api_key_env, "concurrency": args.concurrency,
-             "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision}
+             "timeout": args.timeout, "budget": args.budget, "retries": args.retries, "revision": args.revision,
+             "max_response_mb": args.max_response_mb}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -60,10 +64,13 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the API key "
                                                             "(default: OPENAI_API_KEY; the key is never stored)")
     group.add_argument("--concurrency", type=_positive, help="requests in flight (default 8)")
-    group.add_argument("--timeout", type=float, help="seconds per request attempt (default 120)")
-    group.add_argument("--retries", type=int, help="retries of a request on 429, 5xx, timeouts and lost "
+    group.add_argument("--timeout", type=_positive_float, help="seconds per request attempt, connect to last byte "
+                                                               "(default 120)")
+    group.add_argument("--retries", type=_non_negative, help="retries of a request on 429, 5xx, timeouts and lost "
                                                    "connections, with exponential backoff and jitter (default 5)")
-    group.add_argument("--budget", type=float, help="seconds for all requests of a run, retries included "
+    group.add_argument("--max-response-mb", type=_positive_float, help="largest response body read, checked while "
+                                                                       "it streams (default 4)")
+    group.add_argument("--budget", type=_positive_float, help="seconds for all requests of a run, retries included "
                                                     "(default: none); what is left fails and can be resumed")
     group.add_argument("--revision", help="what you call the served weights (part of the cache key: an endpoint "
                                           "cannot be fingerprinted by its weights)")
@@ -81,4 +88,25 @@ def _positive(text: str) -> int:
     return value
 
 
-STORE_HELP = "store: an SQLite file or postgresql://... (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)"
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError("must be a positive, finite number")
+    return value
+
+
+def _say(line: str) -> None:
+    """An error line on stderr: secrets redacted, control characters escaped."""
+    from harness.core.redact import redact
+    from harness.core.untrusted import strip_controls
+
+    print(strip_controls(redact(line)), file=sys.stderr)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     verdict = Path(args.verdict) if args.verdict else None
     if verdict is None and Path(args.candidate).is_dir():
         verdict = Path(args.candidate) / "verdict.json"
+    _check_gate_outputs(args, verdict)
     result = run_gate(Path(args.gate), args.baseline, args.candidate,
                       Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict,
                       record=True)
@@ -43,16 +45,44 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _check_gate_outputs(args: argparse.Namespace, verdict: Path | None) -> None:
+    """JUnit and verdict.json against the inputs and each other; an existing verdict.json that another gate
+    file wrote is kept unless --force (two gates on one candidate must not silently replace each other)."""
+    import json
+
+    from harness.core.fileio import check_outputs
+    from harness.storage.store import default_store_ref
+
+    store = args.store or default_store_ref()
+    check_outputs([("--junit", args.junit), ("--verdict", verdict)],
+                  [("gate file", args.gate), ("--baseline", args.baseline), ("--candidate", args.candidate),
+                   ("--store", store)])
+    if verdict is None or not verdict.is_file() or args.force:
+        return
+    try:
+        old = json.loads(verdict.read_text(encoding="utf-8"))
+        wrote = {str(v.get("gate_file")) for v in (old if isinstance(old, list) else [old]) if isinstance(v, dict)}
+    except (OSError, ValueError, RecursionError):
+        wrote = {"an unreadable file"}
+    mine = os.path.realpath(args.gate)
+    others = sorted(w for w in wrote if os.path.realpath(w) != mine)
+    if others:
+        raise UserError(f"holds the verdict of another gate file ({others[0][:200]}); pass --verdict FILE to write "
+                        "this gate's verdict elsewhere, or --force to replace it", source=str(verdict),
+                        field="--verdict")
+
+
 def cmd_judge(args: argparse.Namespace) -> int:
     import json
 
-    from harness.core.fileio import atomic_write_text
+    from harness.core.fileio import atomic_write_text, check_outputs
     from harness.decide.pairwise import format_pairwise, pairwise_report
     from harness.flows.refs import resolve_run
     from harness.models import load_backend
     from harness.scoring.judging import parse_bindings
     from harness.storage.store import Store
 
+    check_outputs([("--out", args.out)], [("RUN_A", args.run_a), ("RUN_B", args.run_b), ("--store", args.store)])
     bindings = parse_bindings(args.judge)
     if len(bindings) != 1:
         raise UserError("pass exactly one --judge ROLE=SPEC for the pairwise judge", field="--judge")
@@ -104,6 +134,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if not (args.html or args.md):
         raise UserError("nothing to write: pass --html FILE and/or --md FILE", field="report")
+    from harness.core.fileio import check_outputs
+    from harness.storage.store import default_store_ref
+
+    store = args.store or (default_store_ref() if args.channel else None)
+    check_outputs([("--html", args.html), ("--md", args.md)],
+                  [("RUN", r) for r in args.runs] + [("--gate", args.gate), ("--store", store)]
+                  + [("--pairwise", p) for p in args.pairwise or []])
     history = None
     if args.channel:
         from harness.report.history import build_history
@@ -146,6 +183,7 @@ def add(sub: Any) -> None:
     gate.add_argument("--verdict", help="write verdict.json here (default: CANDIDATE/verdict.json for a run "
                                         "directory)")
     gate.add_argument("--store", help="SQLite store holding saved baselines")
+    gate.add_argument("--force", action="store_true", help="replace a verdict.json that another gate file wrote")
     gate.set_defaults(func=cmd_gate)
 
     jd = sub.add_parser("judge", help="a judge model compares two runs' responses in both orders: win rate, "

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from harness.cli.common import (
     _endpoint_args,
     _endpoint_options,
     _positive,
+    _say,
 )
 from harness.core.api import UserError
 
@@ -27,6 +27,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = EvalSettings(limit=args.limit, full=args.full, batch_size=args.batch_size, resume=args.resume,
                             progress=not args.quiet, allow_unisolated=args.allow_unisolated)
+    _check_eval_outputs(args)
     if args.until_decided or args.baseline:
         return _eval_until_decided(args, settings)
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
@@ -39,6 +40,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.out and results:
         print(f"wrote {args.out}")
     return 0
+
+
+def _check_eval_outputs(args: argparse.Namespace) -> None:
+    """The files eval writes (per variant when there are several) against the store and each other."""
+    from harness.core.fileio import check_outputs
+    from harness.storage.store import default_store_ref
+
+    if not args.out:
+        return
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError("is a file; --out names a folder for results.json and samples.jsonl", source=str(out),
+                        field="--out")
+    names = [Path(a).name for a in args.adapter or []]
+    if args.include_base or not names:
+        names.insert(0, "base")
+    folders = [out] if len(names) == 1 else [out / name for name in names]
+    files = ["results.json", "samples.jsonl", "errors.jsonl"] + (["verdict.json"] if args.until_decided else [])
+    inputs = [("--store", args.store or default_store_ref()), ("--until-decided", args.until_decided),
+              ("--baseline", args.baseline)]
+    check_outputs([("--out", folder / name) for folder in folders for name in files], inputs)
 
 
 def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
@@ -88,7 +110,7 @@ def cmd_suites_validate(args: argparse.Namespace) -> int:
             rows = sum(len(r) for t in suite.tasks for r in t.rows.values())
             print(f"ok  {ref}: {len(suite.tasks)} tasks, {rows} rows")
         except UserError as exc:
-            print(f"tunegate: error: {exc}", file=sys.stderr)
+            _say(f"tunegate: error: {exc}")
             failed += 1
     return 2 if failed else 0
 
@@ -98,14 +120,22 @@ def cmd_data_audit(args: argparse.Namespace) -> int:
 
     settings = AuditSettings(threshold=args.threshold, near_threshold=args.near_threshold, max_chars=args.max_chars,
                              text_fields=args.field, label_field=args.label)
+    from harness.core.fileio import check_outputs
+
+    check_outputs([("--json", args.json)], [("DATA", d) for d in ([args.data] if isinstance(args.data, str)
+                                                                  else args.data or [])])
     return run_audit(args.data, args.against or [], settings, Path(args.json) if args.json else None)
 
 
 def cmd_code_check(args: argparse.Namespace) -> int:
     import json
 
+    from harness.core.fileio import check_outputs
     from harness.scoring.code_scoring import check_samples_file
 
+    if args.out:
+        check_outputs([("--out", Path(args.out) / name) for name in ("results.jsonl", "summary.json")],
+                      [("SAMPLES.jsonl", args.samples)])
     summary = check_samples_file(Path(args.samples), args.suite, Path(args.out) if args.out else None,
                                  allow_unisolated=args.allow_unisolated)
     print(json.dumps(summary, indent=2))

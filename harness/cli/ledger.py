@@ -88,8 +88,11 @@ def cmd_channel_list(args: argparse.Namespace) -> int:
 
 
 def cmd_store_export(args: argparse.Namespace) -> int:
+    from harness.core.fileio import check_outputs
+    from harness.storage.store import default_store_ref
     from harness.storage.transfer import export_store
 
+    check_outputs([("OUT", args.out)], [("--store", args.store or default_store_ref())])
     store = _store(args)
     try:
         counts = export_store(store.conn, Path(args.out))

@@ -23,8 +23,11 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def cmd_review_export(args: argparse.Namespace) -> int:
+    from harness.core.fileio import check_outputs
     from harness.review.export import export
+    from harness.storage.store import default_store_ref
 
+    check_outputs([("OUT", args.out)], [("--store", args.store or default_store_ref())])
     print(export(args.out, fmt=args.format, store_path=args.store).line())
     return 0
 
@@ -68,4 +71,3 @@ def add(sub: Any) -> None:
     rs.add_argument("--json", action="store_true", help="the dict the report takes, as JSON")
     rs.add_argument("--store", help="SQLite store")
     rs.set_defaults(func=cmd_review_summary)
-

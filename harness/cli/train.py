@@ -9,7 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from harness.cli.common import STORE_HELP
+from harness.cli.common import (
+    STORE_HELP,
+)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.core.api import UserError
+from harness.core.fileio import require_file
 
 
 class Strict(BaseModel):
@@ -27,6 +28,7 @@ class FrozenStrict(BaseModel):
 def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """The parsed document and its node tree (for line numbers); one-line errors for unreadable input."""
     path = Path(path)
+    require_file(path)  # a FIFO would block the read forever
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -34,13 +36,62 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except OSError as exc:
         raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
     try:
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        return parse_yaml(text, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=str(path),
                         line=mark.line + 1 if mark else None) from None
     except RecursionError:
         raise UserError("malformed YAML: nested too deeply", source=str(path)) from None
+
+
+MAX_YAML_NODES = 1_000_000  # what a YAML document may expand to (aliases counted at every use)
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """The document (safe types only) and its node tree, refused when it would expand past MAX_YAML_NODES
+    nodes: `&a [*a, *a]` nested ten deep is a few lines that `str()` or a JSON dump expands to billions."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            size = expanded_size(node)
+            if size > MAX_YAML_NODES:
+                raise UserError(f"the YAML expands to more than {MAX_YAML_NODES} nodes (aliases to aliases: an "
+                                "alias bomb?)", source=source)
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
+def expanded_size(root: yaml.Node) -> int:
+    """Nodes of the document with every alias expanded, counted without expanding (memoised per node); a
+    cycle counts as too large."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            return MAX_YAML_NODES + 1  # a recursive structure expands forever
+        active.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_NODES:
+                break
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
 
 
 def parse_model(model: type[BaseModel], raw: Any, node: yaml.Node | None, source: str) -> Any:

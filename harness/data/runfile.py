@@ -22,6 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from harness.core.api import UserError
+from harness.core.fileio import require_file
 from harness.core.untrusted import excerpt
 
 FORMAT = "tunegate.results/1"
@@ -267,6 +268,7 @@ def check_sample(data: Any, source: str, line: int | None = None, index: int | N
 
 def read_results(path: Path) -> dict[str, Any]:
     """results.json, parsed and validated; the parsed dict itself is returned."""
+    require_file(path)
     try:
         size = path.stat().st_size
         if size > MAX_RESULTS_BYTES:
@@ -281,6 +283,7 @@ def read_results(path: Path) -> dict[str, Any]:
 
 def iter_sample_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, parsed and validated row) for every non-blank line of samples.jsonl."""
+    require_file(path)
     try:
         with path.open("rb") as fh:
             number = 0

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.api import UserError
-from harness.core.fileio import atomic_write_text  # noqa: F401 - re-exported for report and gate writers
+from harness.core.fileio import (
+    atomic_write_text,  # noqa: F401 - re-exported for report and gate writers
+    not_a_file,  # noqa: F401 - atomic_write_text re-exported for report and gate writers
+)
 from harness.core.untrusted import excerpt
 from harness.data import runfile
 
@@ -93,9 +96,11 @@ def load_run(path: Path) -> Run:
         if variants:
             names = ", ".join(str(v) for v in variants)
             raise UserError(f"is a sweep directory; pass one variant: {names}", source=str(run_dir))
-        raise UserError(f"missing {RESULTS}", source=str(run_dir))
+        why = not_a_file(results_path)
+        raise UserError(f"missing {RESULTS}" if why == "does not exist" else f"{RESULTS} {why}", source=str(run_dir))
     if not samples_path.is_file():
-        raise UserError(f"missing {SAMPLES}", source=str(run_dir))
+        why = not_a_file(samples_path)
+        raise UserError(f"missing {SAMPLES}" if why == "does not exist" else f"{SAMPLES} {why}", source=str(run_dir))
     results = runfile.read_results(results_path)
     samples = _read_samples(samples_path, results, results_path)
     return Run(results=results, samples=samples, path=run_dir, label=_label(results))

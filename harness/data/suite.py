@@ -24,14 +24,16 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from harness.core.api import GenSettings, UserError, sha256_json
 from harness.core.config import FrozenStrict, line_of, load_yaml, parse_model
+from harness.core.fileio import not_a_file
 from harness.core.registry import KINDS, KindCheckError, check_kind_name
-from harness.core.untrusted import excerpt, inside_folder, template_env
+from harness.core.untrusted import excerpt, inside_folder, render_bounded, template_env
 from harness.data import lmeval_task
 
 TaskKind = Annotated[str, AfterValidator(check_kind_name)]  # a registered kind (harness.core.registry.KINDS)
 Direction = Literal["higher", "lower"]
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 SUITE_FILE = "suite.yaml"
+MAX_ID_CHARS = 1_000  # a sample id's limit in the run file (harness.data.runfile.Name): the writer enforces it
 
 
 class FewShot(FrozenStrict):
@@ -336,15 +338,15 @@ class Task:
         return Sample(sample_id, row, prompt, self.render_target(row, choices), choices, sample_id)
 
     def render_prompt(self, row: dict[str, Any]) -> str:
-        return self._templates.prompt.render(**row)
+        return render_bounded(self._templates.prompt, row)
 
     def render_choices(self, row: dict[str, Any]) -> list[str] | None:
         compiled = self._templates
         if compiled.choice_texts is not None:
-            return [c.render(**row) for c in compiled.choice_texts]
+            return [render_bounded(c, row) for c in compiled.choice_texts]
         if compiled.choices is None:
             return None
-        value = compiled.choices(**row)
+        value = render_bounded(compiled.choices, row, expression=True)
         if isinstance(value, str):
             value = json.loads(value) if value.strip().startswith("[") else value.split("|")
         if not isinstance(value, (list, tuple)) or not value:
@@ -355,7 +357,7 @@ class Task:
         """The gold answer: a choice index for multiple choice, else a text or a list of texts."""
         if self._templates.target is None:
             return None
-        value = self._templates.target(**row)
+        value = render_bounded(self._templates.target, row, expression=True)
         if choices is None:
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
         if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value not in choices:
@@ -404,12 +406,35 @@ class Task:
     def validate_rows(self) -> None:
         """The cheap check of every row of every split: each has the columns the templates name (a row that
         lacks one is rendered to tell an optional column from a missing one), and the first row of each split
-        renders. Other rows render when they are evaluated (`samples`) or with `render_all`."""
+        renders. Other rows render when they are evaluated (`samples`) or with `render_all`. The evaluated
+        split's ids must be unique (as text: `1` and `"1"` are one id) and fit the run file's limit."""
+        self._check_ids()
         for split, rows in self.rows.items():
             needs = self._needs(split)
             for i, row in enumerate(rows):
                 if i == 0 or not needs <= row.keys():
                     self._render_row(split, i, row)
+
+    def _check_ids(self) -> None:
+        """Two rows with one id would be one item to the store and the comparison, which keep the first: bad
+        input naming both rows. An id longer than the run file allows would fail only at compare or report."""
+        id_field = self.spec.id_field
+        if not id_field:
+            return
+        where = f"tasks[{self.name}].id_field"
+        seen: dict[str, int] = {}
+        for i, row in enumerate(self.rows.get(self.spec.split, [])):
+            if id_field not in row:
+                continue  # rendering names the row that lacks it
+            doc_id = str(row[id_field])
+            if len(self.name) + 1 + len(doc_id) > MAX_ID_CHARS:
+                raise UserError(f"row {i + 1} of split {self.spec.split!r} has an id of {len(doc_id)} characters; "
+                                f"a sample id (task/id) holds at most {MAX_ID_CHARS}", source=self.suite.path,
+                                field=where)
+            if doc_id in seen:
+                raise UserError(f"rows {seen[doc_id] + 1} and {i + 1} of split {self.spec.split!r} have the same id "
+                                f"{excerpt(doc_id)}; each item needs its own id", source=self.suite.path, field=where)
+            seen[doc_id] = i
 
     def render_all(self) -> None:
         """Render every row of every split once (the thorough check: data errors in rows never evaluated)."""
@@ -442,8 +467,9 @@ class Task:
                             f"(split {split!r}, row {index + 1}; columns: {excerpt(', '.join(map(str, row)))})",
                             source=source, field=field_name) from None
         except Exception as exc:  # noqa: BLE001 - whatever a user template raises is the suite's problem
-            raise UserError(f"{excerpt(str(exc), 200)} (split {split!r}, row {index + 1})", source=source,
-                            field=field_name) from None
+            said = str(exc) or exc.__class__.__name__  # MemoryError and RecursionError say nothing themselves
+            raise UserError(f"{excerpt(said, 200)} (suite {excerpt(self.suite.name, 60)}, task {excerpt(self.name, 60)}, "
+                            f"split {split!r}, row {index + 1})", source=source, field=field_name) from None
 
     def fingerprint(self) -> str:
         return sha256_json({"spec": self.spec.model_dump(mode="json", exclude={"direction"}), "rows": self.rows})
@@ -577,7 +603,7 @@ def read_rows(path: Path, field_name: str) -> list[dict[str, Any]]:
 
     JSON lines are streamed: the file is never held as one text."""
     if not path.is_file():
-        raise UserError(f"data file {excerpt(str(path), 200)} does not exist", field=field_name)
+        raise UserError(f"data file {excerpt(str(path), 200)} {not_a_file(path)}", field=field_name)
     try:
         rows = _stream_jsonl(path) if path.suffix == ".jsonl" else _parse_rows(path, _read_text(path))
     except (ValueError, RecursionError, csv.Error) as exc:

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from harness.core.api import HumanJudgments, UserError
 from harness.core.config import Strict, line_of, load_yaml, parse_model
+from harness.core.fileio import not_a_file
 from harness.core.untrusted import excerpt
 from harness.data.runs import Run
 from harness.decide.calibration import (
@@ -253,7 +254,8 @@ def load_gate(path: Path) -> tuple[GateSpec, yaml.Node | None]:
     """Parse and validate a gate file; UserError names the file, field and line."""
     path = Path(path)
     if not path.is_file():
-        raise UserError("gate file not found", source=str(path))
+        why = not_a_file(path)
+        raise UserError("gate file not found" if why == "does not exist" else f"the gate file {why}", source=str(path))
     data, root = load_yaml(path)
     if not isinstance(data, dict):
         raise UserError("expected a mapping with 'rules'", source=str(path), line=1)

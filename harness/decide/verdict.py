@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.fileio import atomic_write_text
+from harness.core.untrusted import xml_safe
 from harness.decide.gate import Check, GateResult, RuleResult
 from harness.inference.stats import Interval
 
@@ -77,6 +78,11 @@ def write_junit(results: GateResult | list[GateResult], path: Path) -> None:
     for result in results:
         root.append(_junit_suite(result))
     tree = ET.ElementTree(root)
+    for element in root.iter():  # names and details come from gate, run and suite files: keep the XML valid
+        element.text = xml_safe(element.text) if element.text else element.text
+        element.tail = xml_safe(element.tail) if element.tail else element.tail
+        for key, value in element.attrib.items():
+            element.attrib[key] = xml_safe(value)
     ET.indent(tree)
     buf = io.BytesIO()
     tree.write(buf, encoding="utf-8", xml_declaration=True)

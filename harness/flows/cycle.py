@@ -23,6 +23,7 @@ import yaml
 
 from harness.core.api import UserError
 from harness.core.config import load_yaml
+from harness.core.fileio import not_a_file
 from harness.data.audit import AuditSettings, run_audit
 from harness.flows import release
 from harness.storage import ledger
@@ -85,7 +86,9 @@ def run_cycle(recipe: Path, data: Path, channel: str, *, workdir: Path, store_pa
     from harness.train import train
 
     if not Path(data).is_file():
-        raise UserError("new data file not found", source=str(data), field="--data")
+        why = not_a_file(Path(data))
+        raise UserError("new data file not found" if why == "does not exist" else f"the new data file {why}",
+                        source=str(data), field="--data")
     ch, gate_text, results = _channel_state(store_path, channel)
     suites = list(results["suites"])
     number = ch.number + 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.api import UserError
+from harness.core.fileio import not_a_file
 from harness.decide.gate import load_gate
 from harness.flows.refs import run_ref
 from harness.storage import ledger
@@ -22,7 +23,9 @@ def create_channel(db: Database, name: str, gate_file: Path, first_run: str, rea
     """A channel bound to a gate file (validated here: a channel binds only a valid one), with release 1."""
     gate_file = Path(gate_file)
     if not gate_file.is_file():
-        raise UserError("gate file not found", source=str(gate_file), field="--gate")
+        why = not_a_file(gate_file)
+        raise UserError("gate file not found" if why == "does not exist" else f"the gate file {why}",
+                        source=str(gate_file), field="--gate")
     load_gate(gate_file)
     return ledger.create_channel(db, name, gate_file, run_ref(db, first_run), reason)
 

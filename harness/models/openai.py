@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -25,10 +27,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from harness.core.api import Backend, Capability, GenSettings, Request, Response, UserError
+from harness.core.redact import add_secret, redact
+from harness.core.untrusted import excerpt
 
 PROTOCOL_VERSION = 1  # bump when the requests sent or the parsing of replies change what a request returns
 CHAT_PREFIX = "<tunegate:chat>"  # a chat-templated prompt: this prefix, then the messages as JSON
@@ -36,7 +41,7 @@ NOT_FINGERPRINTED = ("an endpoint cannot be fingerprinted by its weights: the ca
                      "the model name the server reports and the --revision you declare")
 PROBE_PROMPT = "The capital of France is Paris"  # the token after it is predictable, and is not " Paris"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-DEFAULTS = {"concurrency": 8, "timeout": 120.0, "retries": 5}
+DEFAULTS = {"concurrency": 8, "timeout": 120.0, "retries": 5, "max_response_mb": 4.0}
 
 
 class EndpointOptionError(UserError):
@@ -51,12 +56,17 @@ class OpenAIBackend(Backend):
     def __init__(self, model: str, base_url: str, *, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 8, timeout: float = 120.0, budget: float | None = None, retries: int = 5,
                  revision: str | None = None, backoff: float = 0.5, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, max_response_mb: float = 4.0) -> None:
         self.model, self.base_url, self.revision = model, base_url.rstrip("/"), revision
         self.api_key_env = api_key_env
         self.concurrency, self.timeout, self.budget, self.retries = concurrency, timeout, budget, retries
         self.backoff, self._sleep = backoff, sleep
+        self.max_response_bytes = int(max_response_mb * 2**20)
         key = os.environ.get(api_key_env)
+        add_secret(key)  # before anything can fail: a server may echo the key back in an error body
+        if key and (key != key.strip() or any(not ch.isprintable() for ch in key)):
+            raise EndpointOptionError(f"the API key in ${api_key_env} has surrounding whitespace or control "
+                                      "characters (a trailing newline?); the key is not shown", field="--api-key-env")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         # the key lives only in this client's default headers
         self._client = httpx.Client(headers=headers, timeout=timeout, transport=transport,
@@ -69,7 +79,8 @@ class OpenAIBackend(Backend):
     @classmethod
     def from_spec(cls, rest: str | None, *, base_url: str | None = None, api_key_env: str | None = None,
                   concurrency: int | None = None, timeout: float | None = None, budget: float | None = None,
-                  retries: int | None = None, revision: str | None = None, **_: Any) -> OpenAIBackend:
+                  retries: int | None = None, revision: str | None = None, max_response_mb: float | None = None,
+                  **_: Any) -> OpenAIBackend:
         """`rest` is the model name; in-process options (dtype, device, batch_size) do not apply and are ignored."""
         if not rest:
             raise UserError("an endpoint model needs a name: -m openai:MODEL", field="-m/--model")
@@ -79,13 +90,22 @@ class OpenAIBackend(Backend):
                             "http://127.0.0.1:8000/v1", field="--base-url")
         if not re.match(r"^https?://[^/\s]+", url):
             raise UserError(f"base URL {redact_url(url)!r} is not an http:// or https:// URL", field="--base-url")
+        with contextlib.suppress(ValueError):
+            add_secret(urlsplit(url).password)
         env = api_key_env or "OPENAI_API_KEY"
         if api_key_env and api_key_env not in os.environ:
             raise UserError(f"environment variable {api_key_env} (named by --api-key-env) is not set",
                             field="--api-key-env")
+        for name, value in (("--timeout", timeout), ("--budget", budget), ("--max-response-mb", max_response_mb)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UserError(f"must be a positive number of {'MB' if 'mb' in name else 'seconds'}, got {value}",
+                                field=name)
+        if retries is not None and retries < 0:
+            raise UserError(f"must be 0 or more, got {retries}", field="--retries")
         return cls(rest, url, api_key_env=env, concurrency=concurrency or DEFAULTS["concurrency"],  # type: ignore[arg-type]
-                   timeout=timeout or DEFAULTS["timeout"], budget=budget,
-                   retries=DEFAULTS["retries"] if retries is None else retries, revision=revision)  # type: ignore[arg-type]
+                   timeout=timeout or DEFAULTS["timeout"], budget=budget,  # type: ignore[arg-type]
+                   retries=DEFAULTS["retries"] if retries is None else retries, revision=revision,  # type: ignore[arg-type]
+                   max_response_mb=max_response_mb or DEFAULTS["max_response_mb"])
 
     def __repr__(self) -> str:  # never the client (its headers hold the key)
         return f"OpenAIBackend(model={self.model!r}, base_url={redact_url(self.base_url)!r})"
@@ -203,38 +223,58 @@ class OpenAIBackend(Backend):
             payload["messages"] = (json.loads(req.context[len(CHAT_PREFIX):]) if chat
                                    else [{"role": "user", "content": req.context}])
             data = self._post("/chat/completions", payload)
-            text = (data["choices"][0].get("message") or {}).get("content") or ""
+            message = _field(_first_choice(data), "message", dict)
+            text = _field(message, "content", str, optional=True) or ""
         else:
             payload["prompt"] = req.context
             data = self._post("/completions", payload)
-            text = data["choices"][0].get("text") or ""
+            text = _field(_first_choice(data), "text", str, optional=True) or ""
         from harness.models.hf import truncate_at_stop  # start-up time: hf loads the adapter machinery
 
-        usage = data.get("usage") or {}
-        return Response(text=truncate_at_stop(text, gen.stop), n_tokens=[int(usage.get("completion_tokens") or 0)],
-                        tokens_processed=int(usage.get("total_tokens") or 0))
+        usage = _usage(data)
+        return Response(text=truncate_at_stop(text, gen.stop), n_tokens=[usage["completion_tokens"]],
+                        tokens_processed=usage["total_tokens"])
 
     def _score_one(self, context: str, continuation: str) -> Response:
-        """Loglikelihood of `continuation` after `context` from one echoed prompt."""
+        """Loglikelihood of `continuation` after `context` from one echoed prompt. A reply whose logprob lists
+        disagree in length, hold a value that is not a finite number <= 0, or do not cover the continuation is
+        malformed: a failed request (recorded, retried by --resume), never a score."""
         prompt = context + continuation
         data = self._post("/completions", _loglik_payload(self.model, prompt))
-        lp = data["choices"][0]["logprobs"]
-        tokens, values, offsets = lp["tokens"], lp["token_logprobs"], lp["text_offset"]
+        lp = _field(_first_choice(data), "logprobs", dict)
+        tokens, values, offsets = (_field(lp, k, list) for k in ("tokens", "token_logprobs", "text_offset"))
         tops = lp.get("top_logprobs") or [None] * len(tokens)
+        if not (len(tokens) == len(values) == len(offsets) == len(tops)):
+            raise MalformedReply(f"logprobs lists of unequal length (tokens {len(tokens)}, token_logprobs "
+                                 f"{len(values)}, text_offset {len(offsets)}, top_logprobs {len(tops)})")
         boundary = len(context)
-        total, greedy, count = 0.0, True, 0
-        for token, value, offset, top in zip(tokens, values, offsets, tops):
+        total, greedy, count, covered, previous, past_end = 0.0, True, 0, boundary, -1, False
+        for index, (token, value, offset, top) in enumerate(zip(tokens, values, offsets, tops)):
+            if not isinstance(token, str) or not _int(offset) or offset < previous:
+                raise MalformedReply(f"token {index}: a token that is not text or an offset that is not a "
+                                     "non-decreasing integer")
+            previous = offset
             if offset >= len(prompt):  # the token generated after the echoed prompt
+                past_end = True
                 break
             if offset + len(token) <= boundary and offset < boundary:  # a context token
                 continue
+            if value is None and index > 0:  # only the first token has nothing to predict it
+                raise MalformedReply(f"token {index} of the continuation has no logprob")
+            if value is not None and not (_number(value) and math.isfinite(value) and value <= 1e-6):
+                raise MalformedReply(f"token {index} has logprob {excerpt(value, 30)} (not a finite number <= 0)")
             count += 1
-            total += float(value) if value is not None else 0.0  # None: the first token, which nothing predicts
+            total += float(value) if value is not None else 0.0
+            covered = max(covered, offset + max(len(token), 1))  # a byte-piece token may show as ""
             if top:
-                greedy = greedy and max(top, key=top.get) == token
-        usage = data.get("usage") or {}
+                if not isinstance(top, dict) or not all(_number(v) for v in top.values()):
+                    raise MalformedReply(f"token {index}: top_logprobs is not a mapping of token to number")
+                greedy = greedy and max(top, key=lambda t: top[t]) == token
+        if continuation and (count == 0 or (covered < len(prompt) and not past_end)):
+            raise MalformedReply(f"the logprobs cover {max(covered - boundary, 0)} of the continuation's "
+                                 f"{len(continuation)} characters")
         return Response(logliks=[total], is_greedy=[greedy], n_tokens=[count],
-                        tokens_processed=int(usage.get("prompt_tokens") or 0))
+                        tokens_processed=_usage(data)["prompt_tokens"])
 
     # ---- transport ------------------------------------------------------------------------------------
     def _map(self, fn: Callable[[Any], Response], items: list[Any]) -> list[Response]:
@@ -247,8 +287,11 @@ class OpenAIBackend(Backend):
                 return fn(item)
             except _RequestFailed as exc:
                 return Response(error=str(exc))
-            except (KeyError, IndexError, TypeError, ValueError) as exc:
-                return Response(error=f"unexpected reply from the server ({exc.__class__.__name__}: {exc})"[:300])
+            except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
+                with self._lock:
+                    self._usage["failed_requests"] += 1
+                return Response(error=redact(f"malformed reply from the server ({exc.__class__.__name__}: "
+                                             f"{excerpt(str(exc), 240)})"))
 
         if len(items) <= 1 or self.concurrency == 1:
             return [guarded(item) for item in items]
@@ -258,17 +301,23 @@ class OpenAIBackend(Backend):
     def _url(self, path: str) -> str:
         return self.base_url + path
 
-    def _get(self, path: str) -> httpx.Response:
+    def _get(self, path: str) -> _Reply:
+        if self._deadline is None and self.budget is not None:
+            self._deadline = time.monotonic() + self.budget
         try:
-            return self._client.get(self._url(path))
-        except httpx.HTTPError as exc:
+            return self._attempt(path, method="GET")
+        except (_AttemptTimeout, _TooLarge) as exc:
+            raise EndpointOptionError(f"GET {path} at {redact_url(self.base_url)} failed: {exc}",
+                                      field="--base-url") from None
+        except (httpx.HTTPError, httpx.StreamError) as exc:
             raise self._unreachable(exc) from None
 
     def _unreachable(self, exc: Exception) -> UserError:
+        first = redact(str(exc).splitlines()[0]) if str(exc) else "no answer"
         return EndpointOptionError(f"cannot reach {redact_url(self.base_url)} ({exc.__class__.__name__}: "
-                                   f"{str(exc).splitlines()[0] if str(exc) else 'no answer'})", field="--base-url")
+                                   f"{first})", field="--base-url")
 
-    def _check_response(self, reply: httpx.Response, what: str) -> dict[str, Any]:
+    def _check_response(self, reply: _Reply, what: str) -> dict[str, Any]:
         """The JSON of a probe reply, or a one-line user error naming what is wrong."""
         if reply.status_code in (401, 403):
             raise EndpointOptionError(f"the server at {redact_url(self.base_url)} refused the API key from "
@@ -297,29 +346,39 @@ class OpenAIBackend(Backend):
             raise _RequestFailed(f"HTTP {reply.status_code}: {_snippet(reply.text)}" + (
                 f" (after {self.retries + 1} attempts)" if reply.status_code in RETRY_STATUS else ""))
         data = reply.json()
-        self._count(data.get("usage") or {})
+        if not isinstance(data, dict):
+            raise MalformedReply(f"the reply is a JSON {type(data).__name__}, not an object")
+        self._count(_usage(data))
         return data
 
-    def _send(self, path: str, payload: dict[str, Any]) -> httpx.Response:
+    def _send(self, path: str, payload: dict[str, Any]) -> _Reply:
         """POST, retried on 429, 5xx, timeouts and lost connections with exponential backoff and full jitter
         (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015); a Retry-After header wins. Returns
-        the last reply; raises _RequestFailed when no reply came at all or the --budget is spent."""
+        the last reply; raises _RequestFailed when no reply came at all or the --budget is spent. Each attempt
+        ends by its deadline (--timeout, connect to last byte, and what is left of --budget), however slowly
+        the server trickles bytes."""
         attempt = 0
         while True:
             if self._deadline is not None and time.monotonic() > self._deadline:
                 raise _RequestFailed(f"the --budget of {self.budget:g} s is spent")
             reply, wait = None, None
             try:
-                reply = self._client.post(self._url(path), json=payload)
+                reply = self._attempt(path, payload)
                 with self._lock:
                     self._usage["requests"] += 1
                 if reply.status_code not in RETRY_STATUS:
                     return reply
                 problem = f"HTTP {reply.status_code}: {_snippet(reply.text)}"
                 wait = _retry_after(reply)
+            except _AttemptTimeout as exc:
+                problem = str(exc)
+            except _TooLarge as exc:  # the same server would send the same reply again: no retry
+                with self._lock:
+                    self._usage["failed_requests"] += 1
+                raise _RequestFailed(str(exc)) from None
             except httpx.TimeoutException:
                 problem = f"no answer within --timeout {self.timeout:g} s"
-            except httpx.TransportError as exc:
+            except (httpx.TransportError, httpx.StreamError) as exc:
                 problem = f"connection failed ({exc.__class__.__name__})"
             attempt += 1
             delay = wait if wait is not None else random.uniform(0, min(30.0, self.backoff * 2 ** (attempt - 1)))
@@ -336,14 +395,125 @@ class OpenAIBackend(Backend):
                 self._usage["retries"] += 1
             self._sleep(delay)
 
-    def _count(self, usage: dict[str, Any]) -> None:
+    def _attempt(self, path: str, payload: dict[str, Any] | None = None, method: str = "POST") -> _Reply:
+        """One POST, read to its last byte by its deadline and under --max-response-mb.
+
+        httpx's timeouts bound each socket operation, not the whole exchange, so the exchange runs in a daemon
+        thread and the caller stops waiting at the deadline; the response is then closed, which ends the
+        thread's next read (and httpx's own timeout, set to the same span, ends a read that never returns)."""
+        now = time.monotonic()
+        limit = min(self.timeout, self._deadline - now) if self._deadline is not None else self.timeout
+        if limit <= 0:
+            raise _AttemptTimeout(f"the --budget of {self.budget or 0:g} s is spent")
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        max_bytes = self.max_response_bytes
+
+        def exchange() -> None:
+            try:
+                with self._client.stream(method, self._url(path), json=payload, timeout=limit) as response:
+                    box["response"] = response
+                    body = bytearray()
+                    for chunk in response.iter_bytes():  # decoded: a compressed bomb counts at its real size
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise _TooLarge(f"the response is over --max-response-mb "
+                                            f"{max_bytes / 2**20:g} MB (refused while reading)")
+                        if box.get("abandoned"):
+                            return
+                    box["reply"] = _Reply(response.status_code, httpx.Headers(response.headers), bytes(body))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=exchange, name="tunegate-http", daemon=True).start()
+        if not done.wait(limit):
+            box["abandoned"] = True
+            response = box.get("response")
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    response.close()
+            budget_bound = self._deadline is not None and self._deadline - now < self.timeout
+            raise _AttemptTimeout(f"the --budget of {self.budget or 0:g} s ran out mid-request" if budget_bound
+                                  else f"no complete answer within --timeout {self.timeout:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["reply"]
+
+    def _count(self, usage: dict[str, int]) -> None:
         with self._lock:
-            self._usage["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
-            self._usage["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+            self._usage["prompt_tokens"] += usage["prompt_tokens"]
+            self._usage["completion_tokens"] += usage["completion_tokens"]
 
 
 class _RequestFailed(Exception):
-    """A request that failed for good: its message becomes the sample's error."""
+    """A request that failed for good: its message becomes the sample's error (secrets redacted)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+
+class _AttemptTimeout(Exception):
+    """One attempt ran past its deadline (retried like a timeout)."""
+
+
+class _TooLarge(Exception):
+    """A response over --max-response-mb (not retried)."""
+
+
+class _Reply:
+    """A response read whole, within its deadline and size limit."""
+
+    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes) -> None:
+        self.status_code, self.headers, self.content = status_code, headers, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class MalformedReply(ValueError):
+    """A reply that parses but does not hold what was asked for: a failed request, never a score."""
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _field(data: Any, key: str, kind: type, optional: bool = False) -> Any:
+    """data[key], which must be of `kind` (or absent/None when optional), else MalformedReply."""
+    if not isinstance(data, dict):
+        raise MalformedReply(f"expected a JSON object holding {key!r}, got {type(data).__name__}")
+    value = data.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise MalformedReply(f"{key!r} is {type(value).__name__}, not {kind.__name__}")
+    return value
+
+
+def _first_choice(data: Any) -> Any:
+    choices = _field(data, "choices", list)
+    if not choices:
+        raise MalformedReply("no choices in the reply")
+    return choices[0]
+
+
+def _usage(data: dict[str, Any]) -> dict[str, int]:
+    """Token counts from `usage`; a missing or non-integer count is 0 (accounting only, never a score)."""
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    counts = {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    return {k: v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**12 else 0
+            for k, v in counts.items()}
 
 
 def _loglik_payload(model: str, prompt: str) -> dict[str, Any]:
@@ -361,7 +531,7 @@ def _split(context: str, continuation: str) -> tuple[str, str]:
     return context, continuation
 
 
-def _retry_after(reply: httpx.Response) -> float | None:
+def _retry_after(reply: _Reply) -> float | None:
     value = reply.headers.get("retry-after")
     try:
         return min(float(value), 60.0) if value is not None else None
@@ -370,7 +540,7 @@ def _retry_after(reply: httpx.Response) -> float | None:
 
 
 def _snippet(text: str) -> str:
-    return " ".join(text.split())[:200]
+    return excerpt(redact(" ".join(text.split())), 200)
 
 
 def redact_url(url: str) -> str:

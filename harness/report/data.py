@@ -10,7 +10,7 @@ import yaml
 from pydantic import Field
 
 from harness.core.api import UserError
-from harness.core.config import Strict
+from harness.core.config import Strict, parse_yaml
 from harness.data.runs import Run
 from harness.data.suite import SUITE_FILE, builtin_roots
 from harness.decide.compare import Comparison, compare_runs
@@ -136,8 +136,8 @@ def _suite_source(name: str) -> str:
         path = root / name / SUITE_FILE
         if path.is_file():
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                doc = parse_yaml(path.read_text(encoding="utf-8"), str(path))[0] or {}
+            except (OSError, yaml.YAMLError, UnicodeDecodeError, UserError, RecursionError):
                 return "unknown"
             return str(doc.get("license") or "unknown") if isinstance(doc, dict) else "unknown"
     return "not a built-in suite: see its README"

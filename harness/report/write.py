@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.fileio import atomic_write_text
+from harness.core.untrusted import strip_controls
 from harness.data.runs import Run
 from harness.decide.gate import GateResult
 from harness.report.data import HumanEval, ReportData, build
@@ -25,11 +26,12 @@ def write_reports(runs: list[Run], *, baseline_index: int = 0, gate: GateResult 
     data = build(runs, baseline_index=baseline_index, gate=gate, human_eval=human_eval,
                  n_resamples=n_resamples, seed=seed, store_path=store_path, pairwise=pairwise)
     data.history = history
+    # Text from run, gate and suite files may hold ESC, BEL or bidirectional overrides: shown escaped, never raw
     if html_path is not None:
-        atomic_write_text(Path(html_path), render_html(data))
+        atomic_write_text(Path(html_path), strip_controls(render_html(data)))
     if md_path is not None:
         md = render_markdown(data)
         if history is not None:
             md = md.rstrip() + "\n\n" + "\n".join(history_markdown(history)).rstrip() + "\n"
-        atomic_write_text(Path(md_path), md)
+        atomic_write_text(Path(md_path), strip_controls(md))
     return data

@@ -313,11 +313,61 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+# Idle sockets must not lock reviewers out: uvicorn answers 503 to every request once `limit_concurrency`
+# connections are open, and it has no timeout for a connection that never finishes its request headers.
+HEADER_TIMEOUT = 10.0  # seconds a connection may stay without a complete request (first, or next on keep-alive)
+PER_CLIENT = 32  # open connections per client address; a new one closes that client's oldest idle one
+KEEP_ALIVE = 5  # seconds an idle keep-alive connection is kept after a response
+
+
+def _guarded_protocol() -> type:
+    """uvicorn's h11 protocol with a header/idle timeout and a per-client connection limit."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11(H11Protocol):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.opened = time.monotonic()
+            self.checked_cycle: Any = None
+            address = self.client[0] if self.client else None
+            peers = sorted((c for c in self.connections if c is not self and isinstance(c, GuardedH11)
+                            and (c.client[0] if c.client else None) == address), key=lambda c: c.opened)
+            for old in peers[:max(0, len(peers) + 1 - PER_CLIENT)]:
+                if old.idle():
+                    old.transport.close()
+            if sum(1 for c in peers if not c.transport.is_closing()) + 1 > PER_CLIENT:
+                transport.close()  # every other connection of this client is busy: this one waits its turn
+                return
+            self.timer = self.loop.call_later(HEADER_TIMEOUT, self.check_progress)
+
+        def idle(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def check_progress(self) -> None:
+            """Close a connection that began no new request since the last check and is not serving one."""
+            if self.transport.is_closing():
+                return
+            if self.idle() and self.cycle is self.checked_cycle:
+                self.transport.close()
+                return
+            self.checked_cycle = self.cycle
+            self.timer = self.loop.call_later(HEADER_TIMEOUT, self.check_progress)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            timer = getattr(self, "timer", None)
+            if timer is not None:
+                timer.cancel()
+            super().connection_lost(exc)
+
+    return GuardedH11
+
+
 def _server(app: FastAPI, host: str, port: int) -> Any:
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            server_header=False, limit_concurrency=256, timeout_graceful_shutdown=2)
+                            server_header=False, limit_concurrency=256, timeout_graceful_shutdown=2,
+                            http=_guarded_protocol(), timeout_keep_alive=KEEP_ALIVE)
     return uvicorn.Server(config)
 
 

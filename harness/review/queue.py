@@ -12,6 +12,7 @@ from typing import Any, Literal
 import yaml
 
 from harness.core.api import UserError, sha256_json
+from harness.core.config import parse_yaml
 from harness.data.runs import Run, load_runs
 from harness.data.suite import find_suite
 from harness.storage.review import Item, ReviewDB
@@ -51,8 +52,8 @@ def suite_axes(suite: str) -> list[str]:
     Only the top-level `rubric` key is read: loading the whole suite would read every data file.
     """
     try:
-        raw = yaml.safe_load(find_suite(suite).read_text(encoding="utf-8"))
-    except (UserError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = parse_yaml(find_suite(suite).read_text(encoding="utf-8"), suite)[0]
+    except (UserError, OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return list(DEFAULT_AXES)
     axes = raw.get("rubric") if isinstance(raw, dict) else None
     if isinstance(axes, list) and axes and all(isinstance(a, str) and a.strip() for a in axes):

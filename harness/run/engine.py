@@ -27,7 +27,9 @@ from harness.core.api import (
     sha256_json,
 )
 from harness.core.fileio import atomic_write_text
-from harness.data import perturb
+from harness.core.redact import redact
+from harness.core.untrusted import excerpt
+from harness.data import perturb, runfile
 from harness.data.suite import Sample, Suite, Task
 from harness.scoring import metrics
 from harness.scoring.kinds import get_kind
@@ -207,7 +209,7 @@ def execute(backend: Backend, store: Store, run_id: str, fp_hash: str, todo: lis
             # a sample whose request failed for good is not scored: it is recorded as an error, and resumed
             failed = [(i, next(r.error for r in a if r.error)) for i, a in zip(chunk, answers) if any(r.error for r in a)]
             stats["errors"] += [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
-                                 "error": error} for i, error in failed]
+                                 "error": redact(error)} for i, error in failed]
             done = [(i, a) for i, a in zip(chunk, answers) if not any(r.error for r in a)]
             context = ScoreContext(chunk[0].task, [Answered(i.sample, i.prompt, a) for i, a in done],
                                    backend, store, judges or {}, settings.allow_unisolated)
@@ -368,10 +370,37 @@ def _isolation(records: list[SampleRecord]) -> str | None:
 # ---- outputs -------------------------------------------------------------------------------------------------
 
 def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord]) -> None:
-    """results.json and samples.jsonl, each through a temporary file and a rename."""
+    """results.json and samples.jsonl, each through a temporary file and a rename, after the checks their
+    readers make (harness.data.runfile): a run that compare or report would refuse is refused here, at eval time."""
+    rows = [r.to_json() for r in records]
+    lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
+    results_text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    check_written(out, results, rows, lines, results_text)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "samples.jsonl", "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(out / "samples.jsonl", "".join(lines))
+    atomic_write_text(out / "results.json", results_text)
+
+
+def check_written(out: Path, results: dict[str, Any], rows: list[dict[str, Any]], lines: list[str],
+                  results_text: str) -> None:
+    """The reader's limits and schema, applied to what is about to be written (one line naming what fails)."""
+    what = "(eval would write a run file that tunegate cannot read back)"
+    if len(results_text.encode("utf-8")) > runfile.MAX_RESULTS_BYTES:
+        raise UserError(f"results.json over {runfile.MAX_RESULTS_BYTES} bytes {what}", source=str(out / "results.json"))
+    samples = str(out / "samples.jsonl")
+    for number, (row, line) in enumerate(zip(rows, lines), 1):
+        if len(line.encode("utf-8")) > runfile.MAX_SAMPLE_BYTES:
+            raise UserError(f"sample {excerpt(row.get('sample_id'), 60)} is over {runfile.MAX_SAMPLE_BYTES} bytes "
+                            f"{what}", source=samples, line=number)
+        try:
+            runfile.check_sample(row, samples, number)
+        except UserError as exc:
+            raise UserError(f"{exc} {what}") from None
+    try:
+        runfile.check_results(results, str(out / "results.json"))
+        runfile.check_consistency(results, rows, str(out / "results.json"), samples)
+    except UserError as exc:
+        raise UserError(f"{exc} {what}") from None
 
 
 def check_out_dir(out: Path) -> None:
@@ -397,7 +426,8 @@ def say(settings: EvalSettings, text: str) -> None:
 def write_errors(out: Path, errors: list[dict[str, Any]]) -> None:
     """errors.jsonl: one line per sample whose request failed for good (no results.json: the run is unfinished)."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "errors.jsonl", "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in errors))
+    lines = (redact(json.dumps(e, ensure_ascii=False)) + "\n" for e in errors)  # a server may echo the key back
+    atomic_write_text(out / "errors.jsonl", "".join(lines))
 
 
 def variant_name(adapter: str | None) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.api import UserError
-from harness.core.fileio import atomic_write_text
+from harness.core.fileio import atomic_write_text, not_a_file
 from harness.data.suite import load_suite
 from harness.scoring.code_eval import check_completions, close_braces, pass_at_k_table
 from harness.scoring.sandbox import get_sandbox
@@ -38,7 +38,7 @@ def check_samples_file(samples_path: Path, suite_ref: str = "code", out: Path | 
 
 def _read_samples(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
-        raise UserError(f"{path} does not exist", field="SAMPLES")
+        raise UserError(f"{path} {not_a_file(path)}", field="SAMPLES")
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():

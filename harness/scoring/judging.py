@@ -34,6 +34,7 @@ from harness.core.api import (
 )
 from harness.core.config import load_yaml
 from harness.core.fileio import tunegate_home
+from harness.core.untrusted import TemplateLimit, render_bounded
 from harness.data.suite import JudgeSpec, Suite, check_judge_template
 
 # "<<<RESPONSE …>>>", "<<< END RESPONSE …>>>", "<<</response>>>" and the like, in any case
@@ -102,9 +103,12 @@ def render(spec: JudgeSpec, *, prompt: str, response: str, reference: str, axes:
     """The rubric prompt for one response (rendered in the sandbox) and the response's fence nonce."""
     fenced, nonce = fence(response, template_hash(spec))
     template = _compiled(spec.template)
-    text = template.render(prompt=prompt, response=fenced, reference=reference, axes=axes,
-                           scale=list(spec.scale) if spec.scale else None, labels=list(spec.labels or {}),
-                           key=spec.output_key)
+    row = {"prompt": prompt, "response": fenced, "reference": reference, "axes": axes,
+           "scale": list(spec.scale) if spec.scale else None, "labels": list(spec.labels or {}), "key": spec.output_key}
+    try:
+        text = render_bounded(template, row)  # a suite's rubric: bounded in CPU time and size like its prompts
+    except TemplateLimit as exc:
+        raise UserError(f"the judge template: {exc}", field="judge.template") from None
     return text, nonce
 
 

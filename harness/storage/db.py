@@ -7,15 +7,18 @@ SQLite (writers queue on the file lock), `BEGIN` on PostgreSQL (row locks decide
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from harness.core.api import UserError
+from harness.core.redact import redact as redact_text
 
 PG_SCHEMES = ("postgresql://", "postgres://")
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3", ".db", ".db3", ".sqlitedb")
 
 
 def is_url(ref: str) -> bool:
@@ -23,13 +26,55 @@ def is_url(ref: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """A PostgreSQL URL without its password, fit for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """A store reference without its credentials (user-info, `password=` in the query or a libpq keyword
+    string), fit for messages and logs: the shared rules of harness.core.redact."""
+    return redact_text(url)
+
+
+def check_url(url: str) -> None:
+    """A UserError for a PostgreSQL URL that cannot be right: a port that is not a number in 1..65535, no host."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UserError("the port is not a number from 1 to 65535", source=redact(url), field="--store") from None
+    if port == 0:
+        raise UserError("the port is not a number from 1 to 65535", source=redact(url), field="--store")
+    if any(ord(ch) < 32 or ch.isspace() for ch in url):
+        raise UserError("a PostgreSQL URL holds no whitespace or control characters", source=redact(url),
+                        field="--store")
+
+
+_LIBPQ_KEYWORD = re.compile(r"(?:^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|sslcert|sslkey|"
+                            r"sslpassword|service|options|connect_timeout|application_name|target_session_attrs)"
+                            r"\s*=", re.IGNORECASE)
+
+
+def check_store_ref(ref: str) -> None:
+    """A UserError unless `ref` is a supported URL or a path that ends in a known SQLite suffix (or names an
+    existing SQLite file): a libpq keyword string or another URL must not silently become a new SQLite file
+    whose name holds a password."""
+    if is_url(ref):
+        check_url(ref)
+        return
+    if "://" in ref:
+        raise UserError(f"not a supported store: only postgresql:// URLs and SQLite files "
+                        f"({', '.join(SQLITE_SUFFIXES)})", source=redact(ref), field="--store")
+    if _LIBPQ_KEYWORD.search(ref):
+        raise UserError("a libpq keyword string is not a store: pass postgresql://USER@HOST/DB (the password in "
+                        "$PGPASSWORD or ~/.pgpass), or an SQLite file", source=redact(ref), field="--store")
+    if ref.lower().endswith(SQLITE_SUFFIXES) or _is_sqlite_file(ref):
+        return
+    raise UserError(f"not a store: an SQLite file ends in {', '.join(SQLITE_SUFFIXES)}, a PostgreSQL store is "
+                    "postgresql://...", source=redact(ref), field="--store")
+
+
+def _is_sqlite_file(ref: str) -> bool:
+    try:
+        with open(ref, "rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 # Errors either driver raises for a constraint that did not hold / a database that went away.
@@ -64,10 +109,11 @@ class Database:
         except ImportError:
             raise UserError("a PostgreSQL store needs psycopg: pip install 'psycopg[binary]'",
                             source=redact(url), field="--store") from None
+        check_url(url)
         try:
             conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
-            first = (str(exc).strip().splitlines() or ["no answer"])[0]
+            first = redact((str(exc).strip().splitlines() or ["no answer"])[0])
             raise UserError(f"cannot reach the store: {first[:160]}", source=redact(url), field="--store") from None
         return cls(conn, "postgresql", redact(url))
 

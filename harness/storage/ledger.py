@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.api import UserError
+from harness.core.fileio import not_a_file
 from harness.core.untrusted import excerpt
 from harness.storage.db import Database
 
@@ -133,7 +134,9 @@ def create_channel(db: Database, name: str, gate_file: Path, first_run: str, rea
     (harness.flows.release.create_channel): the ledger keeps its bytes and hash, and knows no gate schema."""
     gate_file = Path(gate_file)
     if not gate_file.is_file():
-        raise UserError("gate file not found", source=str(gate_file), field="--gate")
+        why = not_a_file(gate_file)
+        raise UserError("gate file not found" if why == "does not exist" else f"the gate file {why}",
+                        source=str(gate_file), field="--gate")
     text = gate_file.read_bytes().decode("utf-8")  # byte for byte: `tunegate cycle` rewrites it to this hash
     with db.transaction():
         if channel(db, name) is not None:
@@ -332,8 +335,16 @@ def _passing_verdict(db: Database, ch: Channel, rid: str) -> tuple[str, str | No
     if ch.gate_hash is None:
         raise UserError(f"channel '{excerpt(ch.name, 60)}' has no gate file (saved with --save-baseline): promote "
                         "with --force --reason, or create a gated channel", field="--to")
-    rows = db.execute("SELECT verdict_id, verdict, inconclusive_rules, reason, baseline_run FROM ledger_verdicts "
-                      "WHERE candidate_run=? AND gate_hash=? ORDER BY created DESC", (rid, ch.gate_hash)).fetchall()
+    found = db.execute("SELECT verdict_id, verdict, inconclusive_rules, reason, baseline_run, verdict_json "
+                       "FROM ledger_verdicts WHERE candidate_run=? AND gate_hash=? ORDER BY created DESC",
+                       (rid, ch.gate_hash)).fetchall()
+    # A verdict imported from another store is a claim, not a derivation (`store import` marks it): only a
+    # gate run against this ledger's copies of the runs authorises a promote.
+    rows = [r[:5] for r in found if not _imported(r[5])]
+    if found and not rows:
+        raise UserError(f"the only verdicts of {ch.gate_file} on run {rid[:12]} were imported from another store; "
+                        f"derive one here: `tunegate gate {ch.gate_file} --baseline {ch.name} --candidate "
+                        f"{rid[:12]}`", field="RUN")
     against = [r for r in rows if r[4] == ch.run_id]
     if not against:
         older = f"; it was gated against {rows[0][4][:12]}, not the current release" if rows else ""
@@ -347,6 +358,14 @@ def _passing_verdict(db: Database, ch: Channel, rid: str) -> tuple[str, str | No
     if int(inconclusive) and not (why or "").strip():
         raise UserError("the verdict passed through on_inconclusive: pass without a recorded reason", field="RUN")
     return vid, (f"on_inconclusive: pass ({why})" if int(inconclusive) else None)
+
+
+def _imported(verdict_json: str) -> bool:
+    try:
+        verdict = json.loads(verdict_json)
+    except (ValueError, TypeError, RecursionError):
+        return True  # unreadable: not evidence
+    return not isinstance(verdict, dict) or "imported" in verdict
 
 
 # ---------------------------------------------------------------- history

@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.core.api import Response, SampleRecord, UserError
 from harness.core.fileio import tunegate_home
-from harness.storage.db import Database, is_url
+from harness.storage.db import Database, check_store_ref, is_url
 from harness.storage.migrations import migrate
 
 
@@ -54,6 +54,7 @@ class Store:
 
     def __init__(self, path: Path | str | None = None) -> None:
         ref = str(path) if path else default_store_ref()
+        check_store_ref(ref)
         self.db: Any  # the driver's own connection (sqlite3.Connection for SQLite)
         if is_url(ref):
             self.conn = Database.postgresql(ref)

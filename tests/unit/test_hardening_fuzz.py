@@ -199,3 +199,97 @@ def test_a_subnormal_margin_is_not_a_crash(tmp_path: Path, capsys: pytest.Captur
     code = main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand),
                  "--verdict", str(tmp_path / "verdict.json")])
     _check(code, capsys.readouterr().err, {0, 1, 2, 3})
+
+
+# ---- issue 24: templates bounded in time and size, ids, store imports ------------------------------------------
+
+BLOCKS = ["{{ q }}", "{{ q * N }}", "{{ 'ab' * N }}", "{{ '%0Nd' % 1 }}", "{{ q|center(N) }}", "{{ q.ljust(N) }}",
+          "{{ q|indent(N) }}", "{{ '%0Nd'|format(1) }}", "{{ '{:>N}'.format(q) }}", "{{ q|replace('', q * N) }}",
+          "{{ [q]|batch(N, 'x')|list|length }}", "{{ [q]|slice(N, 'x')|list|length }}", "{{ lipsum(N) }}",
+          "{% for i in range(N) %}{% for j in range(N) %}{% endfor %}{% endfor %}", "{{ q.zfill(N) }}",
+          "{% for i in range(N) %}{{ q }}{% endfor %}", "{{ 2 ** N }}", "{{ [1] + [2] * N }}",
+          "{% set ns = namespace(x=q) %}{% for i in range(N % 70) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}"]
+
+
+def test_fuzzed_templates_stay_within_time_and_size(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TUNEGATE_TEMPLATE_SECONDS", "0.3")
+    counter = itertools.count()
+
+    @FUZZ
+    @given(parts=st.lists(st.tuples(st.sampled_from(BLOCKS), st.sampled_from([0, 3, 10**5, 10**6 + 1, 10**9, 2**40])),
+                          min_size=1, max_size=3))
+    def check(parts: list[tuple[str, int]]) -> None:
+        template = "".join(block.replace("N", str(n)) for block, n in parts)
+        task = ("  - name: mc\n    kind: multiple_choice\n    data: {test: data/mc.jsonl}\n"
+                f"    prompt: {json.dumps(template)}\n    choices: opts\n    target: gold\n"
+                "    chat_template: false\n    metrics: [acc]\n")
+        root = write_suite(tmp_path / f"t{next(counter)}", task, {"data/mc.jsonl": MC_ROWS[:1]})
+        start = time.monotonic()
+        code = main(["suites", "validate", str(root)])
+        _check(code, capsys.readouterr().err, {0, 2})
+        assert time.monotonic() - start < 8, template
+
+    check()
+
+
+ID_VALUES = st.one_of(st.integers(-3, 3), st.sampled_from(["1", "01", "a", "A", "a ", "1.0", "True", "None"]),
+                      st.booleans(), st.none(), st.floats(allow_nan=False, min_value=-2, max_value=2), st.text(max_size=3))
+
+
+def test_fuzzed_ids_are_unique_or_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    counter = itertools.count()
+
+    @FUZZ
+    @given(ids=st.lists(ID_VALUES, min_size=1, max_size=6))
+    def check(ids: list[Any]) -> None:
+        rows = [{**MC_ROWS[i], "id": v} for i, v in enumerate(ids)]
+        root = write_suite(tmp_path / f"i{next(counter)}", "  - name: mc\n    kind: multiple_choice\n"
+                           "    data: {test: data/mc.jsonl}\n    prompt: \"{{ q }}\"\n    choices: opts\n"
+                           "    target: gold\n    chat_template: false\n    metrics: [acc]\n    id_field: id\n",
+                           {"data/mc.jsonl": rows})
+        code = main(["suites", "validate", str(root)])
+        err = capsys.readouterr().err
+        _check(code, err, {0, 2})
+        texts = [str(v) for v in ids]
+        if len(set(texts)) != len(texts):
+            assert code == 2 and "same id" in err, (ids, err)
+        else:
+            assert code == 0, (ids, err)
+
+    check()
+
+
+def test_fuzzed_store_imports_are_added_or_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base, cand = demo_pair(tmp_path / "runs", n=8)
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("rules:\n  - name: m\n    suite: medical\n    non_inferiority: 0.5\n")
+    source = str(tmp_path / "source.sqlite")
+    assert main(["channel", "create", "c", "--gate", str(gate), "--release", str(base), "--store", source]) == 0
+    main(["gate", str(gate), "--baseline", "c", "--candidate", str(cand), "--store", source,
+          "--verdict", str(tmp_path / "v.json")])
+    dump = tmp_path / "dump.jsonl"
+    assert main(["store", "export", str(dump), "--store", source]) == 0
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    capsys.readouterr()
+    counter = itertools.count()
+
+    @FUZZ
+    @given(line=st.integers(0, len(lines) - 1), column=st.integers(0, 12), value=JSON, drop=st.booleans())
+    def check(line: int, column: int, value: Any, drop: bool) -> None:
+        mutated = copy.deepcopy(lines)
+        target = mutated[line]
+        if line == 0:
+            target[["format", "schema"][column % 2]] = value
+        elif drop:
+            target["row"] = target["row"][:column]
+        elif column < len(target["row"]):
+            target["row"][column] = value
+        path = tmp_path / f"m{next(counter)}.jsonl"
+        path.write_text("".join(json.dumps(m) + "\n" for m in mutated))
+        code = main(["store", "import", str(path), "--store", str(tmp_path / f"target{next(counter)}.sqlite")])
+        _check(code, capsys.readouterr().err, {0, 2})
+
+    check()
