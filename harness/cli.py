@@ -662,6 +662,12 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
 def _allow_outside_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside-data", action="store_true",
                         help="let suites read data files outside their own folder (symlinks, ../, absolute paths)")
+    parser.add_argument("--trust-task-code", action="append", metavar="DIR",
+                        help="let lm-eval task files under DIR run their Python (!function, process_docs); "
+                             "this runs that code, as lm-eval does (repeatable)")
+    parser.add_argument("--tasks", action="append", metavar="GLOB",
+                        help="evaluate only the tasks whose name, or lm-eval task, tag or group name, matches "
+                             "(repeatable; -s SUITE/TASK selects one suite's task)")
 
 
 def _positive(text: str) -> int:
@@ -691,14 +697,16 @@ def main(argv: list[str] | None = None) -> int:
     import sqlite3
     import threading
 
-    from harness.untrusted import allowing_outside_data
+    from harness.suite import selecting_tasks
+    from harness.untrusted import allowing_outside_data, trusting_task_code
 
     args = build_parser().parse_args(argv)
     _quiet_libraries(verbose=getattr(args, "verbose", False))
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        with allowing_outside_data(getattr(args, "allow_outside_data", False)):
+        with allowing_outside_data(getattr(args, "allow_outside_data", False)), \
+                trusting_task_code(getattr(args, "trust_task_code", None)), selecting_tasks(getattr(args, "tasks", None)):
             code = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a reader that went away (`| head`) is a BrokenPipeError here
         return code

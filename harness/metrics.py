@@ -213,9 +213,18 @@ def _sacre(name: str) -> Any:
 
 
 register(Metric("exact_match", ("generate",), sample=_exact))
-# lm-evaluation-harness's exact_match: the raw continuation equals the reference, nothing normalised
-register(Metric("exact_match_strict", ("generate",),
-                sample=lambda s: float(any((s.prediction or "") == ref for ref in s.references))))
+def _exact_strict(s: ScoreInput) -> float:
+    """lm-evaluation-harness's exact_match: the (filtered) continuation equals a reference, normalised only
+    by the options a task file gives (ignore_case, ignore_punctuation, ignore_numbers, regexes_to_ignore)."""
+    options = getattr(getattr(s.task, "lmeval", None), "exact_match", None) or {}
+    if options:
+        from harness.lmeval_filters import exact_match
+
+        return exact_match(s.prediction or "", s.references, options)
+    return float(any((s.prediction or "") == ref for ref in s.references))
+
+
+register(Metric("exact_match_strict", ("generate",), sample=_exact_strict))
 
 
 def _answer_only(s: ScoreInput) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import judging, metrics
+from harness import judging, lmeval_filters, metrics
 from harness.api import Request, SampleRecord, UserError
 from harness.kinds.base import Answered, PerSampleKind, ScoreContext
 from harness.suite import Generation, Sample, Task
@@ -40,7 +40,11 @@ class Generate(PerSampleKind):
         inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
                                  n_tokens=response.n_tokens or None, doc=sample.doc, task=spec)
         inp.response = response.text or ""
-        inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
+        if spec.lmeval is not None:  # lm-eval's filter pipeline over the responses (harness.lmeval_filters)
+            inp.prediction = lmeval_filters.apply(spec.lmeval.filters, [r.text or "" for r in item.responses],
+                                                  sample.doc)
+        else:
+            inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
         return ctx.record(item, response.text, metrics.score_sample(spec.metrics, inp),
                           {"extracted": inp.prediction}, choices=sample.choices, logliks=response.logliks or None)
 
