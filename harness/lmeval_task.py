@@ -341,6 +341,10 @@ def _check_keys(cfg: dict[str, Any], src: str) -> None:
     for key in cfg.get("fewshot_config") or {}:
         if key not in FEWSHOT_KEYS:
             raise UserError("few-shot option not supported", source=src, field=f"fewshot_config.{key}")
+    sampler = (cfg.get("fewshot_config") or {}).get("sampler", "default")
+    if sampler not in ("default", "first_n"):
+        raise UserError(f"few-shot sampler {sampler!r} is not supported (default, first_n)", source=src,
+                        field="fewshot_config.sampler")
     if int(cfg.get("repeats", 1) or 1) != 1:
         raise UserError("repeats other than 1 are not supported (greedy decoding repeats the same answer)",
                         source=src, field="repeats")
@@ -465,9 +469,6 @@ def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list
     """Every document with the prompt, choices and target lm-eval builds for it (`lmeval__`)."""
     fs_cfg = cfg.get("fewshot_config") or {}
     sampler = fs_cfg.get("sampler", "default")
-    if sampler not in ("default", "first_n"):
-        raise UserError(f"few-shot sampler {sampler!r} is not supported (default, first_n)", source=src,
-                        field="fewshot_config.sampler")
     rnd = random.Random(FEWSHOT_SEED)  # one sampler for the whole task, drawn in document order, as lm-eval does
     tgt, few = cfg.get("target_delimiter", " "), cfg.get("fewshot_delimiter", "\n\n")
     fs_tgt, fs_few = fs_cfg.get("target_delimiter", tgt), fs_cfg.get("fewshot_delimiter", few)
@@ -576,7 +577,7 @@ def _generation(cfg: dict[str, Any], src: str) -> dict[str, Any]:
                         field="generation_kwargs.do_sample")
     until = kwargs.get("until", [cfg.get("fewshot_delimiter", "\n\n")])
     # lm-eval's HF backend default: 256 new tokens (max_gen_toks; max_new_tokens is its alias)
-    return {"max_new_tokens": int(kwargs.get("max_gen_toks", kwargs.get("max_new_tokens", 256))),
+    return {"max_new_tokens": int(kwargs.get("max_gen_toks") or kwargs.get("max_new_tokens") or 256),
             "stop": [until] if isinstance(until, str) else [str(u) for u in until]}
 
 
