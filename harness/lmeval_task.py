@@ -366,6 +366,8 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
             funcs[key], file, digest = resolve_function(cfg[key], key)
             depends[f"code:{Path(file).name}:{cfg[key].qual}"] = digest
     split = cfg.get("test_split") or cfg.get("validation_split")
+    if not split and cfg.get("dataset_path") in LOCAL_BUILDERS and "test" in _data_files(cfg, src):
+        split = "test"  # lm-eval would refuse the file; its only local test data is unambiguous
     if not split:
         raise UserError("the task names no test_split or validation_split to evaluate", source=src, field="test_split")
     fs_cfg = cfg.get("fewshot_config") or {}

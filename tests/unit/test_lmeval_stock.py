@@ -215,3 +215,19 @@ def test_what_tunegate_cannot_honour_is_one_line(tmp_path: Path, capsys: pytest.
     assert main(["suites", "validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "arc_easy.yaml" in err and field in err and "Traceback" not in err
+
+
+def test_suites_are_found_by_the_search_path_not_the_working_directory(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = tmp_path / "here" / "suites" / "mine"
+    suite.mkdir(parents=True)
+    (suite / "data.jsonl").write_text(json.dumps({"q": "x", "a": "y"}) + "\n")
+    (suite / "suite.yaml").write_text("name: mine\ntasks:\n  - name: qa\n    kind: generate\n    data: {test: data.jsonl}\n"
+                                      "    prompt: '{{ q }}'\n    target: a\n    chat_template: false\n"
+                                      "    metrics: [exact_match]\n")
+    monkeypatch.chdir(tmp_path / "here")
+    monkeypatch.delenv("TUNEGATE_SUITES_PATH", raising=False)
+    with pytest.raises(UserError, match="TUNEGATE_SUITES_PATH"):
+        load_suite("mine")  # ./suites is not searched silently
+    monkeypatch.setenv("TUNEGATE_SUITES_PATH", f"{tmp_path / 'nowhere'}:{suite.parent}")
+    assert load_suite("mine").name == "mine" and load_suite("mine/qa").tasks[0].name == "qa"
