@@ -338,6 +338,9 @@ def _check_keys(cfg: dict[str, Any], src: str) -> None:
             raise UserError(f"{REFUSED[key]} is not supported by tunegate", source=src, field=key)
         if key not in TASK_KEYS:
             raise UserError("not an lm-eval task key tunegate knows", source=src, field=key)
+    for key, value in cfg.items():
+        if key not in FUNCTION_KEYS:
+            _no_functions_elsewhere(value, src, key)
     for key in cfg.get("fewshot_config") or {}:
         if key not in FEWSHOT_KEYS:
             raise UserError("few-shot option not supported", source=src, field=f"fewshot_config.{key}")
@@ -359,12 +362,11 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
     if output_type not in KINDS:
         raise UserError(f"output_type {output_type!r} is not supported (use {', '.join(KINDS)})", source=src,
                         field="output_type")
-    depends: dict[str, str] = {}
-    funcs: dict[str, Callable[..., Any]] = {}
-    for key in ("process_docs", "doc_to_text", "doc_to_target", "doc_to_choice"):
-        if isinstance(cfg.get(key), FunctionRef):
-            funcs[key], file, digest = resolve_function(cfg[key], key)
-            depends[f"code:{Path(file).name}:{cfg[key].qual}"] = digest
+    metrics, exact, directions = _metrics(cfg, output_type, src)
+    generation = _generation(cfg, src) if output_type == "generate_until" else None
+    filters = check_filters(cfg["filter_list"], src) if output_type == "generate_until" and cfg.get("filter_list") \
+        else [("none", [{"function": "take_first"}])]
+    funcs, depends = task_functions(cfg)
     split = cfg.get("test_split") or cfg.get("validation_split")
     if not split and cfg.get("dataset_path") in LOCAL_BUILDERS and "test" in _data_files(cfg, src):
         split = "test"  # lm-eval would refuse the file; its only local test data is unambiguous
@@ -401,7 +403,6 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
             pool = [pool[i] for i in indices]
     multiple_input = output_type == "multiple_choice" and isinstance(_doc_call(renderer.text, docs[0], src, 0), int)
     rows = _render(cfg, renderer, docs, pool, shots, split, fs_split, multiple_input, output_type, src)
-    metrics, exact, directions = _metrics(cfg, output_type, src)
     base: dict[str, Any] = {
         "kind": KINDS[output_type], "data": {split: f"{_safe_name(name)}.{split}.jsonl"}, "split": split,  # rows come rendered
         "prompt": "{{ lmeval__.prompt }}", "chat_template": False,
@@ -414,11 +415,9 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
         base["choices"], base["target"] = "lmeval__.choices", "lmeval__.target"
     elif output_type == "generate_until":
         base["target"] = "lmeval__.target"
-        base["generation"] = _generation(cfg, src)
+        base["generation"] = generation
     else:
         base["prompt"] = "{{ lmeval__.target }}"
-    filters = check_filters(cfg["filter_list"], src) if output_type == "generate_until" and cfg.get("filter_list") \
-        else [("none", [{"function": "take_first"}])]
     out = []
     for filter_name, steps in filters:
         suffix = "" if len(filters) == 1 else f".{filter_name}"
@@ -427,6 +426,32 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
                            "depends": depends}}
         out.append((task, {split: rows}))
     return out
+
+
+FUNCTION_KEYS = ("process_docs", "doc_to_text", "doc_to_target", "doc_to_choice")
+
+
+def task_functions(cfg: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], dict[str, str]]:
+    """The task's `!function`s by key (consent checked) and their files' hashes for the fingerprint."""
+    funcs, depends = {}, {}
+    for key in FUNCTION_KEYS:
+        if isinstance(cfg.get(key), FunctionRef):
+            funcs[key], file, digest = resolve_function(cfg[key], key)
+            depends[f"code:{Path(file).name}:{cfg[key].qual}"] = digest
+    return funcs, depends
+
+
+def _no_functions_elsewhere(value: Any, src: str, field: str) -> None:
+    """A `!function` where tunegate does not call one (metrics, filters, few-shot options) is refused by name."""
+    if isinstance(value, FunctionRef):
+        raise UserError(f"!function {excerpt(value.qual)}: custom Python here is not supported", source=src,
+                        field=field)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_functions_elsewhere(item, src, f"{field}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_functions_elsewhere(item, src, f"{field}[{i}]")
 
 
 def _required(raw: dict[str, Any], key: str, src: str) -> Any:
