@@ -40,11 +40,12 @@ KEY = "lmeval__"  # the row field holding what lm-eval would build from the docu
 FEWSHOT_SEED = 1234  # lm-eval's default --fewshot_random_seed
 KINDS = {"multiple_choice": "multiple_choice", "generate_until": "generate", "loglikelihood_rolling": "perplexity"}
 METRICS = {  # lm-eval metric name -> ours, per output type
-    "multiple_choice": {"acc": "acc", "acc_norm": "acc_norm"},
-    "generate_until": {"exact_match": "exact_match_strict"},
+    "multiple_choice": {"acc": "acc", "acc_norm": "acc_norm", "acc_bytes": "acc_bytes"},
+    "generate_until": {"exact_match": "exact_match_strict", "bleu": "bleu", "chrf": "chrf"},
     "loglikelihood_rolling": {"perplexity": "token_perplexity", "word_perplexity": "word_perplexity",
                               "byte_perplexity": "byte_perplexity", "bits_per_byte": "bits_per_byte"},
 }
+CORPUS = ("bleu", "chrf")  # lm-eval aggregations that are sacrebleu corpus scores, as tunegate's bleu and chrf
 EXACT_MATCH_OPTIONS = {"ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"}
 METRIC_KEYS = {"metric", "aggregation", "higher_is_better"}
 GEN_KEYS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "max_new_tokens"}
@@ -62,7 +63,7 @@ REFUSED = {  # keys lm-eval has that tunegate does not implement: one line each
 FEWSHOT_KEYS = {"sampler", "split", "samples", "process_docs", "fewshot_indices", "doc_to_text", "doc_to_target",
                 "doc_to_choice", "fewshot_delimiter", "target_delimiter"}
 LOCAL_BUILDERS = {"json", "csv", "parquet"}
-MAX_INDEX_FILES = 5000  # YAML files a group's folder is searched through for its member tasks
+MAX_INDEX_FILES = 20000  # YAML files a folder is searched through (lm-eval ships about 14,000)
 
 
 @dataclass(frozen=True)
@@ -576,8 +577,12 @@ def _metrics(cfg: dict[str, Any], output_type: str, src: str) -> tuple[list[str]
                 raise UserError("metric option not supported", source=src, field=f"metric_list[{i}].{key}")
         if not isinstance(entry.get("higher_is_better", True), bool):
             raise UserError("must be true or false", source=src, field=f"metric_list[{i}].higher_is_better")
-        if entry.get("aggregation", "mean") != "mean" and output_type != "loglikelihood_rolling":
-            raise UserError("only mean aggregation is supported", source=src, field=f"metric_list[{i}].aggregation")
+        aggregation = entry.get("aggregation", "mean")
+        # nanmean is mean for per-sample scores that are never NaN; bleu and chrf are sacrebleu's corpus scores
+        if aggregation not in ("mean", "nanmean", *CORPUS) and output_type != "loglikelihood_rolling" or (
+                aggregation in CORPUS and aggregation != entry["metric"]):
+            raise UserError(f"aggregation {excerpt(str(aggregation))} is not supported for {entry['metric']} "
+                            "(mean, or bleu/chrf for those metrics)", source=src, field=f"metric_list[{i}].aggregation")
         ours = METRICS[output_type].get(entry["metric"])
         if ours is None:
             raise UserError(f"metric {entry['metric']!r} is not supported for {output_type} "
@@ -720,3 +725,23 @@ def looks_like_task_file(path: Path) -> bool:
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
         return False
     return is_lmeval_task(raw) or (isinstance(raw, dict) and "include" in raw and "tasks" not in raw)
+
+
+def check_config(cfg: dict[str, Any], path: Path) -> str:
+    """Every configuration-level check `convert_task` makes before it reads data; the output type."""
+    src = str(path)
+    _check_keys(cfg, src)
+    _required(cfg, "task", src)
+    output_type = cfg.get("output_type", "generate_until")
+    if output_type not in KINDS:
+        raise UserError(f"output_type {output_type!r} is not supported (use {', '.join(KINDS)})", source=src,
+                        field="output_type")
+    _metrics(cfg, output_type, src)
+    if output_type == "generate_until":
+        _generation(cfg, src)
+        if cfg.get("filter_list"):
+            check_filters(cfg["filter_list"], src)
+    task_functions(cfg)
+    if not isinstance(cfg.get("dataset_path"), str):
+        raise UserError("the task names no dataset_path", source=src, field="dataset_path")
+    return str(output_type)

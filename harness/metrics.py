@@ -104,6 +104,8 @@ def mc_prediction(inp: ScoreInput, norm: str | None = None) -> int:
     logliks = list(inp.logliks or [])
     if norm == "chars":
         logliks = [ll / max(len(c), 1) for ll, c in zip(logliks, inp.choices or [])]
+    elif norm == "bytes":
+        logliks = [ll / max(len(c.encode("utf-8")), 1) for ll, c in zip(logliks, inp.choices or [])]
     elif norm == "tokens":
         logliks = [ll / max(n, 1) for ll, n in zip(logliks, inp.n_tokens or [])]
     return _argmax(logliks)
@@ -111,6 +113,8 @@ def mc_prediction(inp: ScoreInput, norm: str | None = None) -> int:
 
 register(Metric("acc", ("multiple_choice",), sample=lambda s: float(mc_prediction(s) == s.target)))
 register(Metric("acc_norm", ("multiple_choice",), sample=lambda s: float(mc_prediction(s, "chars") == s.target)))
+# lm-evaluation-harness's acc_bytes: normalised by the UTF-8 byte length of each choice
+register(Metric("acc_bytes", ("multiple_choice",), sample=lambda s: float(mc_prediction(s, "bytes") == s.target)))
 register(Metric("acc_norm_token", ("multiple_choice",),
                 sample=lambda s: float(mc_prediction(s, "tokens") == s.target)))
 
