@@ -47,21 +47,21 @@ METRICS = {  # lm-eval metric name -> ours, per output type
 }
 CORPUS = ("bleu", "chrf")  # lm-eval aggregations that are sacrebleu corpus scores, as tunegate's bleu and chrf
 EXACT_MATCH_OPTIONS = {"ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"}
-METRIC_KEYS = {"metric", "aggregation", "higher_is_better"}
+METRIC_KEYS = {"metric", "aggregation", "higher_is_better", "weight_by_size"}  # the last matters to groups only
 GEN_KEYS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "max_new_tokens"}
 # keys lm-eval reads that change nothing tunegate computes (names, bookkeeping) or that are honoured below
 TASK_KEYS = {"task", "task_alias", "tag", "group", "group_alias", "dataset_path", "dataset_name", "dataset_kwargs",
              "training_split", "validation_split", "test_split", "fewshot_split", "process_docs", "doc_to_text",
              "doc_to_target", "doc_to_choice", "description", "target_delimiter", "fewshot_delimiter",
              "fewshot_config", "num_fewshot", "metric_list", "output_type", "generation_kwargs", "repeats",
-             "filter_list", "should_decontaminate", "doc_to_decontamination_query", "metadata", "unsafe_code"}
+             "filter_list", "should_decontaminate", "doc_to_decontamination_query", "metadata", "unsafe_code",
+             "gen_prefix"}
 REFUSED = {  # keys lm-eval has that tunegate does not implement: one line each
     "custom_dataset": "a custom dataset function", "doc_to_image": "image inputs", "doc_to_audio": "audio inputs",
     "process_results": "custom result processing", "use_prompt": "promptsource prompts",
-    "gen_prefix": "gen_prefix (assistant prefill)",
 }
 FEWSHOT_KEYS = {"sampler", "split", "samples", "process_docs", "fewshot_indices", "doc_to_text", "doc_to_target",
-                "doc_to_choice", "fewshot_delimiter", "target_delimiter"}
+                "doc_to_choice", "fewshot_delimiter", "target_delimiter", "gen_prefix"}
 LOCAL_BUILDERS = {"json", "csv", "parquet"}
 MAX_INDEX_FILES = 20000  # YAML files a folder is searched through (lm-eval ships about 14,000)
 
@@ -278,8 +278,16 @@ class Docs:
         return self._templates[template].render(**doc)
 
     def _value(self, key: str, override: Any = None) -> Any:
-        value = override if override is not None else self.cfg.get(key)
+        if override is not None:
+            return self.funcs.get(f"fewshot_config.{key}") if isinstance(override, FunctionRef) else override
+        value = self.cfg.get(key)
         return self.funcs.get(key) if isinstance(value, FunctionRef) else value
+
+    def field(self, spec: Any, doc: dict[str, Any]) -> str:
+        """lm-eval's resolve_field (description, gen_prefix): a column, else a template; empty when unset."""
+        if not spec:
+            return ""
+        return str(doc[spec]) if spec in doc else self.render(str(spec), doc, "description/gen_prefix")
 
     def text(self, doc: dict[str, Any], override: Any = None) -> Any:
         spec = self._value("doc_to_text", override)
@@ -324,11 +332,21 @@ class Docs:
         return list(value)
 
 
-def _fewshot_turn(q: Any, c: list[str] | None, a: Any, tgt: str, few: str) -> str:
-    """One labelled example as lm-eval's build_qa_turn writes it in plain text."""
-    answer = c[a] if c and isinstance(a, int) else a[0] if isinstance(a, list) else a
+def _joins(prefix: str, suffix: str) -> bool:
+    """lm-eval's requires_delimiter: neither side has whitespace at the join."""
+    return bool(prefix) and bool(suffix) and not (prefix[-1].isspace() or suffix[0].isspace())
+
+
+def _qa_turn(q: Any, c: list[str] | None, a: Any, prefix: str, tgt: str, few: str) -> str:
+    """One question (and, for an example, its answer) as lm-eval's build_qa_turn writes it in plain text."""
     has_answer = a is not None and a != ""
-    return f"{q}{tgt if has_answer else ''}" + (f"{answer}{few}" if has_answer else "")
+    gap = tgt if (has_answer and not prefix) or (prefix and _joins(str(q), prefix)) else ""
+    if not has_answer:
+        return f"{q}{gap}{prefix}"
+    answer = str(c[a] if c and isinstance(a, int) else a[0] if isinstance(a, list) else a)
+    if prefix:  # lm-eval's maybe_delimit(gen_prefix, answer, " ")
+        answer = prefix + answer if not _joins(prefix, answer) else f"{prefix} {answer}"
+    return f"{q}{gap}{answer}{few}"
 
 
 # ---- one task file to suite tasks ----------------------------------------------------------------------------
@@ -340,7 +358,11 @@ def _check_keys(cfg: dict[str, Any], src: str) -> None:
         if key not in TASK_KEYS:
             raise UserError("not an lm-eval task key tunegate knows", source=src, field=key)
     for key, value in cfg.items():
-        if key not in FUNCTION_KEYS:
+        if key == "fewshot_config" and isinstance(value, dict):
+            for sub, item in value.items():
+                if sub not in FEWSHOT_FUNCTION_KEYS:
+                    _no_functions_elsewhere(item, src, f"{key}.{sub}")
+        elif key not in FUNCTION_KEYS:
             _no_functions_elsewhere(value, src, key)
     for key in cfg.get("fewshot_config") or {}:
         if key not in FEWSHOT_KEYS:
@@ -376,25 +398,31 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
     fs_cfg = cfg.get("fewshot_config") or {}
     shots = int(cfg.get("num_fewshot", 0) or 0)
     fs_split = fs_cfg.get("split", cfg.get("fewshot_split"))
-    if shots and not fs_split and not fs_cfg.get("samples"):  # lm-eval's preconfigured rule
+    if shots and not fs_split and "samples" not in fs_cfg:  # lm-eval's preconfigured rule
         fs_split = cfg.get("training_split") or cfg.get("validation_split") or cfg.get("test_split")
 
-    def load(which: str) -> list[dict[str, Any]]:
+    def load_raw(which: str) -> list[dict[str, Any]]:
         if cfg.get("dataset_path") in LOCAL_BUILDERS:
-            rows = _local_split(cfg, which, path, read_rows)
-        elif isinstance(cfg.get("dataset_path"), str):
-            rows = _hub_split(cfg, which, src, depends)
-        else:
-            raise UserError("the task names no dataset_path", source=src, field="dataset_path")
-        return _processed(rows, funcs.get("process_docs"), src)
+            return _local_split(cfg, which, path, read_rows)
+        if isinstance(cfg.get("dataset_path"), str):
+            return _hub_split(cfg, which, src, depends)
+        raise UserError("the task names no dataset_path", source=src, field="dataset_path")
+
+    def load(which: str) -> list[dict[str, Any]]:
+        return _processed(load_raw(which), funcs.get("process_docs"), src)
 
     docs = load(split)
     features = set().union(*(d.keys() for d in docs))
     renderer = Docs(cfg, features, src, funcs)
     pool: list[dict[str, Any]] = []
     if shots:
-        if fs_split:
+        fs_process = funcs.get("fewshot_config.process_docs", funcs.get("process_docs"))
+        if fs_split and fs_process is funcs.get("process_docs"):
             pool = docs if fs_split == split else load(str(fs_split))
+        elif fs_split:
+            pool = _processed(load_raw(str(fs_split)), fs_process, src)
+        elif "fewshot_config.samples" in funcs:
+            pool = list(_doc_call(lambda _d: funcs["fewshot_config.samples"](), {}, src, 0))
         elif isinstance(fs_cfg.get("samples"), list):
             pool = list(fs_cfg["samples"])
         else:
@@ -403,6 +431,9 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
         if indices:
             pool = [pool[i] for i in indices]
     multiple_input = output_type == "multiple_choice" and isinstance(_doc_call(renderer.text, docs[0], src, 0), int)
+    if multiple_input and cfg.get("gen_prefix"):
+        raise UserError("gen_prefix with choices as contexts (doc_to_text an index) is not supported", source=src,
+                        field="gen_prefix")
     rows = _render(cfg, renderer, docs, pool, shots, split, fs_split, multiple_input, output_type, src)
     base: dict[str, Any] = {
         "kind": KINDS[output_type], "data": {split: f"{_safe_name(name)}.{split}.jsonl"}, "split": split,  # rows come rendered
@@ -430,15 +461,18 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
 
 
 FUNCTION_KEYS = ("process_docs", "doc_to_text", "doc_to_target", "doc_to_choice")
+FEWSHOT_FUNCTION_KEYS = (*FUNCTION_KEYS, "samples")
 
 
 def task_functions(cfg: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], dict[str, str]]:
-    """The task's `!function`s by key (consent checked) and their files' hashes for the fingerprint."""
+    """The task's `!function`s by key (`fewshot_config.KEY` for its few-shot overrides; consent checked) and
+    their files' hashes for the fingerprint."""
     funcs, depends = {}, {}
-    for key in FUNCTION_KEYS:
-        if isinstance(cfg.get(key), FunctionRef):
-            funcs[key], file, digest = resolve_function(cfg[key], key)
-            depends[f"code:{Path(file).name}:{cfg[key].qual}"] = digest
+    fewshot = {f"fewshot_config.{k}": v for k, v in (cfg.get("fewshot_config") or {}).items()}
+    for key, value in [*((k, cfg.get(k)) for k in FUNCTION_KEYS), *fewshot.items()]:
+        if isinstance(value, FunctionRef):
+            funcs[key], file, digest = resolve_function(value, key)
+            depends[f"code:{Path(file).name}:{value.qual}"] = digest
     return funcs, depends
 
 
@@ -504,8 +538,7 @@ def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list
     out = []
     for i, doc in enumerate(docs):
         def build(doc: dict[str, Any] = doc) -> dict[str, Any]:
-            desc = cfg.get("description") or ""
-            context = (doc[desc] if desc in doc else r.render(desc, doc, "description")) if desc else ""
+            context = r.field(cfg.get("description"), doc)
             if shots:
                 exclude = doc if fs_split == cfg.get("test_split") else None
                 for ex in _sample(rnd, pool, shots, exclude, sampler, src):
@@ -514,8 +547,10 @@ def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list
                     a = r.target(ex, fs_cfg.get("doc_to_target"))
                     if multiple_input:
                         q, c = c[q] if c else q, None
-                    context += _fewshot_turn(q, c, a, fs_tgt, fs_few)
+                    context += _qa_turn(q, c, a, r.field(fs_cfg.get("gen_prefix", cfg.get("gen_prefix")), ex),
+                                        fs_tgt, fs_few)
             text = r.text(doc)
+            prefix = r.field(cfg.get("gen_prefix"), doc)
             target = r.target(doc)
             row: dict[str, Any] = {}
             if output_type == "multiple_choice":
@@ -523,11 +558,12 @@ def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list
                 if multiple_input:  # winogrande: each choice completes the context; the target is the continuation
                     row = {"prompt": context, "choices": choices, "target": text, "continuation": str(target)}
                 else:
-                    row = {"prompt": context + str(text), "choices": choices, "target": _gold(target, choices)}
+                    row = {"prompt": context + _qa_turn(text, None, None, prefix, tgt, ""), "choices": choices,
+                           "target": _gold(target, choices)}
             elif output_type == "generate_until":
                 if has_choice and isinstance(target, int):
                     target = r.choices(doc)[target]
-                row = {"prompt": context + str(text), "target": [str(t) for t in target]
+                row = {"prompt": context + _qa_turn(text, None, None, prefix, tgt, ""), "target": [str(t) for t in target]
                        if isinstance(target, list) else str(target)}
             else:
                 row = {"prompt": "", "target": str(target)}
