@@ -176,26 +176,26 @@ def _stock_rows() -> dict[str, dict[str, list[dict]]]:
         return " ".join(rng.choice(words) for _ in range(k))
 
     arc = [{"id": f"q{i}", "question": f"What does {w()} become when heated?", "answerKey": "ABCD"[i % 4],
-            "choices": {"text": [w(2) for _ in range(4)], "label": list("ABCD")}} for i in range(16)]
+            "choices": {"text": [w(2) for _ in range(4)], "label": list("ABCD")}} for i in range(8)]
     boolq = [{"passage": f"The {w()} is {w(2)}.", "question": f"is the {w(2)} {w(1)}", "label": i % 2, "idx": i}
-             for i in range(16)]
+             for i in range(8)]
     sciq = [{"question": f"What makes {w(2)}?", "distractor1": w(1), "distractor2": w(2), "distractor3": w(1),
-             "correct_answer": w(2), "support": f"  {w(6)}."} for _ in range(16)]
+             "correct_answer": w(2), "support": f"  {w(6)}."} for _ in range(8)]
     piqa = [{"goal": f"How to clean {w(2)}", "sol1": f"use {w(2)}", "sol2": f"use {w(3)}", "label": i % 2}
-            for i in range(16)]
+            for i in range(8)]
     tqa = [{"question": f"Is {w(2)} {w(1)}?", "mc1_targets": {"choices": [w(3), w(2), w(4)], "labels": [1, 0, 0]},
-            "mc2_targets": {"choices": [w(3)], "labels": [1]}} for _ in range(16)]
+            "mc2_targets": {"choices": [w(3)], "labels": [1]}} for _ in range(8)]
     hella = [{"ind": i, "activity_label": w(1).title(), "ctx_a": f"A person holds {w(2)}.", "ctx_b": f"they {w(1)}",
               "ctx": "", "endings": [f"{w(3)} [title] {w(1)}." for _ in range(4)], "source_id": f"s{i}",
-              "split": "val", "split_type": "indomain", "label": str(i % 4)} for i in range(16)]
+              "split": "val", "split_type": "indomain", "label": str(i % 4)} for i in range(8)]
     wino = [{"sentence": f"The {w(1)} beat the {w(1)} because the _ was {w(1)}.", "option1": w(1), "option2": w(1),
-             "answer": "12"[i % 2]} for i in range(16)]
+             "answer": "12"[i % 2]} for i in range(8)]
     mmlu = {split: [{"question": f" What is {w(3)}? ", "subject": "anatomy", "choices": [w(2) for _ in range(4)],
-                     "answer": i % 4} for i in range(n)] for split, n in (("test", 16), ("dev", 5))}
+                     "answer": i % 4} for i in range(n)] for split, n in (("test", 8), ("dev", 5))}
     gsm = {split: [{"question": f"Ann has {a} {w(1)}s and gets {b} more. How many?",
                     "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
                    for a, b in ((rng.randint(2, 40), rng.randint(2, 40)) for _ in range(n))]
-           for split, n in (("train", 8), ("test", 3))}
+           for split, n in (("train", 8), ("test", 2))}
     return {"arc_easy": {"test": arc}, "boolq": {"validation": boolq}, "sciq": {"test": sciq},
             "piqa": {"validation": piqa}, "truthfulqa": {"validation": tqa}, "hellaswag": {"validation": hella},
             "winogrande": {"validation": wino}, "mmlu": {f"anatomy_{k}": v for k, v in mmlu.items()},
@@ -214,8 +214,18 @@ def stock_tasks(tmp: Path) -> None:
     for folder, (name, file) in zip(_stock_rows(), STOCK_TASKS, strict=True):
         dest = root / folder
         shutil.copytree(STOCK / name, dest)
-        for split, rows in _stock_rows()[folder].items():
+        splits = _stock_rows()[folder]
+        for split, rows in splits.items():
             (dest / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        for yaml_file in [*dest.glob("*.yaml"), *dest.glob("*_yaml")]:
+            # lm-eval (datasets) resolves data files against the working directory and needs every declared
+            # split to exist: name them absolutely, and give unused splits the evaluated rows
+            text = yaml_file.read_text()
+            for declared in set(re.findall(r"^\s+\w+: (\S+\.jsonl)$", text, re.M)):
+                if not (dest / declared).exists():
+                    shutil.copy(dest / f"{next(iter(splits))}.jsonl", dest / declared)
+                text = text.replace(f": {declared}\n", f": {dest / declared}\n")
+            yaml_file.write_text(text)
         path = dest / file
         text = path.read_text()
         task = re.search(r'^"?task"?: "?([A-Za-z0-9_]+)"?$', text, re.M)
