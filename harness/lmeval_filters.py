@@ -7,8 +7,11 @@ is refused by name when the task file is read (`check_filters`).
 
 from __future__ import annotations
 
+import functools
 import re
 import string
+import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +41,54 @@ def _regex(args: dict[str, Any]) -> Step:
     return lambda resps, doc: [one(r) for r in resps]
 
 
+@functools.cache
+def _punctuation() -> dict[int, None]:
+    """Every Unicode punctuation code point (lm-eval's multi_choice_regex strips these)."""
+    return dict.fromkeys(i for i in range(sys.maxunicode) if unicodedata.category(chr(i)).startswith("P"))
+
+
+def _multi_choice_regex(args: dict[str, Any]) -> Step:
+    """`multi_choice_regex`: the regex; else a choice's text found in the response, as its letter "(A)"; else
+    ": A" as "(A)"; else the fallback. The document's `choices` name the letters."""
+    pattern = re.compile(str(args.get("regex_pattern", r"#### (\-?[0-9\.\,]+)")))
+    select, fallback = int(args.get("group_select", 0)), str(args.get("fallback", "[invalid]"))
+
+    def ignores(text: str) -> str:
+        for ignored in args.get("regexes_to_ignore") or []:
+            text = re.sub(ignored, "", text)
+        text = text.lower() if args.get("ignore_case") else text
+        return text.translate(_punctuation()) if args.get("ignore_punctuation") else text
+
+    def find(regex: re.Pattern[str], resp: str, convert: dict[str, str]) -> str:
+        found = regex.findall(resp)
+        if not found:
+            return ""
+        try:
+            match = found[select]
+        except IndexError:
+            return ""
+        if isinstance(match, tuple):
+            match = next((m for m in match if m), "")
+        match = str(match).strip()
+        return convert.get(match, match) if match else match
+
+    def step(resps: list[str], doc: dict[str, Any]) -> list[str]:
+        letters = [chr(ord("A") + i) for i in range(len(doc.get("choices") or []))]
+        texts = [ignores(str(c).strip()) for c in doc.get("choices") or []]
+        to_letter = {t: f"({a})" for t, a in zip(texts, letters)}
+        by_text = re.compile("|".join(sorted((re.escape(t) for t in texts), key=len, reverse=True)))
+        by_colon = re.compile(rf":[\s]*({'|'.join(letters)})")
+        out = []
+        for resp in resps:
+            resp = resp if isinstance(resp, str) else ""
+            match = (find(pattern, resp, {}) or find(by_text, ignores(resp), to_letter)
+                     or find(by_colon, resp, {a: f"({a})" for a in letters}))
+            out.append(match or fallback)
+        return out
+
+    return step
+
+
 def _take_first_k(args: dict[str, Any]) -> Step:
     k = int(args["k"])
     return lambda resps, doc: resps[:k]
@@ -50,6 +101,7 @@ def _majority(args: dict[str, Any]) -> Step:
 
 FILTERS: dict[str, Callable[[dict[str, Any]], Step]] = {
     "regex": _regex,
+    "multi_choice_regex": _multi_choice_regex,
     "take_first": lambda args: lambda resps, doc: resps[:1],
     "take_first_k": _take_first_k,
     "majority_vote": _majority,
@@ -57,7 +109,9 @@ FILTERS: dict[str, Callable[[dict[str, Any]], Step]] = {
     "uppercase": lambda args: lambda resps, doc: [r.upper() for r in resps],
     "remove_whitespace": lambda args: lambda resps, doc: [r.strip() for r in resps],
 }
-ARGS = {"regex": {"regex_pattern", "group_select", "fallback"}, "take_first_k": {"k"}}
+ARGS = {"regex": {"regex_pattern", "group_select", "fallback"}, "take_first_k": {"k"},
+        "multi_choice_regex": {"regex_pattern", "group_select", "fallback", "ignore_case", "ignore_punctuation",
+                               "regexes_to_ignore"}}
 
 
 def check_filters(filter_list: Any, src: str) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -78,9 +132,10 @@ def check_filters(filter_list: Any, src: str) -> list[tuple[str, list[dict[str, 
             extra = set(step) - {"function"} - ARGS.get(name, set())
             if extra:
                 raise UserError(f"option of filter {name} not supported", source=src, field=f"{where}.{sorted(extra)[0]}")
-            if name == "regex":
+            if name in ("regex", "multi_choice_regex"):
                 try:
-                    re.compile(str(step.get("regex_pattern", "")))
+                    for pattern in [step.get("regex_pattern", ""), *(step.get("regexes_to_ignore") or [])]:
+                        re.compile(str(pattern))
                 except re.error as exc:
                     raise UserError(f"bad regex: {exc}", source=src, field=f"{where}.regex_pattern") from None
             steps.append(dict(step))
