@@ -732,6 +732,7 @@ def to_suite(path: Path, read_rows: RowReader) -> tuple[dict[str, Any], list[Row
     else:
         cfg = read_config(path)
         if is_group(cfg):
+            _group_aggregation(cfg, str(path))
             members = group_members(cfg, path, build_index(path.parent))
             name, description = str(cfg["group"]), f"lm-eval group {cfg['group']} ({path.name})"
         else:
@@ -747,6 +748,22 @@ def to_suite(path: Path, read_rows: RowReader) -> tuple[dict[str, Any], list[Row
             tasks.append(task)
             rows.append(task_rows)
     return {"name": _safe_name(name), "description": description, "tasks": tasks}, rows, aliases
+
+
+def _group_aggregation(cfg: dict[str, Any], src: str) -> None:
+    """A group's score is the suite's pooled metric: every sample of its tasks counted once, which is lm-eval's
+    mean with `weight_by_size: true`. An unweighted mean (lm-eval's default) is refused rather than reported
+    under the same name with another value."""
+    for i, entry in enumerate(cfg.get("aggregate_metric_list") or []):
+        if not isinstance(entry, dict):
+            raise UserError("each entry needs a metric name", source=src, field=f"aggregate_metric_list[{i}]")
+        if entry.get("aggregation", "mean") != "mean":
+            raise UserError("only mean aggregation is supported", source=src,
+                            field=f"aggregate_metric_list[{i}].aggregation")
+        if not entry.get("weight_by_size", False):
+            raise UserError("tunegate reports a group pooled over its samples (weight_by_size: true); an "
+                            "unweighted mean of task means is not supported", source=src,
+                            field=f"aggregate_metric_list[{i}].weight_by_size")
 
 
 def matches(patterns: list[str], names: list[str]) -> bool:

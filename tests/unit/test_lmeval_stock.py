@@ -231,3 +231,21 @@ def test_suites_are_found_by_the_search_path_not_the_working_directory(tmp_path:
         load_suite("mine")  # ./suites is not searched silently
     monkeypatch.setenv("TUNEGATE_SUITES_PATH", f"{tmp_path / 'nowhere'}:{suite.parent}")
     assert load_suite("mine").name == "mine" and load_suite("mine/qa").tasks[0].name == "qa"
+
+
+def test_a_group_reports_its_pooled_score_as_lm_eval_weights_by_size(tmp_path: Path) -> None:
+    folder = stock(tmp_path, "mmlu")
+    for subject, n in (("anatomy", 3), ("astronomy", 5)):
+        for split in ("test", "dev"):
+            (folder / f"{subject}_{split}.jsonl").write_text(
+                "".join(json.dumps(mmlu_row(subject, i)) + "\n" for i in range(n)))
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(folder / "_mmlu_stem.yaml"), "--out", str(tmp_path / "r")]) == 0
+    suite = json.loads((tmp_path / "r" / "results.json").read_text())["suites"]["mmlu_stem"]
+    tasks = suite["tasks"]
+    weighted = (tasks["mmlu_anatomy"]["metrics"]["acc"]["value"] * 3
+                + tasks["mmlu_astronomy"]["metrics"]["acc"]["value"] * 5) / 8
+    assert suite["metrics"]["acc"]["value"] == pytest.approx(weighted) and suite["metrics"]["acc"]["n"] == 8
+    group = folder / "_mmlu_stem.yaml"
+    group.write_text(group.read_text().replace("weight_by_size: True", "weight_by_size: False"))
+    with pytest.raises(UserError, match="aggregate_metric_list\\[0\\].weight_by_size"):
+        load_suite(group)
