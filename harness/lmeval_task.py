@@ -567,6 +567,12 @@ def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list
                        if isinstance(target, list) else str(target)}
             else:
                 row = {"prompt": "", "target": str(target)}
+            # what the contamination audit compares (harness.audit): the task's own decontamination query,
+            # else the question without its few-shot examples
+            query = cfg.get("doc_to_decontamination_query") if cfg.get("should_decontaminate") else None
+            plain = " ".join(row["choices"]) if multiple_input else row["target"] if output_type == \
+                "loglikelihood_rolling" else text
+            row["query"] = r.field(query, doc) if query else str(plain)
             return row
 
         out.append({**doc, KEY: _doc_call(lambda _d: build(), doc, src, i)})

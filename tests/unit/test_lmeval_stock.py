@@ -249,3 +249,18 @@ def test_a_group_reports_its_pooled_score_as_lm_eval_weights_by_size(tmp_path: P
     group.write_text(group.read_text().replace("weight_by_size: True", "weight_by_size: False"))
     with pytest.raises(UserError, match="aggregate_metric_list\\[0\\].weight_by_size"):
         load_suite(group)
+
+
+def test_the_decontamination_query_feeds_the_audit(tmp_path: Path) -> None:
+    from harness.audit import suite_items
+
+    folder = stock(tmp_path, "gsm8k", train=[gsm_row(10 + i) for i in range(6)], test=[gsm_row(1)])
+    items = suite_items(load_suite(folder / "gsm8k.yaml"))["test"]
+    # gsm8k names no decontamination query: the question as asked, without the five examples before it
+    assert items[0].text == "Question: Tom has 1 apples and buys 2 more. How many?\nAnswer:"
+    row = {"sentence": "The cup fell off the table because the _ was tilted.", "option1": "cup",
+           "option2": "table", "answer": "2"}
+    wino = stock(tmp_path, "winogrande", validation=[row])
+    with trusting_task_code([wino]):
+        items = suite_items(load_suite(wino / "default.yaml"))["test"]
+    assert items[0].text == row["sentence"]  # its doc_to_decontamination_query: sentence
