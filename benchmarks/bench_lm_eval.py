@@ -5,15 +5,22 @@ Prints, with ratios:
    on acc/acc_norm and per-choice loglikelihoods, and scoring throughput against the forward roofline;
 2. generation: batched greedy vs batch-1 `generate` (identical outputs), and lm-eval's generate_until;
 3. never pay twice: a re-run with nothing changed (whole process, model not loaded);
-4. adapter sweep: base + 3 adapters in one process vs the sum of the four scoring phases.
+4. adapter sweep: base + 3 adapters in one process vs the sum of the four scoring phases;
+5. stock task files (copies of lm-eval's own, in tests/unit/lmeval_stock, data pointed at local JSON lines of
+   original rows written here): acc, acc_norm and exact_match of both tools per task, and per-choice
+   loglikelihoods, with one RESULT line.
 
-Run: `make bench` (installs lm_eval==0.4.13 into the venv) or `.venv/bin/python benchmarks/bench_lm_eval.py`.
+Run: `make bench` (installs lm_eval==0.4.13 into the venv) or `.venv/bin/python benchmarks/bench_lm_eval.py`;
+`--only stock` runs section 5 alone. `$LM_EVAL` names an lm_eval executable of another venv (default: ours).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,13 +165,128 @@ def sweep(tmp: Path) -> None:
     print(f"total {total:.2f} s, sum of the four scoring phases {phases:.2f} s, ratio {total / phases:.2f} (target <= 1.25)")
 
 
+STOCK = ROOT / "tests" / "unit" / "lmeval_stock"
+
+
+def _stock_rows() -> dict[str, dict[str, list[dict]]]:
+    """Original rows in each dataset's layout, by task folder and split (deterministic)."""
+    rng = random.Random(7)
+    words = ["river", "stone", "light", "paper", "metal", "glass", "cloud", "seed", "salt", "wood", "ice", "sand"]
+
+    def w(k: int = 3) -> str:
+        return " ".join(rng.choice(words) for _ in range(k))
+
+    arc = [{"id": f"q{i}", "question": f"What does {w()} become when heated?", "answerKey": "ABCD"[i % 4],
+            "choices": {"text": [w(2) for _ in range(4)], "label": list("ABCD")}} for i in range(8)]
+    boolq = [{"passage": f"The {w()} is {w(2)}.", "question": f"is the {w(2)} {w(1)}", "label": i % 2, "idx": i}
+             for i in range(8)]
+    sciq = [{"question": f"What makes {w(2)}?", "distractor1": w(1), "distractor2": w(2), "distractor3": w(1),
+             "correct_answer": w(2), "support": f"  {w(6)}."} for _ in range(8)]
+    piqa = [{"goal": f"How to clean {w(2)}", "sol1": f"use {w(2)}", "sol2": f"use {w(3)}", "label": i % 2}
+            for i in range(8)]
+    tqa = [{"question": f"Is {w(2)} {w(1)}?", "mc1_targets": {"choices": [w(3), w(2), w(4)], "labels": [1, 0, 0]},
+            "mc2_targets": {"choices": [w(3)], "labels": [1]}} for _ in range(8)]
+    hella = [{"ind": i, "activity_label": w(1).title(), "ctx_a": f"A person holds {w(2)}.", "ctx_b": f"they {w(1)}",
+              "ctx": "", "endings": [f"{w(3)} [title] {w(1)}." for _ in range(4)], "source_id": f"s{i}",
+              "split": "val", "split_type": "indomain", "label": str(i % 4)} for i in range(8)]
+    wino = [{"sentence": f"The {w(1)} beat the {w(1)} because the _ was {w(1)}.", "option1": w(1), "option2": w(1),
+             "answer": "12"[i % 2]} for i in range(8)]
+    mmlu = {split: [{"question": f" What is {w(3)}? ", "subject": "anatomy", "choices": [w(2) for _ in range(4)],
+                     "answer": i % 4} for i in range(n)] for split, n in (("test", 8), ("dev", 5))}
+    gsm = {split: [{"question": f"Ann has {a} {w(1)}s and gets {b} more. How many?",
+                    "answer": f"{a} + {b} = {a + b}\n#### {a + b}"}
+                   for a, b in ((rng.randint(2, 40), rng.randint(2, 40)) for _ in range(n))]
+           for split, n in (("train", 8), ("test", 2))}
+    return {"arc_easy": {"test": arc}, "boolq": {"validation": boolq}, "sciq": {"test": sciq},
+            "piqa": {"validation": piqa}, "truthfulqa": {"validation": tqa}, "hellaswag": {"validation": hella},
+            "winogrande": {"validation": wino}, "mmlu": {f"anatomy_{k}": v for k, v in mmlu.items()},
+            "gsm8k": gsm}
+
+
+STOCK_TASKS = [("arc_easy", "arc_easy.yaml"), ("boolq", "default.yaml"), ("sciq", "sciq.yaml"), ("piqa", "piqa.yaml"),
+               ("truthfulqa", "truthfulqa_mc1.yaml"), ("hellaswag", "hellaswag.yaml"),
+               ("winogrande", "default.yaml"), ("mmlu", "mmlu_anatomy.yaml"), ("gsm8k", "gsm8k.yaml")]
+
+
+def stock_tasks(tmp: Path) -> None:
+    """Both tools on copies of stock lm-eval task files; equality per metric and per-choice loglikelihoods."""
+    root = tmp / "stock"
+    files, names = [], []
+    for folder, (name, file) in zip(_stock_rows(), STOCK_TASKS, strict=True):
+        dest = root / folder
+        shutil.copytree(STOCK / name, dest)
+        splits = _stock_rows()[folder]
+        for split, rows in splits.items():
+            (dest / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        for yaml_file in [*dest.glob("*.yaml"), *dest.glob("*_yaml")]:
+            # lm-eval (datasets) resolves data files against the working directory and needs every declared
+            # split to exist: name them absolutely, and give unused splits the evaluated rows
+            text = yaml_file.read_text()
+            for declared in set(re.findall(r"^\s+\w+: (\S+\.jsonl)$", text, re.M)):
+                if not (dest / declared).exists():
+                    shutil.copy(dest / f"{next(iter(splits))}.jsonl", dest / declared)
+                text = text.replace(f": {declared}\n", f": {dest / declared}\n")
+            yaml_file.write_text(text)
+        path = dest / file
+        text = path.read_text()
+        task = re.search(r'^"?task"?: "?([A-Za-z0-9_]+)"?$', text, re.M)
+        assert task, path
+        # a name lm-eval does not ship, so --include_path cannot resolve to its own copy of the task
+        path.write_text(text.replace(task.group(0), f"task: tgbench_{task.group(1)}"))
+        files.append(path)
+        names.append(f"tgbench_{task.group(1)}")
+    lm_eval = os.environ.get("LM_EVAL", str(BIN / "lm_eval"))
+    le_wall, _ = timed([lm_eval, "--model", "hf", "--model_args", f"pretrained={model_dir()},dtype=float32",
+                        "--tasks", ",".join(names), "--include_path", str(root), "--batch_size", "16",
+                        "--device", "cpu", "--log_samples", "--output_path", str(tmp / "le_stock")],
+                       env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    le_results = json.loads(sorted((tmp / "le_stock").rglob("results_*.json"))[-1].read_text())["results"]
+    refs = [a for f in files for a in ("-s", str(f))]
+    tg_wall, _ = timed([sys.executable, "-m", "harness.cli", "eval", "-q", *refs, "--trust-task-code", str(root),
+                        "--store", str(tmp / "stock.sqlite"), "--out", str(tmp / "tg_stock")],
+                       env={"PYTHONPATH": str(ROOT)})
+    tg = json.loads((tmp / "tg_stock" / "results.json").read_text())["suites"]
+    tg_samples = [json.loads(line) for line in (tmp / "tg_stock" / "samples.jsonl").read_text().splitlines()]
+    print("\n== 5. stock lm-eval task files (local data, both tools, same model) ==")
+    equal, compared, diffs = 0, 0, []
+    for name in names:
+        le = le_results[name]
+        for suite in tg.values():
+            for task_name, task in suite["tasks"].items():
+                if task_name != name and not task_name.startswith(name + "."):
+                    continue
+                flt = task_name[len(name) + 1:] or "none"
+                for ours, theirs in (("acc", "acc"), ("acc_norm", "acc_norm"), ("exact_match_strict", "exact_match")):
+                    key = f"{theirs},{flt}"
+                    if ours in task["metrics"] and key in le:
+                        a, b = task["metrics"][ours]["value"], le[key]
+                        compared += 1
+                        equal += abs(a - b) < 1e-9
+                        print(f"{task_name:<34} {theirs:<12} lm-eval {b:.4f}  tunegate {a:.4f}  "
+                              f"{'equal' if abs(a - b) < 1e-9 else 'DIFFERENT'}")
+        sample_file = sorted((tmp / "le_stock").rglob(f"samples_{name}_*.jsonl"))
+        if sample_file and "acc,none" in le:
+            theirs_ll = {s["doc_id"]: [float(r[0][0]) for r in s["resps"]]
+                         for s in map(json.loads, sample_file[-1].read_text().splitlines())}
+            ours_rows = [s for s in tg_samples if s.get("task") == name]
+            for i, s in enumerate(ours_rows):
+                diffs += [abs(a - b) for a, b in zip(s["logliks"], theirs_ll[i], strict=True)]
+    print(f"whole process: lm-eval {le_wall:.1f} s, tunegate {tg_wall:.1f} s")
+    print(f"RESULT stock lm-eval tasks: {equal}/{compared} metrics equal to lm-eval 0.4.13; per-choice loglik "
+          f"max |diff| {max(diffs) if diffs else float('nan'):.2e} over {len(diffs)} choices (target < 1e-4)")
+
+
 def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     with tempfile.TemporaryDirectory(prefix="tunegate-bench-") as tmp:
-        multiple_choice(Path(tmp))
-        generation(Path(tmp))
-        rerun(Path(tmp))
-        sweep(Path(tmp))
+        if only in (None, "stock"):
+            stock_tasks(Path(tmp))
+        if only is None:
+            multiple_choice(Path(tmp))
+            generation(Path(tmp))
+            rerun(Path(tmp))
+            sweep(Path(tmp))
 
 
 if __name__ == "__main__":

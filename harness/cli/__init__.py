@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     import sqlite3
     import threading
 
-    from harness.core.untrusted import SafeTextStream, allowing_outside_data
+    from harness.core.untrusted import SafeTextStream, allowing_outside_data, trusting_task_code
+    from harness.data.suite import selecting_tasks
 
     args = build_parser().parse_args(argv)
     stdout = sys.stdout
@@ -49,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()  # only there can signals be handled
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        with allowing_outside_data(getattr(args, "allow_outside_data", False)):
+        with allowing_outside_data(getattr(args, "allow_outside_data", False)), \
+                trusting_task_code(getattr(args, "trust_task_code", None)), selecting_tasks(getattr(args, "tasks", None)):
             code = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a reader that went away (`| head`) is a BrokenPipeError here
         return code

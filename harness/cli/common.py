@@ -79,6 +79,12 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
 def _allow_outside_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-outside-data", action="store_true",
                         help="let suites read data files outside their own folder (symlinks, ../, absolute paths)")
+    parser.add_argument("--trust-task-code", action="append", metavar="DIR",
+                        help="let lm-eval task files under DIR run their Python (!function, process_docs); "
+                             "this runs that code, as lm-eval does (repeatable)")
+    parser.add_argument("--tasks", action="append", metavar="GLOB",
+                        help="evaluate only the tasks whose name, or lm-eval task, tag or group name, matches "
+                             "(repeatable; -s SUITE/TASK selects one suite's task)")
 
 
 def _positive(text: str) -> int:

@@ -351,3 +351,23 @@ class SafeTextStream:
 
     def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, buffer...
         return getattr(self._inner, name)
+
+
+_trusted_code: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("trusted_task_code", default=())
+
+
+@contextlib.contextmanager
+def trusting_task_code(folders: list[str] | list[Path] | None) -> Iterator[None]:
+    """Within this block, lm-eval task files under `folders` may run their Python (`!function`,
+    `--trust-task-code DIR`); everywhere else such a reference is refused."""
+    token = _trusted_code.set(tuple(Path(f).resolve() for f in folders or []))
+    try:
+        yield
+    finally:
+        _trusted_code.reset(token)
+
+
+def code_trusted(path: Path) -> bool:
+    """Whether the user consented to running the Python file `path` (it lies in a folder they named)."""
+    resolved = path.resolve()
+    return any(resolved == root or root in resolved.parents for root in _trusted_code.get())

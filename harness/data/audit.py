@@ -93,6 +93,8 @@ def suite_items(suite: Suite) -> dict[str, list[Item]]:
             role = "test" if split == task.spec.split else "train"
             for i, row in enumerate(rows):
                 text = " ".join(_flatten(row.get(f)) for f in fields if f in row)
+                if task.spec.lmeval is not None:  # an lm-eval task: its doc_to_decontamination_query
+                    text = str(row["lmeval__"]["query"])
                 out[role].append(Item(f"{suite.name}/{task.name}/{split}#{i + 1}", f"{task.name}/{split}", text,
                                       _suite_label(task, row)))
     return out

@@ -6,9 +6,11 @@ A suite is `suites/<name>/suite.yaml` plus data files. Nothing here knows about 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import csv
 import io
 import json
+import os
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -70,6 +72,15 @@ class Extraction(FrozenStrict):
     first_line: bool = False
     choices: bool = False  # take the first of the task's choices that occurs in the text
     fallback: str = ""
+
+
+class LmEvalSpec(FrozenStrict):
+    """How a task read from an lm-evaluation-harness file scores (harness.data.lmeval_task, harness.data.lmeval_filters)."""
+
+    filters: list[dict[str, Any]] = []  # the filter steps of its filter_list entry (generate)
+    exact_match: dict[str, Any] = {}  # ignore_case, ignore_punctuation, ignore_numbers, regexes_to_ignore
+    multiple_input: bool = False  # the choices are contexts and `continuation` is scored after each (winogrande)
+    depends: dict[str, str] = {}  # what the rows also depend on: !function files and dataset revisions
 
 
 PerturbName = Literal["typos", "casing", "contractions", "whitespace", "distractor", "shuffle_choices", "injection"]
@@ -194,6 +205,7 @@ class TaskSpec(FrozenStrict):
     # (refusal_rate is better high on harmful prompts and low on benign ones); not part of the fingerprint
     direction: dict[str, Direction] = {}
     judge: JudgeSpec | None = None  # a model grades each response (harness.scoring.judging)
+    lmeval: LmEvalSpec | None = None  # set only for tasks read from lm-eval task files
 
     @model_validator(mode="before")
     @classmethod
@@ -472,7 +484,8 @@ class Task:
                             f"split {split!r}, row {index + 1})", source=source, field=field_name) from None
 
     def fingerprint(self) -> str:
-        return sha256_json({"spec": self.spec.model_dump(mode="json", exclude={"direction"}), "rows": self.rows})
+        return sha256_json({"spec": self.spec.model_dump(mode="json", exclude=spec_exclusions(self.spec)),
+                            "rows": self.rows})
 
 
 @dataclass
@@ -488,7 +501,8 @@ class Suite:
         return self.spec.name
 
     def fingerprint(self) -> str:
-        spec = self.spec.model_dump(mode="json", exclude={"tasks": {"__all__": {"direction"}}})
+        spec = self.spec.model_dump(mode="json", exclude={"tasks": {i: spec_exclusions(t) for i, t in
+                                                                      enumerate(self.spec.tasks)}})
         return sha256_json({"suite": spec, "tasks": [t.fingerprint() for t in self.tasks]})
 
     def task(self, name: str) -> Task:
@@ -498,9 +512,18 @@ class Suite:
         raise UserError(f"suite {self.name} has no task {name!r}", source=self.path)
 
 
+def spec_exclusions(spec: TaskSpec) -> set[str]:
+    """Fields outside a task's fingerprint: its direction, and the lm-eval block of a task that has none
+    (so fingerprints of every other suite stay as they were)."""
+    return {"direction"} | ({"lmeval"} if spec.lmeval is None else set())
+
+
 def find_suite(ref: str) -> Path:
-    """A suite reference (`suites/x`, `suites/x/suite.yaml`, or a built-in name) to its suite.yaml."""
+    """A suite reference (`suites/x`, `suites/x/suite.yaml`, a built-in name, an lm-eval task file or a folder
+    of them) to its file or folder."""
     path = Path(ref)
+    if path.is_dir() and not (path / SUITE_FILE).is_file() and any(lmeval_task.task_files(path)):
+        return path  # a folder of lm-eval task files
     if path.is_dir():
         path = path / SUITE_FILE
     if path.is_file():
@@ -510,23 +533,78 @@ def find_suite(ref: str) -> Path:
         if candidate.is_file():
             return candidate
     known = sorted({p.parent.name for root in builtin_roots() for p in root.glob(f"*/{SUITE_FILE}")})
-    raise UserError(f"suite {ref} not found (no such file or directory; built-in suites: {', '.join(known)})",
-                    field="-s/--suite")
+    raise UserError(f"suite {ref} not found (no such file or directory; searched {SUITES_PATH_VAR} and the "
+                    f"built-in suites: {', '.join(known)})", field="-s/--suite")
+
+
+SUITES_PATH_VAR = "TUNEGATE_SUITES_PATH"
 
 
 def builtin_roots() -> list[Path]:
-    """Where built-in suites live: `./suites` of a checkout, then the copy installed with the package."""
+    """Where suites are found by name, in order: the folders of `$TUNEGATE_SUITES_PATH` (separated like
+    PATH), the `suites/` of the checkout tunegate runs from, then the copy installed with the package.
+    The current directory is searched only when the variable names it."""
+    listed = [Path(p) for p in os.environ.get(SUITES_PATH_VAR, "").split(os.pathsep) if p]
     package = Path(__file__).resolve().parents[1]  # harness/
-    roots = [Path.cwd() / "suites", package.parent / "suites", package / "builtin_suites"]
+    roots = [*listed, package.parent / "suites", package / "builtin_suites"]
     return [r for r in dict.fromkeys(roots) if r.is_dir()]
 
 
+_task_globs: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("task_globs", default=())
+
+
+@contextlib.contextmanager
+def selecting_tasks(patterns: list[str] | None) -> Iterator[None]:
+    """Within this block, every suite loaded keeps only the tasks whose name (or lm-eval task, tag or group
+    name) matches one of the globs (`--tasks`)."""
+    token = _task_globs.set(tuple(patterns or ()))
+    try:
+        yield
+    finally:
+        _task_globs.reset(token)
+
+
+def _locate(ref: str) -> tuple[Path, str | None]:
+    """The suite's path, and the task (or glob) a `SUITE/TASK` reference selects."""
+    try:
+        return find_suite(ref), None
+    except UserError:
+        head, sep, tail = ref.rpartition("/")
+        if not sep or not head or not tail:
+            raise
+        try:
+            return find_suite(head), tail
+        except UserError:
+            pass
+        raise
+
+
+def _select(suite: Suite, picked: str | None, aliases: dict[str, list[str]]) -> Suite:
+    """The suite cut down to the selected tasks (`-s SUITE/TASK`, `--tasks GLOB`); none selected is an error."""
+    globs = _task_globs.get()
+    if picked is None and not globs:
+        return suite
+    keep = [t for t in suite.tasks
+            if (picked is None or lmeval_task.matches([picked], [t.name, *aliases.get(t.name, [])]))
+            and (not globs or lmeval_task.matches(list(globs), [t.name, *aliases.get(t.name, [])]))]
+    if not keep:
+        what = f"task {picked!r}" if picked else f"task matching --tasks {', '.join(globs)}"
+        raise UserError(f"suite {suite.name} has no {what} (tasks: {excerpt(', '.join(t.name for t in suite.tasks), 200)})",
+                        source=suite.path, field="-s/--suite" if picked else "--tasks")
+    names = {t.name for t in keep}
+    suite.spec = suite.spec.model_copy(update={"tasks": [t for t in suite.spec.tasks if t.name in names]})
+    suite.tasks = keep
+    return suite
+
+
 def load_suite(ref: str | Path) -> Suite:
-    """Load, validate and return a suite; every problem is a UserError naming file, field and line."""
-    path = find_suite(str(ref))
+    """Load, validate and return a suite; every problem is a UserError naming file, field and line.
+
+    `ref` may end in `/TASK` (a name or glob) to keep only that task of the suite."""
+    path, picked = _locate(str(ref))
+    if path.is_dir() or (path.name != SUITE_FILE and lmeval_task.looks_like_task_file(path)):
+        return _from_lmeval(path, picked)
     raw, node = load_yaml(path)
-    if lmeval_task.is_lmeval_task(raw):
-        return _from_lmeval(raw, path)
     if not isinstance(raw, dict):
         raise UserError("a suite file must be a mapping with name and tasks", source=str(path), line=1)
     spec = parse_model(SuiteSpec, raw, node, str(path))
@@ -536,19 +614,20 @@ def load_suite(ref: str | Path) -> Suite:
         raise UserError(f"task names must be unique, got {names}", source=str(path), field="tasks")
     for i, task_spec in enumerate(spec.tasks):
         suite.tasks.append(_load_task(suite, task_spec, i, node))
-    return suite
+    return _select(suite, picked, {})
 
 
-def _from_lmeval(raw: dict[str, Any], path: Path) -> Suite:
-    """An lm-evaluation-harness task file as a one-task suite (rows already read by the converter)."""
-    raw_suite, rows = lmeval_task.to_suite_dict(raw, path, read_rows)
+def _from_lmeval(path: Path, picked: str | None) -> Suite:
+    """lm-evaluation-harness task files as a suite (rows already read and rendered by the converter)."""
+    raw_suite, rows, aliases = lmeval_task.to_suite(path, read_rows)
     spec = parse_model(SuiteSpec, raw_suite, None, str(path))
     suite = Suite(spec, str(path))
-    task = Task(spec.tasks[0], suite, rows)
-    check_kind(task.spec, suite.path, None, 0)
-    task.validate_rows()
-    suite.tasks.append(task)
-    return suite
+    for task_spec, task_rows in zip(spec.tasks, rows):
+        task = Task(task_spec, suite, task_rows)
+        check_kind(task.spec, suite.path, None, 0)
+        task.validate_rows()
+        suite.tasks.append(task)
+    return _select(suite, picked, aliases)
 
 
 def check_kind(spec: TaskSpec, source: str, node: yaml.Node | None, index: int) -> None:

@@ -104,6 +104,8 @@ def mc_prediction(inp: ScoreInput, norm: str | None = None) -> int:
     logliks = list(inp.logliks or [])
     if norm == "chars":
         logliks = [ll / max(len(c), 1) for ll, c in zip(logliks, inp.choices or [])]
+    elif norm == "bytes":
+        logliks = [ll / max(len(c.encode("utf-8")), 1) for ll, c in zip(logliks, inp.choices or [])]
     elif norm == "tokens":
         logliks = [ll / max(n, 1) for ll, n in zip(logliks, inp.n_tokens or [])]
     return _argmax(logliks)
@@ -111,6 +113,8 @@ def mc_prediction(inp: ScoreInput, norm: str | None = None) -> int:
 
 register(Metric("acc", ("multiple_choice",), sample=lambda s: float(mc_prediction(s) == s.target)))
 register(Metric("acc_norm", ("multiple_choice",), sample=lambda s: float(mc_prediction(s, "chars") == s.target)))
+# lm-evaluation-harness's acc_bytes: normalised by the UTF-8 byte length of each choice
+register(Metric("acc_bytes", ("multiple_choice",), sample=lambda s: float(mc_prediction(s, "bytes") == s.target)))
 register(Metric("acc_norm_token", ("multiple_choice",),
                 sample=lambda s: float(mc_prediction(s, "tokens") == s.target)))
 
@@ -213,9 +217,18 @@ def _sacre(name: str) -> Any:
 
 
 register(Metric("exact_match", ("generate",), sample=_exact))
-# lm-evaluation-harness's exact_match: the raw continuation equals the reference, nothing normalised
-register(Metric("exact_match_strict", ("generate",),
-                sample=lambda s: float(any((s.prediction or "") == ref for ref in s.references))))
+def _exact_strict(s: ScoreInput) -> float:
+    """lm-evaluation-harness's exact_match: the (filtered) continuation equals a reference, normalised only
+    by the options a task file gives (ignore_case, ignore_punctuation, ignore_numbers, regexes_to_ignore)."""
+    options = getattr(getattr(s.task, "lmeval", None), "exact_match", None) or {}
+    if options:
+        from harness.data.lmeval_filters import exact_match  # first use only: lm-eval task files need it
+
+        return exact_match(s.prediction or "", s.references, options)
+    return float(any((s.prediction or "") == ref for ref in s.references))
+
+
+register(Metric("exact_match_strict", ("generate",), sample=_exact_strict))
 
 
 def _answer_only(s: ScoreInput) -> float | None:

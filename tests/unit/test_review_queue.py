@@ -61,7 +61,7 @@ def test_rating_items_use_the_suite_rubric(tmp_path: Path, monkeypatch: pytest.M
         "name: rubricked\nrubric: [factuality, safety]\ntasks:\n  - name: qa\n    kind: generate\n"
         "    data: {test: data.jsonl}\n    prompt: '{{ q }}'\n    target: a\n    chat_template: false\n"
         "    metrics: [exact_match]\n")
-    monkeypatch.chdir(tmp_path)  # built-in suites are looked up under ./suites
+    monkeypatch.setenv("TUNEGATE_SUITES_PATH", str(tmp_path / "suites"))  # suites are found by the search path
     db = ReviewDB(tmp_path / "store.sqlite")
     queue = build_queue(make_runs(tmp_path / "runs", suite="rubricked"), mode="rating", db=db)
     assert queue.items[0].axes == ["factuality", "safety"]

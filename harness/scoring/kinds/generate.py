@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from harness.core.api import Request, SampleRecord, UserError
+from harness.data import lmeval_filters
 from harness.data.suite import Generation, Sample, Task
 from harness.scoring import judging, metrics
 from harness.scoring.kinds.base import Answered, PerSampleKind, ScoreContext
@@ -40,7 +41,11 @@ class Generate(PerSampleKind):
         inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
                                  n_tokens=response.n_tokens or None, doc=sample.doc, task=spec)
         inp.response = response.text or ""
-        inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
+        if spec.lmeval is not None:  # lm-eval's filter pipeline over the responses (harness.data.lmeval_filters)
+            inp.prediction = lmeval_filters.apply(spec.lmeval.filters, [r.text or "" for r in item.responses],
+                                                  sample.doc)
+        else:
+            inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
         return ctx.record(item, response.text, metrics.score_sample(spec.metrics, inp),
                           {"extracted": inp.prediction}, choices=sample.choices, logliks=response.logliks or None)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from harness.core.api import Request, SampleRecord
 from harness.data.suite import Sample, Task
 from harness.scoring import metrics
@@ -18,10 +20,17 @@ class MultipleChoice(PerSampleKind):
 
     def make_requests(self, task: Task, sample: Sample, prompt: str) -> list[Request]:
         delimiter = task.spec.target_delimiter
+        if _multiple_input(task):  # lm-eval's winogrande form: each choice ends the context, one continuation
+            cont = delimiter + str(sample.doc["lmeval__"]["continuation"])
+            return [Request("loglikelihood", prompt + c, (cont,)) for c in sample.choices or []]
         return [Request("loglikelihood", prompt, tuple(delimiter + c for c in sample.choices or []))]
 
     def score_one(self, ctx: ScoreContext, item: Answered) -> SampleRecord:
         sample, response = item.sample, item.responses[0]
+        if _multiple_input(ctx.task):  # one request per choice: gather their single loglikelihoods
+            response = replace(response, logliks=[r.logliks[0] for r in item.responses],
+                               n_tokens=[r.n_tokens[0] for r in item.responses] if response.n_tokens else [],
+                               is_greedy=[r.is_greedy[0] for r in item.responses] if response.is_greedy else [])
         inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
                                  n_tokens=response.n_tokens or None, doc=sample.doc, task=ctx.task.spec)
         pred = metrics.mc_prediction(inp)
@@ -30,6 +39,10 @@ class MultipleChoice(PerSampleKind):
         return ctx.record(item, sample.choices[pred] if sample.choices else None,
                           metrics.score_sample(ctx.task.spec.metrics, inp), extra, choices=sample.choices,
                           logliks=response.logliks or None)
+
+
+def _multiple_input(task: Task) -> bool:
+    return task.spec.lmeval is not None and task.spec.lmeval.multiple_input
 
 
 KIND = MultipleChoice()
