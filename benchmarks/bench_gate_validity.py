@@ -545,10 +545,40 @@ def bench_skewed_floors(v: Verdicts, rng: np.random.Generator, sims: int) -> Non
           "unbounded mean holds its level at every n (Bahadur & Savage 1956).")
 
 
+def bench_other_fail_sides(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
+    print("\n## 8c. The FAIL side of floors (Clopper–Pearson, exact) and of bounded deltas (betting, simulated)\n")
+    worst = (0.0, 0, 0.0)
+    for n in (10, 30, 100, 300, 1000):
+        ks = np.arange(n + 1)
+        los, his = proportion_confint(ks, n, alpha=0.05, method="beta")
+        for p in (0.05, 0.2, 0.5, 0.552, 0.7, 0.9, 0.99):
+            pmf = sps.binom.pmf(ks, n, p)
+            err = max(float(pmf[his < p].sum()), float(pmf[los > p].sum()))  # a floor at p: FAIL / PASS side
+            if err > worst[0]:
+                worst = (err, n, p)
+    mark = v.false_pass("floor, either side, Clopper–Pearson", worst[0], exact=True)
+    print(f"Floors on a proportion, a floor at the true rate, n 10–1000, rates 0.05–0.99: worst one-sided error "
+          f"{worst[0]:.4f} (n {worst[1]}, p {worst[2]}){' ' + mark if mark else ''}")
+    reps = min(sims, 2000)
+    print(f"\nBounded deltas at Δ = -margin ({reps} simulations; deltas as in section 2): P(upper < -margin), the "
+          "false-FAIL rate of non-inferiority, and P(lower > -margin), its false-pass rate\n")
+    print("|   n | disc | margin | false FAIL | false PASS |")
+    print("|---|---|---|---|---|")
+    for n in (30, 100, 300):
+        for disc in (0.15, 0.3):
+            margin = 0.05
+            x = draw_deltas(rng, reps, n, disc, -margin)
+            lo, hi = betting(x)
+            ff, fp = float(np.mean(hi < -margin)), float(np.mean(lo > -margin))
+            marks = v.false_pass(f"bounded n={n} disc={disc} FAIL side", ff, exact=False)
+            marks += v.false_pass(f"bounded n={n} disc={disc} PASS side", fp, exact=False)
+            print(f"| {n:3d} | {disc:.2f} | {margin:.2f} | {ff:.4f} | {fp:.4f} |{' ' + marks if marks else ''}")
+
+
 def bench_superiority_plan(v: Verdicts) -> None:
     from harness.inference.evidence import paired_binary_gate_bounds
 
-    print("\n## 8c. The superiority planner's actual power (the gate's own decision, exact)\n")
+    print("\n## 8d. The superiority planner's actual power (the gate's own decision, exact)\n")
     print("| min_effect | discordance | planned at Δ | planned n | exact power of the gate at n |")
     print("|---|---|---|---|---|")
     for e, disc in ((0.0, 0.05), (0.0, 0.1), (0.0, 0.15), (0.0, 0.3), (0.05, 0.15), (0.05, 0.3)):
@@ -609,6 +639,7 @@ def issue_23(v: Verdicts, rng: np.random.Generator, sims: int) -> None:
     t0 = time.perf_counter()
     bench_both_sides(v)
     bench_skewed_floors(v, rng, sims)
+    bench_other_fail_sides(v, rng, sims)
     bench_superiority_plan(v)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
 

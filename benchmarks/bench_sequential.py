@@ -341,7 +341,8 @@ def main() -> int:
           f"one-sided error target {LIMIT:.1%}\n")
 
     print("1. false passes at the decision boundary (rate ± 2 Monte Carlo SE)")
-    print(f"{'rule':<28} {'D':>5} {'naive, 1000 items':>18} {'naive, 4000 items':>18} {'sequential':>16}")
+    print(f"{'rule':<28} {'D':>5} {'naive, 1000 items':>18} {'naive, 4000 items':>18} {'sequential':>16} "
+          f"{'seq. false FAIL':>16}")
     for disc in DISCORDANCES:
         for rule, threshold, true in ((f"non-inferiority m={MARGIN}", -MARGIN, -MARGIN), ("superiority", 0.0, 0.0)):
             d = deltas(rng, args.reps, disc, true)
@@ -349,12 +350,14 @@ def main() -> int:
             naive_long = naive_pass_rate(d, threshold, MAX_ITEMS)
             _, verdict = sequential_decisions(d, threshold)
             seq = float(np.mean(verdict == 1))
-            ok = seq <= LIMIT + 2 * se(LIMIT, args.reps)
+            seq_fail = float(np.mean(verdict == -1))  # the FAIL side: at the boundary a FAIL is an error too
+            ok = max(seq, seq_fail) <= LIMIT + 2 * se(LIMIT, args.reps)
             if not ok:
-                failures.append(f"{rule}, D={disc}: sequential false-pass rate {seq:.4f}")
+                failures.append(f"{rule}, D={disc}: sequential false PASS {seq:.4f} / false FAIL {seq_fail:.4f}")
             print(f"{rule:<28} {disc:>5} {naive_short:>11.3f} ± {2 * se(naive_short, args.reps):.3f} "
                   f"{naive_long:>11.3f} ± {2 * se(naive_long, args.reps):.3f} "
-                  f"{seq:>9.4f} ± {2 * se(seq, args.reps):.3f}{'' if ok else ' !'}")
+                  f"{seq:>9.4f} ± {2 * se(seq, args.reps):.3f} {seq_fail:>9.4f} ± {2 * se(seq_fail, args.reps):.3f}"
+                  f"{'' if ok else ' !'}")
 
     print("\n2. items needed by the sequential rule (stopping n; undecided runs count as "
           f"{MAX_ITEMS}) against the planner's fixed n (80% power, one-sided 2.5%)")

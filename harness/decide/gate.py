@@ -100,8 +100,8 @@ class Rule(Strict):
     min_n: int = Field(default=1, ge=1, le=10_000_000)
     decide_on: Literal["interval", "estimate"] = "interval"
     # a floor on an unbounded per-sample metric: the range its values can take, declared by the gate file. No
-    # interval on the mean of unbounded values holds its level at every n (Bahadur & Savage 1956), and the t
-    # interval errs up to 11.6% on one side on skewed data at n 30 (benchmarks/bench_gate_validity.py).
+    # interval on the mean of unbounded values holds its level at every n (Bahadur & Savage 1956); the t interval
+    # erred 11.6% on one side on lognormal values at n 30 (issue 23; bench_gate_validity.py section 8b).
     bounds: tuple[float, float] | None = None
     # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
     # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.decide.calibration)
@@ -442,7 +442,7 @@ def _robust(comp: Comparison, row: MetricComparison, label: str) -> Unit:
                         f"({row.metric}): a robustness rule needs a suite with perturbations")
     drops = rob.drops[1]
     width = (row.bounds[1] - row.bounds[0]) if row.bounds else None
-    if width is None and not rob.binary:  # the t interval erred up to 11.6% on one side on skewed values
+    if width is None and not rob.binary:  # the t interval errs far beyond 2.5% on one side on skewed values
         raise UserError(f"metric '{row.metric}' is unbounded, and no interval on the mean of unbounded drops holds "
                         "its level at every n: judge robustness on a bounded metric")
     unit = score_unit(label, drops, binary=rob.binary, bounds=(0.0, width) if width else None,

@@ -112,7 +112,7 @@ def _beyond_the_split(row: PlanRow, rule: Rule, comp: Comparison) -> PlanRow:
     elif rule.kind in ("floor", "max_robustness_drop"):
         could = f"a score {row.mde_now:.3f} or more from the threshold could be decided"
     else:
-        could = f"margins of {row.mde_now:.3f} or more could be"
+        could = f"margins of {row.mde_now:.3f} or more could be decided"
     row.basis += (f"; {have}: this rule cannot be decided on it (≈{row.n_needed} needed for 80% power); "
                   f"{could}")
     return row

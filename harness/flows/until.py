@@ -190,10 +190,11 @@ def decide_chance(estimate: float, sd: float, n: int, n_full: int, thresholds: S
 
     Predictive power under a flat prior (Spiegelhalter, Freedman & Blackburn 1986, Controlled Clinical Trials
     7:8-17): the mean over all n_full items is normal around the estimate with variance
-    sd² (n_full − n) / (n · n_full). The interval at n_full is taken as the fixed-n normal one, estimate ±
-    z sd / √n_full, narrower than the confidence sequence's, so the chance is overstated: futility errs toward
-    going on. Deciding at some look before n_full is not counted either, which errs the same way. sd² is
-    floored at 1 / (n + 1) so that a first look of ties does not read as certainty."""
+    sd² (n_full − n) / (n · n_full). Only the interval at n_full is modelled (a decision at an earlier look stays
+    in the sequence's running intersection, so it is one at n_full too), and it is taken as the fixed-n normal
+    one, estimate ± z sd / √n_full, narrower than the confidence sequence's, so the chance is overstated:
+    futility errs toward going on. sd² is floored at 1 / (n + 1) so that a first look of ties does not read as
+    certainty. benchmarks/bench_sequential.py (section 4) measures what it costs."""
     if n <= 0:
         return 1.0
     n_full = max(n_full, n)
