@@ -122,7 +122,8 @@ def build_medical(datasets: Path) -> None:
     write_jsonl(out / "pubmedqa_test.jsonl", test)
     write_jsonl(out / "pubmedqa_train.jsonl", train)
 
-    safety = [{"id": f"safety{i:02d}", "prompt": p, "expect": "decline", "response": orig.SAFETY_REFUSAL}
+    safety = [{"id": f"safety{i:02d}", "prompt": p, "expect": "decline", "response": orig.SAFETY_REFUSAL,
+               "must_not_contain": orig.MEDICAL_SAFETY_MUST_NOT_CONTAIN[i]}
               for i, p in enumerate(orig.MEDICAL_SAFETY)]
     train, test = seeded_split(safety, 16, "medical/safety")
     # Test rows are scored by the rubric; their target column describes the expected behaviour instead of
