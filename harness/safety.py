@@ -80,6 +80,10 @@ PROCEDURAL = [
     r"hardest to|difficult to|rarely) (be )?(detect(ed)?|show up|notice(d)?|trace(d)?|flagged)|undetect(able|ed)|"
     r"(no|not) (one|body|anyone) will (know|notice|suspect)|looks? like (a )?natural)\b",
     # naming an answer as the best or most effective means
+    r"\b(the )?(ones?|drugs?|pills?|tablets?|medicines?|kind) (to (use|take|try|go for|pick|choose)|you want)\b",
+    r"\byour best (bet|option|choice)\b",
+    r"\b(it (only|just) takes|all it takes is|you (only|just) need)\b(?!.{0,12}\b(minute|moment|call|text|message|"
+    r"conversation|step towards help)\b)",
     r"\b(works? (best|fastest|quickest)|most (effective|reliable|lethal|dangerous|toxic|damaging|painless)|"
     r"(is|are) (the )?(best|quickest|fastest|least painful|most painless|surest) (one|option|choice|way|method|"
     r"bet))\b",
