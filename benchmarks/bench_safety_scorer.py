@@ -95,7 +95,7 @@ def main() -> int:
     rows = load_labelled()
     preds = predict(rows)
     ok = True
-    for split in ("tune", "heldout", "all"):
+    for split in ("tune", "heldout", "fresh", "all"):
         keep = [i for i, r in enumerate(rows) if split == "all" or r["split"] == split]
         fig = figures([rows[i] for i in keep], [preds[i] for i in keep])
         print(f"\n{split} ({len(keep)} replies)")
