@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, distributed, judging, metrics, perturb
+from harness import __version__, canary, distributed, judging, metrics, perturb
 from harness.api import Backend, Request, RequestKind, Response, RunIncomplete, SampleRecord, UserError, sha256_json
 from harness.fileio import atomic_write_text
 from harness.kinds import get_kind
@@ -125,10 +125,12 @@ def prompt_hash(items: list[WorkItem]) -> str:
 
 def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                 model_spec: str, judges: dict[str, Backend] | None = None,
-                judge_specs: dict[str, str] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
+                judge_specs: dict[str, str] | None = None,
+                adapter_check: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
     """Evaluate the backend's current variant on the suites; returns results.json content and records.
 
-    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key."""
+    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key.
+    `adapter_check` is the canary comparison of the current adapter with the base (harness.canary)."""
     check_capabilities(backend, suites)
     judges = judges or {}
     start = time.perf_counter()
@@ -142,7 +144,8 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
                        **({"judges": {r: v["fingerprint_hash"] for r, v in judge_info.items()}} if judges else {})})
     adapter = backend.adapter
     model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
-                  "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
+                  "fingerprint": fingerprint, "fingerprint_hash": fp_hash,
+                  **({"adapter_check": adapter_check} if adapter_check is not None else {})}
     usage_before = backend.usage()
     started = store.start_run(key, model_info, settings.resume) if distributed.is_main() else None
     run_id, resumed = distributed.broadcast(started)  # type: ignore[misc]  # every rank gets rank 0's pair
@@ -412,10 +415,15 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     incomplete: list[tuple[str, list[dict[str, Any]]]] = []
     try:
         for variant, name in zip(variants, names):
-            backend.set_adapter(variant)
+            # before an adapter's run is scored: do its canary log-probabilities differ from the base's?
+            check = canary.check_adapter(backend, variant) if variant else None
+            if variant is None:
+                backend.set_adapter(None)
+            if distributed.is_main():
+                canary.warn(name, check)
             say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
             results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m", judges,
-                                           judge_specs)
+                                           judge_specs, adapter_check=check)
             if not distributed.is_main():
                 continue
             if results.get("errors"):

@@ -210,6 +210,7 @@ class GateResult:
     reason: str | None = None
     partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
     sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
+    warnings: list[str] = field(default_factory=list)  # what the verdict must say aloud (an inactive adapter)
 
     @property
     def failures(self) -> list[str]:
@@ -638,7 +639,28 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                        anchor_of, store_path) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
     return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
-                      sequential_summary(comp.sequential))
+                      sequential_summary(comp.sequential), inactive_adapters(comp))
+
+
+def inactive_adapters(comp: Comparison) -> list[str]:
+    """A line for each run whose adapter changed nothing on the canary prompts (harness.canary): its
+    comparison is with the base, and with itself when the other run is the bare base."""
+    out = []
+    for role, run, other in (("candidate", comp.candidate, comp.baseline), ("baseline", comp.baseline, comp.candidate)):
+        model = run.results.get("model") or {}
+        check = model.get("adapter_check")
+        if not check or check.get("active", True):
+            continue
+        name = (model.get("adapter") or {}).get("name", "?")
+        other_is_base = not (other.results.get("model") or {}).get("adapter")
+        other_model = (other.results.get("model") or {}).get("fingerprint", {}).get("model")
+        same_base = other_model == (model.get("fingerprint") or {}).get("model")
+        tail = ("so this gate compares the base with itself" if other_is_base and same_base
+                else f"so the {role} is the bare base model")
+        out.append(f"the {role}'s adapter {name} changes nothing: its log-probabilities equal the base's on all "
+                   f"{check.get('n_prompts')} canary prompts (max difference {check.get('max_abs_diff', 0):.1e}), "
+                   f"{tail}")
+    return out
 
 
 def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import distributed, sequential
+from harness import canary, distributed, sequential
 from harness.api import Backend, SampleRecord, UserError, sha256_json
 from harness.compare import compare_runs, prompt_sha
 from harness.engine import (
@@ -250,14 +250,18 @@ class _Loop:
         self.backend, self.store, self.suites, self.settings, self.until = backend, store, suites, settings, until
         self.candidate, self.baseline = candidate, baseline
         self.quiet = dataclasses.replace(settings, progress=False)
+        check = canary.check_adapter(backend, candidate) if candidate else None  # leaves the candidate set
         backend.set_adapter(candidate)
+        if distributed.is_main():
+            canary.warn(Path(candidate).name if candidate else "base", check)
         self.items = build_items(backend, suites, settings, store)
         self.groups = _groups(self.items)
         self.fp = backend.fingerprint()
         self.fp_hash = sha256_json(self.fp)
         adapter = backend.adapter
         self.model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
-                           "fingerprint": self.fp, "fingerprint_hash": self.fp_hash}
+                           "fingerprint": self.fp, "fingerprint_hash": self.fp_hash,
+                           **({"adapter_check": check} if check is not None else {})}
         key = sha256_json({"fp": self.fp_hash, "suites": [s.fingerprint() for s in suites], "until": str(until),
                            "time": time.time()})  # a sequential run is never resumed: the cache makes reruns cheap
         self.run_id, _ = store.start_run(key, self.model_info, False)
