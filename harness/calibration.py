@@ -214,6 +214,12 @@ def human_win_values(store_path: Path | str | None, baseline: Run, candidate: Ru
 def human_rating_deltas(store_path: Path | str | None, baseline: Run, candidate: Run, suite: str, task: str | None,
                         axis: str | None) -> list[float]:
     """Per sample rated in both runs: (candidate's mean rating − baseline's) / 4, in [−1, 1] on the 1–5 scale."""
+    return list(human_rating_delta_map(store_path, baseline, candidate, suite, task, axis).values())
+
+
+def human_rating_delta_map(store_path: Path | str | None, baseline: Run, candidate: Run, suite: str,
+                           task: str | None, axis: str | None) -> dict[tuple[str, str, str], float]:
+    """`human_rating_deltas` keyed by (suite, task, sample id), in sample order: what PPI pairs with the judge."""
     db = ReviewDB(store_path)
     try:
         items = {it.item_id: it for it in db.items() if it.mode == "rating" and _in_scope(it, suite, task)}
@@ -229,9 +235,9 @@ def human_rating_deltas(store_path: Path | str | None, baseline: Run, candidate:
     finally:
         db.close()
     base, cand = run_id(baseline), run_id(candidate)
-    out = []
+    out = {}
     for (rid, s, t, sample), values in sorted(means.items()):
         other = means.get((base, s, t, sample))
         if rid == cand and other:
-            out.append((sum(values) / len(values) - sum(other) / len(other)) / 4)
+            out[(s, t, sample)] = (sum(values) / len(values) - sum(other) / len(other)) / 4
     return out

@@ -21,11 +21,12 @@ import numpy as np
 import yaml
 from pydantic import Field, model_validator
 
-from harness import ledger, power, stats
+from harness import ledger, power, ppi, stats
 from harness.api import UserError
 from harness.calibration import (
     HUMAN_WIN_RATE,
     agreement,
+    human_rating_delta_map,
     human_rating_deltas,
     human_ratings,
     human_win_values,
@@ -102,6 +103,9 @@ class Rule(Strict):
     # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
     # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.calibration)
     min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
+    # judge the human-scale Δ instead: judge scores on every item plus the review app's ratings on some give a
+    # prediction-powered interval (harness.ppi), valid whatever the judge's bias
+    ppi: bool = False
 
     @model_validator(mode="after")
     def _exactly_one_check(self) -> Rule:
@@ -124,6 +128,11 @@ class Rule(Strict):
                              "superiority rule")
         if self.min_human_agreement is not None and self.metric != "judge_score":
             raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
+        if self.ppi and (self.metric != "judge_score" or kinds[0] not in ("non_inferiority", "superiority")):
+            raise ValueError("'ppi: true' applies to a non_inferiority or superiority rule on 'metric: judge_score'")
+        if self.ppi and self.min_human_agreement is not None:
+            raise ValueError("'ppi: true' needs no 'min_human_agreement': its interval holds whatever the judge's "
+                             "agreement (drop one of the two)")
         return self
 
     @property
@@ -528,6 +537,62 @@ def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path:
 
 
 
+def judge_deltas(comp: Comparison, suite: str, task: str) -> dict[str, float]:
+    """Per item the judge scored in both runs: candidate's judge_score minus the baseline's, in [−1, 1]."""
+    base = originals(task_samples(comp.baseline, suite, task))
+    cand = originals(task_samples(comp.candidate, suite, task))
+    out = {}
+    for sid, c in cand.items():
+        b = base.get(sid)
+        cs, bs = (c.get("scores") or {}).get("judge_score"), ((b or {}).get("scores") or {}).get("judge_score")
+        if isinstance(cs, (int, float)) and isinstance(bs, (int, float)) and math.isfinite(cs) and math.isfinite(bs):
+            out[sid] = float(cs) - float(bs)
+    return out
+
+
+def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side: _Side) -> Check:
+    """One task's prediction-powered check of the human-scale Δ."""
+    rated = [k for k in human if k in judge]
+    if len(rated) < ppi.MIN_RATED:
+        why = ("people have not rated these runs' judged responses" if not rated else
+               f"{len(rated)} items rated in both runs < {ppi.MIN_RATED}, too few for a prediction-powered interval")
+        note = f"{why} (the review app: tunegate review RUN --mode rating)"
+        return Check(task, "judge_score", "INCONCLUSIVE", float("nan"), Interval(None, None, ppi.METHOD, len(rated), note),
+                     len(judge), None, note=note)
+    res = ppi.paired_ppi(human, judge)
+    only = ppi.ppi_mean([human[k] for k in rated], [judge[k] for k in rated], [], lam=0.0)
+    iv = Interval(res.lo, res.hi, ppi.METHOD, res.n_rated + res.n_unrated)
+    verdict: Verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
+    fail_at = side.threshold if side.fail_threshold is None else side.fail_threshold
+    note = (f"human-scale Δ from {res.n_rated} items rated in both runs and {res.n_unrated} judged only; judge weight "
+            f"λ {res.lam:.2f}; human-only interval [{only.lo:+.3f}, {only.hi:+.3f}]")
+    return Check(task, "judge_score", verdict, res.estimate, iv, res.n_rated + res.n_unrated, None,
+                 res.p_above(side.threshold), res.p_below(fail_at), note)
+
+
+def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path: str | None) -> RuleResult:
+    """A judge_score rule judged on the human scale: Δ = candidate − baseline of the mean review-app rating
+    (1–5, divided by 4), estimated by PPI++ from the judge's Δ on every item and people's on the rated ones."""
+    suite = str(rule.suite)
+    tasks = [rule.task] if rule.task else [r.task for r in comp.metrics
+                                           if r.suite == suite and r.metric == "judge_score" and r.task]
+    if not tasks or not all(t in comp.candidate.suites.get(suite, {}).get("tasks", {}) for t in tasks):
+        raise UserError(f"no task of suite '{suite}'{' named ' + str(rule.task) if rule.task else ''} reports "
+                        "judge_score in the candidate run", **where)
+    human = human_rating_delta_map(store_path, comp.baseline, comp.candidate, suite, rule.task, None)
+    side, cond = _side(rule, True)
+    checks = [_ppi_check(task, {sid: v for (s, t, sid), v in human.items() if s == suite and t == task},
+                         judge_deltas(comp, suite, task), side) for task in tasks]
+    verdict, deciding = _combine(checks)
+    head = deciding or checks[0]
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, "judge_score (PPI)") if x)
+    detail = "; ".join(f"{c.label}: {c.note}" if len(checks) > 1 else str(c.note) for c in checks)
+    return RuleResult(name, rule.kind, suite, rule.task, "judge_score", verdict, head.figure,
+                      f"human-scale {cond}", head.interval, sum(c.n for c in checks), None, head.p_pass,
+                      f"{ppi.METHOD}; {detail}", where.get("line"), checks,
+                      "per task" if len(checks) > 1 else "tasks", "interval")
+
+
 AnchorOf = Callable[[Drift], Run]  # the anchor release a max_drift rule names (from the ledger)
 
 
@@ -575,6 +640,8 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         return judge_drift(rule, spec, comp, where, anchor_of)
     if is_human_metric(rule.metric):
         return _human_rule(rule, comp, where, store_path)
+    if rule.ppi:
+        return _ppi_rule(rule, comp, where, store_path)
     try:
         suite, rows, left_out = _rows(rule, spec, comp)
         units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]
