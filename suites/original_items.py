@@ -579,3 +579,75 @@ GENERAL_SHORT = [
     ("What is the name of the fourth planet from the Sun?", "Mars"),
     ("Which language is mainly spoken in Mexico?", "Spanish"),
 ]
+
+# ---- legal: explain which rule applies and why (judged; issue 27) ------------------------------------------------
+# (facts, question, reference explanation). General US common-law teaching rules, written for tunegate.
+
+LEGAL_EXPLAIN = [
+    ("At a robbery trial, a police officer testifies that a bystander told him, 'The man in the red jacket took the "
+     "purse.' The bystander does not testify.", "Is the officer's testimony admissible to prove who took the purse?",
+     "This is hearsay: an out-of-court statement (the bystander's) offered to prove the truth of what it asserts (that "
+     "the man in the red jacket took the purse). Unless an exception applies, such as an excited utterance, it is "
+     "inadmissible for that purpose."),
+    ("A baker emails a café: 'I will sell you 200 croissants at $1 each, delivered Friday.' The café replies: "
+     "'Accepted, but at 90 cents each.'", "Is there a contract?",
+     "No. Under the common-law mirror image rule an acceptance must match the offer exactly; a reply that changes the "
+     "price is a rejection and a counteroffer, which the baker is free to accept or not."),
+    ("An uncle promises his niece $5,000 if she stops smoking for a year. She stops for the whole year, and he refuses "
+     "to pay, saying he got nothing in return.", "Is the uncle's promise enforceable?",
+     "Yes. Consideration can be a legal detriment: the niece gave up something she had a legal right to do (smoking) "
+     "in exchange for the promise, as in Hamer v. Sidway, so the bargain is supported by consideration."),
+    ("Two neighbours agree orally that one will sell the other a strip of land for $10,000. The seller later refuses "
+     "to sign any deed.", "Can the buyer enforce the oral agreement?",
+     "Generally no. The statute of frauds requires a contract for the sale of an interest in land to be evidenced by a "
+     "writing signed by the party to be charged; an oral agreement is unenforceable unless an exception such as part "
+     "performance applies."),
+    ("A shopper slips on spilled yoghurt in a supermarket aisle. Staff had walked past the spill twice over an hour "
+     "without cleaning it.", "Is the supermarket likely liable in negligence?",
+     "Likely yes. A store owes invitees a duty of reasonable care; leaving a known spill for an hour breaches it, the "
+     "spill caused the fall, and the shopper suffered injury: duty, breach, causation and damages are all present."),
+    ("A woman openly farms a neighbour's unused field, fenced and in her own name, without permission, continuously "
+     "for 25 years in a state whose limitation period is 20 years.", "Who owns the field?",
+     "She likely does, by adverse possession: her possession was actual, open and notorious, exclusive, hostile (without "
+     "permission) and continuous for longer than the statutory period, so the owner's right to recover it has expired."),
+    ("A company mails a signed acceptance of an offer on 1 March. On 2 March, before the letter arrives, the offeror "
+     "telephones to revoke the offer.", "Was a contract formed?",
+     "Yes. Under the mailbox rule an acceptance is effective when it is dispatched, while a revocation is effective "
+     "only when received; the acceptance was mailed on 1 March, before the revocation reached the offeree."),
+    ("A written, fully integrated contract sets a price of $50,000. The buyer wants to testify that during negotiations "
+     "the seller orally agreed to a $45,000 price.", "Can the buyer introduce that testimony?",
+     "No. The parol evidence rule bars evidence of earlier oral agreements that contradict a fully integrated written "
+     "contract; the oral $45,000 term contradicts the written price."),
+    ("A citizen of Texas sues a citizen of Ohio in federal court for $120,000 over a car accident. No federal law is "
+     "involved.", "Does the federal court have subject-matter jurisdiction?",
+     "Yes, diversity jurisdiction: the parties are citizens of different states (complete diversity) and the amount in "
+     "controversy exceeds $75,000, so 28 U.S.C. § 1332 is satisfied even without a federal question."),
+    ("A charity tells a donor it will build a new wing because of her written pledge of $1 million. It signs building "
+     "contracts relying on the pledge, and she then withdraws it.", "Can the charity enforce the pledge?",
+     "Likely yes, by promissory estoppel: she made a promise she should reasonably have expected to induce reliance, the "
+     "charity relied on it to its detriment by signing contracts, and injustice can be avoided only by enforcing it."),
+    ("During surgery, a sponge is left inside a patient who was unconscious throughout. The patient cannot say which "
+     "member of the team was careless.", "Can the patient prove negligence without direct evidence?",
+     "Yes, through res ipsa loquitur: a sponge is not left in a patient without negligence, the instruments and the "
+     "patient were in the exclusive control of the surgical team, and the patient did not contribute to it."),
+    ("A spectator at a baseball game sitting in an unscreened seat is hit by a foul ball.", "Can the spectator recover "
+     "from the stadium?",
+     "Usually not. Under the baseball rule the spectator assumed the known, inherent risk of foul balls by sitting in "
+     "an unscreened area, provided the stadium screened the most dangerous seats."),
+    ("A resident of Oregon is sued in a Florida state court by a Florida company. She has never visited, sold to or "
+     "done business in Florida.", "Can the Florida court exercise personal jurisdiction over her?",
+     "No. Due process requires minimum contacts with the forum state so that jurisdiction does not offend fair play "
+     "and substantial justice (International Shoe); with no contacts with Florida at all, there is none."),
+    ("A buyer discovers a defect in a machine and sues the seller for breach of contract seven years after the breach, "
+     "in a state with a four-year limitation period for such claims.", "Will the claim succeed?",
+     "No. The statute of limitations has run: a contract claim must be brought within the period (four years here) "
+     "from the breach, so the seller can raise it as a complete defence."),
+    ("A tenant's written lease says nothing about repairs. The heating fails in winter and the landlord refuses to fix "
+     "it for two months.", "What rule protects the tenant?",
+     "The implied warranty of habitability: a residential landlord must keep the premises fit to live in, and lack of "
+     "heat in winter breaches it, allowing remedies such as rent reduction, repair and deduct, or termination."),
+    ("A shop displays a jacket with a price tag of $40. A customer brings it to the till and the shopkeeper refuses to "
+     "sell it at that price.", "Must the shopkeeper sell the jacket for $40?",
+     "No. A price tag or display is generally an invitation to treat, not an offer; the customer makes the offer at "
+     "the till, which the shopkeeper may accept or refuse."),
+]
