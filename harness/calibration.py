@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.compare import originals, task_samples
 from harness.review.db import ReviewDB
 from harness.review.summary import interval, krippendorff_alpha
 from harness.runs import Run
@@ -240,4 +241,16 @@ def human_rating_delta_map(store_path: Path | str | None, baseline: Run, candida
         other = means.get((base, s, t, sample))
         if rid == cand and other:
             out[(s, t, sample)] = (sum(values) / len(values) - sum(other) / len(other)) / 4
+    return out
+
+
+def judge_deltas(baseline: Run, candidate: Run, suite: str, task: str) -> dict[str, float]:
+    """Per item the judge scored in both runs: the candidate's judge_score minus the baseline's, in [−1, 1]."""
+    base = originals(task_samples(baseline, suite, task))
+    out = {}
+    for sid, sample in originals(task_samples(candidate, suite, task)).items():
+        c = (sample.get("scores") or {}).get("judge_score")
+        b = ((base.get(sid) or {}).get("scores") or {}).get("judge_score")
+        if isinstance(c, (int, float)) and isinstance(b, (int, float)) and math.isfinite(c) and math.isfinite(b):
+            out[sid] = float(c) - float(b)
     return out

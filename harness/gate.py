@@ -31,6 +31,7 @@ from harness.calibration import (
     human_ratings,
     human_win_values,
     is_human_metric,
+    judge_deltas,
     judge_units,
 )
 from harness.compare import (
@@ -537,19 +538,6 @@ def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path:
 
 
 
-def judge_deltas(comp: Comparison, suite: str, task: str) -> dict[str, float]:
-    """Per item the judge scored in both runs: candidate's judge_score minus the baseline's, in [−1, 1]."""
-    base = originals(task_samples(comp.baseline, suite, task))
-    cand = originals(task_samples(comp.candidate, suite, task))
-    out = {}
-    for sid, c in cand.items():
-        b = base.get(sid)
-        cs, bs = (c.get("scores") or {}).get("judge_score"), ((b or {}).get("scores") or {}).get("judge_score")
-        if isinstance(cs, (int, float)) and isinstance(bs, (int, float)) and math.isfinite(cs) and math.isfinite(bs):
-            out[sid] = float(cs) - float(bs)
-    return out
-
-
 def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side: _Side) -> Check:
     """One task's prediction-powered check of the human-scale Δ."""
     rated = [k for k in human if k in judge]
@@ -582,7 +570,7 @@ def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path: s
     human = human_rating_delta_map(store_path, comp.baseline, comp.candidate, suite, rule.task, None)
     side, cond = _side(rule, True)
     checks = [_ppi_check(task, {sid: v for (s, t, sid), v in human.items() if s == suite and t == task},
-                         judge_deltas(comp, suite, task), side) for task in tasks]
+                         judge_deltas(comp.baseline, comp.candidate, suite, task), side) for task in tasks]
     verdict, deciding = _combine(checks)
     head = deciding or checks[0]
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, "judge_score (PPI)") if x)

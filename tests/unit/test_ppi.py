@@ -77,9 +77,15 @@ def _pair(tmp: Path, human_gain: int, judge_bias: float) -> tuple[Path, Path, di
     judge_cand = [min(1.0, (h - 1) / 4 + judge_bias) for h in human_cand]
     runs = []
     for name, scores in (("base", judge_base), ("cand", judge_cand)):
-        runs.append(build_run(tmp / name, scores={("medical", "long"): {"judge_score": scores}}, kind="generate",
-                              adapter=None if name == "base" else name,
-                              responses={("medical", "long"): [f"{name} answer {i}" for i in range(N_ITEMS)]}))
+        path = build_run(tmp / name, scores={("medical", "long"): {"judge_score": scores}}, kind="generate",
+                         adapter=None if name == "base" else name,
+                         responses={("medical", "long"): [f"{name} answer {i}" for i in range(N_ITEMS)]})
+        rows = [json.loads(r) for r in (path / "samples.jsonl").read_text().splitlines()]
+        for r in rows:  # as harness.judging records a judge's grade
+            r["extra"]["judge"] = {"score": r["scores"]["judge_score"], "human_axis": "factuality", "scale": [1, 5],
+                                   "role": "grader", "model": "fake:judge", "values": [r["scores"]["judge_score"]]}
+        (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        runs.append(path)
     return runs[0], runs[1], {"run-base": human_base, "run-cand": human_cand}
 
 
@@ -135,3 +141,21 @@ def test_ppi_passes_a_real_gain_and_refuses_a_bad_rule(tmp_path: Path) -> None:
         _gate(tmp_path, store, base, cand, "floor: 0.5, ppi: true")
     with pytest.raises(Exception, match="min_human_agreement"):
         _gate(tmp_path, store, base, cand, "superiority: true, ppi: true, min_human_agreement: 0.5")
+
+
+def test_the_report_shows_the_prediction_powered_delta(tmp_path: Path) -> None:
+    from harness.report.judge_section import judge_section, markdown_lines
+    from harness.runs import load_run
+
+    base, cand, human = _pair(tmp_path, human_gain=1, judge_bias=0.0)
+    store = tmp_path / "store.db"
+    runs = [load_run(base), load_run(cand)]
+    (row,) = judge_section(runs, ["base", "cand"], store_path=store, n_boot=200)["ppi"]
+    assert row["estimate"] is None and "0 items rated by people in both runs" in row["note"]
+    _rate_subset(tmp_path, store, human)
+    section = judge_section(runs, ["base", "cand"], store_path=store, n_boot=200)
+    (row,) = section["ppi"]
+    assert row["n_rated"] == N_RATED and row["n_judged_only"] == N_ITEMS - N_RATED and row["ci95"][0] > 0
+    assert row["ci95"][1] - row["ci95"][0] <= row["human_only_ci95"][1] - row["human_only_ci95"][0]
+    text = "\n".join(markdown_lines(section, str))
+    assert "Human-scale Δ, prediction-powered" in text and METHOD in text
