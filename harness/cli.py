@@ -46,6 +46,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
+    from harness.judging import parse_bindings
     from harness.report.terminal import format_gate
     from harness.until import UntilSettings, evaluate_until_decided, summary
 
@@ -57,7 +58,7 @@ def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
                           args.seed)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
                                      settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
-                                     backend_options=_endpoint_args(args))
+                                     backend_options=_endpoint_args(args), judge_bindings=parse_bindings(args.judge))
     print(format_gate(outcome.gate))
     print(summary(outcome))
     if args.out:

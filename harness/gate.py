@@ -201,6 +201,7 @@ class RuleResult:
     decided_on: str = "interval"
     plan_n: int | None = None
     left_out: list[str] = field(default_factory=list)  # what the rule could not cover
+    awaits_people: bool = False  # INCONCLUSIVE until people rate (judge agreement, PPI): more items cannot decide it
 
     @property
     def passed(self) -> bool:
@@ -575,10 +576,11 @@ def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], store_path: s
     head = deciding or checks[0]
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, "judge_score (PPI)") if x)
     detail = "; ".join(f"{c.label}: {c.note}" if len(checks) > 1 else str(c.note) for c in checks)
+    waiting = any(c.interval.lo is None and c.verdict == "INCONCLUSIVE" for c in checks)
     return RuleResult(name, rule.kind, suite, rule.task, "judge_score", verdict, head.figure,
                       f"human-scale {cond}", head.interval, sum(c.n for c in checks), None, head.p_pass,
                       f"{ppi.METHOD}; {detail}", where.get("line"), checks,
-                      "per task" if len(checks) > 1 else "tasks", "interval")
+                      "per task" if len(checks) > 1 else "tasks", "interval", awaits_people=waiting)
 
 
 AnchorOf = Callable[[Drift], Run]  # the anchor release a max_drift rule names (from the ledger)
@@ -647,10 +649,11 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         checks.append(check)
     verdict, deciding = _combine(checks)
     agreement_note = ""
+    awaits = False
     if rule.min_human_agreement is not None:
         trusted, agreement_note = _human_agreement(rule, comp, suite, checks, store_path)
         if not trusted:
-            verdict = "INCONCLUSIVE"
+            verdict, awaits = "INCONCLUSIVE", True
     head = deciding or checks[0]
     metric = rows[0].metric if len({r.metric for r in rows}) == 1 else "headline metric of each task"
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, rule.metric) if x)
@@ -665,7 +668,7 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
                       shown_iv, sum(c.n for c in checks), max(mdes) if mdes else None,
                       head.p_pass, "; ".join(x for x in (_detail(rule, head, checks), agreement_note) if x),
                       where.get("line"), checks, pool, rule.decide_on,
-                      max(need) if need else None, left_out)
+                      max(need) if need else None, left_out, awaits)
 
 
 def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import canary, distributed, sequential
+from harness import canary, distributed, judging, sequential
 from harness.api import Backend, SampleRecord, UserError, sha256_json
 from harness.compare import compare_runs, prompt_sha
 from harness.engine import (
@@ -193,6 +193,9 @@ def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Ta
     for i, (rule, tasks) in enumerate(zip(result.rules, reads)):
         if rule.verdict in ("PASS", "FAIL"):
             continue
+        if rule.awaits_people:  # only people's ratings can decide it, not more items
+            hopeless.add(i)
+            continue
         open_tasks: set[Task] = set()
         for check in rule.checks:
             if check.verdict in ("PASS", "FAIL"):
@@ -246,8 +249,10 @@ class _Loop:
     """The state of one sequential evaluation: both variants' runs in the store and what was evaluated."""
 
     def __init__(self, backend: Backend, store: Store, suites: list[Suite], settings: EvalSettings,
-                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run) -> None:
+                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
+                 judges: dict[str, Backend] | None = None) -> None:
         self.backend, self.store, self.suites, self.settings, self.until = backend, store, suites, settings, until
+        self.judges = judges or {}  # the backends bound to the suites' judge roles (judged tasks)
         self.candidate, self.baseline = candidate, baseline
         self.quiet = dataclasses.replace(settings, progress=False)
         check = canary.check_adapter(backend, candidate) if candidate else None  # leaves the candidate set
@@ -276,7 +281,7 @@ class _Loop:
     def evaluate_chunk(self, groups: list[Group]) -> None:
         work = [item for g in groups for item in self.groups[g]]
         self.backend.set_adapter(self.candidate)
-        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet, self.judges)
         missing = []
         for item in work:
             key = (item.task.suite.name, item.task.name, item.sample.sample_id)
@@ -298,7 +303,7 @@ class _Loop:
             self.base_run_id, _ = self.store.start_run(sha256_json(["baseline", self.run_id]),
                                                        self.baseline.results.get("model") or {}, False)
         self.backend.set_adapter(self.base_variant)
-        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet, self.judges)
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
         fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
         for rec in fresh:
@@ -337,12 +342,13 @@ class _Loop:
 
 def run_until_decided(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                       until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
-                      out: Path | None = None) -> Outcome:
-    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget."""
+                      out: Path | None = None, judges: dict[str, Backend] | None = None) -> Outcome:
+    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget.
+    `judges` are the backends bound to the suites' judge roles (needed when a task declares a judge)."""
     started = time.perf_counter()
     spec, root = load_gate(until.gate)
     reads = rule_tasks(spec, suites, str(until.gate))
-    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline)
+    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline, judges)
     order = seeded_order(list(loop.groups), until.seed)
     needed = set().union(*reads)
     available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
@@ -413,7 +419,8 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
 def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
                            settings: EvalSettings, until: UntilSettings, store_path: str | None = None,
                            dtype: str = "auto", device: str = "auto",
-                           backend_options: Mapping[str, Any] | None = None) -> Outcome:
+                           backend_options: Mapping[str, Any] | None = None,
+                           judge_bindings: dict[str, str] | None = None) -> Outcome:
     """`tunegate eval --until-decided`: one candidate (the base, or one adapter) against a baseline run."""
     if len(adapters) > 1:
         raise UserError("--until-decided evaluates one candidate: give at most one --adapter", field="-a/--adapter")
@@ -441,10 +448,11 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
     check_capabilities(backend, suites, adapters)
     if candidate:
         backend.check_adapter(candidate)
+    judges, _ = judging.bind(suites, judge_bindings or {}, dtype=dtype, batch_size=settings.batch_size)
     store = Store(store_path)
     try:
         return run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
-                                 baseline, out)
+                                 baseline, out, judges)
     finally:
         store.close()
         distributed.shutdown()
