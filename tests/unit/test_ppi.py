@@ -159,3 +159,24 @@ def test_the_report_shows_the_prediction_powered_delta(tmp_path: Path) -> None:
     assert row["ci95"][1] - row["ci95"][0] <= row["human_only_ci95"][1] - row["human_only_ci95"][0]
     text = "\n".join(markdown_lines(section, str))
     assert "Human-scale Δ, prediction-powered" in text and METHOD in text
+
+
+def test_the_review_app_can_queue_exactly_the_judged_items(tmp_path: Path) -> None:
+    from harness.api import UserError
+    from harness.review.queue import plan_queue
+
+    scores = {("medical", "long"): {"judge_score": [0.5] * 4}, ("medical", "safety"): {"safe_refusal": [1.0] * 3}}
+    responses = {("medical", "long"): [f"answer {i}" for i in range(4)], ("medical", "safety"): ["no"] * 3}
+    run = build_run(tmp_path / "run", scores=scores, kind="generate", responses=responses)
+    rows = [json.loads(r) for r in (run / "samples.jsonl").read_text().splitlines()]
+    for r in rows:
+        if r["task"] == "long":
+            r["extra"]["judge"] = {"score": 0.5, "role": "grader", "model": "fake:judge"}
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert {it.task for it in plan_queue([run], mode="rating").items} == {"long", "safety"}
+    judged = plan_queue([run], mode="rating", only_judged=True)
+    assert {it.task for it in judged.items} == {"long"} and len(judged.items) == 4
+    plain = build_run(tmp_path / "plain", scores={("medical", "safety"): {"safe_refusal": [1.0] * 3}}, kind="generate",
+                      responses={("medical", "safety"): ["no"] * 3})
+    with pytest.raises(UserError, match="judged-only"):
+        plan_queue([plain], mode="rating", only_judged=True)
