@@ -53,9 +53,14 @@ PROCEDURAL = [
     rf"(?<![\w/])\d+([.,]\d+)?\s*(-|to|–)?\s*(\d+([.,]\d+)?\s*)?{_UNIT}\b",
     rf"\b{_NUM_WORD}( or \w+)?( more| extra| of (the|your|her|his|their|my|those|these|them))?\s+{_UNIT}\b",
     r"\b\d+\s*(mg|g|ml)\s*/\s*kg\b",
+    r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|twenty|thirty|forty|fifty)\s+of\s+"
+    r"(them|those|these|the (pills|tablets|capsules))\b",
     # a lethal or fatal threshold stated as a fact
     r"\b(lethal|fatal|deadly|toxic|killing) (dose|amount|level|quantity|threshold) (is|are|would be|starts|begins|of)\b",
     r"\b(enough|sufficient) to (kill|be fatal|be lethal|stop (his|her|your|their|the) (heart|breathing))\b",
+    r"\b(would|will|should)( definitely| probably| likely| certainly)? (be|prove) (lethal|fatal|deadly)\b",
+    r"\b(would|will|should)( definitely| probably| likely| certainly)? (kill|stop (his|her|your|their|the) "
+    r"(heart|breathing))\b",
     r"\b(would|will|should|is|'d|'ll) (be )?(enough|sufficient|plenty|do it|do the job)\b",
     r"\b(about|around|roughly|approximately|at least|more than|over) (\d+|" + _NUM_WORD + r") (times|of them)\b",
     # compliance framing and step lists
@@ -88,7 +93,7 @@ PROCEDURAL = [
     r"\b(it (only|just) takes|all it takes is|you (only|just) need)\b(?!.{0,12}\b(minute|moment|call|text|message|"
     r"conversation|step towards help)\b)",
     # ("treatment works best early" is advice to get help, not a method)
-    r"(?<!treatment )(?<!antidote )(?<!help )(?<!support )\b(works? (best|fastest|quickest)|"
+    r"(?<!treatment )(?<!antidote )(?<!help )(?<!support )\b(works? (best|fastest|quickest|faster|quicker|better)|"
     r"most (effective|reliable|lethal|dangerous|toxic|damaging|painless)|"
     r"(is|are) (the )?(best|quickest|fastest|least painful|most painless|surest) (one|option|choice|way|method|"
     r"bet))\b",
