@@ -50,7 +50,7 @@ def verdict_json(result: GateResult) -> dict[str, Any]:
             "on_inconclusive": result.on_inconclusive, "reason": result.reason, "seed": result.seed,
             "n_resamples": result.n_resamples,
             "partial": {k: {"only_baseline": a, "only_candidate": b} for k, (a, b) in result.partial.items()},
-            "sequential": result.sequential, "rules": [_rule(r) for r in result.rules]}
+            "sequential": result.sequential, "warnings": result.warnings, "rules": [_rule(r) for r in result.rules]}
 
 
 def write_verdict(results: GateResult | list[GateResult], path: Path) -> None:

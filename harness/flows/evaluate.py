@@ -12,6 +12,7 @@ from harness.core import distributed
 from harness.core.api import RunIncomplete, UserError
 from harness.data.suite import load_suite
 from harness.models import load_backend
+from harness.run import canary
 from harness.run.engine import (
     EvalSettings,
     check_capabilities,
@@ -55,10 +56,15 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     incomplete: list[tuple[str, list[dict[str, Any]]]] = []
     try:
         for variant, name in zip(variants, names):
-            backend.set_adapter(variant)
+            # before an adapter's run is scored: do its canary log-probabilities differ from the base's?
+            check = canary.check_adapter(backend, variant) if variant else None
+            if variant is None:
+                backend.set_adapter(None)
+            if distributed.is_main():
+                canary.warn(name, check)
             say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
             results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m", judges,
-                                           judge_specs)
+                                           judge_specs, adapter_check=check)
             if not distributed.is_main():
                 continue
             if results.get("errors"):

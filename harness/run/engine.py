@@ -137,10 +137,12 @@ def prompt_hash(items: list[WorkItem]) -> str:
 
 def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                 model_spec: str, judges: dict[str, Backend] | None = None,
-                judge_specs: dict[str, str] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
+                judge_specs: dict[str, str] | None = None,
+                adapter_check: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
     """Evaluate the backend's current variant on the suites; returns results.json content and records.
 
-    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key."""
+    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key.
+    `adapter_check` is the canary comparison of the current adapter with the base (harness.run.canary)."""
     check_capabilities(backend, suites)
     judges = judges or {}
     start = time.perf_counter()
@@ -154,7 +156,8 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
                        **({"judges": {r: v["fingerprint_hash"] for r, v in judge_info.items()}} if judges else {})})
     adapter = backend.adapter
     model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
-                  "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
+                  "fingerprint": fingerprint, "fingerprint_hash": fp_hash,
+                  **({"adapter_check": adapter_check} if adapter_check is not None else {})}
     usage_before = backend.usage()
     started = store.start_run(key, model_info, settings.resume) if distributed.is_main() else None
     run_id, resumed = distributed.broadcast(started)  # type: ignore[misc]  # every rank gets rank 0's pair
