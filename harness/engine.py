@@ -24,7 +24,7 @@ from harness.models import load_backend
 from harness.redact import redact
 from harness.store import Store
 from harness.suite import Sample, Suite, Task, load_suite
-from harness.untrusted import excerpt
+from harness.untrusted import excerpt, json_safe
 
 
 @dataclass
@@ -472,7 +472,7 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
 def write_errors(out: Path, errors: list[dict[str, Any]]) -> None:
     """errors.jsonl: one line per sample whose request failed for good (no results.json: the run is unfinished)."""
     out.mkdir(parents=True, exist_ok=True)
-    lines = (redact(json.dumps(e, ensure_ascii=False)) + "\n" for e in errors)  # a server may echo the key back
+    lines = (json_safe(redact(json.dumps(e, ensure_ascii=False))) + "\n" for e in errors)  # a server may echo the key
     atomic_write_text(out / "errors.jsonl", "".join(lines))
 
 

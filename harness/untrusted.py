@@ -329,6 +329,16 @@ def strip_controls(text: str) -> str:
     return _CONTROLS.sub(_escape_control, text)
 
 
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def json_safe(text: str) -> str:
+    """JSON text (from json.dumps with ensure_ascii=False) with the characters json leaves raw but a terminal
+    acts on (DEL, C1 controls such as the 8-bit CSI, bidirectional overrides, line separators) as \\u escapes:
+    the same JSON value, safe to `cat`. C0 controls json.dumps escapes itself."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
 def xml_safe(text: str) -> str:
     """`text` with every character XML 1.0 forbids (controls but tab and newline, lone surrogates, U+FFFE and
     U+FFFF) shown as a Python escape, so a JUnit file always parses."""

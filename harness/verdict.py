@@ -12,7 +12,7 @@ from typing import Any
 from harness.fileio import atomic_write_text
 from harness.gate import Check, GateResult, RuleResult
 from harness.stats import Interval
-from harness.untrusted import xml_safe
+from harness.untrusted import json_safe, xml_safe
 
 VERDICT_FORMAT = "tunegate.verdict/1"
 
@@ -56,7 +56,7 @@ def verdict_json(result: GateResult) -> dict[str, Any]:
 def write_verdict(results: GateResult | list[GateResult], path: Path) -> None:
     """verdict.json (one object, or a list for several gated candidates); temp file + rename."""
     data: Any = [verdict_json(r) for r in results] if isinstance(results, list) else verdict_json(results)
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 # ---------------------------------------------------------------- JUnit

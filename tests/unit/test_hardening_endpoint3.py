@@ -217,3 +217,30 @@ def test_generate_with_a_malformed_message_is_a_failed_request(tmp_path: Path, c
         code = _eval(srv, suite, tmp_path / "run", "--retries", "0")
     assert code == 5, capsys.readouterr().err
     assert "malformed" in (tmp_path / "run" / "errors.jsonl").read_text()
+
+
+def test_a_malformed_reply_is_retried_like_a_5xx(tmp_path: Path, suite: Path, capsys: pytest.CaptureFixture) -> None:
+    """The first answer to each request is cut short (a proxy hiccup); the retry gets an honest one."""
+    seen: set[str] = set()
+
+    def first_short(handler: Any, path: str, body: dict[str, Any]) -> bool:
+        prompt = str(body.get("prompt"))
+        if path.endswith("/completions") and body.get("echo") and "Paris" not in prompt and prompt not in seen:
+            seen.add(prompt)
+            lp = honest_logprobs(prompt)
+            lp["token_logprobs"] = lp["token_logprobs"][:1]
+            return send_json(handler, 200, {"choices": [{"text": prompt, "logprobs": lp}]})
+        return False
+
+    with HostileServer(first_short) as srv:
+        code = _eval(srv, suite, tmp_path / "run", "--retries", "2")
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_response_limit_above_what_the_run_file_holds_is_refused(tmp_path: Path, suite: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    with HostileServer() as srv:
+        code = _eval(srv, suite, tmp_path / "run", "--max-response-mb", "100")
+    err = capsys.readouterr().err
+    assert code == 2 and "--max-response-mb" in err and len(err.strip().splitlines()) == 1, err
