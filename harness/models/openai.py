@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.api import Backend, Capability, GenSettings, Request, Response, UserError
-from harness.redact import add_secret, redact
+from harness.redact import add_secret, redact, redact_secrets
 from harness.untrusted import excerpt
 
 PROTOCOL_VERSION = 1  # bump when the requests sent or the parsing of replies change what a request returns
@@ -236,6 +236,7 @@ class OpenAIBackend(Backend):
         from harness.models.hf import truncate_at_stop  # start-up time: hf loads the adapter machinery
 
         usage = _usage(data)
+        text = redact_secrets(text)  # a server that echoes the key into a completion must not get it stored
         return Response(text=truncate_at_stop(text, gen.stop), n_tokens=[usage["completion_tokens"]],
                         tokens_processed=usage["total_tokens"])
 

@@ -244,3 +244,26 @@ def test_a_response_limit_above_what_the_run_file_holds_is_refused(tmp_path: Pat
         code = _eval(srv, suite, tmp_path / "run", "--max-response-mb", "100")
     err = capsys.readouterr().err
     assert code == 2 and "--max-response-mb" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_key_echoed_into_a_completion_is_not_stored(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import GEN_TASK
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    suite = write_suite(tmp_path / "gsuite", GEN_TASK, {"data/mc.jsonl": MC_ROWS[:2]})
+
+    def echo_chat(handler: Any, path: str, body: dict[str, Any]) -> bool:
+        if path.endswith("/chat/completions"):
+            return send_json(handler, 200, {"choices": [{"message": {"content": f"your key is {KEY}"}}]})
+        return False
+
+    with HostileServer(echo_chat) as srv:
+        code = _eval(srv, suite, tmp_path / "run")
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert KEY not in _everything_written(tmp_path) + out.out + out.err
+    import sqlite3
+
+    dump = "\n".join(sqlite3.connect(tmp_path / "store.sqlite").iterdump())
+    assert KEY not in dump
