@@ -92,7 +92,10 @@ def run_cycle(recipe: Path, data: Path, channel: str, *, workdir: Path, store_pa
     suites = list(results["suites"])
     number = ch.number + 1
     work = Path(workdir) / f"{channel}-{number}"
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the work folder: {exc.strerror}", source=str(work), field="--workdir") from None
     _say(f"auditing {data} against the test splits of {', '.join(suites)}")
     if run_audit(str(data), suites, AuditSettings(threshold=audit_threshold), work / "audit.json") != 0:
         return CycleResult("CONTAMINATED", 1, None, None)

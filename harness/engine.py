@@ -366,7 +366,6 @@ def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord
     lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
     results_text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     check_written(out, results, rows, lines, results_text)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "samples.jsonl", "".join(lines))
     atomic_write_text(out / "results.json", results_text)
 
@@ -471,7 +470,6 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
 
 def write_errors(out: Path, errors: list[dict[str, Any]]) -> None:
     """errors.jsonl: one line per sample whose request failed for good (no results.json: the run is unfinished)."""
-    out.mkdir(parents=True, exist_ok=True)
     lines = (json_safe(redact(json.dumps(e, ensure_ascii=False))) + "\n" for e in errors)  # a server may echo the key
     atomic_write_text(out / "errors.jsonl", "".join(lines))
 

@@ -351,6 +351,13 @@ def test_a_full_disk_is_one_line(pair: tuple[Path, Path, Path], tmp_path: Path,
         code = main(["report", str(base), str(cand), "--html", str(mnt / "r.html")])
         one_line(code, capsys.readouterr().err, "cannot write", "No space left")
         assert list(mnt.iterdir()) == []  # nothing half-written
+        # eval --out on the full filesystem: the samples file does not fit
+        (mnt / "filler").write_bytes(b"x" * 12_000)
+        root = write_suite(tmp_path / "s", MC_TASK, {"data/mc.jsonl": MC_ROWS})
+        code = main(["eval", "-m", "fake:echo", "-s", str(root), "--out", str(mnt / "run" / "deeper"), "--store",
+                     str(tmp_path / "s.sqlite"), "-q"])
+        one_line(code, capsys.readouterr().err, "cannot write")
+        assert not (mnt / "run" / "deeper" / "results.json").exists()
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
 
