@@ -143,7 +143,8 @@ def test_bad_endpoint_numbers_are_exit_2(tmp_path: Path, suite: Path, capsys: py
         with pytest.raises(SystemExit) as exc:
             _eval(srv, suite, tmp_path / "run", *args)
     assert exc.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and args[0] in err, err
 
 
 # ---- 8. a malformed answer is a failed request, never a score ------------------------------------------
