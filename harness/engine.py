@@ -23,7 +23,7 @@ from harness.kinds.base import Answered, ScoreContext
 from harness.models import load_backend
 from harness.redact import redact
 from harness.store import Store
-from harness.suite import Sample, Suite, Task, load_suite
+from harness.suite import Sample, Suite, Task, load_suites
 from harness.untrusted import excerpt, json_safe
 
 
@@ -423,7 +423,7 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     if out is not None:
         check_out_dir(out)
     distributed.init()
-    suites = [load_suite(ref) for ref in suite_refs]
+    suites = load_suites(list(suite_refs))
     backend = load_backend(model, dtype=dtype, device=device, batch_size=settings.batch_size,
                            **dict(backend_options or {}))
     variants: list[str | None] = ([None] if include_base or not adapters else []) + list(adapters)

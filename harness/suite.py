@@ -538,6 +538,21 @@ def load_suite(ref: str | Path) -> Suite:
     return suite
 
 
+def load_suites(refs: list[str]) -> list[Suite]:
+    """The suites of one command, each once: one named twice is loaded once, and two different suites with
+    one name are refused (the run file keys results by suite name, so one would silently replace the other)."""
+    out: dict[str, Suite] = {}
+    for ref in refs:
+        suite = load_suite(ref)
+        seen = out.get(suite.name)
+        if seen is None:
+            out[suite.name] = suite
+        elif seen.fingerprint() != suite.fingerprint():
+            raise UserError(f"{seen.path} and {suite.path} are two different suites named "
+                            f"{excerpt(suite.name, 60)}; each needs its own name", field="-s/--suite")
+    return list(out.values())
+
+
 def _from_lmeval(raw: dict[str, Any], path: Path) -> Suite:
     """An lm-evaluation-harness task file as a one-task suite (rows already read by the converter)."""
     raw_suite, rows = lmeval_task.to_suite_dict(raw, path, read_rows)

@@ -44,7 +44,7 @@ from harness.models import load_backend
 from harness.runs import Run, resolve_run
 from harness.stats import ALPHA
 from harness.store import Store
-from harness.suite import Suite, load_suite
+from harness.suite import Suite, load_suites
 from harness.verdict import write_verdict
 
 DEFAULT_CHUNK = 10  # items per task between two looks; every look is valid, so small chunks stop sooner
@@ -423,7 +423,7 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         check_out_dir(out)
     load_gate(until.gate)  # bad gate files fail before any model loads
     baseline = resolve_run(until.baseline, store_path)
-    suites = [load_suite(ref) for ref in suite_refs]
+    suites = load_suites(list(suite_refs))
     for suite in suites:
         have = baseline.suites.get(suite.name)
         if have is None:

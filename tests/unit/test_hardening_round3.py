@@ -611,3 +611,15 @@ def test_stdout_is_redacted_too(tmp_path: Path, capsys: pytest.CaptureFixture) -
     buf = io.StringIO()
     SafeTextStream(buf).write("url postgresql://u:pw9secret@h/db Authorization: Bearer abc\x1b[2J\n")
     assert "pw9secret" not in buf.getvalue() and "abc" not in buf.getvalue() and "\x1b" not in buf.getvalue()
+
+
+def test_two_different_suites_with_one_name_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Results are keyed by suite name: the second would silently replace the first (evidence lost)."""
+    one = write_suite(tmp_path / "one", MC_TASK, {"data/mc.jsonl": MC_ROWS[:3]})
+    two = write_suite(tmp_path / "two", MC_TASK, {"data/mc.jsonl": MC_ROWS[3:8]})
+    args = ["eval", "-m", "fake:echo", "--store", str(tmp_path / "s.sqlite"), "-q"]
+    one_line(main([*args, "-s", str(one), "-s", str(two), "--out", str(tmp_path / "r")]), capsys.readouterr().err,
+             "two different suites")
+    assert main([*args, "-s", str(one), "-s", str(one / "suite.yaml"), "--out", str(tmp_path / "r2")]) == 0
+    results = json.loads((tmp_path / "r2" / "results.json").read_text())
+    assert results["suites"]["t"]["tasks"]["mc"]["n"] == 3
