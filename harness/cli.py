@@ -845,10 +845,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _say(line: str) -> None:
     """An error line on stderr: secrets redacted, control characters escaped."""
-    from harness.redact import redact
-    from harness.untrusted import strip_controls
+    from harness.untrusted import terminal_line
 
-    print(strip_controls(redact(line)), file=sys.stderr)
+    print(terminal_line(line), file=sys.stderr)
 
 
 def _crash_log() -> str:

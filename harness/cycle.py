@@ -28,6 +28,7 @@ from harness.audit import AuditSettings, run_audit
 from harness.config import load_yaml
 from harness.fileio import not_a_file
 from harness.store import Store
+from harness.untrusted import terminal_line
 
 
 @dataclass
@@ -39,7 +40,7 @@ class CycleResult:
 
 
 def _say(text: str) -> None:
-    print(f"tunegate cycle: {text}", file=sys.stderr)
+    print(terminal_line(f"tunegate cycle: {text}"), file=sys.stderr)
 
 
 def _channel_state(store_path: str | None, channel: str) -> tuple[ledger.Channel, str, dict[str, Any]]:

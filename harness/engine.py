@@ -24,7 +24,7 @@ from harness.models import load_backend
 from harness.redact import redact
 from harness.store import Store
 from harness.suite import Sample, Suite, Task, load_suites
-from harness.untrusted import excerpt, json_safe
+from harness.untrusted import excerpt, json_safe, terminal_line
 
 
 @dataclass
@@ -407,7 +407,7 @@ def _progress(total: int, settings: EvalSettings):
 
 def say(settings: EvalSettings, text: str) -> None:
     if settings.progress:
-        print(f"tunegate: {text}", file=sys.stderr)
+        print(terminal_line(f"tunegate: {text}"), file=sys.stderr)
 
 
 # ---- the eval command ----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import UserError
-from harness.untrusted import excerpt, inside_folder
+from harness.untrusted import excerpt, inside_folder, terminal_line
 
 RowReader = Callable[[Path, str], list[dict[str, Any]]]  # harness.suite.read_rows: (path, field name) -> rows
 
@@ -71,8 +71,8 @@ def to_suite_dict(raw: dict[str, Any], path: Path,
         raise UserError("few-shot examples are drawn from the test split only", source=src, field="fewshot_split")
     shots = int(raw.get("num_fewshot", 0) or 0)
     if shots:
-        print(f"tunegate: note: {src}: num_fewshot={shots} examples are drawn by tunegate's seeded sampler, "
-              "not lm-eval's, so the chosen examples (and scores) can differ", file=sys.stderr)
+        print(terminal_line(f"tunegate: note: {src}: num_fewshot={shots} examples are drawn by tunegate's seeded "
+                            "sampler, not lm-eval's, so the chosen examples (and scores) can differ"), file=sys.stderr)
         task_dict["fewshot"] = {"n": shots, "split": split, "delimiter": raw.get("fewshot_delimiter", "\n\n")}
     if output_type == "multiple_choice":
         task_dict["choices"] = _choices(_required(raw, "doc_to_choice", src), rows, src)

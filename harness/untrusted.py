@@ -339,6 +339,11 @@ def json_safe(text: str) -> str:
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
+def terminal_line(text: str) -> str:
+    """A status or error line for the terminal: secrets redacted, control characters escaped."""
+    return strip_controls(redact(text))
+
+
 def xml_safe(text: str) -> str:
     """`text` with every character XML 1.0 forbids (controls but tab and newline, lone surrogates, U+FFFE and
     U+FFFF) shown as a Python escape, so a JUnit file always parses."""

@@ -50,6 +50,7 @@ from harness.train.provenance import (
     write_json,
 )
 from harness.train.recipe import UNMERGEABLE, LoadedRecipe, load_recipe
+from harness.untrusted import terminal_line
 
 __all__ = ["train", "check", "is_up_to_date", "update_model_card", "load_recipe", "MethodSpec", "TrainOptions",
            "register_method", "unregister_method", "get_method", "methods"]
@@ -358,5 +359,5 @@ def _barrier(trainer: Any) -> None:
 
 def _say(progress: bool, text: str) -> None:
     if progress:
-        print(f"tunegate: {text}", file=sys.stderr, flush=True)
+        print(terminal_line(f"tunegate: {text}"), file=sys.stderr, flush=True)
 
