@@ -16,6 +16,7 @@ import operator
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,17 +71,24 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             raise TemplateLimit(f"{op} would produce a number over {MAX_RESULT} bits")
         if op == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and _int(times) and len(seq) * times > MAX_RESULT:
-                    raise TemplateLimit(f"{op} would produce more than {MAX_RESULT} items")
+                if isinstance(seq, (str, list, tuple)) and _int(times):
+                    if len(seq) * times > MAX_RESULT:
+                        raise TemplateLimit(f"{op} would produce more than {MAX_RESULT} items")
+                    _charge(len(seq) * times)
         if op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
             _check_size(len(left) + len(right), "+")
+            _charge(len(left) + len(right))
         if op == "%" and isinstance(left, str):
             _check_printf(left, right)
-        return _BINOPS[op](left, right)
+        result = _BINOPS[op](left, right)
+        if op == "%" and isinstance(result, str):
+            _charge(len(result))
+        return result
 
     def bounded_concat(self, items: tuple[Any, ...]) -> str:
         texts = [str(item) for item in items]
         _check_size(sum(map(len, texts)), "~")
+        _charge(sum(map(len, texts)))
         return "".join(texts)
 
     def wrap_str_format(self, value: Any) -> Any:
@@ -110,6 +118,23 @@ _FORMAT_SPEC = re.compile(r"\{[^{}]*:[^{}]*?(\d+)(?:\.(\d+))?[^{}]*\}")
 def _check_size(size: int, what: str) -> None:
     if size > MAX_RESULT:
         raise TemplateLimit(f"{what} would produce more than {MAX_RESULT} characters or items")
+    _charge(size)
+
+
+# What one render may build in all with the operations above (each within MAX_RESULT): a loop that builds a
+# fresh million-character string per pass inside `{% set %}...{% endset %}` streams nothing out to count.
+ALLOCATION_FACTOR = 16
+_render_budget = threading.local()
+
+
+def _charge(size: int) -> None:
+    left = getattr(_render_budget, "left", None)
+    if left is None:
+        return
+    _render_budget.left = left - size
+    if _render_budget.left < 0:
+        raise TemplateLimit(f"the template built more than {ALLOCATION_FACTOR} × TUNEGATE_TEMPLATE_CHARS "
+                            "characters in all")
 
 
 def _check_printf(fmt: str, args: Any) -> None:
@@ -248,7 +273,8 @@ def render_bounded(template: Any, row: dict[str, Any], *, expression: bool = Fal
         # line events only in the compiled template's own frames: its loops are where the time goes
         return local if frame.f_code.co_filename == "<template>" else None
 
-    previous = sys.gettrace()
+    previous, budget = sys.gettrace(), getattr(_render_budget, "left", None)
+    _render_budget.left = ALLOCATION_FACTOR * chars
     sys.settrace(tracer)
     try:
         if expression:
@@ -266,6 +292,7 @@ def render_bounded(template: Any, row: dict[str, Any], *, expression: bool = Fal
         return "".join(parts)
     finally:
         sys.settrace(previous)
+        _render_budget.left = budget
 
 
 def _int(value: Any) -> bool:

@@ -426,6 +426,9 @@ BOMBS = {
     "namespace_plus": "{% set ns = namespace(x=[q]) %}{% for i in range(64) %}{% set ns.x = ns.x + ns.x %}"
                       "{% endfor %}{{ ns.x|length }}",
     "output": "{% for i in range(100000) %}{{ 'y' * 100 }}{% endfor %}{{ q }}",
+    "set_block": "{% set x %}{% for i in range(100000) %}{{ 'y' * 1000000 }}{% endfor %}{% endset %}{{ q }}",
+    "list_growth": "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = ns.l + ['y' * 1000000] %}"
+                   "{% endfor %}{{ q }}",
 }
 
 
