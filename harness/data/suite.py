@@ -639,6 +639,21 @@ def load_suite(ref: str | Path) -> Suite:
     return _select(suite, picked, {})
 
 
+def load_suites(refs: list[str]) -> list[Suite]:
+    """The suites of one command, each once: one named twice is loaded once, and two different suites with
+    one name are refused (the run file keys results by suite name, so one would silently replace the other)."""
+    out: dict[str, Suite] = {}
+    for ref in refs:
+        suite = load_suite(ref)
+        seen = out.get(suite.name)
+        if seen is None:
+            out[suite.name] = suite
+        elif seen.fingerprint() != suite.fingerprint():
+            raise UserError(f"{seen.path} and {suite.path} are two different suites named "
+                            f"{excerpt(suite.name, 60)}; each needs its own name", field="-s/--suite")
+    return list(out.values())
+
+
 def _from_lmeval(path: Path, picked: str | None) -> Suite:
     """lm-evaluation-harness task files as a suite (rows already read and rendered by the converter)."""
     raw_suite, rows, aliases = lmeval_task.to_suite(path, read_rows)

@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.core import distributed
 from harness.core.api import RunIncomplete, UserError
-from harness.data.suite import load_suite
+from harness.data.suite import load_suites
 from harness.models import load_backend
 from harness.run import canary
 from harness.run.engine import (
@@ -39,7 +39,7 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     if out is not None:
         check_out_dir(out)
     distributed.init()
-    suites = [load_suite(ref) for ref in suite_refs]
+    suites = load_suites(list(suite_refs))
     backend = load_backend(model, dtype=dtype, device=device, batch_size=settings.batch_size,
                            **dict(backend_options or {}))
     variants: list[str | None] = ([None] if include_base or not adapters else []) + list(adapters)

@@ -30,7 +30,7 @@ from harness.core import distributed
 from harness.core.api import Backend, SampleRecord, UserError, sha256_json
 from harness.core.config import line_of
 from harness.data.runs import Run
-from harness.data.suite import Suite, load_suite
+from harness.data.suite import Suite, load_suites
 from harness.decide.compare import compare_runs, prompt_sha
 from harness.decide.gate import Check, GateResult, GateSpec, RuleResult, evaluate_gate, load_gate, sequential_summary
 from harness.decide.verdict import verdict_json, write_verdict
@@ -478,7 +478,7 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         check_out_dir(out)
     refuse_estimates(*load_gate(until.gate), str(until.gate))  # bad gate files fail before any model loads
     baseline = resolve_run(until.baseline, store_path)
-    suites = [load_suite(ref) for ref in suite_refs]
+    suites = load_suites(list(suite_refs))
     for suite in suites:
         have = baseline.suites.get(suite.name)
         if have is None:

@@ -28,7 +28,7 @@ from harness.core.api import (
 )
 from harness.core.fileio import atomic_write_text
 from harness.core.redact import redact
-from harness.core.untrusted import excerpt
+from harness.core.untrusted import excerpt, json_safe, terminal_line
 from harness.data import perturb, runfile
 from harness.data.suite import Sample, Suite, Task
 from harness.scoring import metrics
@@ -379,7 +379,6 @@ def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord
     lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
     results_text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     check_written(out, results, rows, lines, results_text)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "samples.jsonl", "".join(lines))
     atomic_write_text(out / "results.json", results_text)
 
@@ -421,15 +420,14 @@ def _progress(total: int, settings: EvalSettings):
 
 def say(settings: EvalSettings, text: str) -> None:
     if settings.progress:
-        print(f"tunegate: {text}", file=sys.stderr)
+        print(terminal_line(f"tunegate: {text}"), file=sys.stderr)
 
 
 # ---- the eval command ----------------------------------------------------------------------------------------
 
 def write_errors(out: Path, errors: list[dict[str, Any]]) -> None:
     """errors.jsonl: one line per sample whose request failed for good (no results.json: the run is unfinished)."""
-    out.mkdir(parents=True, exist_ok=True)
-    lines = (redact(json.dumps(e, ensure_ascii=False)) + "\n" for e in errors)  # a server may echo the key back
+    lines = (json_safe(redact(json.dumps(e, ensure_ascii=False))) + "\n" for e in errors)  # a server may echo the key
     atomic_write_text(out / "errors.jsonl", "".join(lines))
 
 
