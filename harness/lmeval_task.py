@@ -170,6 +170,10 @@ def resolve_function(ref: FunctionRef, field: str) -> tuple[Callable[..., Any], 
 # ---- data --------------------------------------------------------------------------------------------------
 
 def _data_files(cfg: dict[str, Any], src: str) -> dict[str, list[str]]:
+    extra = set(cfg.get("dataset_kwargs") or {}) - {"data_files", "trust_remote_code"}
+    if extra:  # a loader option (field, delimiter, ...) tunegate's own reader would not honour
+        raise UserError(f"option of the {cfg['dataset_path']} loader not supported for local data", source=src,
+                        field=f"dataset_kwargs.{sorted(extra)[0]}")
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
     if isinstance(files, (str, list)):
         files = {"train": files}  # as datasets.load_dataset names a split given no mapping
