@@ -185,6 +185,10 @@ def resolve_function(ref: FunctionRef, field: str) -> tuple[Callable[..., Any], 
 # ---- data --------------------------------------------------------------------------------------------------
 
 def _data_files(cfg: dict[str, Any], src: str) -> dict[str, list[str]]:
+    extra = set(cfg.get("dataset_kwargs") or {}) - {"data_files", "trust_remote_code"}
+    if extra:  # a loader option (field, delimiter, ...) tunegate's own reader would not honour
+        raise UserError(f"option of the {cfg['dataset_path']} loader not supported for local data", source=src,
+                        field=f"dataset_kwargs.{sorted(extra)[0]}")
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
     if isinstance(files, (str, list)):
         files = {"train": files}  # as datasets.load_dataset names a split given no mapping
@@ -449,7 +453,7 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
     if multiple_input and cfg.get("gen_prefix"):
         raise UserError("gen_prefix with choices as contexts (doc_to_text an index) is not supported", source=src,
                         field="gen_prefix")
-    rows = _render(cfg, renderer, docs, pool, shots, split, fs_split, multiple_input, output_type, src)
+    rows = _render(cfg, renderer, docs, pool, shots, multiple_input, output_type, src)
     base: dict[str, Any] = {
         "kind": KINDS[output_type], "data": {split: f"{_safe_name(name)}.{split}.jsonl"}, "split": split,  # rows come rendered
         "prompt": "{{ lmeval__.prompt }}", "chat_template": False,
@@ -542,7 +546,7 @@ def _processed(rows: list[dict[str, Any]], fn: Callable[..., Any] | None, src: s
 
 
 def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list[dict[str, Any]], shots: int,
-            split: str, fs_split: Any, multiple_input: bool, output_type: str, src: str) -> list[dict[str, Any]]:
+            multiple_input: bool, output_type: str, src: str) -> list[dict[str, Any]]:
     """Every document with the prompt, choices and target lm-eval builds for it (`lmeval__`)."""
     fs_cfg = cfg.get("fewshot_config") or {}
     sampler = fs_cfg.get("sampler", "default")
@@ -555,7 +559,9 @@ def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list
         def build(doc: dict[str, Any] = doc) -> dict[str, Any]:
             context = r.field(cfg.get("description"), doc)
             if shots:
-                exclude = doc if fs_split == cfg.get("test_split") else None
+                # lm-eval compares the configured few-shot split (None under its preconfigured rule) with
+                # test_split, so a task with neither also keeps the evaluated document out of its examples
+                exclude = doc if fs_cfg.get("split", cfg.get("fewshot_split")) == cfg.get("test_split") else None
                 for ex in _sample(rnd, pool, shots, exclude, sampler, src):
                     q = r.text(ex, fs_cfg.get("doc_to_text"))
                     c = r.choices(ex, fs_cfg.get("doc_to_choice")) if has_choice else None

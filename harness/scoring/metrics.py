@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.registry import Registry
+from harness.data import lmeval_filters
 from harness.scoring import safety
 from harness.scoring.code_eval import pass_at_k
 
@@ -223,9 +224,7 @@ def _exact_strict(s: ScoreInput) -> float:
     by the options a task file gives (ignore_case, ignore_punctuation, ignore_numbers, regexes_to_ignore)."""
     options = getattr(getattr(s.task, "lmeval", None), "exact_match", None) or {}
     if options:
-        from harness.data.lmeval_filters import exact_match  # first use only: lm-eval task files need it
-
-        return exact_match(s.prediction or "", s.references, options)
+        return lmeval_filters.exact_match(s.prediction or "", s.references, options)
     return float(any((s.prediction or "") == ref for ref in s.references))
 
 
