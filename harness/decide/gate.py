@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import Field, model_validator
 
 from harness.core.api import HumanJudgments, UserError
-from harness.core.config import Strict, line_of, load_yaml, parse_model
-from harness.core.fileio import not_a_file
+from harness.core.config import line_of
 from harness.core.untrusted import excerpt
 from harness.data.runs import Run
 from harness.decide.calibration import (
@@ -46,6 +43,8 @@ from harness.decide.compare import (
     sequential_order,
     task_samples,
 )
+from harness.decide.gatefile import KINDS, Drift, GateSpec, Rule, load_gate  # noqa: F401 - re-exported
+from harness.decide.results import EXIT, Check, GateResult, RuleResult, Verdict  # noqa: F401 - re-exported
 from harness.inference import power, ppi, stats
 from harness.inference.evidence import (
     UNBOUNDED_MIN_N,
@@ -60,218 +59,27 @@ from harness.inference.evidence import (
 )
 from harness.inference.stats import Interval
 
-KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop", "max_drift")
-Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
-EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
 ASSUMED_EFFECT = 0.05  # superiority is planned for a true improvement this far beyond min_effect (default 0)
 # below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
 # 2.5% (benchmarks/bench_gate_validity.py, section 7)
 AGREEMENT_TRUSTED_N = 100
 
 
-class Drift(Strict):
-    """`max_drift`: the candidate against an anchor release, not only against the current baseline. A chain of
-    non-inferior steps ("biocreep") that adds up to more than `margin` fails."""
-
-    from_: str = Field(alias="from", min_length=1, max_length=300)  # first | current | N | run id | CHANNEL@N
-    metric: str = Field(pattern=r"^[^/]+(/[^/]+){1,2}$")  # suite/metric or suite/task/metric
-    margin: float = Field(gt=0, allow_inf_nan=False)
-    channel: str | None = Field(default=None, min_length=1)  # default: the --baseline channel
-
-    @property
-    def parts(self) -> tuple[str, str | None, str]:
-        bits = self.metric.split("/")
-        return (bits[0], None, bits[1]) if len(bits) == 2 else (bits[0], bits[1], bits[2])
 
 
-class Rule(Strict):
-    """One rule: a target (suite, optional task, optional metric) and exactly one check."""
-
-    name: str | None = None
-    suite: str | None = None
-    task: str | None = None
-    metric: str | None = None  # default: each task's own headline metric
-    floor: float | None = Field(default=None, allow_inf_nan=False)
-    non_inferiority: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    superiority: Literal[True] | None = None
-    min_effect: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_robustness_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_general_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_drift: Drift | None = None
-    pool: Literal["tasks", "micro", "macro"] = "tasks"
-    min_n: int = Field(default=1, ge=1, le=10_000_000)
-    decide_on: Literal["interval", "estimate"] = "interval"
-    # a floor on an unbounded per-sample metric: the range its values can take, declared by the gate file. No
-    # interval on the mean of unbounded values holds its level at every n (Bahadur & Savage 1956); the t interval
-    # erred 11.6% on one side on lognormal values at n 30 (issue 23; bench_gate_validity.py section 8b).
-    bounds: tuple[float, float] | None = None
-    # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
-    # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.decide.calibration)
-    min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
-    # judge the human-scale Δ instead: judge scores on every item plus the review app's ratings on some give a
-    # prediction-powered interval (harness.inference.ppi), valid whatever the judge's bias
-    ppi: bool = False
-
-    @model_validator(mode="after")
-    def _exactly_one_check(self) -> Rule:
-        kinds = [k for k in KINDS if getattr(self, k) is not None]
-        if len(kinds) != 1:
-            raise ValueError(f"a rule needs exactly one of {', '.join(KINDS)} (got {', '.join(kinds) or 'none'})")
-        if kinds[0] == "max_drift" and (self.suite or self.task or self.metric):
-            raise ValueError("a max_drift rule names its target in max_drift.metric (suite/metric), not in "
-                             "suite/task/metric")
-        if kinds[0] not in ("max_general_drop", "max_drift") and not self.suite:
-            raise ValueError(f"a {kinds[0]} rule needs 'suite'")
-        if self.task and not self.suite:
-            raise ValueError("'task' needs 'suite'")
-        if self.min_effect is not None and kinds[0] != "superiority":
-            raise ValueError("'min_effect' belongs to a superiority rule")
-        if self.decide_on == "estimate" and kinds[0] != "floor":
-            raise ValueError("'decide_on: estimate' applies to floor rules only")
-        if self.bounds is not None:
-            lo, hi = self.bounds
-            if kinds[0] != "floor":
-                raise ValueError("'bounds' applies to floor rules only (the range of an unbounded metric's values)")
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError("'bounds' needs two finite numbers [low, high] with low < high")
-        if is_human_metric(self.metric) and kinds[0] not in ("non_inferiority", "superiority"):
-            raise ValueError(f"a rule on '{self.metric}' (the review app's judgments) is a non_inferiority or "
-                             "superiority rule")
-        if self.min_human_agreement is not None and self.metric != "judge_score":
-            raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
-        if self.ppi and (self.metric != "judge_score" or kinds[0] not in ("non_inferiority", "superiority")):
-            raise ValueError("'ppi: true' applies to a non_inferiority or superiority rule on 'metric: judge_score'")
-        if self.ppi and self.min_human_agreement is not None:
-            raise ValueError("'ppi: true' needs no 'min_human_agreement': its interval holds whatever the judge's "
-                             "agreement (drop one of the two)")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in KINDS if getattr(self, k) is not None)
 
 
-class GateSpec(Strict):
-    """A whole gate file."""
-
-    version: Literal[1] = 1
-    general_suite: str = Field(default="general", min_length=1)
-    n_resamples: int = Field(default=10_000, ge=100, le=1_000_000)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    allow_partial: bool = False
-    on_inconclusive: Literal["fail", "pass"] = "fail"
-    reason: str | None = Field(default=None, min_length=1, max_length=2000)
-    rules: list[Rule] = Field(min_length=1, max_length=1000)
-
-    @model_validator(mode="after")
-    def _reason_for_pass(self) -> GateSpec:
-        if self.on_inconclusive == "pass" and not (self.reason or "").strip():
-            raise ValueError("'on_inconclusive: pass' needs a stated 'reason'")
-        return self
 
 
-@dataclass
-class Check:
-    """One judged unit of a rule: a task, the pooled suite, or a macro average."""
-
-    label: str
-    metric: str
-    verdict: Verdict | None  # None: shown, not judged (under min_n)
-    figure: float
-    interval: Interval
-    n: int
-    mde: float | None
-    p_pass: float | None = None  # one-sided p-value of "the rule fails here"
-    p_fail: float | None = None  # one-sided p-value of "the rule holds here"; Holm-adjusted when several
-    note: str | None = None
-    plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
-    bounds: tuple[float, ...] = ()  # the thresholds the interval must clear to decide (PASS side, FAIL side)
-    sd: float | None = None  # per-item standard deviation (paired 0/1: √discordance), for futility and plans
 
 
-@dataclass
-class RuleResult:
-    """One row of the verdict."""
-
-    name: str
-    kind: str
-    suite: str
-    task: str | None
-    metric: str
-    verdict: Verdict
-    figure: float  # what the rule judged (a score, an improvement or a drop) of its deciding check
-    threshold: str  # the condition, in words
-    interval: Interval | None
-    n: int
-    mde: float | None
-    p_value: float | None
-    detail: str = ""
-    line: int | None = None
-    checks: list[Check] = field(default_factory=list)
-    pool: str = "tasks"
-    decided_on: str = "interval"
-    plan_n: int | None = None
-    left_out: list[str] = field(default_factory=list)  # what the rule could not cover
-    awaits_people: bool = False  # INCONCLUSIVE until people rate (judge agreement, PPI): more items cannot decide it
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "PASS"
 
 
-@dataclass
-class GateResult:
-    """The verdict: every rule's row, plus the comparison it was judged on."""
-
-    rules: list[RuleResult]
-    comparison: Comparison
-    gate_file: str
-    seed: int = 0
-    n_resamples: int = 10_000
-    on_inconclusive: str = "fail"
-    reason: str | None = None
-    partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
-    sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
-    warnings: list[str] = field(default_factory=list)  # what the verdict must say aloud (an inactive adapter)
-
-    @property
-    def failures(self) -> list[str]:
-        return [r.name for r in self.rules if r.verdict == "FAIL"]
-
-    @property
-    def inconclusive(self) -> list[str]:
-        return [r.name for r in self.rules if r.verdict == "INCONCLUSIVE"]
-
-    @property
-    def verdict(self) -> Verdict:
-        if self.failures:
-            return "FAIL"
-        if self.inconclusive and self.on_inconclusive != "pass":
-            return "INCONCLUSIVE"
-        return "PASS"
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "PASS"
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT[self.verdict]
 
 
 # ---------------------------------------------------------------- loading
 
 
-def load_gate(path: Path) -> tuple[GateSpec, yaml.Node | None]:
-    """Parse and validate a gate file; UserError names the file, field and line."""
-    path = Path(path)
-    if not path.is_file():
-        why = not_a_file(path)
-        raise UserError("gate file not found" if why == "does not exist" else f"the gate file {why}", source=str(path))
-    data, root = load_yaml(path)
-    if not isinstance(data, dict):
-        raise UserError("expected a mapping with 'rules'", source=str(path), line=1)
-    return parse_model(GateSpec, data, root, str(path)), root
 
 
 # ---------------------------------------------------------------- the checks of each rule kind
