@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -188,6 +188,23 @@ class Sample(_Entry):
     extra: dict[Name, Any] = {}
 
 
+class SampleRow(TypedDict, total=False):
+    """One row of samples.jsonl once `Sample` has checked it: what every reader of a run's samples holds."""
+
+    suite: str
+    task: str
+    sample_id: str
+    source_id: str  # the sample id itself when the row names none (runs._with_defaults)
+    perturbation: str | None
+    prompt: str | None
+    target: str | list[str] | int | None
+    response: str | None
+    choices: list[str] | None
+    logliks: list[float] | None
+    scores: dict[str, float | None]
+    extra: dict[str, Any]
+
+
 # ---- parsing -------------------------------------------------------------------------------------------------
 
 def _parse_int(text: str) -> int:
@@ -303,7 +320,7 @@ def iter_sample_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
 
 
-def check_consistency(results: dict[str, Any], samples: list[dict[str, Any]], results_source: str,
+def check_consistency(results: dict[str, Any], samples: Sequence[Mapping[str, Any]], results_source: str,
                       samples_source: str, lines: list[int | None] | None = None) -> None:
     """results.json and samples.jsonl must describe the same run: every sample's task is in the results, each
     task's `n` counts its unperturbed samples, and a perturbed sample's variant is among the task's."""
@@ -333,7 +350,7 @@ def check_consistency(results: dict[str, Any], samples: list[dict[str, Any]], re
                                 "mixed-up copy?)", source=samples_source)
 
 
-def _check_sequential(results: dict[str, Any], samples: list[dict[str, Any]], results_source: str,
+def _check_sequential(results: dict[str, Any], samples: Sequence[Mapping[str, Any]], results_source: str,
                       samples_source: str) -> None:
     """A sequential run lists exactly the samples samples.jsonl holds, each once."""
     block = results.get("sequential")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from harness.core.api import UserError
 from harness.core.untrusted import excerpt
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.inference import stats
 from harness.inference.evidence import UNBOUNDED_MIN_N, delta_interval
@@ -110,7 +112,7 @@ class Flip:
     sample_id: str
     metric: str
     direction: str  # "right→wrong" (regression) or "wrong→right" (improvement)
-    prompt: str
+    prompt: str | None
     target: Any
     base_response: str | None
     cand_response: str | None
@@ -364,16 +366,16 @@ def restrict_sequential(base: Run, cand: Run) -> tuple[Run, Run, dict[str, Any] 
 # ---------------------------------------------------------------- items
 
 
-def task_samples(run: Run, suite: str, task: str) -> dict[str, dict[str, Any]]:
+def task_samples(run: Run, suite: str, task: str) -> dict[str, SampleRow]:
     return {s["sample_id"]: s for s in run.samples if s["suite"] == suite and s["task"] == task}
 
 
-def originals(samples: dict[str, dict]) -> dict[str, dict]:
+def originals(samples: dict[str, SampleRow]) -> dict[str, SampleRow]:
     clean = {k: s for k, s in samples.items() if not s.get("perturbation")}
     return clean or samples  # a task made only of perturbed samples is scored on all of them
 
 
-def item_scores(samples: list[dict], metric: str, fail_value: float | None, source: str | None = None) -> Scores:
+def item_scores(samples: list[SampleRow], metric: str, fail_value: float | None, source: str | None = None) -> Scores:
     """Per-item mean of a metric; a null score is `fail_value` (or left out when there is none)."""
     values: dict[str, list[float]] = defaultdict(list)
     missing = rows = 0
@@ -475,7 +477,7 @@ def corpus_row(suite: str, task: str | None, metric: str, mb: dict | None, mc: d
                             cand_own=own(mc))
 
 
-def flips(suite: str, task: str, metric: str, ob: dict[str, dict], oc: dict[str, dict]) -> list[Flip]:
+def flips(suite: str, task: str, metric: str, ob: dict[str, SampleRow], oc: dict[str, SampleRow]) -> list[Flip]:
     out = []
     for key in ob:
         if key not in oc:
@@ -493,7 +495,7 @@ def flips(suite: str, task: str, metric: str, ob: dict[str, dict], oc: dict[str,
 # ---------------------------------------------------------------- robustness
 
 
-def worst_case(samples: list[dict], metric: str, hib: bool, fail: float | None) -> tuple[Scores, Scores]:
+def worst_case(samples: list[SampleRow], metric: str, hib: bool, fail: float | None) -> tuple[Scores, Scores]:
     """Per item: the clean score and the worst score over the original and all its perturbed versions."""
     clean = item_scores([s for s in samples if not s.get("perturbation")], metric, fail)
     sign = 1.0 if hib else -1.0
@@ -511,9 +513,9 @@ def worst_case(samples: list[dict], metric: str, hib: bool, fail: float | None) 
     return clean, Scores(items, np.array([worst[i] for i in items], dtype=float))
 
 
-def robustness_row(suite: str, task: str | None, metric: str, sb: list[dict], sc: list[dict], hib: bool,
+def robustness_row(suite: str, task: str | None, metric: str, sb: list[SampleRow], sc: list[SampleRow], hib: bool,
                    bounds: tuple[float, float] | None) -> RobustnessRow | None:
-    perts = sorted({s["perturbation"] for s in sb if s.get("perturbation")})
+    perts = sorted({p for s in sb if (p := s.get("perturbation"))})
     if not perts:
         return None
     fail = _fail_value(bounds, hib)
@@ -565,10 +567,10 @@ class _TaskResult:
     flips: list[Flip]
     robustness: list[RobustnessRow]
     incomplete: tuple[int, int]
-    samples: tuple[list[dict], list[dict]]  # every row of the task, for suite-level pooling
+    samples: tuple[list[SampleRow], list[SampleRow]]  # every row of the task, for suite-level pooling
 
 
-def metric_names(tasks: list[dict[str, Any]], samples: list[dict[str, Any]]) -> tuple[list[str], set[str]]:
+def metric_names(tasks: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]]) -> tuple[list[str], set[str]]:
     """All metric names of a task, in its results' order (the first is the headline a rule without `metric`
     judges), and those with per-sample scores. The order comes from the first run that lists the task's metrics:
     a run that holds no answers for the task yet (the demo's shared base) lists none."""
@@ -616,7 +618,7 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
                        (list(sb.values()), list(sc.values())))
 
 
-def _pooled(samples: list[dict]) -> list[dict]:
+def _pooled(samples: list[SampleRow]) -> list[SampleRow]:
     """Rows of several tasks with item ids made unique per task."""
     return [{**s, "source_id": f"{s['task']}\x00{s.get('source_id') or s['sample_id']}"} for s in samples]
 

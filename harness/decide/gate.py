@@ -22,6 +22,7 @@ import yaml
 from harness.core.api import HumanJudgments, UserError
 from harness.core.config import line_of
 from harness.core.untrusted import excerpt
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.decide.calibration import (
     HUMAN_WIN_RATE,
@@ -221,9 +222,10 @@ def _own(comp: Comparison, row: MetricComparison, label: str, rule: Rule | None 
         ci = (own.interval.lo, own.interval.hi) if own and own.interval.defined else None
         return recorded_unit(label, row.cand, ci, own.n if own else 0)  # type: ignore[arg-type]
     tasks = [row.task] if row.task else list(row.tasks)
-    rows: list[dict] = []
+    rows: list[SampleRow] = []
     for task in tasks:
-        rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
+        rows += [{**s,  # type: ignore[typeddict-item]  # the pooled id keeps tasks apart
+                   "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
                  for s in originals(task_samples(comp.judged_candidate, row.suite, task)).values()]
     bounds = row.bounds
     if bounds is None and rule is not None and rule.bounds is not None:

@@ -22,13 +22,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from harness.core import distributed
 from harness.core.api import Backend, SampleRecord, UserError, sha256_json
 from harness.core.config import line_of
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.data.suite import Suite, load_suites
 from harness.decide.compare import compare_runs, prompt_sha
@@ -103,7 +104,7 @@ class Outcome:
     looks: list[int] = field(default_factory=list)
     baseline_dir: Path | None = None
     seconds: float = 0.0
-    samples: list[dict[str, Any]] = field(default_factory=list)  # the candidate's samples, as written
+    samples: list[SampleRow] = field(default_factory=list)  # the candidate's samples, as written
 
     @property
     def saved(self) -> float:
@@ -256,7 +257,7 @@ def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Ta
 # ---------------------------------------------------------------- the baseline
 
 
-def _baseline_index(run: Run) -> dict[tuple[str, str, str], dict[str, Any]]:
+def _baseline_index(run: Run) -> dict[tuple[str, str, str], SampleRow]:
     return {(s["suite"], s["task"], s["sample_id"]): s for s in run.samples}
 
 
@@ -280,7 +281,7 @@ def _baseline_variant(run: Run, backend: Backend) -> str | None:
     return str(variant) if variant else None
 
 
-def _record_json(sample: dict[str, Any]) -> SampleRecord:
+def _record_json(sample: Mapping[str, Any]) -> SampleRecord:
     names = {f.name for f in dataclasses.fields(SampleRecord)}
     return SampleRecord.from_json({k: v for k, v in sample.items() if k in names})
 
@@ -350,7 +351,7 @@ class _Loop:
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
         fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
         for rec in fresh:
-            sample = rec.to_json()
+            sample = cast(SampleRow, rec.to_json())
             self.base_index[(rec.suite, rec.task, rec.sample_id)] = sample
             self.baseline.samples.append(sample)
         self.base_extra += fresh
@@ -376,7 +377,7 @@ class _Loop:
         results = assemble_results(self.run_id, self.model_info, self.suites, self.done, records, self.settings)
         results["sequential"] = block
         label = Path(self.candidate).name if self.candidate else "base"
-        return Run(results, [r.to_json() for r in records], out or Path(label), label), records
+        return Run(results, [cast(SampleRow, r.to_json()) for r in records], out or Path(label), label), records
 
     def baseline_records(self) -> list[SampleRecord]:
         keys = [(i.task.suite.name, i.task.name, i.sample.sample_id) for i in self.done]

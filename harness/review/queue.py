@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,14 +67,14 @@ def _text(value: Any) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n[… clipped for review]"
 
 
-def _reference(sample: dict[str, Any]) -> str | None:
+def _reference(sample: Mapping[str, Any]) -> str | None:
     target = sample.get("target")
     if target in (None, "", []):
         return None
     return _text(" | ".join(map(str, target)) if isinstance(target, list) else target)
 
 
-def _make_item(mode: Mode, sample: dict[str, Any], models: list[dict[str, str]], responses: list[str],
+def _make_item(mode: Mode, sample: Mapping[str, Any], models: list[dict[str, str]], responses: list[str],
                axes: list[str]) -> Item:
     key = {"mode": mode, "suite": sample["suite"], "task": sample["task"], "sample_id": sample["sample_id"],
            "models": models, "responses": responses, "axes": axes}
