@@ -323,13 +323,14 @@ def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[
     its center on the larger-is-better scale of the improvement; None for a run recorded without one (judged
     with the LIL schedule, as before) or when a pooled task lacks one. Pooled tasks with different centers bet
     on the width only."""
-    recorded = (block or {}).get("design") or {}
-    entries = [recorded.get(f"{suite}/{task}") for task in tasks]
-    if not entries or any(e is None for e in entries):
+    recorded: dict[str, dict[str, Any]] = (block or {}).get("design") or {}
+    keys = [f"{suite}/{task}" for task in tasks]
+    if not keys or any(k not in recorded for k in keys):
         return None
-    centers = {e.get("center") for e in entries}  # type: ignore[union-attr]
+    entries = [recorded[k] for k in keys]
+    centers = {e.get("center") for e in entries}
     center = centers.pop() if len(centers) == 1 else None
-    return Design(sum(int(e["horizon"]) for e in entries), None if center is None else float(center))  # type: ignore[index]
+    return Design(sum(int(e["horizon"]) for e in entries), None if center is None else float(center))
 
 
 def sequential_order(block: dict[str, Any]) -> dict[SampleKey, int]:
