@@ -66,6 +66,7 @@ def _check_eval_outputs(args: argparse.Namespace) -> None:
 def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
     from harness.flows.until import UntilSettings, evaluate_until_decided, summary
     from harness.report.terminal import format_gate
+    from harness.scoring.judging import parse_bindings
 
     if not (args.until_decided and args.baseline):
         raise UserError("--until-decided GATE and --baseline RUN go together", field="--until-decided")
@@ -75,7 +76,7 @@ def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
                           args.seed, discordance=args.discordance)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
                                      settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
-                                     backend_options=_endpoint_args(args))
+                                     backend_options=_endpoint_args(args), judge_bindings=parse_bindings(args.judge))
     print(format_gate(outcome.gate))
     print(summary(outcome))
     if args.out:

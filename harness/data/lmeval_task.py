@@ -31,6 +31,7 @@ import jinja2
 import yaml
 
 from harness.core.api import UserError
+from harness.core.config import MAX_YAML_NODES, expanded_size
 from harness.core.untrusted import TemplateSandbox, code_trusted, excerpt, inside_folder
 from harness.data.lmeval_filters import check_filters
 
@@ -75,6 +76,20 @@ class FunctionRef:
     source: str
 
 
+def _load(text: str, folder: Path, source: str) -> Any:
+    """Parse with `!function` allowed, refused past MAX_YAML_NODES expanded nodes like every YAML tunegate reads
+    (an alias bomb is a few lines that expand to billions)."""
+    loader = _loader(folder, source)(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and expanded_size(node) > MAX_YAML_NODES:
+            raise UserError(f"the YAML expands to more than {MAX_YAML_NODES} nodes (aliases to aliases: an "
+                            "alias bomb?)", source=source)
+        return loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+
+
 def _loader(folder: Path, source: str) -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
         pass
@@ -98,7 +113,7 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     except OSError as exc:
         raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
     try:
-        cfg = yaml.load(text, Loader=_loader(path.parent, str(path)))  # noqa: S506 - a SafeLoader plus one tag
+        cfg = _load(text, path.parent, str(path))  # a SafeLoader plus one tag
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=str(path),
@@ -780,8 +795,8 @@ def matches(patterns: list[str], names: list[str]) -> bool:
 def looks_like_task_file(path: Path) -> bool:
     """Whether a YAML file is an lm-eval task or group file (read with `!function` allowed, includes unread)."""
     try:
-        raw = yaml.load(path.read_bytes().decode("utf-8"), Loader=_loader(path.parent, str(path)))  # noqa: S506
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        raw = _load(path.read_bytes().decode("utf-8"), path.parent, str(path))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError, UserError):
         return False
     return is_lmeval_task(raw) or (isinstance(raw, dict) and "include" in raw and "tasks" not in raw)
 

@@ -29,10 +29,12 @@ from harness.data.runs import Run
 from harness.decide.calibration import (
     HUMAN_WIN_RATE,
     agreement,
+    human_rating_delta_map,
     human_rating_deltas,
     human_ratings,
     human_win_values,
     is_human_metric,
+    judge_deltas,
     judge_units,
 )
 from harness.decide.compare import (
@@ -45,7 +47,7 @@ from harness.decide.compare import (
     sequential_order,
     task_samples,
 )
-from harness.inference import power, stats
+from harness.inference import power, ppi, stats
 from harness.inference.evidence import (
     UNBOUNDED_MIN_N,
     Unit,
@@ -107,6 +109,9 @@ class Rule(Strict):
     # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
     # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.decide.calibration)
     min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
+    # judge the human-scale Δ instead: judge scores on every item plus the review app's ratings on some give a
+    # prediction-powered interval (harness.inference.ppi), valid whatever the judge's bias
+    ppi: bool = False
 
     @model_validator(mode="after")
     def _exactly_one_check(self) -> Rule:
@@ -135,6 +140,11 @@ class Rule(Strict):
                              "superiority rule")
         if self.min_human_agreement is not None and self.metric != "judge_score":
             raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
+        if self.ppi and (self.metric != "judge_score" or kinds[0] not in ("non_inferiority", "superiority")):
+            raise ValueError("'ppi: true' applies to a non_inferiority or superiority rule on 'metric: judge_score'")
+        if self.ppi and self.min_human_agreement is not None:
+            raise ValueError("'ppi: true' needs no 'min_human_agreement': its interval holds whatever the judge's "
+                             "agreement (drop one of the two)")
         return self
 
     @property
@@ -203,6 +213,7 @@ class RuleResult:
     decided_on: str = "interval"
     plan_n: int | None = None
     left_out: list[str] = field(default_factory=list)  # what the rule could not cover
+    awaits_people: bool = False  # INCONCLUSIVE until people rate (judge agreement, PPI): more items cannot decide it
 
     @property
     def passed(self) -> bool:
@@ -222,6 +233,7 @@ class GateResult:
     reason: str | None = None
     partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
     sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
+    warnings: list[str] = field(default_factory=list)  # what the verdict must say aloud (an inactive adapter)
 
     @property
     def failures(self) -> list[str]:
@@ -608,6 +620,50 @@ def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: H
 
 
 
+def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side: _Side) -> Check:
+    """One task's prediction-powered check of the human-scale Δ."""
+    rated = [k for k in human if k in judge]
+    if len(rated) < ppi.MIN_RATED:
+        why = ("people have not rated these runs' judged responses" if not rated else
+               f"{len(rated)} items rated in both runs < {ppi.MIN_RATED}, too few for a prediction-powered interval")
+        note = f"{why} (the review app: tunegate review RUN --mode rating)"
+        return Check(task, "judge_score", "INCONCLUSIVE", float("nan"), Interval(None, None, ppi.METHOD, len(rated), note),
+                     len(judge), None, note=note)
+    res = ppi.paired_ppi(human, judge)
+    only = ppi.ppi_mean([human[k] for k in rated], [judge[k] for k in rated], [], lam=0.0)
+    iv = Interval(res.lo, res.hi, ppi.METHOD, res.n_rated + res.n_unrated)
+    verdict: Verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
+    fail_at = side.threshold if side.fail_threshold is None else side.fail_threshold
+    note = (f"human-scale Δ from {res.n_rated} items rated in both runs and {res.n_unrated} judged only; judge weight "
+            f"λ {res.lam:.2f}; human-only interval [{only.lo:+.3f}, {only.hi:+.3f}]")
+    return Check(task, "judge_score", verdict, res.estimate, iv, res.n_rated + res.n_unrated, None,
+                 res.p_above(side.threshold), res.p_below(fail_at), note)
+
+
+def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: HumanOf | None) -> RuleResult:
+    """A judge_score rule judged on the human scale: Δ = candidate − baseline of the mean review-app rating
+    (1–5, divided by 4), estimated by PPI++ from the judge's Δ on every item and people's on the rated ones."""
+    suite = str(rule.suite)
+    tasks = [rule.task] if rule.task else [r.task for r in comp.metrics
+                                           if r.suite == suite and r.metric == "judge_score" and r.task]
+    if not tasks or not all(t in comp.candidate.suites.get(suite, {}).get("tasks", {}) for t in tasks):
+        raise UserError(f"no task of suite '{suite}'{' named ' + str(rule.task) if rule.task else ''} reports "
+                        "judge_score in the candidate run", **where)
+    human = human_rating_delta_map(_human(human_of), comp.baseline, comp.candidate, suite, rule.task, None)
+    side, cond = _side(rule, True)
+    checks = [_ppi_check(task, {sid: v for (s, t, sid), v in human.items() if s == suite and t == task},
+                         judge_deltas(comp.baseline, comp.candidate, suite, task), side) for task in tasks]
+    verdict, deciding = _combine(checks)
+    head = deciding or checks[0]
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, "judge_score (PPI)") if x)
+    detail = "; ".join(f"{c.label}: {c.note}" if len(checks) > 1 else str(c.note) for c in checks)
+    waiting = any(c.interval.lo is None and c.verdict == "INCONCLUSIVE" for c in checks)
+    return RuleResult(name, rule.kind, suite, rule.task, "judge_score", verdict, head.figure,
+                      f"human-scale {cond}", head.interval, sum(c.n for c in checks), None, head.p_pass,
+                      f"{ppi.METHOD}; {detail}", where.get("line"), checks,
+                      "per task" if len(checks) > 1 else "tasks", "interval", awaits_people=waiting)
+
+
 AnchorOf = Callable[[Drift], Run]  # the anchor release a max_drift rule names (from the ledger)
 HumanOf = Callable[[], HumanJudgments]  # what people said in the review app (read only when a rule needs it)
 
@@ -660,6 +716,8 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         return judge_drift(rule, spec, comp, where, anchor_of)
     if is_human_metric(rule.metric):
         return _human_rule(rule, comp, where, human_of)
+    if rule.ppi:
+        return _ppi_rule(rule, comp, where, human_of)
     try:
         suite, rows, left_out = _rows(rule, spec, comp)
         units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]
@@ -679,10 +737,11 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
     verdict, deciding = _combine(checks)
     left_out = left_out + [f"{c.label} ({c.note})" for c in checks if c.verdict is None]
     agreement_note = ""
+    awaits = False
     if rule.min_human_agreement is not None:
         trusted, agreement_note = _human_agreement(rule, comp, suite, checks, human_of)
         if not trusted:
-            verdict = "INCONCLUSIVE"
+            verdict, awaits = "INCONCLUSIVE", True
     head = deciding or checks[0]
     metric = rows[0].metric if len({r.metric for r in rows}) == 1 else "headline metric of each task"
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, rule.metric) if x)
@@ -697,7 +756,7 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
                       shown_iv, sum(c.n for c in checks), max(mdes) if mdes else None,
                       head.p_pass, "; ".join(x for x in (_detail(rule, head, checks), agreement_note) if x),
                       where.get("line"), checks, pool, rule.decide_on,
-                      max(need) if need else None, left_out)
+                      max(need) if need else None, left_out, awaits)
 
 
 def _available(comp: Comparison, row: MetricComparison, label: str) -> int | None:
@@ -738,7 +797,28 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                        anchor_of, human_of) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
     return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
-                      sequential_summary(comp.sequential))
+                      sequential_summary(comp.sequential), inactive_adapters(comp))
+
+
+def inactive_adapters(comp: Comparison) -> list[str]:
+    """A line for each run whose adapter changed nothing on the canary prompts (harness.run.canary): its
+    comparison is with the base, and with itself when the other run is the bare base."""
+    out = []
+    for role, run, other in (("candidate", comp.candidate, comp.baseline), ("baseline", comp.baseline, comp.candidate)):
+        model = run.results.get("model") or {}
+        check = model.get("adapter_check")
+        if not check or check.get("active", True):
+            continue
+        name = (model.get("adapter") or {}).get("name", "?")
+        other_is_base = not (other.results.get("model") or {}).get("adapter")
+        other_model = (other.results.get("model") or {}).get("fingerprint", {}).get("model")
+        same_base = other_model == (model.get("fingerprint") or {}).get("model")
+        tail = ("so this gate compares the base with itself" if other_is_base and same_base
+                else f"so the {role} is the bare base model")
+        out.append(f"the {role}'s adapter {name} changes nothing: its log-probabilities equal the base's on all "
+                   f"{check.get('n_prompts')} canary prompts (max difference {check.get('max_abs_diff', 0):.1e}), "
+                   f"{tail}")
+    return out
 
 
 def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:

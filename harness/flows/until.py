@@ -30,7 +30,7 @@ from harness.core import distributed
 from harness.core.api import Backend, SampleRecord, UserError, sha256_json
 from harness.core.config import line_of
 from harness.data.runs import Run
-from harness.data.suite import Suite, load_suite
+from harness.data.suite import Suite, load_suites
 from harness.decide.compare import compare_runs, prompt_sha
 from harness.decide.gate import (
     Check,
@@ -48,6 +48,7 @@ from harness.flows.refs import resolve_run
 from harness.inference import power, sequential
 from harness.inference.stats import ALPHA
 from harness.models import load_backend
+from harness.run import canary
 from harness.run.engine import (
     EvalSettings,
     WorkItem,
@@ -59,6 +60,7 @@ from harness.run.engine import (
     say,
     write_run_dir,
 )
+from harness.scoring import judging
 from harness.storage import ledger
 from harness.storage.store import Store
 
@@ -293,6 +295,9 @@ def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Ta
     for i, (rule, tasks) in enumerate(zip(result.rules, reads)):
         if rule.verdict in ("PASS", "FAIL"):
             continue
+        if rule.awaits_people:  # only people's ratings can decide it, not more items
+            hopeless.add(i)
+            continue
         open_tasks: set[Task] = set()
         for check in rule.checks:
             if check.verdict in ("PASS", "FAIL"):
@@ -346,18 +351,24 @@ class _Loop:
     """The state of one sequential evaluation: both variants' runs in the store and what was evaluated."""
 
     def __init__(self, backend: Backend, store: Store, suites: list[Suite], settings: EvalSettings,
-                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run) -> None:
+                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
+                 judges: dict[str, Backend] | None = None) -> None:
         self.backend, self.store, self.suites, self.settings, self.until = backend, store, suites, settings, until
+        self.judges = judges or {}  # the backends bound to the suites' judge roles (judged tasks)
         self.candidate, self.baseline = candidate, baseline
         self.quiet = dataclasses.replace(settings, progress=False)
+        check = canary.check_adapter(backend, candidate) if candidate else None  # leaves the candidate set
         backend.set_adapter(candidate)
+        if distributed.is_main():
+            canary.warn(Path(candidate).name if candidate else "base", check)
         self.items = build_items(backend, suites, settings, store)
         self.groups = _groups(self.items)
         self.fp = backend.fingerprint()
         self.fp_hash = sha256_json(self.fp)
         adapter = backend.adapter
         self.model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
-                           "fingerprint": self.fp, "fingerprint_hash": self.fp_hash}
+                           "fingerprint": self.fp, "fingerprint_hash": self.fp_hash,
+                           **({"adapter_check": check} if check is not None else {})}
         key = sha256_json({"fp": self.fp_hash, "suites": [s.fingerprint() for s in suites], "until": str(until),
                            "time": time.time()})  # a sequential run is never resumed: the cache makes reruns cheap
         self.run_id, _ = store.start_run(key, self.model_info, False)
@@ -372,7 +383,7 @@ class _Loop:
     def evaluate_chunk(self, groups: list[Group]) -> None:
         work = [item for g in groups for item in self.groups[g]]
         self.backend.set_adapter(self.candidate)
-        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet, self.judges)
         missing = []
         for item in work:
             key = (item.task.suite.name, item.task.name, item.sample.sample_id)
@@ -394,7 +405,7 @@ class _Loop:
             self.base_run_id, _ = self.store.start_run(sha256_json(["baseline", self.run_id]),
                                                        self.baseline.results.get("model") or {}, False)
         self.backend.set_adapter(self.base_variant)
-        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet, self.judges)
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
         fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
         for rec in fresh:
@@ -435,13 +446,14 @@ class _Loop:
 
 def run_until_decided(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                       until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
-                      out: Path | None = None) -> Outcome:
-    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget."""
+                      out: Path | None = None, judges: dict[str, Backend] | None = None) -> Outcome:
+    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget.
+    `judges` are the backends bound to the suites' judge roles (needed when a task declares a judge)."""
     started = time.perf_counter()
     spec, root = load_gate(until.gate)
     refuse_estimates(spec, root, str(until.gate))
     reads = rule_tasks(spec, suites, str(until.gate))
-    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline)
+    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline, judges)
     order = seeded_order(list(loop.groups), until.seed)
     needed = set().union(*reads)
     available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
@@ -513,7 +525,8 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
 def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
                            settings: EvalSettings, until: UntilSettings, store_path: str | None = None,
                            dtype: str = "auto", device: str = "auto",
-                           backend_options: Mapping[str, Any] | None = None) -> Outcome:
+                           backend_options: Mapping[str, Any] | None = None,
+                           judge_bindings: dict[str, str] | None = None) -> Outcome:
     """`tunegate eval --until-decided`: one candidate (the base, or one adapter) against a baseline run."""
     if len(adapters) > 1:
         raise UserError("--until-decided evaluates one candidate: give at most one --adapter", field="-a/--adapter")
@@ -529,7 +542,7 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         check_out_dir(out)
     refuse_estimates(*load_gate(until.gate), str(until.gate))  # bad gate files fail before any model loads
     baseline = resolve_run(until.baseline, store_path)
-    suites = [load_suite(ref) for ref in suite_refs]
+    suites = load_suites(list(suite_refs))
     for suite in suites:
         have = baseline.suites.get(suite.name)
         if have is None:
@@ -543,10 +556,11 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
     check_capabilities(backend, suites, adapters)
     if candidate:
         backend.check_adapter(candidate)
+    judges, _ = judging.bind(suites, judge_bindings or {}, dtype=dtype, batch_size=settings.batch_size)
     store = Store(store_path)
     try:
         outcome = run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
-                                    baseline, out)
+                                    baseline, out, judges)
         # the run and its verdict go to the ledger, as `tunegate gate` records them, so that `promote` finds it
         ledger.record_verdict(store.conn, until.gate, verdict_json(outcome.gate),
                               (baseline.results, baseline.samples), (outcome.results, outcome.samples))

@@ -103,6 +103,8 @@ def format_gate(result: GateResult) -> str:
                               fmt_interval(c.interval, signed=r.kind not in ("floor", "max_robustness_drop")),
                               f"n {c.n}" + (f"; MDE {c.mde:.3f}" if c.mde is not None else ""), c.note or "")
     console.print(table)
+    for warning in result.warnings:
+        console.print(f"WARNING: {warning}", markup=False)
     if comp.backends_note:
         console.print(f"note: {comp.backends_note}")
     if result.sequential:

@@ -22,6 +22,7 @@ from typing import Any, TypeGuard
 
 from harness.core.api import UserError
 from harness.core.quiet import active_log, quiet_trainer
+from harness.core.untrusted import terminal_line
 from harness.data.suite import load_suite
 from harness.models.adapters import NON_WEIGHT_FILES, AdapterInfo
 from harness.models.hf import HFBackend
@@ -358,5 +359,5 @@ def _barrier(trainer: Any) -> None:
 
 def _say(progress: bool, text: str) -> None:
     if progress:
-        print(f"tunegate: {text}", file=sys.stderr, flush=True)
+        print(terminal_line(f"tunegate: {text}"), file=sys.stderr, flush=True)
 
