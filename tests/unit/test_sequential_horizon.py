@@ -222,3 +222,38 @@ def test_a_bad_discordance_is_exit_2(tmp_path: Path, capsys, value: str) -> None
                  "--discordance", value])
     err = capsys.readouterr().err
     assert code == 2 and "--discordance must lie in (0, 1]" in err and "Traceback" not in err
+
+
+def test_a_lower_is_better_metric_gets_the_mirrored_sequence() -> None:
+    """The gate orients a lower-is-better metric by negating c - b; its design's center flips with it, so the
+    interval of the improvement is the mirror of the raw one and the anytime p-value still matches it."""
+    x = np.random.default_rng(9).choice([-1.0, 0.0, 1.0], p=[0.2, 0.7, 0.1], size=300)  # c - b, lower is better
+    design = sq.Design(200, -0.05)  # on the improvement, -(c - b)
+    raw = sq.sequence_interval(x, -1.0, 1.0, design=design.flipped())
+    oriented = sq.sequence_interval(-x, -1.0, 1.0, design=design)
+    assert (oriented.lo, oriented.hi) == pytest.approx((-raw.hi, -raw.lo), abs=1e-9)
+    p = sq.anytime_p(-x, -1.0, 1.0, -0.05, above=True, design=design)
+    assert (p <= 0.025) == (oriented.lo > -0.05)
+
+
+def test_gate_and_compare_mirror_the_design_for_a_lower_is_better_metric(tmp_path: Path, capsys) -> None:
+    from tests.unit.runfixtures import build_run
+
+    rng = np.random.default_rng(12)
+    base = rng.binomial(1, 0.3, 300).astype(float)  # an error rate: lower is better
+    cand = np.where(rng.random(300) < 0.1, 1.0 - base, base)
+    b = build_run(tmp_path / "b", scores={("s", "t"): {"err": base.tolist()}}, lower={("s", "t"): {"err"}})
+    c = build_run(tmp_path / "c", scores={("s", "t"): {"err": cand.tolist()}}, adapter="cand",
+                  lower={("s", "t"): {"err"}})
+    order = [int(i) for i in rng.permutation(300)[:200]]
+    _make_sequential(c, order)
+    _with_design(c, {"s/t": {"horizon": 150, "center": -0.1}})
+    design = sq.Design(150, -0.1)
+    d = (cand - base)[order]  # c - b; the improvement is its negation
+    _, verdict, _ = _gate(tmp_path, 0.1, b, c, capsys)
+    want = sq.sequence_interval(-d, -1.0, 1.0, design=design)
+    got = verdict["rules"][0]["interval"]
+    assert (got["lo"], got["hi"]) == pytest.approx((want.lo, want.hi), abs=1e-9)
+    row = next(r for r in compare_runs(load_run(b), load_run(c)).metrics if r.task == "t" and r.metric == "err")
+    raw = sq.sequence_interval(d, -1.0, 1.0, design=design.flipped())
+    assert row.interval is not None and (row.interval.lo, row.interval.hi) == pytest.approx((raw.lo, raw.hi))
