@@ -214,6 +214,9 @@ def test_until_decided_records_the_design_and_gates_alike(tmp_path: Path) -> Non
                  "--verdict", str(tmp_path / "v2.json")]) == 0
     again = json.loads((tmp_path / "v2.json").read_text())
     assert again["rules"][0]["interval"] == verdict["rules"][0]["interval"]
+    from harness.flows.until import summary
+
+    assert f"bets tuned to {min(N, planned)} items of t/add (the planner's n {planned} at discordance 0.2" in summary(outcome)
 
 
 @pytest.mark.parametrize("value", ["0", "1.5", "nan"])
