@@ -143,6 +143,15 @@ class SequentialItem(_Entry):
     prompt_hash: Name
 
 
+class SequentialDesign(_Entry):
+    """The horizon design of one task's sequence, fixed before the first look (`harness.flows.until.plan_design`)."""
+
+    horizon: Annotated[int, Field(ge=1)]
+    center: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] | None = None
+    planned_n: Annotated[int, Field(ge=0)] | None = None
+    discordance: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
 class Sequential(_Entry):
     """A run evaluated until decided (`eval --until-decided`): which items, in which order, judged how."""
 
@@ -154,6 +163,8 @@ class Sequential(_Entry):
     available: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
     evaluated: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
     stopped: Name | None = None
+    # absent in runs written before issue 23's horizon design: judged with the LIL schedule, as then
+    design: Annotated[dict[Name, SequentialDesign], Field(max_length=MAX_ITEMS)] = {}
 
 
 class Results(_Entry):

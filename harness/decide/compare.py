@@ -21,6 +21,7 @@ from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.inference import stats
 from harness.inference.evidence import UNBOUNDED_MIN_N, delta_interval
+from harness.inference.sequential import Design
 from harness.inference.stats import Interval
 from harness.scoring import metrics
 
@@ -318,6 +319,21 @@ def prompt_sha(prompt: str | None) -> str:
     return hashlib.sha256((prompt or "").encode("utf-8")).hexdigest()
 
 
+def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[str]) -> Design | None:
+    """The horizon design a sequential run recorded for one task or for tasks pooled (their horizons added),
+    its center on the larger-is-better scale of the improvement; None for a run recorded without one (judged
+    with the LIL schedule, as before) or when a pooled task lacks one. Pooled tasks with different centers bet
+    on the width only."""
+    recorded: dict[str, dict[str, Any]] = (block or {}).get("design") or {}
+    keys = [f"{suite}/{task}" for task in tasks]
+    if not keys or any(k not in recorded for k in keys):
+        return None
+    entries = [recorded[k] for k in keys]
+    centers = {e.get("center") for e in entries}
+    center = centers.pop() if len(centers) == 1 else None
+    return Design(sum(int(e["horizon"]) for e in entries), None if center is None else float(center))
+
+
 def sequential_order(block: dict[str, Any]) -> dict[SampleKey, int]:
     """Each evaluated sample's position in the evaluation order of a sequential run."""
     return {(i["suite"], i["task"], i["sample_id"]): k for k, i in enumerate(block["items"])}
@@ -429,22 +445,25 @@ def own_score(scores: Scores, bounds: tuple[float, float] | None, binary: bool) 
 
 
 def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores, hib: bool,
-               n_resamples: int, seed: int, sequential: bool = False
+               n_resamples: int, seed: int, sequential: bool = False, design: Design | None = None
                ) -> tuple[MetricComparison, tuple[np.ndarray, np.ndarray]]:
-    """Paired statistics of one metric on item-level scores (sequential: the confidence sequence, in order)."""
+    """Paired statistics of one metric on item-level scores (sequential: the confidence sequence, in order,
+    with the run's horizon design, center on the larger-is-better scale)."""
     b, c, common = paired(sb, sc)
     all_values = np.concatenate([sb.values, sc.values])
     bounds = metric_bounds(metric, all_values)
     binary = bool(all_values.size) and stats.is_binary(all_values)
     nb = nc = None
+    raw = design if design is None or hib else design.flipped()  # the design on the scale of c - b
     if b.size == 0:
         interval, p, test = None, None, "none: no paired items"
     elif binary:
         nb, nc = stats.discordant(b, c)
-        interval = delta_interval(b, c, True, bounds, sequential=sequential)
+        interval = delta_interval(b, c, True, bounds, sequential=sequential, design=raw)
         p, test = stats.mcnemar_exact(nb, nc), "exact McNemar"
     else:
-        interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed, sequential=sequential)
+        interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed, sequential=sequential,
+                                  design=raw)
         p, test = stats.sign_flip_pvalue(b, c, n_resamples=n_resamples, seed=seed), "sign-flip permutation"
     if sequential and b.size:  # a fixed-n test is not valid at a data-dependent n: only the sequence is shown
         p, test = None, "none: sequential run (judged by its confidence sequence)"
@@ -583,7 +602,7 @@ def metric_names(tasks: list[dict[str, Any]], samples: Sequence[Mapping[str, Any
 
 
 def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int, seed: int,
-                 sequential: bool = False) -> _TaskResult:
+                 sequential: bool = False, block: dict[str, Any] | None = None) -> _TaskResult:
     base, cand = runs
     sb, sc = task_samples(base, suite, task), task_samples(cand, suite, task)
     tb, tc = base.suites[suite]["tasks"][task], cand.suites[suite]["tasks"][task]
@@ -604,7 +623,8 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
         sc_scores = item_scores(list(oc.values()), metric, None, f"{cand.path}/samples.jsonl")
         fail = _fail_value(metric_bounds(metric, np.concatenate([sb_scores.values, sc_scores.values])), hib)
         row, arrays = metric_row(suite, task, metric, item_scores(list(ob.values()), metric, fail),
-                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed, sequential)
+                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed, sequential,
+                                 sequential_design(block, suite, [task]) if sequential else None)
         rows.append(row)
         pairs[(suite, task, metric)] = arrays
         if row.binary and not task_flips:
@@ -625,7 +645,7 @@ def _pooled(samples: list[SampleRow]) -> list[SampleRow]:
 
 def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n_resamples: int,
                   seed: int, seq_order: dict[SampleKey, int] | None = None,
-                  mixed: dict[tuple[str, str], dict[str, bool]] | None = None
+                  mixed: dict[tuple[str, str], dict[str, bool]] | None = None, block: dict[str, Any] | None = None
                   ) -> tuple[list[MetricComparison], dict[Key, tuple[np.ndarray, np.ndarray]], list[RobustnessRow]]:
     """Suite rows: per-sample metrics pooled over the tasks that report them (micro); corpus metrics as recorded.
 
@@ -663,7 +683,8 @@ def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n
         ob = [s for s in all_b if not s.get("perturbation") and s["task"] in member_tasks]
         oc = [s for s in all_c if not s.get("perturbation") and s["task"] in member_tasks]
         row, arrays = metric_row(suite, None, metric, item_scores(ob, metric, fail), item_scores(oc, metric, fail),
-                                 hib, n_resamples, seed, seq_order is not None)
+                                 hib, n_resamples, seed, seq_order is not None,
+                                 sequential_design(block, suite, member_tasks) if seq_order is not None else None)
         row.tasks = member_tasks
         rows.append(row)
         pairs[(suite, None, metric)] = arrays
@@ -706,9 +727,10 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
     incomplete: dict[tuple[str, str], tuple[int, int]] = {}
     mixed: dict[tuple[str, str], dict[str, bool]] = {}
     for suite in common:
-        tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None)
+        tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None, block)
                  for task in baseline.suites[suite]["tasks"]]
-        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order, mixed)
+        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order, mixed,
+                                                              block)
         rows += suite_rows + [r for t in tasks for r in t.rows]
         pairs.update(suite_pairs)
         robust += suite_robust

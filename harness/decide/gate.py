@@ -41,6 +41,7 @@ from harness.decide.compare import (
     compare_runs,
     item_scores,
     originals,
+    sequential_design,
     sequential_order,
     task_samples,
 )
@@ -208,8 +209,12 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
 
 def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     b, c = comp.pairs[(row.suite, row.task, row.metric)]
+    # a sequential run: the horizon design it recorded before its first look, so the gate judges the sequence
+    # the run stopped on (None for runs recorded without one: the LIL schedule, as before)
+    design = sequential_design(comp.sequential, row.suite, [row.task] if row.task else list(row.tasks))
     return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
-                       n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None)
+                       n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None,
+                       design=design)
 
 
 def _own(comp: Comparison, row: MetricComparison, label: str, rule: Rule | None = None) -> Unit:
@@ -637,4 +642,5 @@ def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
             evaluated[key] = evaluated.get(key, 0) + 1
     return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
             "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
+            "design": dict(block.get("design") or {}),
             "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}

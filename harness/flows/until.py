@@ -33,10 +33,20 @@ from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.data.suite import Suite, load_suites
 from harness.decide.compare import compare_runs, prompt_sha
-from harness.decide.gate import Check, GateResult, GateSpec, RuleResult, evaluate_gate, load_gate, sequential_summary
+from harness.decide.gate import (
+    Check,
+    GateResult,
+    GateSpec,
+    Rule,
+    RuleResult,
+    evaluate_gate,
+    load_gate,
+    sequential_summary,
+    superiority_design,
+)
 from harness.decide.verdict import verdict_json, write_verdict
 from harness.flows.refs import resolve_run
-from harness.inference import sequential
+from harness.inference import power, sequential
 from harness.inference.stats import ALPHA
 from harness.models import load_backend
 from harness.run import canary
@@ -56,6 +66,8 @@ from harness.storage import ledger
 from harness.storage.store import Store
 
 DEFAULT_CHUNK = 10  # items per task between two looks; every look is valid, so small chunks stop sooner
+# The discordance the horizon design plans paired rules at when none is given: `tunegate plan`'s default.
+DEFAULT_DISCORDANCE = 0.15
 
 Group = tuple[str, str, str]  # (suite, task, source id): an item with its perturbed variants
 
@@ -73,6 +85,9 @@ class UntilSettings:
     # Per task ("suite/task"): items per look instead of `chunk`, e.g. more of a cheap multiple-choice task than of
     # a sampled code task. Fixed before any answer is seen, so every look stays valid (the CS allows any looks).
     task_chunk: dict[str, int] = field(default_factory=dict)
+    # The share of paired items expected to change (as `tunegate plan --discordance`; a pilot's is best): with
+    # the rule's margin it gives the planner's n, the horizon the bets are tuned to (see `plan_design`).
+    discordance: float = DEFAULT_DISCORDANCE
 
     def chunk_of(self, task: tuple[str, str]) -> int:
         return self.task_chunk.get(f"{task[0]}/{task[1]}", self.chunk)
@@ -171,6 +186,50 @@ def refuse_estimates(spec: GateSpec, root: Any, source: str) -> None:
 
 
 Task = tuple[str, str]
+
+
+def _planned(rule: Rule, discordance: float) -> tuple[float, int] | None:
+    """(threshold of the improvement, the planner's n) of a paired rule, as `tunegate plan` and the gate's
+    plan_n compute them (paired 0/1 scores, 80% power, one-sided 2.5%); None for other kinds."""
+    kind = rule.kind
+    if kind in ("non_inferiority", "max_general_drop"):
+        margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
+        effect = 0.0
+    elif kind == "superiority":
+        margin, effect = superiority_design(rule)
+    else:
+        return None
+    try:
+        return -margin, power.paired_binary_n(margin, effect, max(discordance, effect, margin, 1e-3))
+    except (ValueError, OverflowError):
+        return -margin, 0  # no n below ten million (or max_general_drop 0): tune to the split
+
+
+def plan_design(spec: GateSpec, reads: list[set[Task]], available: Mapping[str, int],
+                discordance: float) -> dict[str, dict[str, Any]]:
+    """Per task ("suite/task"): the horizon design its sequence bets with, fixed before the first look.
+
+    The first paired rule (gate order) that reads a task sets it: horizon = the planner's n for that rule at
+    `discordance` (for a pooled rule, its share of the pooled n by the tasks' split sizes), at most the task's
+    split, never below 1; center = the rule's threshold on the improvement. A wrong plan costs items, never
+    validity (the bets stay predictable). Tasks no paired rule reads get no design (the LIL schedule)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rule, tasks in zip(spec.rules, reads):
+        plan = _planned(rule, discordance)
+        if plan is None:
+            continue
+        center, n = plan
+        keys = sorted(f"{s}/{t}" for s, t in tasks)
+        total = sum(available.get(k, 0) for k in keys) or 1
+        pooled = rule.pool == "micro" and not rule.task
+        for key in keys:
+            split = available.get(key, 0)
+            if key in out or split <= 0:
+                continue
+            share = math.ceil(n * split / total) if pooled else n
+            out[key] = {"horizon": max(1, min(split, share or split)), "center": center, "planned_n": n,
+                        "discordance": discordance}
+    return out
 
 # Futility is judged from this many paired items of a check on: a first small look's estimate and width say little.
 FUTILITY_MIN_N = 10
@@ -356,9 +415,11 @@ class _Loop:
             self.baseline.samples.append(sample)
         self.base_extra += fresh
 
-    def block(self, stopped: str | None, available: dict[str, int], looks: list[int]) -> dict[str, Any]:
-        return {"method": sequential.CS_METHOD, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
-                "task_chunk": dict(self.until.task_chunk),
+    def block(self, stopped: str | None, available: dict[str, int], looks: list[int],
+              design: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        method = sequential.HORIZON_METHOD if design else sequential.CS_METHOD
+        return {"method": method, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
+                "task_chunk": dict(self.until.task_chunk), "design": design,
                 "gate": str(self.until.gate), "baseline": str(self.until.baseline), "stopped": stopped,
                 "available": available, "looks": looks, "evaluated": self.evaluated(),
                 "items": [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
@@ -398,6 +459,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     needed = set().union(*reads)
     available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
     total = sum(available.values())
+    design = plan_design(spec, reads, available, until.discordance)  # fixed before the first look
     taken = {task: 0 for task in order}
     result: GateResult | None = None
     decided_at: dict[int, int] = {}
@@ -427,7 +489,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             chunk = chunk[:room]
         loop.evaluate_chunk(chunk)
         looks.append(len(loop.order))
-        cand, _ = loop.candidate_run(loop.block(None, available, looks), out)
+        cand, _ = loop.candidate_run(loop.block(None, available, looks, design), out)
         comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
         result = evaluate_gate(spec, comp, source=str(until.gate), root=root)
         for i, rule in enumerate(result.rules):
@@ -440,7 +502,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             break
     if result is None:
         raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(until.gate))
-    block = loop.block(stopped, available, looks)
+    block = loop.block(stopped, available, looks, design)
     result.sequential = sequential_summary(block)
     cand, records = loop.candidate_run(block, out)
     loop.store.finish_run(loop.run_id, cand.results)
@@ -475,6 +537,8 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         raise UserError("--max-minutes must be a positive number of minutes", field="--max-minutes")
     if not 0 <= until.seed < 2**32:
         raise UserError("--seed must lie in [0, 2**32)", field="--seed")
+    if not 0 < until.discordance <= 1:  # also refuses nan
+        raise UserError("--discordance must lie in (0, 1]", field="--discordance")
     if out is not None:
         check_out_dir(out)
     refuse_estimates(*load_gate(until.gate), str(until.gate))  # bad gate files fail before any model loads
@@ -509,8 +573,12 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
 
 def summary(outcome: Outcome) -> str:
     """Per rule: verdict, items judged of those available, where it was decided; then the compute saved."""
-    lines = [f"sequential evaluation ({sequential.CS_METHOD}): stopped: {outcome.stopped}, after "
-             f"{len(outcome.looks)} looks"]
+    block = outcome.results.get("sequential") or {}
+    lines = [f"sequential evaluation ({block.get('method', sequential.CS_METHOD)}): stopped: {outcome.stopped}, "
+             f"after {len(outcome.looks)} looks"]
+    for task, d in sorted((block.get("design") or {}).items()):
+        lines.append(f"  bets tuned to {d['horizon']} items of {task} (the planner's n {d['planned_n']} at discordance "
+                     f"{d['discordance']:g}, at most the split), threshold {d['center']:+.3f}")
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
         at = (f"decided at {r.decided_at} items" if r.decided_at else

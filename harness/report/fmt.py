@@ -107,5 +107,11 @@ def fmt_sequential(summary: dict[str, Any] | None) -> str:
         else:
             parts += [f"{task} {evaluated[task]} of {available.get(task, '?')}" for task in tasks]
     stopped = f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""
+    design = summary.get("design") or {}
+    tuned = ""
+    if design:  # the bets' horizons, fixed before the first look (one total when there are many tasks)
+        horizons = [f"{task} {d.get('horizon')}" for task, d in design.items()]
+        tuned = (f"; bets tuned before the first look to {', '.join(horizons)} items" if len(horizons) <= 6 else
+                 f"; bets tuned before the first look to horizons of {len(horizons)} tasks")
     return (f"sequential run, judged with a {summary['method']} (valid at the data-dependent stopping point, "
-            f"no fixed-n test); items evaluated: {', '.join(parts)}{stopped}")
+            f"no fixed-n test); items evaluated: {', '.join(parts)}{tuned}{stopped}")
