@@ -31,7 +31,7 @@ import jinja2
 import yaml
 
 from harness.core.api import UserError
-from harness.core.config import MAX_YAML_NODES, expanded_size
+from harness.core.config import load_yaml, parse_yaml
 from harness.core.untrusted import TemplateSandbox, code_trusted, excerpt, inside_folder
 from harness.data.lmeval_filters import check_filters
 
@@ -76,20 +76,6 @@ class FunctionRef:
     source: str
 
 
-def _load(text: str, folder: Path, source: str) -> Any:
-    """Parse with `!function` allowed, refused past MAX_YAML_NODES expanded nodes like every YAML tunegate reads
-    (an alias bomb is a few lines that expand to billions)."""
-    loader = _loader(folder, source)(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None and expanded_size(node) > MAX_YAML_NODES:
-            raise UserError(f"the YAML expands to more than {MAX_YAML_NODES} nodes (aliases to aliases: an "
-                            "alias bomb?)", source=source)
-        return loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
-
-
 def _loader(folder: Path, source: str) -> type[yaml.SafeLoader]:
     class Loader(yaml.SafeLoader):
         pass
@@ -106,20 +92,7 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in _seen:
         raise UserError(f"include cycle through {path.name}", source=str(_seen[-1]), field="include")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"not valid UTF-8 (byte {exc.start})", source=str(path)) from None
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    try:
-        cfg = _load(text, path.parent, str(path))  # a SafeLoader plus one tag
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=str(path),
-                        line=mark.line + 1 if mark else None) from None
-    except RecursionError:
-        raise UserError("malformed YAML: nested too deeply", source=str(path)) from None
+    cfg, _ = load_yaml(path, _loader(path.parent, str(path)))  # a SafeLoader plus `!function`
     if not isinstance(cfg, dict):
         raise UserError("an lm-eval task file must be a mapping", source=str(path))
     includes = cfg.pop("include", None)
@@ -801,7 +774,7 @@ def matches(patterns: list[str], names: list[str]) -> bool:
 def looks_like_task_file(path: Path) -> bool:
     """Whether a YAML file is an lm-eval task or group file (read with `!function` allowed, includes unread)."""
     try:
-        raw = _load(path.read_bytes().decode("utf-8"), path.parent, str(path))
+        raw, _ = parse_yaml(path.read_bytes().decode("utf-8"), str(path), _loader(path.parent, str(path)))
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError, UserError):
         return False
     return is_lmeval_task(raw) or (isinstance(raw, dict) and "include" in raw and "tasks" not in raw)
