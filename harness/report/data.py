@@ -156,3 +156,56 @@ def evidence_rows(data: ReportData) -> list[EvidenceRow]:
                     n[label] = int(t.get("n") or 0)
             rows.append(EvidenceRow(suite, task, str(tres.get("kind", "")), n, source))
     return rows
+
+
+@dataclass
+class Selection:
+    """How one run's items were chosen, and what that means for a claim resting on them."""
+
+    label: str
+    how: str  # "all", "first N", "suite default", "sequential"
+    text: str
+    meaning: str
+
+
+_MEANING = {
+    "all": "every row of each task's split: the figures describe the task's items as they stand",
+    "first N": "not a random sample: the figures describe these first rows only, and rows at the top of a file "
+               "may differ from the rest, so a change seen here need not hold on the whole task",
+    "suite default": "the first rows up to the suite's declared size, not a random sample: the figures describe "
+                     "those rows only",
+    "sequential": "items drawn in a seeded random order and evaluated until the gate was decided: a random "
+                  "sample of each task, judged with intervals valid at the data-dependent stopping point",
+}
+
+
+def item_selection(run: Run, label: str) -> Selection:
+    """Per run: all rows, the first N (--limit or the suite's size), or a sequential random order."""
+    settings = run.results.get("settings") or {}
+    block = run.results.get("sequential")
+    if block:
+        evaluated = sum(int(v) for v in (block.get("evaluated") or {}).values()) or len(block.get("items") or [])
+        available = sum(int(v) for v in (block.get("available") or {}).values())
+        of = f" of {available}" if available else ""
+        stopped = f"; stopped: {block['stopped']}" if block.get("stopped") else ""
+        return Selection(label, "sequential", f"sequential: seeded random order (seed {block.get('seed')}), "
+                         f"{evaluated}{of} items evaluated until decided{stopped}", _MEANING["sequential"])
+    if settings.get("limit"):
+        n = int(settings["limit"])
+        return Selection(label, "first N", f"first {n} rows of each task (--limit {n})", _MEANING["first N"])
+    tasks = [t for suite in run.suites.values() for t in (suite.get("tasks") or {}).values()]
+    short = [t for t in tasks if t.get("split_rows") is not None and int(t["n"]) < int(t["split_rows"])]
+    if short:
+        sizes = sorted({int(t["n"]) for t in short})
+        size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+        return Selection(label, "suite default", f"first {size} rows of {len(short)} of {len(tasks)} tasks (the "
+                         "suite's declared size; --full evaluates every row)", _MEANING["suite default"])
+    if settings.get("full") or (tasks and all(t.get("split_rows") is not None for t in tasks)):
+        return Selection(label, "all", "all rows of each task", _MEANING["all"])
+    return Selection(label, "suite default", "each task's declared size (first rows; this run did not record how "
+                     "many rows its splits hold)", _MEANING["suite default"])
+
+
+def selections(data: ReportData) -> list[Selection]:
+    """One item selection per run, in run order."""
+    return [item_selection(run, label) for run, label in zip(data.runs, data.labels)]

@@ -15,8 +15,23 @@ from harness.data.runs import Run
 from harness.decide.compare import Comparison
 from harness.report import svg
 from harness.report.cost import efficiency
-from harness.report.data import ReportData, evidence_rows
-from harness.report.fmt import fmt_bytes, fmt_count, fmt_interval, fmt_num, fmt_sequential, more_items
+from harness.report.data import ReportData, evidence_rows, selections
+from harness.report.fmt import (
+    DIRECTION_LEGEND,
+    MDE_WORDS,
+    direction_mark,
+    fmt_bytes,
+    fmt_count,
+    fmt_interval,
+    fmt_n_mde,
+    fmt_num,
+    fmt_sequential,
+    fmt_signed,
+    mark_of,
+    method_marks,
+    more_items,
+    rule_detail,
+)
 from harness.report.history import history_html
 
 MAX_SAMPLE_TEXT = 4000  # characters kept per prompt/response in the embedded browser data
@@ -36,8 +51,8 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=fmt_num, count=fmt_count, bytes=fmt_bytes, fmt_sequential=fmt_sequential,
-                       more_items=more_items,
-                       signed=lambda v: "–" if v is None else f"{v:+.3f}",
+                       more_items=more_items, signed=fmt_signed, dir=direction_mark, n_mde=fmt_n_mde,
+                       detail=rule_detail,
                        p=lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}"),
                        ci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",
                        dci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]",
@@ -194,6 +209,13 @@ def _samples(data: ReportData) -> dict[str, Any]:
 
     primary: dict[tuple[str, str], str | None] = {}
     comp0 = data.comparisons[0] if data.comparisons else None
+    candidates = [i for i in range(len(data.runs)) if i != data.baseline_index]
+    by_run = dict(zip(candidates, data.comparisons))
+    # The browser's flips are the comparison's own (0/1 metrics only), so it counts what the summary card counts.
+    flipped = {i: {(f.suite, f.task, f.sample_id): "up" if f.direction == "wrong→right" else "down"
+                   for f in comp.flips} for i, comp in by_run.items()}
+    binary = {i: {(r.suite, r.task): r.binary for r in comp.metrics if r.task is not None
+                  and r.metric == (comp.primary_metric(r.suite, r.task) or r.metric)} for i, comp in by_run.items()}
     records = []
     for s in data.baseline.samples:
         key = (s["suite"], s["task"])
@@ -202,16 +224,20 @@ def _samples(data: ReportData) -> dict[str, Any]:
         metric = primary[key]
         others = [r.sample(s["suite"], s["task"], s["sample_id"]) if r is not data.baseline else s for r in data.runs]
         scores = [(o or {}).get("scores", {}).get(metric) if metric else None for o in others]
-        flips = []
+        flips, changes = [], []
         for i, _o in enumerate(others):
+            comp = by_run.get(i)
+            flips.append("" if comp is None else flipped[i].get((s["suite"], s["task"], s["sample_id"]), ""))
             b, c = scores[data.baseline_index], scores[i]
-            flips.append("" if i == data.baseline_index or b is None or c is None or b == c
-                         else ("down" if c < b else "up"))
+            # A continuous score shows its change; only a 0/1 score's change is a flip (as on the summary card).
+            continuous = comp is not None and not binary[i].get((s["suite"], s["task"]), False)
+            changes.append(round(float(c) - float(b), 6) if continuous and isinstance(b, (int, float))
+                           and isinstance(c, (int, float)) and b != c else None)
         records.append({"suite": s["suite"], "task": s["task"], "id": s["sample_id"],
                         "perturbation": s.get("perturbation"), "prompt": clip(s.get("prompt")),
                         "target": clip(s.get("target")), "metric": metric,
                         "responses": [clip((o or {}).get("response")) for o in others],
-                        "scores": scores, "flips": flips})
+                        "scores": scores, "flips": flips, "changes": changes})
     return {"runs": data.labels, "baseline": data.baseline_index, "samples": records}
 
 
@@ -229,7 +255,9 @@ def render_html(data: ReportData) -> str:
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],
         "human": he, "evidence": _evidence_groups(data), "history": history_html(data.history),
-        "matrix": _verdict_matrix(data),
+        "matrix": _verdict_matrix(data), "selections": selections(data),
+        "marks": [method_marks(g.rules) for g in data.gates], "mark_of": mark_of,
+        "mde_words": MDE_WORDS, "direction_legend": DIRECTION_LEGEND,
         "suite_groups": [_suite_groups(c) for c in data.comparisons],
         "judging": data.judging,
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],

@@ -7,18 +7,25 @@ from typing import Any
 
 from harness.decide.compare import Comparison, Flip, mixed_direction_notes
 from harness.decide.gate import GateResult
-from harness.report.data import ReportData, evidence_rows
+from harness.report.data import ReportData, evidence_rows, selections
 from harness.report.fmt import (
+    DIRECTION_LEGEND,
     fmt_ci,
-    fmt_evidence,
     fmt_figure,
     fmt_interval,
+    fmt_n_mde,
     fmt_num,
     fmt_p,
     fmt_plan,
     fmt_rule_interval,
     fmt_sequential,
+    fmt_signed,
+    footnotes,
+    mark_of,
+    method_marks,
+    metric_with_direction,
     more_items,
+    rule_detail,
 )
 from harness.report.judge_section import markdown_lines as judge_markdown
 
@@ -66,23 +73,29 @@ def _verdict(gate: GateResult | None) -> list[str]:
     if gate.inconclusive and gate.on_inconclusive == "pass":
         lines += [f"Inconclusive rules are accepted by the gate file: {esc(gate.reason)}", ""]
     rows = []
+    marks = method_marks(gate.rules)
     for r in gate.rules:
-        note = "; ".join(x for x in (r.detail, fmt_plan(r),
+        note = "; ".join(x for x in (rule_detail(r), fmt_plan(r),
                                      "decided on the point estimate" if r.decided_on == "estimate" else "") if x)
         rows.append([_ICON[r.verdict] + " " + r.verdict, esc(r.name), fmt_figure(r), esc(r.threshold),
-                     fmt_rule_interval(r), fmt_evidence(r), esc(note)])
-    return lines + _table(["", "rule", "figure", "condition", "95% CI", "evidence", "detail"], rows) + [""]
+                     fmt_rule_interval(r) + mark_of(r.interval, marks), fmt_n_mde(r.n, r.mde), esc(note)])
+    notes = [esc(line) for line in footnotes(marks)]
+    return (lines + _table(["", "rule", "figure", "condition", "95% CI", "evidence", "detail"], rows) + [""]
+            + ["<sub>" + "<br>".join(notes) + "</sub>", ""])
 
 
 def _evidence(data: ReportData) -> list[str]:
     """What this evaluation can and cannot show: n per task, inconclusive rules, where items come from."""
     lines = ["## What this evaluation can and cannot show", "",
              "A rule is INCONCLUSIVE when its 95% interval reaches both sides of its threshold; a fresh, "
-             "pre-planned evaluation of the stated size would decide it. MDE: the smallest effect the items "
-             "detect with 80% power.", ""]
+             "pre-planned evaluation of the stated size would decide it.", ""]
     rows = [[f"{esc(e.suite)} / {esc(e.task)}", esc(e.kind)] + [str(e.n.get(lab, "–")) for lab in data.labels]
             + [esc(e.source)] for e in evidence_rows(data)]
     lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels] + ["items come from"], rows)
+    lines += ["", "How the items were chosen, per run:", ""]
+    lines += [f"- **{esc(sel.label)}**: {esc(sel.text)}. {esc(sel.meaning[:1].upper() + sel.meaning[1:])}."
+              for sel in selections(data)]
+    lines.append("")
     for gate in data.gates:
         for r in gate.rules:
             if r.verdict == "INCONCLUSIVE":
@@ -103,7 +116,8 @@ def _suite_table(comp: Comparison) -> list[str]:
     for r in comp.metrics:
         name = f"**{esc(r.suite)}**" if r.task is None else f"&nbsp;&nbsp;{esc(r.task)}"
         test = esc(r.test) if r.paired else "corpus-level, no paired test"
-        rows.append([name, esc(r.metric), str(r.n or "–"), fmt_num(r.base), fmt_num(r.cand), f"{r.delta:+.3f}",
+        rows.append([name, esc(metric_with_direction(r.metric, r.higher_is_better)), str(r.n or "–"),
+                     fmt_num(r.base), fmt_num(r.cand), fmt_signed(r.delta),
                      fmt_interval(r.interval), esc(fmt_p(r.p_value)), esc(fmt_p(r.p_holm)), test])
     header = ["suite", "metric", "n", esc(base), esc(cand), "Δ", "95% CI", "p", "p (Holm)", "test"]
     return _table(header, rows)
@@ -142,9 +156,9 @@ def render_markdown(data: ReportData) -> str:
         lines += _verdict(gate)
     if not data.comparisons:
         lines += [f"Single run **{esc(data.baseline.label)}**: no comparison.", ""]
-        rows = [[esc(s), esc(m), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
+        rows = [[esc(s), esc(metric_with_direction(m, v.get("higher_is_better"))), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
                 for s, suite in data.baseline.suites.items() for m, v in (suite.get("metrics") or {}).items()]
-        lines += _table(["suite", "metric", "score", "95% CI"], rows) + [""]
+        lines += _table(["suite", "metric", "score", "95% CI"], rows) + ["", DIRECTION_LEGEND + ".", ""]
     lines += _evidence(data)
     for run in data.runs:
         weights = ((run.results.get("model") or {}).get("fingerprint") or {}).get("weights")
@@ -153,7 +167,7 @@ def render_markdown(data: ReportData) -> str:
     for comp in data.comparisons:
         lines += [f"## {esc(comp.candidate.label)} vs {esc(comp.baseline.label)}", ""]
         lines += _suite_table(comp) + [""]
-        lines.append("Δ = candidate − baseline on items aligned by id; 95% intervals that hold at small n (Tango's "
+        lines.append(f"{DIRECTION_LEGEND}. Δ = candidate − baseline on items aligned by id; 95% intervals that hold at small n (Tango's "
                      "score interval for 0/1 metrics, a betting interval for bounded ones); exact McNemar for "
                      "binary metrics; Holm–Bonferroni across suites.")
         if comp.unmatched:

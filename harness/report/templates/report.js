@@ -104,6 +104,9 @@
     var hay = [s.id, s.prompt, s.target].concat(s.responses).map(text).join("\n").toLowerCase();
     return hay.indexOf(q) !== -1;
   };
+  // Scores as the tables print them: three decimals, never 0.31999999999999995 or -0.000.
+  var num = function (v) { return Number.isInteger(v) ? String(v) : v.toFixed(3); };
+  var signed = function (v) { var t = Math.abs(v).toFixed(3); return Number(t) === 0 ? t : (v > 0 ? "+" : "-") + t; };
   var renderRow = function (s, cand) {
     var tr = make("tr");
     var row = { tr: tr, folds: [], pending: [], open: false };
@@ -119,7 +122,9 @@
     tr.appendChild(textCell(s.target, false, row));
     s.responses.forEach(function (r, i) {
       var td = textCell(r, false, row);
-      if (s.scores[i] !== null && s.scores[i] !== undefined) { td.appendChild(make("div", s.metric + " = " + s.scores[i], "score")); }
+      if (s.scores[i] !== null && s.scores[i] !== undefined) { td.appendChild(make("div", s.metric + " = " + num(s.scores[i]), "score")); }
+      var change = s.changes ? s.changes[i] : null;
+      if (change !== null && change !== undefined) { td.appendChild(make("div", "change " + signed(change), "change " + (change > 0 ? "up" : "down"))); }
       tr.appendChild(td);
     });
     return row;
