@@ -206,6 +206,14 @@ def item_selection(run: Run, label: str) -> Selection:
                      "many rows its splits hold)", _MEANING["suite default"])
 
 
-def selections(data: ReportData) -> list[Selection]:
-    """One item selection per run, in run order."""
-    return [item_selection(run, label) for run, label in zip(data.runs, data.labels)]
+def selection_groups(runs: list[Run], labels: list[str]) -> list[tuple[list[str], Selection]]:
+    """Runs whose items were chosen the same way, together: the statement once, with the runs it covers."""
+    groups: list[tuple[list[str], Selection]] = []
+    for run, label in zip(runs, labels):
+        sel = item_selection(run, label)
+        same = next((g for g in groups if g[1].text == sel.text), None)
+        if same:
+            same[0].append(label)
+        else:
+            groups.append(([label], sel))
+    return groups

@@ -56,7 +56,7 @@ def fmt_figure(rule: Any) -> str:
     """A score plainly; deltas and drops with their sign."""
     if rule.figure is None or not math.isfinite(rule.figure):
         return "–"
-    return f"{rule.figure:.3f}" if rule.kind in ("floor", "max_robustness_drop") else f"{rule.figure:+.3f}"
+    return f"{rule.figure:.3f}" if rule.kind in ("floor", "max_robustness_drop") else fmt_signed(rule.figure)
 
 
 def fmt_rule_interval(rule: Any) -> str:

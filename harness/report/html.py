@@ -15,7 +15,7 @@ from harness.data.runs import Run
 from harness.decide.compare import Comparison
 from harness.report import svg
 from harness.report.cost import efficiency
-from harness.report.data import ReportData, evidence_rows, selections
+from harness.report.data import ReportData, evidence_rows, selection_groups
 from harness.report.fmt import (
     DIRECTION_LEGEND,
     MDE_WORDS,
@@ -231,8 +231,9 @@ def _samples(data: ReportData) -> dict[str, Any]:
             b, c = scores[data.baseline_index], scores[i]
             # A continuous score shows its change; only a 0/1 score's change is a flip (as on the summary card).
             continuous = comp is not None and not binary[i].get((s["suite"], s["task"]), False)
-            changes.append(round(float(c) - float(b), 6) if continuous and isinstance(b, (int, float))
-                           and isinstance(c, (int, float)) and b != c else None)
+            change = round(float(c) - float(b), 6) if continuous and isinstance(b, (int, float)) \
+                and isinstance(c, (int, float)) else 0.0
+            changes.append(change or None)  # float noise (0.32 against 0.31999999999999995) is no change
         records.append({"suite": s["suite"], "task": s["task"], "id": s["sample_id"],
                         "perturbation": s.get("perturbation"), "prompt": clip(s.get("prompt")),
                         "target": clip(s.get("target")), "metric": metric,
@@ -255,7 +256,7 @@ def render_html(data: ReportData) -> str:
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],
         "human": he, "evidence": _evidence_groups(data), "history": history_html(data.history),
-        "matrix": _verdict_matrix(data), "selections": selections(data),
+        "matrix": _verdict_matrix(data), "selections": selection_groups(data.runs, data.labels),
         "marks": [method_marks(g.rules) for g in data.gates], "mark_of": mark_of,
         "mde_words": MDE_WORDS, "direction_legend": DIRECTION_LEGEND,
         "suite_groups": [_suite_groups(c) for c in data.comparisons],

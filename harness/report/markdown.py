@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.decide.compare import Comparison, Flip, mixed_direction_notes
 from harness.decide.gate import GateResult
-from harness.report.data import ReportData, evidence_rows, selections
+from harness.report.data import ReportData, evidence_rows, selection_groups
 from harness.report.fmt import (
     DIRECTION_LEGEND,
     fmt_ci,
@@ -79,7 +79,7 @@ def _verdict(gate: GateResult | None) -> list[str]:
                                      "decided on the point estimate" if r.decided_on == "estimate" else "") if x)
         rows.append([_ICON[r.verdict] + " " + r.verdict, esc(r.name), fmt_figure(r), esc(r.threshold),
                      fmt_rule_interval(r) + mark_of(r.interval, marks), fmt_n_mde(r.n, r.mde), esc(note)])
-    notes = [esc(line) for line in footnotes(marks)]
+    notes = footnotes(marks)  # our own words and method names: plain, so they read as text too
     return (lines + _table(["", "rule", "figure", "condition", "95% CI", "evidence", "detail"], rows) + [""]
             + ["<sub>" + "<br>".join(notes) + "</sub>", ""])
 
@@ -93,8 +93,9 @@ def _evidence(data: ReportData) -> list[str]:
             + [esc(e.source)] for e in evidence_rows(data)]
     lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels] + ["items come from"], rows)
     lines += ["", "How the items were chosen, per run:", ""]
-    lines += [f"- **{esc(sel.label)}**: {esc(sel.text)}. {esc(sel.meaning[:1].upper() + sel.meaning[1:])}."
-              for sel in selections(data)]
+    # The statement is ours (no model or user text): written plainly, only the run labels escaped.
+    lines += [f"- **{esc(', '.join(labels))}**: {sel.text}. {sel.meaning[:1].upper() + sel.meaning[1:]}."
+              for labels, sel in selection_groups(data.runs, data.labels)]
     lines.append("")
     for gate in data.gates:
         for r in gate.rules:

@@ -104,7 +104,7 @@
     var hay = [s.id, s.prompt, s.target].concat(s.responses).map(text).join("\n").toLowerCase();
     return hay.indexOf(q) !== -1;
   };
-  // Scores as the tables print them: three decimals, never 0.31999999999999995 or -0.000.
+  // Scores as the tables print them: three decimals, no float noise, no negative zero.
   var num = function (v) { return Number.isInteger(v) ? String(v) : v.toFixed(3); };
   var signed = function (v) { var t = Math.abs(v).toFixed(3); return Number(t) === 0 ? t : (v > 0 ? "+" : "-") + t; };
   var renderRow = function (s, cand) {
