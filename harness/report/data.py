@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,7 @@ class EvidenceRow:
     kind: str
     n: dict[str, int]  # per run label: items scored
     source: str  # the suite's declared licence / source line, or "unknown"
+    zero: dict[str, str] = field(default_factory=dict)  # per run label with n 0: why no item was scored
 
 
 def _suite_source(name: str) -> str:
@@ -149,13 +150,26 @@ def evidence_rows(data: ReportData) -> list[EvidenceRow]:
     for suite, entry in data.baseline.suites.items():
         source = _suite_source(suite)
         for task, tres in entry["tasks"].items():
-            n = {}
+            n, zero = {}, {}
             for run, label in zip(data.runs, data.labels):
                 t = run.suites.get(suite, {}).get("tasks", {}).get(task)
                 if t is not None:
                     n[label] = int(t.get("n") or 0)
-            rows.append(EvidenceRow(suite, task, str(tres.get("kind", "")), n, source))
+                    if n[label] == 0:
+                        zero[label] = zero_reason(run, suite, task)
+            rows.append(EvidenceRow(suite, task, str(tres.get("kind", "")), n, source, zero))
     return rows
+
+
+def zero_reason(run: Run, suite: str, task: str) -> str:
+    """Why a task of a run has no scored item: its figures are absent, not zero."""
+    entry = run.suites.get(suite, {}).get("tasks", {}).get(task) or {}
+    if entry.get("split_rows") == 0:
+        return "its evaluated split has no rows"
+    block = run.results.get("sequential") or {}
+    if int((block.get("available") or {}).get(f"{suite}/{task}", 0)) > 0:
+        return "the sequential run was decided before it reached this task's items"
+    return "no item of it was scored in this run (no rows at this size, or none selected)"
 
 
 @dataclass

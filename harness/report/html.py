@@ -118,13 +118,39 @@ def _curves(data: ReportData) -> list[Markup]:
     return [svg.lines(s, title=key, x_label="step", y_label=key, colors=colors[key]) for key, s in series.items()]
 
 
+_COST_COLUMNS: list[tuple[str, str]] = [
+    ("trainable_params", "trainable params"), ("adapter_bytes", "adapter size"), ("train_seconds", "train time"),
+    ("train_tokens_per_second", "train tok/s"), ("tokens_per_second", "eval tok/s")]
+
+
+def _secs(v: float | None) -> str:
+    return "–" if v is None else (f"{v:.1f} s" if v < 120 else f"{v / 60:.1f} min")
+
+
+def _cost_cell(eff: Any, key: str) -> str:
+    value = getattr(eff, key)
+    if key == "trainable_params":
+        share = eff.trainable_params / eff.total_params if eff.trainable_params and eff.total_params else None
+        return fmt_count(value) + (f" ({share * 100:.2f}%)" if share else "")
+    if key == "adapter_bytes":
+        return fmt_bytes(value)
+    if key == "train_seconds":
+        return _secs(value)
+    return fmt_num(value, 1)
+
+
+def cost_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Only the cost columns some run has a figure for: no column (or table) of dashes."""
+    return [(key, head) for key, head in _COST_COLUMNS if any(getattr(r["eff"], key) is not None for r in rows)]
+
+
 def _methods(data: ReportData, primary: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Method-comparison rows: per run, cost figures and per-suite score with delta vs the baseline."""
     by_cand = {id(c.candidate): c for c in data.comparisons}
     rows = []
     for run in data.runs:
         comp: Comparison | None = by_cand.get(id(run))
-        eff = efficiency(run) if comp or data.comparisons else None
+        eff = efficiency(run)
         cells = []
         for suite, metric in primary:
             bar = _suite_metric(run, suite, metric)
@@ -132,9 +158,9 @@ def _methods(data: ReportData, primary: list[tuple[str, str]]) -> list[dict[str,
             cells.append({"score": bar.value if bar else None, "delta": row.delta if row else None,
                           "ci": (row.lo, row.hi) if row else None})
         rows.append({"label": run.label, "method": run.method, "eff": eff, "cells": cells,
-                     "is_base": run is data.baseline,
-                     "share": (eff.trainable_params / eff.total_params) if eff and eff.trainable_params
-                     and eff.total_params else None})
+                     "is_base": run is data.baseline})
+    for row in rows:
+        row["costs"] = [_cost_cell(row["eff"], key) for key, _ in cost_columns(rows)]
     return rows
 
 
@@ -248,10 +274,11 @@ def render_html(data: ReportData) -> str:
     script = (resources.files("harness.report") / "templates" / "report.js").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     primary = _primary(data)
+    methods = _methods(data, primary)
     he = data.human_eval
     context = {
         "data": data, "primary": primary, "bars": _bars(data, primary), "forest": _forest(data),
-        "curves": _curves(data), "methods": _methods(data, primary), "robustness": _robustness(data),
+        "curves": _curves(data), "methods": methods, "cost_columns": cost_columns(methods), "robustness": _robustness(data),
         "samples_json": json_for_script(_samples(data)), "script": Markup(script),
         "csp": f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'",
         "colors": [svg.color(i) for i in range(len(data.runs))],

@@ -92,6 +92,8 @@ def _evidence(data: ReportData) -> list[str]:
     rows = [[f"{esc(e.suite)} / {esc(e.task)}", esc(e.kind)] + [str(e.n.get(lab, "–")) for lab in data.labels]
             + [esc(e.source)] for e in evidence_rows(data)]
     lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels] + ["items come from"], rows)
+    lines += [""] + [f"- {esc(lab)}: {esc(e.suite)} / {esc(e.task)} has 0 items: {why}; its figures are absent, not zero."
+                     for e in evidence_rows(data) for lab, why in e.zero.items()]
     lines += ["", "How the items were chosen, per run:", ""]
     # The statement is ours (no model or user text): written plainly, only the run labels escaped.
     lines += [f"- **{esc(', '.join(labels))}**: {sel.text}. {sel.meaning[:1].upper() + sel.meaning[1:]}."

@@ -128,3 +128,33 @@ def test_flips_only_for_0_1_scores_and_the_card_and_browser_count_the_same(tmp_p
     assert all(s["changes"][1] is None for s in samples if s["metric"] == "acc")
     assert "1 flipped right→wrong" in md and "1 flipped wrong→right" in md
     assert "-0.000" not in md and "-0.000" not in html
+
+
+def test_a_task_with_no_items_says_why(tmp_path):
+    rng = np.random.default_rng(1)
+    scores = {("s", "t"): {"acc": rng.binomial(1, 0.6, 50).astype(float).tolist()},
+              ("s", "u"): {"acc": rng.binomial(1, 0.6, 50).astype(float).tolist()}}
+    b = build_run(tmp_path / "b", scores=scores)
+    c = build_run(tmp_path / "c", scores=scores, adapter="cand")
+    _make_sequential(c, list(range(20)))  # decided on task t before it reached task u
+    results = json.loads((c / "results.json").read_text())
+    results["sequential"]["available"]["s/u"] = 50
+    results["suites"]["s"]["tasks"]["u"]["n"] = 0
+    (c / "results.json").write_text(json.dumps(results))
+    html, md, _ = _report(tmp_path, b, c)
+    why = "s / u has 0 items: the sequential run was decided before it reached this task's items"
+    assert why in md and why.replace("'", "&#39;") in html
+    assert "its figures are absent, not zero" in md
+
+
+def test_a_single_run_has_no_baseline_and_no_empty_cost_columns(tmp_path):
+    b = build_run(tmp_path / "b", scores={("s", "t"): {"acc": binary_scores(10, 0.5, 1)}},
+                  timing={"wall_seconds": 1.0})  # no eval tok/s, no training: no cost figure at all
+    html, md, _ = _report(tmp_path, b)
+    section = html[html.index('<section id="methods">'):html.index('<section id="suites">')]
+    assert "baseline" not in section and "<h2>Scores</h2>" in section
+    assert "trainable params" not in section and "eval tok/s" not in section
+    c = build_run(tmp_path / "c", scores={("s", "t"): {"acc": binary_scores(10, 0.5, 2)}}, adapter="lora")
+    html2, _, _ = _report(tmp_path / "two", b, c)
+    section = html2[html2.index('<section id="methods">'):html2.index('<section id="suites">')]
+    assert "trainable params" in section and "change against the baseline (base)" in section
