@@ -159,8 +159,9 @@ def _methods(data: ReportData, primary: list[tuple[str, str]]) -> list[dict[str,
                           "ci": (row.lo, row.hi) if row else None})
         rows.append({"label": run.label, "method": run.method, "eff": eff, "cells": cells,
                      "is_base": run is data.baseline})
-    for row in rows:
-        row["costs"] = [_cost_cell(row["eff"], key) for key, _ in cost_columns(rows)]
+    columns = cost_columns(rows)
+    for entry in rows:
+        entry["costs"] = [_cost_cell(entry["eff"], key) for key, _ in columns]
     return rows
 
 
