@@ -227,6 +227,41 @@ def _evidence_groups(data: ReportData) -> list[dict[str, Any]]:
     return list(groups.values())
 
 
+MAX_CHOICES = 26  # choices shown per sample in the browser's per-choice view
+MAX_CHOICE_TEXT = 120
+
+
+def _gold_index(sample: dict[str, Any], choices: list[Any]) -> int | None:
+    """The gold choice: an index, or the text of one of the choices."""
+    target = sample.get("target")
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target if 0 <= target < len(choices) else None
+    if isinstance(target, str) and target in choices:
+        return choices.index(target)
+    return None
+
+
+def _choice_view(sample: dict[str, Any], others: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """A multiple-choice sample's choices with each run's loglikelihood per choice, its pick and the gold one."""
+    choices = sample.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return {}
+    lls, picks = [], []
+    for o in others:
+        ll = (o or {}).get("logliks")
+        ll = [round(float(v), 3) for v in ll[:MAX_CHOICES]] if isinstance(ll, list) and len(ll) == len(choices) else None
+        pred = ((o or {}).get("extra") or {}).get("pred")
+        if not isinstance(pred, int) and ll:
+            pred = max(range(len(ll)), key=ll.__getitem__)  # the pick is the most likely choice
+        lls.append(ll)
+        picks.append(pred if isinstance(pred, int) else None)
+    if not any(ll for ll in lls):
+        return {}
+    gold = _gold_index(sample, choices)
+    texts = [str(c) if len(str(c)) <= MAX_CHOICE_TEXT else str(c)[:MAX_CHOICE_TEXT] + " …" for c in choices]
+    return {"choices": texts[:MAX_CHOICES], "gold": gold, "logliks": lls, "picks": picks}
+
+
 def _samples(data: ReportData) -> dict[str, Any]:
     """Browser data: one record per baseline sample, with every run's response and primary score."""
     def clip(v: Any) -> Any:
@@ -265,7 +300,7 @@ def _samples(data: ReportData) -> dict[str, Any]:
                         "perturbation": s.get("perturbation"), "prompt": clip(s.get("prompt")),
                         "target": clip(s.get("target")), "metric": metric,
                         "responses": [clip((o or {}).get("response")) for o in others],
-                        "scores": scores, "flips": flips, "changes": changes})
+                        "scores": scores, "flips": flips, "changes": changes, **_choice_view(s, others)})
     return {"runs": data.labels, "baseline": data.baseline_index, "samples": records}
 
 

@@ -158,3 +158,21 @@ def test_a_single_run_has_no_baseline_and_no_empty_cost_columns(tmp_path):
     html2, _, _ = _report(tmp_path / "two", b, c)
     section = html2[html2.index('<section id="methods">'):html2.index('<section id="suites">')]
     assert "trainable params" in section and "change against the baseline (base)" in section
+
+
+def test_multiple_choice_samples_carry_per_choice_loglikelihoods(tmp_path):
+    b = build_run(tmp_path / "b", scores={("m", "qa"): {"acc": [1.0, 0.0]}})
+    c = build_run(tmp_path / "c", scores={("m", "qa"): {"acc": [0.0, 0.0]}}, adapter="lora")
+    for run, lls in ((b, [[-0.5, -2.0, -3.0, -4.0], [-3.0, -0.2, -2.5, -1.0]]),
+                     (c, [[-2.0, -0.4, -3.0, -4.0], [-3.0, -0.3, -2.5, -1.0]])):
+        rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+        for row, ll in zip(rows, lls):
+            row["logliks"] = ll
+            row["extra"] = {"pred": ll.index(max(ll))}
+        (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    html, _, _ = _report(tmp_path, b, c)
+    first = _browser(html)["samples"][0]
+    assert first["choices"] == ["A", "B", "C", "D"] and first["gold"] == 0
+    assert first["logliks"] == [[-0.5, -2.0, -3.0, -4.0], [-2.0, -0.4, -3.0, -4.0]]
+    assert first["picks"] == [0, 1]
+    assert "▶ the run's pick, ✓ the gold answer" in html

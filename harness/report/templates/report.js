@@ -107,6 +107,19 @@
   // Scores as the tables print them: three decimals, no float noise, no negative zero.
   var num = function (v) { return Number.isInteger(v) ? String(v) : v.toFixed(3); };
   var signed = function (v) { var t = Math.abs(v).toFixed(3); return Number(t) === 0 ? t : (v > 0 ? "+" : "-") + t; };
+  // Multiple choice: each choice's loglikelihood under this run, its pick (▶) and the gold answer (✓).
+  var choiceTable = function (s, i) {
+    var table = make("table", null, "choices");
+    s.choices.forEach(function (c, k) {
+      var tr = make("tr", null, (k === s.picks[i] ? "picked" : "") + (k === s.gold ? " gold" : ""));
+      tr.appendChild(make("td", (k === s.picks[i] ? "▶" : "") + (k === s.gold ? "✓" : "")));
+      tr.appendChild(make("td", c));
+      tr.appendChild(make("td", s.logliks[i][k] === undefined ? "" : s.logliks[i][k].toFixed(3), "num"));
+      table.appendChild(tr);
+    });
+    table.title = "loglikelihood of each choice; ▶ this run's pick, ✓ the gold answer";
+    return table;
+  };
   var renderRow = function (s, cand) {
     var tr = make("tr");
     var row = { tr: tr, folds: [], pending: [], open: false };
@@ -123,6 +136,7 @@
     s.responses.forEach(function (r, i) {
       var td = textCell(r, false, row);
       if (s.scores[i] !== null && s.scores[i] !== undefined) { td.appendChild(make("div", s.metric + " = " + num(s.scores[i]), "score")); }
+      if (s.choices && s.logliks[i]) { td.appendChild(choiceTable(s, i)); }
       var change = s.changes ? s.changes[i] : null;
       if (change !== null && change !== undefined) { td.appendChild(make("div", "change " + signed(change), "change " + (change > 0 ? "up" : "down"))); }
       tr.appendChild(td);
