@@ -183,7 +183,7 @@ class Selection:
 
 
 _MEANING = {
-    "all": "every row of each task's split: the figures describe the task's items as they stand",
+    "all": "no selection: the figures describe each task's items as they stand",
     "first N": "not a random sample: the figures describe these first rows only, and rows at the top of a file "
                "may differ from the rest, so a change seen here need not hold on the whole task",
     "suite default": "the first rows up to the suite's declared size, not a random sample: the figures describe "

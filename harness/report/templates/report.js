@@ -109,16 +109,16 @@
   var signed = function (v) { var t = Math.abs(v).toFixed(3); return Number(t) === 0 ? t : (v > 0 ? "+" : "-") + t; };
   // Multiple choice: each choice's loglikelihood under this run, its pick (▶) and the gold answer (✓).
   var choiceTable = function (s, i) {
-    var table = make("table", null, "choices");
+    var box = make("div", null, "choices");
     s.choices.forEach(function (c, k) {
-      var tr = make("tr", null, (k === s.picks[i] ? "picked" : "") + (k === s.gold ? " gold" : ""));
-      tr.appendChild(make("td", (k === s.picks[i] ? "▶" : "") + (k === s.gold ? "✓" : "")));
-      tr.appendChild(make("td", c));
-      tr.appendChild(make("td", s.logliks[i][k] === undefined ? "" : s.logliks[i][k].toFixed(3), "num"));
-      table.appendChild(tr);
+      var line = make("div", null, "choice" + (k === s.picks[i] ? " picked" : "") + (k === s.gold ? " gold" : ""));
+      line.appendChild(make("span", (k === s.picks[i] ? "▶" : "") + (k === s.gold ? "✓" : ""), "mark"));
+      line.appendChild(make("span", c, "ctext"));
+      line.appendChild(make("span", s.logliks[i][k] === undefined ? "" : s.logliks[i][k].toFixed(3), "ll"));
+      box.appendChild(line);
     });
-    table.title = "loglikelihood of each choice; ▶ this run's pick, ✓ the gold answer";
-    return table;
+    box.title = "loglikelihood of each choice; ▶ this run's pick, ✓ the gold answer";
+    return box;
   };
   var renderRow = function (s, cand) {
     var tr = make("tr");
