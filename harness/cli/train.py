@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.cli.common import (
     STORE_HELP,
+    store_help,
 )
 
 
@@ -65,7 +66,7 @@ def add(sub: Any) -> None:
 
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")
-    demo.add_argument("--store", help="SQLite store")
+    demo.add_argument("--store", help=store_help("the demo's runs and cached responses go there"))
     demo.add_argument("--verbose", action="store_true",
                       help="show the libraries' warnings, progress bars and logs (by default they go to a log file)")
     demo.set_defaults(func=cmd_demo)
