@@ -79,3 +79,20 @@ def test_estimate_arithmetic():
                    held_out_passes=2)
     assert est.train_tokens == 3200 and est.train_seconds == pytest.approx(3200 / TRAIN_PEFT_TPS)
     assert est.held_out_seconds == pytest.approx(10 * 2 * 100 / 470)
+
+
+@pytest.mark.slow
+def test_training_shows_a_stage_line_from_the_first_second(tiny_model, tmp_path, capsys):
+    """Stage lines with the time spent and, once the plan is known, the time left, before the bar moves."""
+    from tests.unit.train_helpers import write_recipe
+
+    recipe = write_recipe(tmp_path, "staged", tiny_model)
+    assert main(["train", str(recipe), "--set", "steps=1"]) == 0
+    err = capsys.readouterr().err
+    stages = [line for line in err.splitlines() if line.startswith("tunegate: [")]
+    assert stages[0].startswith("tunegate: [0:00] checking the recipe")
+    assert any("tokenising the training rows" in line for line in stages)
+    loading = next(line for line in stages if line.endswith("loading the model"))
+    assert " left] " in loading or "about done] " in loading
+    assert any("held-out loss at step 0" in line for line in stages)
+    assert any(line.endswith(f"saving {tmp_path / 'staged'}") for line in stages)
