@@ -37,13 +37,24 @@ _MD_ENTITIES = {"|": "&#124;", "*": "&#42;", "_": "&#95;", "`": "&#96;", "[": "&
                 "\\": "&#92;", "~": "&#126;", "@": "&#64;", "#": "&#35;", "!": "&#33;", ":": "&#58;"}
 
 
+def _entity(s: str, i: int) -> str:
+    """One character escaped; an intraword `_` (acc_norm: GFM never emphasises it) and a `:` that starts no
+    URL scheme stay as they are, so the report reads as plain text too."""
+    ch = s[i]
+    if ch == "_" and 0 < i < len(s) - 1 and s[i - 1].isalnum() and s[i + 1].isalnum():
+        return ch
+    if ch == ":" and not s.startswith("//", i + 1):
+        return ch
+    return _MD_ENTITIES.get(ch) or html.escape(ch, quote=True)
+
+
 def esc(text: Any, limit: int | None = None) -> str:
     """Escape any text (model output included) for both HTML and markdown; newlines become <br>."""
     s = "" if text is None else str(text)
     if limit is not None and len(s) > limit:
         s = s[:limit] + f" … [{len(s) - limit} more characters]"
     # One pass over the text: escaping HTML first would turn the `#` of `&#x27;` into `&#35;`.
-    s = "".join(_MD_ENTITIES.get(ch) or html.escape(ch, quote=True) for ch in s)
+    s = "".join(_entity(s, i) for i in range(len(s)))
     # A blank line would end the HTML block on GitHub; carriage returns and tabs are normalised too.
     return s.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>").replace("\t", "&#9;")
 
@@ -75,10 +86,11 @@ def _verdict(gate: GateResult | None) -> list[str]:
     rows = []
     marks = method_marks(gate.rules)
     for r in gate.rules:
-        note = "; ".join(x for x in (rule_detail(r), fmt_plan(r),
+        # the detail names tasks (user text): escaped; the plan and the estimate note are ours, and read as written
+        note = "; ".join(x for x in (esc(rule_detail(r)), fmt_plan(r),
                                      "decided on the point estimate" if r.decided_on == "estimate" else "") if x)
         rows.append([_ICON[r.verdict] + " " + r.verdict, esc(r.name), fmt_figure(r), esc(r.threshold),
-                     fmt_rule_interval(r) + mark_of(r.interval, marks), fmt_n_mde(r.n, r.mde), esc(note)])
+                     fmt_rule_interval(r) + mark_of(r.interval, marks), fmt_n_mde(r.n, r.mde), note])
     notes = footnotes(marks)  # our own words and method names: plain, so they read as text too
     return (lines + _table(["", "rule", "figure", "condition", "95% CI", "evidence", "detail"], rows) + [""]
             + ["<sub>" + "<br>".join(notes) + "</sub>", ""])

@@ -90,7 +90,7 @@ def test_direction_is_shown_wherever_a_metric_is(tmp_path, capsys):
     b = build_run(tmp_path / "b", scores={key: {"refusal_rate_benign": binary_scores(20, 0.3, 1)}})
     c = build_run(tmp_path / "c", scores={key: {"refusal_rate_benign": binary_scores(20, 0.2, 2)}}, adapter="lora")
     html, md, _ = _report(tmp_path, b, c)
-    assert "| refusal&#95;rate&#95;benign ↓ |" in md and "↓ lower is better" in md
+    assert "| refusal_rate_benign ↓ |" in md and "↓ lower is better" in md
     assert 'title="lower is better">↓</span>' in html
     assert "benign · refusal_rate_benign ↓" not in html  # cards name the suite: the headline is the suite's row
     assert "safety · refusal_rate_benign ↓" in html
@@ -98,7 +98,7 @@ def test_direction_is_shown_wherever_a_metric_is(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "refusal_rate_benign ↓" in out and "↓ lower is better" in out
     _, md1, _ = _report(tmp_path / "one", b)
-    assert "refusal&#95;rate&#95;benign ↓" in md1
+    assert "refusal_rate_benign ↓" in md1
 
 
 def test_a_lower_is_better_flip_is_read_the_right_way_round(tmp_path):
@@ -176,3 +176,20 @@ def test_multiple_choice_samples_carry_per_choice_loglikelihoods(tmp_path):
     assert first["logliks"] == [[-0.5, -2.0, -3.0, -4.0], [-2.0, -0.4, -3.0, -4.0]]
     assert first["picks"] == [0, 1]
     assert "▶ the run's pick, ✓ the gold answer" in html
+
+
+def test_markdown_reads_as_plain_text_and_stays_safe():
+    from harness.report.markdown import esc
+
+    assert esc("acc_norm") == "acc_norm" and esc("deciding: medqa") == "deciding: medqa"
+    assert esc("_emph_") == "&#95;emph&#95;" and esc("a *b*") == "a &#42;b&#42;"
+    assert esc("see http://evil.example") == "see http&#58;//evil.example"  # no autolink
+    assert esc("@everyone #1 [x](y)") == "&#64;everyone &#35;1 &#91;x&#93;(y)"
+
+
+def test_the_gate_table_keeps_our_own_code_marks(tmp_path):
+    scores = {("s", "t"): {"acc": binary_scores(10, 0.6, 1)}}
+    b = build_run(tmp_path / "b", scores=scores)
+    c = build_run(tmp_path / "c", scores=scores, adapter="lora")
+    _, md, _ = _report(tmp_path, b, c, gate="rules:\n  - {suite: s, non_inferiority: 0.05}\n")
+    assert "(see `tunegate plan`)" in md and "&#96;" not in md
