@@ -124,9 +124,21 @@ def direction_mark(higher_is_better: bool | None) -> str:
     return "↑" if higher_is_better else "↓"
 
 
+def metric_scale(metric: str) -> str:
+    """` (0–100)` after a metric not on 0–1 (BLEU, chrF, perplexity), so it is not read beside ROUGE's 0–1."""
+    from harness.scoring.metric_docs import value_range
+    from harness.scoring.metrics import REGISTRY
+
+    known = REGISTRY.get(metric)
+    scale = value_range(known) if known is not None else "0–1"
+    return "" if scale == "0–1" else f" ({scale})"
+
+
 def metric_with_direction(metric: str, higher_is_better: bool | None) -> str:
+    """`acc ↑`, `bleu (0–100) ↑`."""
     mark = direction_mark(higher_is_better)
-    return f"{metric} {mark}" if mark else metric
+    name = metric + metric_scale(metric)
+    return f"{name} {mark}" if mark else name
 
 
 def _rule_intervals(rule: Any) -> list[Any]:

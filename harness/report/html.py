@@ -20,6 +20,7 @@ from harness.report.fmt import (
     DIRECTION_LEGEND,
     MDE_WORDS,
     direction_mark,
+    metric_scale,
     fmt_bytes,
     fmt_count,
     fmt_interval,
@@ -51,7 +52,7 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
     env.filters.update(num=fmt_num, count=fmt_count, bytes=fmt_bytes, fmt_sequential=fmt_sequential,
-                       more_items=more_items, signed=fmt_signed, dir=direction_mark, n_mde=fmt_n_mde,
+                       more_items=more_items, signed=fmt_signed, dir=direction_mark, n_mde=fmt_n_mde, scale=metric_scale,
                        detail=rule_detail,
                        p=lambda v: "–" if v is None else ("<0.001" if v < 0.001 else f"{v:.3f}"),
                        ci=lambda ci: "–" if not ci or ci[0] is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]",

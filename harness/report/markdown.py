@@ -103,7 +103,8 @@ def _evidence(data: ReportData) -> list[str]:
              "pre-planned evaluation of the stated size would decide it.", ""]
     rows = [[f"{esc(e.suite)} / {esc(e.task)}", esc(e.kind)] + [str(e.n.get(lab, "–")) for lab in data.labels]
             + [esc(e.source)] for e in evidence_rows(data)]
-    lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels] + ["items come from"], rows)
+    lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels]
+                    + ["licence (source of the items)"], rows)
     lines += [""] + [f"- {esc(lab)}: {esc(e.suite)} / {esc(e.task)} has 0 items: {why}; its figures are absent, not zero."
                      for e in evidence_rows(data) for lab, why in e.zero.items()]
     lines += ["", "How the items were chosen, per run:", ""]

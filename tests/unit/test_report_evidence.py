@@ -193,3 +193,15 @@ def test_the_gate_table_keeps_our_own_code_marks(tmp_path):
     c = build_run(tmp_path / "c", scores=scores, adapter="lora")
     _, md, _ = _report(tmp_path, b, c, gate="rules:\n  - {suite: s, non_inferiority: 0.05}\n")
     assert "(see `tunegate plan`)" in md and "&#96;" not in md
+
+
+def test_a_metric_off_the_0_1_scale_says_its_scale(tmp_path, capsys):
+    key = ("g", "sum")
+    b = build_run(tmp_path / "b", scores={key: {"rougeL": [0.3, 0.5, 0.2]}}, corpus={key: {"bleu": 21.5}})
+    c = build_run(tmp_path / "c", scores={key: {"rougeL": [0.4, 0.5, 0.1]}}, corpus={key: {"bleu": 24.0}},
+                  adapter="lora")
+    html, md, _ = _report(tmp_path, b, c)
+    assert "| bleu (0–100) ↑ |" in md and "| rougeL ↑ |" in md
+    assert "bleu (0–100) <span" in html
+    main(["compare", str(b), str(c)])
+    assert "bleu (0–100) ↑" in capsys.readouterr().out
