@@ -20,7 +20,6 @@ from harness.report.fmt import (
     DIRECTION_LEGEND,
     MDE_WORDS,
     direction_mark,
-    metric_scale,
     fmt_bytes,
     fmt_count,
     fmt_interval,
@@ -30,6 +29,7 @@ from harness.report.fmt import (
     fmt_signed,
     mark_of,
     method_marks,
+    metric_scale,
     more_items,
     rule_detail,
 )
