@@ -125,6 +125,9 @@ def test_readme_commands_run(tmp_path: Path) -> None:
 def _run_commands(commands: list[str], makefile: str, cwd: Path, env: dict[str, str], servers: list) -> int:
     ran = 0
     for command in commands:
+        if "path/to/" in command:  # a user's own lm-eval task files: tests/unit/test_lmeval_stock.py runs the
+            assert "tunegate eval -s path/to/" in command, command  # stock ones on written rows
+            continue
         if "--base-url" in command:  # an endpoint model: a real llama.cpp server on a free port
             from tests.integration.llama_server import LlamaServer
 
