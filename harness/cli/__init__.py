@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cli import decide, evaluate, ledger, review, train
+from harness.cli import decide, evaluate, ledger, metrics, review, train
 from harness.cli.common import _quiet_libraries, _say
 from harness.core.api import RunIncomplete, UserError
 
@@ -129,6 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tunegate", description="Evaluate fine-tuned models and gate releases.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (evaluate, decide, train, review, ledger):
+    for group in (evaluate, decide, train, review, ledger, metrics):
         group.add(sub)
     return parser

@@ -10,7 +10,14 @@ import os
 import sys
 from typing import Any
 
-STORE_HELP = "store: an SQLite file or postgresql://... (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)"
+STORE_HELP = ("store: an SQLite file or a postgresql:// URL (default: $TUNEGATE_STORE, else store.sqlite in the "
+              "tunegate home, $TUNEGATE_HOME)")
+
+
+def store_help(what: str) -> str:
+    """The --store help of one command: what it keeps there, and the default without a path that
+    $TUNEGATE_HOME would change."""
+    return f"{STORE_HELP}; {what}"
 
 
 def _quiet_libraries(verbose: bool = False) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from harness.cli.common import (
     _positive,
     _store,
+    store_help,
 )
 from harness.core.api import UserError
 
@@ -42,6 +43,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     print(format_gate(result))
     if verdict is not None:
         print(f"wrote {verdict}")
+    if args.junit:
+        print(f"wrote {args.junit} (JUnit: one testcase per rule)")
     return result.exit_code
 
 
@@ -171,7 +174,7 @@ def add(sub: Any) -> None:
     cmp.add_argument("candidate", help="run directory or saved baseline name")
     cmp.add_argument("--resamples", type=_positive, default=10_000, help="paired-bootstrap resamples")
     cmp.add_argument("--seed", type=int, default=0)
-    cmp.add_argument("--store", help="SQLite store holding saved baselines")
+    cmp.add_argument("--store", help=store_help("saved baselines and channels are read from it"))
     cmp.set_defaults(func=cmd_compare)
 
     gate = sub.add_parser("gate", help="judge a candidate against a baseline: exit 0 pass, 1 fail, "
@@ -182,7 +185,7 @@ def add(sub: Any) -> None:
     gate.add_argument("--junit", help="write JUnit XML here (one testcase per rule)")
     gate.add_argument("--verdict", help="write verdict.json here (default: CANDIDATE/verdict.json for a run "
                                         "directory)")
-    gate.add_argument("--store", help="SQLite store holding saved baselines")
+    gate.add_argument("--store", help=store_help("saved baselines are read from it, the verdict is recorded in it"))
     gate.add_argument("--force", action="store_true", help="replace a verdict.json that another gate file wrote")
     gate.set_defaults(func=cmd_gate)
 
@@ -193,7 +196,7 @@ def add(sub: Any) -> None:
     jd.add_argument("--judge", action="append", required=True, metavar="ROLE=SPEC", help="the judge, e.g. grader=smollm2-135m")
     jd.add_argument("--task", action="append", help="only this task (SUITE/TASK or TASK; repeatable)")
     jd.add_argument("--out", help="write the result as JSON here")
-    jd.add_argument("--store", help="SQLite store (judge answers are cached there)")
+    jd.add_argument("--store", help=store_help("judge answers are cached there"))
     jd.set_defaults(func=cmd_judge)
 
     pl = sub.add_parser("plan", help="items each gate rule needs for 80%% power, and what the current n can show")
@@ -202,7 +205,7 @@ def add(sub: Any) -> None:
     pl.add_argument("--pilot", help="a pilot candidate run: its discordance with the baseline plans paired rules")
     pl.add_argument("--discordance", type=float, default=0.15,
                     help="assumed share of items whose answer changes, without a pilot (default 0.15)")
-    pl.add_argument("--store", help="SQLite store holding saved baselines")
+    pl.add_argument("--store", help=store_help("saved baselines are read from it"))
     pl.set_defaults(func=cmd_plan)
 
     rep = sub.add_parser("report", help="Markdown and self-contained HTML reports; the first run is the baseline")
@@ -212,7 +215,7 @@ def add(sub: Any) -> None:
     rep.add_argument("--md", help="Markdown report path")
     rep.add_argument("--gate", help="gate file: judge the second run against the first and show the verdict")
     rep.add_argument("--channel", help="add a History section: every suite across this channel's releases")
-    rep.add_argument("--store", help="store holding the channel and the review app's ratings (judge-human "
-                     "agreement); default: $TUNEGATE_STORE")
+    rep.add_argument("--store", help=store_help("the channel and the review app's ratings (judge-human agreement) "
+                                                "are read from it"))
     rep.add_argument("--pairwise", action="append", metavar="FILE", help="a `tunegate judge --out` result to show (repeatable)")
     rep.set_defaults(func=cmd_report)

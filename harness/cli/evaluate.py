@@ -15,6 +15,7 @@ from harness.cli.common import (
     _endpoint_options,
     _positive,
     _say,
+    store_help,
 )
 from harness.core.api import UserError
 
@@ -30,16 +31,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _check_eval_outputs(args)
     if args.until_decided or args.baseline:
         return _eval_until_decided(args, settings)
+    saved: list[tuple[str, int, str]] = []
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
                        save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge),
-                       device=args.device, backend_options=_endpoint_args(args))
+                       device=args.device, backend_options=_endpoint_args(args),
+                       on_saved=lambda name, number, run_id: saved.append((name, number, run_id)))
     for res in results:
         print(markdown_table(res))
         print()
     if args.out and results:
         print(f"wrote {args.out}")
+    for name, number, run_id in saved:
+        print(f"saved run {run_id} as baseline '{name}' (release {number} of channel '{name}' in the store "
+              f"{_store_shown(args.store)}): use --baseline {name}")
     return 0
+
+
+def _store_shown(store: str | None) -> str:
+    """Where the store is, with any password taken out of a PostgreSQL URL."""
+    from harness.storage.db import redact
+    from harness.storage.store import default_store_ref
+
+    return redact(store or default_store_ref())
 
 
 def _check_eval_outputs(args: argparse.Namespace) -> None:
@@ -99,6 +113,30 @@ def cmd_suites_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def validated_counts(suite: Any, limit: int | None, full: bool) -> str:
+    """Rows an eval evaluates (rendered now), apart from the rows few-shot examples come from and other splits."""
+    evaluated = available = shots = other = 0
+    for task in suite.tasks:
+        evaluated += len(task.samples(limit, full))
+        available += len(task.rows.get(task.spec.split, []))
+        for split, rows in task.rows.items():
+            if split == task.spec.split:
+                continue
+            if task.spec.fewshot.n and split == task.spec.fewshot.split:
+                shots += len(rows)
+            else:
+                other += len(rows)
+    n = len(suite.tasks)
+    parts = [f"{n} task{'s' if n != 1 else ''}", f"{evaluated} rows evaluated"
+             + (f" (of {available} in the evaluated splits{'' if limit else '; --full evaluates all'})"
+                if evaluated < available else "")]
+    if shots:
+        parts.append(f"{shots} few-shot rows (not evaluated)")
+    if other:
+        parts.append(f"{other} rows in other splits (not evaluated)")
+    return ", ".join(parts)
+
+
 def cmd_suites_validate(args: argparse.Namespace) -> int:
     from harness.data.suite import load_suite
 
@@ -106,10 +144,7 @@ def cmd_suites_validate(args: argparse.Namespace) -> int:
     for ref in args.paths:
         try:
             suite = load_suite(ref)  # every row's columns; the rows an eval renders are rendered next
-            for task in suite.tasks:
-                task.samples(args.limit, args.full)
-            rows = sum(len(r) for t in suite.tasks for r in t.rows.values())
-            print(f"ok  {ref}: {len(suite.tasks)} tasks, {rows} rows")
+            print(f"ok  {ref}: {validated_counts(suite, args.limit, args.full)}")
         except UserError as exc:
             _say(f"tunegate: error: {exc}")
             failed += 1
@@ -159,7 +194,7 @@ def add(sub: Any) -> None:
     _endpoint_options(ev)
     ev.add_argument("--resume", action="store_true", help="continue the latest unfinished identical run")
     ev.add_argument("--include-base", action="store_true", help="with adapters, evaluate the bare base too")
-    ev.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
+    ev.add_argument("--store", help=store_help("the run, its cached responses and --save-baseline go there"))
     ev.add_argument("--save-baseline", metavar="NAME", help="also save this run in the store as baseline NAME")
     ev.add_argument("--allow-unisolated", action="store_true", help="run generated code without network isolation")
     ev.add_argument("--judge", action="append", metavar="ROLE=SPEC",

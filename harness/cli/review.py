@@ -11,6 +11,7 @@ from typing import Any
 from harness.cli.common import (
     _DefaultSubcommand,
     _positive,
+    store_help,
 )
 
 
@@ -60,16 +61,16 @@ def add(sub: Any) -> None:
     rv.add_argument("--seed", type=int, default=0, help="seed of the queue order")
     rv.add_argument("--judged-only", action="store_true",
                     help="queue only the items of tasks a judge graded (what judge agreement and PPI rules need)")
-    rv.add_argument("--store", help="SQLite store (default: $TUNEGATE_STORE or ~/.cache/tunegate/store.sqlite)")
+    rv.add_argument("--store", help=store_help("the review queue and judgments go there"))
     rv.set_defaults(func=cmd_review, interrupted="review server stopped")
     rx = rsub.add_parser("export", help="write judgments as training data")
     rx.add_argument("out", metavar="OUT.jsonl")
     rx.add_argument("--format", choices=["preference"], default="preference",
                     help="preference: {prompt, chosen, rejected} rows; ties and both-bad are left out")
-    rx.add_argument("--store", help="SQLite store")
+    rx.add_argument("--store", help=store_help("the judgments are read from it"))
     rx.set_defaults(func=cmd_review_export)
     rs = rsub.add_parser("summary", help="win rates, Bradley–Terry, rubric means, reviewer agreement")
     rs.add_argument("runs", nargs="*", metavar="RUN", help="only items from these runs (default: all)")
     rs.add_argument("--json", action="store_true", help="the dict the report takes, as JSON")
-    rs.add_argument("--store", help="SQLite store")
+    rs.add_argument("--store", help=store_help("the judgments are read from it"))
     rs.set_defaults(func=cmd_review_summary)

@@ -11,19 +11,22 @@ from typing import Any
 
 from harness.cli.common import (
     STORE_HELP,
+    store_help,
 )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from harness.train import check, train
+    from harness.train.recipe import parse_overrides
 
+    overrides = parse_overrides(args.set)
     if args.check:
-        print(check(args.recipe, merge=args.merge, force=args.force))
+        print(check(args.recipe, merge=args.merge, force=args.force, overrides=overrides))
         return 0
     from harness.core.quiet import library_output, log_path
 
     with library_output(log_path("train", Path(args.recipe).stem), verbose=args.verbose) as log:
-        out = train(args.recipe, merge=args.merge, force=args.force)
+        out = train(args.recipe, merge=args.merge, force=args.force, overrides=overrides)
     print(f"wrote {out}")
     if log is not None:
         print(f"library output (warnings, progress bars, trainer logs): {log}")
@@ -61,11 +64,15 @@ def add(sub: Any) -> None:
                     help="dry run: validate recipe, data, init_adapter and output without loading a model; print the plan")
     tr.add_argument("--verbose", action="store_true",
                     help="show the libraries' warnings, progress bars and loss logs (by default they go to a log file)")
+    tr.add_argument("--set", action="append", metavar="KEY=VALUE",
+                    help="override a recipe field, validated by the recipe's schema (repeatable): train.max_steps=4 "
+                         "(or steps=4), lr=1e-4, output=adapters/try, eval.held_out_loss=false; the output's "
+                         "provenance records the recipe as run")
     tr.set_defaults(func=cmd_train)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default model")
     demo.add_argument("--quick", action="store_true", help="smaller splits and fewer steps")
-    demo.add_argument("--store", help="SQLite store")
+    demo.add_argument("--store", help=store_help("the demo's runs and cached responses go there"))
     demo.add_argument("--verbose", action="store_true",
                       help="show the libraries' warnings, progress bars and logs (by default they go to a log file)")
     demo.set_defaults(func=cmd_demo)

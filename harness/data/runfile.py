@@ -72,6 +72,7 @@ Metrics = Annotated[dict[Name, Metric], Field(max_length=MAX_ITEMS)]
 class TaskEntry(_Entry):
     kind: Name | None = None
     n: Count
+    split_rows: Count | None = None  # rows in the evaluated split: n below it means the first n were taken
     prompt_hash: Name | None = None
     chat_template: bool | None = None
     metrics: Metrics

@@ -315,6 +315,13 @@ class _Templates:
         return cls(prompt, prompt_fields, texts, choices, choice_fields, target, target_fields)
 
 
+def _defined(value: Any, what: str) -> None:
+    """An expression hands back a missing column as Undefined instead of raising: name the column."""
+    if isinstance(value, jinja2.Undefined):
+        name = getattr(value, "_undefined_name", None) or "a column"
+        raise jinja2.UndefinedError(f"{what}: {name!r} is undefined")
+
+
 @dataclass
 class Task:
     """A loaded task: its spec, rows and renderers."""
@@ -361,6 +368,7 @@ class Task:
         if compiled.choices is None:
             return None
         value = render_bounded(compiled.choices, row, expression=True)
+        _defined(value, "choices")
         if isinstance(value, str):
             value = json.loads(value) if value.strip().startswith("[") else value.split("|")
         if not isinstance(value, (list, tuple)) or not value:
@@ -372,6 +380,7 @@ class Task:
         if self._templates.target is None:
             return None
         value = render_bounded(self._templates.target, row, expression=True)
+        _defined(value, "target")
         if choices is None:
             return [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
         if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value not in choices:

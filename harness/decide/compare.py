@@ -496,7 +496,9 @@ def corpus_row(suite: str, task: str | None, metric: str, mb: dict | None, mc: d
                             cand_own=own(mc))
 
 
-def flips(suite: str, task: str, metric: str, ob: dict[str, SampleRow], oc: dict[str, SampleRow]) -> list[Flip]:
+def flips(suite: str, task: str, metric: str, ob: dict[str, SampleRow], oc: dict[str, SampleRow],
+          higher_is_better: bool = True) -> list[Flip]:
+    """Samples whose 0/1 score changed; a fall is a regression only where higher is better."""
     out = []
     for key in ob:
         if key not in oc:
@@ -505,7 +507,8 @@ def flips(suite: str, task: str, metric: str, ob: dict[str, SampleRow], oc: dict
         sb, sc = b.get("scores", {}).get(metric), c.get("scores", {}).get(metric)
         if sb is None or sc is None or sb == sc:
             continue
-        out.append(Flip(suite, task, b["sample_id"], metric, "right→wrong" if sb > sc else "wrong→right",
+        worse = sb > sc if higher_is_better else sc > sb
+        out.append(Flip(suite, task, b["sample_id"], metric, "right→wrong" if worse else "wrong→right",
                         b.get("prompt", ""), b.get("target"), b.get("response"), c.get("response"),
                         b.get("perturbation")))
     return out
@@ -628,7 +631,7 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
         rows.append(row)
         pairs[(suite, task, metric)] = arrays
         if row.binary and not task_flips:
-            task_flips = flips(suite, task, metric, ob, oc)
+            task_flips = flips(suite, task, metric, ob, oc, hib)
         rob = robustness_row(suite, task, metric, list(sb.values()), list(sc.values()), hib, row.bounds)
         if rob is not None:
             robust.append(rob)

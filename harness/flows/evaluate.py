@@ -4,7 +4,7 @@ ledger (and, with --save-baseline, as the channel's next release)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
              settings: EvalSettings, store_path: str | None = None, include_base: bool = False,
              dtype: str = "auto", save_baseline: str | None = None,
              judge_bindings: dict[str, str] | None = None, device: str = "auto",
-             backend_options: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+             backend_options: Mapping[str, Any] | None = None,
+             on_saved: Callable[[str, int, str], None] | None = None) -> list[dict[str, Any]]:
     """Evaluate the base and/or each adapter on the suites, loading the base once; returns each results dict.
 
     `backend_options` are the options only some backends take (an endpoint's base URL, concurrency)."""
@@ -77,7 +78,9 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
             samples = [r.to_json() for r in records]
             if save_baseline:  # keeps the run in the ledger too, and appends a release to the channel
                 label = save_baseline if len(variants) == 1 else f"{save_baseline}/{name}"
-                ledger.save_baseline(store.conn, label, results["run_id"], results, samples)
+                number = ledger.save_baseline(store.conn, label, results["run_id"], results, samples)
+                if on_saved is not None:
+                    on_saved(label, number, str(results["run_id"]))
             else:
                 with store.conn.transaction() as db:
                     ledger.record_run(db, results, samples)

@@ -454,6 +454,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     spec, root = load_gate(until.gate)
     refuse_estimates(spec, root, str(until.gate))
     reads = rule_tasks(spec, suites, str(until.gate))
+    say(settings, f"until decided: preparing the prompts of {sum(len(x.tasks) for x in suites)} tasks")
     loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline, judges)
     order = seeded_order(list(loop.groups), until.seed)
     needed = set().union(*reads)
@@ -467,6 +468,10 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     stopped = "data"
     hopeless: set[int] = set()
     per_task = {task: len(groups) for task, groups in order.items()}  # items each task has, for futility
+    budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
+                                 f", at most {until.max_minutes:g} min" if until.max_minutes else ""))
+    say(settings, f"until decided: {len(spec.rules)} rules over {total} items available in {len(needed)} tasks, "
+                  f"looked at after every chunk of {until.chunk} items per task{budget}")
     while True:
         wanted, hopeless = _active(result, reads, taken, per_task)
         active = [t for t in order if t in wanted and taken[t] < len(order[t])]
@@ -487,6 +492,8 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             for g in chunk[room:]:
                 taken[(g[0], g[1])] -= 1
             chunk = chunk[:room]
+        say(settings, progress_line(len(loop.order), len(chunk), total, result, time.perf_counter() - started,
+                                    until.max_minutes))
         loop.evaluate_chunk(chunk)
         looks.append(len(loop.order))
         cand, _ = loop.candidate_run(loop.block(None, available, looks, design), out)
@@ -523,6 +530,22 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
                    base_dir, time.perf_counter() - started, cand.samples)
 
 
+def progress_line(done: int, chunk: int, total: int, result: GateResult | None, spent: float,
+                  max_minutes: float | None) -> str:
+    """Before each look: the items so far and those now evaluated, the rules decided, and the time left (of the
+    budget, or at this pace for every item still available: an upper bound, as deciding stops sooner)."""
+    rules = ("no rule judged yet" if result is None else
+             f"rules decided: {sum(r.verdict in ('PASS', 'FAIL') for r in result.rules)} of {len(result.rules)}")
+    if max_minutes is not None:
+        left = f"{max(0.0, 60 * max_minutes - spent) / 60:.1f} min of the budget left"
+    elif done:
+        left = f"at most {(total - done) * spent / done / 60:.1f} min left at this pace"
+    else:
+        left = "time left known after the first look"
+    return (f"evaluating items {done + 1}–{done + chunk} of {total} ({done} so far, {spent:.0f} s); {rules}; "
+            f"{left}")
+
+
 def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
                            settings: EvalSettings, until: UntilSettings, store_path: str | None = None,
                            dtype: str = "auto", device: str = "auto",
@@ -551,6 +574,7 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         if have.get("fingerprint") != suite.fingerprint():
             raise UserError(f"suite '{suite.name}' differs from the one the baseline {baseline.path} was evaluated on "
                             "(fingerprint); re-evaluate the baseline on this suite", field="--baseline")
+    say(settings, f"until decided: loading {model or 'smollm2-135m'}" + (f" with {adapters[0]}" if adapters else ""))
     backend = load_backend(model, dtype=dtype, device=device, batch_size=settings.batch_size,
                            **dict(backend_options or {}))
     candidate = adapters[0] if adapters else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,7 @@ class EvidenceRow:
     kind: str
     n: dict[str, int]  # per run label: items scored
     source: str  # the suite's declared licence / source line, or "unknown"
+    zero: dict[str, str] = field(default_factory=dict)  # per run label with n 0: why no item was scored
 
 
 def _suite_source(name: str) -> str:
@@ -149,10 +150,84 @@ def evidence_rows(data: ReportData) -> list[EvidenceRow]:
     for suite, entry in data.baseline.suites.items():
         source = _suite_source(suite)
         for task, tres in entry["tasks"].items():
-            n = {}
+            n, zero = {}, {}
             for run, label in zip(data.runs, data.labels):
                 t = run.suites.get(suite, {}).get("tasks", {}).get(task)
                 if t is not None:
                     n[label] = int(t.get("n") or 0)
-            rows.append(EvidenceRow(suite, task, str(tres.get("kind", "")), n, source))
+                    if n[label] == 0:
+                        zero[label] = zero_reason(run, suite, task)
+            rows.append(EvidenceRow(suite, task, str(tres.get("kind", "")), n, source, zero))
     return rows
+
+
+def zero_reason(run: Run, suite: str, task: str) -> str:
+    """Why a task of a run has no scored item: its figures are absent, not zero."""
+    entry = run.suites.get(suite, {}).get("tasks", {}).get(task) or {}
+    if entry.get("split_rows") == 0:
+        return "its evaluated split has no rows"
+    block = run.results.get("sequential") or {}
+    if int((block.get("available") or {}).get(f"{suite}/{task}", 0)) > 0:
+        return "the sequential run was decided before it reached this task's items"
+    return "no item of it was scored in this run (no rows at this size, or none selected)"
+
+
+@dataclass
+class Selection:
+    """How one run's items were chosen, and what that means for a claim resting on them."""
+
+    label: str
+    how: str  # "all", "first N", "suite default", "sequential"
+    text: str
+    meaning: str
+
+
+_MEANING = {
+    "all": "no selection: the figures describe each task's items as they stand",
+    "first N": "not a random sample: the figures describe these first rows only, and rows at the top of a file "
+               "may differ from the rest, so a change seen here need not hold on the whole task",
+    "suite default": "the first rows up to the suite's declared size, not a random sample: the figures describe "
+                     "those rows only",
+    "sequential": "items drawn in a seeded random order and evaluated until the gate was decided: a random "
+                  "sample of each task, judged with intervals valid at the data-dependent stopping point",
+}
+
+
+def item_selection(run: Run, label: str) -> Selection:
+    """Per run: all rows, the first N (--limit or the suite's size), or a sequential random order."""
+    settings = run.results.get("settings") or {}
+    block = run.results.get("sequential")
+    if block:
+        evaluated = sum(int(v) for v in (block.get("evaluated") or {}).values()) or len(block.get("items") or [])
+        available = sum(int(v) for v in (block.get("available") or {}).values())
+        of = f" of {available}" if available else ""
+        stopped = f"; stopped: {block['stopped']}" if block.get("stopped") else ""
+        return Selection(label, "sequential", f"sequential: seeded random order (seed {block.get('seed')}), "
+                         f"{evaluated}{of} items evaluated until decided{stopped}", _MEANING["sequential"])
+    if settings.get("limit"):
+        n = int(settings["limit"])
+        return Selection(label, "first N", f"first {n} rows of each task (--limit {n})", _MEANING["first N"])
+    tasks = [t for suite in run.suites.values() for t in (suite.get("tasks") or {}).values()]
+    short = [t for t in tasks if t.get("split_rows") is not None and int(t["n"]) < int(t["split_rows"])]
+    if short:
+        sizes = sorted({int(t["n"]) for t in short})
+        size = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}–{sizes[-1]}"
+        return Selection(label, "suite default", f"first {size} rows of {len(short)} of {len(tasks)} tasks (the "
+                         "suite's declared size; --full evaluates every row)", _MEANING["suite default"])
+    if settings.get("full") or (tasks and all(t.get("split_rows") is not None for t in tasks)):
+        return Selection(label, "all", "all rows of each task", _MEANING["all"])
+    return Selection(label, "suite default", "each task's declared size (first rows; this run did not record how "
+                     "many rows its splits hold)", _MEANING["suite default"])
+
+
+def selection_groups(runs: list[Run], labels: list[str]) -> list[tuple[list[str], Selection]]:
+    """Runs whose items were chosen the same way, together: the statement once, with the runs it covers."""
+    groups: list[tuple[list[str], Selection]] = []
+    for run, label in zip(runs, labels):
+        sel = item_selection(run, label)
+        same = next((g for g in groups if g[1].text == sel.text), None)
+        if same:
+            same[0].append(label)
+        else:
+            groups.append(([label], sel))
+    return groups

@@ -56,7 +56,7 @@ def fmt_figure(rule: Any) -> str:
     """A score plainly; deltas and drops with their sign."""
     if rule.figure is None or not math.isfinite(rule.figure):
         return "–"
-    return f"{rule.figure:.3f}" if rule.kind in ("floor", "max_robustness_drop") else f"{rule.figure:+.3f}"
+    return f"{rule.figure:.3f}" if rule.kind in ("floor", "max_robustness_drop") else fmt_signed(rule.figure)
 
 
 def fmt_rule_interval(rule: Any) -> str:
@@ -115,3 +115,78 @@ def fmt_sequential(summary: dict[str, Any] | None) -> str:
                  f"; bets tuned before the first look to horizons of {len(horizons)} tasks")
     return (f"sequential run, judged with a {summary['method']} (valid at the data-dependent stopping point, "
             f"no fixed-n test); items evaluated: {', '.join(parts)}{tuned}{stopped}")
+
+
+MDE_WORDS = ("MDE (minimum detectable effect): the smallest change this n could detect, 80% of the time, with a "
+             "95% interval; a smaller true change would mostly go unseen")
+DIRECTION_LEGEND = "↑ higher is better, ↓ lower is better"
+_MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+def direction_mark(higher_is_better: bool | None) -> str:
+    """↑ or ↓ after a metric's name, so that a lower-is-better metric is never read the wrong way round."""
+    if higher_is_better is None:
+        return ""
+    return "↑" if higher_is_better else "↓"
+
+
+def metric_scale(metric: str) -> str:
+    """` (0–100)` after a metric not on 0–1 (BLEU, chrF, perplexity), so it is not read beside ROUGE's 0–1."""
+    # first use only: the metric registry loads every metric function
+    from harness.scoring.metric_docs import value_range
+    from harness.scoring.metrics import REGISTRY
+
+    known = REGISTRY.get(metric)
+    scale = value_range(known) if known is not None else "0–1"
+    return "" if scale == "0–1" else f" ({scale})"
+
+
+def metric_with_direction(metric: str, higher_is_better: bool | None) -> str:
+    """`acc ↑`, `bleu (0–100) ↑`."""
+    mark = direction_mark(higher_is_better)
+    name = metric + metric_scale(metric)
+    return f"{name} {mark}" if mark else name
+
+
+def _rule_intervals(rule: Any) -> list[Any]:
+    return [iv for iv in [rule.interval, *(c.interval for c in getattr(rule, "checks", []))] if iv is not None]
+
+
+def method_marks(rules: list[Any]) -> dict[str, str]:
+    """Each interval method the rules use, once, with its footnote mark (¹, ², …) in order of first use."""
+    methods: list[str] = []
+    for rule in rules:
+        for iv in _rule_intervals(rule):
+            if iv.method and iv.method not in methods:
+                methods.append(iv.method)
+    return {m: _MARKS[i] if i < len(_MARKS) else f"[{i + 1}]" for i, m in enumerate(methods)}
+
+
+def mark_of(interval: Any, marks: dict[str, str]) -> str:
+    method = getattr(interval, "method", None)
+    return marks.get(method, "") if method else ""
+
+
+def rule_detail(rule: Any) -> str:
+    """A rule's detail without its interval methods: those go once, in the footnote."""
+    methods = {iv.method for iv in _rule_intervals(rule) if iv.method}
+    return "; ".join(p for p in (rule.detail or "").split("; ") if p and p not in methods)
+
+
+def fmt_n_mde(n: int, mde: float | None) -> str:
+    """n and the MDE, the column's footnote saying in words what the MDE is."""
+    return f"n {n}" + (f"; MDE {mde:.3f}" if mde is not None and math.isfinite(mde) else "")
+
+
+def footnotes(marks: dict[str, str]) -> list[str]:
+    """The methods, once each, then the MDE in words."""
+    return [f"{mark} interval: {method}" for method, mark in marks.items()] + [MDE_WORDS]
+
+
+def fmt_signed(value: float | None, digits: int = 3) -> str:
+    """A change with its sign; one that rounds to zero prints as 0.000, never -0.000."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if round(value, digits) == 0:
+        return f"{0:.{digits}f}"
+    return f"{value:+.{digits}f}"

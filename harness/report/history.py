@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from markupsafe import Markup
@@ -49,9 +50,18 @@ class SuiteHistory:
 
 
 @dataclass
+class Release:
+    number: int
+    label: str
+    forced: bool
+    reason: str | None  # why it was promoted: a forced one's --reason, the first release's note
+
+
+@dataclass
 class History:
     channel: str
     suites: list[SuiteHistory]
+    releases: list[Release] = field(default_factory=list)
 
 
 def _metric(results: dict, suite: str) -> str | None:
@@ -62,9 +72,11 @@ def _metric(results: dict, suite: str) -> str | None:
 def build_history(db: Database, channel: str, *, general_suite: str = "general") -> History:
     """Every suite of the channel's current release, across all its releases (oldest first)."""
     runs: list[tuple[int, Run]] = []
-    for number, rid, *_ in releases(db, channel):
+    notes: list[Release] = []
+    for number, rid, _created, forced, reason in releases(db, channel):
         results, samples = run_data(db, rid)
         runs.append((number, stored_run(f"{channel}@{number}", results, samples)))
+        notes.append(Release(number, runs[-1][1].label, forced, reason))
     if not runs:
         raise UserError(f"channel '{channel}' has no releases", field="--channel")
     latest = runs[-1][1]
@@ -95,7 +107,7 @@ def build_history(db: Database, channel: str, *, general_suite: str = "general")
                     step.mark = "general gain" if sh.general else "gain"
             sh.steps.append(step)
         previous = run
-    return History(channel, out)
+    return History(channel, out, notes)
 
 
 # ---------------------------------------------------------------- Markdown
@@ -130,7 +142,14 @@ def history_markdown(history: History | None) -> list[str]:
     lines += ["", "Score [95% interval] as recorded per release. ▼/▲: the paired 95% interval of the change from the "
               "release before lies wholly below/above zero (forgetting on the general suite). ◆: the suite's version "
               "changed, so that step is not compared.", ""]
-    return lines
+    lines += [f"- {line}" for line in forced_lines(history, _md)]
+    return lines + ([""] if forced_lines(history, _md) else [])
+
+
+def forced_lines(history: History, escape: Callable[[str], str]) -> list[str]:
+    """One line per release promoted with --force: it skipped its gate, and the ledger kept why."""
+    return [f"Release {r.number} ({escape(r.label)}) was forced past its gate: "
+            f"{escape(r.reason or 'no reason recorded')}" for r in history.releases if r.forced]
 
 
 # ---------------------------------------------------------------- HTML (an inline SVG per suite)
@@ -199,4 +218,5 @@ def history_html(history: History | None) -> Markup | None:
             f"{marks} step(s) of forgetting on the general suite, {gains} domain gain(s). Bars are 95% intervals of "
             "each release's score; ▼/▲ mark a step whose paired 95% interval of Δ against the release before lies "
             "wholly below/above zero; a dashed line marks a new suite version.</p>")
-    return Markup(note + f'<div class="history">{charts}</div>')
+    forced = "".join(f'<li class="forced">{line}</li>' for line in forced_lines(history, html.escape))
+    return Markup(note + (f"<ul>{forced}</ul>" if forced else "") + f'<div class="history">{charts}</div>')

@@ -7,18 +7,25 @@ from typing import Any
 
 from harness.decide.compare import Comparison, Flip, mixed_direction_notes
 from harness.decide.gate import GateResult
-from harness.report.data import ReportData, evidence_rows
+from harness.report.data import ReportData, evidence_rows, selection_groups
 from harness.report.fmt import (
+    DIRECTION_LEGEND,
     fmt_ci,
-    fmt_evidence,
     fmt_figure,
     fmt_interval,
+    fmt_n_mde,
     fmt_num,
     fmt_p,
     fmt_plan,
     fmt_rule_interval,
     fmt_sequential,
+    fmt_signed,
+    footnotes,
+    mark_of,
+    method_marks,
+    metric_with_direction,
     more_items,
+    rule_detail,
 )
 from harness.report.judge_section import markdown_lines as judge_markdown
 
@@ -30,13 +37,24 @@ _MD_ENTITIES = {"|": "&#124;", "*": "&#42;", "_": "&#95;", "`": "&#96;", "[": "&
                 "\\": "&#92;", "~": "&#126;", "@": "&#64;", "#": "&#35;", "!": "&#33;", ":": "&#58;"}
 
 
+def _entity(s: str, i: int) -> str:
+    """One character escaped; an intraword `_` (acc_norm: GFM never emphasises it) and a `:` that starts no
+    URL scheme stay as they are, so the report reads as plain text too."""
+    ch = s[i]
+    if ch == "_" and 0 < i < len(s) - 1 and s[i - 1].isalnum() and s[i + 1].isalnum():
+        return ch
+    if ch == ":" and not s.startswith("//", i + 1):
+        return ch
+    return _MD_ENTITIES.get(ch) or html.escape(ch, quote=True)
+
+
 def esc(text: Any, limit: int | None = None) -> str:
     """Escape any text (model output included) for both HTML and markdown; newlines become <br>."""
     s = "" if text is None else str(text)
     if limit is not None and len(s) > limit:
         s = s[:limit] + f" … [{len(s) - limit} more characters]"
     # One pass over the text: escaping HTML first would turn the `#` of `&#x27;` into `&#35;`.
-    s = "".join(_MD_ENTITIES.get(ch) or html.escape(ch, quote=True) for ch in s)
+    s = "".join(_entity(s, i) for i in range(len(s)))
     # A blank line would end the HTML block on GitHub; carriage returns and tabs are normalised too.
     return s.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "<br>").replace("\t", "&#9;")
 
@@ -66,23 +84,34 @@ def _verdict(gate: GateResult | None) -> list[str]:
     if gate.inconclusive and gate.on_inconclusive == "pass":
         lines += [f"Inconclusive rules are accepted by the gate file: {esc(gate.reason)}", ""]
     rows = []
+    marks = method_marks(gate.rules)
     for r in gate.rules:
-        note = "; ".join(x for x in (r.detail, fmt_plan(r),
+        # the detail names tasks (user text): escaped; the plan and the estimate note are ours, and read as written
+        note = "; ".join(x for x in (esc(rule_detail(r)), fmt_plan(r),
                                      "decided on the point estimate" if r.decided_on == "estimate" else "") if x)
         rows.append([_ICON[r.verdict] + " " + r.verdict, esc(r.name), fmt_figure(r), esc(r.threshold),
-                     fmt_rule_interval(r), fmt_evidence(r), esc(note)])
-    return lines + _table(["", "rule", "figure", "condition", "95% CI", "evidence", "detail"], rows) + [""]
+                     fmt_rule_interval(r) + mark_of(r.interval, marks), fmt_n_mde(r.n, r.mde), note])
+    notes = footnotes(marks)  # our own words and method names: plain, so they read as text too
+    return (lines + _table(["", "rule", "figure", "condition", "95% CI", "evidence", "detail"], rows) + [""]
+            + ["<sub>" + "<br>".join(notes) + "</sub>", ""])
 
 
 def _evidence(data: ReportData) -> list[str]:
     """What this evaluation can and cannot show: n per task, inconclusive rules, where items come from."""
     lines = ["## What this evaluation can and cannot show", "",
              "A rule is INCONCLUSIVE when its 95% interval reaches both sides of its threshold; a fresh, "
-             "pre-planned evaluation of the stated size would decide it. MDE: the smallest effect the items "
-             "detect with 80% power.", ""]
+             "pre-planned evaluation of the stated size would decide it.", ""]
     rows = [[f"{esc(e.suite)} / {esc(e.task)}", esc(e.kind)] + [str(e.n.get(lab, "–")) for lab in data.labels]
             + [esc(e.source)] for e in evidence_rows(data)]
-    lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels] + ["items come from"], rows)
+    lines += _table(["suite", "kind"] + [f"n ({esc(lab)})" for lab in data.labels]
+                    + ["licence (source of the items)"], rows)
+    lines += [""] + [f"- {esc(lab)}: {esc(e.suite)} / {esc(e.task)} has 0 items: {why}; its figures are absent, not zero."
+                     for e in evidence_rows(data) for lab, why in e.zero.items()]
+    lines += ["", "How the items were chosen, per run:", ""]
+    # The statement is ours (no model or user text): written plainly, only the run labels escaped.
+    lines += [f"- **{esc(', '.join(labels))}**: {sel.text}. {sel.meaning[:1].upper() + sel.meaning[1:]}."
+              for labels, sel in selection_groups(data.runs, data.labels)]
+    lines.append("")
     for gate in data.gates:
         for r in gate.rules:
             if r.verdict == "INCONCLUSIVE":
@@ -103,7 +132,8 @@ def _suite_table(comp: Comparison) -> list[str]:
     for r in comp.metrics:
         name = f"**{esc(r.suite)}**" if r.task is None else f"&nbsp;&nbsp;{esc(r.task)}"
         test = esc(r.test) if r.paired else "corpus-level, no paired test"
-        rows.append([name, esc(r.metric), str(r.n or "–"), fmt_num(r.base), fmt_num(r.cand), f"{r.delta:+.3f}",
+        rows.append([name, esc(metric_with_direction(r.metric, r.higher_is_better)), str(r.n or "–"),
+                     fmt_num(r.base), fmt_num(r.cand), fmt_signed(r.delta),
                      fmt_interval(r.interval), esc(fmt_p(r.p_value)), esc(fmt_p(r.p_holm)), test])
     header = ["suite", "metric", "n", esc(base), esc(cand), "Δ", "95% CI", "p", "p (Holm)", "test"]
     return _table(header, rows)
@@ -142,9 +172,9 @@ def render_markdown(data: ReportData) -> str:
         lines += _verdict(gate)
     if not data.comparisons:
         lines += [f"Single run **{esc(data.baseline.label)}**: no comparison.", ""]
-        rows = [[esc(s), esc(m), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
+        rows = [[esc(s), esc(metric_with_direction(m, v.get("higher_is_better"))), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
                 for s, suite in data.baseline.suites.items() for m, v in (suite.get("metrics") or {}).items()]
-        lines += _table(["suite", "metric", "score", "95% CI"], rows) + [""]
+        lines += _table(["suite", "metric", "score", "95% CI"], rows) + ["", DIRECTION_LEGEND + ".", ""]
     lines += _evidence(data)
     for run in data.runs:
         weights = ((run.results.get("model") or {}).get("fingerprint") or {}).get("weights")
@@ -153,7 +183,7 @@ def render_markdown(data: ReportData) -> str:
     for comp in data.comparisons:
         lines += [f"## {esc(comp.candidate.label)} vs {esc(comp.baseline.label)}", ""]
         lines += _suite_table(comp) + [""]
-        lines.append("Δ = candidate − baseline on items aligned by id; 95% intervals that hold at small n (Tango's "
+        lines.append(f"{DIRECTION_LEGEND}. Δ = candidate − baseline on items aligned by id; 95% intervals that hold at small n (Tango's "
                      "score interval for 0/1 metrics, a betting interval for bounded ones); exact McNemar for "
                      "binary metrics; Holm–Bonferroni across suites.")
         if comp.unmatched:

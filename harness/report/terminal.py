@@ -9,17 +9,25 @@ from harness.decide.compare import Comparison, mixed_direction_notes
 from harness.decide.gate import GateResult
 from harness.decide.plan import PlanRow
 from harness.report.cost import run_costs
+from harness.report.data import selection_groups
 from harness.report.fmt import (
+    DIRECTION_LEGEND,
     fmt_bytes,
     fmt_count,
-    fmt_evidence,
     fmt_figure,
     fmt_interval,
+    fmt_n_mde,
     fmt_num,
     fmt_p,
     fmt_plan,
     fmt_rule_interval,
     fmt_sequential,
+    fmt_signed,
+    footnotes,
+    mark_of,
+    method_marks,
+    metric_with_direction,
+    rule_detail,
 )
 
 
@@ -37,17 +45,27 @@ def format_comparison(comp: Comparison) -> str:
     console, buf = _console(150)
     table = Table(title=f"{comp.candidate.label} vs {comp.baseline.label} (per-item paired 95% intervals)")
     for col in ("suite / task", "metric", "n", comp.baseline.label, comp.candidate.label, "Δ", "95% CI",
-                "method", "p", "p (Holm)", "test"):
-        table.add_column(col, justify="left" if col in ("suite / task", "metric", "test", "method") else "right")
+                "p", "p (Holm)", "test"):
+        table.add_column(col, justify="left" if col in ("suite / task", "metric", "test") else "right")
+    methods: list[str] = []
+    for row in comp.metrics:
+        if row.interval is not None and row.interval.method and row.interval.method not in methods:
+            methods.append(row.interval.method)
+    marks = {m: mark for m, mark in zip(methods, "¹²³⁴⁵⁶⁷⁸⁹")}
     for row in comp.metrics:
         name = row.suite if row.task is None else f"  {row.task}"
         test = row.test if row.paired else "corpus-level: no paired test"
         if row.binary:
             test += f" ({row.b}↓ {row.c}↑)"
-        table.add_row(name, row.metric, str(row.n or "–"), fmt_num(row.base), fmt_num(row.cand), f"{row.delta:+.3f}",
-                      fmt_interval(row.interval), row.interval.method if row.interval else "–", fmt_p(row.p_value),
+        table.add_row(name, metric_with_direction(row.metric, row.higher_is_better), str(row.n or "–"),
+                      fmt_num(row.base), fmt_num(row.cand), fmt_signed(row.delta),
+                      fmt_interval(row.interval) + mark_of(row.interval, marks), fmt_p(row.p_value),
                       fmt_p(row.p_holm), test)
     console.print(table)
+    console.print(DIRECTION_LEGEND + "; " + "; ".join(f"{mark} interval: {m}" for m, mark in marks.items()),
+                  markup=False)
+    for labels, sel in selection_groups([comp.baseline, comp.candidate], [comp.baseline.label, comp.candidate.label]):
+        console.print(f"items of {', '.join(labels)}: {sel.text}; {sel.meaning}", markup=False)
     down = sum(f.direction == "right→wrong" for f in comp.flips)
     console.print(f"flipped samples: {down} right→wrong, {len(comp.flips) - down} wrong→right")
     if comp.backends_note:
@@ -93,18 +111,23 @@ def format_gate(result: GateResult) -> str:
                         f"{verdict_line(result)}")
     for col in ("", "rule", "figure", "condition", "95% CI", "evidence", "detail"):
         table.add_column(col, justify="right" if col in ("figure", "95% CI") else "left")
+    marks = method_marks(result.rules)
     for r in result.rules:
-        table.add_row(r.verdict, r.name, fmt_figure(r), r.threshold, fmt_rule_interval(r), fmt_evidence(r),
-                      "; ".join(x for x in (r.detail, fmt_plan(r)) if x))
+        table.add_row(r.verdict, r.name, fmt_figure(r), r.threshold, fmt_rule_interval(r) + mark_of(r.interval, marks),
+                      fmt_n_mde(r.n, r.mde), "; ".join(x for x in (rule_detail(r), fmt_plan(r)) if x))
         if len(r.checks) > 1:
             for c in r.checks:
-                shown = f"{c.figure:.3f}" if r.kind in ("floor", "max_robustness_drop") else f"{c.figure:+.3f}"
+                shown = f"{c.figure:.3f}" if r.kind in ("floor", "max_robustness_drop") else fmt_signed(c.figure)
                 table.add_row(f"  {c.verdict or 'shown'}", f"  {c.label}", shown, c.metric,
-                              fmt_interval(c.interval, signed=r.kind not in ("floor", "max_robustness_drop")),
-                              f"n {c.n}" + (f"; MDE {c.mde:.3f}" if c.mde is not None else ""), c.note or "")
+                              fmt_interval(c.interval, signed=r.kind not in ("floor", "max_robustness_drop"))
+                              + mark_of(c.interval, marks), fmt_n_mde(c.n, c.mde), c.note or "")
     console.print(table)
     for warning in result.warnings:
         console.print(f"WARNING: {warning}", markup=False)
+    for line in footnotes(marks):
+        console.print(line, markup=False)
+    for labels, sel in selection_groups([comp.baseline, comp.candidate], [comp.baseline.label, comp.candidate.label]):
+        console.print(f"items of {', '.join(labels)}: {sel.text}; {sel.meaning}", markup=False)
     if comp.backends_note:
         console.print(f"note: {comp.backends_note}")
     if result.sequential:

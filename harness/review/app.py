@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from harness.core.api import UserError
 from harness.core.config import Strict
 from harness.core.untrusted import excerpt
+from harness.data.chat import turns_text
 from harness.review.queue import Mode, Queue, plan_queue, store_queue
 from harness.storage.review import DuplicateJudgment, Item, NotAssigned, ReviewDB, UnknownItem
 
@@ -167,7 +168,7 @@ def _check_shape(item: Item, body: JudgmentIn) -> None:
 def _item_view(item: Item, order: list[int]) -> dict[str, Any]:
     """What the reviewer sees: no model names, responses in the recorded random order."""
     return {"item_id": item.item_id, "mode": item.mode, "where": f"{item.suite} / {item.task}",
-            "prompt": item.prompt, "reference": item.reference, "axes": item.axes,
+            "prompt": turns_text(item.prompt), "reference": item.reference, "axes": item.axes,
             "responses": [item.responses[i] for i in order]}
 
 

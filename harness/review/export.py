@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.api import UserError
+from harness.data.chat import plain_prompt
 from harness.data.runs import atomic_write_text
 from harness.storage.review import ReviewDB
 
@@ -41,7 +42,7 @@ def preference_rows(db: ReviewDB) -> tuple[list[dict[str, str]], ExportStats]:
             continue
         item = items[j["item_id"]]
         winner = int(j["winner"])
-        rows.append({"prompt": item.prompt, "chosen": item.responses[winner],
+        rows.append({"prompt": plain_prompt(item.prompt), "chosen": item.responses[winner],
                      "rejected": item.responses[1 - winner]})
     stats.rows = len(rows)
     return rows, stats

@@ -25,10 +25,22 @@ from harness.inference.agreement import (  # noqa: F401 - re-exported: the summa
     nominal,
     t_interval,
 )
+from harness.inference.stats import bounded_mean_interval
 from harness.review.queue import model_keys
 from harness.storage.review import Item, ReviewDB
 
 TIE = 0.5  # a tie or a both-bad answer counts as half a win for each side
+RATING_SCALE = (1.0, 5.0)
+
+
+def item_interval(per_item: dict[str, list[float]], lower: float, upper: float) -> tuple[float, float] | None:
+    """The gate's interval for a bounded mean (betting, valid at every n) over per-item means, in item-id order.
+
+    A bootstrap at n = 1 gives [v, v]; this interval at n = 1 spans most of the range, as it should. The item is
+    the unit: several judgments of one item are averaged first, as the gate does."""
+    means = [float(np.mean(per_item[key])) for key in sorted(per_item)]
+    iv = bounded_mean_interval(means, lower, upper)
+    return (float(iv.lo), float(iv.hi)) if iv.lo is not None and iv.hi is not None else None
 
 def _pair_score(j: dict[str, Any]) -> float:
     """Score of the item's second model (the candidate) in one pairwise judgment."""
@@ -50,7 +62,7 @@ def win_rates(items: dict[str, Item], judgments: list[dict[str, Any]], label: Ca
         n = len(flat)
         win = sum(1 for j in flat if j["choice"] in ("A", "B") and int(j["winner"]) == 1) / n
         loss = sum(1 for j in flat if j["choice"] in ("A", "B") and int(j["winner"]) == 0) / n
-        ci = cluster_bootstrap_ci([[_pair_score(j) for j in js] for js in per_item.values()])
+        ci = item_interval({key: [_pair_score(j) for j in js] for key, js in per_item.items()}, 0.0, 1.0)
         out.append({"model": label(second), "versus": label(first), "win": win, "tie": max(0.0, 1.0 - win - loss),
                     "loss": loss, "ci95": ci, "n": n})
     return out
@@ -78,12 +90,15 @@ def rubric_means(items: dict[str, Item], judgments: list[dict[str, Any]], label:
                  ) -> list[dict[str, Any]]:
     """Mean 1–5 score per model and rubric axis."""
     scores: dict[tuple[str, str], list[float]] = defaultdict(list)
+    per_item: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for j in judgments:
         run_id = items[j["item_id"]].models[0]["run_id"]
         for axis, value in (j["ratings"] or {}).items():
             scores[(run_id, axis)].append(float(value))
-    return [{"model": label(run_id), "criterion": axis, "mean": float(np.mean(v)), "ci95": t_interval(v),
-             "n": len(v), "scale": "1–5"} for (run_id, axis), v in scores.items()]
+            per_item[(run_id, axis)][j["item_id"]].append(float(value))
+    return [{"model": label(run_id), "criterion": axis, "mean": float(np.mean(v)),
+             "ci95": item_interval(per_item[(run_id, axis)], *RATING_SCALE), "n": len(v), "scale": "1–5"}
+            for (run_id, axis), v in scores.items()]
 
 
 def agreement(items: dict[str, Item], pairwise: list[dict[str, Any]], ratings: list[dict[str, Any]]
@@ -139,7 +154,8 @@ def human_eval_summary(store_path: Path | str | None = None, runs: Sequence[Run 
         db.close()
     pairwise = [j for j in judgments if j["mode"] == "pairwise"]
     ratings = [j for j in judgments if j["mode"] == "rating"]
-    note = ("Win rate interval: ties and both-bad count as half a win; 95% bootstrap over items. "
+    note = ("Win rate interval: ties and both-bad count as half a win; 95% betting interval over items "
+            "(Waudby-Smith & Ramdas 2024), the gate's interval for a bounded mean, valid at every n. "
             "Reviewers saw responses blind, in random order.") if pairwise else None
     return {"win_rates": win_rates(items, pairwise, label), "bradley_terry": bt_strengths(items, pairwise, label),
             "rubric": rubric_means(items, ratings, label), "agreement": agreement(items, pairwise, ratings),

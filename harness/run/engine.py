@@ -304,7 +304,8 @@ def assemble_results(run_id: str, model_info: dict[str, Any], suites: list[Suite
 
 def task_results(task: Task, records: list[SampleRecord], items: list[WorkItem]) -> dict[str, Any]:
     originals = [r for r in records if r.perturbation is None]
-    out: dict[str, Any] = {"kind": task.spec.kind, "n": len(originals), "prompt_hash": prompt_hash(items),
+    out: dict[str, Any] = {"kind": task.spec.kind, "n": len(originals),
+                           "split_rows": len(task.rows.get(task.spec.split, [])), "prompt_hash": prompt_hash(items),
                            "chat_template": task.spec.chat_template,
                            "metrics": _metrics_of(task, originals, items)}
     variants = sorted({r.perturbation for r in records if r.perturbation})

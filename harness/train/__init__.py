@@ -56,14 +56,18 @@ __all__ = ["train", "check", "is_up_to_date", "update_model_card", "load_recipe"
            "register_method", "unregister_method", "get_method", "methods"]
 
 
-def train(recipe_path: str | Path, merge: bool = False, force: bool = False, progress: bool = True) -> Path:
+def train(recipe_path: str | Path, merge: bool = False, force: bool = False, progress: bool = True,
+          overrides: dict[str, Any] | None = None) -> Path:
     """Train the recipe into its output directory and return that directory.
 
     An unchanged recipe (same recipe, data, base and starting adapter) reuses the existing output unless
     `force`. `force` replaces only a folder that tunegate train wrote (one holding its provenance.json).
     """
-    recipe = load_recipe(recipe_path)
+    _STAGE.start()
+    _stage(progress, "checking the recipe, its data and the base (no model loads yet)")
+    recipe = load_recipe(recipe_path, overrides)
     pre = preflight(recipe, merge, force)
+    _stage(progress, "loading the tokenizer and tokenising the training rows")
     plan = _plan(recipe, pre)
     out = recipe.output_dir
     if not force and _matches(out, plan, merge):
@@ -72,18 +76,52 @@ def train(recipe_path: str | Path, merge: bool = False, force: bool = False, pro
     return _run(recipe, plan, merge, progress)
 
 
-def check(recipe_path: str | Path, merge: bool = False, force: bool = False) -> str:
+def check(recipe_path: str | Path, merge: bool = False, force: bool = False,
+          overrides: dict[str, Any] | None = None) -> str:
     """`tunegate train --check`: validate recipe, data, init_adapter, reward model and output folder without
-    loading a model; returns the one-line plan."""
-    recipe = load_recipe(recipe_path)
+    loading a model; returns the plan: one line of what, then the held-out passes and a time estimate."""
+    recipe = load_recipe(recipe_path, overrides)
     pre = preflight(recipe, merge, force)
     spec, (n_train, n_held) = recipe.spec, pre.rows
     start = f" from {spec.init_adapter}" if spec.init_adapter else ""
     reward = f" against {recipe.reward_model}" if recipe.reward_model else ""
     replaces = " (replaces it)" if recipe.output_dir.exists() else ""
-    return (f"ok: {recipe.path}: {spec.method} / {spec.peft.type} on {pre.base['model']}{start}{reward}, "
-            f"{n_train} training + {n_held} held-out rows, {spec.train.max_steps} steps -> {recipe.output_dir}"
-            f"{replaces}")
+    lines = [f"ok: {recipe.path}: {spec.method} / {spec.peft.type} on {pre.base['model']}{start}{reward}, "
+             f"{n_train} training + {n_held} held-out rows, {spec.train.max_steps} steps -> {recipe.output_dir}"
+             f"{replaces}"]
+    if overrides:
+        lines.append("  --set: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
+    return "\n".join(lines + _plan_lines(recipe, pre))
+
+
+def _plan_lines(recipe: LoadedRecipe, pre: Preflight) -> list[str]:
+    """The held-out passes (on or off, rows, batching) and the time the run should take on the reference
+    machine (tokenizer and rows only: no model loads)."""
+    from harness.train.estimate import LOAD_SECONDS, fmt_duration  # start-up time: only --check needs it
+
+    spec, method = recipe.spec, recipe.method
+    if not method.held_out_loss:
+        held = "  held-out loss: not computed by this method"
+    elif not spec.eval.held_out_loss:
+        held = "  held-out loss: off (eval.held_out_loss: false)"
+    elif not pre.rows[1]:
+        held = "  held-out loss: no held-out rows (data.eval_fraction is 0)"
+    else:
+        held = (f"  held-out loss: {pre.rows[1]} rows at step 0 and at the end, batched as training batches them "
+                f"(eval.held_out_loss: false skips it)")
+    lines = [held]
+    if method.data == "prompt":
+        return lines + ["  time: not estimated (sampling completions dominates; see the progress bar's ETA)"]
+    tokenizer = load_tokenizer(pre.source)
+    est, measured = run_estimate(recipe, tokenizer, load_rows(recipe, tokenizer), pre.base["model_hash"])
+    where = (f"measured by earlier runs on this machine ({measured.source})" if measured.source else
+             "DESIGN.md's figures for a 135M model on 2 CPU cores: a larger base or slower machine takes longer, "
+             "a GPU far less")
+    lines.append(f"  time: about {fmt_duration(est.total_seconds)} (training {fmt_duration(est.train_seconds)}: "
+                 f"{est.train_tokens} tokens at {est.train_rate:.0f} tokens/s; held-out loss "
+                 f"{fmt_duration(est.held_out_seconds)}; loading the model up to {fmt_duration(LOAD_SECONDS)}), "
+                 f"from {where}")
+    return lines
 
 
 def is_up_to_date(recipe_path: str | Path, merge: bool = False) -> bool:
@@ -211,11 +249,14 @@ def _run(recipe: LoadedRecipe, plan: dict[str, Any], merge: bool, progress: bool
         start = f" from {spec.init_adapter}" if spec.init_adapter else ""
         _say(progress, f"training {recipe.name}: {spec.method} / {spec.peft.type} on {plan['source'].spec}{start}, "
                        f"{len(plan['data'].train)} rows, {spec.train.max_steps} steps")
+        _STAGE.expect = _expected_seconds(recipe, plan)
+        _stage(progress, "loading the model")
         trainer = recipe.method.builder(ctx)
         if active_log() is not None:  # inside `library_output`: one bar of ours, the trainer's logs to the file
             quiet_trainer(trainer, f"training {recipe.name}", progress and trainer.args.process_index == 0)
         stats = _fit(ctx, trainer, callback)
         if trainer.args.process_index == 0:
+            _stage(progress, f"saving {recipe.output_dir}")
             _write_output(ctx, trainer, plan, stats, merge, callback)
         _barrier(trainer)
     finally:
@@ -237,9 +278,14 @@ def _suite_callback(ctx: Context) -> Any:
 def _fit(ctx: Context, trainer: Any, callback: Any) -> dict[str, Any]:
     """Evaluate at step 0 (held-out loss, suites), train, evaluate at the end; returns timing figures."""
     method = ctx.recipe.method
-    has_eval = trainer.eval_dataset is not None and method.held_out_loss
+    has_eval = trainer.eval_dataset is not None and method.held_out_loss and ctx.recipe.spec.eval.held_out_loss
     # train() starts a fresh TrainerState, so the step-0 held-out loss is kept here for the curve.
+    held_start = time.perf_counter()
+    if has_eval:
+        _stage(ctx.progress, f"held-out loss at step 0: {len(trainer.eval_dataset)} rows "
+                             "(eval.held_out_loss: false skips it)")
     initial = [{**trainer.evaluate(), "step": 0}] if has_eval else []
+    held_seconds = time.perf_counter() - held_start
     if callback is not None and ctx.recipe.spec.eval.every_steps and trainer.args.process_index == 0:
         callback._log(trainer.state, callback.evaluate(trainer.model, 0))
     start = time.perf_counter()
@@ -249,7 +295,11 @@ def _fit(ctx: Context, trainer: Any, callback: Any) -> dict[str, Any]:
                              "initial_logs": initial, "extra": {}}
     if has_eval and not any(e.get("step") == trainer.state.global_step and "eval_loss" in e
                             for e in trainer.state.log_history):
+        held_start = time.perf_counter()
+        _stage(ctx.progress, f"held-out loss at the end (step 0 took {held_seconds:.0f} s)")
         trainer.evaluate()
+        held_seconds += time.perf_counter() - held_start
+    stats["held_out_seconds"] = round(held_seconds, 2) if has_eval else None  # `train --check` estimates from it
     if method.stats is not None:
         stats["extra"] = dict(method.stats(trainer))
     stats["tokens"] = _tokens_trained(ctx, trainer)
@@ -285,6 +335,7 @@ def _write_output(ctx: Any, trainer: Any, plan: dict[str, Any], stats: dict[str,
                 "library_versions": library_versions(), "seed": spec.seed, "world_size": trainer.args.world_size,
                 "train_rows": len(ctx.data.train), "held_out_rows": len(ctx.data.held_out),
                 "steps": trainer.state.global_step, "train_seconds": stats["train_seconds"],
+                "held_out_seconds": stats.get("held_out_seconds"),
                 "tokens_trained": stats["tokens"],
                 "tokens_per_second": round(stats["tokens"] / stats["train_seconds"], 1) if stats["train_seconds"] else None,
                 "trainable_params": trainable, "total_params": total, "adapter_bytes": 0,
@@ -360,4 +411,56 @@ def _barrier(trainer: Any) -> None:
 def _say(progress: bool, text: str) -> None:
     if progress:
         print(terminal_line(f"tunegate: {text}"), file=sys.stderr, flush=True)
+
+
+class _Stages:
+    """The clock of one training run: the stage lines say how long it has run and, once the plan is known,
+    about how long is left (the `--check` estimate less the time spent)."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.expect: float | None = None
+
+    def start(self) -> None:
+        self.t0, self.expect = time.monotonic(), None
+
+    def line(self, text: str) -> str:
+        spent = time.monotonic() - self.t0
+        clock = f"[{int(spent) // 60:d}:{int(spent) % 60:02d}"
+        if self.expect is not None:
+            left = max(0.0, self.expect - spent)
+            clock += f", about {int(left) // 60:d}:{int(left) % 60:02d} left" if left else ", about done"
+        return f"{clock}] {text}"
+
+
+_STAGE = _Stages()
+
+
+def _stage(progress: bool, text: str) -> None:
+    """A stage line on stderr from the first second (checking, tokenising, loading, held-out loss, saving)."""
+    _say(progress, _STAGE.line(text))
+
+
+def run_estimate(recipe: LoadedRecipe, tokenizer: Any, data: Any, model_hash: str) -> tuple[Any, Any]:
+    """The run's time estimate and the throughput it rests on (harness.train.estimate); what `--check` prints
+    and what the stage lines count down from."""
+    from harness.train.estimate import estimate, measured_rates, row_tokens  # start-up time
+
+    spec, method = recipe.spec, recipe.method
+    passes = 2 if (method.held_out_loss and spec.eval.held_out_loss and data.held_out) else 0
+    measured = measured_rates(recipe.output_dir, model_hash, spec.peft.type == "full")
+    est = estimate(steps=spec.train.max_steps, batch_size=spec.train.batch_size, grad_accum=spec.train.grad_accum,
+                   full=spec.peft.type == "full",
+                   tokens_per_row=row_tokens(data.train, tokenizer, spec.train.max_length),
+                   held_out_rows=len(data.held_out), held_out_passes=passes,
+                   sequences_per_row=2 if method.data == "preference" else 1, measured=measured)
+    return est, measured
+
+
+def _expected_seconds(recipe: LoadedRecipe, plan: dict[str, Any]) -> float | None:
+    """When the whole run should end, in seconds from its start (None for sampling methods)."""
+    if recipe.method.data == "prompt":
+        return None
+    est, _ = run_estimate(recipe, plan["tokenizer"], plan["data"], plan["base"]["model_hash"])
+    return time.monotonic() - _STAGE.t0 + float(est.total_seconds)
 

@@ -61,6 +61,9 @@ class DataSpec(FrozenStrict):
 class EvalSpec(FrozenStrict):
     """Suites evaluated through the eval engine every `every_steps` steps and at the end."""
 
+    # the trainer's loss on the held-out rows (data.eval_fraction, at most data.eval_limit) at step 0 and at
+    # the end, batched as training batches them; false skips both passes (`tunegate train --check` shows their cost)
+    held_out_loss: bool = True
     suites: list[str] = []
     every_steps: int | None = Field(default=None, ge=1)
     limit: int | None = Field(default=16, ge=1)  # samples per task, to keep in-training evaluation cheap
@@ -149,21 +152,100 @@ class LoadedRecipe:
         return UserError(message, source=str(self.path), field=field, line=line_of(self.node, field.split(".")))
 
 
-def load_recipe(path: str | Path) -> LoadedRecipe:
-    """Read and validate a recipe; every problem is a UserError naming file, field and line."""
+# `--set` short names for the settings changed most often.
+SET_ALIASES = {"steps": "train.max_steps", "max_steps": "train.max_steps", "lr": "train.learning_rate",
+               "learning_rate": "train.learning_rate", "batch_size": "train.batch_size"}
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """`--set KEY=VALUE` items as {dotted key: value}; a value reads as YAML (4, 2e-4, true, [q_proj])."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = SET_ALIASES.get(key.strip(), key.strip())
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise UserError(f"{item!r}: write KEY=VALUE, e.g. train.max_steps=4 (or steps=4, lr=1e-4, "
+                            "output=adapters/try)", field="--set")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, str):  # YAML 1.1 reads 5e-5 (no dot) as text: a number typed at the shell is a number
+            try:
+                value = float(value) if any(c in value.lower() for c in ".e") else int(value)
+            except ValueError:
+                pass
+        if key == "output" and isinstance(value, str) and value and not Path(value).is_absolute():
+            value = str(Path.cwd() / value)  # typed at the shell: relative to where it was typed
+        out[key] = value
+    return out
+
+
+def _fields(model: Any, prefix: str = "") -> list[str]:
+    """Every dotted field path of a model (nested models included), for the did-you-mean of --set."""
+    names = []
+    for name, info in model.model_fields.items():
+        names.append(prefix + name)
+        ann = info.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            names += _fields(ann, prefix + name + ".")
+    return names
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: dict[str, Any], method: MethodSpec) -> dict[str, Any]:
+    """The recipe's mapping with the overrides set; a key the method's schema lacks is an error on --set."""
+    import copy
+    import difflib
+
+    model = recipe_model(method)
+    out = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        if not _has_field(model, parts):
+            owners = [m.name for m in methods() if _has_field(recipe_model(m), parts)]
+            if owners:
+                raise UserError(f"{key} is an option of method{'s' if len(owners) > 1 else ''} {', '.join(owners)}, "
+                                f"not of method {method.name}", field="--set")
+            close = difflib.get_close_matches(key, _fields(model), n=1, cutoff=0.6)
+            raise UserError(f"{key}: no such recipe field" + (f" (did you mean {close[0]}?)" if close else "")
+                            + "; see docs/recipe-reference.md", field="--set")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise UserError(f"{key}: {part} is not a mapping in the recipe", field="--set")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_recipe(path: str | Path, overrides: dict[str, Any] | None = None) -> LoadedRecipe:
+    """Read and validate a recipe, with `--set` overrides applied; every problem is a UserError naming file,
+    field and line (or --set, for an override)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe {path} does not exist", field="RECIPE")
     raw, node = load_yaml(path)
     if not isinstance(raw, dict):
         raise UserError("a recipe must be a mapping with at least method and data", source=str(path), line=1)
+    overrides = overrides or {}
+    if "method" in overrides:
+        raw = {**raw, "method": overrides["method"]}
     if "method" not in raw:
         raise UserError(f"a recipe needs a method (one of {', '.join(m.name for m in methods())})",
                         source=str(path), field="method", line=1)
     method = get_method(raw["method"], source=str(path), line=line_of(node, ["method"]))
+    if overrides:
+        raw = _apply_overrides(raw, overrides, method)
     try:
         spec = parse_model(recipe_model(method), raw, node, str(path))
     except UserError as exc:
+        hit = next((k for k in overrides if exc.field and (exc.field == k or exc.field.startswith(k + "."))), None)
+        if hit is not None:  # the value came from the command line, not from the file
+            said = str(exc).split(f"{exc.field}: ", 1)[-1]
+            raise UserError(f"{hit}={overrides[hit]!r}: {said}", field="--set") from None
         raise (_misplaced(exc, method) or exc) from None
     recipe = LoadedRecipe(spec, path, raw, node)
     _check_fits(recipe, method)

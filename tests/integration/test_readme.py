@@ -1,7 +1,9 @@
 """Every command the README shows is run here, in order, so the README cannot drift from the code.
 
-Long commands run smaller: evaluations get `--limit 2`, training recipes 2 steps on 8 rows, and the review
-server is opened, fetched once and stopped. `make` lines are checked against the Makefile's targets.
+Long commands run at their smallest sizes: evaluations get `--limit 2` and generate at most 16 new tokens (the
+suites are read from the scratch copy, through $TUNEGATE_SUITES_PATH), training recipes run 2 steps on 8 rows
+without the held-out loss passes, and the review server is opened, fetched once and stopped. `make` lines are
+checked against the Makefile's targets. Each command's seconds go to $TUNEGATE_README_TIMINGS when it is set.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MAY_FAIL_GATE = {"gate"}  # a real gate may honestly fail (1) or be inconclusive (3); 2 and 4 are errors
+MAX_NEW_TOKENS = 16  # per generated answer in the scratch suites
 
 
 def readme_commands() -> list[str]:
@@ -39,6 +42,15 @@ def workspace(tmp: Path) -> Path:
     """A copy of what the commands read (suites, recipes, gate files, task files) in a scratch directory."""
     for name in ("suites", "benchmarks", "configs", "reports"):
         shutil.copytree(ROOT / name, tmp / name, ignore=shutil.ignore_patterns("demo*", "__pycache__"))
+    for path in (tmp / "suites").glob("*/suite.yaml"):  # generation is what the long commands spend their time on
+        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for task in suite.get("tasks", []):
+            gen = task.get("generation")
+            if isinstance(gen, dict):
+                gen["max_new_tokens"] = min(int(gen.get("max_new_tokens", 128)), MAX_NEW_TOKENS)
+            elif task.get("kind") in ("generate", "code"):
+                task["generation"] = {"max_new_tokens": MAX_NEW_TOKENS}
+        path.write_text(yaml.safe_dump(suite, sort_keys=False, allow_unicode=True), encoding="utf-8")
     shutil.copytree(ROOT / "adapters", tmp / "adapters", ignore=shutil.ignore_patterns("*-quick", ".demo"),
                     dirs_exist_ok=True)
     for recipe in (tmp / "adapters").glob("*.yaml"):
@@ -46,7 +58,7 @@ def workspace(tmp: Path) -> Path:
         # few steps, but a large enough rate that the adapter visibly changes answers (the review needs pairs)
         raw["train"] = {**raw.get("train", {}), "max_steps": 2, "batch_size": 2, "learning_rate": 5e-3}
         raw["data"] = {**raw["data"], "limit": 8, "eval_limit": 4}
-        raw["eval"] = {"suites": []}
+        raw["eval"] = {"suites": [], "held_out_loss": False}
         recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
     return tmp
 
@@ -100,7 +112,7 @@ def test_readme_commands_run(tmp_path: Path) -> None:
     assert "make demo" in commands and "make test" in commands
     cwd = workspace(tmp_path)
     env = {**os.environ, "TUNEGATE_STORE": str(tmp_path / "store.sqlite"), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT), "TUNEGATE_SUITES_PATH": str(cwd / "suites")}
     servers: list = []  # a llama.cpp server for the endpoint commands, started on first use
     try:
         ran = _run_commands(commands, makefile, cwd, env, servers)
@@ -113,6 +125,9 @@ def test_readme_commands_run(tmp_path: Path) -> None:
 def _run_commands(commands: list[str], makefile: str, cwd: Path, env: dict[str, str], servers: list) -> int:
     ran = 0
     for command in commands:
+        if "path/to/" in command:  # a user's own lm-eval task files: tests/unit/test_lmeval_stock.py runs the
+            assert "tunegate eval -s path/to/" in command, command  # stock ones on written rows
+            continue
         if "--base-url" in command:  # an endpoint model: a real llama.cpp server on a free port
             from tests.integration.llama_server import LlamaServer
 
@@ -128,7 +143,11 @@ def _run_commands(commands: list[str], makefile: str, cwd: Path, env: dict[str, 
             run_review_server(args, cwd, env)
             ran += 1
             continue
+        began = time.perf_counter()
         proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        if os.environ.get("TUNEGATE_README_TIMINGS"):
+            with open(os.environ["TUNEGATE_README_TIMINGS"], "a", encoding="utf-8") as fh:
+                fh.write(f"{time.perf_counter() - began:7.1f} s  {command[:110]}\n")
         allowed = {0, 1, 3} if args[1] in MAY_FAIL_GATE or "--until-decided" in args else {0}
         assert proc.returncode in allowed, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         ran += 1

@@ -4,7 +4,10 @@ paging. Section screenshots go to $TUNEGATE_REPORT_SHOTS when it is set (docs/re
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -27,10 +30,27 @@ WIDTH = 1280
 SECTIONS = ("summary", "evidence", "methods", "suites", "curves", "robustness", "samples")
 
 
+def _with_logliks(run: Path, seed: int) -> None:
+    """Multiple-choice samples with choices (the gold one first) and a loglikelihood per choice, as the engine
+    writes them: the sample browser's per-choice view."""
+    rng = random.Random(seed)
+    kinds = {(s, t): e.get("kind") for s, suite in json.loads((run / "results.json").read_text())["suites"].items()
+             for t, e in suite["tasks"].items()}
+    rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    for row in rows:
+        if kinds.get((row["suite"], row["task"])) == "multiple_choice":
+            row["choices"] = [str(row["target"]), "a distractor", "another distractor", "a third one"]
+            row["logliks"] = [round(-rng.uniform(0.1, 6.0), 4) for _ in row["choices"]]
+            row["extra"] = {"pred": row["logliks"].index(max(row["logliks"]))}
+    (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("layout")
     paths = demo_runs(tmp / "runs", n=3, evil=EVIL)
+    for i, p in enumerate(paths):
+        _with_logliks(p, i)
     gate = tmp / "gate.yaml"
     gate.write_text(GATE)
     gates = [run_gate(gate, paths[0], p) for p in paths[1:]]
@@ -144,6 +164,41 @@ def test_model_text_stays_text(page):
     assert page.locator("#sample-body img").count() == 0 and page.locator("#sample-body script").count() == 0
     page.fill("#f-search", "")
     assert page.errors == [] and page.external == []  # type: ignore[attr-defined]
+
+
+def test_flip_counts_agree_between_the_card_and_the_sample_browser(page):
+    """Issue 28: the summary card and the browser count the same flips (0/1 scores only)."""
+    page.fill("#f-search", "")
+    page.select_option("#f-suite", "")
+    cards = page.locator("#summary .card", has_text="flipped samples")
+    candidates = page.locator("#f-cand option")
+    assert cards.count() == candidates.count() == 3
+    for i in range(3):
+        up, down = re.findall(r"(\d+)↑\s*(\d+)↓", cards.nth(i).inner_text())[0]
+        page.select_option("#f-cand", candidates.nth(i).get_attribute("value"))
+        for want, count in (("up", up), ("down", down)):
+            page.select_option("#f-flip", want)
+            shown = page.inner_text("#sample-count")
+            found = re.search(r"(\d+) matching samples$", shown)
+            assert (found.group(1) if found else "0") == count, (want, shown, count)
+    page.select_option("#f-flip", "")
+
+
+def test_numbers_directions_and_the_per_choice_view(page):
+    text = page.inner_text("body")
+    assert "-0.000" not in text and not re.search(r"\d\.\d{7,}", text)  # no negative zero, no float noise
+    marks = page.locator("table.suite-table span.dir")
+    assert marks.count() > 0 and set(marks.evaluate_all("es => es.map(e => e.textContent)")) <= {"↑", "↓"}
+    assert "↑ higher is better, ↓ lower is better" in page.inner_text("#suites")
+    assert page.locator("#selection li").count() >= 1 and "rows" in page.inner_text("#selection")
+    assert "the smallest change this n could detect" in page.text_content("#summary")
+    page.select_option("#f-suite", "medical")
+    page.select_option("#f-task", "pubmedqa_mc")
+    table = page.locator("#sample-body div.choices").first
+    assert table.locator("div.choice").count() == 4
+    assert table.locator("div.gold").count() == 1 and table.locator("div.picked").count() == 1
+    assert re.search(r"-\d\.\d{3}", table.inner_text())
+    page.select_option("#f-suite", "")
 
 
 def test_section_screenshots(page, tmp_path):

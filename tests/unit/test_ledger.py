@@ -412,6 +412,9 @@ def test_report_history_marks_forgetting_and_domain_gains(store_ref: str, tmp_pa
     body = page.read_text()
     assert '<section id="history">' in body and body.count('class="history-chart"') == 2
     assert 'class="mark-forgetting"' in body and 'class="mark-gain"' in body
+    # A forced promotion says so, with the reason the ledger kept (issue 28).
+    assert "- Release 2 (r2) was forced past its gate: test chain" in text
+    assert '<li class="forced">Release 3 (r3) was forced past its gate: test chain</li>' in body
 
 
 def test_cycle_stops_on_bad_input_and_on_contaminated_data(channel: tuple[Path, Path], tmp_path: Path,

@@ -167,3 +167,22 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Cap
     assert main(["review", str(runs[0]), "--store", str(tmp_path / "s.sqlite")]) == 2
     assert "at least two runs" in capsys.readouterr().err
     assert main(["review", "export", str(tmp_path), "--store", str(tmp_path / "s.sqlite")]) == 2
+
+
+def test_summary_intervals_hold_at_n_1_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """One judgment that prefers the candidate: a bootstrap said [1.000, 1.000]; the gate's betting interval at
+    n = 1 spans most of [0, 1] (issue 28). Ratings of one item are averaged before their interval, as the gate does."""
+    runs = make_runs(tmp_path, n=3)
+    store = tmp_path / "store.sqlite"
+    db = ReviewDB(store)
+    queue = build_queue(runs, reviewers_per_item=1, db=db)
+    item, order = db.next_for(queue.queue_id, "ann", random.Random(0))
+    db.add_judgment(item.item_id, "ann", choice="A" if order[0] == 1 else "B", ratings=None, comment=None)
+    db.close()
+    assert main(["review", "summary", "--json", "--store", str(store)]) == 0
+    win = json.loads(capsys.readouterr().out)["win_rates"][0]
+    assert win["n"] == 1 and win["win"] == 1.0
+    lo, hi = win["ci95"]
+    assert lo < 0.5 and hi == pytest.approx(1.0)
+    assert main(["review", "summary", "--store", str(store)]) == 0
+    assert "[1.000, 1.000]" not in capsys.readouterr().out

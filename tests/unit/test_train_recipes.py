@@ -183,11 +183,13 @@ def test_held_out_fraction_that_leaves_no_training_rows(tiny_model: Path, tmp_pa
 def test_check_prints_the_plan_and_loads_no_model(tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                                   no_model_loads: None) -> None:
     recipe = write_recipe(tmp_path, "r", tiny_model, method="kto")
-    line = run_train([str(recipe), "--check"], capsys, code=0)
-    assert len(line.splitlines()) == 1
+    plan = run_train([str(recipe), "--check"], capsys, code=0)
+    # issue 28: the what-line, then the held-out passes and a time estimate (still no model loads)
+    line, held, time_line = plan.splitlines()
     assert line.startswith(f"ok: {recipe}: kto / lora on {tiny_model}") and "steps ->" in line
     assert "rows" in line and not (tmp_path / "r").exists()
-    assert check(recipe) == line
+    assert held.startswith("  held-out loss: ") and time_line.startswith("  time: about ")
+    assert check(recipe) == plan
 
 
 def test_check_finds_target_modules_that_match_nothing(tiny_model: Path, tmp_path: Path,

@@ -158,6 +158,27 @@ def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> Non
     assert f"of {N} available" in out and "% saved" in out and "decided at" in out
 
 
+def test_progress_shows_from_the_start(tmp_path: Path, capsys) -> None:
+    """Issue 28: before the first look, the plan and the items being evaluated; then items so far, rules decided
+    and the time left, before each look."""
+    suite = write_suite(tmp_path / "suite", MC_TASK,
+                        {"data/add.jsonl": [{"q": r["q"], "c": [r["a"], "x", "y"], "g": 0} for r in ROWS]})
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
+    gate = _gate(tmp_path / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    capsys.readouterr()
+    assert main(["eval", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
+                 str(tmp_path / "base"), "--out", str(tmp_path / "cand"), "--max-minutes", "5"]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tunegate: ")]
+    assert err[0] == "tunegate: until decided: loading fake:toy"
+    assert err[1].startswith("tunegate: until decided: preparing the prompts of 1 tasks")
+    assert err[2].startswith(f"tunegate: until decided: 1 rules over {N} items available in 1 tasks")
+    first = next(line for line in err if "evaluating items 1–" in line)
+    assert f"of {N} (0 so far" in first and "no rule judged yet" in first and "min of the budget left" in first
+    assert err.index(first) < next(i for i, line in enumerate(err) if " items: PASS" in line)
+    later = [line for line in err if "evaluating items" in line][1:]
+    assert all("rules decided: 0 of 1" in line for line in later)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--until-decided", "g.yaml"], "--until-decided GATE and --baseline RUN go together"),
     (["--baseline", "base"], "--until-decided GATE and --baseline RUN go together"),
@@ -310,3 +331,12 @@ def test_judged_tasks_are_graded_and_a_rule_waiting_for_people_takes_no_items(tm
     assert outcome.stopped == "futile" and outcome.evaluated < N  # only people can decide the rest
     rows = [json.loads(r) for r in (tmp_path / "cand" / "samples.jsonl").read_text().splitlines()]
     assert rows and all(r["scores"]["judge_score"] == 0.75 for r in rows)
+
+
+def test_progress_line_time_left() -> None:
+    from harness.flows.until import progress_line
+
+    assert progress_line(0, 10, 100, None, 3.0, None).endswith("time left known after the first look")
+    line = progress_line(20, 10, 100, None, 60.0, None)  # 3 s per item, 80 items at most still to go
+    assert line.startswith("evaluating items 21–30 of 100 (20 so far, 60 s)") and "at most 4.0 min left" in line
+    assert "9.0 min of the budget left" in progress_line(20, 10, 100, None, 60.0, 10)

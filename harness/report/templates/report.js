@@ -104,6 +104,22 @@
     var hay = [s.id, s.prompt, s.target].concat(s.responses).map(text).join("\n").toLowerCase();
     return hay.indexOf(q) !== -1;
   };
+  // Scores as the tables print them: three decimals, no float noise, no negative zero.
+  var num = function (v) { return Number.isInteger(v) ? String(v) : v.toFixed(3); };
+  var signed = function (v) { var t = Math.abs(v).toFixed(3); return Number(t) === 0 ? t : (v > 0 ? "+" : "-") + t; };
+  // Multiple choice: each choice's loglikelihood under this run, its pick (▶) and the gold answer (✓).
+  var choiceTable = function (s, i) {
+    var box = make("div", null, "choices");
+    s.choices.forEach(function (c, k) {
+      var line = make("div", null, "choice" + (k === s.picks[i] ? " picked" : "") + (k === s.gold ? " gold" : ""));
+      line.appendChild(make("span", (k === s.picks[i] ? "▶" : "") + (k === s.gold ? "✓" : ""), "mark"));
+      line.appendChild(make("span", c, "ctext"));
+      line.appendChild(make("span", s.logliks[i][k] === undefined ? "" : s.logliks[i][k].toFixed(3), "ll"));
+      box.appendChild(line);
+    });
+    box.title = "loglikelihood of each choice; ▶ this run's pick, ✓ the gold answer";
+    return box;
+  };
   var renderRow = function (s, cand) {
     var tr = make("tr");
     var row = { tr: tr, folds: [], pending: [], open: false };
@@ -119,7 +135,10 @@
     tr.appendChild(textCell(s.target, false, row));
     s.responses.forEach(function (r, i) {
       var td = textCell(r, false, row);
-      if (s.scores[i] !== null && s.scores[i] !== undefined) { td.appendChild(make("div", s.metric + " = " + s.scores[i], "score")); }
+      if (s.scores[i] !== null && s.scores[i] !== undefined) { td.appendChild(make("div", s.metric + " = " + num(s.scores[i]), "score")); }
+      if (s.choices && s.logliks[i]) { td.appendChild(choiceTable(s, i)); }
+      var change = s.changes ? s.changes[i] : null;
+      if (change !== null && change !== undefined) { td.appendChild(make("div", "change " + signed(change), "change " + (change > 0 ? "up" : "down"))); }
       tr.appendChild(td);
     });
     return row;
