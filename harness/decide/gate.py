@@ -518,6 +518,24 @@ def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, A
     return result
 
 
+def _judge_never_parsed(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any]) -> RuleResult | None:
+    """A rule on a judge's score where the task was judged but no answer of the judge parsed (a small judge, a
+    handful of items): INCONCLUSIVE with that reason, not bad input. The task's `judge_unparsed` shows it was
+    judged; a metric missing from a task that has no judge stays an error in `_rows`."""
+    metric, suite = rule.metric or "", rule.suite or spec.general_suite
+    if not (metric.startswith("judge_") and rule.task) or comp.get(suite, rule.task, metric) is not None:
+        return None
+    unparsed = comp.get(suite, rule.task, "judge_unparsed")
+    if unparsed is None:
+        return None
+    _, cond = _side(rule, True)
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, metric) if x)
+    return RuleResult(name, rule.kind, suite, rule.task, metric, "INCONCLUSIVE", float("nan"), cond, None, 0, None,
+                      None, f"the judge's answers did not parse on any item of {suite}/{rule.task} "
+                      f"(judge_unparsed {unparsed.cand:.2f} in the candidate, {unparsed.base:.2f} in the baseline): "
+                      "no judge score to judge", where.get("line"))
+
+
 def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
                anchor_of: AnchorOf | None = None, human_of: HumanOf | None = None) -> RuleResult:
     """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit; `store_path` holds
@@ -528,6 +546,9 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         return _human_rule(rule, comp, where, human_of)
     if rule.ppi:
         return _ppi_rule(rule, comp, where, human_of)
+    unparsed = _judge_never_parsed(rule, spec, comp, where)
+    if unparsed is not None:
+        return unparsed
     try:
         suite, rows, left_out = _rows(rule, spec, comp)
         units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]

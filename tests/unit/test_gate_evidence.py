@@ -245,3 +245,19 @@ def test_bounded_continuous_metric_takes_interval_rules(tmp_path, capsys):
     code, verdict, _ = _gate_cli(tmp_path, "rules:\n  - {suite: s, non_inferiority: 0.05}\n", base, cand, capsys)
     rule = verdict["rules"][0]
     assert code == 0 and rule["verdict"] == "PASS" and "betting" in rule["method"].lower()
+
+
+def test_a_judge_that_never_parsed_leaves_its_rule_inconclusive_not_bad_input(tmp_path, capsys):
+    """The quick demo's case: a judged task whose judge answered nothing parseable has `judge_unparsed` but no
+    `judge_score`; a rule on the judge's score says so and stays INCONCLUSIVE (exit 3), where a metric missing
+    from a task with no judge at all is still bad input (exit 2)."""
+    scores = {("s", "t"): {"judge_unparsed": [1.0, 1.0], "rougeL": [0.2, 0.4]}}
+    base, cand = _runs(tmp_path, scores, scores)
+    rule = "rules:\n  - {suite: s, task: t, metric: judge_score, non_inferiority: 0.05}\n"
+    code, verdict, out = _gate_cli(tmp_path, rule, base, cand, capsys)
+    assert code == 3 and verdict["rules"][0]["verdict"] == "INCONCLUSIVE"
+    assert "did not parse on any item of s/t" in verdict["rules"][0]["detail"]
+    plain = {("s", "t"): {"rougeL": [0.2, 0.4]}}
+    base2, cand2 = _runs(tmp_path / "plain", plain, plain)
+    code, _, out = _gate_cli(tmp_path / "plain", rule, base2, cand2, capsys)
+    assert code == 2 and "metric 'judge_score' is not in s/t" in out
