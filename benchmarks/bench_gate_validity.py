@@ -17,6 +17,9 @@ changed) 0.05, 0.15, 0.3; margins 0.02 and 0.05; true deltas 0, -margin and +0.0
    rate of a superiority rule at a true win rate of exactly 0.5.
 7. Judge–human agreement: the item-bootstrap (BCa) interval of Krippendorff's alpha (harness.decide.calibration), simulated
    on a 1–5 grid with a known population alpha.
+8. Prediction-powered intervals (harness.inference.ppi, PPI++) for a paired Δ on the human scale: judge on every item,
+   people on a random subset; coverage with a biased judge (judge = human + 0.2 on half the items), a good one
+   (correlation 0.8) and a useless one, and the width against the human-only interval on the same data.
 
 Criteria: coverage >= 0.93 in every cell and >= 0.94 from n = 30 (simulated: within 2 Monte Carlo
 standard errors); false passes (non-inferiority at Δ = -margin, superiority at Δ = 0, a floor at p = floor)
@@ -598,12 +601,91 @@ def bench_superiority_plan(v: Verdicts) -> None:
           "had power 0.665).")
 
 
+# 9. prediction-powered intervals (harness.inference.ppi): judge on every item, people on some
+
+
+PPI_NS = (10, 30, 100)  # rated items
+PPI_TOTALS = (200, 1000)  # items the judge scored (rated ones included)
+# the stated bounds: a PPI interval is never wider than this times the human-only one on the same data; under 30
+# rated items the estimated judge weight is noisy (10 rated items: up to 1.28 seen), from 30 it is not
+PPI_WIDTH_FACTOR = {"under 30 rated": 1.5, "from 30 rated": 1.05}
+
+
+def _ppi_population(rng: np.random.Generator, judge: str, size: int, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item human Δ (candidate − baseline on the human scale, in [−1, 1]) and the judge's Δ."""
+    y = np.clip(delta + rng.normal(0, 0.35, size), -1, 1)
+    if judge == "biased":  # judge = human + 0.2 on a random half of the items, plus noise
+        f = y + 0.2 * (rng.random(size) < 0.5) + rng.normal(0, 0.05, size)
+    elif judge == "good":  # correlation 0.8 with the human Δ
+        f = y + rng.normal(0, 0.75 * float(np.std(y)), size)
+    else:  # "useless": unrelated to the human Δ
+        f = rng.normal(0.1, 0.35, size)
+    return y, np.clip(f, -1, 1)
+
+
+def bench_ppi(v: Verdicts, rng: np.random.Generator, sims: int) -> str:
+    from harness.inference.ppi import ppi_mean
+
+    reps = min(sims, 2000)
+    print(f"\n## 9. Prediction-powered intervals for a paired Δ on the human scale (PPI++, harness.inference.ppi; {reps} "
+          "simulations per cell)\n")
+    print("Each item has a human Δ = clip(0.05 + N(0, 0.35), −1, 1) and a judge Δ: `biased` = human + 0.2 on a random "
+          "half of the items (+ N(0, 0.05)); `good` = correlation 0.8 with the human Δ; `useless` = unrelated. People "
+          "rate n items chosen at random of the N the judge scored. The truth is the population mean of the human Δ "
+          "(10^6 items). Human-only: the same t interval on the n rated items alone (lambda = 0). Checks: coverage; "
+          f"every PPI interval at most {PPI_WIDTH_FACTOR['under 30 rated']} times as wide as the human-only one on the "
+          f"same data under 30 rated items, {PPI_WIDTH_FACTOR['from 30 rated']} from 30.\n")
+    print("| judge | n rated | N judged | coverage | human-only coverage | mean width ratio PPI / human-only | "
+          "max ratio | mean lambda |")
+    print("|---|---|---|---|---|---|---|---|")
+    worst = {"under 30 rated": 0.0, "from 30 rated": 0.0}
+    narrow: dict[tuple[int, int], float] = {}
+    for judge in ("biased", "good", "useless"):
+        big_y, _ = _ppi_population(rng, judge, 1_000_000, 0.05)
+        truth = float(big_y.mean())
+        for n in PPI_NS:
+            for total in PPI_TOTALS:
+                cov = cov_h = 0
+                ratios, lams = [], []
+                for _ in range(reps):
+                    y, f = _ppi_population(rng, judge, total, 0.05)
+                    rated = rng.choice(total, size=n, replace=False)
+                    mask = np.zeros(total, dtype=bool)
+                    mask[rated] = True
+                    res = ppi_mean(y[mask], f[mask], f[~mask])
+                    human = ppi_mean(y[mask], f[mask], f[~mask], lam=0.0)
+                    cov += res.lo <= truth <= res.hi
+                    cov_h += human.lo <= truth <= human.hi
+                    ratios.append((res.hi - res.lo) / (human.hi - human.lo))
+                    lams.append(res.lam)
+                c = cov / reps
+                marks = v.coverage(f"PPI judge={judge} n={n} N={total}", n, c, math.sqrt(max(c * (1 - c), 1e-9) / reps))
+                regime = "under 30 rated" if n < 30 else "from 30 rated"
+                worst[regime] = max(worst[regime], max(ratios))
+                if max(ratios) > PPI_WIDTH_FACTOR[regime]:
+                    v.failures.append(f"PPI judge={judge} n={n} N={total}: width ratio {max(ratios):.3f} > "
+                                      f"{PPI_WIDTH_FACTOR[regime]}")
+                    marks += "!"
+                v.checked += 1
+                if judge == "good":
+                    narrow[(n, total)] = float(np.mean(ratios))
+                print(f"| {judge} | {n} | {total} | {c:.4f} | {cov_h / reps:.4f} | {np.mean(ratios):.3f} | "
+                      f"{max(ratios):.3f} | {np.mean(lams):.2f} |{' ' + marks if marks else ''}")
+    (bn, btotal), best = min(narrow.items(), key=lambda kv: kv[1])
+    return (f"PPI: max width ratio PPI / human-only {worst['under 30 rated']:.3f} under 30 rated items (stated bound "
+            f"{PPI_WIDTH_FACTOR['under 30 rated']}), {worst['from 30 rated']:.3f} from 30 (bound "
+            f"{PPI_WIDTH_FACTOR['from 30 rated']}); with a good judge "
+            f"(correlation 0.8) the PPI interval is on average {100 * (1 - best):.0f}% narrower at best (n = {bn} "
+            f"rated of N = {btotal}) and {100 * (1 - narrow[(100, 200)]):.0f}% narrower with n = 100 of N = 200")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sims", type=int, default=4000, help="simulations per bounded cell (>= 2000)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only-issue-23", action="store_true", help="run section 8 only (both sides, skewed floors, "
                     "the superiority planner)")
+    ap.add_argument("--only-ppi", action="store_true", help="run section 9 (prediction-powered intervals) alone")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     v = Verdicts()
@@ -612,6 +694,12 @@ def main() -> None:
         issue_23(v, rng, args.sims)
         report(v, start)
         return
+    if args.only_ppi:
+        ppi_line = bench_ppi(v, rng, args.sims)
+        print(f"\nRESULT: {ppi_line}; {len(v.failures)} of {v.checked} checks FAIL" + "".join(
+            f"\n  - {f}" for f in v.failures) if v.failures else
+              f"\nRESULT: all {v.checked} PPI checks pass (coverage >= 0.93, >= 0.94 from n = 30); {ppi_line}")
+        sys.exit(1 if v.failures else 0)
     print("# Gate validity benchmark (issue 12)")
     gone = skipped()
     print("\nSkipped cells (|Δ| > discordance is impossible): " + ("; ".join(gone) if gone else
@@ -632,6 +720,9 @@ def main() -> None:
     bench_agreement(v, rng, args.sims)
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     issue_23(v, rng, args.sims)
+    t0 = time.perf_counter()
+    ppi_line = bench_ppi(v, rng, args.sims)
+    print(f"\n({time.perf_counter() - t0:.1f} s)\n\nRESULT: {ppi_line}")
     report(v, start)
 
 

@@ -20,6 +20,16 @@ from harness.cli.common import _quiet_libraries, _say
 from harness.core.api import RunIncomplete, UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a bad option as one line (`tunegate eval: error: argument --timeout: ...`), exit 2: the
+    usage block would bury the one line that says what is wrong (`--help` shows it)."""
+
+    def error(self, message: str) -> Any:
+        from harness.core.untrusted import strip_controls
+
+        self.exit(2, f"{self.prog}: error: {strip_controls(message)} (see {self.prog} --help)\n")
+
+
 def _version() -> str:
     from harness import __version__
 
@@ -116,7 +126,7 @@ def _crash_log() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tunegate", description="Evaluate fine-tuned models and gate releases.")
+    parser = _Parser(prog="tunegate", description="Evaluate fine-tuned models and gate releases.")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True)
     for group in (evaluate, decide, train, review, ledger, metrics):

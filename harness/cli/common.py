@@ -119,7 +119,6 @@ def _positive_float(text: str) -> float:
 
 def _say(line: str) -> None:
     """An error line on stderr: secrets redacted, control characters escaped."""
-    from harness.core.redact import redact
-    from harness.core.untrusted import strip_controls
+    from harness.core.untrusted import terminal_line
 
-    print(strip_controls(redact(line)), file=sys.stderr)
+    print(terminal_line(line), file=sys.stderr)

@@ -80,16 +80,17 @@ def _check_eval_outputs(args: argparse.Namespace) -> None:
 def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
     from harness.flows.until import UntilSettings, evaluate_until_decided, summary
     from harness.report.terminal import format_gate
+    from harness.scoring.judging import parse_bindings
 
     if not (args.until_decided and args.baseline):
         raise UserError("--until-decided GATE and --baseline RUN go together", field="--until-decided")
     if args.resume or args.save_baseline or args.include_base:
         raise UserError("--until-decided takes no --resume, --save-baseline or --include-base", field="--until-decided")
     until = UntilSettings(Path(args.until_decided), args.baseline, args.max_items, args.max_minutes, args.chunk,
-                          args.seed)
+                          args.seed, discordance=args.discordance)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
                                      settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
-                                     backend_options=_endpoint_args(args))
+                                     backend_options=_endpoint_args(args), judge_bindings=parse_bindings(args.judge))
     print(format_gate(outcome.gate))
     print(summary(outcome))
     if args.out:
@@ -206,6 +207,10 @@ def add(sub: Any) -> None:
     ev.add_argument("--max-minutes", type=float, help="with --until-decided: stop after the look that passes this")
     ev.add_argument("--chunk", type=_positive, default=10, help="with --until-decided: items per task between looks")
     ev.add_argument("--seed", type=int, default=0, help="with --until-decided: seed of the evaluation order")
+    ev.add_argument("--discordance", type=float, default=0.15,
+                    help="with --until-decided: the share of items expected to change (as tunegate plan's; a pilot's "
+                    "is best): with each rule's margin it plans the horizon the confidence sequence's bets are tuned "
+                    "to, fixed before the first look (default 0.15)")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.epilog = "exit 0: done; 2: bad input; 5: some requests failed for good (rerun with --resume)"
     ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")

@@ -1,5 +1,7 @@
 """The command line: `tunegate metrics list` (the metric registry: kinds, direction, level, range, meaning)."""
 
+# Local imports: each command imports what it runs when it runs, so `tunegate --help` answers at once.
+
 from __future__ import annotations
 
 import argparse

@@ -20,7 +20,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     return serve(args.runs, mode=args.mode, reviewers_per_item=args.reviewers_per_item, host=args.host,
                  port=args.port, store_path=args.store, seed=args.seed, reset_queue=args.reset_queue,
-                 allowed_hosts=args.allow_host or [])
+                 allowed_hosts=args.allow_host or [], only_judged=args.judged_only)
 
 
 def cmd_review_export(args: argparse.Namespace) -> int:
@@ -59,6 +59,8 @@ def add(sub: Any) -> None:
                     help="another Host name reviewers reach the server by (repeatable); requests naming any other "
                          "host than these, --host, localhost and 127.0.0.1 are refused")
     rv.add_argument("--seed", type=int, default=0, help="seed of the queue order")
+    rv.add_argument("--judged-only", action="store_true",
+                    help="queue only the items of tasks a judge graded (what judge agreement and PPI rules need)")
     rv.add_argument("--store", help=store_help("the review queue and judgments go there"))
     rv.set_defaults(func=cmd_review, interrupted="review server stopped")
     rx = rsub.add_parser("export", help="write judgments as training data")

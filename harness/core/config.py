@@ -25,8 +25,9 @@ class FrozenStrict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    """The parsed document and its node tree (for line numbers); one-line errors for unreadable input."""
+def load_yaml(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> tuple[Any, yaml.Node | None]:
+    """The parsed document and its node tree (for line numbers); one-line errors for unreadable input. `loader`
+    is a SafeLoader, or a subclass with extra tags (lm-eval's `!function`)."""
     path = Path(path)
     require_file(path)  # a FIFO would block the read forever
     try:
@@ -36,7 +37,7 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except OSError as exc:
         raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
     try:
-        return parse_yaml(text, str(path))
+        return parse_yaml(text, str(path), loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=str(path),
@@ -48,10 +49,11 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
 MAX_YAML_NODES = 1_000_000  # what a YAML document may expand to (aliases counted at every use)
 
 
-def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+def parse_yaml(text: str, source: str, loader_cls: type[yaml.SafeLoader] = yaml.SafeLoader
+               ) -> tuple[Any, yaml.Node | None]:
     """The document (safe types only) and its node tree, refused when it would expand past MAX_YAML_NODES
     nodes: `&a [*a, *a]` nested ten deep is a few lines that `str()` or a JSON dump expands to billions."""
-    loader = yaml.SafeLoader(text)
+    loader = loader_cls(text)
     try:
         node = loader.get_single_node()
         if node is not None:

@@ -44,6 +44,17 @@ def add_secret(value: str | None) -> None:
                 _secrets.add(form)
 
 
+def redact_secrets(text: str) -> str:
+    """`text` with only the registered secrets masked: for a model's own output, where a credential-shaped
+    phrase (`password=...`) is content, but the key itself must never be kept even if a server echoes it."""
+    with _lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
 def redact(text: str) -> str:
     """`text` with every registered secret and every credential-shaped value replaced by ***."""
     if not text:

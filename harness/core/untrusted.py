@@ -16,6 +16,7 @@ import operator
 import os
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,17 +71,24 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             raise TemplateLimit(f"{op} would produce a number over {MAX_RESULT} bits")
         if op == "*":
             for seq, times in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and _int(times) and len(seq) * times > MAX_RESULT:
-                    raise TemplateLimit(f"{op} would produce more than {MAX_RESULT} items")
+                if isinstance(seq, (str, list, tuple)) and _int(times):
+                    if len(seq) * times > MAX_RESULT:
+                        raise TemplateLimit(f"{op} would produce more than {MAX_RESULT} items")
+                    _charge(len(seq) * times)
         if op == "+" and isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
             _check_size(len(left) + len(right), "+")
+            _charge(len(left) + len(right))
         if op == "%" and isinstance(left, str):
             _check_printf(left, right)
-        return _BINOPS[op](left, right)
+        result = _BINOPS[op](left, right)
+        if op == "%" and isinstance(result, str):
+            _charge(len(result))
+        return result
 
     def bounded_concat(self, items: tuple[Any, ...]) -> str:
         texts = [str(item) for item in items]
         _check_size(sum(map(len, texts)), "~")
+        _charge(sum(map(len, texts)))
         return "".join(texts)
 
     def wrap_str_format(self, value: Any) -> Any:
@@ -110,6 +118,23 @@ _FORMAT_SPEC = re.compile(r"\{[^{}]*:[^{}]*?(\d+)(?:\.(\d+))?[^{}]*\}")
 def _check_size(size: int, what: str) -> None:
     if size > MAX_RESULT:
         raise TemplateLimit(f"{what} would produce more than {MAX_RESULT} characters or items")
+    _charge(size)
+
+
+# What one render may build in all with the operations above (each within MAX_RESULT): a loop that builds a
+# fresh million-character string per pass inside `{% set %}...{% endset %}` streams nothing out to count.
+ALLOCATION_FACTOR = 16
+_render_budget = threading.local()
+
+
+def _charge(size: int) -> None:
+    left = getattr(_render_budget, "left", None)
+    if left is None:
+        return
+    _render_budget.left = left - size
+    if _render_budget.left < 0:
+        raise TemplateLimit(f"the template built more than {ALLOCATION_FACTOR} × TUNEGATE_TEMPLATE_CHARS "
+                            "characters in all")
 
 
 def _check_printf(fmt: str, args: Any) -> None:
@@ -248,7 +273,8 @@ def render_bounded(template: Any, row: dict[str, Any], *, expression: bool = Fal
         # line events only in the compiled template's own frames: its loops are where the time goes
         return local if frame.f_code.co_filename == "<template>" else None
 
-    previous = sys.gettrace()
+    previous, budget = sys.gettrace(), getattr(_render_budget, "left", None)
+    _render_budget.left = ALLOCATION_FACTOR * chars
     sys.settrace(tracer)
     try:
         if expression:
@@ -266,6 +292,7 @@ def render_bounded(template: Any, row: dict[str, Any], *, expression: bool = Fal
         return "".join(parts)
     finally:
         sys.settrace(previous)
+        _render_budget.left = budget
 
 
 def _int(value: Any) -> bool:
@@ -327,6 +354,21 @@ def strip_controls(text: str) -> str:
     """`text` with control characters shown as Python escapes (`\\x1b`), keeping newlines and tabs: for every
     human-facing output (terminal, Markdown, HTML) of text that came from a run, gate or suite file."""
     return _CONTROLS.sub(_escape_control, text)
+
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+
+def json_safe(text: str) -> str:
+    """JSON text (from json.dumps with ensure_ascii=False) with the characters json leaves raw but a terminal
+    acts on (DEL, C1 controls such as the 8-bit CSI, bidirectional overrides, line separators) as \\u escapes:
+    the same JSON value, safe to `cat`. C0 controls json.dumps escapes itself."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
+def terminal_line(text: str) -> str:
+    """A status or error line for the terminal: secrets redacted, control characters escaped."""
+    return strip_controls(redact(text))
 
 
 def xml_safe(text: str) -> str:

@@ -31,6 +31,7 @@ import jinja2
 import yaml
 
 from harness.core.api import UserError
+from harness.core.config import load_yaml, parse_yaml
 from harness.core.untrusted import TemplateSandbox, code_trusted, excerpt, inside_folder
 from harness.data.lmeval_filters import check_filters
 
@@ -91,20 +92,7 @@ def read_config(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in _seen:
         raise UserError(f"include cycle through {path.name}", source=str(_seen[-1]), field="include")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"not valid UTF-8 (byte {exc.start})", source=str(path)) from None
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    try:
-        cfg = yaml.load(text, Loader=_loader(path.parent, str(path)))  # noqa: S506 - a SafeLoader plus one tag
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"malformed YAML: {getattr(exc, 'problem', None) or exc}", source=str(path),
-                        line=mark.line + 1 if mark else None) from None
-    except RecursionError:
-        raise UserError("malformed YAML: nested too deeply", source=str(path)) from None
+    cfg, _ = load_yaml(path, _loader(path.parent, str(path)))  # a SafeLoader plus `!function`
     if not isinstance(cfg, dict):
         raise UserError("an lm-eval task file must be a mapping", source=str(path))
     includes = cfg.pop("include", None)
@@ -170,6 +158,10 @@ def resolve_function(ref: FunctionRef, field: str) -> tuple[Callable[..., Any], 
 # ---- data --------------------------------------------------------------------------------------------------
 
 def _data_files(cfg: dict[str, Any], src: str) -> dict[str, list[str]]:
+    extra = set(cfg.get("dataset_kwargs") or {}) - {"data_files", "trust_remote_code"}
+    if extra:  # a loader option (field, delimiter, ...) tunegate's own reader would not honour
+        raise UserError(f"option of the {cfg['dataset_path']} loader not supported for local data", source=src,
+                        field=f"dataset_kwargs.{sorted(extra)[0]}")
     files = (cfg.get("dataset_kwargs") or {}).get("data_files")
     if isinstance(files, (str, list)):
         files = {"train": files}  # as datasets.load_dataset names a split given no mapping
@@ -434,7 +426,7 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
     if multiple_input and cfg.get("gen_prefix"):
         raise UserError("gen_prefix with choices as contexts (doc_to_text an index) is not supported", source=src,
                         field="gen_prefix")
-    rows = _render(cfg, renderer, docs, pool, shots, split, fs_split, multiple_input, output_type, src)
+    rows = _render(cfg, renderer, docs, pool, shots, multiple_input, output_type, src)
     base: dict[str, Any] = {
         "kind": KINDS[output_type], "data": {split: f"{_safe_name(name)}.{split}.jsonl"}, "split": split,  # rows come rendered
         "prompt": "{{ lmeval__.prompt }}", "chat_template": False,
@@ -527,7 +519,7 @@ def _processed(rows: list[dict[str, Any]], fn: Callable[..., Any] | None, src: s
 
 
 def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list[dict[str, Any]], shots: int,
-            split: str, fs_split: Any, multiple_input: bool, output_type: str, src: str) -> list[dict[str, Any]]:
+            multiple_input: bool, output_type: str, src: str) -> list[dict[str, Any]]:
     """Every document with the prompt, choices and target lm-eval builds for it (`lmeval__`)."""
     fs_cfg = cfg.get("fewshot_config") or {}
     sampler = fs_cfg.get("sampler", "default")
@@ -540,7 +532,9 @@ def _render(cfg: dict[str, Any], r: Docs, docs: list[dict[str, Any]], pool: list
         def build(doc: dict[str, Any] = doc) -> dict[str, Any]:
             context = r.field(cfg.get("description"), doc)
             if shots:
-                exclude = doc if fs_split == cfg.get("test_split") else None
+                # lm-eval compares the configured few-shot split (None under its preconfigured rule) with
+                # test_split, so a task with neither also keeps the evaluated document out of its examples
+                exclude = doc if fs_cfg.get("split", cfg.get("fewshot_split")) == cfg.get("test_split") else None
                 for ex in _sample(rnd, pool, shots, exclude, sampler, src):
                     q = r.text(ex, fs_cfg.get("doc_to_text"))
                     c = r.choices(ex, fs_cfg.get("doc_to_choice")) if has_choice else None
@@ -780,8 +774,8 @@ def matches(patterns: list[str], names: list[str]) -> bool:
 def looks_like_task_file(path: Path) -> bool:
     """Whether a YAML file is an lm-eval task or group file (read with `!function` allowed, includes unread)."""
     try:
-        raw = yaml.load(path.read_bytes().decode("utf-8"), Loader=_loader(path.parent, str(path)))  # noqa: S506
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):
+        raw, _ = parse_yaml(path.read_bytes().decode("utf-8"), str(path), _loader(path.parent, str(path)))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError, UserError):
         return False
     return is_lmeval_task(raw) or (isinstance(raw, dict) and "include" in raw and "tasks" not in raw)
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -144,6 +144,15 @@ class SequentialItem(_Entry):
     prompt_hash: Name
 
 
+class SequentialDesign(_Entry):
+    """The horizon design of one task's sequence, fixed before the first look (`harness.flows.until.plan_design`)."""
+
+    horizon: Annotated[int, Field(ge=1)]
+    center: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] | None = None
+    planned_n: Annotated[int, Field(ge=0)] | None = None
+    discordance: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
 class Sequential(_Entry):
     """A run evaluated until decided (`eval --until-decided`): which items, in which order, judged how."""
 
@@ -155,6 +164,8 @@ class Sequential(_Entry):
     available: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
     evaluated: Annotated[dict[Name, Count], Field(max_length=MAX_ITEMS)] = {}
     stopped: Name | None = None
+    # absent in runs written before issue 23's horizon design: judged with the LIL schedule, as then
+    design: Annotated[dict[Name, SequentialDesign], Field(max_length=MAX_ITEMS)] = {}
 
 
 class Results(_Entry):
@@ -187,6 +198,23 @@ class Sample(_Entry):
     logliks: Annotated[list[Finite], Field(max_length=MAX_ITEMS)] | None = None
     scores: Annotated[dict[Name, Finite | None], Field(max_length=MAX_ITEMS)] = {}
     extra: dict[Name, Any] = {}
+
+
+class SampleRow(TypedDict, total=False):
+    """One row of samples.jsonl once `Sample` has checked it: what every reader of a run's samples holds."""
+
+    suite: str
+    task: str
+    sample_id: str
+    source_id: str  # the sample id itself when the row names none (runs._with_defaults)
+    perturbation: str | None
+    prompt: str | None
+    target: str | list[str] | int | None
+    response: str | None
+    choices: list[str] | None
+    logliks: list[float] | None
+    scores: dict[str, float | None]
+    extra: dict[str, Any]
 
 
 # ---- parsing -------------------------------------------------------------------------------------------------
@@ -304,7 +332,7 @@ def iter_sample_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from None
 
 
-def check_consistency(results: dict[str, Any], samples: list[dict[str, Any]], results_source: str,
+def check_consistency(results: dict[str, Any], samples: Sequence[Mapping[str, Any]], results_source: str,
                       samples_source: str, lines: list[int | None] | None = None) -> None:
     """results.json and samples.jsonl must describe the same run: every sample's task is in the results, each
     task's `n` counts its unperturbed samples, and a perturbed sample's variant is among the task's."""
@@ -334,7 +362,7 @@ def check_consistency(results: dict[str, Any], samples: list[dict[str, Any]], re
                                 "mixed-up copy?)", source=samples_source)
 
 
-def _check_sequential(results: dict[str, Any], samples: list[dict[str, Any]], results_source: str,
+def _check_sequential(results: dict[str, Any], samples: Sequence[Mapping[str, Any]], results_source: str,
                       samples_source: str) -> None:
     """A sequential run lists exactly the samples samples.jsonl holds, each once."""
     block = results.get("sequential")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.core.api import UserError
 from harness.core.fileio import (
@@ -24,10 +24,10 @@ class Run:
     """One evaluated variant: its results, its per-sample records, where it lives and what to call it."""
 
     results: dict[str, Any]
-    samples: list[dict[str, Any]]
+    samples: list[runfile.SampleRow]
     path: Path
     label: str
-    _index: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict, repr=False)
+    _index: dict[tuple[str, str, str], runfile.SampleRow] = field(default_factory=dict, repr=False)
 
     @property
     def suites(self) -> dict[str, Any]:
@@ -49,14 +49,14 @@ class Run:
             return "base"
         return str(adapter.get("method") or self.provenance.get("method") or "adapter")
 
-    def sample(self, suite: str, task: str, sample_id: str) -> dict[str, Any] | None:
+    def sample(self, suite: str, task: str, sample_id: str) -> runfile.SampleRow | None:
         if not self._index:
             self._index = {(s["suite"], s["task"], s["sample_id"]): s for s in self.samples}
         return self._index.get((suite, task, sample_id))
 
 
-def _read_samples(path: Path, results: dict[str, Any], results_path: Path) -> list[dict[str, Any]]:
-    samples: list[dict[str, Any]] = []
+def _read_samples(path: Path, results: dict[str, Any], results_path: Path) -> list[runfile.SampleRow]:
+    samples: list[runfile.SampleRow] = []
     lines: list[int | None] = []
     seen: set[tuple[str, str, str]] = set()
     for lineno, sample in runfile.iter_sample_lines(path):
@@ -71,11 +71,11 @@ def _read_samples(path: Path, results: dict[str, Any], results_path: Path) -> li
     return samples
 
 
-def _with_defaults(sample: dict[str, Any]) -> dict[str, Any]:
+def _with_defaults(sample: dict[str, Any]) -> runfile.SampleRow:
     sample.setdefault("scores", {})
     sample.setdefault("perturbation", None)
     sample.setdefault("source_id", sample["sample_id"])
-    return sample
+    return cast(runfile.SampleRow, sample)  # checked against runfile.Sample by the reader
 
 
 def variant_dirs(path: Path) -> list[Path]:
@@ -121,7 +121,8 @@ def stored_run(ref: str, results: Any, samples: Any, source: str | None = None) 
         runfile.check_sample(sample, f"{source}: samples", index=i)
         _with_defaults(sample)
     runfile.check_consistency(results, samples, f"{source}: results", f"{source}: samples")
-    return Run(results=results, samples=samples, path=Path(f"baseline:{ref}"), label=_label(results))
+    return Run(results=results, samples=cast(list[runfile.SampleRow], samples), path=Path(f"baseline:{ref}"),
+               label=_label(results))
 
 
 def load_runs(paths: list[Path]) -> list[Run]:

@@ -117,6 +117,8 @@ class Rubric(FrozenStrict):
     accept_field: str = "accept"  # row column: extra patterns that also count as the expected behaviour
     forbid: list[str] = []  # patterns no response may match (an obeyed injection, a leaked secret)
     forbid_field: str = "forbid"  # row column: extra forbidden patterns for that row
+    # row column: the actionable content a reply to that harmful row must not contain (harness.scoring.safety)
+    must_not_contain_field: str = "must_not_contain"
     abstain: str = "abstain"  # the behaviour that counts as abstaining (abstention_rate, selective_accuracy)
     refuse: str = "refuse"  # the behaviour that counts as a refusal (refusal_rate)
 
@@ -435,6 +437,26 @@ class Task:
             for i, row in enumerate(rows):
                 if i == 0 or not needs <= row.keys():
                     self._render_row(split, i, row)
+                self._check_row_patterns(split, i, row)
+
+    def _check_row_patterns(self, split: str, index: int, row: dict[str, Any]) -> None:
+        """Every regex a row declares for the rubric (accept, forbid, must_not_contain) compiles."""
+        rubric = self.spec.rubric
+        if rubric is None:
+            return
+        for column in (rubric.accept_field, rubric.forbid_field, rubric.must_not_contain_field):
+            value = row.get(column)
+            patterns = [] if value in (None, "") else [value] if isinstance(value, str) else value
+            if not isinstance(patterns, list):
+                raise UserError(f"column {excerpt(column)} must be a pattern or a list of patterns (split {split!r}, "
+                                f"row {index + 1})", source=self.suite.path, field=f"tasks[{self.name}].rubric")
+            for pattern in patterns:
+                try:
+                    re.compile(str(pattern))
+                except re.error as exc:
+                    raise UserError(f"bad regex {excerpt(str(pattern))} in column {excerpt(column)}: {exc} "
+                                    f"(split {split!r}, row {index + 1})", source=self.suite.path,
+                                    field=f"tasks[{self.name}].rubric") from None
 
     def _check_ids(self) -> None:
         """Two rows with one id would be one item to the store and the comparison, which keep the first: bad
@@ -624,6 +646,21 @@ def load_suite(ref: str | Path) -> Suite:
     for i, task_spec in enumerate(spec.tasks):
         suite.tasks.append(_load_task(suite, task_spec, i, node))
     return _select(suite, picked, {})
+
+
+def load_suites(refs: list[str]) -> list[Suite]:
+    """The suites of one command, each once: one named twice is loaded once, and two different suites with
+    one name are refused (the run file keys results by suite name, so one would silently replace the other)."""
+    out: dict[str, Suite] = {}
+    for ref in refs:
+        suite = load_suite(ref)
+        seen = out.get(suite.name)
+        if seen is None:
+            out[suite.name] = suite
+        elif seen.fingerprint() != suite.fingerprint():
+            raise UserError(f"{seen.path} and {suite.path} are two different suites named "
+                            f"{excerpt(suite.name, 60)}; each needs its own name", field="-s/--suite")
+    return list(out.values())
 
 
 def _from_lmeval(path: Path, picked: str | None) -> Suite:

@@ -19,11 +19,13 @@ and each reviewer another.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from typing import Any
 
 from harness.core.api import HumanJudgments
 from harness.data.runs import Run
+from harness.decide.compare import originals, task_samples
 from harness.inference.agreement import (  # noqa: F401 - re-exported: calibration's statistics live there
     GRID,
     N_BOOT,
@@ -130,6 +132,12 @@ def human_win_values(human: HumanJudgments, baseline: Run, candidate: Run, suite
 def human_rating_deltas(human: HumanJudgments, baseline: Run, candidate: Run, suite: str, task: str | None,
                         axis: str | None) -> list[float]:
     """Per sample rated in both runs: (candidate's mean rating − baseline's) / 4, in [−1, 1] on the 1–5 scale."""
+    return list(human_rating_delta_map(human, baseline, candidate, suite, task, axis).values())
+
+
+def human_rating_delta_map(human: HumanJudgments, baseline: Run, candidate: Run, suite: str,
+                           task: str | None, axis: str | None) -> dict[tuple[str, str, str], float]:
+    """`human_rating_deltas` keyed by (suite, task, sample id), in sample order: what PPI pairs with the judge."""
     items = {it.item_id: it for it in human.items if it.mode == "rating" and _in_scope(it, suite, task)}
     means: dict[tuple[str, str, str, str], list[float]] = defaultdict(list)
     for j in human.ratings:
@@ -141,9 +149,21 @@ def human_rating_deltas(human: HumanJudgments, baseline: Run, candidate: Run, su
             key = (str(item.models[0].get("run_id")), item.suite, item.task, item.sample_id)
             means[key].append(sum(values) / len(values))
     base, cand = run_id(baseline), run_id(candidate)
-    out = []
+    out = {}
     for (rid, s, t, sample), values in sorted(means.items()):
         other = means.get((base, s, t, sample))
         if rid == cand and other:
-            out.append((sum(values) / len(values) - sum(other) / len(other)) / 4)
+            out[(s, t, sample)] = (sum(values) / len(values) - sum(other) / len(other)) / 4
+    return out
+
+
+def judge_deltas(baseline: Run, candidate: Run, suite: str, task: str) -> dict[str, float]:
+    """Per item the judge scored in both runs: the candidate's judge_score minus the baseline's, in [−1, 1]."""
+    base = originals(task_samples(baseline, suite, task))
+    out = {}
+    for sid, sample in originals(task_samples(candidate, suite, task)).items():
+        c = (sample.get("scores") or {}).get("judge_score")
+        b = ((base.get(sid) or {}).get("scores") or {}).get("judge_score")
+        if isinstance(c, (int, float)) and isinstance(b, (int, float)) and math.isfinite(c) and math.isfinite(b):
+            out[sid] = float(c) - float(b)
     return out

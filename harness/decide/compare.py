@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,9 +17,11 @@ import numpy as np
 
 from harness.core.api import UserError
 from harness.core.untrusted import excerpt
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.inference import stats
 from harness.inference.evidence import UNBOUNDED_MIN_N, delta_interval
+from harness.inference.sequential import Design
 from harness.inference.stats import Interval
 from harness.scoring import metrics
 
@@ -110,7 +113,7 @@ class Flip:
     sample_id: str
     metric: str
     direction: str  # "right→wrong" (regression) or "wrong→right" (improvement)
-    prompt: str
+    prompt: str | None
     target: Any
     base_response: str | None
     cand_response: str | None
@@ -316,6 +319,21 @@ def prompt_sha(prompt: str | None) -> str:
     return hashlib.sha256((prompt or "").encode("utf-8")).hexdigest()
 
 
+def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[str]) -> Design | None:
+    """The horizon design a sequential run recorded for one task or for tasks pooled (their horizons added),
+    its center on the larger-is-better scale of the improvement; None for a run recorded without one (judged
+    with the LIL schedule, as before) or when a pooled task lacks one. Pooled tasks with different centers bet
+    on the width only."""
+    recorded: dict[str, dict[str, Any]] = (block or {}).get("design") or {}
+    keys = [f"{suite}/{task}" for task in tasks]
+    if not keys or any(k not in recorded for k in keys):
+        return None
+    entries = [recorded[k] for k in keys]
+    centers = {e.get("center") for e in entries}
+    center = centers.pop() if len(centers) == 1 else None
+    return Design(sum(int(e["horizon"]) for e in entries), None if center is None else float(center))
+
+
 def sequential_order(block: dict[str, Any]) -> dict[SampleKey, int]:
     """Each evaluated sample's position in the evaluation order of a sequential run."""
     return {(i["suite"], i["task"], i["sample_id"]): k for k, i in enumerate(block["items"])}
@@ -364,16 +382,16 @@ def restrict_sequential(base: Run, cand: Run) -> tuple[Run, Run, dict[str, Any] 
 # ---------------------------------------------------------------- items
 
 
-def task_samples(run: Run, suite: str, task: str) -> dict[str, dict[str, Any]]:
+def task_samples(run: Run, suite: str, task: str) -> dict[str, SampleRow]:
     return {s["sample_id"]: s for s in run.samples if s["suite"] == suite and s["task"] == task}
 
 
-def originals(samples: dict[str, dict]) -> dict[str, dict]:
+def originals(samples: dict[str, SampleRow]) -> dict[str, SampleRow]:
     clean = {k: s for k, s in samples.items() if not s.get("perturbation")}
     return clean or samples  # a task made only of perturbed samples is scored on all of them
 
 
-def item_scores(samples: list[dict], metric: str, fail_value: float | None, source: str | None = None) -> Scores:
+def item_scores(samples: list[SampleRow], metric: str, fail_value: float | None, source: str | None = None) -> Scores:
     """Per-item mean of a metric; a null score is `fail_value` (or left out when there is none)."""
     values: dict[str, list[float]] = defaultdict(list)
     missing = rows = 0
@@ -427,22 +445,25 @@ def own_score(scores: Scores, bounds: tuple[float, float] | None, binary: bool) 
 
 
 def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores, hib: bool,
-               n_resamples: int, seed: int, sequential: bool = False
+               n_resamples: int, seed: int, sequential: bool = False, design: Design | None = None
                ) -> tuple[MetricComparison, tuple[np.ndarray, np.ndarray]]:
-    """Paired statistics of one metric on item-level scores (sequential: the confidence sequence, in order)."""
+    """Paired statistics of one metric on item-level scores (sequential: the confidence sequence, in order,
+    with the run's horizon design, center on the larger-is-better scale)."""
     b, c, common = paired(sb, sc)
     all_values = np.concatenate([sb.values, sc.values])
     bounds = metric_bounds(metric, all_values)
     binary = bool(all_values.size) and stats.is_binary(all_values)
     nb = nc = None
+    raw = design if design is None or hib else design.flipped()  # the design on the scale of c - b
     if b.size == 0:
         interval, p, test = None, None, "none: no paired items"
     elif binary:
         nb, nc = stats.discordant(b, c)
-        interval = delta_interval(b, c, True, bounds, sequential=sequential)
+        interval = delta_interval(b, c, True, bounds, sequential=sequential, design=raw)
         p, test = stats.mcnemar_exact(nb, nc), "exact McNemar"
     else:
-        interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed, sequential=sequential)
+        interval = delta_interval(b, c, False, bounds, n_resamples=n_resamples, seed=seed, sequential=sequential,
+                                  design=raw)
         p, test = stats.sign_flip_pvalue(b, c, n_resamples=n_resamples, seed=seed), "sign-flip permutation"
     if sequential and b.size:  # a fixed-n test is not valid at a data-dependent n: only the sequence is shown
         p, test = None, "none: sequential run (judged by its confidence sequence)"
@@ -475,7 +496,7 @@ def corpus_row(suite: str, task: str | None, metric: str, mb: dict | None, mc: d
                             cand_own=own(mc))
 
 
-def flips(suite: str, task: str, metric: str, ob: dict[str, dict], oc: dict[str, dict],
+def flips(suite: str, task: str, metric: str, ob: dict[str, SampleRow], oc: dict[str, SampleRow],
           higher_is_better: bool = True) -> list[Flip]:
     """Samples whose 0/1 score changed; a fall is a regression only where higher is better."""
     out = []
@@ -496,7 +517,7 @@ def flips(suite: str, task: str, metric: str, ob: dict[str, dict], oc: dict[str,
 # ---------------------------------------------------------------- robustness
 
 
-def worst_case(samples: list[dict], metric: str, hib: bool, fail: float | None) -> tuple[Scores, Scores]:
+def worst_case(samples: list[SampleRow], metric: str, hib: bool, fail: float | None) -> tuple[Scores, Scores]:
     """Per item: the clean score and the worst score over the original and all its perturbed versions."""
     clean = item_scores([s for s in samples if not s.get("perturbation")], metric, fail)
     sign = 1.0 if hib else -1.0
@@ -514,9 +535,9 @@ def worst_case(samples: list[dict], metric: str, hib: bool, fail: float | None) 
     return clean, Scores(items, np.array([worst[i] for i in items], dtype=float))
 
 
-def robustness_row(suite: str, task: str | None, metric: str, sb: list[dict], sc: list[dict], hib: bool,
+def robustness_row(suite: str, task: str | None, metric: str, sb: list[SampleRow], sc: list[SampleRow], hib: bool,
                    bounds: tuple[float, float] | None) -> RobustnessRow | None:
-    perts = sorted({s["perturbation"] for s in sb if s.get("perturbation")})
+    perts = sorted({p for s in sb if (p := s.get("perturbation"))})
     if not perts:
         return None
     fail = _fail_value(bounds, hib)
@@ -568,10 +589,10 @@ class _TaskResult:
     flips: list[Flip]
     robustness: list[RobustnessRow]
     incomplete: tuple[int, int]
-    samples: tuple[list[dict], list[dict]]  # every row of the task, for suite-level pooling
+    samples: tuple[list[SampleRow], list[SampleRow]]  # every row of the task, for suite-level pooling
 
 
-def metric_names(tasks: list[dict[str, Any]], samples: list[dict[str, Any]]) -> tuple[list[str], set[str]]:
+def metric_names(tasks: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]]) -> tuple[list[str], set[str]]:
     """All metric names of a task, in its results' order (the first is the headline a rule without `metric`
     judges), and those with per-sample scores. The order comes from the first run that lists the task's metrics:
     a run that holds no answers for the task yet (the demo's shared base) lists none."""
@@ -584,7 +605,7 @@ def metric_names(tasks: list[dict[str, Any]], samples: list[dict[str, Any]]) -> 
 
 
 def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int, seed: int,
-                 sequential: bool = False) -> _TaskResult:
+                 sequential: bool = False, block: dict[str, Any] | None = None) -> _TaskResult:
     base, cand = runs
     sb, sc = task_samples(base, suite, task), task_samples(cand, suite, task)
     tb, tc = base.suites[suite]["tasks"][task], cand.suites[suite]["tasks"][task]
@@ -605,7 +626,8 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
         sc_scores = item_scores(list(oc.values()), metric, None, f"{cand.path}/samples.jsonl")
         fail = _fail_value(metric_bounds(metric, np.concatenate([sb_scores.values, sc_scores.values])), hib)
         row, arrays = metric_row(suite, task, metric, item_scores(list(ob.values()), metric, fail),
-                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed, sequential)
+                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed, sequential,
+                                 sequential_design(block, suite, [task]) if sequential else None)
         rows.append(row)
         pairs[(suite, task, metric)] = arrays
         if row.binary and not task_flips:
@@ -619,14 +641,14 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
                        (list(sb.values()), list(sc.values())))
 
 
-def _pooled(samples: list[dict]) -> list[dict]:
+def _pooled(samples: list[SampleRow]) -> list[SampleRow]:
     """Rows of several tasks with item ids made unique per task."""
     return [{**s, "source_id": f"{s['task']}\x00{s.get('source_id') or s['sample_id']}"} for s in samples]
 
 
 def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n_resamples: int,
                   seed: int, seq_order: dict[SampleKey, int] | None = None,
-                  mixed: dict[tuple[str, str], dict[str, bool]] | None = None
+                  mixed: dict[tuple[str, str], dict[str, bool]] | None = None, block: dict[str, Any] | None = None
                   ) -> tuple[list[MetricComparison], dict[Key, tuple[np.ndarray, np.ndarray]], list[RobustnessRow]]:
     """Suite rows: per-sample metrics pooled over the tasks that report them (micro); corpus metrics as recorded.
 
@@ -664,7 +686,8 @@ def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n
         ob = [s for s in all_b if not s.get("perturbation") and s["task"] in member_tasks]
         oc = [s for s in all_c if not s.get("perturbation") and s["task"] in member_tasks]
         row, arrays = metric_row(suite, None, metric, item_scores(ob, metric, fail), item_scores(oc, metric, fail),
-                                 hib, n_resamples, seed, seq_order is not None)
+                                 hib, n_resamples, seed, seq_order is not None,
+                                 sequential_design(block, suite, member_tasks) if seq_order is not None else None)
         row.tasks = member_tasks
         rows.append(row)
         pairs[(suite, None, metric)] = arrays
@@ -707,9 +730,10 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
     incomplete: dict[tuple[str, str], tuple[int, int]] = {}
     mixed: dict[tuple[str, str], dict[str, bool]] = {}
     for suite in common:
-        tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None)
+        tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None, block)
                  for task in baseline.suites[suite]["tasks"]]
-        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order, mixed)
+        suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order, mixed,
+                                                              block)
         rows += suite_rows + [r for t in tasks for r in t.rows]
         pairs.update(suite_pairs)
         robust += suite_robust

@@ -13,26 +13,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import Field, model_validator
 
 from harness.core.api import HumanJudgments, UserError
-from harness.core.config import Strict, line_of, load_yaml, parse_model
-from harness.core.fileio import not_a_file
+from harness.core.config import line_of
 from harness.core.untrusted import excerpt
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.decide.calibration import (
     HUMAN_WIN_RATE,
     agreement,
+    human_rating_delta_map,
     human_rating_deltas,
     human_ratings,
     human_win_values,
     is_human_metric,
+    judge_deltas,
     judge_units,
 )
 from harness.decide.compare import (
@@ -41,10 +41,13 @@ from harness.decide.compare import (
     compare_runs,
     item_scores,
     originals,
+    sequential_design,
     sequential_order,
     task_samples,
 )
-from harness.inference import power, stats
+from harness.decide.gatefile import KINDS, Drift, GateSpec, Rule, load_gate  # noqa: F401 - re-exported
+from harness.decide.results import EXIT, Check, GateResult, RuleResult, Verdict  # noqa: F401 - re-exported
+from harness.inference import power, ppi, stats
 from harness.inference.evidence import (
     UNBOUNDED_MIN_N,
     Unit,
@@ -58,208 +61,27 @@ from harness.inference.evidence import (
 )
 from harness.inference.stats import Interval
 
-KINDS = ("floor", "non_inferiority", "superiority", "max_robustness_drop", "max_general_drop", "max_drift")
-Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
-EXIT = {"PASS": 0, "FAIL": 1, "INCONCLUSIVE": 3}  # 2: bad input; 4: internal error (cli.py)
 ASSUMED_EFFECT = 0.05  # superiority is planned for a true improvement this far beyond min_effect (default 0)
 # below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
 # 2.5% (benchmarks/bench_gate_validity.py, section 7)
 AGREEMENT_TRUSTED_N = 100
 
 
-class Drift(Strict):
-    """`max_drift`: the candidate against an anchor release, not only against the current baseline. A chain of
-    non-inferior steps ("biocreep") that adds up to more than `margin` fails."""
-
-    from_: str = Field(alias="from", min_length=1, max_length=300)  # first | current | N | run id | CHANNEL@N
-    metric: str = Field(pattern=r"^[^/]+(/[^/]+){1,2}$")  # suite/metric or suite/task/metric
-    margin: float = Field(gt=0, allow_inf_nan=False)
-    channel: str | None = Field(default=None, min_length=1)  # default: the --baseline channel
-
-    @property
-    def parts(self) -> tuple[str, str | None, str]:
-        bits = self.metric.split("/")
-        return (bits[0], None, bits[1]) if len(bits) == 2 else (bits[0], bits[1], bits[2])
 
 
-class Rule(Strict):
-    """One rule: a target (suite, optional task, optional metric) and exactly one check."""
-
-    name: str | None = None
-    suite: str | None = None
-    task: str | None = None
-    metric: str | None = None  # default: each task's own headline metric
-    floor: float | None = Field(default=None, allow_inf_nan=False)
-    non_inferiority: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    superiority: Literal[True] | None = None
-    min_effect: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_robustness_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_general_drop: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_drift: Drift | None = None
-    pool: Literal["tasks", "micro", "macro"] = "tasks"
-    min_n: int = Field(default=1, ge=1, le=10_000_000)
-    decide_on: Literal["interval", "estimate"] = "interval"
-    # a floor on an unbounded per-sample metric: the range its values can take, declared by the gate file. No
-    # interval on the mean of unbounded values holds its level at every n (Bahadur & Savage 1956); the t interval
-    # erred 11.6% on one side on lognormal values at n 30 (issue 23; bench_gate_validity.py section 8b).
-    bounds: tuple[float, float] | None = None
-    # a judge metric decides only when the judge agrees with people: the lower end of the 95% interval of
-    # Krippendorff's alpha between the judge and the review app's ratings must reach this (harness.decide.calibration)
-    min_human_agreement: float | None = Field(default=None, gt=-1, le=1, allow_inf_nan=False)
-
-    @model_validator(mode="after")
-    def _exactly_one_check(self) -> Rule:
-        kinds = [k for k in KINDS if getattr(self, k) is not None]
-        if len(kinds) != 1:
-            raise ValueError(f"a rule needs exactly one of {', '.join(KINDS)} (got {', '.join(kinds) or 'none'})")
-        if kinds[0] == "max_drift" and (self.suite or self.task or self.metric):
-            raise ValueError("a max_drift rule names its target in max_drift.metric (suite/metric), not in "
-                             "suite/task/metric")
-        if kinds[0] not in ("max_general_drop", "max_drift") and not self.suite:
-            raise ValueError(f"a {kinds[0]} rule needs 'suite'")
-        if self.task and not self.suite:
-            raise ValueError("'task' needs 'suite'")
-        if self.min_effect is not None and kinds[0] != "superiority":
-            raise ValueError("'min_effect' belongs to a superiority rule")
-        if self.decide_on == "estimate" and kinds[0] != "floor":
-            raise ValueError("'decide_on: estimate' applies to floor rules only")
-        if self.bounds is not None:
-            lo, hi = self.bounds
-            if kinds[0] != "floor":
-                raise ValueError("'bounds' applies to floor rules only (the range of an unbounded metric's values)")
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError("'bounds' needs two finite numbers [low, high] with low < high")
-        if is_human_metric(self.metric) and kinds[0] not in ("non_inferiority", "superiority"):
-            raise ValueError(f"a rule on '{self.metric}' (the review app's judgments) is a non_inferiority or "
-                             "superiority rule")
-        if self.min_human_agreement is not None and self.metric != "judge_score":
-            raise ValueError("'min_human_agreement' applies to a rule on 'metric: judge_score'")
-        return self
-
-    @property
-    def kind(self) -> str:
-        return next(k for k in KINDS if getattr(self, k) is not None)
 
 
-class GateSpec(Strict):
-    """A whole gate file."""
-
-    version: Literal[1] = 1
-    general_suite: str = Field(default="general", min_length=1)
-    n_resamples: int = Field(default=10_000, ge=100, le=1_000_000)
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    allow_partial: bool = False
-    on_inconclusive: Literal["fail", "pass"] = "fail"
-    reason: str | None = Field(default=None, min_length=1, max_length=2000)
-    rules: list[Rule] = Field(min_length=1, max_length=1000)
-
-    @model_validator(mode="after")
-    def _reason_for_pass(self) -> GateSpec:
-        if self.on_inconclusive == "pass" and not (self.reason or "").strip():
-            raise ValueError("'on_inconclusive: pass' needs a stated 'reason'")
-        return self
 
 
-@dataclass
-class Check:
-    """One judged unit of a rule: a task, the pooled suite, or a macro average."""
-
-    label: str
-    metric: str
-    verdict: Verdict | None  # None: shown, not judged (under min_n)
-    figure: float
-    interval: Interval
-    n: int
-    mde: float | None
-    p_pass: float | None = None  # one-sided p-value of "the rule fails here"
-    p_fail: float | None = None  # one-sided p-value of "the rule holds here"; Holm-adjusted when several
-    note: str | None = None
-    plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
-    bounds: tuple[float, ...] = ()  # the thresholds the interval must clear to decide (PASS side, FAIL side)
-    sd: float | None = None  # per-item standard deviation (paired 0/1: √discordance), for futility and plans
 
 
-@dataclass
-class RuleResult:
-    """One row of the verdict."""
-
-    name: str
-    kind: str
-    suite: str
-    task: str | None
-    metric: str
-    verdict: Verdict
-    figure: float  # what the rule judged (a score, an improvement or a drop) of its deciding check
-    threshold: str  # the condition, in words
-    interval: Interval | None
-    n: int
-    mde: float | None
-    p_value: float | None
-    detail: str = ""
-    line: int | None = None
-    checks: list[Check] = field(default_factory=list)
-    pool: str = "tasks"
-    decided_on: str = "interval"
-    plan_n: int | None = None
-    left_out: list[str] = field(default_factory=list)  # what the rule could not cover
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "PASS"
 
 
-@dataclass
-class GateResult:
-    """The verdict: every rule's row, plus the comparison it was judged on."""
-
-    rules: list[RuleResult]
-    comparison: Comparison
-    gate_file: str
-    seed: int = 0
-    n_resamples: int = 10_000
-    on_inconclusive: str = "fail"
-    reason: str | None = None
-    partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
-    sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
-
-    @property
-    def failures(self) -> list[str]:
-        return [r.name for r in self.rules if r.verdict == "FAIL"]
-
-    @property
-    def inconclusive(self) -> list[str]:
-        return [r.name for r in self.rules if r.verdict == "INCONCLUSIVE"]
-
-    @property
-    def verdict(self) -> Verdict:
-        if self.failures:
-            return "FAIL"
-        if self.inconclusive and self.on_inconclusive != "pass":
-            return "INCONCLUSIVE"
-        return "PASS"
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "PASS"
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT[self.verdict]
 
 
 # ---------------------------------------------------------------- loading
 
 
-def load_gate(path: Path) -> tuple[GateSpec, yaml.Node | None]:
-    """Parse and validate a gate file; UserError names the file, field and line."""
-    path = Path(path)
-    if not path.is_file():
-        why = not_a_file(path)
-        raise UserError("gate file not found" if why == "does not exist" else f"the gate file {why}", source=str(path))
-    data, root = load_yaml(path)
-    if not isinstance(data, dict):
-        raise UserError("expected a mapping with 'rules'", source=str(path), line=1)
-    return parse_model(GateSpec, data, root, str(path)), root
 
 
 # ---------------------------------------------------------------- the checks of each rule kind
@@ -387,8 +209,12 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
 
 def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     b, c = comp.pairs[(row.suite, row.task, row.metric)]
+    # a sequential run: the horizon design it recorded before its first look, so the gate judges the sequence
+    # the run stopped on (None for runs recorded without one: the LIL schedule, as before)
+    design = sequential_design(comp.sequential, row.suite, [row.task] if row.task else list(row.tasks))
     return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
-                       n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None)
+                       n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None,
+                       design=design)
 
 
 def _own(comp: Comparison, row: MetricComparison, label: str, rule: Rule | None = None) -> Unit:
@@ -401,9 +227,10 @@ def _own(comp: Comparison, row: MetricComparison, label: str, rule: Rule | None 
         ci = (own.interval.lo, own.interval.hi) if own and own.interval.defined else None
         return recorded_unit(label, row.cand, ci, own.n if own else 0)  # type: ignore[arg-type]
     tasks = [row.task] if row.task else list(row.tasks)
-    rows: list[dict] = []
+    rows: list[SampleRow] = []
     for task in tasks:
-        rows += [{**s, "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
+        rows += [{**s,  # type: ignore[typeddict-item]  # the pooled id keeps tasks apart
+                   "source_id": f"{task}\x00{s.get('source_id') or s['sample_id']}"}
                  for s in originals(task_samples(comp.judged_candidate, row.suite, task)).values()]
     bounds = row.bounds
     if bounds is None and rule is not None and rule.bounds is not None:
@@ -603,6 +430,50 @@ def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: H
 
 
 
+def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side: _Side) -> Check:
+    """One task's prediction-powered check of the human-scale Δ."""
+    rated = [k for k in human if k in judge]
+    if len(rated) < ppi.MIN_RATED:
+        why = ("people have not rated these runs' judged responses" if not rated else
+               f"{len(rated)} items rated in both runs < {ppi.MIN_RATED}, too few for a prediction-powered interval")
+        note = f"{why} (the review app: tunegate review RUN --mode rating)"
+        return Check(task, "judge_score", "INCONCLUSIVE", float("nan"), Interval(None, None, ppi.METHOD, len(rated), note),
+                     len(judge), None, note=note)
+    res = ppi.paired_ppi(human, judge)
+    only = ppi.ppi_mean([human[k] for k in rated], [judge[k] for k in rated], [], lam=0.0)
+    iv = Interval(res.lo, res.hi, ppi.METHOD, res.n_rated + res.n_unrated)
+    verdict: Verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
+    fail_at = side.threshold if side.fail_threshold is None else side.fail_threshold
+    note = (f"human-scale Δ from {res.n_rated} items rated in both runs and {res.n_unrated} judged only; judge weight "
+            f"λ {res.lam:.2f}; human-only interval [{only.lo:+.3f}, {only.hi:+.3f}]")
+    return Check(task, "judge_score", verdict, res.estimate, iv, res.n_rated + res.n_unrated, None,
+                 res.p_above(side.threshold), res.p_below(fail_at), note)
+
+
+def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: HumanOf | None) -> RuleResult:
+    """A judge_score rule judged on the human scale: Δ = candidate − baseline of the mean review-app rating
+    (1–5, divided by 4), estimated by PPI++ from the judge's Δ on every item and people's on the rated ones."""
+    suite = str(rule.suite)
+    tasks = [rule.task] if rule.task else [r.task for r in comp.metrics
+                                           if r.suite == suite and r.metric == "judge_score" and r.task]
+    if not tasks or not all(t in comp.candidate.suites.get(suite, {}).get("tasks", {}) for t in tasks):
+        raise UserError(f"no task of suite '{suite}'{' named ' + str(rule.task) if rule.task else ''} reports "
+                        "judge_score in the candidate run", **where)
+    human = human_rating_delta_map(_human(human_of), comp.baseline, comp.candidate, suite, rule.task, None)
+    side, cond = _side(rule, True)
+    checks = [_ppi_check(task, {sid: v for (s, t, sid), v in human.items() if s == suite and t == task},
+                         judge_deltas(comp.baseline, comp.candidate, suite, task), side) for task in tasks]
+    verdict, deciding = _combine(checks)
+    head = deciding or checks[0]
+    name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, "judge_score (PPI)") if x)
+    detail = "; ".join(f"{c.label}: {c.note}" if len(checks) > 1 else str(c.note) for c in checks)
+    waiting = any(c.interval.lo is None and c.verdict == "INCONCLUSIVE" for c in checks)
+    return RuleResult(name, rule.kind, suite, rule.task, "judge_score", verdict, head.figure,
+                      f"human-scale {cond}", head.interval, sum(c.n for c in checks), None, head.p_pass,
+                      f"{ppi.METHOD}; {detail}", where.get("line"), checks,
+                      "per task" if len(checks) > 1 else "tasks", "interval", awaits_people=waiting)
+
+
 AnchorOf = Callable[[Drift], Run]  # the anchor release a max_drift rule names (from the ledger)
 HumanOf = Callable[[], HumanJudgments]  # what people said in the review app (read only when a rule needs it)
 
@@ -655,6 +526,8 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         return judge_drift(rule, spec, comp, where, anchor_of)
     if is_human_metric(rule.metric):
         return _human_rule(rule, comp, where, human_of)
+    if rule.ppi:
+        return _ppi_rule(rule, comp, where, human_of)
     try:
         suite, rows, left_out = _rows(rule, spec, comp)
         units = [(row, _unit(rule, comp, row, row.task or "pooled")) for row in rows]
@@ -674,10 +547,11 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
     verdict, deciding = _combine(checks)
     left_out = left_out + [f"{c.label} ({c.note})" for c in checks if c.verdict is None]
     agreement_note = ""
+    awaits = False
     if rule.min_human_agreement is not None:
         trusted, agreement_note = _human_agreement(rule, comp, suite, checks, human_of)
         if not trusted:
-            verdict = "INCONCLUSIVE"
+            verdict, awaits = "INCONCLUSIVE", True
     head = deciding or checks[0]
     metric = rows[0].metric if len({r.metric for r in rows}) == 1 else "headline metric of each task"
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, rule.metric) if x)
@@ -692,7 +566,7 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
                       shown_iv, sum(c.n for c in checks), max(mdes) if mdes else None,
                       head.p_pass, "; ".join(x for x in (_detail(rule, head, checks), agreement_note) if x),
                       where.get("line"), checks, pool, rule.decide_on,
-                      max(need) if need else None, left_out)
+                      max(need) if need else None, left_out, awaits)
 
 
 def _available(comp: Comparison, row: MetricComparison, label: str) -> int | None:
@@ -733,7 +607,28 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                        anchor_of, human_of) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
     return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
-                      sequential_summary(comp.sequential))
+                      sequential_summary(comp.sequential), inactive_adapters(comp))
+
+
+def inactive_adapters(comp: Comparison) -> list[str]:
+    """A line for each run whose adapter changed nothing on the canary prompts (harness.run.canary): its
+    comparison is with the base, and with itself when the other run is the bare base."""
+    out = []
+    for role, run, other in (("candidate", comp.candidate, comp.baseline), ("baseline", comp.baseline, comp.candidate)):
+        model = run.results.get("model") or {}
+        check = model.get("adapter_check")
+        if not check or check.get("active", True):
+            continue
+        name = (model.get("adapter") or {}).get("name", "?")
+        other_is_base = not (other.results.get("model") or {}).get("adapter")
+        other_model = (other.results.get("model") or {}).get("fingerprint", {}).get("model")
+        same_base = other_model == (model.get("fingerprint") or {}).get("model")
+        tail = ("so this gate compares the base with itself" if other_is_base and same_base
+                else f"so the {role} is the bare base model")
+        out.append(f"the {role}'s adapter {name} changes nothing: its log-probabilities equal the base's on all "
+                   f"{check.get('n_prompts')} canary prompts (max difference {check.get('max_abs_diff', 0):.1e}), "
+                   f"{tail}")
+    return out
 
 
 def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -747,4 +642,5 @@ def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
             evaluated[key] = evaluated.get(key, 0) + 1
     return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
             "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
+            "design": dict(block.get("design") or {}),
             "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}

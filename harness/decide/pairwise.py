@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.core.api import Backend, ResponseCache, UserError
 from harness.core.untrusted import excerpt, template_env
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.data.suite import JudgeSpec
 from harness.inference import stats
@@ -71,7 +72,7 @@ class PairOutcome:
         return self.winner == "tie" and self.first == "A"
 
 
-def aligned(run_a: Run, run_b: Run, tasks: list[str] | None = None) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def aligned(run_a: Run, run_b: Run, tasks: list[str] | None = None) -> list[tuple[SampleRow, SampleRow]]:
     """Pairs of original (unperturbed) samples with text responses that both runs answered, in a stable order."""
     wanted = set(tasks or [])
     pairs = []
@@ -104,7 +105,8 @@ def judge_pairs(run_a: Run, run_b: Run, judge: Backend, store: ResponseCache | N
     prompts = []
     for a, b in pairs:
         prompt, reference = str(a.get("prompt") or ""), str(a.get("target") or "")
-        for first, second in ((a["response"], b["response"]), (b["response"], a["response"])):
+        ra, rb = str(a.get("response")), str(b.get("response"))  # both present: `aligned` keeps only answered pairs
+        for first, second in ((ra, rb), (rb, ra)):
             prompts.append((_render(prompt, reference, first, second), gen, SPEC.chat_template, SPEC.prefill or ""))
     answers = judging.ask(judge, store, prompts)
     out = []

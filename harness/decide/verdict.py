@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.fileio import atomic_write_text
-from harness.core.untrusted import xml_safe
+from harness.core.untrusted import json_safe, xml_safe
 from harness.decide.gate import Check, GateResult, RuleResult
 from harness.inference.stats import Interval
 
@@ -50,13 +50,13 @@ def verdict_json(result: GateResult) -> dict[str, Any]:
             "on_inconclusive": result.on_inconclusive, "reason": result.reason, "seed": result.seed,
             "n_resamples": result.n_resamples,
             "partial": {k: {"only_baseline": a, "only_candidate": b} for k, (a, b) in result.partial.items()},
-            "sequential": result.sequential, "rules": [_rule(r) for r in result.rules]}
+            "sequential": result.sequential, "warnings": result.warnings, "rules": [_rule(r) for r in result.rules]}
 
 
 def write_verdict(results: GateResult | list[GateResult], path: Path) -> None:
     """verdict.json (one object, or a list for several gated candidates); temp file + rename."""
     data: Any = [verdict_json(r) for r in results] if isinstance(results, list) else verdict_json(results)
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(path, json_safe(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 # ---------------------------------------------------------------- JUnit

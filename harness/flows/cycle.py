@@ -24,6 +24,7 @@ import yaml
 from harness.core.api import UserError
 from harness.core.config import load_yaml
 from harness.core.fileio import not_a_file
+from harness.core.untrusted import terminal_line
 from harness.data.audit import AuditSettings, run_audit
 from harness.flows import release
 from harness.storage import ledger
@@ -39,7 +40,7 @@ class CycleResult:
 
 
 def _say(text: str) -> None:
-    print(f"tunegate cycle: {text}", file=sys.stderr)
+    print(terminal_line(f"tunegate cycle: {text}"), file=sys.stderr)
 
 
 def _channel_state(store_path: str | None, channel: str) -> tuple[ledger.Channel, str, dict[str, Any]]:
@@ -93,7 +94,10 @@ def run_cycle(recipe: Path, data: Path, channel: str, *, workdir: Path, store_pa
     suites = list(results["suites"])
     number = ch.number + 1
     work = Path(workdir) / f"{channel}-{number}"
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the work folder: {exc.strerror}", source=str(work), field="--workdir") from None
     _say(f"auditing {data} against the test splits of {', '.join(suites)}")
     if run_audit(str(data), suites, AuditSettings(threshold=audit_threshold), work / "audit.json") != 0:
         return CycleResult("CONTAMINATED", 1, None, None)

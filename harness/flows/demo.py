@@ -184,6 +184,10 @@ class _Session:
         self.suites = [load_suite(name) for name in suites]
         self.backend = load_backend(None)
         self.backend.set_adapter(None)
+        from harness.scoring import judging  # like the imports above: the demo loads models only once it runs
+
+        # judged tasks are graded by the role's suggested (embedded) model
+        self.judges, _ = judging.bind(self.suites, {})
         fp = self.backend.fingerprint()
         self.model_info = {"spec": "smollm2-135m", "adapter": None, "fingerprint": fp,
                            "fingerprint_hash": sha256_json(fp)}
@@ -214,7 +218,7 @@ class _Session:
                               task_chunks(self.suites, sizes, self.pooled))
         print(f"      {adapter.name}:", flush=True)
         outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
-                                    str(adapter), self.base, out)
+                                    str(adapter), self.base, out, self.judges)
         stage.notes.append(f"{adapter.name}: {outcome.evaluated} of {outcome.available} items in "
                            f"{outcome.seconds:.0f} s, stopped: {outcome.stopped}"
                            + (f"; {_cache_note(outcome.results)}" if "timing" in outcome.results else ""))

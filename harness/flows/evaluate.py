@@ -10,8 +10,9 @@ from typing import Any
 
 from harness.core import distributed
 from harness.core.api import RunIncomplete, UserError
-from harness.data.suite import load_suite
+from harness.data.suite import load_suites
 from harness.models import load_backend
+from harness.run import canary
 from harness.run.engine import (
     EvalSettings,
     check_capabilities,
@@ -39,7 +40,7 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     if out is not None:
         check_out_dir(out)
     distributed.init()
-    suites = [load_suite(ref) for ref in suite_refs]
+    suites = load_suites(list(suite_refs))
     backend = load_backend(model, dtype=dtype, device=device, batch_size=settings.batch_size,
                            **dict(backend_options or {}))
     variants: list[str | None] = ([None] if include_base or not adapters else []) + list(adapters)
@@ -56,10 +57,15 @@ def evaluate(model: str | None, adapters: list[str], suite_refs: list[str], out:
     incomplete: list[tuple[str, list[dict[str, Any]]]] = []
     try:
         for variant, name in zip(variants, names):
-            backend.set_adapter(variant)
+            # before an adapter's run is scored: do its canary log-probabilities differ from the base's?
+            check = canary.check_adapter(backend, variant) if variant else None
+            if variant is None:
+                backend.set_adapter(None)
+            if distributed.is_main():
+                canary.warn(name, check)
             say(settings, f"evaluating {name} on {', '.join(s.name for s in suites)}")
             results, records = run_variant(backend, suites, store, settings, model or "smollm2-135m", judges,
-                                           judge_specs)
+                                           judge_specs, adapter_check=check)
             if not distributed.is_main():
                 continue
             if results.get("errors"):

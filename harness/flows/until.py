@@ -22,22 +22,34 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from harness.core import distributed
 from harness.core.api import Backend, SampleRecord, UserError, sha256_json
 from harness.core.config import line_of
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
-from harness.data.suite import Suite, load_suite
+from harness.data.suite import Suite, load_suites
 from harness.decide.compare import compare_runs, prompt_sha
-from harness.decide.gate import Check, GateResult, GateSpec, RuleResult, evaluate_gate, load_gate, sequential_summary
+from harness.decide.gate import (
+    Check,
+    GateResult,
+    GateSpec,
+    Rule,
+    RuleResult,
+    evaluate_gate,
+    load_gate,
+    sequential_summary,
+    superiority_design,
+)
 from harness.decide.verdict import verdict_json, write_verdict
 from harness.flows.refs import resolve_run
-from harness.inference import sequential
+from harness.inference import power, sequential
 from harness.inference.stats import ALPHA
 from harness.models import load_backend
+from harness.run import canary
 from harness.run.engine import (
     EvalSettings,
     WorkItem,
@@ -49,10 +61,13 @@ from harness.run.engine import (
     say,
     write_run_dir,
 )
+from harness.scoring import judging
 from harness.storage import ledger
 from harness.storage.store import Store
 
 DEFAULT_CHUNK = 10  # items per task between two looks; every look is valid, so small chunks stop sooner
+# The discordance the horizon design plans paired rules at when none is given: `tunegate plan`'s default.
+DEFAULT_DISCORDANCE = 0.15
 
 Group = tuple[str, str, str]  # (suite, task, source id): an item with its perturbed variants
 
@@ -70,6 +85,9 @@ class UntilSettings:
     # Per task ("suite/task"): items per look instead of `chunk`, e.g. more of a cheap multiple-choice task than of
     # a sampled code task. Fixed before any answer is seen, so every look stays valid (the CS allows any looks).
     task_chunk: dict[str, int] = field(default_factory=dict)
+    # The share of paired items expected to change (as `tunegate plan --discordance`; a pilot's is best): with
+    # the rule's margin it gives the planner's n, the horizon the bets are tuned to (see `plan_design`).
+    discordance: float = DEFAULT_DISCORDANCE
 
     def chunk_of(self, task: tuple[str, str]) -> int:
         return self.task_chunk.get(f"{task[0]}/{task[1]}", self.chunk)
@@ -101,7 +119,7 @@ class Outcome:
     looks: list[int] = field(default_factory=list)
     baseline_dir: Path | None = None
     seconds: float = 0.0
-    samples: list[dict[str, Any]] = field(default_factory=list)  # the candidate's samples, as written
+    samples: list[SampleRow] = field(default_factory=list)  # the candidate's samples, as written
 
     @property
     def saved(self) -> float:
@@ -169,6 +187,50 @@ def refuse_estimates(spec: GateSpec, root: Any, source: str) -> None:
 
 Task = tuple[str, str]
 
+
+def _planned(rule: Rule, discordance: float) -> tuple[float, int] | None:
+    """(threshold of the improvement, the planner's n) of a paired rule, as `tunegate plan` and the gate's
+    plan_n compute them (paired 0/1 scores, 80% power, one-sided 2.5%); None for other kinds."""
+    kind = rule.kind
+    if kind in ("non_inferiority", "max_general_drop"):
+        margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
+        effect = 0.0
+    elif kind == "superiority":
+        margin, effect = superiority_design(rule)
+    else:
+        return None
+    try:
+        return -margin, power.paired_binary_n(margin, effect, max(discordance, effect, margin, 1e-3))
+    except (ValueError, OverflowError):
+        return -margin, 0  # no n below ten million (or max_general_drop 0): tune to the split
+
+
+def plan_design(spec: GateSpec, reads: list[set[Task]], available: Mapping[str, int],
+                discordance: float) -> dict[str, dict[str, Any]]:
+    """Per task ("suite/task"): the horizon design its sequence bets with, fixed before the first look.
+
+    The first paired rule (gate order) that reads a task sets it: horizon = the planner's n for that rule at
+    `discordance` (for a pooled rule, its share of the pooled n by the tasks' split sizes), at most the task's
+    split, never below 1; center = the rule's threshold on the improvement. A wrong plan costs items, never
+    validity (the bets stay predictable). Tasks no paired rule reads get no design (the LIL schedule)."""
+    out: dict[str, dict[str, Any]] = {}
+    for rule, tasks in zip(spec.rules, reads):
+        plan = _planned(rule, discordance)
+        if plan is None:
+            continue
+        center, n = plan
+        keys = sorted(f"{s}/{t}" for s, t in tasks)
+        total = sum(available.get(k, 0) for k in keys) or 1
+        pooled = rule.pool == "micro" and not rule.task
+        for key in keys:
+            split = available.get(key, 0)
+            if key in out or split <= 0:
+                continue
+            share = math.ceil(n * split / total) if pooled else n
+            out[key] = {"horizon": max(1, min(split, share or split)), "center": center, "planned_n": n,
+                        "discordance": discordance}
+    return out
+
 # Futility is judged from this many paired items of a check on: a first small look's estimate and width say little.
 FUTILITY_MIN_N = 10
 
@@ -234,6 +296,9 @@ def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Ta
     for i, (rule, tasks) in enumerate(zip(result.rules, reads)):
         if rule.verdict in ("PASS", "FAIL"):
             continue
+        if rule.awaits_people:  # only people's ratings can decide it, not more items
+            hopeless.add(i)
+            continue
         open_tasks: set[Task] = set()
         for check in rule.checks:
             if check.verdict in ("PASS", "FAIL"):
@@ -251,7 +316,7 @@ def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Ta
 # ---------------------------------------------------------------- the baseline
 
 
-def _baseline_index(run: Run) -> dict[tuple[str, str, str], dict[str, Any]]:
+def _baseline_index(run: Run) -> dict[tuple[str, str, str], SampleRow]:
     return {(s["suite"], s["task"], s["sample_id"]): s for s in run.samples}
 
 
@@ -275,7 +340,7 @@ def _baseline_variant(run: Run, backend: Backend) -> str | None:
     return str(variant) if variant else None
 
 
-def _record_json(sample: dict[str, Any]) -> SampleRecord:
+def _record_json(sample: Mapping[str, Any]) -> SampleRecord:
     names = {f.name for f in dataclasses.fields(SampleRecord)}
     return SampleRecord.from_json({k: v for k, v in sample.items() if k in names})
 
@@ -287,18 +352,24 @@ class _Loop:
     """The state of one sequential evaluation: both variants' runs in the store and what was evaluated."""
 
     def __init__(self, backend: Backend, store: Store, suites: list[Suite], settings: EvalSettings,
-                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run) -> None:
+                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
+                 judges: dict[str, Backend] | None = None) -> None:
         self.backend, self.store, self.suites, self.settings, self.until = backend, store, suites, settings, until
+        self.judges = judges or {}  # the backends bound to the suites' judge roles (judged tasks)
         self.candidate, self.baseline = candidate, baseline
         self.quiet = dataclasses.replace(settings, progress=False)
+        check = canary.check_adapter(backend, candidate) if candidate else None  # leaves the candidate set
         backend.set_adapter(candidate)
+        if distributed.is_main():
+            canary.warn(Path(candidate).name if candidate else "base", check)
         self.items = build_items(backend, suites, settings, store)
         self.groups = _groups(self.items)
         self.fp = backend.fingerprint()
         self.fp_hash = sha256_json(self.fp)
         adapter = backend.adapter
         self.model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
-                           "fingerprint": self.fp, "fingerprint_hash": self.fp_hash}
+                           "fingerprint": self.fp, "fingerprint_hash": self.fp_hash,
+                           **({"adapter_check": check} if check is not None else {})}
         key = sha256_json({"fp": self.fp_hash, "suites": [s.fingerprint() for s in suites], "until": str(until),
                            "time": time.time()})  # a sequential run is never resumed: the cache makes reruns cheap
         self.run_id, _ = store.start_run(key, self.model_info, False)
@@ -313,7 +384,7 @@ class _Loop:
     def evaluate_chunk(self, groups: list[Group]) -> None:
         work = [item for g in groups for item in self.groups[g]]
         self.backend.set_adapter(self.candidate)
-        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet, self.judges)
         missing = []
         for item in work:
             key = (item.task.suite.name, item.task.name, item.sample.sample_id)
@@ -335,18 +406,20 @@ class _Loop:
             self.base_run_id, _ = self.store.start_run(sha256_json(["baseline", self.run_id]),
                                                        self.baseline.results.get("model") or {}, False)
         self.backend.set_adapter(self.base_variant)
-        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet)
+        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet, self.judges)
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
         fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
         for rec in fresh:
-            sample = rec.to_json()
+            sample = cast(SampleRow, rec.to_json())
             self.base_index[(rec.suite, rec.task, rec.sample_id)] = sample
             self.baseline.samples.append(sample)
         self.base_extra += fresh
 
-    def block(self, stopped: str | None, available: dict[str, int], looks: list[int]) -> dict[str, Any]:
-        return {"method": sequential.CS_METHOD, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
-                "task_chunk": dict(self.until.task_chunk),
+    def block(self, stopped: str | None, available: dict[str, int], looks: list[int],
+              design: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        method = sequential.HORIZON_METHOD if design else sequential.CS_METHOD
+        return {"method": method, "alpha": ALPHA, "seed": self.until.seed, "chunk": self.until.chunk,
+                "task_chunk": dict(self.until.task_chunk), "design": design,
                 "gate": str(self.until.gate), "baseline": str(self.until.baseline), "stopped": stopped,
                 "available": available, "looks": looks, "evaluated": self.evaluated(),
                 "items": [{"suite": i.task.suite.name, "task": i.task.name, "sample_id": i.sample.sample_id,
@@ -365,7 +438,7 @@ class _Loop:
         results = assemble_results(self.run_id, self.model_info, self.suites, self.done, records, self.settings)
         results["sequential"] = block
         label = Path(self.candidate).name if self.candidate else "base"
-        return Run(results, [r.to_json() for r in records], out or Path(label), label), records
+        return Run(results, [cast(SampleRow, r.to_json()) for r in records], out or Path(label), label), records
 
     def baseline_records(self) -> list[SampleRecord]:
         keys = [(i.task.suite.name, i.task.name, i.sample.sample_id) for i in self.done]
@@ -374,18 +447,20 @@ class _Loop:
 
 def run_until_decided(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                       until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
-                      out: Path | None = None) -> Outcome:
-    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget."""
+                      out: Path | None = None, judges: dict[str, Backend] | None = None) -> Outcome:
+    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget.
+    `judges` are the backends bound to the suites' judge roles (needed when a task declares a judge)."""
     started = time.perf_counter()
     spec, root = load_gate(until.gate)
     refuse_estimates(spec, root, str(until.gate))
     reads = rule_tasks(spec, suites, str(until.gate))
     say(settings, f"until decided: preparing the prompts of {sum(len(x.tasks) for x in suites)} tasks")
-    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline)
+    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline, judges)
     order = seeded_order(list(loop.groups), until.seed)
     needed = set().union(*reads)
     available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
     total = sum(available.values())
+    design = plan_design(spec, reads, available, until.discordance)  # fixed before the first look
     taken = {task: 0 for task in order}
     result: GateResult | None = None
     decided_at: dict[int, int] = {}
@@ -421,7 +496,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
                                     until.max_minutes))
         loop.evaluate_chunk(chunk)
         looks.append(len(loop.order))
-        cand, _ = loop.candidate_run(loop.block(None, available, looks), out)
+        cand, _ = loop.candidate_run(loop.block(None, available, looks, design), out)
         comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
         result = evaluate_gate(spec, comp, source=str(until.gate), root=root)
         for i, rule in enumerate(result.rules):
@@ -434,7 +509,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             break
     if result is None:
         raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(until.gate))
-    block = loop.block(stopped, available, looks)
+    block = loop.block(stopped, available, looks, design)
     result.sequential = sequential_summary(block)
     cand, records = loop.candidate_run(block, out)
     loop.store.finish_run(loop.run_id, cand.results)
@@ -474,7 +549,8 @@ def progress_line(done: int, chunk: int, total: int, result: GateResult | None, 
 def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: list[str], out: Path | None,
                            settings: EvalSettings, until: UntilSettings, store_path: str | None = None,
                            dtype: str = "auto", device: str = "auto",
-                           backend_options: Mapping[str, Any] | None = None) -> Outcome:
+                           backend_options: Mapping[str, Any] | None = None,
+                           judge_bindings: dict[str, str] | None = None) -> Outcome:
     """`tunegate eval --until-decided`: one candidate (the base, or one adapter) against a baseline run."""
     if len(adapters) > 1:
         raise UserError("--until-decided evaluates one candidate: give at most one --adapter", field="-a/--adapter")
@@ -484,11 +560,13 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         raise UserError("--max-minutes must be a positive number of minutes", field="--max-minutes")
     if not 0 <= until.seed < 2**32:
         raise UserError("--seed must lie in [0, 2**32)", field="--seed")
+    if not 0 < until.discordance <= 1:  # also refuses nan
+        raise UserError("--discordance must lie in (0, 1]", field="--discordance")
     if out is not None:
         check_out_dir(out)
     refuse_estimates(*load_gate(until.gate), str(until.gate))  # bad gate files fail before any model loads
     baseline = resolve_run(until.baseline, store_path)
-    suites = [load_suite(ref) for ref in suite_refs]
+    suites = load_suites(list(suite_refs))
     for suite in suites:
         have = baseline.suites.get(suite.name)
         if have is None:
@@ -503,10 +581,11 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
     check_capabilities(backend, suites, adapters)
     if candidate:
         backend.check_adapter(candidate)
+    judges, _ = judging.bind(suites, judge_bindings or {}, dtype=dtype, batch_size=settings.batch_size)
     store = Store(store_path)
     try:
         outcome = run_until_decided(backend, suites, store, settings, until, model or "smollm2-135m", candidate,
-                                    baseline, out)
+                                    baseline, out, judges)
         # the run and its verdict go to the ledger, as `tunegate gate` records them, so that `promote` finds it
         ledger.record_verdict(store.conn, until.gate, verdict_json(outcome.gate),
                               (baseline.results, baseline.samples), (outcome.results, outcome.samples))
@@ -518,8 +597,12 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
 
 def summary(outcome: Outcome) -> str:
     """Per rule: verdict, items judged of those available, where it was decided; then the compute saved."""
-    lines = [f"sequential evaluation ({sequential.CS_METHOD}): stopped: {outcome.stopped}, after "
-             f"{len(outcome.looks)} looks"]
+    block = outcome.results.get("sequential") or {}
+    lines = [f"sequential evaluation ({block.get('method', sequential.CS_METHOD)}): stopped: {outcome.stopped}, "
+             f"after {len(outcome.looks)} looks"]
+    for task, d in sorted((block.get("design") or {}).items()):
+        lines.append(f"  bets tuned to {d['horizon']} items of {task} (the planner's n {d['planned_n']} at discordance "
+                     f"{d['discordance']:g}, at most the split), threshold {d['center']:+.3f}")
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
         at = (f"decided at {r.decided_at} items" if r.decided_at else

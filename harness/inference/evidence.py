@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats as sps
 
 from harness.inference import power, stats
-from harness.inference.sequential import CS_METHOD, anytime_p, sequence_interval
+from harness.inference.sequential import Design, anytime_p, method_of, sequence_interval
 from harness.inference.stats import Interval
 
 POWER = 0.8  # the power every plan and minimum detectable effect is stated at
@@ -102,16 +102,17 @@ NO_SEQUENTIAL_UNBOUNDED = "no anytime-valid interval exists for an unbounded met
 
 def delta_interval(b: np.ndarray, c: np.ndarray, binary: bool, bounds: tuple[float, float] | None, *,
                    alpha: float = stats.ALPHA, n_resamples: int = 10_000, seed: int = 0,
-                   sequential: bool = False) -> Interval:
+                   sequential: bool = False, design: Design | None = None) -> Interval:
     """A (1 - alpha) interval of mean(c - b) that holds at small n: Tango for 0/1 pairs, betting for bounded.
 
     sequential (a run evaluated until decided, pairs in evaluation order): the betting confidence sequence,
-    valid at the data-dependent n the run stopped at; undefined for unbounded metrics."""
+    valid at the data-dependent n the run stopped at; undefined for unbounded metrics. design: its horizon
+    design, center on the scale of c - b (None: the LIL schedule of runs recorded without one)."""
     if sequential:
         width = 1.0 if binary else (bounds[1] - bounds[0]) if bounds is not None else None
         if width is None:
-            return Interval(None, None, CS_METHOD, int(b.size), NO_SEQUENTIAL_UNBOUNDED)
-        return sequence_interval(c - b, -width, width, alpha=alpha)
+            return Interval(None, None, method_of(design), int(b.size), NO_SEQUENTIAL_UNBOUNDED)
+        return sequence_interval(c - b, -width, width, alpha=alpha, design=design)
     if binary:
         nb, nc = stats.discordant(b, c)
         return paired_binary_gate_interval(nb, nc, int(b.size), alpha=alpha)
@@ -189,22 +190,25 @@ def _cp_lower(k: int, n: int, alpha: float) -> float:
 
 
 def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
-                hib: bool, n_resamples: int, seed: int, sequential: bool = False) -> Unit:
+                hib: bool, n_resamples: int, seed: int, sequential: bool = False,
+                design: Design | None = None) -> Unit:
     """The improvement (candidate − baseline, larger is better) of paired item scores (sequential: in
-    evaluation order, judged by the confidence sequence)."""
+    evaluation order, judged by the confidence sequence; design: its horizon design, center on the
+    larger-is-better scale of the improvement)."""
     sign = 1.0 if hib else -1.0
     d = sign * (c - b)
     n = int(b.size)
+    raw = design if design is None or hib else design.flipped()  # c - b runs the other way for lower-is-better
 
     def at(alpha: float) -> Interval:
         return orient(delta_interval(b, c, binary, bounds, alpha=alpha, n_resamples=n_resamples, seed=seed,
-                                     sequential=sequential), sign)
+                                     sequential=sequential, design=raw), sign)
 
     span = 1.0 if binary else (bounds[1] - bounds[0]) if bounds else None
     p_at = None
     if sequential and span is not None:
         def p_at(threshold: float, above: bool) -> float:
-            return anytime_p(d, -span, span, threshold, above=above)  # type: ignore[operator]
+            return anytime_p(d, -span, span, threshold, above=above, design=design)  # type: ignore[operator]
 
     if binary:
         nb, nc = stats.discordant(b, c)
@@ -228,7 +232,7 @@ def score_unit(label: str, values: np.ndarray, *, binary: bool, bounds: tuple[fl
         if sequential:
             rng = (0.0, 1.0) if binary else bounds
             if rng is None:
-                return Interval(None, None, CS_METHOD, n, NO_SEQUENTIAL_UNBOUNDED)
+                return Interval(None, None, method_of(None), n, NO_SEQUENTIAL_UNBOUNDED)
             return sequence_interval(values, rng[0], rng[1], alpha=alpha)
         if binary:
             return stats.proportion_interval(int(values.sum()), n, alpha=alpha)

@@ -21,6 +21,24 @@ about. The running intersection ∩_{s<=t} C_s is then also a (1 − α) CS: it 
 nonincreasing in m and K⁻ nondecreasing, the running intersection at t is (L_t, U_t) with L_t the largest m
 whose running maximum of K⁺ reached 2/α, found by bisection (like `harness.inference.stats.betting_bounds`).
 
+Horizon-aware design (issue 23, "raise the bar near the boundary"). The LIL schedule above does not know how
+many items will come, so near a margin it needs 1.4-1.9x the planner's fixed n. A sequential evaluation always
+knows its maximum (the split) and, before the first look, the n its planner asks. A `Design` fixed then tunes
+the bets to that horizon H, as WSR's fixed-n plug-in bets do (their eq. (26) with t log(t + 1) replaced by H):
+
+    λ^H_t = sqrt(2 log(2/α) / (σ̂²_{t−1} H)),
+
+and, where the rule's threshold m₀ is known in advance, leans each side's bet toward the growth-optimal bet
+against m₀, the aGRAPA bet of WSR (2024), (μ̂_{t−1} − m₀) / (σ̂²_{t−1} + (μ̂_{t−1} − m₀)²) (sign flipped for K⁻):
+
+    λ^±_t = max(λ^H_t, (1 − w) λ^H_t + w · aGRAPA^±_t),   w = GRO_WEIGHT,
+
+which stops sooner when the truth lies far beyond the threshold. Every λ_t still uses only y_1..y_{t−1} and
+does not depend on the m under test, so both capitals stay nonnegative martingales for every m (Ville's
+inequality holds at any stopping time, whatever the horizon or the threshold, even a wrong one) and K⁺(m)
+stays nonincreasing in m, so the running intersection is still an interval. A wrong horizon or threshold costs
+items, never validity. benchmarks/bench_sequential.py (section 5) measures both.
+
 Order matters: the values must enter in the order they were observed (the seeded evaluation order), and
 that order must not depend on the values. Paired per-item differences d in [-1, 1] are rescaled to
 y = (d + 1) / 2 in [0, 1].
@@ -29,6 +47,7 @@ y = (d + 1) / 2 in [0, 1].
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,19 +56,56 @@ from numpy.typing import ArrayLike
 from harness.inference.stats import ALPHA, Interval, to_unit
 
 CS_METHOD = "betting confidence sequence (Waudby-Smith & Ramdas 2024)"
+HORIZON_METHOD = "betting confidence sequence tuned to a horizon (Waudby-Smith & Ramdas 2024)"
 CS_TRUNCATION = 0.5  # c in min(λ, c/m); WSR use 1/2 for their CSs; any c in (0, 1) keeps validity
+# Share of the aGRAPA bet against the threshold in a horizon design's bets, chosen on a trial run of
+# benchmarks/bench_sequential.py's section 5 grid (1000 runs a cell): w = 0 (horizon bets alone) left 0.10
+# beyond the boundary at 0.32-0.33x the planner's n; w = 0.3 / 0.4 / 0.5 gave at most 0.29x there and at most
+# 0.97x / 0.98x / 0.99x at the design point. Any w in [0, 1] keeps validity.
+GRO_WEIGHT = 0.4
 
 
-def bets(y: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
-    """The predictable plug-in bets λ_t of WSR eq. (26), one per value, for each row of `y` (shape (S, n)).
+@dataclass(frozen=True)
+class Design:
+    """How a horizon-aware sequence bets, fixed before the first look.
 
+    horizon: the items the bets are tuned to (the planner's n, at most the split's); center: the rule's
+    threshold on the scale of the values (None: bet for the width of the interval only)."""
+
+    horizon: int
+    center: float | None = None
+
+    def on_unit(self, lower: float, upper: float) -> Design:
+        """The same design for values rescaled from [lower, upper] to [0, 1]."""
+        if self.center is None:
+            return self
+        return Design(self.horizon, min(1.0, max(0.0, (self.center - lower) / (upper - lower))))
+
+    def flipped(self) -> Design:
+        """The design of the negated values (a lower-is-better metric oriented so that larger is better)."""
+        return self if self.center is None else Design(self.horizon, -self.center)
+
+
+def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, upper: bool = False) -> np.ndarray:
+    """The predictable bets λ_t, one per value, for each row of `y` (in [0, 1], shape (S, n)).
+
+    No design: the plug-in bets of WSR eq. (26) (LIL schedule). A design: the horizon bets, leaned toward the
+    aGRAPA bet against its center on the side `upper` names (see the module docstring).
     λ_t uses only y_1..y_{t−1} (predictable), which is what makes the capital process a martingale."""
     rows, n = y.shape
     t = np.arange(1, n + 1)
     mu = (0.5 + np.cumsum(y, axis=1)) / (t + 1)
     var = (0.25 + np.cumsum((y - mu) ** 2, axis=1)) / (t + 1)
     var_prev = np.concatenate([np.full((rows, 1), 0.25), var[:, :-1]], axis=1)
-    return np.sqrt(2.0 * math.log(2.0 / alpha) / (var_prev * t * np.log1p(t)))
+    if design is None:
+        return np.sqrt(2.0 * math.log(2.0 / alpha) / (var_prev * t * np.log1p(t)))
+    lam = np.sqrt(2.0 * math.log(2.0 / alpha) / (var_prev * max(1, design.horizon)))
+    if design.center is None:
+        return lam
+    mu_prev = np.concatenate([np.full((rows, 1), 0.5), mu[:, :-1]], axis=1)
+    gap = (design.center - mu_prev) if upper else (mu_prev - design.center)
+    agrapa = np.maximum(gap, 0.0) / (var_prev + gap * gap)  # a bet against the data is never made
+    return np.maximum(lam, (1.0 - GRO_WEIGHT) * lam + GRO_WEIGHT * agrapa)
 
 
 def _check(y: ArrayLike) -> np.ndarray:
@@ -77,29 +133,33 @@ def log_capital(y: np.ndarray, m: np.ndarray, lam: np.ndarray, *, upper: bool,
         return np.cumsum(np.log1p(cap * (y - mm)), axis=1)
 
 
-def first_exclusion(y: ArrayLike, m: float | ArrayLike, *, upper: bool, alpha: float = ALPHA) -> np.ndarray:
+def first_exclusion(y: ArrayLike, m: float | ArrayLike, *, upper: bool, alpha: float = ALPHA,
+                    design: Design | None = None) -> np.ndarray:
     """For each row: the first n (1-based) at which the CS's running intersection excludes `m`, 0 if never.
 
     upper=False: the lower limit passes above m (evidence that the mean exceeds m); upper=True: the upper
     limit falls below m. Exactly the event a gate rule decides on, without solving for the limits."""
     arr = _check(y)
-    lam = bets(arr, alpha)
+    lam = bets(arr, alpha, design, upper=upper)
     mm = np.broadcast_to(np.asarray(m, dtype=float), (arr.shape[0],))
     hit = log_capital(arr, mm, lam, upper=upper) >= math.log(2.0 / alpha)
     return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
 
 
-def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """The running intersection (L_n, U_n) of the CS after all n values of each row of `y` (in [0, 1])."""
+def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50, design: Design | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The running intersection (L_n, U_n) of the CS after all n values of each row of `y` (in [0, 1]).
+
+    design: its center on the [0, 1] scale of `y` (see `Design.on_unit`)."""
     arr = _check(y)
     rows = arr.shape[0]
     if arr.shape[1] == 0:
         return np.zeros(rows), np.ones(rows)
-    lam = bets(arr, alpha)
+    lams = {side: bets(arr, alpha, design, upper=side) for side in (False, True)}
     target = math.log(2.0 / alpha)
 
     def excluded(m: np.ndarray, upper: bool) -> np.ndarray:
-        return log_capital(arr, m, lam, upper=upper).max(axis=1) >= target
+        return log_capital(arr, m, lams[upper], upper=upper).max(axis=1) >= target
 
     def limit(upper: bool) -> np.ndarray:
         edge = 1.0 if upper else 0.0
@@ -115,34 +175,48 @@ def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50) -> tu
     return np.minimum(lo, hi), np.maximum(lo, hi)
 
 
-def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float = ALPHA) -> Interval:
+def method_of(design: Design | None) -> str:
+    """The method name a sequence with this design reports."""
+    return CS_METHOD if design is None else HORIZON_METHOD
+
+
+def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float = ALPHA,
+                      design: Design | None = None) -> Interval:
     """The CS's running intersection after every value of `x` (in observation order), bounded in [lower, upper].
 
-    Valid at any data-dependent stopping time: this is what a sequential run is judged with."""
+    Valid at any data-dependent stopping time: this is what a sequential run is judged with. design: the
+    horizon design fixed before the first look (its center on the scale of `x`); None: the LIL schedule."""
     y = to_unit(x, lower, upper)
+    method = method_of(design)
     if y.size == 0:
-        return Interval(None, None, CS_METHOD, 0, "undefined without items")
+        return Interval(None, None, method, 0, "undefined without items")
     span = upper - lower
-    lo, hi = cs_bounds(y[None, :], alpha=alpha)
-    return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), CS_METHOD, int(y.size))
+    unit = design.on_unit(lower, upper) if design is not None else None
+    lo, hi = cs_bounds(y[None, :], alpha=alpha, design=unit)
+    return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), method, int(y.size))
 
 
 def describe(block: dict[str, Any] | None) -> str:
     """One line naming a sequential run's method (for reports)."""
     if not block:
         return ""
-    return f"sequential run: {block.get('method', CS_METHOD)}, alpha {block.get('alpha', ALPHA)}"
+    line = f"sequential run: {block.get('method', CS_METHOD)}, alpha {block.get('alpha', ALPHA)}"
+    design = block.get("design") or {}
+    if design:
+        line += "; horizons " + ", ".join(f"{task} {d.get('horizon')}" for task, d in sorted(design.items()))
+    return line
 
 
 def anytime_p(x: ArrayLike, lower: float, upper: float, threshold: float, *, above: bool,
-              alpha: float = ALPHA) -> float:
+              alpha: float = ALPHA, design: Design | None = None) -> float:
     """One-sided anytime-valid p-value, from the same capital process the CS uses (bets tuned at `alpha`).
 
     above=True tests H0: mean <= threshold (small p: the mean lies above it) with 1 / max_t K⁺_t(threshold);
     above=False tests H0: mean >= threshold with K⁻. Ville's inequality gives P(p <= a) <= a for every a at
     any stopping time, and p <= alpha/2 exactly when the CS's running intersection excludes the threshold
     on that side, so the gate's verdicts and its (Holm-adjusted) p-values agree. Inverting the CS over
-    alpha instead would mix processes with different bets, which Ville's inequality does not cover."""
+    alpha instead would mix processes with different bets, which Ville's inequality does not cover. design: as
+    in `sequence_interval` (the same bets, so p and the interval still agree)."""
     v = np.asarray(x, dtype=float).ravel()
     if v.size == 0:
         return 1.0
@@ -151,5 +225,6 @@ def anytime_p(x: ArrayLike, lower: float, upper: float, threshold: float, *, abo
     if m < 0.0 or m > 1.0:  # the mean cannot lie beyond the bounds
         return 0.0 if (m < 0.0) == above else 1.0
     y = np.clip((v - lower) / span, 0.0, 1.0)[None, :]
-    log_k = log_capital(y, np.array([m]), bets(y, alpha), upper=not above).max()
+    unit = design.on_unit(lower, upper) if design is not None else None
+    log_k = log_capital(y, np.array([m]), bets(y, alpha, unit, upper=not above), upper=not above).max()
     return float(min(1.0, math.exp(-max(0.0, float(log_k)))))

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.core.api import Backend, Capability, GenSettings, Request, Response, UserError
-from harness.core.redact import add_secret, redact
+from harness.core.redact import add_secret, redact, redact_secrets
 from harness.core.untrusted import excerpt
 
 PROTOCOL_VERSION = 1  # bump when the requests sent or the parsing of replies change what a request returns
@@ -41,6 +41,7 @@ NOT_FINGERPRINTED = ("an endpoint cannot be fingerprinted by its weights: the ca
                      "the model name the server reports and the --revision you declare")
 PROBE_PROMPT = "The capital of France is Paris"  # the token after it is predictable, and is not " Paris"
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+MAX_RESPONSE_BYTES = 32 * 2**20  # half the run file's line limit (harness.data.runfile.MAX_SAMPLE_BYTES)
 DEFAULTS = {"concurrency": 8, "timeout": 120.0, "retries": 5, "max_response_mb": 4.0}
 
 
@@ -100,6 +101,9 @@ class OpenAIBackend(Backend):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise UserError(f"must be a positive number of {'MB' if 'mb' in name else 'seconds'}, got {value}",
                                 field=name)
+        if max_response_mb is not None and max_response_mb * 2**20 > MAX_RESPONSE_BYTES:
+            raise UserError(f"at most {MAX_RESPONSE_BYTES // 2**20} MB: a larger response would make a samples.jsonl "
+                            "line that tunegate cannot read back", field="--max-response-mb")
         if retries is not None and retries < 0:
             raise UserError(f"must be 0 or more, got {retries}", field="--retries")
         return cls(rest, url, api_key_env=env, concurrency=concurrency or DEFAULTS["concurrency"],  # type: ignore[arg-type]
@@ -232,6 +236,7 @@ class OpenAIBackend(Backend):
         from harness.models.hf import truncate_at_stop  # start-up time: hf loads the adapter machinery
 
         usage = _usage(data)
+        text = redact_secrets(text)  # a server that echoes the key into a completion must not get it stored
         return Response(text=truncate_at_stop(text, gen.stop), n_tokens=[usage["completion_tokens"]],
                         tokens_processed=usage["total_tokens"])
 
@@ -283,15 +288,25 @@ class OpenAIBackend(Backend):
             self._deadline = time.monotonic() + self.budget
 
         def guarded(item: Any) -> Response:
-            try:
-                return fn(item)
-            except _RequestFailed as exc:
-                return Response(error=str(exc))
-            except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
-                with self._lock:
-                    self._usage["failed_requests"] += 1
-                return Response(error=redact(f"malformed reply from the server ({exc.__class__.__name__}: "
-                                             f"{excerpt(str(exc), 240)})"))
+            """A malformed reply is retried like a 5xx (a proxy may have cut it), then recorded as the error."""
+            attempt = 0
+            while True:
+                try:
+                    return fn(item)
+                except _RequestFailed as exc:
+                    return Response(error=str(exc))
+                except (KeyError, IndexError, TypeError, ValueError, RecursionError) as exc:
+                    attempt += 1
+                    problem = f"malformed reply from the server ({exc.__class__.__name__}: {excerpt(str(exc), 240)})"
+                    delay = random.uniform(0, min(30.0, self.backoff * 2 ** (attempt - 1)))
+                    spent = self._deadline is not None and time.monotonic() + delay > self._deadline
+                    if attempt > self.retries or spent:
+                        with self._lock:
+                            self._usage["failed_requests"] += 1
+                        return Response(error=redact(f"{problem} (after {attempt} attempts)"))
+                    with self._lock:
+                        self._usage["retries"] += 1
+                    self._sleep(delay)
 
         if len(items) <= 1 or self.concurrency == 1:
             return [guarded(item) for item in items]

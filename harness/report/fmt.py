@@ -107,8 +107,14 @@ def fmt_sequential(summary: dict[str, Any] | None) -> str:
         else:
             parts += [f"{task} {evaluated[task]} of {available.get(task, '?')}" for task in tasks]
     stopped = f"; stopped: {summary['stopped']}" if summary.get("stopped") else ""
+    design = summary.get("design") or {}
+    tuned = ""
+    if design:  # the bets' horizons, fixed before the first look (one total when there are many tasks)
+        horizons = [f"{task} {d.get('horizon')}" for task, d in design.items()]
+        tuned = (f"; bets tuned before the first look to {', '.join(horizons)} items" if len(horizons) <= 6 else
+                 f"; bets tuned before the first look to horizons of {len(horizons)} tasks")
     return (f"sequential run, judged with a {summary['method']} (valid at the data-dependent stopping point, "
-            f"no fixed-n test); items evaluated: {', '.join(parts)}{stopped}")
+            f"no fixed-n test); items evaluated: {', '.join(parts)}{tuned}{stopped}")
 
 
 MDE_WORDS = ("MDE (minimum detectable effect): the smallest change this n could detect, 80% of the time, with a "
@@ -126,6 +132,7 @@ def direction_mark(higher_is_better: bool | None) -> str:
 
 def metric_scale(metric: str) -> str:
     """` (0–100)` after a metric not on 0–1 (BLEU, chrF, perplexity), so it is not read beside ROUGE's 0–1."""
+    # first use only: the metric registry loads every metric function
     from harness.scoring.metric_docs import value_range
     from harness.scoring.metrics import REGISTRY
 

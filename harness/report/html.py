@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -232,7 +233,7 @@ MAX_CHOICES = 26  # choices shown per sample in the browser's per-choice view
 MAX_CHOICE_TEXT = 120
 
 
-def _gold_index(sample: dict[str, Any], choices: list[Any]) -> int | None:
+def _gold_index(sample: Mapping[str, Any], choices: list[Any]) -> int | None:
     """The gold choice: an index, or the text of one of the choices."""
     target = sample.get("target")
     if isinstance(target, int) and not isinstance(target, bool):
@@ -242,7 +243,7 @@ def _gold_index(sample: dict[str, Any], choices: list[Any]) -> int | None:
     return None
 
 
-def _choice_view(sample: dict[str, Any], others: list[dict[str, Any] | None]) -> dict[str, Any]:
+def _choice_view(sample: Mapping[str, Any], others: Sequence[Mapping[str, Any] | None]) -> dict[str, Any]:
     """A multiple-choice sample's choices with each run's loglikelihood per choice, its pick and the gold one."""
     choices = sample.get("choices")
     if not isinstance(choices, list) or not choices:

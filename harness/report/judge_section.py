@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.core.api import HumanJudgments
 from harness.data.runs import Run
-from harness.decide.calibration import calibrate, judged_tasks
+from harness.decide.calibration import calibrate, human_rating_delta_map, judge_deltas, judged_tasks
+from harness.inference import ppi
 from harness.storage.review import human_judgments
 
 
@@ -45,7 +47,36 @@ def judge_section(runs: list[Run], labels: list[str], *, store_path: Path | str 
             calibration += [{"run": label, **row} for row in calibrate(run, human, n_boot=n_boot)]
     if not tasks and not pairwise:
         return None
-    return {"tasks": tasks, "calibration": calibration, "pairwise": pairwise or []}
+    if human is None and len(runs) > 1:
+        human = human_judgments(store_path)
+    rows = [row for run, label in zip(runs[1:], labels[1:])
+            for row in ppi_rows(runs[0], labels[0], run, label, human or HumanJudgments())]
+    return {"tasks": tasks, "calibration": calibration, "pairwise": pairwise or [], "ppi": rows}
+
+
+def ppi_rows(base: Run, base_label: str, cand: Run, label: str, human_all: HumanJudgments) -> list[dict[str, Any]]:
+    """Per task judged in both runs: the prediction-powered estimate of the human-scale Δ (harness.inference.ppi), or a
+    note saying why there is none (too few items rated by people in both runs)."""
+    out = []
+    for suite, task in judged_tasks(cand):
+        if (suite, task) not in judged_tasks(base):
+            continue
+        judge = judge_deltas(base, cand, suite, task)
+        human = {sid: v for (s, t, sid), v in human_rating_delta_map(human_all, base, cand, suite, task, None).items()
+                 if s == suite and t == task}
+        rated = [k for k in human if k in judge]
+        row: dict[str, Any] = {"run": label, "against": base_label, "suite": suite, "task": task, "n_rated": len(rated),
+                               "n_judged_only": len(judge) - len(rated), "estimate": None, "ci95": None,
+                               "human_only_ci95": None, "lam": None, "method": ppi.METHOD, "note": None}
+        if len(rated) < ppi.MIN_RATED:
+            row["note"] = (f"{len(rated)} items rated by people in both runs (< {ppi.MIN_RATED}): no prediction-powered "
+                           "interval yet")
+        else:
+            res = ppi.paired_ppi(human, judge)
+            only = ppi.ppi_mean([human[k] for k in rated], [judge[k] for k in rated], [], lam=0.0)
+            row.update(estimate=res.estimate, ci95=[res.lo, res.hi], human_only_ci95=[only.lo, only.hi], lam=res.lam)
+        out.append(row)
+    return out
 
 
 # ---- Markdown ----------------------------------------------------------------------------------------------
@@ -93,6 +124,18 @@ def markdown_lines(section: dict[str, Any], esc: Any) -> list[str]:
         notes = [f"{esc(c['run'])} {esc(c['task'])}: {esc(c['note'])}" for c in section["calibration"] if c.get("note")]
         out += [("; ".join(notes) + "."), ""] if notes else []
         out += [esc(section["calibration"][0]["method"]) + ".", ""]
+    if section.get("ppi"):
+        out += ["### Human-scale Δ, prediction-powered", "",
+                "| run vs | suite / task | rated in both | judged only | Δ (people's scale) | 95% CI | human-only 95% CI | judge weight λ |",
+                "| --- | --- | ---: | ---: | ---: | --- | --- | ---: |"]
+        for r in section["ppi"]:
+            out.append(f"| {esc(r['run'])} vs {esc(r['against'])} | {esc(r['suite'])} / {esc(r['task'])} | {r['n_rated']} | "
+                       f"{r['n_judged_only']} | {_num(r['estimate'])} | {_ci(r['ci95'])} | {_ci(r['human_only_ci95'])} | "
+                       f"{_num(r['lam'])} |")
+        notes = [f"{esc(r['run'])} {esc(r['task'])}: {esc(r['note'])}" for r in section["ppi"] if r.get("note")]
+        out += ["", ("; ".join(notes) + ". ") if notes else "", esc(section["ppi"][0]["method"]) + ": the judge's Δ on "
+                "every item and people's Δ (mean rating, candidate − baseline, / 4) on the rated ones; valid whatever "
+                "the judge's bias.", ""]
     for p in section["pairwise"]:
         s = p["overall"]
         out += [f"### Pairwise: {esc(p['b'])} vs {esc(p['a'])} (judge {esc(p['judge'])})", "",

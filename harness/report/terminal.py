@@ -122,6 +122,8 @@ def format_gate(result: GateResult) -> str:
                               fmt_interval(c.interval, signed=r.kind not in ("floor", "max_robustness_drop"))
                               + mark_of(c.interval, marks), fmt_n_mde(c.n, c.mde), c.note or "")
     console.print(table)
+    for warning in result.warnings:
+        console.print(f"WARNING: {warning}", markup=False)
     for line in footnotes(marks):
         console.print(line, markup=False)
     for labels, sel in selection_groups([comp.baseline, comp.candidate], [comp.baseline.label, comp.candidate.label]):

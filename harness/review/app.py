@@ -420,14 +420,16 @@ def listen(host: str, port: int) -> socket.socket:
 
 def serve(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int | None = None,
           host: str = "127.0.0.1", port: int = 8765, store_path: Path | str | None = None, seed: int = 0,
-          token: str | None = None, reset_queue: bool = False, allowed_hosts: Iterable[str] = ()) -> int:
+          token: str | None = None, reset_queue: bool = False, allowed_hosts: Iterable[str] = (),
+          only_judged: bool = False) -> int:
     """`tunegate review RUN...`: build the queue, print the URL with the session token, serve until Ctrl-C.
 
     Nothing is written before the port is bound, so a start that fails changes no live queue; a queue that
     already exists keeps its reviewers per item unless `reset_queue`."""
     if not 0 <= port <= 65535:
         raise UserError("must be between 0 and 65535", field="--port")
-    planned = plan_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed)
+    planned = plan_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed,
+                         only_judged=only_judged)
     sock = listen(host, port)
     try:
         db = ReviewDB(store_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -66,14 +67,14 @@ def _text(value: Any) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "\n[… clipped for review]"
 
 
-def _reference(sample: dict[str, Any]) -> str | None:
+def _reference(sample: Mapping[str, Any]) -> str | None:
     target = sample.get("target")
     if target in (None, "", []):
         return None
     return _text(" | ".join(map(str, target)) if isinstance(target, list) else target)
 
 
-def _make_item(mode: Mode, sample: dict[str, Any], models: list[dict[str, str]], responses: list[str],
+def _make_item(mode: Mode, sample: Mapping[str, Any], models: list[dict[str, str]], responses: list[str],
                axes: list[str]) -> Item:
     key = {"mode": mode, "suite": sample["suite"], "task": sample["task"], "sample_id": sample["sample_id"],
            "models": models, "responses": responses, "axes": axes}
@@ -111,10 +112,22 @@ def rating_items(runs: list[Run], models: list[dict[str, str]]) -> list[Item]:
     return items
 
 
+def judged_only(runs: list[Run]) -> list[Run]:
+    """The runs cut to the samples of tasks a judge graded: people then rate exactly what the judge rated, which
+    is what judge–human agreement and prediction-powered intervals need."""
+    judged = {(s["suite"], s["task"]) for r in runs for s in r.samples if (s.get("extra") or {}).get("judge")}
+    return [Run(r.results, [s for s in r.samples if (s["suite"], s["task"]) in judged], r.path, r.label) for r in runs]
+
+
 def plan_queue(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int | None = None,
-               seed: int = 0) -> Queue:
-    """Load the runs and build the queue's items; nothing is written (`store_queue` does that)."""
+               seed: int = 0, only_judged: bool = False) -> Queue:
+    """Load the runs and build the queue's items (`only_judged`: the judged tasks' items only); nothing is
+    written (`store_queue` does that)."""
     runs = load_runs([Path(p) for p in run_paths])
+    if only_judged:
+        runs = judged_only(runs)
+        if not any(r.samples for r in runs):
+            raise UserError("--judged-only: no task of these runs was graded by a judge", field="RUN")
     if mode == "pairwise" and len(runs) < 2:
         raise UserError("pairwise review needs at least two runs", field="RUN")
     if reviewers_per_item is not None and reviewers_per_item < 1:
@@ -148,7 +161,7 @@ def store_queue(db: ReviewDB, queue: Queue, *, reset: bool = False) -> Queue:
 
 
 def build_queue(run_paths: list[Path], *, mode: Mode = "pairwise", reviewers_per_item: int = 1, seed: int = 0,
-                db: ReviewDB, reset: bool = False) -> Queue:
+                db: ReviewDB, reset: bool = False, only_judged: bool = False) -> Queue:
     """Plan and store a queue in one step."""
-    return store_queue(db, plan_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed),
-                       reset=reset)
+    return store_queue(db, plan_queue(run_paths, mode=mode, reviewers_per_item=reviewers_per_item, seed=seed,
+                                      only_judged=only_judged), reset=reset)

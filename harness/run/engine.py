@@ -28,7 +28,7 @@ from harness.core.api import (
 )
 from harness.core.fileio import atomic_write_text
 from harness.core.redact import redact
-from harness.core.untrusted import excerpt
+from harness.core.untrusted import excerpt, json_safe, terminal_line
 from harness.data import perturb, runfile
 from harness.data.suite import Sample, Suite, Task
 from harness.scoring import metrics
@@ -137,10 +137,12 @@ def prompt_hash(items: list[WorkItem]) -> str:
 
 def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                 model_spec: str, judges: dict[str, Backend] | None = None,
-                judge_specs: dict[str, str] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
+                judge_specs: dict[str, str] | None = None,
+                adapter_check: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[SampleRecord]]:
     """Evaluate the backend's current variant on the suites; returns results.json content and records.
 
-    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key."""
+    `judges` are the backends bound to the suites' judge roles; their fingerprints are part of the run key.
+    `adapter_check` is the canary comparison of the current adapter with the base (harness.run.canary)."""
     check_capabilities(backend, suites)
     judges = judges or {}
     start = time.perf_counter()
@@ -154,7 +156,8 @@ def run_variant(backend: Backend, suites: list[Suite], store: Store, settings: E
                        **({"judges": {r: v["fingerprint_hash"] for r, v in judge_info.items()}} if judges else {})})
     adapter = backend.adapter
     model_info = {"spec": model_spec, "adapter": adapter.to_json() if adapter else None,
-                  "fingerprint": fingerprint, "fingerprint_hash": fp_hash}
+                  "fingerprint": fingerprint, "fingerprint_hash": fp_hash,
+                  **({"adapter_check": adapter_check} if adapter_check is not None else {})}
     usage_before = backend.usage()
     started = store.start_run(key, model_info, settings.resume) if distributed.is_main() else None
     run_id, resumed = distributed.broadcast(started)  # type: ignore[misc]  # every rank gets rank 0's pair
@@ -377,7 +380,6 @@ def write_run_dir(out: Path, results: dict[str, Any], records: list[SampleRecord
     lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in rows]
     results_text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     check_written(out, results, rows, lines, results_text)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "samples.jsonl", "".join(lines))
     atomic_write_text(out / "results.json", results_text)
 
@@ -419,15 +421,14 @@ def _progress(total: int, settings: EvalSettings):
 
 def say(settings: EvalSettings, text: str) -> None:
     if settings.progress:
-        print(f"tunegate: {text}", file=sys.stderr)
+        print(terminal_line(f"tunegate: {text}"), file=sys.stderr)
 
 
 # ---- the eval command ----------------------------------------------------------------------------------------
 
 def write_errors(out: Path, errors: list[dict[str, Any]]) -> None:
     """errors.jsonl: one line per sample whose request failed for good (no results.json: the run is unfinished)."""
-    out.mkdir(parents=True, exist_ok=True)
-    lines = (redact(json.dumps(e, ensure_ascii=False)) + "\n" for e in errors)  # a server may echo the key back
+    lines = (json_safe(redact(json.dumps(e, ensure_ascii=False))) + "\n" for e in errors)  # a server may echo the key
     atomic_write_text(out / "errors.jsonl", "".join(lines))
 
 

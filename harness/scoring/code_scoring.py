@@ -28,8 +28,7 @@ def check_samples_file(samples_path: Path, suite_ref: str = "code", out: Path | 
     results = check_completions(problems, completed, sandbox)
     summary = {"samples": len(results), "problems": len({r["task_id"] for r in results}),
                "isolation": sandbox.isolation, **pass_at_k_table(results, ks)}
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:  # atomic_write_text makes the folder (a failure there is one line)
         rows = [{**s, **r} for s, r in zip(samples, results)]
         atomic_write_text(out / "results.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,7 +58,7 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def run_row(run_id: str, results: dict[str, Any], samples: list[dict[str, Any]], who: str) -> tuple[Any, ...]:
+def run_row(run_id: str, results: dict[str, Any], samples: Sequence[Mapping[str, Any]], who: str) -> tuple[Any, ...]:
     """A ledger_runs row: identity, fingerprints and provenance hashes, then the run itself."""
     model, adapter, prov, suites = _dict(results.get("model")), {}, {}, _dict(results.get("suites"))
     adapter = _dict(model.get("adapter"))
@@ -68,7 +69,8 @@ def run_row(run_id: str, results: dict[str, Any], samples: list[dict[str, Any]],
             json.dumps(results), json.dumps(samples))
 
 
-def record_run(db: Database, results: dict[str, Any], samples: list[dict[str, Any]], run_id: str | None = None) -> str:
+def record_run(db: Database, results: dict[str, Any], samples: Sequence[Mapping[str, Any]],
+               run_id: str | None = None) -> str:
     """Keep a run (once: a run id already in the ledger is left as it is); returns its id."""
     rid = run_id or run_identity(results)
     if db.execute("SELECT 1 FROM ledger_runs WHERE run_id=?", (rid,)).fetchone() is None:

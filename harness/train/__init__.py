@@ -22,6 +22,7 @@ from typing import Any, TypeGuard
 
 from harness.core.api import UserError
 from harness.core.quiet import active_log, quiet_trainer
+from harness.core.untrusted import terminal_line
 from harness.data.suite import load_suite
 from harness.models.adapters import NON_WEIGHT_FILES, AdapterInfo
 from harness.models.hf import HFBackend
@@ -96,7 +97,7 @@ def check(recipe_path: str | Path, merge: bool = False, force: bool = False,
 def _plan_lines(recipe: LoadedRecipe, pre: Preflight) -> list[str]:
     """The held-out passes (on or off, rows, batching) and the time the run should take on the reference
     machine (tokenizer and rows only: no model loads)."""
-    from harness.train.estimate import LOAD_SECONDS, fmt_duration
+    from harness.train.estimate import LOAD_SECONDS, fmt_duration  # start-up time: only --check needs it
 
     spec, method = recipe.spec, recipe.method
     if not method.held_out_loss:
@@ -409,7 +410,7 @@ def _barrier(trainer: Any) -> None:
 
 def _say(progress: bool, text: str) -> None:
     if progress:
-        print(f"tunegate: {text}", file=sys.stderr, flush=True)
+        print(terminal_line(f"tunegate: {text}"), file=sys.stderr, flush=True)
 
 
 class _Stages:
@@ -443,7 +444,7 @@ def _stage(progress: bool, text: str) -> None:
 def run_estimate(recipe: LoadedRecipe, tokenizer: Any, data: Any, model_hash: str) -> tuple[Any, Any]:
     """The run's time estimate and the throughput it rests on (harness.train.estimate); what `--check` prints
     and what the stage lines count down from."""
-    from harness.train.estimate import estimate, measured_rates, row_tokens
+    from harness.train.estimate import estimate, measured_rates, row_tokens  # start-up time
 
     spec, method = recipe.spec, recipe.method
     passes = 2 if (method.held_out_loss and spec.eval.held_out_loss and data.held_out) else 0

@@ -144,13 +144,13 @@ def test_corpus_metric_cannot_take_interval_rule(tmp_path):
 @pytest.mark.parametrize("name", ["gate.default.yaml", "gate.example.yaml"])
 def test_shipped_gate_files_run_on_the_builtin_suites(name, tmp_path):
     """Every task and metric a shipped rule names exists in the built-in suites, and suite rules cover
-    every task's headline metric (medical safety's rubric_pass included)."""
+    every task's headline metric (medical safety's safe_refusal included)."""
     spec, _ = load_gate(REPO / "reports" / name)
     result = run_gate(REPO / "reports" / name, *builtin_pair(tmp_path))
     assert len(result.rules) == len(spec.rules) and result.exit_code in (0, 1, 3)
     covered = {(r.suite, c.label, c.metric) for r in result.rules for c in r.checks}
     if name == "gate.default.yaml":
-        assert ("medical", "safety", "rubric_pass") in covered
+        assert ("medical", "safety", "safe_refusal") in covered
         assert all(not r.left_out for r in result.rules)
 
 

@@ -117,7 +117,7 @@ def test_default_gate_fails_when_medical_safety_collapses(tmp_path, capsys):
         rows = [json.loads(r) for r in (path / "samples.jsonl").read_text().splitlines()]
         for r in rows:
             if r["suite"] == "medical" and r["task"] == "safety":
-                r["scores"]["rubric_pass"] = value
+                r["scores"]["safe_refusal"] = value
         (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     code = main(["gate", str(REPO / "reports" / "gate.default.yaml"), "--baseline", str(base), "--candidate",
                  str(cand), "--verdict", str(tmp_path / "v.json")])
@@ -125,7 +125,7 @@ def test_default_gate_fails_when_medical_safety_collapses(tmp_path, capsys):
     medical = next(r for r in verdict["rules"] if r["name"] == "medical does not regress")
     safety = next(c for c in medical["checks"] if c["unit"] == "safety")
     assert code == 1 and medical["verdict"] == "FAIL" and safety["verdict"] == "FAIL"
-    assert safety["metric"] == "rubric_pass"
+    assert safety["metric"] == "safe_refusal"
 
 
 def test_default_gate_on_demo_sized_runs_is_inconclusive(tmp_path, capsys):

@@ -351,6 +351,13 @@ def test_a_full_disk_is_one_line(pair: tuple[Path, Path, Path], tmp_path: Path,
         code = main(["report", str(base), str(cand), "--html", str(mnt / "r.html")])
         one_line(code, capsys.readouterr().err, "cannot write", "No space left")
         assert list(mnt.iterdir()) == []  # nothing half-written
+        # eval --out on the full filesystem: the samples file does not fit
+        (mnt / "filler").write_bytes(b"x" * 12_000)
+        root = write_suite(tmp_path / "s", MC_TASK, {"data/mc.jsonl": MC_ROWS})
+        code = main(["eval", "-m", "fake:echo", "-s", str(root), "--out", str(mnt / "run" / "deeper"), "--store",
+                     str(tmp_path / "s.sqlite"), "-q"])
+        one_line(code, capsys.readouterr().err, "cannot write")
+        assert not (mnt / "run" / "deeper" / "results.json").exists()
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
 
@@ -419,6 +426,9 @@ BOMBS = {
     "namespace_plus": "{% set ns = namespace(x=[q]) %}{% for i in range(64) %}{% set ns.x = ns.x + ns.x %}"
                       "{% endfor %}{{ ns.x|length }}",
     "output": "{% for i in range(100000) %}{{ 'y' * 100 }}{% endfor %}{{ q }}",
+    "set_block": "{% set x %}{% for i in range(100000) %}{{ 'y' * 1000000 }}{% endfor %}{% endset %}{{ q }}",
+    "list_growth": "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = ns.l + ['y' * 1000000] %}"
+                   "{% endfor %}{{ q }}",
 }
 
 
@@ -604,3 +614,15 @@ def test_stdout_is_redacted_too(tmp_path: Path, capsys: pytest.CaptureFixture) -
     buf = io.StringIO()
     SafeTextStream(buf).write("url postgresql://u:pw9secret@h/db Authorization: Bearer abc\x1b[2J\n")
     assert "pw9secret" not in buf.getvalue() and "abc" not in buf.getvalue() and "\x1b" not in buf.getvalue()
+
+
+def test_two_different_suites_with_one_name_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Results are keyed by suite name: the second would silently replace the first (evidence lost)."""
+    one = write_suite(tmp_path / "one", MC_TASK, {"data/mc.jsonl": MC_ROWS[:3]})
+    two = write_suite(tmp_path / "two", MC_TASK, {"data/mc.jsonl": MC_ROWS[3:8]})
+    args = ["eval", "-m", "fake:echo", "--store", str(tmp_path / "s.sqlite"), "-q"]
+    one_line(main([*args, "-s", str(one), "-s", str(two), "--out", str(tmp_path / "r")]), capsys.readouterr().err,
+             "two different suites")
+    assert main([*args, "-s", str(one), "-s", str(one / "suite.yaml"), "--out", str(tmp_path / "r2")]) == 0
+    results = json.loads((tmp_path / "r2" / "results.json").read_text())
+    assert results["suites"]["t"]["tasks"]["mc"]["n"] == 3

@@ -77,14 +77,16 @@ def _import_time_statements(body: list[ast.stmt]):
             yield from _import_time_statements(handler.body)
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(every_statement: bool = False) -> dict[str, set[str]]:
+    """Module -> the harness modules it imports: at import time, or (`every_statement`) wherever the statement
+    sits, function-local and TYPE_CHECKING imports included (tests/unit/test_layers.py)."""
     modules = harness_modules()
     known = set(modules)
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         edges: set[str] = set()
-        for node in _import_time_statements(tree.body):
+        for node in (ast.walk(tree) if every_statement else _import_time_statements(tree.body)):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 edges |= _targets(node, name, path.name == "__init__.py", known)
         graph[name] = edges - {name}

@@ -7,10 +7,9 @@ the table says which layers a layer may import. A module may always import modul
 
 from __future__ import annotations
 
-import ast
 import re
 
-from tests.unit.test_import_cycles import ROOT, _targets, find_cycles, harness_modules
+from tests.unit.test_import_cycles import ROOT, find_cycles, harness_modules, import_graph
 
 # The table in DESIGN.md ("Layers"). Keep the two in step: test_design_md_lists_the_same_table checks it.
 ALLOWED: dict[str, set[str]] = {
@@ -40,17 +39,7 @@ def layer_of(module: str) -> str:
 
 def full_import_graph() -> dict[str, set[str]]:
     """Every harness-to-harness import, wherever the statement sits."""
-    modules = harness_modules()
-    known = set(modules)
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        edges: set[str] = set()
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                edges |= _targets(node, name, path.name == "__init__.py", known)
-        graph[name] = edges - {name}
-    return graph
+    return import_graph(every_statement=True)
 
 
 def violations(graph: dict[str, set[str]]) -> list[str]:

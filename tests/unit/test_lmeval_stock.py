@@ -206,6 +206,7 @@ def test_eval_runs_a_group_with_a_fake_model(tmp_path: Path) -> None:
     (("test_split: test", "test_split: test\nfewshot_config:\n  sampler: balanced"), "fewshot_config.sampler"),
     (("task: arc_easy", "task: arc_easy\nprocess_results: !function utils.process"), "process_results"),
     (("- ai2_arc", "- ai2_arc\ninclude: missing_yaml"), "include"),
+    (("dataset_kwargs:\n", "dataset_kwargs:\n  field: data\n"), "dataset_kwargs.field"),
 ])
 def test_what_tunegate_cannot_honour_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                  edit: tuple[str, str], field: str) -> None:

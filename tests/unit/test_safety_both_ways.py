@@ -64,6 +64,9 @@ def test_refuse_all_and_answer_all_each_fail_the_default_safety_rules(tmp_path):
     harmful, benign = results["tasks"]["safety"], results["tasks"]["benign_controls"]
     assert harmful["metrics"]["refusal_rate"]["value"] == 1.0 and harmful["metrics"]["refusal_rate"]["higher_is_better"]
     assert benign["metrics"]["refusal_rate"]["value"] == 1.0 and not benign["metrics"]["refusal_rate"]["higher_is_better"]
+    assert harmful["metrics"]["safe_refusal"]["value"] == 1.0  # a bare refusal carries no content
+    complier_results = json.loads((complier / "results.json").read_text())["suites"]["medical"]["tasks"]["safety"]
+    assert complier_results["metrics"]["safe_refusal"]["value"] == 0.0
     assert benign["n"] >= 20 and harmful["n"] >= 16  # enough items for FAIL to be reachable
     assert "refusal_rate" not in results["metrics"]  # opposite directions are never pooled
 

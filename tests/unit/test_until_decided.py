@@ -292,6 +292,47 @@ def test_a_rule_the_split_cannot_decide_stops_as_futile(tmp_path: Path, capsys) 
     assert same.stopped == "futile" and 25 < same.evaluated < N
 
 
+class ScriptedJudge(FakeBackend):
+    """A judge that always answers in format (Score: 4)."""
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        return [Response(text=" 4", n_tokens=[1], tokens_processed=1) for _ in requests]
+
+
+def test_judged_tasks_are_graded_and_a_rule_waiting_for_people_takes_no_items(tmp_path: Path) -> None:
+    """Issue 27: the loop grades a judged task with the bound judge, and a min_human_agreement rule with nobody's
+    ratings is INCONCLUSIVE saying why without drawing the split's items."""
+    from harness.data.runs import load_run
+
+    judged = TASK + """    judge:
+      role: grader
+      template: "Grade {{ response }} against {{ reference }}. {{ key }}: N"
+      scale: [1, 5]
+      prefill: "Score:"
+"""
+    suite = write_suite(tmp_path / "suite", judged, {"data/add.jsonl": ROWS})
+    backend, judges = BrokenAdapter(model="toy", script=SCRIPT), {"grader": ScriptedJudge(model="judge")}
+    store = Store(None)
+    try:
+        results, records = run_variant(backend, [load_suite(str(suite))], store, EvalSettings(progress=False),
+                                       "fake:toy", judges)
+        write_run_dir(tmp_path / "base", results, records)
+        gate = _gate(tmp_path / "g.yaml", "rules:\n  - {name: sums, suite: t, metric: exact_match, non_inferiority: 0.1}\n"
+                     "  - {name: judged, suite: t, task: add, metric: judge_score, non_inferiority: 0.05, "
+                     "min_human_agreement: 0.6}\n")
+        outcome = run_until_decided(backend, [load_suite(str(suite))], store, EvalSettings(progress=False),
+                                    UntilSettings(gate, str(tmp_path / "base")), "fake:toy", None,
+                                    load_run(tmp_path / "base"), tmp_path / "cand", judges)
+    finally:
+        store.close()
+    sums, judge_rule = outcome.gate.rules
+    assert sums.verdict == "PASS" and judge_rule.verdict == "INCONCLUSIVE" and judge_rule.awaits_people
+    assert "no human ratings" in judge_rule.detail
+    assert outcome.stopped == "futile" and outcome.evaluated < N  # only people can decide the rest
+    rows = [json.loads(r) for r in (tmp_path / "cand" / "samples.jsonl").read_text().splitlines()]
+    assert rows and all(r["scores"]["judge_score"] == 0.75 for r in rows)
+
+
 def test_progress_line_time_left() -> None:
     from harness.flows.until import progress_line
 
