@@ -595,14 +595,26 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
         distributed.shutdown()
 
 
+def _design_lines(design: dict[str, Any], each: int = 3) -> list[str]:
+    """The horizon design: a line per task for a few tasks; for many, one line per planner setting with the
+    range of horizons (the demo's 43 tasks would otherwise print 43 lines per adapter)."""
+    if len(design) <= each:
+        return [f"  bets tuned to {d['horizon']} items of {task} (the planner's n {d['planned_n']} at discordance "
+                f"{d['discordance']:g}, at most the split), threshold {d['center']:+.3f}"
+                for task, d in sorted(design.items())]
+    groups: dict[tuple[Any, Any, Any], list[int]] = {}
+    for d in design.values():
+        groups.setdefault((d["planned_n"], d["discordance"], d["center"]), []).append(int(d["horizon"]))
+    return [f"  bets tuned to {len(h)} tasks' horizons of {min(h)}–{max(h)} items (the planner's n {n} at discordance "
+            f"{disc:g}, at most each split), threshold {center:+.3f}" for (n, disc, center), h in sorted(groups.items())]
+
+
 def summary(outcome: Outcome) -> str:
     """Per rule: verdict, items judged of those available, where it was decided; then the compute saved."""
     block = outcome.results.get("sequential") or {}
     lines = [f"sequential evaluation ({block.get('method', sequential.CS_METHOD)}): stopped: {outcome.stopped}, "
              f"after {len(outcome.looks)} looks"]
-    for task, d in sorted((block.get("design") or {}).items()):
-        lines.append(f"  bets tuned to {d['horizon']} items of {task} (the planner's n {d['planned_n']} at discordance "
-                     f"{d['discordance']:g}, at most the split), threshold {d['center']:+.3f}")
+    lines += _design_lines(block.get("design") or {})
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
         at = (f"decided at {r.decided_at} items" if r.decided_at else

@@ -260,3 +260,15 @@ def test_gate_and_compare_mirror_the_design_for_a_lower_is_better_metric(tmp_pat
     row = next(r for r in compare_runs(load_run(b), load_run(c)).metrics if r.task == "t" and r.metric == "err")
     raw = sq.sequence_interval(d, -1.0, 1.0, design=design.flipped())
     assert row.interval is not None and (row.interval.lo, row.interval.hi) == pytest.approx((raw.lo, raw.hi))
+
+
+def test_many_tasks_fold_into_one_design_line_per_planner_setting() -> None:
+    from harness.flows.until import _design_lines
+
+    design = {f"s/t{i}": {"horizon": 2 + i, "planned_n": 506, "discordance": 0.15, "center": -0.05} for i in range(40)}
+    lines = _design_lines(design)
+    assert lines == ["  bets tuned to 40 tasks' horizons of 2–41 items (the planner's n 506 at discordance 0.15, at "
+                     "most each split), threshold -0.050"]
+    few = _design_lines({"s/a": {"horizon": 7, "planned_n": 506, "discordance": 0.15, "center": -0.05}})
+    assert few == ["  bets tuned to 7 items of s/a (the planner's n 506 at discordance 0.15, at most the split), "
+                   "threshold -0.050"]
