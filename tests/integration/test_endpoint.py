@@ -148,7 +148,9 @@ def test_medical_and_legal_through_the_endpoint(server: LlamaServer, key_env: st
 def test_in_process_and_endpoint_agree(server: LlamaServer, key_env: str, tmp_path: Path, capsys) -> None:
     """Same GGUF: the in-process model is its dequantised copy, llama.cpp runs the quantised kernels."""
     # one question per legal task (27, 54 choices): the README's figures are from --limit 2 (54 questions)
-    common = ["-s", "legal", "--limit", "1", "-q"]
+    # the multiple-choice tasks only: the judged `rule_explain` is chat-templated, and a chat prompt is rendered
+    # in process by tunegate but by the server through an endpoint, so compare refuses to pair it (by design)
+    common = ["-s", "legal/[!r]*", "--limit", "1", "-q"]
     assert main(["eval", "-m", MODEL_NAME, "--out", str(tmp_path / "local"), *common]) == 0
     assert _eval(server.url, "--out", str(tmp_path / "served"), *common) == 0
     local = _samples(tmp_path / "local")
