@@ -59,6 +59,10 @@ def _paired_row(rule: Rule, name: str, comp: Comparison, key: tuple[str, str, st
     row = comp.get(suite, task, metric)
     assert row is not None
     n = len(comp.pairs.get((suite, task, metric), (np.empty(0),))[0])
+    if (suite, task, metric) not in comp.pairs:  # e.g. a judge whose answers never parsed: no per-item values
+        return PlanRow(name, rule.kind, suite, task, metric, 0, None, None,
+                       f"no paired per-item values of {metric} in these runs (a judge whose answers did not parse, or "
+                       "none bound): nothing to plan from")
     if not row.binary:
         b, c = comp.pairs[(suite, task, metric)]
         sd = float(np.std(c - b, ddof=1)) if pilot and n > 1 else float("nan")

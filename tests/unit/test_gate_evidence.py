@@ -261,3 +261,19 @@ def test_a_judge_that_never_parsed_leaves_its_rule_inconclusive_not_bad_input(tm
     base2, cand2 = _runs(tmp_path / "plain", plain, plain)
     code, _, out = _gate_cli(tmp_path / "plain", rule, base2, cand2, capsys)
     assert code == 2 and "metric 'judge_score' is not in s/t" in out
+
+
+def test_plan_on_a_judge_that_never_parsed_says_so(tmp_path, capsys):
+    """`tunegate plan` with the default gate's judged rule on runs whose judge parsed nothing: a row that says
+    why, exit 0 (it crashed with exit 4 on a KeyError)."""
+    scores = {("s", "t"): {"judge_unparsed": [1.0, 1.0], "rougeL": [0.2, 0.4]}}
+    base, _ = _runs(tmp_path, scores, scores)
+    gate = _gate(tmp_path, "rules:\n  - {suite: s, task: t, metric: judge_score, non_inferiority: 0.05}\n")
+    code = main(["plan", str(gate), "--baseline", str(base)])
+    out = capsys.readouterr()
+    assert code == 0 and "internal error" not in out.err, out.err
+    from harness.data.runs import load_run
+    from harness.decide.plan import plan_gate
+
+    (row,) = plan_gate(gate, load_run(base), None, 0.15)
+    assert row.n_needed is None and "nothing to plan from" in row.basis
