@@ -273,7 +273,13 @@ def test_plan_on_a_judge_that_never_parsed_says_so(tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0 and "internal error" not in out.err, out.err
     from harness.data.runs import load_run
-    from harness.decide.plan import plan_gate
+    from harness.decide.compare import compare_runs
+    from harness.decide.gatefile import Rule
+    from harness.decide.plan import _paired_row
 
-    (row,) = plan_gate(gate, load_run(base), None, 0.15)
+    # the README's case: the metric has a row (n 0) but no per-item pairs
+    comp = compare_runs(load_run(base), load_run(base), n_resamples=200)
+    comp.pairs.pop(("s", "t", "rougeL"))
+    rule = Rule(suite="s", task="t", metric="rougeL", non_inferiority=0.05)
+    row = _paired_row(rule, "r", comp, ("s", "t", "rougeL"), False, 0.15)
     assert row.n_needed is None and "nothing to plan from" in row.basis
