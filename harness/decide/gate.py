@@ -521,10 +521,11 @@ def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, A
 def _judge_never_parsed(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any]) -> RuleResult | None:
     """A rule on a judge's score where the task was judged but no answer of the judge parsed (a small judge, a
     handful of items): INCONCLUSIVE with that reason, not bad input. The task's `judge_unparsed` shows it was
-    judged; a metric missing from a task that has no judge stays an error in `_rows`."""
+    judged; a metric missing from a task that has no judge stays an error in `_rows`. The metric may be absent, or
+    present with no per-item values (then it would read as corpus-level)."""
     metric, suite = rule.metric or "", rule.suite or spec.general_suite
-    if not (metric.startswith("judge_") and rule.task) or comp.get(suite, rule.task, metric) is not None:
-        return None
+    if not (metric.startswith("judge_") and rule.task) or (suite, rule.task, metric) in comp.pairs:
+        return None  # judged items exist (or it is no judge metric): the rule is judged as any other
     unparsed = comp.get(suite, rule.task, "judge_unparsed")
     if unparsed is None:
         return None
