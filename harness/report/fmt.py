@@ -64,12 +64,6 @@ def fmt_rule_interval(rule: Any) -> str:
     return fmt_interval(rule.interval, signed=rule.kind not in ("floor", "max_robustness_drop"))
 
 
-def fmt_evidence(rule: Any) -> str:
-    """n, and the smallest effect this n detects with 80% power."""
-    mde = f"; MDE {rule.mde:.3f}" if rule.mde is not None and math.isfinite(rule.mde) else ""
-    return f"n {rule.n}{mde}"
-
-
 def fmt_plan(rule: Any) -> str:
     """What would decide an inconclusive rule: a fresh, pre-planned evaluation of this many items."""
     if rule.verdict != "INCONCLUSIVE":

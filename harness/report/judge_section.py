@@ -43,12 +43,11 @@ def judge_section(runs: list[Run], labels: list[str], *, store_path: Path | str 
         judged = judged_tasks(run)
         tasks += [_task_row(run, label, s, t) for s, t in judged]
         if judged:
-            human = human or human_judgments(store_path)  # the review app's ratings, read once
+            human = human if human is not None else human_judgments(store_path)  # the review app's ratings, read once
             calibration += [{"run": label, **row} for row in calibrate(run, human, n_boot=n_boot)]
     if not tasks and not pairwise:
         return None
-    if human is None and len(runs) > 1:
-        human = human_judgments(store_path)
+    # no judged run, no PPI row: the ratings are read above only when some run was judged
     rows = [row for run, label in zip(runs[1:], labels[1:])
             for row in ppi_rows(runs[0], labels[0], run, label, human or HumanJudgments())]
     return {"tasks": tasks, "calibration": calibration, "pairwise": pairwise or [], "ppi": rows}
@@ -58,8 +57,9 @@ def ppi_rows(base: Run, base_label: str, cand: Run, label: str, human_all: Human
     """Per task judged in both runs: the prediction-powered estimate of the human-scale Δ (harness.inference.ppi), or a
     note saying why there is none (too few items rated by people in both runs)."""
     out = []
+    in_base = set(judged_tasks(base))  # once, not per task: each call reads every sample of the run
     for suite, task in judged_tasks(cand):
-        if (suite, task) not in judged_tasks(base):
+        if (suite, task) not in in_base:
             continue
         judge = judge_deltas(base, cand, suite, task)
         human = {sid: v for (s, t, sid), v in human_rating_delta_map(human_all, base, cand, suite, task, None).items()
