@@ -8,10 +8,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from harness.core.api import UserError
-from harness.core.fileio import (
-    atomic_write_text,  # noqa: F401 - re-exported for report and gate writers
-    not_a_file,  # noqa: F401 - atomic_write_text re-exported for report and gate writers
-)
+from harness.core.fileio import not_a_file
 from harness.core.untrusted import excerpt
 from harness.data import runfile
 

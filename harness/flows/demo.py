@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
+from harness.core.fileio import atomic_write_text
 from harness.core.quiet import active_log
-from harness.data.runs import atomic_write_text
 from harness.run.engine import EvalSettings
 
 SUITES = ["medical", "legal", "code", "adversarial", "general"]

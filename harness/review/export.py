@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.api import UserError
+from harness.core.fileio import atomic_write_text
 from harness.data.chat import plain_prompt
-from harness.data.runs import atomic_write_text
 from harness.storage.review import ReviewDB
 
 FORMATS = ("preference",)
