@@ -23,21 +23,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.flows.refs import resolve_run
     from harness.report.terminal import format_comparison
 
-    comp = compare_runs(resolve_run(args.baseline, args.store), resolve_run(args.candidate, args.store),
-                        n_resamples=args.resamples, seed=args.seed)
-    print(format_comparison(comp))
+    if len(args.runs) < 2:
+        raise UserError("name at least two runs to compare", field="runs")
+    runs = [resolve_run(r, args.store) for r in args.runs]
+    if len(runs) == 2:
+        print(format_comparison(compare_runs(runs[0], runs[1], n_resamples=args.resamples, seed=args.seed)))
+        if not args.gate:
+            return 0
+    _print_ranking(runs, Path(args.gate) if args.gate else None)
     return 0
+
+
+def _print_ranking(runs: list[Any], gate: Path | None) -> None:
+    """Which run is better: every pair paired item by item with simultaneous intervals, and the cost table."""
+    from harness.decide.gate import load_gate
+    from harness.decide.ranking import headline_keys, rank_runs, rule_keys
+    from harness.report.data import unique_labels
+    from harness.report.terminal import format_rankings
+
+    labels = unique_labels(runs)
+    keys = headline_keys(runs)
+    if gate is not None:
+        spec, _ = load_gate(gate)
+        keys += [k for k in rule_keys(spec, runs) if k not in keys]
+    print(format_rankings(rank_runs(runs, keys, labels=labels), runs, labels))
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
     from harness.flows.gating import run_gate
     from harness.report.terminal import format_gate
 
+    if len(args.candidate) > 1:
+        return _gate_many(args)
+    candidate = args.candidate[0]
     verdict = Path(args.verdict) if args.verdict else None
-    if verdict is None and Path(args.candidate).is_dir():
-        verdict = Path(args.candidate) / "verdict.json"
-    _check_gate_outputs(args, verdict)
-    result = run_gate(Path(args.gate), args.baseline, args.candidate,
+    if verdict is None and Path(candidate).is_dir():
+        verdict = Path(candidate) / "verdict.json"
+    _check_gate_outputs(args, [verdict] if verdict is not None else [])
+    result = run_gate(Path(args.gate), args.baseline, candidate,
                       Path(args.junit) if args.junit else None, store_path=args.store, verdict_path=verdict,
                       record=True)
     print(format_gate(result))
@@ -48,19 +71,48 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _check_gate_outputs(args: argparse.Namespace, verdict: Path | None) -> None:
+def _gate_many(args: argparse.Namespace) -> int:
+    """`gate --candidate A --candidate B …`: each judged at alpha/k, the best passing one picked."""
+    from harness.flows.gating import run_gate_many
+    from harness.report.terminal import format_gate, format_selection
+
+    if len(set(args.candidate)) != len(args.candidate):
+        raise UserError("a candidate is named twice", field="--candidate")
+    verdict = Path(args.verdict) if args.verdict else None
+    verdicts = [verdict] if verdict is not None else [Path(c) / "verdict.json" for c in args.candidate
+                                                      if Path(c).is_dir()]
+    _check_gate_outputs(args, verdicts)
+    results, selection = run_gate_many(Path(args.gate), args.baseline, args.candidate,
+                                       Path(args.junit) if args.junit else None, store_path=args.store,
+                                       verdict_path=verdict, record=True)
+    for result in results:
+        print(format_gate(result))
+    print(format_selection(selection))
+    for path in verdicts:
+        print(f"wrote {path}")
+    if args.junit:
+        print(f"wrote {args.junit} (JUnit: one testsuite per candidate, one testcase per rule)")
+    return selection.exit_code
+
+
+def _check_gate_outputs(args: argparse.Namespace, verdicts: list[Path]) -> None:
     """JUnit and verdict.json against the inputs and each other; an existing verdict.json that another gate
     file wrote is kept unless --force (two gates on one candidate must not silently replace each other)."""
-    import json
-
     from harness.core.fileio import check_outputs
     from harness.storage.store import default_store_ref
 
     store = args.store or default_store_ref()
-    check_outputs([("--junit", args.junit), ("--verdict", verdict)],
-                  [("gate file", args.gate), ("--baseline", args.baseline), ("--candidate", args.candidate),
-                   ("--store", store)])
-    if verdict is None or not verdict.is_file() or args.force:
+    check_outputs([("--junit", args.junit)] + [("--verdict", v) for v in verdicts],
+                  [("gate file", args.gate), ("--baseline", args.baseline)]
+                  + [("--candidate", c) for c in args.candidate] + [("--store", store)])
+    for verdict in verdicts:
+        _check_verdict_owner(args, verdict)
+
+
+def _check_verdict_owner(args: argparse.Namespace, verdict: Path) -> None:
+    import json
+
+    if not verdict.is_file() or args.force:
         return
     try:
         old = json.loads(verdict.read_text(encoding="utf-8"))
@@ -169,9 +221,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def add(sub: Any) -> None:
     """Register this group's commands on the top-level subparsers."""
-    cmp = sub.add_parser("compare", help="paired comparison of two runs")
-    cmp.add_argument("baseline", help="run directory or saved baseline name")
-    cmp.add_argument("candidate", help="run directory or saved baseline name")
+    cmp = sub.add_parser("compare", help="paired comparison of two runs; with three or more, which is better: "
+                                         "every pair with simultaneous intervals, a ranking with ties, and costs")
+    cmp.add_argument("runs", nargs="+", metavar="RUN",
+                     help="run directories or saved baseline names: BASELINE CANDIDATE, or three or more to rank")
+    cmp.add_argument("--gate", help="gate file: also rank on each rule's metric")
     cmp.add_argument("--resamples", type=_positive, default=10_000, help="paired-bootstrap resamples")
     cmp.add_argument("--seed", type=int, default=0)
     cmp.add_argument("--store", help=store_help("saved baselines and channels are read from it"))
@@ -181,7 +235,9 @@ def add(sub: Any) -> None:
                                        "2 bad input, 3 inconclusive (none fails), 4 internal error")
     gate.add_argument("gate", help="gate file (YAML)")
     gate.add_argument("--baseline", required=True, help="run directory or saved baseline name")
-    gate.add_argument("--candidate", required=True, help="run directory")
+    gate.add_argument("--candidate", required=True, action="append",
+                      help="run directory; repeat it to pick the best passing of several candidates (each is then "
+                           "judged at alpha/k, k the number of candidates, so the pick keeps the gate's error rate)")
     gate.add_argument("--junit", help="write JUnit XML here (one testcase per rule)")
     gate.add_argument("--verdict", help="write verdict.json here (default: CANDIDATE/verdict.json for a run "
                                         "directory)")

@@ -134,12 +134,13 @@ ESTIMATE_NOTE = "decided on the point estimate"
 
 
 def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str,
-                available: int | None = None) -> Check:
-    """One check's verdict. `available`: in a sequential run, the items the split holds for this unit.
+                available: int | None = None, alpha: float = stats.ALPHA) -> Check:
+    """One check's verdict, read on the unit's (1 − alpha) interval. `available`: in a sequential run, the items the
+    split holds for this unit.
 
     min_n exempts a unit by its size, never by when a run stopped: a sequential unit with at least min_n items
     available but fewer evaluated is INCONCLUSIVE (it stays in the intersection–union and asks for items)."""
-    iv = unit.interval()
+    iv = unit.interval(alpha)
     size = unit.n if available is None else max(available, unit.n)
     if size < min_n:
         held = f"{size} items" + (" available" if available is not None else "")
@@ -351,7 +352,7 @@ def _refuse_mixed(comp: Comparison, suite: str, metric: str | None, headlines: l
             raise UserError(_mixed_message(suite, "micro", directions, m_name))
 
 
-def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
+def _combine(checks: list[Check], alpha: float = stats.ALPHA) -> tuple[Verdict, Check | None]:
     """PASS when every judged check passes; FAIL when one fails after Holm across them; else INCONCLUSIVE."""
     judged = [c for c in checks if c.verdict is not None]
     if not judged:
@@ -362,7 +363,7 @@ def _combine(checks: list[Check]) -> tuple[Verdict, Check | None]:
         # it enters Holm as p = 1, so it widens the family instead of letting the others' FAILs stand unadjusted
         for check, adjusted in zip(judged, stats.holm([1.0 if c.p_fail is None else float(c.p_fail) for c in judged])):
             check.p_fail = adjusted
-            if check.verdict == "FAIL" and adjusted > stats.ALPHA / 2:
+            if check.verdict == "FAIL" and adjusted > alpha / 2:
                 check.verdict, check.note = "INCONCLUSIVE", f"fails unadjusted; Holm-adjusted p {adjusted:.3f}"
     for wanted in ("FAIL", "INCONCLUSIVE"):
         hits = [c for c in judged if c.verdict == wanted]
@@ -402,7 +403,8 @@ def _human_agreement(rule: Rule, comp: Comparison, suite: str, checks: list[Chec
     return ok, "; ".join(notes)
 
 
-def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: HumanOf | None) -> RuleResult:
+def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: HumanOf | None,
+                alpha: float = stats.ALPHA) -> RuleResult:
     """A rule on the review app's judgments of the two runs: the candidate's human win rate (Δ = win rate − 0.5,
     a tie half a win) or its mean rubric rating minus the baseline's on the same samples (Δ on the 1–5 scale
     divided by 4). Items are the unit; the interval is the betting interval for bounded means, valid at every n."""
@@ -422,7 +424,7 @@ def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: H
         return RuleResult(name, rule.kind, suite, rule.task, metric, "INCONCLUSIVE", float("nan"), cond, None, 0, None,
                           None, f"no {what} in the review store: people have not judged them", where.get("line"))
     unit = score_unit(label, values, binary=False, bounds=bounds)
-    check = _judge_unit(unit, side, "interval", rule.min_n, metric)
+    check = _judge_unit(unit, side, "interval", rule.min_n, metric, alpha=alpha)
     detail = "; ".join(x for x in (f"{unit.n} {what}", check.interval.method, check.note) if x)
     return RuleResult(name, rule.kind, suite, rule.task, metric, check.verdict or "INCONCLUSIVE", check.figure, cond,
                       check.interval, check.n, check.mde, check.p_pass, detail, where.get("line"), [check],
@@ -430,7 +432,8 @@ def _human_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: H
 
 
 
-def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side: _Side) -> Check:
+def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side: _Side,
+               alpha: float = stats.ALPHA) -> Check:
     """One task's prediction-powered check of the human-scale Δ."""
     rated = [k for k in human if k in judge]
     if len(rated) < ppi.MIN_RATED:
@@ -439,7 +442,7 @@ def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side
         note = f"{why} (the review app: tunegate review RUN --mode rating)"
         return Check(task, "judge_score", "INCONCLUSIVE", float("nan"), Interval(None, None, ppi.METHOD, len(rated), note),
                      len(judge), None, note=note)
-    res = ppi.paired_ppi(human, judge)
+    res = ppi.paired_ppi(human, judge, alpha)
     only = ppi.ppi_mean([human[k] for k in rated], [judge[k] for k in rated], [], lam=0.0)
     iv = Interval(res.lo, res.hi, ppi.METHOD, res.n_rated + res.n_unrated)
     verdict: Verdict = "PASS" if side.passes(iv) else "FAIL" if side.fails(iv) else "INCONCLUSIVE"
@@ -450,7 +453,8 @@ def _ppi_check(task: str, human: dict[str, float], judge: dict[str, float], side
                  res.p_above(side.threshold), res.p_below(fail_at), note)
 
 
-def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: HumanOf | None) -> RuleResult:
+def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: HumanOf | None,
+              alpha: float = stats.ALPHA) -> RuleResult:
     """A judge_score rule judged on the human scale: Δ = candidate − baseline of the mean review-app rating
     (1–5, divided by 4), estimated by PPI++ from the judge's Δ on every item and people's on the rated ones."""
     suite = str(rule.suite)
@@ -462,8 +466,8 @@ def _ppi_rule(rule: Rule, comp: Comparison, where: dict[str, Any], human_of: Hum
     human = human_rating_delta_map(_human(human_of), comp.baseline, comp.candidate, suite, rule.task, None)
     side, cond = _side(rule, True)
     checks = [_ppi_check(task, {sid: v for (s, t, sid), v in human.items() if s == suite and t == task},
-                         judge_deltas(comp.baseline, comp.candidate, suite, task), side) for task in tasks]
-    verdict, deciding = _combine(checks)
+                         judge_deltas(comp.baseline, comp.candidate, suite, task), side, alpha) for task in tasks]
+    verdict, deciding = _combine(checks, alpha)
     head = deciding or checks[0]
     name = rule.name or " ".join(x for x in (rule.kind, suite, rule.task, "judge_score (PPI)") if x)
     detail = "; ".join(f"{c.label}: {c.note}" if len(checks) > 1 else str(c.note) for c in checks)
@@ -483,7 +487,7 @@ def _human(human_of: HumanOf | None) -> HumanJudgments:
 
 
 def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
-                anchor_of: AnchorOf | None) -> RuleResult:
+                anchor_of: AnchorOf | None, alpha: float = stats.ALPHA) -> RuleResult:
     """max_drift: non-inferiority of the candidate against the anchor release, paired item by item (the
     anchor's own per-item answers are in its stored samples), with the same intervals as every paired rule."""
     drift = rule.max_drift
@@ -511,7 +515,7 @@ def judge_drift(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, A
     suite, task, metric = drift.parts
     proxy = Rule(name=rule.name or f"max_drift {drift.metric} from {drift.from_}", suite=suite, task=task,
                  metric=metric, non_inferiority=drift.margin, pool=rule.pool, min_n=rule.min_n)
-    result = judge_rule(proxy, spec, acomp, where)
+    result = judge_rule(proxy, spec, acomp, where, alpha=alpha)
     result.kind = "max_drift"
     result.threshold = (f"Δ vs anchor {excerpt(drift.from_, 40)} ({excerpt(anchor.label, 40)}) > {-drift.margin:+.3f} "
                         f"(cumulative drift within {drift.margin:.3f})")
@@ -538,15 +542,16 @@ def _judge_never_parsed(rule: Rule, spec: GateSpec, comp: Comparison, where: dic
 
 
 def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, Any],
-               anchor_of: AnchorOf | None = None, human_of: HumanOf | None = None) -> RuleResult:
-    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit; `store_path` holds
-    the review app's judgments (human evidence, judge calibration)."""
+               anchor_of: AnchorOf | None = None, human_of: HumanOf | None = None,
+               alpha: float = stats.ALPHA) -> RuleResult:
+    """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit, on (1 − alpha)
+    intervals; `human_of` gives the review app's judgments (human evidence, judge calibration)."""
     if rule.kind == "max_drift":
-        return judge_drift(rule, spec, comp, where, anchor_of)
+        return judge_drift(rule, spec, comp, where, anchor_of, alpha)
     if is_human_metric(rule.metric):
-        return _human_rule(rule, comp, where, human_of)
+        return _human_rule(rule, comp, where, human_of, alpha)
     if rule.ppi:
-        return _ppi_rule(rule, comp, where, human_of)
+        return _ppi_rule(rule, comp, where, human_of, alpha)
     unparsed = _judge_never_parsed(rule, spec, comp, where)
     if unparsed is not None:
         return unparsed
@@ -560,13 +565,14 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
     checks, plans = [], {}
     for row, unit in units:
         side, cond = _side(rule, row.higher_is_better)
-        check = _judge_unit(unit, side, rule.decide_on, rule.min_n, row.metric, _available(comp, row, unit.label))
+        check = _judge_unit(unit, side, rule.decide_on, rule.min_n, row.metric, _available(comp, row, unit.label),
+                            alpha)
         check.plan_n = _plan(rule, unit)
         check.sd = math.sqrt(unit.discordance) if unit.discordance is not None else unit.sd
         check.bounds = (side.threshold,) if side.fail_threshold is None else (side.threshold, side.fail_threshold)
         plans[check.label] = check.plan_n
         checks.append(check)
-    verdict, deciding = _combine(checks)
+    verdict, deciding = _combine(checks, alpha)
     left_out = left_out + [f"{c.label} ({c.note})" for c in checks if c.verdict is None]
     agreement_note = ""
     awaits = False
@@ -617,8 +623,11 @@ def _detail(rule: Rule, head: Check, checks: list[Check]) -> str:
 
 def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                   root: yaml.Node | None = None, anchor_of: AnchorOf | None = None,
-                  human_of: HumanOf | None = None) -> GateResult:
-    """Judge every rule of a validated gate on a comparison; refuse an incomplete pair unless allowed."""
+                  human_of: HumanOf | None = None, alpha: float = stats.ALPHA) -> GateResult:
+    """Judge every rule of a validated gate on a comparison; refuse an incomplete pair unless allowed.
+
+    alpha: every interval is read at 1 − alpha (the gate's 95% by default; α/k for each of k candidates when the
+    gate picks the best of them, harness.decide.ranking.select_best)."""
     if comp.incomplete and not spec.allow_partial:
         (suite, task), (ob, oc) = next(iter(comp.incomplete.items()))
         total = sum(a + b for a, b in comp.incomplete.values())
@@ -626,10 +635,10 @@ def evaluate_gate(spec: GateSpec, comp: Comparison, *, source: str = "gate",
                         f"the candidate ({total} unmatched in {len(comp.incomplete)} tasks); re-run the missing "
                         "samples, or set 'allow_partial: true' in the gate file to judge the shared ones", source=source)
     rows = [judge_rule(rule, spec, comp, {"source": source, "field": f"rules.{i}", "line": line_of(root, ["rules", i])},
-                       anchor_of, human_of) for i, rule in enumerate(spec.rules)]
+                       anchor_of, human_of, alpha) for i, rule in enumerate(spec.rules)]
     partial = {f"{s}/{t}": v for (s, t), v in comp.incomplete.items()}
     return GateResult(rows, comp, source, spec.seed, spec.n_resamples, spec.on_inconclusive, spec.reason, partial,
-                      sequential_summary(comp.sequential), inactive_adapters(comp))
+                      sequential_summary(comp.sequential), inactive_adapters(comp), alpha=alpha)
 
 
 def inactive_adapters(comp: Comparison) -> list[str]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.decide.compare import Comparison
-from harness.inference.stats import Interval
+from harness.inference.stats import ALPHA, Interval
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 
@@ -77,6 +77,13 @@ class GateResult:
     partial: dict[str, tuple[int, int]] = field(default_factory=dict)  # task -> (only baseline, only candidate)
     sequential: dict[str, Any] | None = None  # a sequential run: how it was evaluated (see `sequential_summary`)
     warnings: list[str] = field(default_factory=list)  # what the verdict must say aloud (an inactive adapter)
+    alpha: float = ALPHA  # every interval was read at 1 − alpha (α/k when the gate picked the best of k candidates)
+    selection: dict[str, Any] | None = None  # best of k: harness.decide.ranking.Selection.to_json for this candidate
+
+    @property
+    def level(self) -> str:
+        """The intervals' confidence level in words: "95%" at the gate's default."""
+        return f"{100 * (1 - self.alpha):.4g}%"
 
     @property
     def failures(self) -> list[str]:

@@ -50,7 +50,9 @@ def verdict_json(result: GateResult) -> dict[str, Any]:
             "on_inconclusive": result.on_inconclusive, "reason": result.reason, "seed": result.seed,
             "n_resamples": result.n_resamples,
             "partial": {k: {"only_baseline": a, "only_candidate": b} for k, (a, b) in result.partial.items()},
-            "sequential": result.sequential, "warnings": result.warnings, "rules": [_rule(r) for r in result.rules]}
+            "sequential": result.sequential, "warnings": result.warnings, "rules": [_rule(r) for r in result.rules],
+            # best of k: each candidate judged at alpha/k, and which one the gate picked (absent for one candidate)
+            **({"alpha": result.alpha, "selection": result.selection} if result.selection is not None else {})}
 
 
 def write_verdict(results: GateResult | list[GateResult], path: Path) -> None:
@@ -62,11 +64,11 @@ def write_verdict(results: GateResult | list[GateResult], path: Path) -> None:
 # ---------------------------------------------------------------- JUnit
 
 
-def describe(rule: RuleResult) -> str:
-    """One line for a rule: verdict, name, figure, condition, interval, n."""
+def describe(rule: RuleResult, level: str = "95%") -> str:
+    """One line for a rule: verdict, name, figure, condition, interval (at `level`), n."""
     iv = rule.interval
     shown = f"[{iv.lo:+.3f}, {iv.hi:+.3f}]" if iv is not None and iv.defined else f"undefined ({iv.note if iv else 'none'})"
-    return (f"{rule.verdict} {rule.name}: {rule.figure:+.3f} ({rule.threshold}); 95% CI {shown}; "
+    return (f"{rule.verdict} {rule.name}: {rule.figure:+.3f} ({rule.threshold}); {level} CI {shown}; "
             f"n {rule.n}" + (f"; needs ≈{rule.plan_n} fresh items to decide" if rule.plan_n and rule.verdict == "INCONCLUSIVE" else ""))
 
 
@@ -106,12 +108,12 @@ def _junit_suite(result: GateResult) -> ET.Element:
     for rule in result.rules:
         case = ET.SubElement(suite, "testcase", name=rule.name, classname=f"tunegate.gate.{rule.suite}", time="0")
         if _fails_ci(rule, result):
-            message = describe(rule) if rule.verdict == "FAIL" else (
-                f"not enough evidence to decide: {describe(rule)}")
+            message = describe(rule, result.level) if rule.verdict == "FAIL" else (
+                f"not enough evidence to decide: {describe(rule, result.level)}")
             failure = ET.SubElement(case, "failure", message=message,
                                     type=rule.kind if rule.verdict == "FAIL" else "inconclusive")
             failure.text = rule.detail
-        ET.SubElement(case, "system-out").text = f"{describe(rule)}\n{rule.detail}" + (
+        ET.SubElement(case, "system-out").text = f"{describe(rule, result.level)}\n{rule.detail}" + (
             f"\naccepted as inconclusive: {result.reason}" if rule.verdict == "INCONCLUSIVE" and
             result.on_inconclusive == "pass" else "")
     return suite

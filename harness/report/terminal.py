@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from harness.data.runs import Run
 from harness.decide.compare import Comparison, mixed_direction_notes
 from harness.decide.gate import GateResult
 from harness.decide.plan import PlanRow
+from harness.decide.ranking import Ranking, Selection
 from harness.report.cost import run_costs
 from harness.report.data import selection_groups
 from harness.report.fmt import (
@@ -29,6 +31,7 @@ from harness.report.fmt import (
     metric_with_direction,
     rule_detail,
 )
+from harness.report.ranking import COST_HEADER, chain, cost_rows, pair_line, selection_lines, where
 
 
 def _console(width: int = 140) -> tuple[Any, io.StringIO]:
@@ -90,6 +93,36 @@ def format_comparison(comp: Comparison) -> str:
     return buf.getvalue()
 
 
+def format_rankings(rankings: list[Ranking], runs: list[Run], labels: list[str]) -> str:
+    """Which run is better: per metric a chain (or the ranks allowed), each pair's Δ with its interval and n; the
+    cost of each run below."""
+    from rich.table import Table
+
+    console, buf = _console(150)
+    k = len(runs)
+    m = k * (k - 1) // 2
+    console.print(f"Which run is better ({k} runs, {m} pairs; each pair at {100 * (1 - 0.05 / max(1, m)):.4g}%, "
+                  "so every stated order holds together at 95%: Bonferroni)", markup=False)
+    for r in rankings:
+        console.print(f"{where(r)}: {chain(r)}", markup=False)
+        for p in r.pairs:
+            console.print(f"    {pair_line(r, p)}", markup=False)
+    console.print(DIRECTION_LEGEND + "; Δ: the first run minus the second, positive = the first is better; "
+                  "≈: the interval holds 0, so this n cannot separate them", markup=False)
+    cost = Table(title="cost")
+    for col in COST_HEADER:
+        cost.add_column(col, justify="left" if col in ("run", "method") else "right")
+    for row in cost_rows(runs, labels):
+        cost.add_row(*row)
+    console.print(cost)
+    return buf.getvalue()
+
+
+def format_selection(selection: Selection) -> str:
+    """The gate's pick among several candidates, and how picking is accounted for."""
+    return "\n".join(selection_lines(selection)) + "\n"
+
+
 def verdict_line(result: GateResult) -> str:
     n = len(result.rules)
     if result.verdict == "PASS":
@@ -109,8 +142,9 @@ def format_gate(result: GateResult) -> str:
     comp = result.comparison
     table = Table(title=f"gate {result.gate_file}: {comp.candidate.label} vs {comp.baseline.label} — "
                         f"{verdict_line(result)}")
-    for col in ("", "rule", "figure", "condition", "95% CI", "evidence", "detail"):
-        table.add_column(col, justify="right" if col in ("figure", "95% CI") else "left")
+    ci = f"{result.level} CI"
+    for col in ("", "rule", "figure", "condition", ci, "evidence", "detail"):
+        table.add_column(col, justify="right" if col in ("figure", ci) else "left")
     marks = method_marks(result.rules)
     for r in result.rules:
         table.add_row(r.verdict, r.name, fmt_figure(r), r.threshold, fmt_rule_interval(r) + mark_of(r.interval, marks),
