@@ -163,6 +163,7 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
     code = max(g.exit_code for g in gates)  # 1 (a failure) outranks 3 (inconclusive), which outranks 0
     _write_summary(out, sizes, stages, base, outcomes, code, suites)
     _print_summary(out, outcomes, code, quick)
+    _print_ranking(gate, outcomes)
     return code
 
 
@@ -398,6 +399,38 @@ def _headline(results: dict[str, Any]) -> dict[str, Any]:
     """Suite-level figures of one run, for the summary."""
     return {suite: {name: m["value"] for name, m in data["metrics"].items()}
             for suite, data in results["suites"].items()}
+
+
+def _print_ranking(gate: Path, outcomes: list[Any]) -> None:
+    """Which method is better, on each gate rule's metric: the adapters paired item by item on the items both
+    evaluated (each pair's confidence sequence at 1 − α/m, Bonferroni over the m pairs), ties where the data cannot
+    separate them."""
+    from harness.core.api import UserError
+    from harness.data.runs import load_run
+    from harness.decide.gate import load_gate
+    from harness.decide.ranking import rank_runs, rule_keys
+    from harness.report.ranking import chain, pair_line, where
+
+    if len(outcomes) < 2:
+        return
+    runs = [load_run(Path(o.gate.comparison.candidate.path)) for o in outcomes]
+    spec, _ = load_gate(gate)
+    print("      which method is better (every pair on the items both evaluated; all pairs of a line hold together "
+          "at 95%, Bonferroni):")
+    try:
+        rankings = rank_runs(runs, rule_keys(spec, runs))
+    except UserError as exc:
+        print(f"        not ranked: {exc}")
+        return
+    for r in rankings:
+        ns = sorted({p.n for p in r.pairs})
+        if r.pairs and all(p.relation == "≈" for p in r.pairs):  # no pair separated: one line says so, with its n
+            print(f"        {where(r)}: {chain(r)} at n {ns[0]}" + (f"–{ns[-1]}" if ns[-1] != ns[0] else ""))
+            continue
+        print(f"        {where(r)}: {chain(r)}")
+        for p in r.pairs:
+            print(f"          {pair_line(r, p)}")
+    sys.stdout.flush()
 
 
 def _print_summary(out: Path, outcomes: list[Any], code: int, quick: bool) -> None:

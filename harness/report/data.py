@@ -13,8 +13,11 @@ from harness.core.api import UserError
 from harness.core.config import Strict, parse_yaml
 from harness.data.runs import Run
 from harness.data.suite import SUITE_FILE, builtin_roots
+from harness.decide.calibration import is_human_metric
 from harness.decide.compare import Comparison, compare_runs
 from harness.decide.gate import GateResult
+from harness.decide.ranking import Key, Ranking, headline_keys, rank
+from harness.inference.stats import ALPHA
 from harness.report.judge_section import judge_section
 
 Interval = tuple[float, float]
@@ -74,6 +77,7 @@ class ReportData:
     human_eval: HumanEval | None
     history: Any = None  # harness.report.history.History: a channel's releases, when the report names one
     judging: dict[str, Any] | None = None  # model-graded scores, judge-human agreement, pairwise (judge_section)
+    rankings: list[Ranking] = field(default_factory=list)  # which candidate is better, when there are two or more
 
     @property
     def gate(self) -> GateResult | None:
@@ -116,7 +120,39 @@ def build(runs: list[Run], *, baseline_index: int = 0, gate: GateResult | list[G
     he = HumanEval.model_validate(human_eval) if isinstance(human_eval, dict) else human_eval
     gates = gate if isinstance(gate, list) else ([gate] if gate is not None else [])
     judging = judge_section(runs, labels, store_path=store_path, pairwise=pairwise)
-    return ReportData(runs, labels, baseline_index, comps, gates, he, judging=judging)
+    candidates = [r for i, r in enumerate(runs) if i != baseline_index]
+    rankings = candidate_rankings(candidates, gates) if len(candidates) > 1 else []
+    return ReportData(runs, labels, baseline_index, comps, gates, he, judging=judging, rankings=rankings)
+
+
+def gate_keys(gates: list[GateResult], runs: list[Run]) -> list[Key]:
+    """The (suite, task, metric) the first gate's rules judge, where every run has per-item scores to rank: a rule
+    over a suite's tasks ranks the suite pooled on its headline metric."""
+    keys: list[Key] = []
+    for rule in gates[0].rules if gates else []:
+        if rule.kind == "max_drift" or is_human_metric(rule.metric) or not all(rule.suite in r.suites for r in runs):
+            continue
+        entry = runs[0].suites[rule.suite]
+        place = ((entry.get("tasks") or {}).get(rule.task) or {}) if rule.task else entry
+        names = list(place.get("metrics") or {})
+        metric = rule.metric if rule.metric in names else (names[0] if names and not rule.task else None)
+        if metric and (rule.suite, rule.task, metric) not in keys:
+            keys.append((rule.suite, rule.task, metric))
+    return keys
+
+
+def candidate_rankings(candidates: list[Run], gates: list[GateResult]) -> list[Ranking]:
+    """Rankings of the candidates on each suite's headline metric and on the gate rules' metrics. A metric the runs
+    cannot be ranked on (different prompts, a corpus-level or unbounded metric) is shown with the reason."""
+    keys = headline_keys(candidates, tasks=False)
+    keys += [k for k in gate_keys(gates, candidates) if k not in keys]
+    out = []
+    for suite, task, metric in keys:
+        try:
+            out.append(rank(candidates, suite, task, metric))
+        except UserError as exc:
+            out.append(Ranking(suite, task, metric, True, ALPHA, [], [], None, note=str(exc)))
+    return out
 
 
 @dataclass

@@ -35,6 +35,7 @@ from harness.report.fmt import (
     rule_detail,
 )
 from harness.report.history import history_html
+from harness.report.ranking import html_context as ranking_html
 
 MAX_SAMPLE_TEXT = 4000  # characters kept per prompt/response in the embedded browser data
 
@@ -326,6 +327,7 @@ def render_html(data: ReportData) -> str:
         "mde_words": MDE_WORDS, "direction_legend": DIRECTION_LEGEND,
         "suite_groups": [_suite_groups(c) for c in data.comparisons],
         "judging": data.judging,
+        "ranking": ranking_html(data.rankings, data.candidates, [data.label(r) for r in data.candidates]),
         "win_chart": svg.stacked_share([(f"{w.model} vs {w.versus}", w.win, w.tie, w.loss) for w in he.win_rates],
                                        title="win / tie / loss") if he and he.win_rates else None,
     }

@@ -28,6 +28,7 @@ from harness.report.fmt import (
     rule_detail,
 )
 from harness.report.judge_section import markdown_lines as judge_markdown
+from harness.report.ranking import markdown_lines as ranking_markdown
 
 MAX_FLIPS = 40  # per direction and comparison: step summaries are capped at 1 MiB
 MAX_TEXT = 600
@@ -175,6 +176,7 @@ def render_markdown(data: ReportData) -> str:
         rows = [[esc(s), esc(metric_with_direction(m, v.get("higher_is_better"))), fmt_num(v.get("value")), fmt_ci(*(v.get("ci95") or (None, None)))]
                 for s, suite in data.baseline.suites.items() for m, v in (suite.get("metrics") or {}).items()]
         lines += _table(["suite", "metric", "score", "95% CI"], rows) + ["", DIRECTION_LEGEND + ".", ""]
+    lines += ranking_markdown(data.rankings, data.candidates, [data.label(r) for r in data.candidates], esc)
     lines += _evidence(data)
     for run in data.runs:
         weights = ((run.results.get("model") or {}).get("fingerprint") or {}).get("weights")

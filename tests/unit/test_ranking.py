@@ -248,3 +248,54 @@ def test_rank_runs_default_keys_cover_suites_and_tasks(tmp_path: Path) -> None:
     assert got == [("medical", None, "acc"), ("medical", "medqa", "acc"), ("medical", "pubmedqa", "acc")]
     pooled = rank_runs(runs)[0]
     assert pooled.pair("a", "b").n == 600  # type: ignore[union-attr]
+
+
+def test_sequential_runs_pair_on_shared_items_with_the_confidence_sequence() -> None:
+    """Runs evaluated until decided stop at different n: a pair uses the items both evaluated, in evaluation order,
+    and the confidence sequence (valid at a data-dependent n), never a fixed-n interval."""
+    from harness.inference.sequential import CS_METHOD
+
+    rng = np.random.default_rng(3)
+    cols = (rng.random((60, 2)) < np.array([0.9, 0.3])).astype(float)
+    runs = memory_runs(cols)
+    order = list(range(59, -1, -1))  # a seeded order: the last ids first
+    for run, stop in zip(runs, (60, 40)):
+        keep = order[:stop]
+        run.samples = [run.samples[i] for i in keep]
+        run.results["sequential"] = {"items": [{"suite": "s", "task": "t", "sample_id": str(i)} for i in keep]}
+    r = rank(runs, "s", "t", "acc")
+    (pair,) = r.pairs
+    assert pair.n == 40 and pair.interval.method == CS_METHOD and pair.relation == ">"
+    assert pair.delta == pytest.approx(float((cols[20:, 0] - cols[20:, 1]).mean()))
+
+
+def test_demo_summary_prints_the_ranking(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from types import SimpleNamespace
+
+    from harness.flows.demo import _print_ranking
+
+    runs = three_runs(tmp_path, KNOWN_ORDER)
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE)
+    outcomes = [SimpleNamespace(gate=SimpleNamespace(comparison=SimpleNamespace(candidate=r))) for r in runs]
+    _print_ranking(gate, outcomes)
+    out = capsys.readouterr().out
+    assert "medical/medqa · acc ↑: a > b ≈ c" in out and "b ≈ c at n 300" in out
+
+
+def test_report_sections_show_the_ranking_escaped(tmp_path: Path) -> None:
+    from harness.report.write import write_reports
+
+    a, b, c = three_runs(tmp_path, KNOWN_ORDER)
+    base = load_run(build_run(tmp_path / "base", scores={("medical", "medqa"): {"acc": [0.0] * 300}}))
+    c.label = "<b>c</b>"
+    html, md = tmp_path / "r.html", tmp_path / "r.md"
+    data = write_reports([base, a, b, c], html_path=html, md_path=md, n_resamples=200)
+    assert len(data.rankings) == 1 and data.rankings[0].groups == [["a"], ["b", "<b>c</b>"]]
+    text = md.read_text()
+    assert "## Which method is better" in text and "**: a > b ≈ &lt;b&gt;c&lt;/b&gt;" in text
+    assert "<b>c</b>" not in text
+    page = html.read_text()
+    assert 'id="ranking"' in page and "a &gt; b ≈ &lt;b&gt;c&lt;/b&gt;" in page and "<b>c</b>" not in page
+    one = write_reports([base, a], html_path=tmp_path / "one.html", n_resamples=200)
+    assert one.rankings == [] and 'id="ranking"' not in (tmp_path / "one.html").read_text()
