@@ -27,7 +27,7 @@ GATE = """rules:
   - {name: code accuracy floor, suite: code, floor: 0.3, pool: micro, decide_on: estimate}
 """
 WIDTH = 1280
-SECTIONS = ("summary", "evidence", "methods", "suites", "curves", "robustness", "samples")
+SECTIONS = ("summary", "evidence", "methods", "ranking", "suites", "curves", "robustness", "samples")
 
 
 def _with_logliks(run: Path, seed: int) -> None:
@@ -91,6 +91,10 @@ def test_first_screens_are_compact(page):
     assert _box(page, "#summary")["h"] < 1500  # three candidates' verdicts in one matrix
     assert page.locator("#verdict-matrix thead th").count() == 4  # rule + three candidates
     assert page.locator("#verdict-matrix tbody tr").count() == 4  # the verdict row + three rules
+    # which method is better: one row per suite's headline metric (the rules' metrics are those), pairs folded
+    assert page.locator("#ranking-table tbody tr").count() == 5
+    assert _box(page, "#ranking")["h"] < 900
+    assert not page.locator("#ranking-table details").first.evaluate("d => d.open")
     # tasks are folded under their suite, and open on request with columns aligned to the suite row
     legal = page.locator("table.suite-table").first.locator("details").nth(1)
     from harness.data.suite import load_suite
