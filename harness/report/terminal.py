@@ -101,7 +101,7 @@ def format_rankings(rankings: list[Ranking], runs: list[Run], labels: list[str])
     console, buf = _console(150)
     k = len(runs)
     m = k * (k - 1) // 2
-    console.print(f"Which run is better ({k} runs, {m} pairs; each pair at {100 * (1 - 0.05 / max(1, m)):.4g}%, "
+    console.print(f"Which run is better ({k} runs, {m} pair{'s' if m != 1 else ''}; each pair at {100 * (1 - 0.05 / max(1, m)):.4g}%, "
                   "so every stated order holds together at 95%: Bonferroni)", markup=False)
     for r in rankings:
         console.print(f"{where(r)}: {chain(r)}", markup=False)

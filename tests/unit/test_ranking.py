@@ -299,3 +299,24 @@ def test_report_sections_show_the_ranking_escaped(tmp_path: Path) -> None:
     assert 'id="ranking"' in page and "a &gt; b ≈ &lt;b&gt;c&lt;/b&gt;" in page and "<b>c</b>" not in page
     one = write_reports([base, a], html_path=tmp_path / "one.html", n_resamples=200)
     assert one.rankings == [] and 'id="ranking"' not in (tmp_path / "one.html").read_text()
+
+
+def test_cli_compare_two_runs_is_unchanged_and_bad_input_is_one_line(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    a, b, _ = three_runs(tmp_path, KNOWN_ORDER)
+    assert main(["compare", str(a.path), str(b.path)]) == 0
+    out = capsys.readouterr().out
+    assert "b vs a (per-item paired 95% intervals)" in out and "Which run is better" not in out
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE)
+    assert main(["compare", str(a.path), str(b.path), "--gate", str(gate)]) == 0
+    out = capsys.readouterr().out
+    assert "b vs a (per-item paired 95% intervals)" in out and "2 runs, 1 pair; each pair at 95%" in out
+    assert "medical/medqa · acc ↑: a > b" in out
+    assert main(["compare", str(a.path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "name at least two runs" in err[0]
+    assert main(["gate", str(gate), "--baseline", str(b.path), "--candidate", str(a.path), "--candidate",
+                 str(a.path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a candidate is named twice" in err[0]
