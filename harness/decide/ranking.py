@@ -213,6 +213,10 @@ def rank(runs: Sequence[Run], suite: str, task: str | None, metric: str, *, alph
     for run in runs:
         if suite not in run.suites:
             raise UserError(f"suite '{excerpt(suite, 60)}' is not in {run.path} (it has {', '.join(run.suites)})")
+        fa, fb = runs[0].suites[suite].get("fingerprint"), run.suites[suite].get("fingerprint")
+        if fa != fb:
+            raise UserError(f"suite '{excerpt(suite, 60)}' differs between the runs (fingerprint {str(fa)[:12]} in "
+                            f"{runs[0].path} vs {str(fb)[:12]} in {run.path}); rank runs of the same suite")
     hib = metric_direction((runs[0], runs[1]), suite, task, metric)
     tasks = _tasks(runs, suite, task, metric)
     raw = [item_scores(_rows(run, suite, tasks), metric, None, f"{run.path}/samples.jsonl") for run in runs]
@@ -297,8 +301,8 @@ def rule_keys(spec: GateSpec, runs: Sequence[Run]) -> list[Key]:
             continue
         suite = rule.suite or spec.general_suite
         entry = first.suites.get(suite)
-        if entry is None:
-            continue
+        if entry is None or not all(suite in r.suites for r in runs):
+            continue  # a suite some run lacks: nothing to pair
         if rule.metric:
             metric = rule.metric
         elif rule.task:

@@ -409,7 +409,7 @@ def _print_ranking(gate: Path, outcomes: list[Any]) -> None:
     from harness.data.runs import load_run
     from harness.decide.gate import load_gate
     from harness.decide.ranking import rank_runs, rule_keys
-    from harness.report.ranking import chain, pair_line, where
+    from harness.report.ranking import lines
 
     if len(outcomes) < 2:
         return
@@ -423,13 +423,10 @@ def _print_ranking(gate: Path, outcomes: list[Any]) -> None:
         print(f"        not ranked: {exc}")
         return
     for r in rankings:
-        ns = sorted({p.n for p in r.pairs})
-        if r.pairs and all(p.relation == "≈" for p in r.pairs):  # no pair separated: one line says so, with its n
-            print(f"        {where(r)}: {chain(r)} at n {ns[0]}" + (f"–{ns[-1]}" if ns[-1] != ns[0] else ""))
-            continue
-        print(f"        {where(r)}: {chain(r)}")
-        for p in r.pairs:
-            print(f"          {pair_line(r, p)}")
+        head, pairs = lines(r)  # one line when no pair is separated, with the n it rests on
+        print(f"        {head}")
+        for line in pairs:
+            print(f"          {line}")
     sys.stdout.flush()
 
 

@@ -60,6 +60,25 @@ def pair_line(r: Ranking, p: Pair, esc: Escape = _plain) -> str:
     return f"{esc(p.a)} ≈ {esc(p.b)} at n {p.n}: {figures} (not separated at this n)"
 
 
+def all_tied(r: Ranking) -> bool:
+    """No pair is separated: the ranking is one tie group."""
+    return bool(r.pairs) and all(p.relation == "≈" for p in r.pairs)
+
+
+def ns_words(r: Ranking) -> str:
+    """"n 30" or "n 30–45": the items the pairs rest on."""
+    ns = sorted({p.n for p in r.pairs})
+    return f"n {ns[0]}" + (f"–{ns[-1]}" if ns and ns[-1] != ns[0] else "") if ns else "n 0"
+
+
+def lines(r: Ranking, esc: Escape = _plain) -> tuple[str, list[str]]:
+    """The ranking's headline and, unless no pair is separated (then the headline says so with its n), one line
+    per pair."""
+    if all_tied(r):
+        return f"{esc(where(r))}: {chain(r, esc)} at {ns_words(r)}", []
+    return f"{esc(where(r))}: {chain(r, esc)}", [pair_line(r, p, esc) for p in r.pairs]
+
+
 def cost_rows(runs: Sequence[Run], labels: Sequence[str]) -> list[list[str]]:
     """Per run: method, training time, trainable parameters, adapter size, eval tokens/s ("–" where a run lacks
     the figure)."""
@@ -92,13 +111,14 @@ def markdown_lines(rankings: Sequence[Ranking], runs: Sequence[Run], labels: Seq
     """The "Which method is better" section of the Markdown report."""
     if not rankings:
         return []
-    lines = ["## Which method is better", "", ABOUT, ""]
+    out = ["## Which method is better", "", ABOUT, ""]
     for r in rankings:
-        lines.append(f"- **{esc(where(r))}**: {chain(r, esc)}")
-        lines += [f"  - {pair_line(r, p, esc)}" for p in r.pairs]
-    lines += ["", "| " + " | ".join(COST_HEADER) + " |", "|---|---|---:|---:|---:|---:|"]
-    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in cost_rows(runs, labels)]
-    return lines + [""]
+        tied = all_tied(r)
+        out.append(f"- **{esc(where(r))}**: {chain(r, esc)}" + (f" at {ns_words(r)}" if tied else ""))
+        out += [] if tied else [f"  - {pair_line(r, p, esc)}" for p in r.pairs]
+    out += ["", "| " + " | ".join(COST_HEADER) + " |", "|---|---|---:|---:|---:|---:|"]
+    out += ["| " + " | ".join(esc(c) for c in row) + " |" for row in cost_rows(runs, labels)]
+    return out + [""]
 
 
 def html_context(rankings: Sequence[Ranking], runs: Sequence[Run], labels: Sequence[str]) -> dict[str, Any] | None:
@@ -106,5 +126,6 @@ def html_context(rankings: Sequence[Ranking], runs: Sequence[Run], labels: Seque
     if not rankings:
         return None
     return {"about": ABOUT, "header": COST_HEADER, "costs": cost_rows(runs, labels),
-            "rankings": [{"where": where(r), "chain": chain(r), "level": level_words(r),
+            "rankings": [{"where": where(r), "chain": chain(r) + (f" at {ns_words(r)}" if all_tied(r) else ""),
+                          "level": level_words(r),
                           "pairs": [pair_line(r, p) for p in r.pairs]} for r in rankings]}

@@ -31,7 +31,8 @@ from harness.report.fmt import (
     metric_with_direction,
     rule_detail,
 )
-from harness.report.ranking import COST_HEADER, chain, cost_rows, pair_line, selection_lines, where
+from harness.report.ranking import COST_HEADER, cost_rows, selection_lines
+from harness.report.ranking import lines as ranking_lines
 
 
 def _console(width: int = 140) -> tuple[Any, io.StringIO]:
@@ -104,9 +105,10 @@ def format_rankings(rankings: list[Ranking], runs: list[Run], labels: list[str])
     console.print(f"Which run is better ({k} runs, {m} pair{'s' if m != 1 else ''}; each pair at {100 * (1 - 0.05 / max(1, m)):.4g}%, "
                   "so every stated order holds together at 95%: Bonferroni)", markup=False)
     for r in rankings:
-        console.print(f"{where(r)}: {chain(r)}", markup=False)
-        for p in r.pairs:
-            console.print(f"    {pair_line(r, p)}", markup=False)
+        head, pairs = ranking_lines(r)
+        console.print(head, markup=False)
+        for line in pairs:
+            console.print(f"    {line}", markup=False)
     console.print(DIRECTION_LEGEND + "; Δ: the first run minus the second, positive = the first is better; "
                   "≈: the interval holds 0, so this n cannot separate them", markup=False)
     cost = Table(title="cost")

@@ -50,6 +50,10 @@ def test_decide_two_adapters_against_one_shared_base(tmp_path: Path, capsys) -> 
     for name in ("report.html", "report.md", "junit.xml"):
         assert (out / name).stat().st_size > 0
     assert "FAIL" in printed and "sums do not regress: n" in printed
+    # which method is better: the same weights give the same answers, so the two cannot be separated, at the n
+    # both evaluated (sequential runs: their confidence sequence on the shared items)
+    assert "which method is better" in printed and "broken ≈ broken-again at n " in printed, printed
+    assert "## Which method is better" in (out / "report.md").read_text()
     assert SMOKE not in (out / "report.md").read_text()
 
     # the same adapters as a smoke run: labelled on the terminal, both reports and results.json
