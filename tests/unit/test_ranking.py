@@ -320,3 +320,18 @@ def test_cli_compare_two_runs_is_unchanged_and_bad_input_is_one_line(tmp_path: P
                  str(a.path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "a candidate is named twice" in err[0]
+
+
+def test_cli_gate_several_candidates_into_one_verdict_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    base, runs = candidates(tmp_path, {"weak": 6, "none": 0})
+    gate = tmp_path / "gate.yaml"
+    gate.write_text(GATE)
+    verdict = tmp_path / "all.json"
+    code = main(["gate", str(gate), "--baseline", str(base.path), "--candidate", str(runs[0].path), "--candidate",
+                 str(runs[1].path), "--verdict", str(verdict), "--store", str(tmp_path / "s.db")])
+    assert code == 3  # none passes, one is undecided
+    assert "best of 2: no candidate passes: INCONCLUSIVE" in capsys.readouterr().out
+    data = json.loads(verdict.read_text())
+    assert [v["candidate"] for v in data] == ["weak", "none"]
+    assert all(v["selection"]["chosen"] is None and v["alpha"] == pytest.approx(ALPHA / 2) for v in data)
+    assert not (runs[0].path / "verdict.json").exists()  # --verdict names the one file written
