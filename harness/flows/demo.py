@@ -49,11 +49,15 @@ class Sizes:
     max_steps: int | None  # None: the shipped recipe's own
     train_rows: int | None
     chunk: int  # items per task between two looks of the sequential evaluation
-    max_minutes: float  # per adapter: the sequential evaluation stops after the look that passes this
+    max_minutes: float  # per adapter, when `total_minutes` is None: its evaluation stops after the look past this
     max_items: int | None  # per adapter
     cheap: int = 1  # times `chunk` for cheap tasks (scored choices, short single answers)
     smoke: bool = False  # a smoke run: every page says its verdicts are not evidence
     held_out: int = 8  # held-out rows for the training loss curve (evaluated before and after training)
+    # The whole demo's allowance in minutes (set-up excluded): the evaluation stage gets what training and loading
+    # left of it, less `reserve_minutes` for the reports and the last look's overrun, shared by the adapters.
+    total_minutes: float | None = None
+    reserve_minutes: float = 1.5
 
 
 def task_chunks(suites: list[Any], sizes: Sizes, pooled: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -91,14 +95,17 @@ def pooled_tasks(spec: Any, reads: list[set[tuple[str, str]]]) -> dict[str, int]
     return out
 
 
-# Budgets (2 quiet cores, set-up excluded): training about 2.5 min per recipe; each adapter's sequential
-# evaluation stops after the look that passes `max_minutes` (the first adapter's budget is 1.5 times that: its
-# minutes also compute the base's answers, which the other two reuse from the cache); checks that the split cannot
-# decide stop early (`until.futile`). Quick: one look of one item per task. Measured on a quiet 2-core machine:
-# training 7-8.5 min, the first adapter's first look with the base's answers ~4 min, another adapter's look
-# 2-2.5 min: on 2 cores the default demo takes one look per adapter (30 items of each cheap task), on a faster
-# machine more. One look decides the one-word PubMedQA rule for every method.
-DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0, max_items=None, cheap=6)
+# Budgets (2 quiet cores, set-up excluded): the default demo has 20 minutes in all. Training (about 2.5 min per
+# recipe; nothing when an adapter is reused) and loading are measured as they happen, and what they leave, less
+# 1.5 min for the reports, is the evaluation's: each adapter gets its share of what is left when it starts (the
+# first FIRST_BUDGET shares: it also computes the base's answers, which the others reuse from the cache), so time
+# one leaves is carried to the next. Within an adapter's minutes the first look takes a chunk of every task; later
+# looks go where a decision is nearest per CPU-second (`decide.allocate`, e.g. the safety task at 0 refusals in 5,
+# a few items from FAIL), capped at the minutes left. Measured on a quiet 2-core machine: training 7-8.5 min, the
+# first adapter's first look with the base's answers ~4 min, another adapter's look 2-2.5 min. Quick: one look of
+# one item per task per adapter.
+DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0, max_items=None, cheap=6,
+                total_minutes=20.0)
 FIRST_BUDGET = 1.5
 QUICK = Sizes("demo-quick", max_steps=1, train_rows=8, chunk=1, max_minutes=0.01, max_items=None, smoke=True,
               held_out=4)
@@ -145,11 +152,18 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
     looks = (f"per look {sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer "
              f"generation, {max(1, sizes.chunk // 5)} of each code task, fewer where an item has perturbed variants "
              "or a pooled rule's tasks share the look" if sizes.cheap > 1 else f"{sizes.chunk} item of each task")
-    stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget "
-                              f"{sizes.max_minutes:g} min per adapter, {FIRST_BUDGET:g} times that for the first, which also "
-                              "computes the base's answers, shared by the others)")
+    total = eval_minutes(sizes, stages)
+    budget = (f"{sizes.max_minutes:g} min per adapter, {FIRST_BUDGET:g} times that for the first" if total is None else
+              f"{total:.1f} min for the {len(adapters)} adapters, of the demo's {sizes.total_minutes:g} min, each "
+              f"adapter a share of what is left, {FIRST_BUDGET:g} shares for the first")
+    stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget {budget}, the first "
+                              "also computing the base's answers, shared by the others)")
+    deadline = None if total is None else time.perf_counter() + 60 * total
     try:
-        outcomes = [session.until_decided(adapter, out / "runs" / adapter.name, sizes, stage) for adapter in adapters]
+        outcomes = []
+        for k, adapter in enumerate(adapters):
+            minutes = adapter_minutes(sizes, deadline, len(adapters) - k, not session.base.samples)
+            outcomes.append(session.until_decided(adapter, out / "runs" / adapter.name, sizes, stage, minutes))
         base = session.write_base()
     finally:
         session.close()
@@ -165,6 +179,30 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
     _print_summary(out, outcomes, code, quick)
     _print_ranking(gate, outcomes)
     return code
+
+
+def eval_minutes(sizes: Sizes, stages: list[Stage]) -> float | None:
+    """The evaluation stage's minutes: the demo's allowance less the stages so far and the reserve (None: the
+    per-adapter budget of `sizes.max_minutes`)."""
+    if sizes.total_minutes is None:
+        return None
+    spent = sum(s.seconds for s in stages) / 60
+    return max(0.0, sizes.total_minutes - spent - sizes.reserve_minutes)
+
+
+# The least an adapter is given when the time is spent: its first look (a chunk of every task) always runs, so that
+# every adapter has a verdict; this stops it right after.
+LEAST_MINUTES = 0.01
+
+
+def adapter_minutes(sizes: Sizes, deadline: float | None, adapters_left: int, first: bool) -> float:
+    """One adapter's budget: its share of the minutes left until `deadline` (the first, which also computes the
+    base's answers, FIRST_BUDGET shares), so time an earlier adapter left unused goes to the later ones."""
+    if deadline is None:
+        return sizes.max_minutes * (FIRST_BUDGET if first else 1)
+    left = (deadline - time.perf_counter()) / 60
+    share = FIRST_BUDGET if first else 1.0
+    return max(LEAST_MINUTES, left * share / (share + adapters_left - 1))
 
 
 class _Session:
@@ -207,17 +245,15 @@ class _Session:
     def base_items(self) -> int:
         return len({(s["suite"], s["task"], s.get("source_id") or s["sample_id"]) for s in self.base.samples})
 
-    def until_decided(self, adapter: Path, out: Path, sizes: Sizes, stage: Stage) -> Any:
+    def until_decided(self, adapter: Path, out: Path, sizes: Sizes, stage: Stage, minutes: float) -> Any:
         from harness.flows.until import UntilSettings, run_until_decided, summary
         from harness.run.engine import check_capabilities
 
         check_capabilities(self.backend, self.suites, [str(adapter)])
         self.backend.check_adapter(str(adapter))
-        # the first adapter (the base has no answers yet) also pays for the base's answers
-        minutes = sizes.max_minutes * (1 if self.base.samples else FIRST_BUDGET)
         until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, minutes, sizes.chunk, SEED,
                               task_chunks(self.suites, sizes, self.pooled))
-        print(f"      {adapter.name}:", flush=True)
+        print(f"      {adapter.name} (budget {minutes:.1f} min):", flush=True)
         outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
                                     str(adapter), self.base, out, self.judges)
         stage.notes.append(f"{adapter.name}: {outcome.evaluated} of {outcome.available} items in "
@@ -369,6 +405,8 @@ def _rules(outcome: Any) -> list[dict[str, Any]]:
         if rule.verdict == "INCONCLUSIVE":
             row["planned_n"] = rule.plan_n
             row["more_items"] = more_items(rule)
+            row["reason"] = progress.reason  # budget, items, futile or people (`until.undecided_reason`)
+            row["need"] = progress.need
         out.append(row)
     return out
 
@@ -381,7 +419,9 @@ def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: Any, outc
         "format": "tunegate.demo/2", "mode": sizes.name, "quick": sizes.smoke,
         "notice": SMOKE if sizes.smoke else None, "suites": suites,
         "sizes": {"max_steps": sizes.max_steps, "train_rows": sizes.train_rows, "chunk": sizes.chunk, "cheap_chunk_factor": sizes.cheap,
-                  "max_minutes_per_adapter": sizes.max_minutes, "max_items_per_adapter": sizes.max_items,
+                  "max_minutes_per_adapter": sizes.max_minutes if sizes.total_minutes is None else None,
+                  "total_minutes": sizes.total_minutes, "reserve_minutes": sizes.reserve_minutes,
+                  "max_items_per_adapter": sizes.max_items,
                   "seed": SEED},
         "variants": variants,
         "gate": {o.gate.comparison.candidate.label: {
@@ -432,6 +472,7 @@ def _print_ranking(gate: Path, outcomes: list[Any]) -> None:
 
 def _print_summary(out: Path, outcomes: list[Any], code: int, quick: bool) -> None:
     from harness.core.untrusted import excerpt
+    from harness.flows.until import reason_text
 
     print("\n[5/5] verdict" + (" (smoke run: not evidence)" if quick else ""))
     for outcome in outcomes:
@@ -442,15 +483,14 @@ def _print_summary(out: Path, outcomes: list[Any], code: int, quick: bool) -> No
         for row in _rules(outcome):
             more = ""
             if row["verdict"] == "INCONCLUSIVE":
-                more = (f"; ≈{row['more_items']} more items would decide it (planner: ≈{row['planned_n']} per task "
-                        "at 80% power)" if row.get("planned_n") else "; no n that the planner finds decides it")
+                more = f"; {reason_text(row.get('reason'), row.get('need') or {})}"
             print(f"        {row['verdict']:<12} {excerpt(row['rule'])}: n {row['n']}{more}")
     for name in ("report.html", "report.md", "results.json", "junit.xml"):
         print(f"      {out / name}")
     if (log := active_log()) is not None:
         print(f"      library output (warnings, progress bars, trainer logs): {log}")
     meaning = {0: "every adapter passes the gate", 1: "the gate failed",
-               3: "inconclusive: the budget ran out before every rule was decided; see `tunegate plan`"}[code]
+               3: "inconclusive: some rule is undecided (why, above); see `tunegate plan`"}[code]
     print(f"      exit status {code} ({meaning})")
     if quick:
         print(f"      {SMOKE}")

@@ -32,6 +32,7 @@ from harness.core.config import line_of
 from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.data.suite import Suite, load_suites
+from harness.decide import allocate
 from harness.decide.compare import compare_runs, prompt_sha
 from harness.decide.gate import (
     Check,
@@ -103,6 +104,9 @@ class RuleProgress:
     available: int
     decided_at: int | None = None  # items the candidate had evaluated (all tasks) when it was first decided
     futile: bool = False  # undecided, and every item of the split would not decide it (see `futile`)
+    # undecided: why ("budget", "items", "futile", "people") and what deciding would take (`undecided_reason`)
+    reason: str | None = None
+    need: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -313,6 +317,86 @@ def _active(result: GateResult | None, reads: list[set[Task]], taken: Mapping[Ta
     return active, hopeless
 
 
+# ---------------------------------------------------------------- where the next look's items go
+
+ALLOCATION = "progress toward a decision per CPU-second (decide.allocate); the first look a chunk of every task"
+
+
+def prior_costs(suites: list[Suite]) -> dict[Task, float]:
+    """CPU-seconds per item of each task before it is measured, by its kind, tokens and model calls per item."""
+    out = {}
+    for suite in suites:
+        for task in suite.tasks:
+            gen = task.spec.generation
+            out[(suite.name, task.name)] = allocate.prior_seconds(
+                task.spec.kind, gen.max_new_tokens if gen else None, gen.samples if gen else 1,
+                1 + len(task.spec.perturbations))
+    return out
+
+
+def _opens(result: GateResult, reads: list[set[Task]]) -> list[allocate.Open]:
+    """The checks more items can still decide: undecided, judged, of a rule that does not wait on people."""
+    out = []
+    for rule, tasks in zip(result.rules, reads):
+        if rule.verdict in ("PASS", "FAIL") or rule.awaits_people:
+            continue
+        out += [allocate.Open(c, frozenset(_check_tasks(rule, c, tasks))) for c in rule.checks
+                if c.verdict == "INCONCLUSIVE"]
+    return out
+
+
+def _allocate(result: GateResult, reads: list[set[Task]], active: list[Task], taken: Mapping[Task, int],
+              order: Mapping[Task, list[Group]], until: UntilSettings, meter: allocate.CostMeter,
+              spent: float) -> allocate.Look:
+    """The next look: what round-robin would spend (at most the minutes left), given where it helps most."""
+    left = {t: len(order[t]) - taken[t] for t in active}
+    chunk = {t: until.chunk_of(t) for t in active}
+    budget = sum(min(chunk[t], left[t]) * meter.per_item(t) for t in active)
+    if until.max_minutes is not None:
+        budget = min(budget, max(0.0, 60 * until.max_minutes - spent) / meter.wall_per_cpu())
+    return allocate.allocate(_opens(result, reads), active, left, chunk, meter, budget)
+
+
+def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: Mapping[Task, int],
+                     split: Mapping[Task, int], meter: allocate.CostMeter) -> tuple[str, dict[str, Any]]:
+    """Why an INCONCLUSIVE rule stayed so, and what deciding it would take.
+
+    "people" (only ratings decide it), "futile" (every item of the split would very likely not), "items" (every
+    item its open checks read was evaluated; `planned_n`: what the planner asks for) or "budget" (items were left:
+    `more_items` per task by the planner and, at the cost per item measured, about `minutes` of wall time)."""
+    from harness.report.fmt import more_items  # flows may import report; the planner's gap, as the demo shows it
+
+    if rule.awaits_people:
+        return "people", {}
+    open_tasks = set().union(*(_check_tasks(rule, c, tasks) for c in rule.checks if c.verdict == "INCONCLUSIVE")) \
+        if rule.checks else set(tasks)
+    open_tasks = open_tasks or set(tasks)
+    need: dict[str, Any] = {"planned_n": rule.plan_n,
+                            "split": sum(split.get(t, 0) for t in open_tasks),
+                            "evaluated": sum(taken.get(t, 0) for t in open_tasks)}
+    if hopeless:
+        return "futile", need
+    if all(taken.get(t, 0) >= split.get(t, 0) for t in open_tasks):
+        return "items", need
+    more = more_items(rule)
+    if more is not None:
+        need["more_items"] = more
+        # wall time at the measured cost: each undecided check's planner gap (at most its items left) times the
+        # mean cost per item of its tasks
+        seconds, short = 0.0, False
+        for check in rule.checks or []:
+            if check.verdict != "INCONCLUSIVE" or not check.plan_n:
+                continue
+            span = _check_tasks(rule, check, tasks)
+            left = sum(split.get(t, 0) - taken.get(t, 0) for t in span)
+            gap = max(0, check.plan_n - check.n)
+            short = short or gap > left
+            seconds += min(gap, left) * sum(meter.wall_per_item(t) for t in span) / max(1, len(span))
+        need["minutes"] = round(seconds / 60, 1)
+        need["split_short"] = short  # the planner asks for more than the split has left
+    return "budget", need
+
+
 # ---------------------------------------------------------------- the baseline
 
 
@@ -447,9 +531,11 @@ class _Loop:
 
 def run_until_decided(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                       until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
-                      out: Path | None = None, judges: dict[str, Backend] | None = None) -> Outcome:
+                      out: Path | None = None, judges: dict[str, Backend] | None = None,
+                      meter: allocate.CostMeter | None = None) -> Outcome:
     """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget.
-    `judges` are the backends bound to the suites' judge roles (needed when a task declares a judge)."""
+    `judges` are the backends bound to the suites' judge roles (needed when a task declares a judge); `meter`
+    the cost per item measured so far (a new one by default)."""
     started = time.perf_counter()
     spec, root = load_gate(until.gate)
     refuse_estimates(spec, root, str(until.gate))
@@ -468,6 +554,8 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     stopped = "data"
     hopeless: set[int] = set()
     per_task = {task: len(groups) for task, groups in order.items()}  # items each task has, for futility
+    meter = meter or allocate.CostMeter()
+    meter.prior.update(prior_costs(suites))
     budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
                                  f", at most {until.max_minutes:g} min" if until.max_minutes else ""))
     say(settings, f"until decided: {len(spec.rules)} rules over {total} items available in {len(needed)} tasks, "
@@ -483,9 +571,14 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
         if room is not None and room <= 0:
             stopped = "max_items"
             break
+        # The first look gives every task its chunk (nothing to project from yet); later looks go where a decision
+        # is nearest per CPU-second (`decide.allocate`). Either way a task's items keep its seeded order.
+        spent = time.perf_counter() - started
+        items = ({t: until.chunk_of(t) for t in active} if result is None else
+                 _allocate(result, reads, active, taken, order, until, meter, spent).items)
         chunk: list[Group] = []
         for task in active:
-            step = order[task][taken[task]:taken[task] + until.chunk_of(task)]
+            step = order[task][taken[task]:taken[task] + items.get(task, 0)]
             chunk += step
             taken[task] += len(step)
         if room is not None and len(chunk) > room:
@@ -494,7 +587,11 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             chunk = chunk[:room]
         say(settings, progress_line(len(loop.order), len(chunk), total, result, time.perf_counter() - started,
                                     until.max_minutes))
-        loop.evaluate_chunk(chunk)
+        for task in active:  # a task at a time, so that each task's cost per item is measured
+            mine = [g for g in chunk if (g[0], g[1]) == task]
+            if mine:
+                with meter.measure(task, len(mine)):
+                    loop.evaluate_chunk(mine)
         looks.append(len(loop.order))
         cand, _ = loop.candidate_run(loop.block(None, available, looks, design), out)
         comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
@@ -509,12 +606,18 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             break
     if result is None:
         raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(until.gate))
+    rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i),
+                          i in hopeless) for i, r in enumerate(result.rules)]
+    for i, (progress, rule) in enumerate(zip(rules, result.rules)):
+        if rule.verdict == "INCONCLUSIVE":
+            progress.reason, progress.need = undecided_reason(rule, reads[i], i in hopeless, taken, per_task, meter)
     block = loop.block(stopped, available, looks, design)
+    block["allocation"] = ALLOCATION
+    block["cost"] = meter.to_json()
+    block["undecided"] = {p.name: {"reason": p.reason, **p.need} for p in rules if p.reason}
     result.sequential = sequential_summary(block)
     cand, records = loop.candidate_run(block, out)
     loop.store.finish_run(loop.run_id, cand.results)
-    rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i),
-                          i in hopeless) for i, r in enumerate(result.rules)]
     base_dir = None
     if out is not None:
         write_run_dir(out, cand.results, records)
@@ -609,6 +712,27 @@ def _design_lines(design: dict[str, Any], each: int = 3) -> list[str]:
             f"{disc:g}, at most each split), threshold {center:+.3f}" for (n, disc, center), h in sorted(groups.items())]
 
 
+def reason_text(reason: str | None, need: Mapping[str, Any]) -> str:
+    """Why a rule is undecided and what would decide it, in words (`undecided_reason`'s values)."""
+    planned = f"≈{need['planned_n']}" if need.get("planned_n") else "no n it finds"
+    if reason == "people":
+        return "only people's ratings can decide it (tunegate review), not more items"
+    if reason == "futile":
+        return (f"its chance to be decided within the split's items is below {FUTILITY_CHANCE:.0%}, so it got no more "
+                f"(the planner asks for {planned} items per task; the split has {need.get('split')})")
+    if reason == "items":
+        return (f"ran out of items: all {need.get('split')} of its split evaluated; the planner asks for {planned} "
+                "per task at 80% power")
+    if reason == "budget":
+        if need.get("more_items") is None:
+            return f"ran out of budget with {need.get('split', 0) - need.get('evaluated', 0)} items left; " \
+                   "the planner finds no n that decides it"
+        short = "; the split has fewer left, so more budget alone may not decide it" if need.get("split_short") else ""
+        return (f"ran out of budget: ≈{need['more_items']} more items per task would decide it by the planner "
+                f"(≈{need['minutes']:g} min at the cost measured here){short}")
+    return "undecided"
+
+
 def summary(outcome: Outcome) -> str:
     """Per rule: verdict, items judged of those available, where it was decided; then the compute saved."""
     block = outcome.results.get("sequential") or {}
@@ -617,10 +741,7 @@ def summary(outcome: Outcome) -> str:
     lines += _design_lines(block.get("design") or {})
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
-        at = (f"decided at {r.decided_at} items" if r.decided_at else
-              f"not decided: its chance to be decided within the split's items is below {FUTILITY_CHANCE:.0%}, so it got "
-              "no more" if r.futile
-              else "not decided")
+        at = f"decided at {r.decided_at} items" if r.decided_at else f"not decided: {reason_text(r.reason, r.need)}"
         lines.append(f"  {r.verdict:<12} {r.name:<{width}}  items {r.n} of {r.available} available; {at}")
     # Items left unevaluated are a saving only when the gate was decided; a budget stop leaves rules open.
     saving = (f"{100 * outcome.saved:.0f}% saved: every rule decided" if outcome.stopped == "decided" else
