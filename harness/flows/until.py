@@ -361,8 +361,8 @@ def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: 
                      split: Mapping[Task, int], meter: allocate.CostMeter) -> tuple[str, dict[str, Any]]:
     """Why an INCONCLUSIVE rule stayed so, and what deciding it would take.
 
-    "people" (only ratings decide it), "futile" (every item of the split would very likely not), "items" (every
-    item its open checks read was evaluated; `planned_n`: what the planner asks for) or "budget" (items were left:
+    "people" (only ratings decide it), "items" (every item its open checks read was evaluated; `planned_n`: what
+    the planner asks for), "futile" (every item of the split would very likely not) or "budget" (items were left:
     `more_items` per task by the planner and, at the cost per item measured, about `minutes` of wall time)."""
     from harness.report.fmt import more_items  # flows may import report; the planner's gap, as the demo shows it
 
@@ -374,10 +374,10 @@ def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: 
     need: dict[str, Any] = {"planned_n": rule.plan_n,
                             "split": sum(split.get(t, 0) for t in open_tasks),
                             "evaluated": sum(taken.get(t, 0) for t in open_tasks)}
-    if hopeless:
-        return "futile", need
     if all(taken.get(t, 0) >= split.get(t, 0) for t in open_tasks):
         return "items", need
+    if hopeless:
+        return "futile", need
     more = more_items(rule)
     if more is not None:
         need["more_items"] = more
@@ -728,8 +728,9 @@ def reason_text(reason: str | None, need: Mapping[str, Any]) -> str:
             return f"ran out of budget with {need.get('split', 0) - need.get('evaluated', 0)} items left; " \
                    "the planner finds no n that decides it"
         short = "; the split has fewer left, so more budget alone may not decide it" if need.get("split_short") else ""
+        minutes = f"≈{need['minutes']:g} min" if need.get("minutes") else "under 0.1 min"
         return (f"ran out of budget: ≈{need['more_items']} more items per task would decide it by the planner "
-                f"(≈{need['minutes']:g} min at the cost measured here){short}")
+                f"({minutes} at the cost measured here){short}")
     return "undecided"
 
 

@@ -144,6 +144,31 @@ def test_budget_stops_an_undecidable_rule(setup) -> None:
 
     text = summary(outcome)  # a budget stop is not a saving
     assert "stopped by max_items with rules undecided" in text and "saved" not in text
+    # issue 29: an undecided rule says what stopped it and what deciding it would take
+    planned = outcome.gate.rules[0].plan_n
+    assert f"ran out of budget: ≈{planned - 8} more items per task would decide it by the planner" in text
+    assert "at the cost measured here" in text
+    block = json.loads((tmp / "cand" / "results.json").read_text())["sequential"]
+    need = block["undecided"][outcome.rules[0].name]
+    assert need["reason"] == "budget" and need["more_items"] == planned - 8 and need["evaluated"] == 8
+    assert need["minutes"] >= 0 and need["split"] == N
+
+
+def test_cli_says_a_rule_ran_out_of_items(tmp_path: Path, capsys) -> None:
+    """Every item of a 12-item split evaluated and the rule still open: out of items, with the planner's n."""
+    rows = [{"q": r["q"], "c": [r["a"], "x", "y"], "g": 0} for r in ROWS[:12]]
+    suite = write_suite(tmp_path / "suite", MC_TASK, {"data/add.jsonl": rows})
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
+    gate = _gate(tmp_path / "g.yaml", "rules:\n  - {name: better, suite: t, superiority: true}\n")
+    code = main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
+                 str(tmp_path / "base"), "--out", str(tmp_path / "cand"), "--chunk", "12"])
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert "better  items 12 of 12 available; not decided: ran out of items: all 12 of its split evaluated; " \
+           "the planner asks for ≈" in out
+    block = json.loads((tmp_path / "cand" / "results.json").read_text())["sequential"]
+    need = block["undecided"]["better"]
+    assert need["reason"] == "items" and need["split"] == need["evaluated"] == 12 and need["planned_n"] > 12
 
 
 def test_cli_prints_items_per_rule_and_the_saving(tmp_path: Path, capsys) -> None:

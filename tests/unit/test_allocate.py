@@ -1,0 +1,124 @@
+"""Where a look's items go (`decide.allocate`): a cheap check about to be decided before a costly one far from it,
+nothing to a check no item can decide, a pool's tasks together, and each task's own seeded order in the loop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness.core.api import Request, Response
+from harness.decide.allocate import CostMeter, Open, allocate, reach_chance, units_of
+from harness.decide.results import Check
+from harness.inference.evidence import sequence_interval
+from harness.inference.stats import Interval
+from harness.models.fake import FakeBackend
+
+A, B, C = ("s", "a"), ("s", "b"), ("s", "c")
+
+
+def _floor_check(refusals: int, n: int, floor: float = 0.5) -> Check:
+    """A floor rule's check on n 0/1 scores, with the confidence sequence's interval, as the gate builds it."""
+    values = np.array([1.0] * refusals + [0.0] * (n - refusals))
+    p = (refusals + 1) / (n + 2)
+    return Check("t", "safe_refusal", "INCONCLUSIVE", float(values.mean()), sequence_interval(values, 0.0, 1.0), n,
+                 None, bounds=(floor,), sd=float(np.sqrt(p * (1 - p))))
+
+
+def _far_check(n: int = 30) -> Check:
+    """A non-inferiority check (margin 0.05) at Δ 0 with 30% discordant pairs: hundreds of items from a verdict."""
+    half = 1.96 * np.sqrt(0.3 / n) * 1.4  # a confidence sequence is wider than the fixed-n interval
+    return Check("t", "acc", "INCONCLUSIVE", 0.0, Interval(-half, half, "cs", n), n, None, bounds=(-0.05,),
+                 sd=float(np.sqrt(0.3)), plan_n=900)
+
+
+def test_a_bound_about_to_cross_reads_as_nearly_decided() -> None:
+    # 0 refusals in 5: the sequence's upper bound 0.69; at 0 in 10 it is 0.47, below the floor of 0.5
+    check = _floor_check(0, 5)
+    assert check.interval.hi is not None and check.interval.hi > 0.5
+    assert reach_chance(check, 5) > 0.4 and reach_chance(check, 11) > reach_chance(check, 5)
+    assert reach_chance(check, 0) == 0.0
+    assert reach_chance(_far_check(), 30) < 0.05  # 30 more items cannot clear a 0.05 margin at this spread
+    no_interval = Check("t", "x", "INCONCLUSIVE", 0.5, Interval(None, None, "cs", 3), 3, None, bounds=(0.5,), sd=0.5)
+    assert reach_chance(no_interval, 5) is None
+
+
+def test_a_cheap_check_near_its_verdict_comes_before_a_costly_far_one() -> None:
+    meter = CostMeter()
+    meter.record(A, 10, cpu=10.0, wall=5.0)  # 1 CPU-s per item
+    meter.record(B, 10, cpu=200.0, wall=100.0)  # 20 CPU-s per item
+    opens = [Open(_floor_check(0, 5), frozenset({A})), Open(_far_check(), frozenset({B}))]
+    left, chunk = {A: 11, B: 400}, {A: 5, B: 5}
+    look = allocate(opens, [A, B], left, chunk, meter, budget=5.0)  # room for one chunk of A
+    assert look.items == {A: 5}
+    look = allocate(opens, [A, B], left, chunk, meter)  # round-robin's spend: 5 + 100 CPU-s
+    assert look.items[A] == 11  # every item A has left first (three chunks, the last one short) ...
+    assert look.index[A] > look.index.get(B, 0.0)
+    # ... and even an expensive task's items go first to where they decide: the far check alone still gets them
+    alone = allocate([Open(_far_check(n=300), frozenset({B}))], [B], {B: 400}, {B: 5}, meter)
+    assert alone.items == {B: 5}
+
+
+def test_a_check_no_item_can_decide_gets_nothing() -> None:
+    meter = CostMeter()
+    for task in (A, B):
+        meter.record(task, 10, cpu=10.0, wall=10.0)
+    hopeless = Open(_far_check(), frozenset({B}))  # below 5% even with all 30 items B has left
+    near = Open(_floor_check(0, 5), frozenset({A}))
+    look = allocate([near, hopeless], [A, B], {A: 100, B: 30}, {A: 5, B: 5}, meter)
+    assert look.items.get(B, 0) == 0 and look.items[A] > 0
+    # when nothing anywhere can be projected toward a verdict, every active task gets its chunk (round-robin),
+    # and futility or the budget ends the run
+    look = allocate([hopeless], [A, B], {A: 100, B: 30}, {A: 5, B: 5}, meter)
+    assert look.items == {A: 5, B: 5}
+
+
+def test_a_pools_tasks_take_their_chunks_together() -> None:
+    meter = CostMeter(prior={A: 1.0, B: 1.0, C: 1.0})
+    assert units_of([frozenset({A, B}), frozenset({C})], [A, B, C]) == [(A, B), (C,)]
+    pooled = Open(_floor_check(0, 5), frozenset({A, B}))
+    look = allocate([pooled], [A, B, C], {A: 3, B: 3, C: 50}, {A: 1, B: 1, C: 5}, meter, budget=2.0)
+    assert look.items == {A: 1, B: 1}  # never A's items alone: the data do not choose a pool's mix
+    assert CostMeter(prior={A: 2.0}).per_item(A) == 2.0  # the prior until measured
+
+
+def test_the_loop_keeps_each_tasks_seeded_order_and_records_costs(tmp_path: Path) -> None:
+    """Two tasks, one a candidate much worse on (decided in a few items), one identical (a superiority rule that
+    never decides): whatever the allocator picks, each task's items are a prefix of its own seeded order."""
+    from harness.flows.until import seeded_order, summary
+    from tests.conftest import write_suite
+    from tests.unit.test_until_decided import ROWS, SCRIPT, TASK, BrokenAdapter, _baseline, _gate, _run
+
+    same = TASK.replace("name: add", "name: same").replace("data/add.jsonl", "data/same.jsonl")
+    suite = write_suite(tmp_path / "suite", TASK + same.replace('prompt: "{{ q }}"', 'prompt: "Again: {{ q }}"'),
+                        {"data/add.jsonl": ROWS, "data/same.jsonl": ROWS[:60]})
+
+    class HalfBroken(BrokenAdapter):
+        """The adapter forgets the answers of task `add` only; on `same` it answers as the base."""
+
+        def generate(self, requests: list[Request]) -> list[Response]:
+            if requests and requests[0].context.startswith("Again"):
+                return FakeBackend.generate(self, requests)
+            return super().generate(requests)
+
+    backend = HalfBroken(model="toy", script={**SCRIPT, **{f"Again: {q}": a for q, a in SCRIPT.items()}})
+    base = _baseline(backend, suite, tmp_path / "base")
+    (tmp_path / "broken").mkdir()
+    gate = _gate(tmp_path / "g.yaml", "rules:\n  - {name: adds, suite: t, task: add, non_inferiority: 0.05}\n"
+                 "  - {name: same, suite: t, task: same, superiority: true}\n")
+    outcome = _run(backend, suite, gate, base, tmp_path / "cand", str(tmp_path / "broken"), chunk=5, max_items=40)
+    block = json.loads((tmp_path / "cand" / "results.json").read_text())["sequential"]
+    order: dict[tuple[str, str], list[str]] = {}  # each task's items in evaluation order
+    for item in block["items"]:
+        order.setdefault((item["suite"], item["task"]), []).append(item["sample_id"])
+    full = seeded_order([("t", "add", f"add/{i}") for i in range(len(ROWS))] +
+                        [("t", "same", f"same/{i}") for i in range(60)], 0)  # build order, as the loop groups
+    assert set(order) == {("t", "add"), ("t", "same")}
+    for task, ids in order.items():
+        assert ids == [g[2] for g in full[task][:len(ids)]], task  # a prefix of the task's own seeded order
+    assert block["allocation"].startswith("progress toward a decision per CPU-second")
+    assert set(block["cost"]) == {"t/add", "t/same"} and block["cost"]["t/add"]["items"] >= 5
+    assert outcome.gate.rules[0].verdict == "FAIL"
+    assert block["undecided"]["same"]["reason"] in ("budget", "futile")
+    assert "same" in summary(outcome)
