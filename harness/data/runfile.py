@@ -153,6 +153,26 @@ class SequentialDesign(_Entry):
     discordance: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
+class SequentialCost(_Entry):
+    """One task's measured cost in a sequential run (`harness.decide.allocate.CostMeter`)."""
+
+    items: Count
+    cpu_seconds_per_item: Number
+    wall_seconds_per_item: Number
+
+
+class Undecided(_Entry):
+    """Why a rule of a sequential run stayed INCONCLUSIVE (`harness.flows.until.undecided_reason`)."""
+
+    reason: Name  # budget, items, futile or people
+    planned_n: Count | None = None
+    split: Count | None = None
+    evaluated: Count | None = None
+    more_items: Count | None = None
+    minutes: Number | None = None
+    split_short: bool | None = None
+
+
 class Sequential(_Entry):
     """A run evaluated until decided (`eval --until-decided`): which items, in which order, judged how."""
 
@@ -166,6 +186,10 @@ class Sequential(_Entry):
     stopped: Name | None = None
     # absent in runs written before issue 23's horizon design: judged with the LIL schedule, as then
     design: Annotated[dict[Name, SequentialDesign], Field(max_length=MAX_ITEMS)] = {}
+    # issue 29: how looks were allocated, the cost per item measured per task, and why each rule is undecided
+    allocation: Name | None = None
+    cost: Annotated[dict[Name, SequentialCost], Field(max_length=MAX_ITEMS)] = {}
+    undecided: Annotated[dict[Name, Undecided], Field(max_length=MAX_ITEMS)] = {}
 
 
 class Results(_Entry):

@@ -1,6 +1,7 @@
 """Evaluate until the gate is decided (`tunegate eval ... --until-decided GATE --baseline RUN`).
 
-The candidate's items are evaluated in a seeded random order, a chunk per task at a time. After each chunk
+The candidate's items are evaluated in a seeded random order per task: a chunk of every task at the first look,
+then where a decision is nearest per CPU-second (`harness.decide.allocate`). After each look
 every gate rule is judged with the betting confidence sequence of `harness.inference.sequential`, which stays valid
 when the decision to stop depends on the data seen so far. The run stops when every rule is PASS or FAIL, or
 when the items or a declared budget (`--max-items`, `--max-minutes`) run out.

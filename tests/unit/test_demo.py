@@ -83,3 +83,24 @@ def test_the_demo_trains_the_shipped_recipes_without_train_time_suite_evaluation
     before = quick_path.stat().st_mtime_ns
     _demo_recipe(tmp_path / "lora.yaml", QUICK)
     assert quick_path.stat().st_mtime_ns == before  # unchanged text is not rewritten (reuse checks stay valid)
+
+
+def test_the_demo_shares_one_allowance_and_carries_time_left_over():
+    """Issue 29: the evaluation gets what training and loading left of the 20 minutes (less the reserve for the
+    reports), each adapter a share of what is left when it starts, the first 1.5 shares (it computes the base)."""
+    import time
+
+    from harness.flows.demo import FIRST_BUDGET, LEAST_MINUTES, Stage, adapter_minutes, eval_minutes
+
+    assert DEFAULT.total_minutes == 20 and QUICK.total_minutes is None
+    stages = [Stage("train", seconds=480.0), Stage("load", seconds=30.0)]
+    assert eval_minutes(DEFAULT, stages) == 20 - 8.5 - DEFAULT.reserve_minutes
+    assert eval_minutes(QUICK, stages) is None  # the smoke run keeps its per-adapter minutes
+    assert eval_minutes(DEFAULT, [Stage("train", seconds=1500.0)]) == 0.0
+    deadline = time.perf_counter() + 60 * 10.0
+    first = adapter_minutes(DEFAULT, deadline, 3, first=True)
+    assert abs(first - 10.0 * FIRST_BUDGET / (FIRST_BUDGET + 2)) < 0.01
+    assert abs(adapter_minutes(DEFAULT, deadline, 1, first=False) - 10.0) < 0.01  # the last takes all that is left
+    assert abs(adapter_minutes(DEFAULT, deadline, 2, first=False) - 5.0) < 0.01
+    assert adapter_minutes(DEFAULT, time.perf_counter() - 60, 2, first=False) == LEAST_MINUTES  # time spent: one look
+    assert adapter_minutes(QUICK, None, 3, first=True) == QUICK.max_minutes * FIRST_BUDGET
