@@ -20,7 +20,7 @@ import hashlib
 import math
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -433,6 +433,21 @@ def _record_json(sample: Mapping[str, Any]) -> SampleRecord:
 # ---------------------------------------------------------------- the loop
 
 
+def _timed(meter: allocate.CostMeter | None, groups: list[Group], work: list[WorkItem],
+           run: Callable[[list[WorkItem]], object]) -> None:
+    """run(work) a task at a time (one adapter switch for all), each task's time added to `meter`: per item of
+    `groups` (the candidate's items), or as time alone (the baseline's answers for those same items)."""
+    by_task: dict[Task, list[WorkItem]] = {}
+    for item in work:
+        by_task.setdefault((item.task.suite.name, item.task.name), []).append(item)
+    for task, part in by_task.items():
+        if meter is None:
+            run(part)
+            continue
+        with meter.measure(task, sum((g[0], g[1]) == task for g in groups)):
+            run(part)
+
+
 class _Loop:
     """The state of one sequential evaluation: both variants' runs in the store and what was evaluated."""
 
@@ -466,10 +481,12 @@ class _Loop:
         self.done: list[WorkItem] = []
         self.order: list[Group] = []
 
-    def evaluate_chunk(self, groups: list[Group]) -> None:
+    def evaluate_chunk(self, groups: list[Group], meter: allocate.CostMeter | None = None) -> None:
+        """Evaluate the groups' items (the baseline's where missing); `meter` gets each task's time per item."""
         work = [item for g in groups for item in self.groups[g]]
         self.backend.set_adapter(self.candidate)
-        execute(self.backend, self.store, self.run_id, self.fp_hash, work, self.quiet, self.judges)
+        _timed(meter, groups, work, lambda part: execute(self.backend, self.store, self.run_id, self.fp_hash, part,
+                                                         self.quiet, self.judges))
         missing = []
         for item in work:
             key = (item.task.suite.name, item.task.name, item.sample.sample_id)
@@ -480,18 +497,19 @@ class _Loop:
                 raise UserError(f"the baseline's prompt of {'/'.join(key)} differs from the candidate's: check chat "
                                 "template, few-shot and generation settings", field="--baseline")
         if missing:
-            self._evaluate_baseline(missing)
+            self._evaluate_baseline(missing, meter)
         self.done += work
         self.order += groups
 
-    def _evaluate_baseline(self, work: list[WorkItem]) -> None:
+    def _evaluate_baseline(self, work: list[WorkItem], meter: allocate.CostMeter | None = None) -> None:
         if self.base_run_id is None:
             self.base_variant = _baseline_variant(self.baseline, self.backend)
             self.base_fp_hash = sha256_json(self.backend.fingerprint())
             self.base_run_id, _ = self.store.start_run(sha256_json(["baseline", self.run_id]),
                                                        self.baseline.results.get("model") or {}, False)
         self.backend.set_adapter(self.base_variant)
-        execute(self.backend, self.store, self.base_run_id, self.base_fp_hash, work, self.quiet, self.judges)
+        _timed(meter, [], work, lambda part: execute(self.backend, self.store, self.base_run_id or "",
+                                                     self.base_fp_hash, part, self.quiet, self.judges))
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
         fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
         for rec in fresh:
@@ -588,11 +606,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             chunk = chunk[:room]
         say(settings, progress_line(len(loop.order), len(chunk), total, result, time.perf_counter() - started,
                                     until.max_minutes))
-        for task in active:  # a task at a time, so that each task's cost per item is measured
-            mine = [g for g in chunk if (g[0], g[1]) == task]
-            if mine:
-                with meter.measure(task, len(mine)):
-                    loop.evaluate_chunk(mine)
+        loop.evaluate_chunk(chunk, meter)
         looks.append(len(loop.order))
         cand, _ = loop.candidate_run(loop.block(None, available, looks, design), out)
         comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
