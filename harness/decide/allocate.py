@@ -241,11 +241,13 @@ def allocate(opens: Sequence[Open], active: Sequence[Task], left: Mapping[Task, 
     # a chunk's size is fixed, so a unit's k-th chunk may ask for more than a task has left: capped below
     most = [max(math.ceil(left[t] / max(1, n)) for t, n in u.chunk.items()) for u in units]
     indices = [_index(u, cs, 0, r) for u, cs, r in zip(units, per_unit, rooms)]
+    if max(indices) <= 0:  # nothing can be projected toward a verdict: round-robin
+        return Look({t: min(chunk.get(t, 1), left[t]) for t in live})
     look = Look({})
     spent = 0.0
-    while spent < budget:
+    while True:  # at least one chunk, however small the budget: a look that takes nothing would never end
         best = max(range(len(units)), key=lambda k: indices[k])
-        if indices[best] <= 0:
+        if indices[best] <= 0 or (look.items and spent >= budget):
             break
         unit = units[best]
         for t, n in unit.chunk.items():
@@ -256,6 +258,4 @@ def allocate(opens: Sequence[Open], active: Sequence[Task], left: Mapping[Task, 
         given[best] += 1
         spent += unit.seconds
         indices[best] = 0.0 if given[best] >= most[best] else _index(unit, per_unit[best], given[best], rooms[best])
-    if not look.items:  # nothing can be projected toward a verdict: round-robin
-        return Look({t: min(chunk.get(t, 1), left[t]) for t in live})
     return look

@@ -122,3 +122,11 @@ def test_the_loop_keeps_each_tasks_seeded_order_and_records_costs(tmp_path: Path
     assert outcome.gate.rules[0].verdict == "FAIL"
     assert block["undecided"]["same"]["reason"] in ("budget", "futile")
     assert "same" in summary(outcome)
+
+
+def test_a_spent_budget_still_takes_the_best_chunk() -> None:
+    """With the minutes nearly gone the look is capped, never empty (an empty look would end nothing)."""
+    meter = CostMeter(prior={A: 1.0, B: 1.0})
+    opens = [Open(_floor_check(0, 5), frozenset({A})), Open(_floor_check(3, 6), frozenset({B}))]
+    look = allocate(opens, [A, B], {A: 11, B: 10}, {A: 5, B: 5}, meter, budget=0.0)
+    assert look.items == {A: 5}
