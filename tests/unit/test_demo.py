@@ -104,3 +104,19 @@ def test_the_demo_shares_one_allowance_and_carries_time_left_over():
     assert abs(adapter_minutes(DEFAULT, deadline, 2, first=False) - 5.0) < 0.01
     assert adapter_minutes(DEFAULT, time.perf_counter() - 60, 2, first=False) == LEAST_MINUTES  # time spent: one look
     assert adapter_minutes(QUICK, None, 3, first=True) == QUICK.max_minutes * FIRST_BUDGET
+
+
+def test_an_undecided_rule_says_what_stopped_it_and_what_deciding_would_take():
+    from harness.flows.until import reason_text
+
+    budget = reason_text("budget", {"planned_n": 506, "split": 500, "evaluated": 30, "more_items": 476,
+                                    "minutes": 12.4, "split_short": False})
+    assert budget == ("ran out of budget: ≈476 more items per task would decide it by the planner (≈12.4 min at "
+                      "the cost measured here)")
+    short = reason_text("budget", {"planned_n": 900, "split": 60, "evaluated": 10, "more_items": 890,
+                                   "minutes": 0.0, "split_short": True})
+    assert "under 0.1 min" in short and "the split has fewer left, so more budget alone may not decide it" in short
+    assert reason_text("items", {"planned_n": 40, "split": 16, "evaluated": 16}) == \
+        "ran out of items: all 16 of its split evaluated; the planner asks for ≈40 per task at 80% power"
+    assert "below 5%" in reason_text("futile", {"planned_n": 2000, "split": 50, "evaluated": 20})
+    assert "people's ratings" in reason_text("people", {})
