@@ -154,7 +154,7 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
              "or a pooled rule's tasks share the look" if sizes.cheap > 1 else f"{sizes.chunk} item of each task")
     total = eval_minutes(sizes, stages)
     budget = (f"{sizes.max_minutes:g} min per adapter, {FIRST_BUDGET:g} times that for the first" if total is None else
-              f"{total:.1f} min for the {len(adapters)} adapters, of the demo's {sizes.total_minutes:g} min, each "
+              f"{total:.1f} min for {len(adapters)} adapter{'s' if len(adapters) != 1 else ''}, of the demo's {sizes.total_minutes:g} min, each "
               f"adapter a share of what is left, {FIRST_BUDGET:g} shares for the first")
     stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget {budget}, the first "
                               "also computing the base's answers, shared by the others)")

@@ -576,7 +576,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     meter = meter or allocate.CostMeter()
     meter.prior.update(prior_costs(suites))
     budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
-                                 f", at most {until.max_minutes:g} min" if until.max_minutes else ""))
+                                 f", at most {until.max_minutes:.1f} min" if until.max_minutes else ""))
     say(settings, f"until decided: {len(spec.rules)} rules over {total} items available in {len(needed)} tasks, "
                   f"looked at after every chunk of {until.chunk} items per task{budget}")
     while True:
