@@ -84,7 +84,7 @@ class LmEvalSpec(FrozenStrict):
     # metrics the task's own Python computes: lm-eval name -> {"aggregation": "mean" or a !function reference,
     # "metric": a !function reference or None} (harness.scoring.lmeval_results)
     custom: dict[str, dict[str, Any]] = {}
-    process_results: dict[str, str] | None = None  # the task's process_results (!function reference)
+    process_results: str | None = None  # the task's process_results (a !function reference: file hash:name)
 
 
 PerturbName = Literal["typos", "casing", "contractions", "whitespace", "distractor", "shuffle_choices", "injection"]
