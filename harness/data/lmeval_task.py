@@ -147,7 +147,8 @@ def resolve_function(ref: FunctionRef, field: str) -> tuple[Callable[..., Any], 
         sys.path.insert(0, str(file.parent))  # the module may import its neighbours, as under lm-eval
         try:
             spec.loader.exec_module(loaded)
-        except Exception as exc:  # noqa: BLE001 - the user's code: whatever it raises is the task's problem
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: whatever it raises (a module that
+            # calls sys.exit when a tool is missing included) is the task's problem, not the end of tunegate
             raise UserError(f"importing {file.name} failed: {type(exc).__name__}: {excerpt(str(exc), 160)}",
                             source=ref.source, field=field) from None
         finally:

@@ -18,7 +18,7 @@ DESCRIPTIONS: dict[str, str] = {
     "answer_only": "the reply is the extracted answer and nothing else (the asked format, right or wrong)",
     "bleu": "corpus BLEU (sacrebleu), on 0–100",
     "chrf": "corpus chrF (sacrebleu), on 0–100",
-    "ter": "corpus translation edit rate (sacrebleu TER), edits per 100 reference words; lower is better",
+    "ter": "corpus translation edit rate (sacrebleu TER), edits per 100 reference words",
     "rouge1": "ROUGE-1 F-measure against the best reference (rouge-score, stemmed)",
     "rouge2": "ROUGE-2 F-measure against the best reference (rouge-score, stemmed)",
     "rougeL": "ROUGE-L F-measure against the best reference (rouge-score, stemmed)",
