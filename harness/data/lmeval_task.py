@@ -656,6 +656,9 @@ def _metrics(cfg: dict[str, Any], output_type: str, src: str
         if own_results or isinstance(metric, FunctionRef) or isinstance(aggregation, FunctionRef):
             # the task's Python computes the per-item values (process_results, a !function metric) or reduces
             # them (a !function aggregation: a corpus-level metric)
+            if output_type == "loglikelihood_rolling":
+                raise UserError("the task's own metric Python is supported for multiple_choice and generate_until "
+                                "tasks", source=src, field="process_results" if own_results else f"metric_list[{i}]")
             if isinstance(metric, FunctionRef) and not own_results and output_type != "generate_until":
                 raise UserError("a !function metric is called on generated text: it needs output_type "
                                 "generate_until or a process_results", source=src, field=f"metric_list[{i}].metric")

@@ -189,3 +189,11 @@ def test_hf_sampling_is_seeded_per_prompt_not_per_batch(tiny_model: Path) -> Non
     together = backend.generate([Request("generate", p, gen=gen) for p in prompts])
     alone = [backend.generate([Request("generate", p, gen=gen)])[0] for p in reversed(prompts)][::-1]
     assert [r.text for r in together] == [r.text for r in alone]
+
+
+def test_a_task_module_that_exits_on_import_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = task_dir(tmp_path, MC + "process_results: !function quits.process_results\n")
+    (folder / "quits.py").write_text("import sys\nsys.exit('Error: a tool this task needs is not installed')\n")
+    assert main(["suites", "validate", str(folder / "task.yaml"), "--trust-task-code", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "SystemExit" in err and "process_results" in err
