@@ -114,6 +114,14 @@ def test_a_custom_aggregation_is_corpus_level_in_compare(tmp_path: Path, capsys:
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if "acc " in x and "acc_norm" not in x)
     assert "corpus-level" in line
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("rules:\n  - {suite: own_mc, metric: acc, non_inferiority: 1.0}\n")
+    args = ["gate", str(gate), "--baseline", str(tmp_path / "run"), "--candidate", str(tmp_path / "again")]
+    assert main(args) == 2 and "corpus-level" in capsys.readouterr().err  # no paired interval exists
+    gate.write_text("rules:\n  - {suite: own_mc, metric: acc, floor: 0.0}\n")
+    assert main([*args, "--verdict", str(tmp_path / "verdict.json")]) == 0  # the candidate's interval is above 0
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    assert verdict["verdict"] == "PASS"
 
 
 def test_without_consent_a_function_aggregation_is_refused_in_one_line(tmp_path: Path,
