@@ -376,7 +376,8 @@ def _check_keys(cfg: dict[str, Any], src: str) -> None:
     if sampler not in ("default", "first_n"):
         raise UserError(f"few-shot sampler {sampler!r} is not supported (default, first_n)", source=src,
                         field="fewshot_config.sampler")
-    if not isinstance(cfg.get("repeats", 1) or 1, int) or int(cfg.get("repeats", 1) or 1) < 1:
+    repeats = cfg.get("repeats", 1)
+    if repeats is not None and (not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1):
         raise UserError("repeats must be a positive integer", source=src, field="repeats")
 
 
