@@ -50,6 +50,7 @@ def main(tasks_dir: Path) -> int:
     total: collections.Counter[str] = collections.Counter()
     reasons: collections.Counter[str] = collections.Counter()
     row_reasons: collections.Counter[str] = collections.Counter()
+    example: dict[str, str] = {}  # a file per reason, to look at
     layout: collections.Counter[str] = collections.Counter()
     multi_line = 0
     files = list(task_files(tasks_dir))
@@ -71,6 +72,8 @@ def main(tasks_dir: Path) -> int:
             except UserError as exc:
                 text = str(exc)
                 multi_line += "\n" in text or str(file) not in text
+                if "\n" in text or str(file) not in text:
+                    example.setdefault("not one line naming the file", f"{file.relative_to(tasks_dir)}: {text[:200]}")
                 reasons[_reason(text, file)] += 1
                 continue
             except Exception as exc:  # noqa: BLE001 - a crash is counted and named, never hidden
@@ -83,6 +86,7 @@ def main(tasks_dir: Path) -> int:
                 layout[failed] += 1
             else:
                 row_reasons[failed] += 1
+                example.setdefault(failed, str(file.relative_to(tasks_dir)))
     for kind in sorted(total, key=lambda k: -total[k]):
         print(f"{kind:<24} {loaded[kind]:>5} / {total[kind]:<5} load   {rendered[kind]:>5} render generated rows")
     main_loaded, main_total = sum(loaded[k] for k in MAIN_TYPES), sum(total[k] for k in MAIN_TYPES)
@@ -93,7 +97,9 @@ def main(tasks_dir: Path) -> int:
         print(f"  {count:>5}  {reason}")
     print("loaded configs whose generated rows did not render (top 10):")
     for reason, count in [*layout.most_common(), *row_reasons.most_common(10)]:
-        print(f"  {count:>5}  {reason}")
+        print(f"  {count:>5}  {reason}" + (f"  (e.g. {example[reason]})" if reason in example else ""))
+    if "not one line naming the file" in example:
+        print(f"a refusal not one line naming the file, e.g. {example['not one line naming the file']!r}")
     print(f"RESULT lm-eval task files load: multiple_choice+generate_until {main_loaded}/{main_total} = "
           f"{main_loaded / max(main_total, 1):.1%} (goal >= 90%); with generated rows rendered {main_rendered}/"
           f"{main_total} = {main_rendered / max(main_total, 1):.1%} ({sum(layout.values())} more whose own "

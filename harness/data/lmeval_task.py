@@ -48,9 +48,15 @@ METRICS = {  # lm-eval metric name -> ours, per output type
 }
 CORPUS = ("bleu", "chrf", "ter")  # lm-eval aggregations that are sacrebleu corpus scores, as tunegate's own
 MEANS = ("mean", "nanmean")  # nanmean is mean for per-sample scores that are never NaN
-# the per-item values lm-eval's own process_results gives a metric a custom aggregation may reduce (api/task.py)
+# the per-item values lm-eval's own process_results gives a metric a custom aggregation may reduce (api/task.py);
+# on generated text its passthrough metrics (f1, mcc, ...) give the (gold, answer) pair
 BUILTIN_VALUES = {"multiple_choice": ("acc", "acc_norm", "acc_bytes", "exact_match", "f1", "mcc"),
-                  "generate_until": ("exact_match",), "loglikelihood_rolling": ()}
+                  "generate_until": ("exact_match", "acc", "acc_norm", "f1", "mcc", "bleu", "chrf", "ter"),
+                  "loglikelihood_rolling": ()}
+# lm-eval's built-in corpus aggregations of (gold, prediction) pairs (harness.scoring.lmeval_results), and the
+# aggregation lm-eval gives f1 and mcc when the task names none
+PAIR_AGGREGATIONS = ("f1", "matthews_corrcoef")
+DEFAULT_AGGREGATION = {"f1": "f1", "mcc": "matthews_corrcoef"}
 EXACT_MATCH_OPTIONS = {"ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"}
 METRIC_KEYS = {"metric", "aggregation", "higher_is_better", "weight_by_size"}  # the last matters to groups only
 GEN_KEYS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "max_new_tokens", "num_beams"}
@@ -646,15 +652,13 @@ def _metrics(cfg: dict[str, Any], output_type: str, src: str
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or "metric" not in entry:
             raise UserError("each entry needs a metric name", source=src, field=f"metric_list[{i}]")
-        metric, aggregation = entry["metric"], entry.get("aggregation", "mean")
+        metric = entry["metric"]
         name = metric.qual.rpartition(".")[2] if isinstance(metric, FunctionRef) else str(metric)
-        allowed = METRIC_KEYS | (EXACT_MATCH_OPTIONS if metric == "exact_match" else set())
-        for key in entry:
-            if key not in allowed:
-                raise UserError("metric option not supported", source=src, field=f"metric_list[{i}].{key}")
+        aggregation = entry.get("aggregation", DEFAULT_AGGREGATION.get(name, "mean"))
         if not isinstance(entry.get("higher_is_better", True), bool):
             raise UserError("must be true or false", source=src, field=f"metric_list[{i}].higher_is_better")
-        if own_results or isinstance(metric, FunctionRef) or isinstance(aggregation, FunctionRef):
+        if own_results or isinstance(metric, FunctionRef) or isinstance(aggregation, FunctionRef) \
+                or aggregation in PAIR_AGGREGATIONS:
             # the task's Python computes the per-item values (process_results, a !function metric) or reduces
             # them (a !function aggregation: a corpus-level metric)
             if output_type == "loglikelihood_rolling":
@@ -666,17 +670,26 @@ def _metrics(cfg: dict[str, Any], output_type: str, src: str
             if not own_results and not isinstance(metric, FunctionRef) and name not in BUILTIN_VALUES[output_type]:
                 raise UserError(f"metric {name!r} has no per-item value without process_results (supported: "
                                 f"{', '.join(BUILTIN_VALUES[output_type])})", source=src, field=f"metric_list[{i}]")
-            if not isinstance(aggregation, FunctionRef) and aggregation not in MEANS:
+            if not isinstance(aggregation, FunctionRef) and aggregation not in (*MEANS, *PAIR_AGGREGATIONS):
                 raise UserError(f"aggregation {excerpt(str(aggregation))} is not supported for a metric the task's "
-                                "Python computes (mean, or a !function)", source=src,
+                                f"Python computes (mean, {', '.join(PAIR_AGGREGATIONS)}, or a !function)", source=src,
                                 field=f"metric_list[{i}].aggregation")
+            # the entry's other keys are lm-eval's keyword arguments of the metric function (a built-in
+            # passthrough metric ignores them, as under lm-eval)
+            kwargs = {k: v for k, v in entry.items() if k not in METRIC_KEYS | {"hf_evaluate"}}
+            _no_functions_elsewhere(kwargs, src, f"metric_list[{i}]")
             custom[name] = {"aggregation": _ref(aggregation, f"metric_list[{i}].aggregation")
-                            if isinstance(aggregation, FunctionRef) else "mean",
+                            if isinstance(aggregation, FunctionRef) else "mean" if aggregation in MEANS
+                            else str(aggregation),
                             "metric": _ref(metric, f"metric_list[{i}].metric") if isinstance(metric, FunctionRef)
-                            else None}
+                            else None, "kwargs": kwargs if isinstance(metric, FunctionRef) else {}}
             directions[name] = "higher" if entry.get("higher_is_better", True) else "lower"
             out.append(name)
             continue
+        allowed = METRIC_KEYS | (EXACT_MATCH_OPTIONS if metric == "exact_match" else set())
+        for key in entry:
+            if key not in allowed:
+                raise UserError("metric option not supported", source=src, field=f"metric_list[{i}].{key}")
         if aggregation not in (*MEANS, *CORPUS) and output_type != "loglikelihood_rolling" or (
                 aggregation in CORPUS and aggregation != metric):
             raise UserError(f"aggregation {excerpt(str(aggregation))} is not supported for {metric} "

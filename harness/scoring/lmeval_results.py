@@ -6,13 +6,14 @@ Per item, the task's values are what lm-eval's process_results returns: the task
 is_greedy) pair per choice; generate_until: the filtered answer in a one-element list); without one, lm-eval's
 built-in values (acc, acc_norm, f1's (gold, pred) pair, ...), or a `!function` metric called on
 (references, predictions). A metric aggregated by the mean is a per-sample score like any other; one with a
-`!function` aggregation is a corpus-level metric: its per-item values are kept in the record
+`!function` aggregation (or lm-eval's built-in f1 or matthews_corrcoef) is a corpus-level metric: its per-item values are kept in the record
 (`extra["lmeval_values"]`) and reduced by that function over the whole task, with the seeded percentile
 bootstrap interval of `harness.scoring.metrics.summarize_corpus` and no paired per-item test in compare/gate.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -65,17 +66,20 @@ def item_values(spec: Any, doc: dict[str, Any], *, results: list[Any], builtin: 
     values = {}
     for name, entry in own.items():
         if entry.get("metric"):
-            values[name] = _metric_fn(lmeval_task.task_function(entry["metric"]), name, gold, results[0])
-        else:
+            values[name] = _metric_fn(lmeval_task.task_function(entry["metric"]), name, gold, results[0],
+                                      entry.get("kwargs") or {})
+        elif name in builtin:
             values[name] = builtin[name]
+        else:  # lm-eval's passthrough metrics on generated text: the (gold, answer) pair
+            values[name] = [gold, results[0]]
     return values
 
 
-def _metric_fn(fn: Any, name: str, gold: Any, result: Any) -> Any:
+def _metric_fn(fn: Any, name: str, gold: Any, result: Any, kwargs: dict[str, Any]) -> Any:
     """lm-eval's call of a metric function on one generated answer (a list of golds: 1 if any scores)."""
     def one(ref: Any) -> Any:
         try:
-            score = fn(references=[ref], predictions=[result])
+            score = fn(references=[ref], predictions=[result], **kwargs)
         except TypeError:  # lm-eval's fallback for functions of one argument
             score = fn([ref, result])
         return score[name] if isinstance(score, dict) else score
@@ -122,9 +126,42 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def f1_binary(items: list[Any]) -> float:
+    """lm-eval's `f1` aggregation: sklearn's f1_score(golds, preds) with its defaults (binary, positive label 1),
+    2TP / (2TP + FP + FN), 0 when there is no positive (van Rijsbergen 1979, "Information Retrieval", ch. 7)."""
+    golds, preds = [g for g, _ in items], [p for _, p in items]
+    labels = set(golds) | set(preds)
+    if len(labels) > 2 or (len(labels) == 2 and 1 not in labels):
+        raise UserError(f"lm-eval's f1 aggregation is binary F1 for label 1, as sklearn's default, and these labels "
+                        f"are {sorted(map(str, labels))[:5]} (lm-eval fails here too)", field="metric_list")
+    tp = sum(g == 1 and p == 1 for g, p in zip(golds, preds))
+    wrong = sum((g == 1) != (p == 1) for g, p in zip(golds, preds))
+    return 2 * tp / (2 * tp + wrong) if tp or wrong else 0.0
+
+
+def matthews(items: list[Any]) -> float:
+    """lm-eval's `matthews_corrcoef` aggregation: sklearn's multiclass Matthews correlation (Gorodkin 2004,
+    "Comparing two K-category assignments by a K-category correlation coefficient"), 0 when undefined."""
+    labels = sorted({str(v) for pair in items for v in pair})
+    index = {label: i for i, label in enumerate(labels)}
+    confusion = np.zeros((len(labels), len(labels)))
+    for gold, pred in items:
+        confusion[index[str(gold)], index[str(pred)]] += 1
+    true, pred_sums = confusion.sum(axis=1), confusion.sum(axis=0)
+    correct, total = float(np.trace(confusion)), float(confusion.sum())
+    cov_tp = correct * total - float(true @ pred_sums)
+    cov_pp, cov_tt = total * total - float(pred_sums @ pred_sums), total * total - float(true @ true)
+    return cov_tp / math.sqrt(cov_tt * cov_pp) if cov_tt * cov_pp > 0 else 0.0
+
+
+PAIR_AGGREGATIONS = {"f1": f1_binary, "matthews_corrcoef": matthews}  # lmeval_task.PAIR_AGGREGATIONS's functions
+
+
 def corpus_metric(spec: Any, name: str) -> metrics.Metric:
-    """The task's `!function` aggregation as a corpus-level metric over the records' per-item values."""
-    fn = lmeval_task.task_function(custom(spec)[name]["aggregation"])
+    """The task's aggregation (a `!function`, or lm-eval's f1 or matthews_corrcoef) as a corpus-level metric over
+    the records' per-item values."""
+    aggregation = custom(spec)[name]["aggregation"]
+    fn = PAIR_AGGREGATIONS.get(aggregation) or lmeval_task.task_function(aggregation)
 
     def value(items: list[metrics.ScoreInput]) -> float:
         got = _call(lambda: fn([s.extra.get(VALUES, {}).get(name) for s in items]), f"aggregation of {name}")

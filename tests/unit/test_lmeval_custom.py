@@ -205,3 +205,29 @@ def test_a_task_module_that_exits_on_import_is_one_line(tmp_path: Path, capsys: 
     assert main(["suites", "validate", str(folder / "task.yaml"), "--trust-task-code", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "SystemExit" in err and "process_results" in err
+
+
+def test_lm_evals_f1_and_matthews_aggregations_match_sklearns_worked_examples() -> None:
+    from harness.scoring.lmeval_results import f1_binary, matthews
+
+    # sklearn's matthews_corrcoef docstring: [+1, +1, +1, -1] against [+1, -1, +1, +1] is -0.33
+    assert matthews([(1, 1), (1, -1), (1, 1), (-1, 1)]) == pytest.approx(-1 / 3)
+    # multiclass (Gorodkin's K-category form); sklearn gives 0.3550234734023465 on these
+    assert matthews(list(zip([0, 1, 2, 0, 1, 2, 2], [0, 2, 1, 0, 0, 2, 2]))) == pytest.approx(0.3550234734023465)
+    # binary F1 of label 1: TP 2, FP 0, FN 1 -> 4 / 5; no positive at all -> 0, as sklearn
+    assert f1_binary([(0, 0), (1, 1), (1, 0), (0, 0), (1, 1)]) == pytest.approx(0.8)
+    assert f1_binary([(0, 0), (0, 0)]) == 0.0
+
+
+def test_mc_f1_with_metric_options_is_lm_evals_corpus_f1(tmp_path: Path) -> None:
+    rows = [{"question": f"Is {i} even?", "choices": ["no", "yes"], "answer": int(i % 2 == 0)} for i in range(10)]
+    folder = task_dir(tmp_path, MC + "metric_list:\n  - metric: f1\n    average: macro\n    aggregation: f1\n"
+                      "  - metric: mcc\n", rows)
+    results, samples = run(tmp_path, folder)
+    got = results["suites"]["own_mc"]["tasks"]["own_mc"]["metrics"]
+    pairs = [(s["choices"].index(s["target"]), s["logliks"].index(max(s["logliks"]))) for s in samples]
+    tp = sum(g == 1 and p == 1 for g, p in pairs)
+    wrong = sum(g != p for g, p in pairs)
+    assert got["f1"]["value"] == pytest.approx(2 * tp / (2 * tp + wrong) if tp or wrong else 0.0)
+    assert [s["extra"]["lmeval_values"]["mcc"] for s in samples] == [list(p) for p in pairs]
+    assert got["mcc"]["n"] == 10 and -1 <= got["mcc"]["value"] <= 1
