@@ -423,6 +423,8 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
         return _processed(load_raw(which), funcs.get("process_docs"), src)
 
     docs = load(split)
+    if not docs:
+        raise UserError(f"split {split!r} has no documents left after process_docs", source=src, field="process_docs")
     features = set().union(*(d.keys() for d in docs))
     renderer = Docs(cfg, features, src, funcs)
     pool: list[dict[str, Any]] = []

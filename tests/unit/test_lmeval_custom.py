@@ -48,6 +48,10 @@ def scaled_mean(items):
     return 100 * sum(items) / len(items)
 
 
+def no_docs(dataset):
+    return dataset.filter(lambda doc: doc["question"] == "not in this split")
+
+
 def starts_same(references, predictions):
     return float(predictions[0][:3] == references[0][:3])
 '''
@@ -231,3 +235,10 @@ def test_mc_f1_with_metric_options_is_lm_evals_corpus_f1(tmp_path: Path) -> None
     assert got["f1"]["value"] == pytest.approx(2 * tp / (2 * tp + wrong) if tp or wrong else 0.0)
     assert [s["extra"]["lmeval_values"]["mcc"] for s in samples] == [list(p) for p in pairs]
     assert got["mcc"]["n"] == 10 and -1 <= got["mcc"]["value"] <= 1
+
+
+def test_a_split_that_process_docs_empties_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = task_dir(tmp_path, MC + "process_docs: !function utils.no_docs\n")
+    assert main(["suites", "validate", str(folder / "task.yaml"), "--trust-task-code", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no documents left after process_docs" in err and "Traceback" not in err
