@@ -535,6 +535,7 @@ def _processed(rows: list[dict[str, Any]], fn: Callable[..., Any] | None, src: s
         return rows
     import datasets
 
+    datasets.disable_progress_bars()  # a map or filter bar per split would bury tunegate's own output
     try:
         out = fn(datasets.Dataset.from_list(rows))
         return list(out.to_list() if hasattr(out, "to_list") else out)
