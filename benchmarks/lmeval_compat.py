@@ -123,7 +123,7 @@ def _with_rows(cfg: dict[str, Any], file: Path, folder: Path) -> str | None:
                              where / file.name, read_rows)
             return None
         except UserError as exc:
-            last = exc
+            last = last or exc  # the inferred layout's failure is the one reported
         except Exception as exc:  # noqa: BLE001 - counted and named, never hidden
             return f"CRASH {type(exc).__name__}: {str(exc)[:80]}"
     text = str(last)

@@ -50,6 +50,11 @@ def _hint_template(template: str, hints: dict[str, Any]) -> None:
             hints[node.node.name] = _as_dict(hints[node.node.name], node.arg.value)
         elif hints[node.node.name] == "str":
             hints[node.node.name] = "list"
+    for node in tree.find_all(nodes.BinExpr):  # `answer - 1`, `label + 1`: arithmetic on an integer column
+        for side, other in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(side, nodes.Name) and hints.get(side.name) == "str" and isinstance(other, nodes.Const) \
+                    and isinstance(other.value, int) and not isinstance(node, nodes.Mul):
+                hints[side.name] = "int"
     for node in tree.find_all(nodes.For):
         if isinstance(node.iter, nodes.Name) and node.iter.name in hints and hints[node.iter.name] == "str":
             hints[node.iter.name] = "list"

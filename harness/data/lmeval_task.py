@@ -400,7 +400,7 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
     generation = _generation(cfg, src) if output_type == "generate_until" else None
     filters = check_filters(cfg["filter_list"], src) if output_type == "generate_until" and cfg.get("filter_list") \
         else [("none", [{"function": "take_first"}])]
-    funcs, depends = task_functions(cfg)
+    funcs, depends = task_functions(cfg, src)
     split = cfg.get("test_split") or cfg.get("validation_split")
     if not split and cfg.get("dataset_path") in LOCAL_BUILDERS and "test" in _data_files(cfg, src):
         split = "test"  # lm-eval would refuse the file; its only local test data is unambiguous
@@ -469,7 +469,7 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
         task = {**base, "name": _safe_name(name + suffix),
                 "lmeval": {"filters": steps, "exact_match": exact, "multiple_input": multiple_input,
                            "depends": depends, "custom": custom,
-                           "process_results": _ref(cfg["process_results"], "process_results")
+                           "process_results": _ref(cfg["process_results"], "process_results", src)
                            if "process_results" in funcs else None}}
         out.append((task, {split: rows}))
     return out
@@ -479,7 +479,7 @@ FUNCTION_KEYS = ("process_docs", "doc_to_text", "doc_to_target", "doc_to_choice"
 FEWSHOT_FUNCTION_KEYS = (*FUNCTION_KEYS, "samples")
 
 
-def task_functions(cfg: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], dict[str, str]]:
+def task_functions(cfg: dict[str, Any], src: str | None = None) -> tuple[dict[str, Callable[..., Any]], dict[str, str]]:
     """The task's `!function`s by key (`fewshot_config.KEY` for its few-shot overrides; consent checked) and
     their files' hashes for the fingerprint."""
     funcs, depends = {}, {}
@@ -488,7 +488,7 @@ def task_functions(cfg: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], 
                   if isinstance(entry, dict) for k in ("metric", "aggregation")}
     for key, value in [*((k, cfg.get(k)) for k in FUNCTION_KEYS), *fewshot.items(), *metric_fns.items()]:
         if isinstance(value, FunctionRef):
-            funcs[key], file, digest = resolve_function(value, key)
+            funcs[key], file, digest = _resolve(value, key, src)
             depends[f"code:{Path(file).name}:{value.qual}"] = digest
     return funcs, depends
 
@@ -626,11 +626,22 @@ def _sample(rnd: random.Random, pool: list[dict[str, Any]], n: int, exclude: dic
     return res if len(res) == n else rnd.sample([d for d in pool if d != exclude], n)
 
 
-def _ref(value: FunctionRef, field: str) -> str:
+def _ref(value: FunctionRef, field: str, src: str) -> str:
     """A `!function` as the task spec records it: its file's hash and name, the key `task_function` finds the
     imported function by when scoring (imported here, so only with the user's consent)."""
-    _, _, digest = resolve_function(value, field)
+    _, _, digest = _resolve(value, field, src)
     return f"{digest[:16]}:{value.qual}"
+
+
+def _resolve(value: FunctionRef, field: str, src: str | None) -> tuple[Callable[..., Any], str, str]:
+    """resolve_function, its refusal naming the task file (and the included file the reference is written in)."""
+    try:
+        return resolve_function(value, field)
+    except UserError as exc:
+        if src is None or value.source == src:
+            raise
+        message = str(exc).removeprefix(f"{exc.source}: {exc.field}: ")
+        raise UserError(f"{message} (written in {Path(value.source).name})", source=src, field=field) from None
 
 
 def task_function(key: str) -> Callable[..., Any]:
@@ -681,10 +692,10 @@ def _metrics(cfg: dict[str, Any], output_type: str, src: str
             # passthrough metric ignores them, as under lm-eval)
             kwargs = {k: v for k, v in entry.items() if k not in METRIC_KEYS | {"hf_evaluate"}}
             _no_functions_elsewhere(kwargs, src, f"metric_list[{i}]")
-            custom[name] = {"aggregation": _ref(aggregation, f"metric_list[{i}].aggregation")
+            custom[name] = {"aggregation": _ref(aggregation, f"metric_list[{i}].aggregation", src)
                             if isinstance(aggregation, FunctionRef) else "mean" if aggregation in MEANS
                             else str(aggregation),
-                            "metric": _ref(metric, f"metric_list[{i}].metric") if isinstance(metric, FunctionRef)
+                            "metric": _ref(metric, f"metric_list[{i}].metric", src) if isinstance(metric, FunctionRef)
                             else None, "kwargs": kwargs if isinstance(metric, FunctionRef) else {}}
             directions[name] = "higher" if entry.get("higher_is_better", True) else "lower"
             out.append(name)
@@ -891,7 +902,7 @@ def check_config(cfg: dict[str, Any], path: Path) -> str:
         _generation(cfg, src)
         if cfg.get("filter_list"):
             check_filters(cfg["filter_list"], src)
-    task_functions(cfg)
+    task_functions(cfg, src)
     if not isinstance(cfg.get("dataset_path"), str):
         raise UserError("the task names no dataset_path", source=src, field="dataset_path")
     return str(output_type)
