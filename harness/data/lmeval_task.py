@@ -700,9 +700,12 @@ def _metrics(cfg: dict[str, Any], output_type: str, src: str
             directions[name] = "higher" if entry.get("higher_is_better", True) else "lower"
             out.append(name)
             continue
-        allowed = METRIC_KEYS | (EXACT_MATCH_OPTIONS if metric == "exact_match" else set())
+        allowed = METRIC_KEYS | {"hf_evaluate"} | (EXACT_MATCH_OPTIONS if metric == "exact_match" else set())
         for key in entry:
-            if key not in allowed:
+            # lm-eval passes other keys to the metric function; its multiple-choice scoring and its passthrough
+            # metrics (bleu, chrf, ter) never read them, so only exact_match's and the perplexities' are checked
+            ignored = output_type == "multiple_choice" or (output_type == "generate_until" and metric != "exact_match")
+            if key not in allowed and not ignored:
                 raise UserError("metric option not supported", source=src, field=f"metric_list[{i}].{key}")
         if aggregation not in (*MEANS, *CORPUS) and output_type != "loglikelihood_rolling" or (
                 aggregation in CORPUS and aggregation != metric):
