@@ -114,7 +114,7 @@ def _with_rows(cfg: dict[str, Any], file: Path, folder: Path) -> str | None:
     hints = infer_columns(cfg)
     shots = max(int(cfg.get("num_fewshot", 0) or 0), 0)
     last: UserError | None = None
-    for fallback in (None, "int", "list", "digits"):  # the inferred layout, then the other guesses (lmeval_rows.rows)
+    for fallback in (None, "int", "list", "digits", "letters", "one_based"):  # the inferred layout, then the other guesses (lmeval_rows.rows)
         where = folder / (fallback or "guess")
         where.mkdir(parents=True)
         try:

@@ -7,7 +7,7 @@ doc_to_text/target/choice, description, gen_prefix and the few-shot overrides; a
 `y[x]` makes an integer index, a choice column is a list and a target column beside choices an index. Rows
 are strings "A", "B", "C" otherwise, lists ["A", "B", "C", "D"] (so `labels.index(answerKey)` finds its key). Where the first guess does
 not render, integers and then lists are tried for the columns left as strings, then integer columns as
-digit strings.
+digit strings, letters and 1-based integers; `['1', '2'].index(x)` makes x one of those values.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ def _hint_template(template: str, hints: dict[str, Any]) -> None:
             if isinstance(side, nodes.Name) and hints.get(side.name) == "str" and isinstance(other, nodes.Const) \
                     and isinstance(other.value, int) and not isinstance(node, nodes.Mul):
                 hints[side.name] = "int"
+    for node in tree.find_all(nodes.Call):  # `['1', '2'].index(x)`: x is one of those values
+        if isinstance(node.node, nodes.Getattr) and node.node.attr == "index" and node.args \
+                and isinstance(node.args[0], nodes.Name) and node.args[0].name in hints:
+            owner = node.node.node  # a literal list, folded into one constant by find_undeclared_variables
+            values = [item.value for item in owner.items if isinstance(item, nodes.Const)] \
+                if isinstance(owner, nodes.List) else list(owner.value) \
+                if isinstance(owner, nodes.Const) and isinstance(owner.value, (list, tuple)) else []
+            if values:
+                hints[node.args[0].name] = ("one_of", values)
     for node in tree.find_all(nodes.For):
         if isinstance(node.iter, nodes.Name) and node.iter.name in hints and hints[node.iter.name] == "str":
             hints[node.iter.name] = "list"
@@ -134,6 +143,8 @@ def infer_columns(cfg: dict[str, Any]) -> dict[str, Any]:
 def _value(hint: Any, i: int) -> Any:
     if isinstance(hint, dict):
         return {k: _value(v, i) for k, v in hint.items()}
+    if isinstance(hint, tuple):  # ("one_of", values)
+        return hint[1][i % len(hint[1])]
     if hint == "int":
         return i % 2
     if hint == "list":
@@ -143,9 +154,11 @@ def _value(hint: Any, i: int) -> Any:
 
 def rows(hints: dict[str, Any], n: int, fallback: str | None = None) -> list[dict[str, Any]]:
     """n rows; `fallback` "int" or "list" replaces every plain string column's type, "digits" writes integer
-    columns as the strings "1", "2" (winogrande's answer, a key of a mapping)."""
-    if fallback == "digits":
-        return [{k: str(i % 2 + 1) if v == "int" else _value(v, i) for k, v in hints.items()} for i in range(n)]
+    columns as the strings "1", "2" (winogrande's answer, a key of a mapping), "letters" as "A", "B", "one_based"
+    as 1, 2 (`answer - 1`)."""
+    if fallback in ("digits", "letters", "one_based"):
+        as_int = {"digits": lambda i: str(i % 2 + 1), "letters": lambda i: "AB"[i % 2], "one_based": lambda i: i % 2 + 1}
+        return [{k: as_int[fallback](i) if v == "int" else _value(v, i) for k, v in hints.items()} for i in range(n)]
     use = {k: (fallback if fallback and v == "str" else v) for k, v in hints.items()}
     return [{k: _value(v, i) for k, v in use.items()} for i in range(n)]
 
