@@ -42,24 +42,34 @@ FEWSHOT_SEED = 1234  # lm-eval's default --fewshot_random_seed
 KINDS = {"multiple_choice": "multiple_choice", "generate_until": "generate", "loglikelihood_rolling": "perplexity"}
 METRICS = {  # lm-eval metric name -> ours, per output type
     "multiple_choice": {"acc": "acc", "acc_norm": "acc_norm", "acc_bytes": "acc_bytes"},
-    "generate_until": {"exact_match": "exact_match_strict", "bleu": "bleu", "chrf": "chrf"},
+    "generate_until": {"exact_match": "exact_match_strict", "bleu": "bleu", "chrf": "chrf", "ter": "ter"},
     "loglikelihood_rolling": {"perplexity": "token_perplexity", "word_perplexity": "word_perplexity",
                               "byte_perplexity": "byte_perplexity", "bits_per_byte": "bits_per_byte"},
 }
-CORPUS = ("bleu", "chrf")  # lm-eval aggregations that are sacrebleu corpus scores, as tunegate's bleu and chrf
+CORPUS = ("bleu", "chrf", "ter")  # lm-eval aggregations that are sacrebleu corpus scores, as tunegate's own
+MEANS = ("mean", "nanmean")  # nanmean is mean for per-sample scores that are never NaN
+# the per-item values lm-eval's own process_results gives a metric a custom aggregation may reduce (api/task.py);
+# on generated text its passthrough metrics (f1, mcc, ...) give the (gold, answer) pair
+BUILTIN_VALUES = {"multiple_choice": ("acc", "acc_norm", "acc_bytes", "exact_match", "f1", "mcc"),
+                  "generate_until": ("exact_match", "acc", "acc_norm", "f1", "mcc", "bleu", "chrf", "ter"),
+                  "loglikelihood_rolling": ()}
+# lm-eval's built-in corpus aggregations of (gold, prediction) pairs (harness.scoring.lmeval_results), and the
+# aggregation lm-eval gives f1 and mcc when the task names none
+PAIR_AGGREGATIONS = ("f1", "matthews_corrcoef")
+DEFAULT_AGGREGATION = {"f1": "f1", "mcc": "matthews_corrcoef"}
 EXACT_MATCH_OPTIONS = {"ignore_case", "ignore_punctuation", "ignore_numbers", "regexes_to_ignore"}
 METRIC_KEYS = {"metric", "aggregation", "higher_is_better", "weight_by_size"}  # the last matters to groups only
-GEN_KEYS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "max_new_tokens"}
+GEN_KEYS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "max_new_tokens", "num_beams"}
 # keys lm-eval reads that change nothing tunegate computes (names, bookkeeping) or that are honoured below
 TASK_KEYS = {"task", "task_alias", "tag", "group", "group_alias", "dataset_path", "dataset_name", "dataset_kwargs",
              "training_split", "validation_split", "test_split", "fewshot_split", "process_docs", "doc_to_text",
              "doc_to_target", "doc_to_choice", "description", "target_delimiter", "fewshot_delimiter",
              "fewshot_config", "num_fewshot", "metric_list", "output_type", "generation_kwargs", "repeats",
              "filter_list", "should_decontaminate", "doc_to_decontamination_query", "metadata", "unsafe_code",
-             "gen_prefix"}
+             "gen_prefix", "process_results"}
 REFUSED = {  # keys lm-eval has that tunegate does not implement: one line each
     "custom_dataset": "a custom dataset function", "doc_to_image": "image inputs", "doc_to_audio": "audio inputs",
-    "process_results": "custom result processing", "use_prompt": "promptsource prompts",
+    "use_prompt": "promptsource prompts",
 }
 FEWSHOT_KEYS = {"sampler", "split", "samples", "process_docs", "fewshot_indices", "doc_to_text", "doc_to_target",
                 "doc_to_choice", "fewshot_delimiter", "target_delimiter", "gen_prefix"}
@@ -143,7 +153,8 @@ def resolve_function(ref: FunctionRef, field: str) -> tuple[Callable[..., Any], 
         sys.path.insert(0, str(file.parent))  # the module may import its neighbours, as under lm-eval
         try:
             spec.loader.exec_module(loaded)
-        except Exception as exc:  # noqa: BLE001 - the user's code: whatever it raises is the task's problem
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's code: whatever it raises (a module that
+            # calls sys.exit when a tool is missing included) is the task's problem, not the end of tunegate
             raise UserError(f"importing {file.name} failed: {type(exc).__name__}: {excerpt(str(exc), 160)}",
                             source=ref.source, field=field) from None
         finally:
@@ -152,6 +163,7 @@ def resolve_function(ref: FunctionRef, field: str) -> tuple[Callable[..., Any], 
     fn = getattr(loaded, name, None)
     if not callable(fn):
         raise UserError(f"{file.name} has no function {excerpt(name)}", source=ref.source, field=field)
+    _IMPORTED[f"{digest[:16]}:{ref.qual}"] = fn
     return fn, str(file), digest
 
 
@@ -354,8 +366,15 @@ def _check_keys(cfg: dict[str, Any], src: str) -> None:
             for sub, item in value.items():
                 if sub not in FEWSHOT_FUNCTION_KEYS:
                     _no_functions_elsewhere(item, src, f"{key}.{sub}")
+        elif key == "metric_list" and isinstance(value, list):  # metric and aggregation may be the task's Python
+            for i, entry in enumerate(value):
+                for sub, item in (entry.items() if isinstance(entry, dict) else []):
+                    if sub not in ("metric", "aggregation"):
+                        _no_functions_elsewhere(item, src, f"{key}[{i}].{sub}")
         elif key not in FUNCTION_KEYS:
             _no_functions_elsewhere(value, src, key)
+    if "process_results" in cfg and not isinstance(cfg["process_results"], FunctionRef):
+        raise UserError("process_results must be a !function", source=src, field="process_results")
     for key in cfg.get("fewshot_config") or {}:
         if key not in FEWSHOT_KEYS:
             raise UserError("few-shot option not supported", source=src, field=f"fewshot_config.{key}")
@@ -363,9 +382,9 @@ def _check_keys(cfg: dict[str, Any], src: str) -> None:
     if sampler not in ("default", "first_n"):
         raise UserError(f"few-shot sampler {sampler!r} is not supported (default, first_n)", source=src,
                         field="fewshot_config.sampler")
-    if int(cfg.get("repeats", 1) or 1) != 1:
-        raise UserError("repeats other than 1 are not supported (greedy decoding repeats the same answer)",
-                        source=src, field="repeats")
+    repeats = cfg.get("repeats", 1)
+    if repeats is not None and (not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1):
+        raise UserError("repeats must be a positive integer", source=src, field="repeats")
 
 
 def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[tuple[dict[str, Any], Rows]]:
@@ -377,11 +396,11 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
     if output_type not in KINDS:
         raise UserError(f"output_type {output_type!r} is not supported (use {', '.join(KINDS)})", source=src,
                         field="output_type")
-    metrics, exact, directions = _metrics(cfg, output_type, src)
+    metrics, exact, directions, custom = _metrics(cfg, output_type, src)
     generation = _generation(cfg, src) if output_type == "generate_until" else None
     filters = check_filters(cfg["filter_list"], src) if output_type == "generate_until" and cfg.get("filter_list") \
         else [("none", [{"function": "take_first"}])]
-    funcs, depends = task_functions(cfg)
+    funcs, depends = task_functions(cfg, src)
     split = cfg.get("test_split") or cfg.get("validation_split")
     if not split and cfg.get("dataset_path") in LOCAL_BUILDERS and "test" in _data_files(cfg, src):
         split = "test"  # lm-eval would refuse the file; its only local test data is unambiguous
@@ -404,6 +423,8 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
         return _processed(load_raw(which), funcs.get("process_docs"), src)
 
     docs = load(split)
+    if not docs:
+        raise UserError(f"split {split!r} has no documents left after process_docs", source=src, field="process_docs")
     features = set().union(*(d.keys() for d in docs))
     renderer = Docs(cfg, features, src, funcs)
     pool: list[dict[str, Any]] = []
@@ -447,23 +468,27 @@ def convert_task(cfg: dict[str, Any], path: Path, read_rows: RowReader) -> list[
         suffix = "" if len(filters) == 1 else f".{filter_name}"
         task = {**base, "name": _safe_name(name + suffix),
                 "lmeval": {"filters": steps, "exact_match": exact, "multiple_input": multiple_input,
-                           "depends": depends}}
+                           "depends": depends, "custom": custom,
+                           "process_results": _ref(cfg["process_results"], "process_results", src)
+                           if "process_results" in funcs else None}}
         out.append((task, {split: rows}))
     return out
 
 
-FUNCTION_KEYS = ("process_docs", "doc_to_text", "doc_to_target", "doc_to_choice")
+FUNCTION_KEYS = ("process_docs", "doc_to_text", "doc_to_target", "doc_to_choice", "process_results")
 FEWSHOT_FUNCTION_KEYS = (*FUNCTION_KEYS, "samples")
 
 
-def task_functions(cfg: dict[str, Any]) -> tuple[dict[str, Callable[..., Any]], dict[str, str]]:
+def task_functions(cfg: dict[str, Any], src: str | None = None) -> tuple[dict[str, Callable[..., Any]], dict[str, str]]:
     """The task's `!function`s by key (`fewshot_config.KEY` for its few-shot overrides; consent checked) and
     their files' hashes for the fingerprint."""
     funcs, depends = {}, {}
     fewshot = {f"fewshot_config.{k}": v for k, v in (cfg.get("fewshot_config") or {}).items()}
-    for key, value in [*((k, cfg.get(k)) for k in FUNCTION_KEYS), *fewshot.items()]:
+    metric_fns = {f"metric_list[{i}].{k}": entry.get(k) for i, entry in enumerate(cfg.get("metric_list") or [])
+                  if isinstance(entry, dict) for k in ("metric", "aggregation")}
+    for key, value in [*((k, cfg.get(k)) for k in FUNCTION_KEYS), *fewshot.items(), *metric_fns.items()]:
         if isinstance(value, FunctionRef):
-            funcs[key], file, digest = resolve_function(value, key)
+            funcs[key], file, digest = _resolve(value, key, src)
             depends[f"code:{Path(file).name}:{value.qual}"] = digest
     return funcs, depends
 
@@ -510,6 +535,7 @@ def _processed(rows: list[dict[str, Any]], fn: Callable[..., Any] | None, src: s
         return rows
     import datasets
 
+    datasets.disable_progress_bars()  # a map or filter bar per split would bury tunegate's own output
     try:
         out = fn(datasets.Dataset.from_list(rows))
         return list(out.to_list() if hasattr(out, "to_list") else out)
@@ -600,28 +626,95 @@ def _sample(rnd: random.Random, pool: list[dict[str, Any]], n: int, exclude: dic
     return res if len(res) == n else rnd.sample([d for d in pool if d != exclude], n)
 
 
-def _metrics(cfg: dict[str, Any], output_type: str, src: str) -> tuple[list[str], dict[str, Any], dict[str, str]]:
-    """Our metric names, the exact_match options and the task's own directions."""
+def _ref(value: FunctionRef, field: str, src: str) -> str:
+    """A `!function` as the task spec records it: its file's hash and name, the key `task_function` finds the
+    imported function by when scoring (imported here, so only with the user's consent)."""
+    _, _, digest = _resolve(value, field, src)
+    return f"{digest[:16]}:{value.qual}"
+
+
+def _resolve(value: FunctionRef, field: str, src: str | None) -> tuple[Callable[..., Any], str, str]:
+    """resolve_function, its refusal naming the task file (and the included file the reference is written in)."""
+    try:
+        return resolve_function(value, field)
+    except UserError as exc:
+        if src is None or value.source == src:
+            raise
+        message = str(exc).removeprefix(f"{exc.source}: {exc.field}: ")
+        raise UserError(f"{message} (written in {Path(value.source).name})", source=src, field=field) from None
+
+
+def task_function(key: str) -> Callable[..., Any]:
+    """The function a task spec records (`_ref`), imported when its task file was read in this process."""
+    digest, _, qual = key.partition(":")
+    fn = _IMPORTED.get(key)
+    if fn is None:
+        raise UserError(f"!function {excerpt(qual)} (file hash {digest}) was not imported when the task file was read")
+    return fn
+
+
+_IMPORTED: dict[str, Callable[..., Any]] = {}  # `_ref` key -> function, filled by resolve_function
+
+
+def _metrics(cfg: dict[str, Any], output_type: str, src: str
+             ) -> tuple[list[str], dict[str, Any], dict[str, str], dict[str, dict[str, Any]]]:
+    """Our metric names, the exact_match options, the task's own directions, and the metrics the task's Python
+    computes (`custom`: lm-eval name -> its aggregation, `mean` or a `!function`, and its `!function` metric)."""
     entries = cfg.get("metric_list") or [{"metric": next(iter(METRICS[output_type]))}]
-    out, exact, directions = [], {}, {}
+    own_results = isinstance(cfg.get("process_results"), FunctionRef)
+    out, exact, directions, custom = [], {}, {}, {}
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict) or "metric" not in entry:
             raise UserError("each entry needs a metric name", source=src, field=f"metric_list[{i}]")
-        allowed = METRIC_KEYS | (EXACT_MATCH_OPTIONS if entry["metric"] == "exact_match" else set())
-        for key in entry:
-            if key not in allowed:
-                raise UserError("metric option not supported", source=src, field=f"metric_list[{i}].{key}")
+        metric = entry["metric"]
+        name = metric.qual.rpartition(".")[2] if isinstance(metric, FunctionRef) else str(metric)
+        aggregation = entry.get("aggregation", DEFAULT_AGGREGATION.get(name, "mean"))
         if not isinstance(entry.get("higher_is_better", True), bool):
             raise UserError("must be true or false", source=src, field=f"metric_list[{i}].higher_is_better")
-        aggregation = entry.get("aggregation", "mean")
-        # nanmean is mean for per-sample scores that are never NaN; bleu and chrf are sacrebleu's corpus scores
-        if aggregation not in ("mean", "nanmean", *CORPUS) and output_type != "loglikelihood_rolling" or (
-                aggregation in CORPUS and aggregation != entry["metric"]):
-            raise UserError(f"aggregation {excerpt(str(aggregation))} is not supported for {entry['metric']} "
-                            "(mean, or bleu/chrf for those metrics)", source=src, field=f"metric_list[{i}].aggregation")
-        ours = METRICS[output_type].get(entry["metric"])
+        if own_results or isinstance(metric, FunctionRef) or isinstance(aggregation, FunctionRef) \
+                or aggregation in PAIR_AGGREGATIONS:
+            # the task's Python computes the per-item values (process_results, a !function metric) or reduces
+            # them (a !function aggregation: a corpus-level metric)
+            if output_type == "loglikelihood_rolling":
+                raise UserError("the task's own metric Python is supported for multiple_choice and generate_until "
+                                "tasks", source=src, field="process_results" if own_results else f"metric_list[{i}]")
+            if isinstance(metric, FunctionRef) and not own_results and output_type != "generate_until":
+                raise UserError("a !function metric is called on generated text: it needs output_type "
+                                "generate_until or a process_results", source=src, field=f"metric_list[{i}].metric")
+            if not own_results and not isinstance(metric, FunctionRef) and name not in BUILTIN_VALUES[output_type]:
+                raise UserError(f"metric {name!r} has no per-item value without process_results (supported: "
+                                f"{', '.join(BUILTIN_VALUES[output_type])})", source=src, field=f"metric_list[{i}]")
+            if not isinstance(aggregation, FunctionRef) and aggregation not in (*MEANS, *PAIR_AGGREGATIONS):
+                raise UserError(f"aggregation {excerpt(str(aggregation))} is not supported for a metric the task's "
+                                f"Python computes (mean, {', '.join(PAIR_AGGREGATIONS)}, or a !function)", source=src,
+                                field=f"metric_list[{i}].aggregation")
+            # the entry's other keys are lm-eval's keyword arguments of the metric function (a built-in
+            # passthrough metric ignores them, as under lm-eval)
+            kwargs = {k: v for k, v in entry.items() if k not in METRIC_KEYS | {"hf_evaluate"}}
+            _no_functions_elsewhere(kwargs, src, f"metric_list[{i}]")
+            custom[name] = {"aggregation": _ref(aggregation, f"metric_list[{i}].aggregation", src)
+                            if isinstance(aggregation, FunctionRef) else "mean" if aggregation in MEANS
+                            else str(aggregation),
+                            "metric": _ref(metric, f"metric_list[{i}].metric", src) if isinstance(metric, FunctionRef)
+                            else None, "kwargs": kwargs if isinstance(metric, FunctionRef) else {}}
+            directions[name] = "higher" if entry.get("higher_is_better", True) else "lower"
+            out.append(name)
+            continue
+        allowed = METRIC_KEYS | {"hf_evaluate"} | (EXACT_MATCH_OPTIONS if metric == "exact_match" else set())
+        for key in entry:
+            # lm-eval passes other keys to the metric function; its multiple-choice scoring and its passthrough
+            # metrics (bleu, chrf, ter) never read them, so only exact_match's and the perplexities' are checked
+            ignored = output_type == "multiple_choice" or (output_type == "generate_until" and metric != "exact_match")
+            if key not in allowed and not ignored:
+                raise UserError("metric option not supported", source=src, field=f"metric_list[{i}].{key}")
+        if aggregation not in (*MEANS, *CORPUS) and output_type != "loglikelihood_rolling" or (
+                aggregation in CORPUS and aggregation != metric):
+            raise UserError(f"aggregation {excerpt(str(aggregation))} is not supported for {metric} "
+                            "(mean, bleu/chrf/ter for those metrics, or a !function)", source=src,
+                            field=f"metric_list[{i}].aggregation")
+        ours = METRICS[output_type].get(name)
         if ours is None:
-            raise UserError(f"metric {entry['metric']!r} is not supported for {output_type} "
+            raise UserError(f"metric {name!r} is not supported for {output_type} "
                             f"(supported: {', '.join(METRICS[output_type])})", source=src, field=f"metric_list[{i}]")
         for pattern in entry.get("regexes_to_ignore") or []:
             try:
@@ -632,21 +725,39 @@ def _metrics(cfg: dict[str, Any], output_type: str, src: str) -> tuple[list[str]
         if "higher_is_better" in entry:
             directions[ours] = "higher" if entry["higher_is_better"] else "lower"
         out.append(ours)
-    return out, exact, directions
+    if len(set(out)) != len(out):
+        raise UserError(f"a metric is listed twice ({', '.join(sorted({m for m in out if out.count(m) > 1}))})",
+                        source=src, field="metric_list")
+    return out, exact, directions, custom
 
 
 def _generation(cfg: dict[str, Any], src: str) -> dict[str, Any]:
+    """tunegate's generation settings for lm-eval's generation_kwargs, as lm-eval's HF backend decodes: sampling
+    only with `do_sample: true` (a temperature without it is ignored by transformers), else greedy; a sampled
+    task draws `repeats` completions per document, each with its own seed (harness.data.suite.Generation)."""
     kwargs = dict(cfg.get("generation_kwargs") or {})
     for key in kwargs:
         if key not in GEN_KEYS:
             raise UserError("generation option not supported", source=src, field=f"generation_kwargs.{key}")
-    if kwargs.get("do_sample") or float(kwargs.get("temperature", 0) or 0) > 0:
-        raise UserError("only greedy generation is supported for lm-eval tasks", source=src,
-                        field="generation_kwargs.do_sample")
+    if kwargs.get("num_beams", 1) != 1:
+        raise UserError("beam search is not supported (num_beams: 1 is)", source=src, field="generation_kwargs.num_beams")
     until = kwargs.get("until", [cfg.get("fewshot_delimiter", "\n\n")])
     # lm-eval's HF backend default: 256 new tokens (max_gen_toks; max_new_tokens is its alias)
-    return {"max_new_tokens": int(kwargs.get("max_gen_toks") or kwargs.get("max_new_tokens") or 256),
-            "stop": [until] if isinstance(until, str) else [str(u) for u in until]}
+    out: dict[str, Any] = {"max_new_tokens": int(kwargs.get("max_gen_toks") or kwargs.get("max_new_tokens") or 256),
+                           "stop": [until] if isinstance(until, str) else [str(u) for u in until]}
+    if kwargs.get("do_sample") is True:
+        if kwargs.get("top_k") not in (None, 0):  # tunegate's backends sample with top_p only
+            raise UserError("top_k sampling is not supported (top_p and temperature are)", source=src,
+                            field="generation_kwargs.top_k")
+        try:
+            temperature, top_p = float(kwargs.get("temperature", 1.0)), float(kwargs.get("top_p", 1.0))
+        except (TypeError, ValueError):
+            raise UserError("temperature and top_p must be numbers", source=src, field="generation_kwargs") from None
+        if temperature <= 0 or not 0 < top_p <= 1:
+            raise UserError("sampling needs temperature > 0 and 0 < top_p <= 1", source=src,
+                            field="generation_kwargs.temperature")
+        out.update(temperature=temperature, top_p=top_p, samples=int(cfg.get("repeats", 1) or 1))
+    return out
 
 
 # ---- files, folders and groups --------------------------------------------------------------------------------
@@ -794,7 +905,7 @@ def check_config(cfg: dict[str, Any], path: Path) -> str:
         _generation(cfg, src)
         if cfg.get("filter_list"):
             check_filters(cfg["filter_list"], src)
-    task_functions(cfg)
+    task_functions(cfg, src)
     if not isinstance(cfg.get("dataset_path"), str):
         raise UserError("the task names no dataset_path", source=src, field="dataset_path")
     return str(output_type)

@@ -81,6 +81,10 @@ class LmEvalSpec(FrozenStrict):
     exact_match: dict[str, Any] = {}  # ignore_case, ignore_punctuation, ignore_numbers, regexes_to_ignore
     multiple_input: bool = False  # the choices are contexts and `continuation` is scored after each (winogrande)
     depends: dict[str, str] = {}  # what the rows also depend on: !function files and dataset revisions
+    # metrics the task's own Python computes: lm-eval name -> {"aggregation": "mean" or a !function reference,
+    # "metric": a !function reference or None} (harness.scoring.lmeval_results)
+    custom: dict[str, dict[str, Any]] = {}
+    process_results: str | None = None  # the task's process_results (a !function reference: file hash:name)
 
 
 PerturbName = Literal["typos", "casing", "contractions", "whitespace", "distractor", "shuffle_choices", "injection"]

@@ -7,6 +7,7 @@ into one row so no pad token is computed, and the output projection runs only wh
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import time
 from dataclasses import dataclass, field
@@ -348,8 +349,11 @@ class HFBackend(Backend):
         tok.padding_side = "left"
         for settings, indices in by_settings.items():
             indices.sort(key=lambda i: -len(requests[i].context))
-            for start in range(0, len(indices), self.batch_size):
-                batch = indices[start:start + self.batch_size]
+            # a sampled completion is drawn alone, seeded from its settings and prompt (item_seed), so it does not
+            # depend on which other prompts share its batch: a rerun or a resumed run gives the same text
+            size = self.batch_size if settings.greedy else 1
+            for start in range(0, len(indices), size):
+                batch = indices[start:start + size]
                 for i, text, n in self._generate_batch([requests[i].context for i in batch], settings):
                     results[batch[i]] = Response(text=text, n_tokens=[n], tokens_processed=n)
         return [r for r in results if r is not None]
@@ -363,7 +367,7 @@ class HFBackend(Backend):
         if settings.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
-            torch.manual_seed(settings.seed)
+            torch.manual_seed(item_seed(settings.seed, prompts[0]))
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=tok)
@@ -374,6 +378,11 @@ class HFBackend(Backend):
             ids = [t for t in row.tolist() if t != tok.pad_token_id]
             text = tok.decode(ids, skip_special_tokens=True)
             yield i, truncate_at_stop(text, settings.stop), len(ids)
+
+
+def item_seed(seed: int, prompt: str) -> int:
+    """The sampling seed of one prompt: the settings' seed (part of the cache key) mixed with the prompt."""
+    return int(hashlib.sha256(f"{seed}\0{prompt}".encode()).hexdigest()[:8], 16)
 
 
 def truncate_at_stop(text: str, stops: tuple[str, ...]) -> str:

@@ -31,7 +31,7 @@ from harness.core.redact import redact
 from harness.core.untrusted import excerpt, json_safe, terminal_line
 from harness.data import perturb, runfile
 from harness.data.suite import Sample, Suite, Task
-from harness.scoring import metrics
+from harness.scoring import lmeval_results, metrics
 from harness.scoring.kinds import get_kind
 from harness.scoring.kinds.base import Answered, ScoreContext
 from harness.storage.store import Store
@@ -325,7 +325,7 @@ def _metrics_of(task: Task, records: list[SampleRecord], items: list[WorkItem]) 
         item = by_id.get(rec.sample_id)
         inputs.append(metrics.ScoreInput(target=item.sample.target if item else rec.target, choices=rec.choices,
                                          logliks=rec.logliks, response=rec.response, extra=rec.extra))
-    summaries = metrics.aggregate(task.spec.metrics, inputs, [r.scores for r in records])
+    summaries = lmeval_results.aggregate(task.spec, inputs, [r.scores for r in records])
     return {name: _directed(m, metrics.higher_is_better(name, task.spec.direction)) for name, m in summaries.items()}
 
 

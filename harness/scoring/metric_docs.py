@@ -18,6 +18,7 @@ DESCRIPTIONS: dict[str, str] = {
     "answer_only": "the reply is the extracted answer and nothing else (the asked format, right or wrong)",
     "bleu": "corpus BLEU (sacrebleu), on 0–100",
     "chrf": "corpus chrF (sacrebleu), on 0–100",
+    "ter": "corpus translation edit rate (sacrebleu TER), edits per 100 reference words",
     "rouge1": "ROUGE-1 F-measure against the best reference (rouge-score, stemmed)",
     "rouge2": "ROUGE-2 F-measure against the best reference (rouge-score, stemmed)",
     "rougeL": "ROUGE-L F-measure against the best reference (rouge-score, stemmed)",
@@ -52,7 +53,7 @@ def level(metric: Metric) -> str:
 
 def value_range(metric: Metric) -> str:
     if metric.sample is None:
-        return "0–100" if metric.name in ("bleu", "chrf") else ("≥ 0" if metric.bounds is None else "0–1")
+        return "0–100" if metric.name in ("bleu", "chrf") else "≥ 0 (edits per 100 words)" if metric.name == "ter" else ("≥ 0" if metric.bounds is None else "0–1")
     return "unbounded" if metric.bounds is None else f"{metric.bounds[0]:g}–{metric.bounds[1]:g}"
 
 

@@ -209,12 +209,13 @@ _SACRE: dict[str, Any] = {}
 
 
 def _sacre(name: str) -> Any:
-    """One sacrebleu metric object per configuration: corpus BLEU, sentence statistics, chrF."""
+    """One sacrebleu metric object per configuration: corpus BLEU, sentence statistics, chrF, TER."""
     if name not in _SACRE:
-        from sacrebleu.metrics import BLEU, CHRF  # start-up time: only BLEU and chrF tasks need sacrebleu
+        from sacrebleu.metrics import BLEU, CHRF, TER  # start-up time: only these metrics need sacrebleu
 
         # effective_order only silences sacrebleu's sentence-level warning: the statistics do not depend on it
-        _SACRE[name] = BLEU(effective_order=True) if name == "sentence_bleu" else BLEU() if name == "bleu" else CHRF()
+        _SACRE[name] = (BLEU(effective_order=True) if name == "sentence_bleu" else BLEU() if name == "bleu"
+                        else TER() if name == "ter" else CHRF())
     return _SACRE[name]
 
 
@@ -244,6 +245,20 @@ def _answer_only(s: ScoreInput) -> float | None:
 register(Metric("answer_only", ("generate",), sample=_answer_only))
 register(Metric("bleu", ("generate",), _bleu_stats, _bleu_from_stats))
 register(Metric("chrf", ("generate",), _chrf_stats, _chrf_from_stats))
+
+
+def _ter_stats(items: list[ScoreInput]) -> np.ndarray:
+    """Per-sample TER statistics ([edits, reference length], sacrebleu's own), summed into the corpus TER
+    (Snover et al. 2006, "A Study of Translation Edit Rate with Targeted Human Annotation"); private methods as
+    for chrF, checked against sacrebleu's public corpus_score in tests/unit/test_metrics_sacrebleu.py."""
+    return np.asarray(_sacre("ter")._extract_corpus_statistics(*_corpus_refs(items)), dtype=float)
+
+
+def _ter_from_stats(total: np.ndarray) -> float:
+    return float(_sacre("ter")._compute_score_from_stats(list(total)).score)
+
+
+register(Metric("ter", ("generate",), _ter_stats, _ter_from_stats, higher_is_better=False, bounds=None))
 for _kind in ("rouge1", "rouge2", "rougeL"):
     register(Metric(_kind, ("generate",), sample=_rouge(_kind)))
 

@@ -265,3 +265,18 @@ def test_the_decontamination_query_feeds_the_audit(tmp_path: Path) -> None:
     with trusting_task_code([wino]):
         items = suite_items(load_suite(wino / "default.yaml"))["test"]
     assert items[0].text == row["sentence"]  # its doc_to_decontamination_query: sentence
+
+
+def test_gsm8k_self_consistency_samples_64_seeded_completions(tmp_path: Path) -> None:
+    """gsm8k-cot-self-consistency as shipped: do_sample at temperature 0.2, repeats 64, three filters."""
+    folder = stock(tmp_path, "gsm8k", test=[gsm_row(i) for i in range(2)])
+    suite = load_suite(folder / "gsm8k-cot-self-consistency.yaml")
+    assert [t.name for t in suite.tasks] == ["gsm8k_cot_self_consistency.score-first",
+                                             "gsm8k_cot_self_consistency.maj_64", "gsm8k_cot_self_consistency.maj_8"]
+    gen = suite.tasks[1].spec.generation
+    assert gen is not None and (gen.samples, gen.temperature) == (64, 0.2)
+    assert len({gen.settings(i).seed for i in range(64)}) == 64  # each completion its own seed
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(folder / "gsm8k-cot-self-consistency.yaml"),
+                 "--out", str(tmp_path / "run")]) == 0
+    tasks = json.loads((tmp_path / "run" / "results.json").read_text())["suites"]["gsm8k_cot_self_consistency"]["tasks"]
+    assert {t["metrics"]["exact_match_strict"]["n"] for t in tasks.values()} == {2}

@@ -62,11 +62,11 @@ def test_generate_until_and_rolling(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("edit,field", [
     (("num_fewshot: 0", "doc_to_image: image"), "doc_to_image"),
-    (("num_fewshot: 0", "repeats: 3"), "repeats"),
+    (("num_fewshot: 0", "repeats: 0"), "repeats"),
     (("output_type: multiple_choice", "output_type: loglikelihood"), "output_type"),
     (("dataset_path: json", "dataset_path: super_glue"), "dataset_path"),
-    (("  - metric: acc_norm\n", "  - metric: f1\n"), "metric_list[1]"),
-    (("    higher_is_better: true\n", "    higher_is_better: true\n    ignore_case: true\n"), "metric_list[0].ignore_case"),
+    (("  - metric: acc_norm\n", "  - metric: likelihood\n"), "metric_list[1]"),
+    (("    aggregation: mean\n", "    aggregation: median\n"), "metric_list[0].aggregation"),
 ])
 def test_outside_the_subset_is_refused(tmp_path: Path, edit: tuple[str, str], field: str) -> None:
     with pytest.raises(UserError) as err:

@@ -1,4 +1,4 @@
-"""BLEU and chrF from per-sample statistics agree with sacrebleu's own corpus scores."""
+"""BLEU, chrF and TER from per-sample statistics agree with sacrebleu's own corpus scores."""
 
 from __future__ import annotations
 
@@ -41,3 +41,14 @@ def test_bleu_from_summed_statistics_is_sacrebleus_corpus_bleu(seed: int) -> Non
     assert metric.corpus_stats is not None and metric.from_stats is not None
     ours = metric.from_stats(metric.corpus_stats(items).sum(axis=0))
     assert ours == pytest.approx(BLEU().corpus_score(*metrics._corpus_refs(items)).score, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ter_from_summed_statistics_is_sacrebleus_corpus_ter(seed: int) -> None:
+    from sacrebleu.metrics import TER
+
+    items = _items(seed, 40)
+    metric = metrics.REGISTRY["ter"]
+    assert metric.corpus_stats is not None and metric.from_stats is not None and not metric.higher_is_better
+    ours = metric.from_stats(metric.corpus_stats(items).sum(axis=0))
+    assert ours == pytest.approx(TER().corpus_score(*metrics._corpus_refs(items)).score, abs=1e-9)

@@ -65,7 +65,9 @@ class TaskKind(abc.ABC):
     def check(self, spec: TaskSpec) -> None:
         """Raise KindCheckError for a spec this kind cannot run (missing fields, metrics of other kinds)."""
         try:
-            metrics.check_metrics(self.name, spec.metrics)
+            # metrics an lm-eval task's own Python computes are not the registry's (harness.scoring.lmeval_results)
+            metrics.check_metrics(self.name, [m for m in spec.metrics if m not in (spec.lmeval.custom if spec.lmeval
+                                                                                   else {})])
         except ValueError as exc:
             raise KindCheckError("metrics", str(exc)) from None
         for field, what in self.required.items():

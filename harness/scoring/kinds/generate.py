@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.core.api import Request, SampleRecord, UserError
 from harness.data import lmeval_filters
 from harness.data.suite import Generation, Sample, Task
-from harness.scoring import judging, metrics
+from harness.scoring import judging, lmeval_results, metrics
 from harness.scoring.kinds.base import Answered, PerSampleKind, ScoreContext
 
 
@@ -46,8 +48,17 @@ class Generate(PerSampleKind):
                                                   sample.doc)
         else:
             inp.prediction = metrics.extract_answer(inp.response, spec.extraction, sample.choices)
-        return ctx.record(item, response.text, metrics.score_sample(spec.metrics, inp),
-                          {"extracted": inp.prediction}, choices=sample.choices, logliks=response.logliks or None)
+        scores = metrics.score_sample(lmeval_results.registered(spec), inp)
+        extra: dict[str, Any] = {"extracted": inp.prediction}
+        if lmeval_results.custom(spec):  # the lm-eval task's own metrics, on its filtered answer
+            builtin = {"exact_match": metrics.REGISTRY["exact_match_strict"].sample(inp)}  # type: ignore[misc]
+            own, kept = lmeval_results.split(spec, lmeval_results.item_values(
+                spec, sample.doc, results=[inp.prediction], builtin=builtin, gold=sample.target))
+            scores.update(own)
+            if kept:
+                extra[lmeval_results.VALUES] = kept
+        return ctx.record(item, response.text, scores, extra, choices=sample.choices,
+                          logliks=response.logliks or None)
 
 
 KIND = Generate()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from harness.core.api import Request, SampleRecord
 from harness.data.suite import Sample, Task
-from harness.scoring import metrics
+from harness.scoring import lmeval_results, metrics
 from harness.scoring.kinds.base import LOGLIK_CHUNK, Answered, PerSampleKind, ScoreContext
 
 
@@ -34,11 +35,21 @@ class MultipleChoice(PerSampleKind):
         inp = metrics.ScoreInput(target=sample.target, choices=sample.choices, logliks=response.logliks or None,
                                  n_tokens=response.n_tokens or None, doc=sample.doc, task=ctx.task.spec)
         pred = metrics.mc_prediction(inp)
-        extra = {"pred": pred, "pred_norm": metrics.mc_prediction(inp, "chars"), "n_tokens": response.n_tokens,
-                 "is_greedy": response.is_greedy}
-        return ctx.record(item, sample.choices[pred] if sample.choices else None,
-                          metrics.score_sample(ctx.task.spec.metrics, inp), extra, choices=sample.choices,
-                          logliks=response.logliks or None)
+        extra: dict[str, Any] = {"pred": pred, "pred_norm": metrics.mc_prediction(inp, "chars"),
+                                 "n_tokens": response.n_tokens, "is_greedy": response.is_greedy}
+        spec = ctx.task.spec
+        scores = metrics.score_sample(lmeval_results.registered(spec), inp)
+        if lmeval_results.custom(spec):  # the lm-eval task's own metrics, from lm-eval's (loglikelihood, is_greedy)
+            logliks, greedy = list(response.logliks or []), list(response.is_greedy or [])
+            greedy = greedy if len(greedy) == len(logliks) else [False] * len(logliks)  # a backend that has none
+            own, kept = lmeval_results.split(spec, lmeval_results.item_values(
+                spec, sample.doc, results=list(zip(logliks, greedy)),
+                builtin=lmeval_results.mc_builtin(logliks, greedy, list(sample.choices or []), int(sample.target))))
+            scores.update(own)
+            if kept:
+                extra[lmeval_results.VALUES] = kept
+        return ctx.record(item, sample.choices[pred] if sample.choices else None, scores, extra,
+                          choices=sample.choices, logliks=response.logliks or None)
 
 
 def _multiple_input(task: Task) -> bool:

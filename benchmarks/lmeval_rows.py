@@ -1,0 +1,183 @@
+"""Synthetic rows in the layout an lm-eval task config reads, for `lmeval_compat.py`'s second figure.
+
+The columns a config reads are inferred from its templates (jinja2.meta.find_undeclared_variables on
+doc_to_text/target/choice, description, gen_prefix and the few-shot overrides; a plain column name; a
+`!function`'s module scanned for `doc["column"]`), and each column's type from how the templates use it:
+`x.attr` or `x["key"]` makes a mapping, `x[0]`, a loop over x or a list filter makes a list of strings,
+`y[x]` makes an integer index, a choice column is a list and a target column beside choices an index. Rows
+are strings "A", "B", "C" otherwise, lists ["A", "B", "C", "D"] (so `labels.index(answerKey)` finds its key). Where the first guess does
+not render, integers and then lists are tried for the columns left as strings, then integer columns as
+digit strings, letters and 1-based integers; `['1', '2'].index(x)` makes x one of those values.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta, nodes
+
+from harness.data.lmeval_task import FunctionRef
+
+LIST_FILTERS = {"join", "length", "first", "last", "list", "count", "sort", "unique", "map", "select", "reject",
+                "batch", "slice", "max", "min", "sum", "random"}
+DOC_NAMES = {"doc", "d", "example", "x", "sample", "row", "item", "ex"}
+TEMPLATE_KEYS = ("doc_to_text", "doc_to_target", "doc_to_choice", "description", "gen_prefix",
+                 "doc_to_decontamination_query")
+_ENV = jinja2.Environment()
+
+
+def _hint_template(template: str, hints: dict[str, Any]) -> None:
+    """Add the columns a Jinja template reads, with the type its use implies, to `hints`."""
+    try:
+        tree = _ENV.parse(template)
+    except jinja2.TemplateSyntaxError:
+        return
+    for name in meta.find_undeclared_variables(tree):
+        hints.setdefault(name, "str")
+    for node in tree.find_all(nodes.Getattr):
+        if isinstance(node.node, nodes.Name) and node.node.name in hints and node.attr not in dir(str):
+            hints[node.node.name] = _as_dict(hints[node.node.name], node.attr)
+    for node in tree.find_all(nodes.Getitem):
+        if isinstance(node.arg, nodes.Name) and node.arg.name in hints:
+            hints[node.arg.name] = "int"  # an index into something
+        if not isinstance(node.node, nodes.Name) or node.node.name not in hints:
+            continue
+        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            hints[node.node.name] = _as_dict(hints[node.node.name], node.arg.value)
+        elif hints[node.node.name] == "str":
+            hints[node.node.name] = "list"
+    for node in tree.find_all(nodes.BinExpr):  # `answer - 1`, `label + 1`: arithmetic on an integer column
+        for side, other in ((node.left, node.right), (node.right, node.left)):
+            if isinstance(side, nodes.Name) and hints.get(side.name) == "str" and isinstance(other, nodes.Const) \
+                    and isinstance(other.value, int) and not isinstance(node, nodes.Mul):
+                hints[side.name] = "int"
+    for node in tree.find_all(nodes.Call):  # `['1', '2'].index(x)`: x is one of those values
+        if isinstance(node.node, nodes.Getattr) and node.node.attr == "index" and node.args \
+                and isinstance(node.args[0], nodes.Name) and node.args[0].name in hints:
+            owner = node.node.node  # a literal list, folded into one constant by find_undeclared_variables
+            values = [item.value for item in owner.items if isinstance(item, nodes.Const)] \
+                if isinstance(owner, nodes.List) else list(owner.value) \
+                if isinstance(owner, nodes.Const) and isinstance(owner.value, (list, tuple)) else []
+            if values:
+                hints[node.args[0].name] = ("one_of", values)
+    for node in tree.find_all(nodes.For):
+        if isinstance(node.iter, nodes.Name) and node.iter.name in hints and hints[node.iter.name] == "str":
+            hints[node.iter.name] = "list"
+    for node in tree.find_all(nodes.Filter):
+        if node.name in LIST_FILTERS and isinstance(node.node, nodes.Name) and hints.get(node.node.name) == "str":
+            hints[node.node.name] = "list"
+
+
+def _as_dict(hint: Any, key: str) -> dict[str, Any]:
+    out = dict(hint) if isinstance(hint, dict) else {}
+    out.setdefault(key, "list")  # choices.text, choices.label: the common nested layout
+    return out
+
+
+def _hint_function(ref: FunctionRef, hints: dict[str, Any]) -> None:
+    """Columns a task's Python reads as `doc["column"]` or `doc.get("column")` anywhere in its module, typed by
+    the use around them: `int(...)` an integer, a loop, `len`, `[0]` or `.index` a list, else a string."""
+    module = ref.qual.rpartition(".")[0]
+    file = ref.folder / f"{module.replace('.', '/')}.py"
+    try:
+        tree = ast.parse(file.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        column = None
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in DOC_NAMES \
+                and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            column = node.slice.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in DOC_NAMES and node.args \
+                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            column = node.args[0].value
+        if column is None:
+            continue
+        up = parents.get(node)
+        hint = "str"
+        if isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id in ("int", "float") \
+                or isinstance(up, ast.Subscript) and up.slice is node:
+            hint = "int"
+        elif isinstance(up, (ast.For, ast.comprehension)) and up.iter is node \
+                or isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id in ("len", "list",
+                                                                                                 "enumerate", "zip") \
+                or isinstance(up, ast.Subscript) and up.value is node and isinstance(up.slice, ast.Constant) \
+                and isinstance(up.slice.value, int) \
+                or isinstance(up, ast.Attribute) and up.attr in ("append", "extend", "keys", "items"):
+            hint = "list"
+        if hints.get(column, "str") == "str":
+            hints[column] = hint
+
+
+def infer_columns(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Column name -> "str" | "int" | "list" | {key: hint} for the columns a task config reads."""
+    hints: dict[str, Any] = {}
+    specs = [(k, cfg.get(k)) for k in TEMPLATE_KEYS]
+    specs += [(k, v) for k, v in (cfg.get("fewshot_config") or {}).items() if k in TEMPLATE_KEYS]
+    for key, spec in specs:
+        if isinstance(spec, FunctionRef):
+            _hint_function(spec, hints)
+        elif isinstance(spec, str):
+            if "{{" in spec or "{%" in spec:
+                _hint_template(spec, hints)
+            elif spec and spec.replace("_", "").isalnum() and key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
+                hints[spec] = "list" if key == "doc_to_choice" else (
+                    "int" if key == "doc_to_target" and cfg.get("doc_to_choice") is not None else hints.get(spec, "str"))
+    if isinstance(cfg.get("process_docs"), FunctionRef):
+        _hint_function(cfg["process_docs"], hints)
+    # a choice template that is one column (`{{choices}}`) reads a list
+    choice = cfg.get("doc_to_choice")
+    if isinstance(choice, str) and choice.strip().startswith("{{") and choice.strip().endswith("}}"):
+        inner = choice.strip()[2:-2].strip()
+        if inner.replace("_", "").isalnum() and hints.get(inner) == "str":
+            hints[inner] = "list"
+    return hints
+
+
+def _value(hint: Any, i: int) -> Any:
+    if isinstance(hint, dict):
+        return {k: _value(v, i) for k, v in hint.items()}
+    if isinstance(hint, tuple):  # ("one_of", values)
+        return hint[1][i % len(hint[1])]
+    if hint == "int":
+        return i % 2
+    if hint == "list":
+        return ["A", "B", "C", "D"]
+    return "ABC"[i % 3]
+
+
+def rows(hints: dict[str, Any], n: int, fallback: str | None = None) -> list[dict[str, Any]]:
+    """n rows; `fallback` "int" or "list" replaces every plain string column's type, "digits" writes integer
+    columns as the strings "1", "2" (winogrande's answer, a key of a mapping), "letters" as "A", "B", "one_based"
+    as 1, 2 (`answer - 1`)."""
+    if fallback in ("digits", "letters", "one_based"):
+        as_int = {"digits": lambda i: str(i % 2 + 1), "letters": lambda i: "AB"[i % 2], "one_based": lambda i: i % 2 + 1}
+        return [{k: as_int[fallback](i) if v == "int" else _value(v, i) for k, v in hints.items()} for i in range(n)]
+    use = {k: (fallback if fallback and v == "str" else v) for k, v in hints.items()}
+    return [{k: _value(v, i) for k, v in use.items()} for i in range(n)]
+
+
+def splits_of(cfg: dict[str, Any]) -> set[str]:
+    """Every split a config may read: evaluation, training, validation and few-shot."""
+    fs = cfg.get("fewshot_config") or {}
+    names = {cfg.get("test_split"), cfg.get("validation_split"), cfg.get("training_split"), cfg.get("fewshot_split"),
+             fs.get("split") if isinstance(fs, dict) else None}
+    return {str(s) for s in names if s}
+
+
+def with_local_data(cfg: dict[str, Any], folder: Path, data: list[dict[str, Any]]) -> dict[str, Any]:
+    """The config pointed at `data` written as every split's local JSON file in `folder`."""
+    files = {}
+    for split in sorted(splits_of(cfg)) or ["test"]:
+        path = folder / f"{split}.json"
+        path.write_text(json.dumps(data))
+        files[split] = path.name
+    out = {k: v for k, v in cfg.items() if k not in ("dataset_name", "dataset_kwargs")}
+    out.update(dataset_path="json", dataset_kwargs={"data_files": files})
+    return out
