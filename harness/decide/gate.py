@@ -39,6 +39,7 @@ from harness.decide.compare import (
     Comparison,
     MetricComparison,
     compare_runs,
+    is_active,
     item_scores,
     originals,
     sequential_design,
@@ -46,6 +47,7 @@ from harness.decide.compare import (
     task_samples,
 )
 from harness.decide.gatefile import KINDS, Drift, GateSpec, Rule, load_gate  # noqa: F401 - re-exported
+from harness.decide.proposal import active_refusal
 from harness.decide.results import EXIT, Check, GateResult, RuleResult, Verdict  # noqa: F401 - re-exported
 from harness.inference import power, ppi, stats
 from harness.inference.evidence import (
@@ -541,6 +543,13 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
                anchor_of: AnchorOf | None = None, human_of: HumanOf | None = None) -> RuleResult:
     """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit; `store_path` holds
     the review app's judgments (human evidence, judge calibration)."""
+    if is_active(comp.sequential):  # only what the importance weights estimate: never a fixed-n test
+        problem = active_refusal(rule.kind, rule.pool == "micro" and not rule.task) or (
+            "a rule on people's ratings or a judge reads items the draws did not choose"
+            if is_human_metric(rule.metric) or rule.ppi else None)
+        if problem:
+            raise UserError(f"this run was evaluated with --active, and {problem}: gate it on a complete run or one "
+                            "evaluated until decided without --active", **where)
     if rule.kind == "max_drift":
         return judge_drift(rule, spec, comp, where, anchor_of)
     if is_human_metric(rule.metric):

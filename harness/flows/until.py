@@ -45,8 +45,10 @@ from harness.decide.gate import (
     superiority_design,
 )
 from harness.decide.verdict import verdict_json, write_verdict
+from harness.flows import active as active_draws
 from harness.flows.refs import resolve_run
 from harness.inference import power, sequential
+from harness.inference.active import DEFAULT_FLOOR
 from harness.inference.stats import ALPHA
 from harness.models import load_backend
 from harness.run import canary
@@ -88,6 +90,10 @@ class UntilSettings:
     # The share of paired items expected to change (as `tunegate plan --discordance`; a pilot's is best): with
     # the rule's margin it gives the planner's n, the horizon the bets are tuned to (see `plan_design`).
     discordance: float = DEFAULT_DISCORDANCE
+    # `--active`: draw each task's items toward likely flips, importance-weighted (harness.flows.active), with
+    # every item's probability at least floor / N
+    active: bool = False
+    floor: float = DEFAULT_FLOOR
 
     def chunk_of(self, task: tuple[str, str]) -> int:
         return self.task_chunk.get(f"{task[0]}/{task[1]}", self.chunk)
@@ -461,6 +467,14 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
     total = sum(available.values())
     design = plan_design(spec, reads, available, until.discordance)  # fixed before the first look
+    plan = None
+    if until.active:  # draws with replacement toward likely flips, fixed before the first look
+        plan = active_draws.plan(spec, reads, order, baseline, until.floor, until.seed, str(until.gate))
+        order = plan.order
+
+    def block(stopped: str | None) -> dict[str, Any]:
+        made = loop.block(stopped, available, looks, design)
+        return plan.extend(made) if plan is not None else made
     taken = {task: 0 for task in order}
     result: GateResult | None = None
     decided_at: dict[int, int] = {}
@@ -494,9 +508,11 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             chunk = chunk[:room]
         say(settings, progress_line(len(loop.order), len(chunk), total, result, time.perf_counter() - started,
                                     until.max_minutes))
-        loop.evaluate_chunk(chunk)
+        fresh = plan.record(chunk) if plan is not None else chunk  # an item drawn again is not evaluated again
+        if fresh:
+            loop.evaluate_chunk(fresh)
         looks.append(len(loop.order))
-        cand, _ = loop.candidate_run(loop.block(None, available, looks, design), out)
+        cand, _ = loop.candidate_run(block(None), out)
         comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
         result = evaluate_gate(spec, comp, source=str(until.gate), root=root)
         for i, rule in enumerate(result.rules):
@@ -509,9 +525,9 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             break
     if result is None:
         raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(until.gate))
-    block = loop.block(stopped, available, looks, design)
-    result.sequential = sequential_summary(block)
-    cand, records = loop.candidate_run(block, out)
+    final = block(stopped)
+    result.sequential = sequential_summary(final)
+    cand, records = loop.candidate_run(final, out)
     loop.store.finish_run(loop.run_id, cand.results)
     rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i),
                           i in hopeless) for i, r in enumerate(result.rules)]
@@ -523,7 +539,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             base_records = loop.baseline_records()
             base_results = assemble_results(loop.base_run_id or "", baseline.results.get("model") or {}, suites,
                                             loop.done, base_records, settings)
-            base_results["sequential"] = block
+            base_results["sequential"] = final
             write_run_dir(base_dir, base_results, base_records)
         write_verdict(result, out / "verdict.json")
     return Outcome(result, cand.results, rules, len(loop.order), total, len(loop.base_extra), stopped, looks,
@@ -615,6 +631,7 @@ def summary(outcome: Outcome) -> str:
     lines = [f"sequential evaluation ({block.get('method', sequential.CS_METHOD)}): stopped: {outcome.stopped}, "
              f"after {len(outcome.looks)} looks"]
     lines += _design_lines(block.get("design") or {})
+    lines += active_draws.summary_lines(block)
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
         at = (f"decided at {r.decided_at} items" if r.decided_at else
