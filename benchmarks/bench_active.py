@@ -50,7 +50,7 @@ MARGIN = 0.05
 CHUNK = 10
 N_ITEMS = 1000
 MAX_DRAWS_X = 3  # active draws at most this many times the population
-FLOORS = (0.3, 0.5, 0.7)
+FLOORS = (0.3, 0.5, 0.7, 0.85)
 AUCS = (0.5, 0.7, 0.9)
 DISCORDANCES = (0.15, 0.3)
 ALPHA = 0.05
@@ -167,24 +167,87 @@ def simulation(reps: int, seed: int) -> None:
             f"AUC {auc}: at most {r:.2f}x the uniform items" for auc, r in sorted(by_auc.items())))
 
 
+GROUPS = {"pubmedqa_mc": ("medical",), "legal (27 MC tasks, pooled)": ("legal",), "general facts": ("general/facts",),
+          "general short_answer": ("general/short_answer",)}
+
+
+def collect(run_dir: Path) -> None:
+    """benchmarks/data/active_runs.json from run directories RUN_DIR/{lg,med}-{base,ADAPTER} (tunegate eval
+    on the whole tasks): per adapter and task group, [baseline score, candidate score, baseline flip score]."""
+    from harness.data.runs import load_run
+
+    def rows(variant: str) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for part in ("lg", "med"):
+            path = run_dir / f"{part}-{variant}"
+            if path.exists():
+                out.update({f"{s['suite']}/{s['task']}/{s['sample_id']}": s for s in load_run(path).samples
+                            if not s.get("perturbation")})
+        return out
+
+    base = rows("base")
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for path in sorted(run_dir.glob("*-*")):
+        variant = path.name.split("-", 1)[1]
+        if variant == "base" or variant in out or not path.is_dir():
+            continue
+        cand = rows(variant)
+        groups: dict[str, list[list[float]]] = {}
+        for name, prefixes in GROUPS.items():
+            keys = [k for k in base if k in cand and k.startswith(prefixes)]
+            if not keys:
+                continue
+            metric = "acc" if "acc" in base[keys[0]]["scores"] else next(iter(base[keys[0]]["scores"]))
+            scores, _ = flip_proposal.flip_scores([base[k] for k in keys])
+            groups[name] = [[float(base[k]["scores"][metric] or 0.0), float(cand[k]["scores"][metric] or 0.0),
+                             float(r)] for k, r in zip(keys, scores)]
+        out[variant] = groups
+    DATA.parent.mkdir(parents=True, exist_ok=True)
+    DATA.write_text(json.dumps({"model": "smollm2-135m (embedded)", "baseline": "base", "runs": out}, indent=0))
+    print(f"wrote {DATA}: " + ", ".join(f"{v}: " + "/".join(str(len(g)) for g in gs.values()) for v, gs in out.items()))
+
+
+def stored(reps: int, seed: int, floor: float) -> None:
+    data = json.loads(DATA.read_text())
+    rng = np.random.default_rng(seed)
+    h = horizon(0.15)  # --until-decided's default discordance plans the horizon
+    print(f"(b) stored runs ({DATA.name}, {data['model']} against its base): non-inferiority margin {MARGIN}, floor "
+          f"{floor}, {reps} replays each (uniform: a fresh order; active: fresh draws)")
+    print(f"{'adapter':<22} {'task':<28} {'N':>4} {'flips':>5} {'Δ':>6} {'AUC':>5} | {'uniform items/decided':>22} | "
+          f"{'active items/decided':>21} | ratio")
+    for variant, groups in sorted(data["runs"].items()):
+        for name, triples in groups.items():
+            arr = np.array(triples, dtype=float)
+            d, scores = arr[:, 1] - arr[:, 0], arr[:, 2]
+            flipped = d != 0
+            auc = auc_of(scores, flipped)
+            r = replay(d, scores, floor, reps, rng, h)
+            uni, act = r["uniform"], r["active"]
+            ratio = act["items"] / uni["items"]
+            print(f"{variant:<22} {name:<28} {d.size:>4} {int(flipped.sum()):>5} {d.mean():>+6.3f} {auc:>5.2f} | "
+                  f"{uni['items']:>8.0f} / {uni['pass'] + uni['fail']:>5.2f} decided | {act['items']:>7.0f} / "
+                  f"{act['pass'] + act['fail']:>5.2f} decided | {ratio:.2f}x")
+            print(f"RESULT active stored {variant} {name}: AUC {auc:.2f}, {ratio:.2f}x the uniform items "
+                  f"(decided {act['pass'] + act['fail']:.2f} vs {uni['pass'] + uni['fail']:.2f}; N {d.size})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--floor", type=float, default=active.DEFAULT_FLOOR, help="(b)'s floor")
     parser.add_argument("--skip-simulation", action="store_true")
+    parser.add_argument("--collect", metavar="RUN_DIR", help="write the stored-run data from run directories")
     args = parser.parse_args()
+    if args.collect:
+        collect(Path(args.collect))
+        return
     if not args.skip_simulation:
         simulation(args.reps, args.seed)
     if DATA.exists():
-        stored(args.reps, args.seed)
+        stored(args.reps, args.seed, args.floor)
     else:
         print(f"(b) stored runs: {DATA} missing (make it with --collect)")
-
-
-def stored(reps: int, seed: int) -> None:
-    data = json.loads(DATA.read_text())
-    print(f"(b) stored runs ({DATA.name}): {reps} replays per adapter and task group")
-    del data, seed
 
 
 if __name__ == "__main__":
