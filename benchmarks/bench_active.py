@@ -178,7 +178,7 @@ def collect(run_dir: Path) -> None:
 
     def rows(variant: str) -> dict[str, dict]:
         out: dict[str, dict] = {}
-        for part in ("lg", "med"):
+        for part in ("gen", "lg", "med"):
             path = run_dir / f"{part}-{variant}"
             if path.exists():
                 out.update({f"{s['suite']}/{s['task']}/{s['sample_id']}": s for s in load_run(path).samples
