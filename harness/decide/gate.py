@@ -674,4 +674,13 @@ def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
             "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
             "design": dict(block.get("design") or {}),
-            "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}
+            "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)",
+            **({"active": active_summary(block["active"])} if block.get("active") else {})}
+
+
+def active_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """An active run in a verdict: its floor, each task's signal and weight bound, and its draws per task."""
+    tasks = info.get("tasks") or {}
+    return {"floor": info.get("floor"), "signals": {k: t.get("signal") for k, t in tasks.items()},
+            "bounds": {k: t.get("bound") for k, t in tasks.items()},
+            "draws": {k: len(v) for k, v in (info.get("draws") or {}).items()}}

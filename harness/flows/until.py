@@ -638,7 +638,8 @@ def summary(outcome: Outcome) -> str:
               f"not decided: its chance to be decided within the split's items is below {FUTILITY_CHANCE:.0%}, so it got "
               "no more" if r.futile
               else "not decided")
-        lines.append(f"  {r.verdict:<12} {r.name:<{width}}  items {r.n} of {r.available} available; {at}")
+        judged = f"draws {r.n} over" if block.get("active") else f"items {r.n} of"  # active: n counts draws
+        lines.append(f"  {r.verdict:<12} {r.name:<{width}}  {judged} {r.available} available; {at}")
     # Items left unevaluated are a saving only when the gate was decided; a budget stop leaves rules open.
     saving = (f"{100 * outcome.saved:.0f}% saved: every rule decided" if outcome.stopped == "decided" else
               f"stopped by {outcome.stopped} with rules undecided, {100 * outcome.saved:.0f}% not evaluated")

@@ -140,6 +140,9 @@ def test_cli_until_decided_active_writes_draws_and_gates_with_the_weighted_seque
     verdict = json.loads((tmp_path / "cand" / "verdict.json").read_text())
     assert verdict["rules"][0]["verdict"] == "PASS"
     assert verdict["rules"][0]["method"] == active.ACTIVE_METHOD
+    assert verdict["sequential"]["active"]["floor"] == 0.6
+    assert verdict["sequential"]["active"]["draws"] == {"t/add": len(draws)}
+    assert f"draws {len(draws)} over {N} available" in out
     # gate judges the written run again with the weighted sequence, never a fixed-n test
     capsys.readouterr()
     assert main(["gate", str(gate), "--baseline", str(tmp_path / "base"), "--candidate", str(tmp_path / "cand"),
