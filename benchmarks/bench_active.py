@@ -57,9 +57,9 @@ ALPHA = 0.05
 DATA = Path(__file__).resolve().parent / "data" / "active_runs.json"
 
 
-def horizon(disc: float) -> int:
+def horizon(disc: float, margin: float = MARGIN) -> int:
     """The planner's n for the non-inferiority rule at Δ = 0 (the horizon `--until-decided` tunes its bets to)."""
-    return power.paired_binary_n(MARGIN, 0.0, max(disc, MARGIN))
+    return power.paired_binary_n(margin, 0.0, max(disc, margin))
 
 
 def at_look(first: np.ndarray, cap: int) -> np.ndarray:
@@ -67,23 +67,23 @@ def at_look(first: np.ndarray, cap: int) -> np.ndarray:
     return np.where(first > 0, np.minimum(np.ceil(first / CHUNK) * CHUNK, cap), cap + 1).astype(int)
 
 
-def decide(z: np.ndarray, bound: float, h: int) -> tuple[np.ndarray, np.ndarray]:
+def decide(z: np.ndarray, bound: float, h: int, margin: float = MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """(stop index, verdict) per row of terms z in [−bound, bound]: 1 PASS, −1 FAIL, 0 undecided at the cap."""
     cap = z.shape[1]
     y = (z + bound) / (2 * bound)
-    m = (-MARGIN + bound) / (2 * bound)
-    design = sequential.Design(min(h, cap), -MARGIN).on_unit(-bound, bound)
+    m = (-margin + bound) / (2 * bound)
+    design = sequential.Design(min(h, cap), -margin).on_unit(-bound, bound)
     p = at_look(sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design), cap)
     f = at_look(sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design), cap)
     stop = np.minimum(np.minimum(p, f), cap)
     return stop, np.where(p < f, 1, np.where(f < p, -1, 0))
 
 
-def covered(z: np.ndarray, bound: float, truth: float, h: int) -> np.ndarray:
+def covered(z: np.ndarray, bound: float, truth: float, h: int, margin: float = MARGIN) -> np.ndarray:
     """Per row: the true mean stays inside every interval of the sequence up to the cap (same design)."""
     y = (z + bound) / (2 * bound)
     m = (truth + bound) / (2 * bound)
-    design = sequential.Design(min(h, z.shape[1]), -MARGIN).on_unit(-bound, bound)
+    design = sequential.Design(min(h, z.shape[1]), -margin).on_unit(-bound, bound)
     lo = sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design)
     hi = sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design)
     return (lo == 0) & (hi == 0)
@@ -98,23 +98,23 @@ def distinct_upto(idx: np.ndarray, stop: np.ndarray) -> np.ndarray:
 
 
 def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.random.Generator, h: int,
-           truth: float | None = None) -> dict[str, dict[str, float]]:
+           truth: float | None = None, margin: float = MARGIN) -> dict[str, dict[str, float]]:
     """Both procedures `reps` times on one population d (with flip scores): verdicts, items, coverage."""
     n = d.size
     perm = np.argsort(rng.random((reps, n)), axis=1)
     zu = d[perm]
-    su, vu = decide(zu, 1.0, h)
+    su, vu = decide(zu, 1.0, h, margin)
     q = active.proposal(scores, floor)
     bound = active.weight_bound(q)
     idx = rng.choice(n, size=(reps, MAX_DRAWS_X * n), p=q)
     za = d[idx] / (n * q[idx])
-    sa, va = decide(za, bound, h)
+    sa, va = decide(za, bound, h, margin)
     items_a = distinct_upto(idx, sa)
     mean = float(d.mean()) if truth is None else truth
     out = {"uniform": {"items": float(su.mean()), "pass": float((vu == 1).mean()), "fail": float((vu == -1).mean()),
-                       "cover": float(covered(zu, 1.0, mean, h).mean())},
+                       "cover": float(covered(zu, 1.0, mean, h, margin).mean())},
            "active": {"items": float(items_a.mean()), "draws": float(sa.mean()), "pass": float((va == 1).mean()),
-                      "fail": float((va == -1).mean()), "cover": float(covered(za, bound, mean, h).mean()),
+                      "fail": float((va == -1).mean()), "cover": float(covered(za, bound, mean, h, margin).mean()),
                       "bound": bound}}
     return out
 
@@ -207,28 +207,33 @@ def collect(run_dir: Path) -> None:
     print(f"wrote {DATA}: " + ", ".join(f"{v}: " + "/".join(str(len(g)) for g in gs.values()) for v, gs in out.items()))
 
 
+STORED_MARGINS = (0.05, 0.10)  # the demo's non-inferiority margin, and a looser one that small tasks can decide
+
+
 def stored(reps: int, seed: int, floor: float) -> None:
     data = json.loads(DATA.read_text())
     rng = np.random.default_rng(seed)
-    h = horizon(0.15)  # --until-decided's default discordance plans the horizon
-    print(f"(b) stored runs ({DATA.name}, {data['model']} against its base): non-inferiority margin {MARGIN}, floor "
-          f"{floor}, {reps} replays each (uniform: a fresh order; active: fresh draws)")
-    print(f"{'adapter':<22} {'task':<28} {'N':>4} {'flips':>5} {'Δ':>6} {'AUC':>5} | {'uniform items/decided':>22} | "
-          f"{'active items/decided':>21} | ratio")
+    print(f"(b) stored runs ({DATA.name}, {data['model']} against its base): floor {floor}, {reps} replays each "
+          "(uniform: a fresh order of the task's items, at most all of them; active: fresh draws, at most "
+          f"{MAX_DRAWS_X}N). items: mean items evaluated (active: distinct) until decided or capped; dec: share decided")
+    print(f"{'adapter':<20} {'task':<20} {'N':>4} {'flips':>5} {'Δ':>6} {'AUC':>5} {'margin':>6} | "
+          f"{'uniform items dec':>17} | {'active items dec':>16} | ratio")
     for variant, groups in sorted(data["runs"].items()):
         for name, triples in groups.items():
             arr = np.array(triples, dtype=float)
             d, scores = arr[:, 1] - arr[:, 0], arr[:, 2]
             flipped = d != 0
             auc = auc_of(scores, flipped)
-            r = replay(d, scores, floor, reps, rng, h)
-            uni, act = r["uniform"], r["active"]
-            ratio = act["items"] / uni["items"]
-            print(f"{variant:<22} {name:<28} {d.size:>4} {int(flipped.sum()):>5} {d.mean():>+6.3f} {auc:>5.2f} | "
-                  f"{uni['items']:>8.0f} / {uni['pass'] + uni['fail']:>5.2f} decided | {act['items']:>7.0f} / "
-                  f"{act['pass'] + act['fail']:>5.2f} decided | {ratio:.2f}x")
-            print(f"RESULT active stored {variant} {name}: AUC {auc:.2f}, {ratio:.2f}x the uniform items "
-                  f"(decided {act['pass'] + act['fail']:.2f} vs {uni['pass'] + uni['fail']:.2f}; N {d.size})")
+            for margin in STORED_MARGINS:
+                r = replay(d, scores, floor, reps, rng, horizon(0.15, margin), margin=margin)
+                uni, act = r["uniform"], r["active"]
+                ratio = act["items"] / uni["items"]
+                du, da = uni["pass"] + uni["fail"], act["pass"] + act["fail"]
+                print(f"{variant:<20} {name:<20} {d.size:>4} {int(flipped.sum()):>5} {d.mean():>+6.3f} {auc:>5.2f} "
+                      f"{margin:>6.2f} | {uni['items']:>8.0f} {du:>8.2f} | {act['items']:>7.0f} {da:>8.2f} | "
+                      f"{ratio:.2f}x")
+                print(f"RESULT active stored {variant} {name} margin {margin}: AUC {auc:.2f}, {ratio:.2f}x the uniform "
+                      f"items, decided {da:.2f} (active) vs {du:.2f} (uniform), N {d.size}, {int(flipped.sum())} flips")
 
 
 def main() -> None:
