@@ -149,6 +149,9 @@ def test_cli_until_decided_active_writes_draws_and_gates_with_the_weighted_seque
                  "--verdict", str(tmp_path / "v.json")]) == 0
     again = json.loads((tmp_path / "v.json").read_text())
     assert again["rules"][0]["method"] == active.ACTIVE_METHOD
+    # the report says how the items were chosen: not a uniform sample
+    assert main(["report", str(tmp_path / "base"), str(tmp_path / "cand"), "--md", str(tmp_path / "r.md")]) == 0
+    assert "seeded draws toward likely flips (floor 0.6" in (tmp_path / "r.md").read_text()
     # a floor rule is not what the weights estimate: one line, exit 2
     floor_gate = tmp_path / "floor.yaml"
     floor_gate.write_text("rules:\n  - suite: t\n    floor: 0.5\n")
