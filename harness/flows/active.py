@@ -58,6 +58,19 @@ class ActivePlan:
                            "draws": {k: [list(x) for x in v] for k, v in self.drawn.items()}}}
 
 
+def check(spec: GateSpec, floor: float, source: str, reads: Sequence[set[Task]] | None = None) -> None:
+    """UserError for a floor outside (0, 1] or a rule an active run cannot judge (before any model loads:
+    without `reads`, a micro rule without a task counts as pooled over several tasks)."""
+    if not 0 < floor <= 1:  # also refuses nan
+        raise UserError(f"--floor must lie in (0, 1], got {floor:g}", field="--floor")
+    for i, rule in enumerate(spec.rules):
+        pooled = rule.pool == "micro" and not rule.task and (reads is None or len(reads[i]) > 1)
+        problem = active_refusal(rule.kind, pooled)
+        if problem:
+            raise UserError(f"--active cannot decide rule {i + 1}: {problem}; evaluate until decided without --active",
+                            field=f"rules.{i}", source=source)
+
+
 def _rng(seed: int, task: Task) -> np.random.Generator:
     name = int.from_bytes(hashlib.sha256(f"active/{task[0]}/{task[1]}".encode()).digest()[:8], "big")
     return np.random.default_rng([seed, name])
@@ -66,13 +79,7 @@ def _rng(seed: int, task: Task) -> np.random.Generator:
 def plan(spec: GateSpec, reads: Sequence[set[Task]], order: Mapping[Task, list[Group]], baseline: Run, floor: float,
          seed: int, source: str) -> ActivePlan:
     """The active plan over the tasks the gate reads; UserError for a rule an active run cannot judge."""
-    for i, (rule, tasks) in enumerate(zip(spec.rules, reads)):
-        problem = active_refusal(rule.kind, rule.pool == "micro" and len(tasks) > 1)
-        if problem:
-            raise UserError(f"--active cannot decide rule {i + 1}: {problem}; evaluate until decided without --active",
-                            field=f"rules.{i}", source=source)
-    if not 0 < floor <= 1:
-        raise UserError(f"--floor must lie in (0, 1], got {floor:g}", field="--floor")
+    check(spec, floor, source, reads)
     base = {(s["suite"], s["task"], str(s.get("source_id") or s["sample_id"])): s for s in baseline.samples
             if not s.get("perturbation")}
     out = ActivePlan(floor, {}, {}, {})

@@ -581,6 +581,8 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
     if out is not None:
         check_out_dir(out)
     refuse_estimates(*load_gate(until.gate), str(until.gate))  # bad gate files fail before any model loads
+    if until.active:
+        active_draws.check(load_gate(until.gate)[0], until.floor, str(until.gate))
     baseline = resolve_run(until.baseline, store_path)
     suites = load_suites(list(suite_refs))
     for suite in suites:
