@@ -19,8 +19,9 @@ harness.inference.sequential tuned to the planner's horizon (as `eval --until-de
     (<= 2.5% + Monte Carlo error), and the mean items to a decision, active / uniform, at Δ = 0 and +MARGIN,
     for the floors FLOORS.
 (b) Stored runs. The embedded model (smollm2-135m) and the demo's quick adapters (lora, ia3, prompt tuning)
-    evaluated ONCE on every item of PubMedQA multiple choice, the legal suite's multiple-choice tasks and the
-    general suite's facts (benchmarks/data/active_runs.json, made by --collect). Each adapter against the base:
+    evaluated ONCE with `tunegate eval` (run directories RUN_DIR/{gen,lg,med}-{base,ADAPTER}) on the general
+    suite and, as CPU time allowed, PubMedQA multiple choice and the legal suite's multiple-choice tasks
+    (benchmarks/data/active_runs.json, made by --collect). Each adapter against the base:
     the AUC of the base's margin for the items the adapter flips, and the sequential procedure replayed REPS
     times on the stored pairs (the population is the stored task; only the order or the draws change):
     decisions and items, active / uniform.
