@@ -18,6 +18,7 @@ from harness.cli.common import (
     store_help,
 )
 from harness.core.api import UserError
+from harness.inference.active import DEFAULT_FLOOR
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -31,6 +32,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     _check_eval_outputs(args)
     if args.until_decided or args.baseline:
         return _eval_until_decided(args, settings)
+    if args.active:
+        raise UserError("--active draws the items of an evaluation until decided: give --until-decided GATE and "
+                        "--baseline RUN", field="--active")
     saved: list[tuple[str, int, str]] = []
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
@@ -87,7 +91,7 @@ def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
     if args.resume or args.save_baseline or args.include_base:
         raise UserError("--until-decided takes no --resume, --save-baseline or --include-base", field="--until-decided")
     until = UntilSettings(Path(args.until_decided), args.baseline, args.max_items, args.max_minutes, args.chunk,
-                          args.seed, discordance=args.discordance)
+                          args.seed, discordance=args.discordance, active=args.active, floor=args.floor)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
                                      settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
                                      backend_options=_endpoint_args(args), judge_bindings=parse_bindings(args.judge))
@@ -211,6 +215,14 @@ def add(sub: Any) -> None:
                     help="with --until-decided: the share of items expected to change (as tunegate plan's; a pilot's "
                     "is best): with each rule's margin it plans the horizon the confidence sequence's bets are tuned "
                     "to, fixed before the first look (default 0.15)")
+    ev.add_argument("--active", action="store_true",
+                    help="with --until-decided: draw each task's items with replacement, tilted toward the items the "
+                    "baseline's stored answers say are likely to flip (small choice margins), and judge the "
+                    "importance-weighted paired difference with its confidence sequence (Kossen et al. 2021); "
+                    "only paired rules per task")
+    ev.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
+                    help=f"with --active: every item's draw probability is at least floor/N (default {DEFAULT_FLOOR}); "
+                    "smaller tilts harder but widens the range of the weighted terms")
     ev.add_argument("-q", "--quiet", action="store_true")
     ev.epilog = "exit 0: done; 2: bad input; 5: some requests failed for good (rerun with --resume)"
     ev.set_defaults(func=cmd_eval, interrupted="stopped (finished samples are saved; rerun with --resume)")

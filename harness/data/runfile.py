@@ -173,6 +173,28 @@ class Undecided(_Entry):
     split_short: bool | None = None
 
 
+Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class ActiveTask(_Entry):
+    """One task of an active run (`eval --until-decided --active`): its population, signal and weight bound."""
+
+    population: Annotated[int, Field(ge=1)]
+    signal: Name
+    bound: Annotated[float, Field(ge=1, le=1e9, allow_inf_nan=False)]  # 1 / (N min q)
+
+
+class SequentialActive(_Entry):
+    """How an active run drew its items: the floor, per task the proposal's summary, and every draw with its q."""
+
+    floor: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    max_draws_x: Count | None = None
+    tasks: Annotated[dict[Name, ActiveTask], Field(max_length=MAX_ITEMS)]
+    # per task, every draw in order: [item id, q] (q in (0, 1])
+    draws: Annotated[dict[Name, list[Annotated[list[Name | Probability], Field(min_length=2, max_length=2)]]],
+                     Field(max_length=MAX_ITEMS)]
+
+
 class Sequential(_Entry):
     """A run evaluated until decided (`eval --until-decided`): which items, in which order, judged how."""
 
@@ -190,6 +212,7 @@ class Sequential(_Entry):
     allocation: Name | None = None
     cost: Annotated[dict[Name, SequentialCost], Field(max_length=MAX_ITEMS)] = {}
     undecided: Annotated[dict[Name, Undecided], Field(max_length=MAX_ITEMS)] = {}
+    active: SequentialActive | None = None  # `--active`: draws with replacement, importance-weighted
 
 
 class Results(_Entry):

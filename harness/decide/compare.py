@@ -326,12 +326,41 @@ def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[
     on the width only."""
     recorded: dict[str, dict[str, Any]] = (block or {}).get("design") or {}
     keys = [f"{suite}/{task}" for task in tasks]
+    active_block = (block or {}).get("active")
+    if active_block and len(keys) == 1:  # an active run: the task's draws' importance weights, in draw order
+        base = recorded.get(keys[0])
+        horizon = int(base["horizon"]) if base else 0
+        center = None if not base or base.get("center") is None else float(base["center"])
+        draws = (active_block.get("draws") or {}).get(keys[0]) or []
+        info = (active_block.get("tasks") or {}).get(keys[0]) or {}
+        n = int(info.get("population", 0))
+        return Design(horizon, center, tuple(1.0 / (n * float(q)) for _, q in draws), float(info.get("bound", 1.0)))
     if not keys or any(k not in recorded for k in keys):
         return None
     entries = [recorded[k] for k in keys]
     centers = {e.get("center") for e in entries}
     center = centers.pop() if len(centers) == 1 else None
     return Design(sum(int(e["horizon"]) for e in entries), None if center is None else float(center))
+
+
+def is_active(block: dict[str, Any] | None) -> bool:
+    """True for a run made with `eval --until-decided --active` (importance-weighted draws)."""
+    return bool((block or {}).get("active"))
+
+
+def expand_draws(samples: dict[str, SampleRow], block: dict[str, Any], suite: str, task: str) -> dict[str, SampleRow]:
+    """An active run's rows of one task, one per draw in draw order (an item drawn twice appears twice, under
+    its own id, so that the sequence counts its term twice: the draws are iid only so counted)."""
+    draws = (block["active"].get("draws") or {}).get(f"{suite}/{task}") or []
+    by_source = {str(s.get("source_id") or s["sample_id"]): s for s in samples.values()}
+    out: dict[str, SampleRow] = {}
+    for k, (source, _) in enumerate(draws):
+        row = by_source.get(str(source))
+        if row is None:
+            raise UserError(f"the active run's draw {k + 1} of {excerpt(suite, 40)}/{excerpt(task, 40)} names item "
+                            f"{excerpt(str(source), 40)}, which the runs' samples lack")
+        out[f"{row['sample_id']}\x00{k}"] = {**row, "source_id": f"{source}\x00{k}"}
+    return out
 
 
 def sequential_order(block: dict[str, Any]) -> dict[SampleKey, int]:
@@ -467,9 +496,11 @@ def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores
         p, test = stats.sign_flip_pvalue(b, c, n_resamples=n_resamples, seed=seed), "sign-flip permutation"
     if sequential and b.size:  # a fixed-n test is not valid at a data-dependent n: only the sequence is shown
         p, test = None, "none: sequential run (judged by its confidence sequence)"
-    row = MetricComparison(
-        suite, task, metric, float(b.mean()) if b.size else float("nan"), float(c.mean()) if c.size else float("nan"),
-        float((c - b).mean()) if b.size else float("nan"), interval, int(b.size), bool(b.size), binary, hib, bounds,
+    w = np.asarray(design.weights) if design is not None and design.weights is not None else np.ones(b.size)
+    row = MetricComparison(  # an active run: importance-weighted (unbiased) means over the task's population
+        suite, task, metric, float((w * b).mean()) if b.size else float("nan"),
+        float((w * c).mean()) if c.size else float("nan"), float((w * (c - b)).mean()) if b.size else float("nan"),
+        interval, int(b.size), bool(b.size), binary, hib, bounds,
         test, p, None, nb, nc, own_score(sb, bounds, binary), own_score(sc, bounds, binary),
         len(sb.items) - len(common), len(sc.items) - len(common))
     return row, (b, c)
@@ -625,8 +656,10 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
         sb_scores = item_scores(list(ob.values()), metric, None, f"{base.path}/samples.jsonl")
         sc_scores = item_scores(list(oc.values()), metric, None, f"{cand.path}/samples.jsonl")
         fail = _fail_value(metric_bounds(metric, np.concatenate([sb_scores.values, sc_scores.values])), hib)
-        row, arrays = metric_row(suite, task, metric, item_scores(list(ob.values()), metric, fail),
-                                 item_scores(list(oc.values()), metric, fail), hib, n_resamples, seed, sequential,
+        eb, ec = (expand_draws(ob, block or {}, suite, task), expand_draws(oc, block or {}, suite, task)) \
+            if sequential and is_active(block) else (ob, oc)
+        row, arrays = metric_row(suite, task, metric, item_scores(list(eb.values()), metric, fail),
+                                 item_scores(list(ec.values()), metric, fail), hib, n_resamples, seed, sequential,
                                  sequential_design(block, suite, [task]) if sequential else None)
         rows.append(row)
         pairs[(suite, task, metric)] = arrays
@@ -668,6 +701,8 @@ def compare_suite(runs: tuple[Run, Run], suite: str, tasks: list[_TaskResult], n
         for pooled in (all_b, all_c):
             pooled.sort(key=lambda s: seq_order[(s["suite"], s["task"], s["sample_id"])])
     for metric in order:
+        if is_active(block):  # an active run estimates each task by its own draws: no pooled row exists
+            break
         members = [r for t in tasks for r in t.rows if r.metric == metric and r.paired]
         hib = metric_direction(runs, suite, None, metric)
         if not members:

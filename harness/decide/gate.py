@@ -39,6 +39,7 @@ from harness.decide.compare import (
     Comparison,
     MetricComparison,
     compare_runs,
+    is_active,
     item_scores,
     originals,
     sequential_design,
@@ -46,6 +47,7 @@ from harness.decide.compare import (
     task_samples,
 )
 from harness.decide.gatefile import KINDS, Drift, GateSpec, Rule, load_gate  # noqa: F401 - re-exported
+from harness.decide.proposal import active_refusal
 from harness.decide.results import EXIT, Check, GateResult, RuleResult, Verdict  # noqa: F401 - re-exported
 from harness.inference import power, ppi, stats
 from harness.inference.evidence import (
@@ -546,6 +548,13 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
                alpha: float = stats.ALPHA) -> RuleResult:
     """Judge one rule: per task by default, or on a pooled (micro) or macro-averaged unit, on (1 − alpha)
     intervals; `human_of` gives the review app's judgments (human evidence, judge calibration)."""
+    if is_active(comp.sequential):  # only what the importance weights estimate: never a fixed-n test
+        problem = active_refusal(rule.kind, rule.pool == "micro" and not rule.task) or (
+            "a rule on people's ratings or a judge reads items the draws did not choose"
+            if is_human_metric(rule.metric) or rule.ppi else None)
+        if problem:
+            raise UserError(f"this run was evaluated with --active, and {problem}: gate it on a complete run or one "
+                            "evaluated until decided without --active", **where)
     if rule.kind == "max_drift":
         return judge_drift(rule, spec, comp, where, anchor_of, alpha)
     if is_human_metric(rule.metric):
@@ -674,4 +683,13 @@ def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"method": block["method"], "alpha": block["alpha"], "seed": block["seed"], "chunk": block["chunk"],
             "stopped": block.get("stopped"), "evaluated": evaluated, "available": dict(block.get("available") or {}),
             "design": dict(block.get("design") or {}),
-            "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)"}
+            "judged_with": "confidence sequence (valid at the data-dependent stopping time; no fixed-n test)",
+            **({"active": active_summary(block["active"])} if block.get("active") else {})}
+
+
+def active_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """An active run in a verdict: its floor, each task's signal and weight bound, and its draws per task."""
+    tasks = info.get("tasks") or {}
+    return {"floor": info.get("floor"), "signals": {k: t.get("signal") for k, t in tasks.items()},
+            "bounds": {k: t.get("bound") for k, t in tasks.items()},
+            "draws": {k: len(v) for k, v in (info.get("draws") or {}).items()}}

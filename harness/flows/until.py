@@ -47,8 +47,10 @@ from harness.decide.gate import (
     superiority_design,
 )
 from harness.decide.verdict import verdict_json, write_verdict
+from harness.flows import active as active_draws
 from harness.flows.refs import resolve_run
 from harness.inference import power, sequential
+from harness.inference.active import DEFAULT_FLOOR
 from harness.inference.stats import ALPHA
 from harness.models import load_backend
 from harness.run import canary
@@ -90,6 +92,10 @@ class UntilSettings:
     # The share of paired items expected to change (as `tunegate plan --discordance`; a pilot's is best): with
     # the rule's margin it gives the planner's n, the horizon the bets are tuned to (see `plan_design`).
     discordance: float = DEFAULT_DISCORDANCE
+    # `--active`: draw each task's items toward likely flips, importance-weighted (harness.flows.active), with
+    # every item's probability at least floor / N
+    active: bool = False
+    floor: float = DEFAULT_FLOOR
 
     def chunk_of(self, task: tuple[str, str]) -> int:
         return self.task_chunk.get(f"{task[0]}/{task[1]}", self.chunk)
@@ -566,6 +572,14 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
     total = sum(available.values())
     design = plan_design(spec, reads, available, until.discordance)  # fixed before the first look
+    plan = None
+    if until.active:  # draws with replacement toward likely flips, fixed before the first look
+        plan = active_draws.plan(spec, reads, order, baseline, until.floor, until.seed, str(until.gate))
+        order = plan.order
+
+    def block(stopped: str | None) -> dict[str, Any]:
+        made = loop.block(stopped, available, looks, design)
+        return plan.extend(made) if plan is not None else made
     taken = {task: 0 for task in order}
     result: GateResult | None = None
     decided_at: dict[int, int] = {}
@@ -606,9 +620,11 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             chunk = chunk[:room]
         say(settings, progress_line(len(loop.order), len(chunk), total, result, time.perf_counter() - started,
                                     until.max_minutes))
-        loop.evaluate_chunk(chunk, meter)
+        fresh = plan.record(chunk) if plan is not None else chunk  # an item drawn again is not evaluated again
+        if fresh:
+            loop.evaluate_chunk(fresh, meter)
         looks.append(len(loop.order))
-        cand, _ = loop.candidate_run(loop.block(None, available, looks, design), out)
+        cand, _ = loop.candidate_run(block(None), out)
         comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
         result = evaluate_gate(spec, comp, source=str(until.gate), root=root)
         for i, rule in enumerate(result.rules):
@@ -626,12 +642,12 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     for i, (progress, rule) in enumerate(zip(rules, result.rules)):
         if rule.verdict == "INCONCLUSIVE":
             progress.reason, progress.need = undecided_reason(rule, reads[i], i in hopeless, taken, per_task, meter)
-    block = loop.block(stopped, available, looks, design)
-    block["allocation"] = ALLOCATION
-    block["cost"] = meter.to_json()
-    block["undecided"] = {p.name: {"reason": p.reason, **p.need} for p in rules if p.reason}
-    result.sequential = sequential_summary(block)
-    cand, records = loop.candidate_run(block, out)
+    final = block(stopped)
+    final["allocation"] = ALLOCATION
+    final["cost"] = meter.to_json()
+    final["undecided"] = {p.name: {"reason": p.reason, **p.need} for p in rules if p.reason}
+    result.sequential = sequential_summary(final)
+    cand, records = loop.candidate_run(final, out)
     loop.store.finish_run(loop.run_id, cand.results)
     base_dir = None
     if out is not None:
@@ -641,7 +657,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             base_records = loop.baseline_records()
             base_results = assemble_results(loop.base_run_id or "", baseline.results.get("model") or {}, suites,
                                             loop.done, base_records, settings)
-            base_results["sequential"] = block
+            base_results["sequential"] = final
             write_run_dir(base_dir, base_results, base_records)
         write_verdict(result, out / "verdict.json")
     return Outcome(result, cand.results, rules, len(loop.order), total, len(loop.base_extra), stopped, looks,
@@ -683,6 +699,8 @@ def evaluate_until_decided(model: str | None, adapters: list[str], suite_refs: l
     if out is not None:
         check_out_dir(out)
     refuse_estimates(*load_gate(until.gate), str(until.gate))  # bad gate files fail before any model loads
+    if until.active:
+        active_draws.check(load_gate(until.gate)[0], until.floor, str(until.gate))
     baseline = resolve_run(until.baseline, store_path)
     suites = load_suites(list(suite_refs))
     for suite in suites:
@@ -755,10 +773,12 @@ def summary(outcome: Outcome) -> str:
     lines = [f"sequential evaluation ({block.get('method', sequential.CS_METHOD)}): stopped: {outcome.stopped}, "
              f"after {len(outcome.looks)} looks"]
     lines += _design_lines(block.get("design") or {})
+    lines += active_draws.summary_lines(block)
     width = max(len(r.name) for r in outcome.rules)
     for r in outcome.rules:
         at = f"decided at {r.decided_at} items" if r.decided_at else f"not decided: {reason_text(r.reason, r.need)}"
-        lines.append(f"  {r.verdict:<12} {r.name:<{width}}  items {r.n} of {r.available} available; {at}")
+        judged = f"draws {r.n} over" if block.get("active") else f"items {r.n} of"  # active: n counts draws
+        lines.append(f"  {r.verdict:<12} {r.name:<{width}}  {judged} {r.available} available; {at}")
     # Items left unevaluated are a saving only when the gate was decided; a budget stop leaves rules open.
     saving = (f"{100 * outcome.saved:.0f}% saved: every rule decided" if outcome.stopped == "decided" else
               f"stopped by {outcome.stopped} with rules undecided, {100 * outcome.saved:.0f}% not evaluated")

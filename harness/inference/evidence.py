@@ -198,6 +198,8 @@ def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bound
     sign = 1.0 if hib else -1.0
     d = sign * (c - b)
     n = int(b.size)
+    # an active run's draws: the importance-weighted mean estimates the task's mean (harness.inference.active)
+    figure_of = d * np.asarray(design.weights) if design is not None and design.weights is not None else d
     raw = design if design is None or hib else design.flipped()  # c - b runs the other way for lower-is-better
 
     def at(alpha: float) -> Interval:
@@ -214,13 +216,13 @@ def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bound
         nb, nc = stats.discordant(b, c)
         disc = (nb + nc + 1) / (n + 2)  # Laplace: a zero count at small n must not plan for zero discordance
         mde = power.paired_binary_mde(n, disc) if n else None
-        return Unit(label, float(d.mean()) if n else float("nan"), at, n, mde, "paired binary", discordance=disc,
+        return Unit(label, float(figure_of.mean()) if n else float("nan"), at, n, mde, "paired binary", discordance=disc,
                     p_at=p_at)
     width = (bounds[1] - bounds[0]) if bounds else None
     sd = float(d.std(ddof=1)) if n > 1 else (width / 2 if width else float("nan"))
     shape = "paired bounded" if bounds else "paired unbounded"
     mde = power.bounded_mde(n, sd) if n > 1 and bounds else None
-    return Unit(label, float(d.mean()) if n else float("nan"), at, n, mde, shape, sd=sd, p_at=p_at)
+    return Unit(label, float(figure_of.mean()) if n else float("nan"), at, n, mde, shape, sd=sd, p_at=p_at)
 
 
 def score_unit(label: str, values: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,

@@ -47,7 +47,7 @@ y = (d + 1) / 2 in [0, 1].
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,8 @@ from harness.inference.stats import ALPHA, Interval, to_unit
 
 CS_METHOD = "betting confidence sequence (Waudby-Smith & Ramdas 2024)"
 HORIZON_METHOD = "betting confidence sequence tuned to a horizon (Waudby-Smith & Ramdas 2024)"
+ACTIVE_METHOD = ("active paired evaluation: importance-weighted betting confidence sequence "
+                 "(Kossen et al. 2021; Waudby-Smith & Ramdas 2024)")  # see harness.inference.active
 CS_TRUNCATION = 0.5  # c in min(λ, c/m); WSR use 1/2 for their CSs; any c in (0, 1) keeps validity
 # Share of the aGRAPA bet against the threshold in a horizon design's bets, chosen on a trial run of
 # benchmarks/bench_sequential.py's section 5 grid (1000 runs a cell): w = 0 (horizon bets alone) left 0.10
@@ -72,18 +74,36 @@ class Design:
     horizon: the items the bets are tuned to (the planner's n, at most the split's); center: the rule's
     threshold on the scale of the values (None: bet for the width of the interval only)."""
 
-    horizon: int
+    horizon: int  # <= 0: no horizon (the LIL schedule), for an active run recorded without one
     center: float | None = None
+    # An active run (harness.inference.active): each value's importance weight 1 / (N q), in order, and their
+    # bound B fixed with the proposal; the sequence then runs on value × weight in [lower·B, upper·B].
+    weights: tuple[float, ...] | None = None
+    bound: float = 1.0
 
     def on_unit(self, lower: float, upper: float) -> Design:
         """The same design for values rescaled from [lower, upper] to [0, 1]."""
         if self.center is None:
             return self
-        return Design(self.horizon, min(1.0, max(0.0, (self.center - lower) / (upper - lower))))
+        return replace(self, center=min(1.0, max(0.0, (self.center - lower) / (upper - lower))))
 
     def flipped(self) -> Design:
         """The design of the negated values (a lower-is-better metric oriented so that larger is better)."""
-        return self if self.center is None else Design(self.horizon, -self.center)
+        return self if self.center is None else replace(self, center=-self.center)
+
+
+def weighted(x: ArrayLike, lower: float, upper: float, design: Design | None) -> tuple[np.ndarray, float, float]:
+    """The values a sequence runs on and their bounds: x itself, or, for an active design, x × weight in
+    [min(lower, 0)·B, max(upper, 0)·B] (weights lie in (0, B])."""
+    v = np.asarray(x, dtype=float).ravel()
+    if design is None or design.weights is None:
+        return v, lower, upper
+    w = np.asarray(design.weights, dtype=float)
+    if w.size != v.size:
+        raise ValueError(f"{v.size} values but {w.size} importance weights")
+    if np.any(w <= 0) or np.any(w > design.bound * (1 + 1e-9)):
+        raise ValueError(f"importance weights must lie in (0, {design.bound:g}]")
+    return v * w, min(lower, 0.0) * design.bound, max(upper, 0.0) * design.bound
 
 
 def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, upper: bool = False) -> np.ndarray:
@@ -97,7 +117,7 @@ def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, u
     mu = (0.5 + np.cumsum(y, axis=1)) / (t + 1)
     var = (0.25 + np.cumsum((y - mu) ** 2, axis=1)) / (t + 1)
     var_prev = np.concatenate([np.full((rows, 1), 0.25), var[:, :-1]], axis=1)
-    if design is None:
+    if design is None or design.horizon <= 0:
         return np.sqrt(2.0 * math.log(2.0 / alpha) / (var_prev * t * np.log1p(t)))
     lam = np.sqrt(2.0 * math.log(2.0 / alpha) / (var_prev * max(1, design.horizon)))
     if design.center is None:
@@ -177,7 +197,9 @@ def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50, desig
 
 def method_of(design: Design | None) -> str:
     """The method name a sequence with this design reports."""
-    return CS_METHOD if design is None else HORIZON_METHOD
+    if design is not None and design.weights is not None:
+        return ACTIVE_METHOD
+    return CS_METHOD if design is None or design.horizon <= 0 else HORIZON_METHOD
 
 
 def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float = ALPHA,
@@ -186,6 +208,7 @@ def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float 
 
     Valid at any data-dependent stopping time: this is what a sequential run is judged with. design: the
     horizon design fixed before the first look (its center on the scale of `x`); None: the LIL schedule."""
+    x, lower, upper = weighted(x, lower, upper, design)
     y = to_unit(x, lower, upper)
     method = method_of(design)
     if y.size == 0:
@@ -217,7 +240,7 @@ def anytime_p(x: ArrayLike, lower: float, upper: float, threshold: float, *, abo
     on that side, so the gate's verdicts and its (Holm-adjusted) p-values agree. Inverting the CS over
     alpha instead would mix processes with different bets, which Ville's inequality does not cover. design: as
     in `sequence_interval` (the same bets, so p and the interval still agree)."""
-    v = np.asarray(x, dtype=float).ravel()
+    v, lower, upper = weighted(x, lower, upper, design)
     if v.size == 0:
         return 1.0
     span = upper - lower

@@ -213,7 +213,7 @@ class Selection:
     """How one run's items were chosen, and what that means for a claim resting on them."""
 
     label: str
-    how: str  # "all", "first N", "suite default", "sequential"
+    how: str  # "all", "first N", "suite default", "sequential", "active"
     text: str
     meaning: str
 
@@ -226,6 +226,9 @@ _MEANING = {
                      "those rows only",
     "sequential": "items drawn in a seeded random order and evaluated until the gate was decided: a random "
                   "sample of each task, judged with intervals valid at the data-dependent stopping point",
+    "active": "items drawn with replacement, more often where the baseline was near to answering otherwise, "
+              "until the gate was decided: not a uniform sample, so the figures are importance-weighted estimates "
+              "of each task's mean, judged with intervals valid at the data-dependent stopping point",
 }
 
 
@@ -238,6 +241,12 @@ def item_selection(run: Run, label: str) -> Selection:
         available = sum(int(v) for v in (block.get("available") or {}).values())
         of = f" of {available}" if available else ""
         stopped = f"; stopped: {block['stopped']}" if block.get("stopped") else ""
+        if block.get("active"):
+            info = block["active"]
+            draws = sum(len(v) for v in (info.get("draws") or {}).values())
+            return Selection(label, "active", f"active: {draws} seeded draws toward likely flips (floor "
+                             f"{info.get('floor')}, seed {block.get('seed')}), {evaluated}{of} items evaluated until "
+                             f"decided{stopped}", _MEANING["active"])
         return Selection(label, "sequential", f"sequential: seeded random order (seed {block.get('seed')}), "
                          f"{evaluated}{of} items evaluated until decided{stopped}", _MEANING["sequential"])
     if settings.get("limit"):

@@ -107,8 +107,14 @@ def fmt_sequential(summary: dict[str, Any] | None) -> str:
         horizons = [f"{task} {d.get('horizon')}" for task, d in design.items()]
         tuned = (f"; bets tuned before the first look to {', '.join(horizons)} items" if len(horizons) <= 6 else
                  f"; bets tuned before the first look to horizons of {len(horizons)} tasks")
-    return (f"sequential run, judged with a {summary['method']} (valid at the data-dependent stopping point, "
-            f"no fixed-n test); items evaluated: {', '.join(parts)}{tuned}{stopped}")
+    drawn = ""
+    if summary.get("active"):  # an active run: its floor and the draws behind the distinct items
+        info = summary["active"]
+        drawn = (f"; active: floor {info.get('floor')}, signal {', '.join(sorted(set(info.get('signals', {}).values())))}"
+                 f", {sum(info.get('draws', {}).values())} draws")
+    article = "an" if str(summary["method"])[:1].lower() in "aeiou" else "a"
+    return (f"sequential run, judged with {article} {summary['method']} (valid at the data-dependent stopping point, "
+            f"no fixed-n test); items evaluated: {', '.join(parts)}{tuned}{drawn}{stopped}")
 
 
 MDE_WORDS = ("MDE (minimum detectable effect): the smallest change this n could detect, 80% of the time, with a "

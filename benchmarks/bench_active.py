@@ -1,0 +1,260 @@
+"""Active paired evaluation (issue 29, part 2): validity, and the items it takes against the uniform order.
+
+The gate's question is a non-inferiority rule on paired 0/1 scores: PASS when the lower limit of the
+improvement Δ exceeds −MARGIN, FAIL when the upper limit falls below it. Both procedures look after every chunk
+of CHUNK draws and stop at the first decision, judged with the betting confidence sequence of
+harness.inference.sequential tuned to the planner's horizon (as `eval --until-decided` does):
+
+- uniform: today's `--until-decided`: the task's items in a seeded random order, without replacement, until
+  decided or the split runs out;
+- active: `--until-decided --active` (harness.inference.active): draws with replacement from the proposal
+  q_i = f/N + (1 − f) r_i / Σ r built from the baseline's per-item flip score r_i = exp(−margin_i / median
+  margin), importance-weighted terms d / (N q) in [−B, B], until decided or MAX_DRAWS_X × N draws. Its items
+  are the distinct items drawn (an item drawn twice is evaluated once).
+
+(a) Simulation. A fixed population of N paired items per run with discordance D and true Δ, and a baseline
+    signal whose AUC for the flipped items is 0.5 (useless), 0.7 or 0.9: the log margin of an item is N(0, 1),
+    shifted by −√2 Φ⁻¹(AUC) for the items the candidate flips. Reported per cell: coverage of the sequence
+    (the true Δ inside every interval up to the cap), the false-pass rate at the boundary Δ = −MARGIN
+    (<= 2.5% + Monte Carlo error), and the mean items to a decision, active / uniform, at Δ = 0 and +MARGIN,
+    for the floors FLOORS.
+(b) Stored runs. The embedded model (smollm2-135m) and the demo's quick adapters (lora, ia3, prompt tuning)
+    evaluated ONCE with `tunegate eval` (run directories RUN_DIR/{gen,lg,med}-{base,ADAPTER}) on the general
+    suite and, as CPU time allowed, PubMedQA multiple choice and the legal suite's multiple-choice tasks
+    (benchmarks/data/active_runs.json, made by --collect). Each adapter against the base:
+    the AUC of the base's margin for the items the adapter flips, and the sequential procedure replayed REPS
+    times on the stored pairs (the population is the stored task; only the order or the draws change):
+    decisions and items, active / uniform.
+
+Run: .venv/bin/python benchmarks/bench_active.py [--reps 400] [--seed 0] [--collect RUN_DIR]. Not part of the
+tests. Goals (issue 29): at equal error rates, active <= 0.5x the items of the uniform order where the signal
+predicts flips, <= 1.1x where it does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as sps
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from harness.decide import proposal as flip_proposal  # noqa: E402
+from harness.inference import active, power, sequential  # noqa: E402
+
+MARGIN = 0.05
+CHUNK = 10
+N_ITEMS = 1000
+MAX_DRAWS_X = 3  # active draws at most this many times the population
+FLOORS = (0.3, 0.5, 0.7, 0.85)
+AUCS = (0.5, 0.7, 0.9)
+DISCORDANCES = (0.15, 0.3)
+ALPHA = 0.05
+DATA = Path(__file__).resolve().parent / "data" / "active_runs.json"
+
+
+def horizon(disc: float, margin: float = MARGIN) -> int:
+    """The planner's n for the non-inferiority rule at Δ = 0 (the horizon `--until-decided` tunes its bets to)."""
+    return power.paired_binary_n(margin, 0.0, max(disc, margin))
+
+
+def at_look(first: np.ndarray, cap: int) -> np.ndarray:
+    """The look (a multiple of CHUNK) at which an exclusion first seen after value t is acted on; cap+1: never."""
+    return np.where(first > 0, np.minimum(np.ceil(first / CHUNK) * CHUNK, cap), cap + 1).astype(int)
+
+
+def decide(z: np.ndarray, bound: float, h: int, margin: float = MARGIN) -> tuple[np.ndarray, np.ndarray]:
+    """(stop index, verdict) per row of terms z in [−bound, bound]: 1 PASS, −1 FAIL, 0 undecided at the cap."""
+    cap = z.shape[1]
+    y = (z + bound) / (2 * bound)
+    m = (-margin + bound) / (2 * bound)
+    design = sequential.Design(min(h, cap), -margin).on_unit(-bound, bound)
+    p = at_look(sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design), cap)
+    f = at_look(sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design), cap)
+    stop = np.minimum(np.minimum(p, f), cap)
+    return stop, np.where(p < f, 1, np.where(f < p, -1, 0))
+
+
+def covered(z: np.ndarray, bound: float, truth: float, h: int, margin: float = MARGIN) -> np.ndarray:
+    """Per row: the true mean stays inside every interval of the sequence up to the cap (same design)."""
+    y = (z + bound) / (2 * bound)
+    m = (truth + bound) / (2 * bound)
+    design = sequential.Design(min(h, z.shape[1]), -margin).on_unit(-bound, bound)
+    lo = sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design)
+    hi = sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design)
+    return (lo == 0) & (hi == 0)
+
+
+def distinct_upto(idx: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Distinct items among the first stop[r] draws of each row."""
+    out = np.empty(idx.shape[0], dtype=int)
+    for r in range(idx.shape[0]):
+        out[r] = np.unique(idx[r, :stop[r]]).size
+    return out
+
+
+def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.random.Generator, h: int,
+           truth: float | None = None, margin: float = MARGIN) -> dict[str, dict[str, float]]:
+    """Both procedures `reps` times on one population d (with flip scores): verdicts, items, coverage."""
+    n = d.size
+    perm = np.argsort(rng.random((reps, n)), axis=1)
+    zu = d[perm]
+    su, vu = decide(zu, 1.0, h, margin)
+    q = active.proposal(scores, floor)
+    bound = active.weight_bound(q)
+    idx = rng.choice(n, size=(reps, MAX_DRAWS_X * n), p=q)
+    za = d[idx] / (n * q[idx])
+    sa, va = decide(za, bound, h, margin)
+    items_a = distinct_upto(idx, sa)
+    mean = float(d.mean()) if truth is None else truth
+    out = {"uniform": {"items": float(su.mean()), "pass": float((vu == 1).mean()), "fail": float((vu == -1).mean()),
+                       "cover": float(covered(zu, 1.0, mean, h, margin).mean())},
+           "active": {"items": float(items_a.mean()), "draws": float(sa.mean()), "pass": float((va == 1).mean()),
+                      "fail": float((va == -1).mean()), "cover": float(covered(za, bound, mean, h, margin).mean()),
+                      "bound": bound}}
+    return out
+
+
+def population(rng: np.random.Generator, disc: float, delta: float, auc: float) -> tuple[np.ndarray, np.ndarray]:
+    """N items with exactly round(N(D−Δ)/2) regressions and round(N(D+Δ)/2) gains (true Δ exact), and a
+    baseline margin per item whose AUC for the flipped items is `auc`."""
+    down, up = round(N_ITEMS * (disc - delta) / 2), round(N_ITEMS * (disc + delta) / 2)
+    d = np.zeros(N_ITEMS)
+    d[:down], d[down:down + up] = -1.0, 1.0
+    shift = math.sqrt(2.0) * sps.norm.ppf(auc)
+    log_margin = rng.normal(size=N_ITEMS) - shift * (d != 0)
+    return d, flip_proposal.margin_scores(np.exp(log_margin))
+
+
+def auc_of(scores: np.ndarray, flipped: np.ndarray) -> float:
+    """Mann–Whitney AUC of the flip scores for the flipped items (nan without both classes)."""
+    if flipped.all() or not flipped.any():
+        return float("nan")
+    ranks = sps.rankdata(scores)
+    k = int(flipped.sum())
+    return float((ranks[flipped].sum() - k * (k + 1) / 2) / (k * (flipped.size - k)))
+
+
+def simulation(reps: int, seed: int) -> None:
+    print(f"(a) simulation: N = {N_ITEMS} items, non-inferiority margin {MARGIN}, looks every {CHUNK} draws, "
+          f"{reps} runs a cell (Monte Carlo sd of a 2.5% rate: {math.sqrt(0.025 * 0.975 / reps):.3f})")
+    rng = np.random.default_rng(seed)
+    print(f"{'D':>5} {'AUC':>4} {'floor':>5} | {'boundary Δ=-m: pass uni/act':>28} {'cover uni/act':>14} | "
+          f"{'Δ=0 items uni/act ratio':>26} | {'Δ=+m items uni/act ratio':>26}")
+    worst: dict[float, dict[float, float]] = {}
+    for disc in DISCORDANCES:
+        h = horizon(disc)
+        for auc in AUCS:
+            for floor in FLOORS:
+                cells = {}
+                for delta in (-MARGIN, 0.0, MARGIN):
+                    d, scores = population(rng, disc, delta, auc)
+                    cells[delta] = replay(d, scores, floor, reps, rng, h, delta)
+                b = cells[-MARGIN]
+                r0 = cells[0.0]["active"]["items"] / cells[0.0]["uniform"]["items"]
+                r1 = cells[MARGIN]["active"]["items"] / cells[MARGIN]["uniform"]["items"]
+                worst.setdefault(floor, {})[auc] = max(worst.get(floor, {}).get(auc, 0.0), r0, r1)
+                print(f"{disc:>5} {auc:>4} {floor:>5} | {b['uniform']['pass']:>13.3f} / {b['active']['pass']:<12.3f} "
+                      f"{b['uniform']['cover']:.3f}/{b['active']['cover']:.3f} | "
+                      f"{cells[0.0]['uniform']['items']:>6.0f} / {cells[0.0]['active']['items']:<6.0f} {r0:>5.2f}x | "
+                      f"{cells[MARGIN]['uniform']['items']:>6.0f} / {cells[MARGIN]['active']['items']:<6.0f} {r1:>5.2f}x")
+    for floor, by_auc in worst.items():
+        print("RESULT active simulation floor " + f"{floor}: " + ", ".join(
+            f"AUC {auc}: at most {r:.2f}x the uniform items" for auc, r in sorted(by_auc.items())))
+
+
+GROUPS = {"pubmedqa_mc": ("medical",), "legal (27 MC tasks, pooled)": ("legal",), "general facts": ("general/facts",),
+          "general short_answer": ("general/short_answer",)}
+
+
+def collect(run_dir: Path) -> None:
+    """benchmarks/data/active_runs.json from run directories RUN_DIR/{lg,med}-{base,ADAPTER} (tunegate eval
+    on the whole tasks): per adapter and task group, [baseline score, candidate score, baseline flip score]."""
+    from harness.data.runs import load_run
+
+    def rows(variant: str) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for part in ("gen", "lg", "med"):
+            path = run_dir / f"{part}-{variant}"
+            if path.exists():
+                out.update({f"{s['suite']}/{s['task']}/{s['sample_id']}": s for s in load_run(path).samples
+                            if not s.get("perturbation")})
+        return out
+
+    base = rows("base")
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for path in sorted(run_dir.glob("*-*")):
+        variant = path.name.split("-", 1)[1]
+        if variant == "base" or variant in out or not path.is_dir():
+            continue
+        cand = rows(variant)
+        groups: dict[str, list[list[float]]] = {}
+        for name, prefixes in GROUPS.items():
+            keys = [k for k in base if k in cand and k.startswith(prefixes)]
+            if not keys:
+                continue
+            metric = "acc" if "acc" in base[keys[0]]["scores"] else next(iter(base[keys[0]]["scores"]))
+            scores, _ = flip_proposal.flip_scores([base[k] for k in keys])
+            groups[name] = [[float(base[k]["scores"][metric] or 0.0), float(cand[k]["scores"][metric] or 0.0),
+                             float(r)] for k, r in zip(keys, scores)]
+        out[variant] = groups
+    DATA.parent.mkdir(parents=True, exist_ok=True)
+    DATA.write_text(json.dumps({"model": "smollm2-135m (embedded)", "baseline": "base", "runs": out}, indent=0))
+    print(f"wrote {DATA}: " + ", ".join(f"{v}: " + "/".join(str(len(g)) for g in gs.values()) for v, gs in out.items()))
+
+
+STORED_MARGINS = (0.05, 0.10)  # the demo's non-inferiority margin, and a looser one that small tasks can decide
+
+
+def stored(reps: int, seed: int, floor: float) -> None:
+    data = json.loads(DATA.read_text())
+    rng = np.random.default_rng(seed)
+    print(f"(b) stored runs ({DATA.name}, {data['model']} against its base): floor {floor}, {reps} replays each "
+          "(uniform: a fresh order of the task's items, at most all of them; active: fresh draws, at most "
+          f"{MAX_DRAWS_X}N). items: mean items evaluated (active: distinct) until decided or capped; dec: share decided")
+    print(f"{'adapter':<20} {'task':<20} {'N':>4} {'flips':>5} {'Δ':>6} {'AUC':>5} {'margin':>6} | "
+          f"{'uniform items dec':>17} | {'active items dec':>16} | ratio")
+    for variant, groups in sorted(data["runs"].items()):
+        for name, triples in groups.items():
+            arr = np.array(triples, dtype=float)
+            d, scores = arr[:, 1] - arr[:, 0], arr[:, 2]
+            flipped = d != 0
+            auc = auc_of(scores, flipped)
+            for margin in STORED_MARGINS:
+                r = replay(d, scores, floor, reps, rng, horizon(0.15, margin), margin=margin)
+                uni, act = r["uniform"], r["active"]
+                ratio = act["items"] / uni["items"]
+                du, da = uni["pass"] + uni["fail"], act["pass"] + act["fail"]
+                print(f"{variant:<20} {name:<20} {d.size:>4} {int(flipped.sum()):>5} {d.mean():>+6.3f} {auc:>5.2f} "
+                      f"{margin:>6.2f} | {uni['items']:>8.0f} {du:>8.2f} | {act['items']:>7.0f} {da:>8.2f} | "
+                      f"{ratio:.2f}x")
+                print(f"RESULT active stored {variant} {name} margin {margin}: AUC {auc:.2f}, {ratio:.2f}x the uniform "
+                      f"items, decided {da:.2f} (active) vs {du:.2f} (uniform), N {d.size}, {int(flipped.sum())} flips")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--floor", type=float, default=active.DEFAULT_FLOOR, help="(b)'s floor")
+    parser.add_argument("--skip-simulation", action="store_true")
+    parser.add_argument("--collect", metavar="RUN_DIR", help="write the stored-run data from run directories")
+    args = parser.parse_args()
+    if args.collect:
+        collect(Path(args.collect))
+        return
+    if not args.skip_simulation:
+        simulation(args.reps, args.seed)
+    if DATA.exists():
+        stored(args.reps, args.seed, args.floor)
+    else:
+        print(f"(b) stored runs: {DATA} missing (make it with --collect)")
+
+
+if __name__ == "__main__":
+    main()

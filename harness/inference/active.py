@@ -1,0 +1,120 @@
+"""Active paired evaluation: the candidate's items drawn toward likely flips, importance-weighted, anytime-valid.
+
+In release gating the baseline's answers on every item of a task are stored, and its per-item signal (the
+margin between its chosen choice and the runner-up, its correctness, the length of a generation) predicts
+which items a candidate is likely to change. Active testing (Kossen, Farquhar, Gal & Rainforth, "Active
+Testing: Sample-Efficient Model Evaluation", ICML 2021) evaluates the items such a proposal favours and
+removes the bias this causes with importance weights. Here:
+
+Estimand: the population mean paired difference Δ = (1/N) Σ_i d_i over the task's N items, d_i = c_i − b_i
+in [−w, w] (w: the width of the metric's range; 1 for 0/1 scores).
+
+Proposal, fixed from the baseline alone before the first draw: a flip score r_i >= 0 per item (larger: more
+likely to flip) mixed with the uniform distribution,
+
+    q_i = f / N + (1 − f) r_i / Σ_j r_j,      f in (0, 1] the floor,
+
+so every q_i >= f / N (with f = 1, or every r_i equal, q is uniform).
+
+Draws: K_1, K_2, … iid from q, WITH replacement (an item drawn twice is evaluated once and counted twice).
+The terms
+
+    z_t = d_{K_t} / (N q_{K_t})
+
+are then iid with E[z_t] = Σ_i q_i d_i / (N q_i) = Δ: the importance-weighted (Horvitz–Thompson) estimator
+Δ̂_T = (1/T) Σ_t z_t is unbiased at every fixed T (with replacement the LURE correction of Farquhar, Gal &
+Rainforth 2021, "On statistical bias in active learning", which Kossen et al. need for draws without
+replacement, is not needed). Each term lies in [−w B, w B] with B = 1 / (N min_i q_i) <= 1 / f, a bound fixed
+with q before any draw. Rescaled to [0, 1], the terms are iid bounded values with mean (Δ + wB) / (2wB), so the
+betting confidence sequence of `harness.inference.sequential` (Waudby-Smith & Ramdas 2024, hedged capital
+with predictable bets; the horizon design unchanged) holds for them at any stopping time: the gate may look
+after every chunk of draws and stop when decided.
+
+The floor trades the tilt against the range: a small f puts more draws on likely flips (a smaller variance of
+z when the signal is right) but widens [−wB, wB], which caps the bets the capital process can make (its
+growth per draw is at most about gap / (2wB) for a gap between Δ and the threshold). A wrong or useless signal
+costs items, never validity. benchmarks/bench_active.py measures coverage, false passes at the boundary and
+items to a decision against the uniform order, for several floors and signal qualities, and on stored runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from harness.inference.sequential import ACTIVE_METHOD, Design, sequence_interval
+from harness.inference.stats import ALPHA, Interval
+
+__all__ = ["ACTIVE_METHOD", "DEFAULT_FLOOR", "Draws", "active_interval", "draw", "estimate", "proposal",
+           "weight_bound", "weights"]
+# The floor `eval --until-decided --active` uses unless told: chosen on benchmarks/bench_active.py's grid (the
+# smallest ratio of items against the uniform order where the signal predicts flips, at most 1.1x where not).
+DEFAULT_FLOOR = 0.7
+
+
+def proposal(scores: ArrayLike, floor: float = DEFAULT_FLOOR) -> np.ndarray:
+    """q_i = floor / N + (1 − floor) r_i / Σ r: the sampling probabilities from flip scores r_i >= 0.
+
+    All scores zero (no signal) gives the uniform distribution. ValueError for a floor outside (0, 1], an
+    empty population or a negative or non-finite score."""
+    r = np.asarray(scores, dtype=float).ravel()
+    if not 0.0 < floor <= 1.0:
+        raise ValueError(f"the floor must lie in (0, 1], got {floor}")
+    if r.size == 0:
+        raise ValueError("a proposal needs at least one item")
+    if np.any(~np.isfinite(r)) or np.any(r < 0):
+        raise ValueError("flip scores must be finite and >= 0")
+    n = r.size
+    total = float(r.sum())
+    tilt = r / total if total > 0 else np.full(n, 1.0 / n)
+    q = floor / n + (1.0 - floor) * tilt
+    return q / q.sum()  # exact normalisation against rounding
+
+
+def weight_bound(q: ArrayLike) -> float:
+    """B = 1 / (N min q): the largest importance weight any draw can carry (<= 1 / floor)."""
+    arr = np.asarray(q, dtype=float).ravel()
+    return float(1.0 / (arr.size * arr.min()))
+
+
+def draw(q: ArrayLike, size: int, rng: np.random.Generator) -> np.ndarray:
+    """`size` item indices drawn iid from q (with replacement)."""
+    arr = np.asarray(q, dtype=float).ravel()
+    return rng.choice(arr.size, size=size, replace=True, p=arr)
+
+
+def weights(q_drawn: ArrayLike, population: int) -> np.ndarray:
+    """The importance weight 1 / (N q) of each draw."""
+    return 1.0 / (population * np.asarray(q_drawn, dtype=float))
+
+
+def estimate(d_drawn: ArrayLike, q_drawn: ArrayLike, population: int) -> float:
+    """The importance-weighted estimate of the population mean: mean of d / (N q) over the draws (nan: none)."""
+    d = np.asarray(d_drawn, dtype=float)
+    if d.size == 0:
+        return float("nan")
+    return float(np.mean(d * weights(q_drawn, population)))
+
+
+@dataclass(frozen=True)
+class Draws:
+    """The draws of one task in order: the proposal's probability of each and the task's population."""
+
+    q: tuple[float, ...]
+    population: int
+    bound: float  # B = 1 / (N min q) over the whole proposal, fixed before the first draw
+
+    def design(self, base: Design | None) -> Design:
+        """The horizon design (or the LIL schedule for None) with these draws' importance weights."""
+        horizon, center = (base.horizon, base.center) if base is not None else (0, None)
+        return Design(horizon, center, tuple(float(w) for w in weights(self.q, self.population)), self.bound)
+
+
+def active_interval(d_drawn: ArrayLike, q_drawn: ArrayLike, population: int, bound: float, width: float = 1.0, *,
+                    alpha: float = ALPHA, design: Design | None = None) -> Interval:
+    """The anytime-valid (1 − alpha) interval for Δ from paired differences in draw order (each in
+    [−width, width]) with their proposal probabilities: the betting CS on d / (N q) in [−width·B, width·B]."""
+    draws = Draws(tuple(float(x) for x in np.asarray(q_drawn, dtype=float).ravel()), population, bound)
+    return sequence_interval(d_drawn, -width, width, alpha=alpha, design=draws.design(design))

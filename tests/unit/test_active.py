@@ -1,0 +1,177 @@
+"""Active paired evaluation: the importance-weighted estimator (unbiased on a fixed population, bounded
+weights, the floor), its confidence sequence's coverage, the baseline's flip scores, and `eval --until-decided
+--active` end to end on the fake backend (compare and gate judge it with the weighted sequence)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.cli import main
+from harness.decide import proposal as flip
+from harness.inference import active, sequential
+from tests.conftest import write_suite
+
+POP_D = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0])  # Δ = -0.2
+POP_R = np.array([5.0, 0.1, 0.0, 0.2, 0.0, 1.0, 3.0, 0.0, 0.5, 0.0])
+
+
+def test_proposal_respects_the_floor_and_sums_to_one() -> None:
+    for floor in (0.1, 0.5, 1.0):
+        q = active.proposal(POP_R, floor)
+        assert q.sum() == pytest.approx(1.0)
+        assert q.min() >= floor / q.size - 1e-15
+        assert active.weight_bound(q) <= 1.0 / floor + 1e-9
+        assert np.all(active.weights(q, q.size) <= active.weight_bound(q) + 1e-12)
+    assert np.allclose(active.proposal(np.zeros(4), 0.3), 0.25)  # no signal: uniform
+    assert np.allclose(active.proposal(POP_R, 1.0), 0.1)  # floor 1: uniform whatever the signal
+    for bad in (0.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError):
+            active.proposal(POP_R, bad)
+    with pytest.raises(ValueError):
+        active.proposal([1.0, -1.0], 0.5)
+
+
+def test_estimator_is_unbiased_by_exact_enumeration() -> None:
+    """E[(1/T) Σ d_K/(N q_K)] over all N^T ordered draws (T = 1, 2, 3) equals the population mean exactly."""
+    q = active.proposal(POP_R, 0.3)
+    n = POP_D.size
+    for t in (1, 2, 3):
+        expected = 0.0
+        for draw in itertools.product(range(n), repeat=t):
+            idx = np.array(draw)
+            expected += float(np.prod(q[idx])) * active.estimate(POP_D[idx], q[idx], n)
+        assert expected == pytest.approx(POP_D.mean(), abs=1e-12)
+
+
+def test_estimator_is_unbiased_over_many_draws() -> None:
+    rng = np.random.default_rng(1)
+    q = active.proposal(POP_R, 0.5)
+    est = [active.estimate(POP_D[i], q[i], POP_D.size) for i in (active.draw(q, 20, rng) for _ in range(20000))]
+    sd = float(np.std(est)) / np.sqrt(len(est))
+    assert abs(float(np.mean(est)) - POP_D.mean()) < 4 * sd
+    assert active.estimate([], [], 10) != active.estimate([], [], 10)  # nan without draws
+
+
+def test_weighted_sequence_matches_active_interval_and_checks_its_weights() -> None:
+    q = active.proposal(POP_R, 0.5)
+    idx = active.draw(q, 60, np.random.default_rng(2))
+    bound = active.weight_bound(q)
+    iv = active.active_interval(POP_D[idx], q[idx], POP_D.size, bound)
+    assert iv.method == active.ACTIVE_METHOD and iv.n == 60 and iv.lo <= iv.hi
+    z = POP_D[idx] / (POP_D.size * q[idx])
+    by_hand = sequential.sequence_interval(z, -bound, bound)  # the same CS on the weighted terms
+    assert (iv.lo, iv.hi) == pytest.approx((by_hand.lo, by_hand.hi))
+    design = sequential.Design(0, None, (1.0, 1.0), 2.0)
+    with pytest.raises(ValueError, match="importance weights"):
+        sequential.sequence_interval([0.0, 1.0, 0.0], -1, 1, design=design)
+    with pytest.raises(ValueError, match="must lie in"):
+        sequential.sequence_interval([0.0, 1.0], -1, 1, design=sequential.Design(0, None, (1.0, 3.0), 2.0))
+
+
+def test_confidence_sequence_covers_on_a_skewed_population() -> None:
+    """The true Δ stays inside every interval of the sequence up to 300 draws in >= 95% of runs (+ MC error)."""
+    rng = np.random.default_rng(3)
+    n = 200
+    d = np.zeros(n)
+    d[:30], d[30:40] = -1.0, 1.0  # Δ = -0.1, discordance 0.2
+    scores = np.where(d != 0, rng.uniform(0.5, 1.0, n), rng.uniform(0.0, 0.6, n))
+    q = active.proposal(scores, 0.3)
+    bound = active.weight_bound(q)
+    reps = 300
+    idx = rng.choice(n, size=(reps, 300), p=q)
+    y = (d[idx] / (n * q[idx]) + bound) / (2 * bound)
+    m = (d.mean() + bound) / (2 * bound)
+    miss = (sequential.first_exclusion(y, m, upper=False) > 0) | (sequential.first_exclusion(y, m, upper=True) > 0)
+    assert miss.mean() <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / reps)
+
+
+def test_flip_scores_from_margins_lengths_or_nothing() -> None:
+    rows = [{"logliks": [-1.0, -1.1, -5.0]}, {"logliks": [-1.0, -4.0, -5.0]}, None]
+    scores, signal = flip.flip_scores(rows)  # type: ignore[arg-type]
+    assert signal == "margin" and scores[0] > scores[1] and scores[2] == pytest.approx(np.median(scores[:2]))
+    assert flip.margin_of({"logliks": [-2.0, -1.0]}) == pytest.approx(1.0)  # type: ignore[typeddict-item]
+    assert flip.margin_of({"logliks": [-2.0]}) is None  # type: ignore[typeddict-item]
+    scores, signal = flip.flip_scores([{"response": "ab"}, {"response": "abcdef"}])  # type: ignore[list-item]
+    assert signal == "length" and scores[1] > scores[0]
+    assert flip.flip_scores([{"scores": {}}])[1] == "none"  # type: ignore[list-item]
+    assert flip.active_refusal("floor", False) and flip.active_refusal("non_inferiority", True)
+    assert flip.active_refusal("non_inferiority", False) is None
+
+
+# ---------------------------------------------------------------- end to end on the fake backend
+
+N = 300
+ROWS = [{"q": f"What is {i} + 1?", "c": [str(i + 1), "x", "y"], "g": 0} for i in range(N)]
+MC_TASK = """  - name: add
+    kind: multiple_choice
+    data: {test: data/add.jsonl}
+    prompt: "{{ q }}"
+    choices: c
+    target: g
+    chat_template: false
+    metrics: [acc]
+"""
+
+
+def test_cli_until_decided_active_writes_draws_and_gates_with_the_weighted_sequence(tmp_path: Path, capsys) -> None:
+    suite = write_suite(tmp_path / "suite", MC_TASK, {"data/add.jsonl": ROWS})
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
+    gate = tmp_path / "g.yaml"
+    gate.write_text("rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    code = main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
+                 str(tmp_path / "base"), "--out", str(tmp_path / "cand"), "--active", "--floor", "0.6"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "active: floor 0.6" in out and "distinct items" in out
+    block = json.loads((tmp_path / "cand" / "results.json").read_text())["sequential"]
+    assert block["method"] == active.ACTIVE_METHOD
+    info = block["active"]
+    assert info["floor"] == 0.6 and info["tasks"]["t/add"]["population"] == N
+    assert info["tasks"]["t/add"]["signal"] == "margin"
+    draws = info["draws"]["t/add"]
+    assert len(draws) >= len(block["items"])  # an item drawn twice is evaluated once
+    assert len({src for src, _ in draws}) == len(block["items"])
+    assert all(q >= 0.6 / N - 1e-12 for _, q in draws)
+    verdict = json.loads((tmp_path / "cand" / "verdict.json").read_text())
+    assert verdict["rules"][0]["verdict"] == "PASS"
+    assert verdict["rules"][0]["method"] == active.ACTIVE_METHOD
+    assert verdict["sequential"]["active"]["floor"] == 0.6
+    assert verdict["sequential"]["active"]["draws"] == {"t/add": len(draws)}
+    assert f"draws {len(draws)} over {N} available" in out
+    # gate judges the written run again with the weighted sequence, never a fixed-n test
+    capsys.readouterr()
+    assert main(["gate", str(gate), "--baseline", str(tmp_path / "base"), "--candidate", str(tmp_path / "cand"),
+                 "--verdict", str(tmp_path / "v.json")]) == 0
+    again = json.loads((tmp_path / "v.json").read_text())
+    assert again["rules"][0]["method"] == active.ACTIVE_METHOD
+    # the report says how the items were chosen: not a uniform sample
+    assert main(["report", str(tmp_path / "base"), str(tmp_path / "cand"), "--md", str(tmp_path / "r.md")]) == 0
+    assert "seeded draws toward likely flips (floor 0.6" in (tmp_path / "r.md").read_text()
+    # a floor rule is not what the weights estimate: one line, exit 2
+    floor_gate = tmp_path / "floor.yaml"
+    floor_gate.write_text("rules:\n  - suite: t\n    floor: 0.5\n")
+    assert main(["gate", str(floor_gate), "--baseline", str(tmp_path / "base"), "--candidate",
+                 str(tmp_path / "cand"), "--verdict", str(tmp_path / "v2.json")]) == 2
+    assert "evaluated with --active" in capsys.readouterr().err
+
+
+def test_active_refuses_rules_it_cannot_judge_and_flags_without_until(tmp_path: Path, capsys) -> None:
+    suite = write_suite(tmp_path / "suite", MC_TASK, {"data/add.jsonl": ROWS[:20]})
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
+    gate = tmp_path / "g.yaml"
+    gate.write_text("rules:\n  - suite: t\n    floor: 0.5\n")
+    capsys.readouterr()
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
+                 str(tmp_path / "base"), "--out", str(tmp_path / "cand"), "--active"]) == 2
+    assert "--active cannot decide rule 1" in capsys.readouterr().err
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--active"]) == 2
+    assert "--active draws the items of an evaluation until decided" in capsys.readouterr().err
+    gate.write_text("rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
+                 str(tmp_path / "base"), "--out", str(tmp_path / "c2"), "--active", "--floor", "0"]) == 2
+    assert "--floor must lie in (0, 1]" in capsys.readouterr().err
