@@ -60,7 +60,7 @@ class HFBackend(Backend):
 
     @classmethod
     def from_spec(cls, spec: str | None, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
-                  hardware: Hardware | None = None, **options: Any) -> HFBackend:
+                  hardware: Hardware | None = None, share_prefix: bool = True, **options: Any) -> HFBackend:
         """Resolve `spec`, device and dtype and build a lazily loading backend.
 
         Options meant for other backends (an endpoint's base URL) are refused: they would be silently ignored."""
@@ -70,7 +70,7 @@ class HFBackend(Backend):
                             f"not to the in-process model {spec or 'smollm2-135m'}", field=f"--{foreign[0].replace('_', '-')}")
         placement = place(device, dtype, hardware)
         return cls(resolve_model(spec), dtype=placement.dtype, device=placement.device,
-                   attention=placement.attention, batch_size=batch_size)
+                   attention=placement.attention, batch_size=batch_size, share_prefix=share_prefix)
 
     @property
     def placement(self) -> Placement:

@@ -150,3 +150,14 @@ def test_prompt_tuning_never_takes_the_shared_path(tiny_model: Path, tmp_path: P
     shared = backend.loglikelihood(requests)
     for request, response in zip(requests[:2], shared):
         assert max(abs(a - b) for a, b in zip(response.logliks, _unpacked(backend, request))) < 1e-4
+
+
+def test_eval_no_share_prefix_reaches_the_backend(tiny_model: Path) -> None:
+    from harness.cli import build_parser
+    from harness.cli.evaluate import _backend_options
+
+    parser = build_parser()
+    on = parser.parse_args(["eval", "-m", str(tiny_model), "-s", "suite"])
+    off = parser.parse_args(["eval", "-m", str(tiny_model), "-s", "suite", "--no-share-prefix"])
+    assert load_backend(on.model, **_backend_options(on)).share_prefix
+    assert not load_backend(off.model, **_backend_options(off)).share_prefix
