@@ -125,25 +125,29 @@ def test_lora_adapter_scores_equal_with_and_without_sharing(tiny_model: Path, lo
     assert max(abs(a - b) for a, b in zip(shared[0], _unpacked(backend, requests[0]))) < 1e-4
 
 
-def test_prompt_tuning_never_takes_the_shared_path(tiny_model: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("kind", ["prompt_tuning", "prefix_tuning"])
+def test_prompt_learning_never_takes_the_shared_path(tiny_model: Path, tmp_path: Path, kind: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Virtual tokens (prompt tuning) or the adapter's own keys and values (prefix tuning) come before the context,
+    so a prefix's keys and values computed by the bare base would be wrong: these adapters keep their own paths."""
     import torch
-    from peft import PromptTuningConfig, get_peft_model
+    from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    config = {"prompt_tuning": PromptTuningConfig, "prefix_tuning": PrefixTuningConfig}[kind]
     torch.manual_seed(5)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model),
-                           PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5))
+                           config(task_type="CAUSAL_LM", num_virtual_tokens=5))
     for param in model.parameters():
         if param.requires_grad:
             param.data.normal_(0, 0.5)
-    model.save_pretrained(tmp_path / "prompt")
+    model.save_pretrained(tmp_path / kind)
     backend = load_backend(str(tiny_model))
-    backend.set_adapter(str(tmp_path / "prompt"))
+    backend.set_adapter(str(tmp_path / kind))
     requests = _requests(4)
 
     def refuse(self: HFBackend, groups: list[_Group]):
-        raise AssertionError("prompt tuning must not reuse a prefix computed without its virtual tokens")
+        raise AssertionError("a prompt-learning adapter must not reuse a prefix computed without its virtual tokens")
 
     monkeypatch.setattr(HFBackend, "_score_sharing", refuse)
     assert backend.share_prefix
