@@ -56,6 +56,8 @@ class HFBackend(Backend):
     _model: Any = field(default=None, repr=False)
     _tokenizer: Any = field(default=None, repr=False)
     _active: Any = field(default=None, repr=False)  # model with the current adapter applied
+    # shared prefixes' keys and values by token ids, for the current adapter only (the engine calls in chunks)
+    _prefix_memo: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False)
     load_seconds: float = 0.0
 
     @classmethod
@@ -114,6 +116,7 @@ class HFBackend(Backend):
             self._model = detach(self._active)
         self._active = None
         self._adapter = info
+        self._prefix_memo.clear()  # computed with the previous adapter
 
     # ---- loading --------------------------------------------------------------------------------------
     @property
@@ -232,7 +235,10 @@ class HFBackend(Backend):
         precede every packed row of the suffixes (positions shifted by its length), as prefix tuning's do."""
         loose: list[_Group] = []
         for cut, members in _shared_prefixes(groups, self.min_shared_prefix):
-            kv = self._prefix_kv(members[0].context[:cut]) if cut else None
+            if not cut:
+                loose += members
+                continue
+            cut, kv, ran = self._prefix_kv(members[0].context[:cut])
             if kv is None:
                 loose += members
                 continue
@@ -240,17 +246,24 @@ class HFBackend(Backend):
             suffixes = [_Group(g.index, g.context[cut:], g.continuations) for g in members]
             first = True
             for g, logliks, greedy, used in self._score_packed(suffixes, shared=(cut, kv)):
-                # the prefix ran once: its tokens count for the first group that finishes
-                yield by_index[g.index], logliks, greedy, used + (cut if first else 0)
+                # the prefix ran once (or earlier): its tokens count for the first group that finishes
+                yield by_index[g.index], logliks, greedy, used + (ran if first else 0)
                 first = False
         yield from self._score_packed(loose)
 
-    def _prefix_kv(self, tokens: list[int]) -> list[tuple[Any, Any]] | None:
-        """Each layer's (keys, values) for `tokens` at positions 0..n-1, or None where the model's cache is not
-        one plain tensor pair per layer (sliding-window or linear-attention layers keep other state)."""
+    def _prefix_kv(self, tokens: list[int]) -> tuple[int, list[tuple[Any, Any]] | None, int]:
+        """(length, each layer's (keys, values), tokens run) for a prefix of `tokens` at positions 0..n-1.
+
+        A prefix computed by an earlier call serves when it covers at least half of `tokens` (the engine scores
+        a task in chunks, and each chunk finds the same few-shot block). The keys and values are None where the
+        model's cache is not one plain tensor pair per layer (sliding-window or linear-attention layers)."""
         import torch
         from transformers.cache_utils import DynamicLayer
 
+        known = max((k for k in self._prefix_memo if 2 * len(k) >= len(tokens) and tuple(tokens[:len(k)]) == k),
+                    key=len, default=None)
+        if known is not None:
+            return len(known), self._prefix_memo[known], 0
         causal = causal_lm(self.model)
         with torch.inference_mode():
             ids = torch.tensor([tokens], device=self._device)
@@ -260,8 +273,11 @@ class HFBackend(Backend):
         cache = out.get("cache", None) or out.get("past_key_values", None)
         layers = getattr(cache, "layers", None)
         if not layers or any(type(layer) is not DynamicLayer for layer in layers):
-            return None
-        return [(layer.keys, layer.values) for layer in layers]
+            return len(tokens), None, 0
+        while len(self._prefix_memo) >= _PREFIX_MEMO:  # oldest first: a suite's tasks come one after another
+            del self._prefix_memo[next(iter(self._prefix_memo))]
+        kv = self._prefix_memo[tuple(tokens)] = [(layer.keys, layer.values) for layer in layers]
+        return len(tokens), kv, len(tokens)
 
     def _score_packed(self, groups: list[_Group], virtual: Any = None, prefix: int = 0,
                       shared: tuple[int, list[tuple[Any, Any]]] | None = None):
@@ -497,6 +513,7 @@ def _shared_prefixes(groups: list[_Group], minimum: int) -> list[tuple[int, list
     return clusters
 
 
+_PREFIX_MEMO = 4  # shared prefixes kept between calls (a 400-token prefix of a 7B model in bf16: about 50 MB)
 _MAX_SPLIT = 256  # groups in a run beyond which it is not split further (recursion depth)
 
 

@@ -165,3 +165,17 @@ def test_eval_no_share_prefix_reaches_the_backend(tiny_model: Path) -> None:
     off = parser.parse_args(["eval", "-m", str(tiny_model), "-s", "suite", "--no-share-prefix"])
     assert load_backend(on.model, **_backend_options(on)).share_prefix
     assert not load_backend(off.model, **_backend_options(off)).share_prefix
+
+
+def test_a_later_call_reuses_the_prefix_until_the_adapter_changes(tiny_model: Path, lora_adapter: Path) -> None:
+    """The engine scores a task in chunks: the second chunk finds the block's keys and values from the first."""
+    backend = load_backend(str(tiny_model))
+    requests = _requests(8)
+    first, second = backend.loglikelihood(requests[:4]), backend.loglikelihood(requests[4:])
+    backend.share_prefix = False
+    plain = backend.loglikelihood(requests)
+    assert _max_diff([r.logliks for r in first + second], [r.logliks for r in plain]) < 1e-5
+    block = len(backend._encode(SHOTS))
+    assert sum(r.tokens_processed for r in first) - sum(r.tokens_processed for r in second) >= block - 2
+    backend.set_adapter(str(lora_adapter))
+    assert not backend._prefix_memo  # keys and values of the bare base are no use to the adapter
