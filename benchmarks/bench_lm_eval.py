@@ -15,7 +15,7 @@ Prints, with ratios:
    loglikelihoods of all three, with one RESULT line.
 
 Run: `make bench` (installs lm_eval==0.4.13 into the venv) or `.venv/bin/python benchmarks/bench_lm_eval.py`;
-`--only stock` runs section 5 alone, `--only fewshot` section 6 (about 5 minutes on 2 cores). `$LM_EVAL` names
+`--only stock` runs section 5 alone, `--only fewshot` section 6 (about 100,000 tokens through the model: some 5 minutes on 2 quiet cores at 470 tokens/s, an estimate; 55 minutes on the shared machine). `$LM_EVAL` names
 an lm_eval executable of another venv (default: ours).
 """
 
