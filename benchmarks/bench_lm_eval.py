@@ -8,10 +8,15 @@ Prints, with ratios:
 4. adapter sweep: base + 3 adapters in one process vs the sum of the four scoring phases;
 5. stock task files (copies of lm-eval's own, in tests/unit/lmeval_stock, data pointed at local JSON lines of
    original rows written here): acc, acc_norm and exact_match of both tools per task, and per-choice
-   loglikelihoods, with one RESULT line.
+   loglikelihoods, with one RESULT line;
+6. a 5-shot multiple-choice task in MMLU's shape (lm-eval's own MMLU template, a fixed few-shot block from the
+   dev split, `--questions N`, default 100, x 4 choices, original rows written here): whole-process time of
+   lm-eval and of tunegate with and without shared-prefix reuse (`--no-share-prefix`), per-choice
+   loglikelihoods of all three, with one RESULT line.
 
 Run: `make bench` (installs lm_eval==0.4.13 into the venv) or `.venv/bin/python benchmarks/bench_lm_eval.py`;
-`--only stock` runs section 5 alone. `$LM_EVAL` names an lm_eval executable of another venv (default: ours).
+`--only stock` runs section 5 alone, `--only fewshot` section 6 (about 100,000 tokens through the model: some 5 minutes on 2 quiet cores at 470 tokens/s, an estimate; 55 minutes on the shared machine). `$LM_EVAL` names
+an lm_eval executable of another venv (default: ours).
 """
 
 from __future__ import annotations
@@ -276,12 +281,78 @@ def stock_tasks(tmp: Path) -> None:
           f"max |diff| {max(diffs) if diffs else float('nan'):.2e} over {len(diffs)} choices (target < 1e-4)")
 
 
+WORDS = ("cell", "tissue", "nerve", "muscle", "bone", "artery", "vein", "organ", "membrane", "protein", "enzyme",
+         "hormone", "signal", "pressure", "volume", "layer", "surface", "joint", "fibre", "gland", "blood", "lung",
+         "heart", "kidney", "liver", "skin", "brain", "spinal", "upper", "lower", "inner", "outer", "left", "right",
+         "primary", "secondary", "rapid", "slow", "dense", "thin", "normal", "reduced", "increased", "chronic")
+
+
+def _mmlu_rows(n: int, rng: random.Random) -> list[dict]:
+    """Original rows in MMLU's layout, with MMLU-like lengths (a 25-40 word question, 2-6 word choices)."""
+    def words(k: int) -> str:
+        return " ".join(rng.choice(WORDS) for _ in range(k))
+
+    return [{"question": f"Which of the following best explains why the {words(rng.randint(20, 35))} "
+                         f"when the {words(3)} is {words(2)}?",
+             "subject": "anatomy", "choices": [words(rng.randint(2, 6)) for _ in range(4)], "answer": rng.randrange(4)}
+            for _ in range(n)]
+
+
+def fewshot_mc(tmp: Path, questions: int) -> None:
+    """lm-eval's MMLU template with 5 shots: both tools as whole processes; tunegate with and without reuse."""
+    folder = tmp / "mmlu5"
+    folder.mkdir()
+    shutil.copy(STOCK / "mmlu" / "_default_template_yaml", folder)
+    rng = random.Random(11)
+    for split, n in (("dev", 5), ("test", questions)):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _mmlu_rows(n, rng)))
+    task = folder / "tgbench_mmlu5.yaml"
+    task.write_text('"dataset_name": "anatomy"\n'
+                    '"description": "The following are multiple choice questions (with answers) about anatomy.\\n\\n"\n'
+                    '"include": "_default_template_yaml"\n"task": "tgbench_mmlu5"\nnum_fewshot: 5\n'
+                    f"dataset_kwargs:\n  data_files:\n    test: {folder / 'test.jsonl'}\n    dev: {folder / 'dev.jsonl'}\n")
+    lm_eval = os.environ.get("LM_EVAL", str(BIN / "lm_eval"))
+    le_wall, _ = timed([lm_eval, "--model", "hf", "--model_args", f"pretrained={model_dir()},dtype=float32",
+                        "--tasks", task.stem, "--include_path", str(folder), "--batch_size", "16", "--device", "cpu",
+                        "--log_samples", "--output_path", str(tmp / "le_mmlu5")],
+                       env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    le_acc = json.loads(sorted((tmp / "le_mmlu5").rglob("results_*.json"))[-1].read_text())["results"][task.stem]["acc,none"]
+    le_samples = map(json.loads, sorted((tmp / "le_mmlu5").rglob(f"samples_{task.stem}_*.jsonl"))[-1].read_text().splitlines())
+    theirs = {s["doc_id"]: [float(r[0][0]) for r in s["resps"]] for s in le_samples}
+    runs = {}
+    for label, extra in (("shared", []), ("unshared", ["--no-share-prefix"])):
+        out = tmp / f"tg_mmlu5_{label}"
+        wall, _ = timed([sys.executable, "-m", "harness.cli", "eval", "-q", "-s", str(task), *extra,
+                         "--store", str(tmp / f"mmlu5_{label}.sqlite"), "--out", str(out)], env={"PYTHONPATH": str(ROOT)})
+        result = json.loads((out / "results.json").read_text())
+        samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+        runs[label] = (wall, result["suites"][task.stem]["tasks"][task.stem]["metrics"]["acc"]["value"],
+                       [s["logliks"] for s in samples], result["timing"]["tokens_processed"])
+    print(f"\n== 6. 5-shot multiple choice, MMLU's shape ({questions} questions x 4 choices, one fixed 5-shot block) ==")
+    print(f"lm-eval whole process                      {le_wall:7.2f} s   acc {le_acc:.4f}")
+    diffs = {}
+    for label, (wall, acc, logliks, tokens) in runs.items():
+        diffs[label] = [abs(a - b) for i, row in enumerate(logliks) for a, b in zip(row, theirs[i], strict=True)]
+        print(f"tunegate {label:<8} whole process          {wall:7.2f} s   acc {acc:.4f}   ratio to lm-eval "
+              f"{wall / le_wall:.3f}   {tokens} tokens run   per-choice loglik max |diff| {max(diffs[label]):.2e}")
+    between = max(abs(a - b) for x, y in zip(runs["shared"][2], runs["unshared"][2], strict=True)
+                  for a, b in zip(x, y, strict=True))
+    print(f"tunegate shared vs unshared                per-choice loglik max |diff| {between:.2e}")
+    wall, acc = runs["shared"][0], runs["shared"][1]
+    print(f"RESULT 5-shot MC: tunegate/lm-eval whole process {wall / le_wall:.3f} ({wall:.1f} s / {le_wall:.1f} s, "
+          f"goal <= 0.25); per-choice loglik max |diff| {max(diffs['shared']):.2e} over {len(diffs['shared'])} "
+          f"choices (target < 1e-4); acc {'equal' if abs(acc - le_acc) < 1e-9 else 'DIFFERENT'}")
+
+
 def main() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     with tempfile.TemporaryDirectory(prefix="tunegate-bench-") as tmp:
         if only in (None, "stock"):
             stock_tasks(Path(tmp))
+        if only in (None, "fewshot"):
+            questions = int(sys.argv[sys.argv.index("--questions") + 1]) if "--questions" in sys.argv else 100
+            fewshot_mc(Path(tmp), questions)
         if only is None:
             multiple_choice(Path(tmp))
             generation(Path(tmp))

@@ -39,7 +39,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results = evaluate(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None, settings,
                        store_path=args.store, include_base=args.include_base, dtype=args.dtype,
                        save_baseline=args.save_baseline, judge_bindings=parse_bindings(args.judge),
-                       device=args.device, backend_options=_endpoint_args(args),
+                       device=args.device, backend_options=_backend_options(args),
                        on_saved=lambda name, number, run_id: saved.append((name, number, run_id)))
     for res in results:
         print(markdown_table(res))
@@ -94,7 +94,7 @@ def _eval_until_decided(args: argparse.Namespace, settings: Any) -> int:
                           args.seed, discordance=args.discordance, active=args.active, floor=args.floor)
     outcome = evaluate_until_decided(args.model, args.adapter or [], args.suite, Path(args.out) if args.out else None,
                                      settings, until, store_path=args.store, dtype=args.dtype, device=args.device,
-                                     backend_options=_endpoint_args(args), judge_bindings=parse_bindings(args.judge))
+                                     backend_options=_backend_options(args), judge_bindings=parse_bindings(args.judge))
     print(format_gate(outcome.gate))
     print(summary(outcome))
     if args.out:
@@ -182,6 +182,11 @@ def cmd_code_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend_options(args: Any) -> dict[str, Any]:
+    """The endpoint options the user set, and the in-process switch off shared-prefix reuse."""
+    return {**_endpoint_args(args), **({"share_prefix": False} if args.no_share_prefix else {})}
+
+
 def add(sub: Any) -> None:
     """Register this group's commands on the top-level subparsers."""
     ev = sub.add_parser("eval", help="evaluate a base model and any number of adapters on suites")
@@ -195,6 +200,10 @@ def add(sub: Any) -> None:
     ev.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                     help="in-process weights (auto: bfloat16 on a GPU that supports it, float32 on CPU)")
     ev.add_argument("--device", default="auto", help="in-process device: auto, cpu, cuda, cuda:N or mps")
+    ev.add_argument("--no-share-prefix", action="store_true",
+                    help="in-process models: run every context whole instead of running a token prefix that "
+                         "several contexts share (a few-shot block) once and reusing its keys and values; the "
+                         "loglikelihoods agree within float rounding either way")
     _endpoint_options(ev)
     ev.add_argument("--resume", action="store_true", help="continue the latest unfinished identical run")
     ev.add_argument("--include-base", action="store_true", help="with adapters, evaluate the bare base too")

@@ -1,8 +1,10 @@
 """The Hugging Face transformers backend: loglikelihood, rolling loglikelihood and generation.
 
-Speed comes from three things (see benchmarks/): the shared context of a multiple-choice question runs
-once with every choice attached as a branch (a 4D "tree" attention mask), several questions are packed
-into one row so no pad token is computed, and the output projection runs only where a score is needed.
+Speed comes from four things (see benchmarks/): the shared context of a multiple-choice question runs
+once with every choice attached as a branch (a 4D "tree" attention mask), a token prefix that many
+questions share (a fixed few-shot block, a system prompt) runs once and its keys and values serve them all,
+several questions are packed into one row so no pad token is computed, and the output projection runs only
+where a score is needed.
 """
 
 from __future__ import annotations
@@ -48,16 +50,20 @@ class HFBackend(Backend):
     pack_tokens: int = 512  # measured best on 2 cores: longer rows pay more for the dense tree mask
     device: str = "cpu"  # resolved: cpu, mps or cuda:N
     attention: str = "sdpa"  # transformers attn_implementation
+    share_prefix: bool = True  # run a token prefix shared by several contexts once and reuse its keys and values
+    min_shared_prefix: int = 32  # tokens; a shorter shared prefix is not worth its own forward pass
     device_map: bool = False  # spread over every GPU (a model larger than one); set on load
     _adapter: AdapterInfo | None = None
     _model: Any = field(default=None, repr=False)
     _tokenizer: Any = field(default=None, repr=False)
     _active: Any = field(default=None, repr=False)  # model with the current adapter applied
+    # shared prefixes' keys and values by token ids, for the current adapter only (the engine calls in chunks)
+    _prefix_memo: dict[tuple[int, ...], Any] = field(default_factory=dict, repr=False)
     load_seconds: float = 0.0
 
     @classmethod
     def from_spec(cls, spec: str | None, *, dtype: str = "auto", device: str = "auto", batch_size: int = 32,
-                  hardware: Hardware | None = None, **options: Any) -> HFBackend:
+                  hardware: Hardware | None = None, share_prefix: bool = True, **options: Any) -> HFBackend:
         """Resolve `spec`, device and dtype and build a lazily loading backend.
 
         Options meant for other backends (an endpoint's base URL) are refused: they would be silently ignored."""
@@ -67,7 +73,7 @@ class HFBackend(Backend):
                             f"not to the in-process model {spec or 'smollm2-135m'}", field=f"--{foreign[0].replace('_', '-')}")
         placement = place(device, dtype, hardware)
         return cls(resolve_model(spec), dtype=placement.dtype, device=placement.device,
-                   attention=placement.attention, batch_size=batch_size)
+                   attention=placement.attention, batch_size=batch_size, share_prefix=share_prefix)
 
     @property
     def placement(self) -> Placement:
@@ -111,6 +117,7 @@ class HFBackend(Backend):
             self._model = detach(self._active)
         self._active = None
         self._adapter = info
+        self._prefix_memo.clear()  # computed with the previous adapter
 
     # ---- loading --------------------------------------------------------------------------------------
     @property
@@ -211,6 +218,8 @@ class HFBackend(Backend):
         elif is_prompt_learning(self.model) or self.attention == "flash_attention_2":
             # other prompt learning (task ids, CPT): PEFT's own forward; FlashAttention takes no 4D mask
             yield from self._score_padded([self._truncate(g, limit) for g in groups])
+        elif self.share_prefix:
+            yield from self._score_sharing([self._truncate(g, limit) for g in groups])
         else:
             yield from self._score_packed([self._truncate(g, limit) for g in groups])
 
@@ -222,10 +231,62 @@ class HFBackend(Backend):
             group = _Group(group.index, group.context[-max(keep, 1):], group.continuations)
         return group
 
-    def _score_packed(self, groups: list[_Group], virtual: Any = None, prefix: int = 0):
-        """Pack groups into rows; `virtual` (prompt tuning's [v, hidden] embeddings) leads each group's context,
-        or a prefix-tuning adapter's `prefix` keys and values (PEFT's `get_prompt` cache) precede the row."""
+    def _score_sharing(self, groups: list[_Group]):
+        """Score groups whose contexts share a token prefix with that prefix run once: its keys and values
+        precede every packed row of the suffixes (positions shifted by its length), as prefix tuning's do."""
+        loose: list[_Group] = []
+        for cut, members in _shared_prefixes(groups, self.min_shared_prefix):
+            if not cut:
+                loose += members
+                continue
+            cut, kv, ran = self._prefix_kv(members[0].context[:cut])
+            if kv is None:
+                loose += members
+                continue
+            by_index = {g.index: g for g in members}
+            suffixes = [_Group(g.index, g.context[cut:], g.continuations) for g in members]
+            first = True
+            for g, logliks, greedy, used in self._score_packed(suffixes, shared=(cut, kv)):
+                # the prefix ran once (or earlier): its tokens count for the first group that finishes
+                yield by_index[g.index], logliks, greedy, used + (ran if first else 0)
+                first = False
+        yield from self._score_packed(loose)
+
+    def _prefix_kv(self, tokens: list[int]) -> tuple[int, list[tuple[Any, Any]] | None, int]:
+        """(length, each layer's (keys, values), tokens run) for a prefix of `tokens` at positions 0..n-1.
+
+        A prefix computed by an earlier call serves when it covers at least half of `tokens` (the engine scores
+        a task in chunks, and each chunk finds the same few-shot block). The keys and values are None where the
+        model's cache is not one plain tensor pair per layer (sliding-window or linear-attention layers)."""
         import torch
+        from transformers.cache_utils import DynamicLayer
+
+        known = max((k for k in self._prefix_memo if 2 * len(k) >= len(tokens) and tuple(tokens[:len(k)]) == k),
+                    key=len, default=None)
+        if known is not None:
+            return len(known), self._prefix_memo[known], 0
+        causal = causal_lm(self.model)
+        with torch.inference_mode():
+            ids = torch.tensor([tokens], device=self._device)
+            out = causal.get_decoder()(input_ids=ids, position_ids=torch.arange(len(tokens), device=ids.device)[None],
+                                       use_cache=True)
+        # transformers 5.x renamed the output `past_key_values` to `cache`
+        cache = out.get("cache", None) or out.get("past_key_values", None)
+        layers = getattr(cache, "layers", None)
+        if not layers or any(type(layer) is not DynamicLayer for layer in layers):
+            return len(tokens), None, 0
+        while len(self._prefix_memo) >= _PREFIX_MEMO:  # oldest first: a suite's tasks come one after another
+            del self._prefix_memo[next(iter(self._prefix_memo))]
+        kv = self._prefix_memo[tuple(tokens)] = [(layer.keys, layer.values) for layer in layers]
+        return len(tokens), kv, len(tokens)
+
+    def _score_packed(self, groups: list[_Group], virtual: Any = None, prefix: int = 0,
+                      shared: tuple[int, list[tuple[Any, Any]]] | None = None):
+        """Pack groups into rows; `virtual` (prompt tuning's [v, hidden] embeddings) leads each group's context,
+        or a prefix-tuning adapter's `prefix` keys and values (PEFT's `get_prompt` cache) precede the row, or
+        `shared` (length, per-layer keys and values) of a token prefix every group's context continues."""
+        import torch
+        from transformers import DynamicCache
 
         lead = 0 if virtual is None else int(virtual.shape[0])
         if lead:  # placeholders for the virtual tokens: their embeddings are written over below
@@ -249,11 +310,15 @@ class HFBackend(Backend):
             for row in rows:
                 ids, positions, mask, targets = _tree_row(row, self._device)
                 # use_cache=False: scoring never decodes further, so building a KV cache is wasted work
-                if prefix:  # a fresh prefix cache per row (the decoder appends the row's keys to it)
-                    cache = self.model.get_prompt(batch_size=1, max_cache_len=prefix + ids.shape[1])
-                    mask = torch.cat([mask.new_zeros(*mask.shape[:-1], prefix), mask], dim=-1)
-                    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions + prefix,
-                                  past_key_values=cache, use_cache=False)
+                if prefix or shared:  # a fresh prefix cache per row (the decoder appends the row's keys to it)
+                    if shared:  # a new cache object around the same tensors: the append concatenates, copies
+                        lead_len, cache = shared[0], DynamicCache(ddp_cache_data=shared[1])
+                    else:
+                        lead_len = prefix
+                        cache = self.model.get_prompt(batch_size=1, max_cache_len=prefix + ids.shape[1])
+                    mask = torch.cat([mask.new_zeros(*mask.shape[:-1], lead_len), mask], dim=-1)
+                    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions + lead_len,
+                                  use_cache=False, **{_cache_argument(decoder): cache})
                 elif lead:
                     embeds = embed(ids)
                     start = 0
@@ -415,6 +480,59 @@ def _prefix_length(model: Any) -> int:
     config = getattr(model, "active_peft_config", None)
     kind = str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
     return int(getattr(config, "num_virtual_tokens", 0) or 0) if kind == "PREFIX_TUNING" else 0
+
+
+def _cache_argument(decoder: Any) -> str:
+    """The decoder's keyword for a KV cache: `cache` from transformers 5.x's rename, `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+
+
+def _shared_prefixes(groups: list[_Group], minimum: int) -> list[tuple[int, list[_Group]]]:
+    """Clusters of groups with the length of the token prefix their contexts share (0: score them plainly).
+
+    Sorted by token ids, contexts with a common prefix sit side by side, and the prefix a run of them shares
+    is the least common length of neighbours. A run is split at that least link when its two sides save more
+    prefix tokens on their own (one odd context must not shrink a long few-shot block to a short system
+    prompt); a prefix under `minimum` tokens is not worth its own forward pass. Each context keeps its last
+    token out of the prefix: that token's hidden state predicts the first continuation token."""
+    order = sorted(groups, key=lambda g: g.context)
+    owns = [g.context[:-1] for g in order]
+    links = [_common_length(a, b) for a, b in zip(owns, owns[1:])]
+
+    def best(lo: int, hi: int) -> tuple[list[tuple[int, list[_Group]]], int]:
+        """Clusters of order[lo:hi] and the prefix tokens they save."""
+        if hi - lo < 2:
+            return [(0, order[lo:hi])], 0
+        cut = min(links[lo:hi - 1])
+        whole = (hi - lo - 1) * cut if cut >= minimum else 0
+        if whole and hi - lo > _MAX_SPLIT:  # bounded recursion: a long run shares its common prefix
+            return [(cut, order[lo:hi])], whole
+        at = links.index(cut, lo, hi - 1) + 1
+        (left, saved_left), (right, saved_right) = best(lo, at), best(at, hi)
+        if whole and whole >= saved_left + saved_right:
+            return [(cut, order[lo:hi])], whole
+        return left + right, saved_left + saved_right
+
+    clusters: list[tuple[int, list[_Group]]] = []
+    start = 0
+    for i in range(len(order)):  # runs between links too short to share are independent
+        if i == len(order) - 1 or links[i] < minimum:
+            clusters += best(start, i + 1)[0]
+            start = i + 1
+    return clusters
+
+
+_PREFIX_MEMO = 4  # shared prefixes kept between calls (a 400-token prefix of a 7B model in bf16: about 50 MB)
+_MAX_SPLIT = 256  # groups in a run beyond which it is not split further (recursion depth)
+
+
+def _common_length(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def _tree_row(row: list[_Group], device: Any):

@@ -58,6 +58,8 @@ def test_prompt_learning_scores_match_pefts_forward(tiny_model: Path, adapters: 
                                                     batch: int, pack: int) -> None:
     backend = load_backend(str(tiny_model), batch_size=batch)
     backend.pack_tokens = pack
+    # without shared-prefix reuse, which prompt learning never takes: tokens run are then the requests' own
+    backend.share_prefix = False
     plain = backend.loglikelihood(REQUESTS)
     base = [r.logliks for r in plain]
     backend.set_adapter(str(adapters[kind]))
