@@ -201,6 +201,10 @@ def builtin_pair(tmp: Path, n: int = 6) -> tuple[Path, Path]:
 
 
 DEMO_METHODS = (("ia3-quick", "ia3"), ("lora-quick", "lora"), ("prompt-tuning-quick", "prompt_tuning"))
+# Each method's own cost figures (trainable parameters as the embedded model's PEFT configs give them), so that a
+# cost table built from these runs shows what differs between methods, not one row three times.
+DEMO_COSTS = {"ia3": (55_296, 281.0, 224_512, 402.0), "lora": (460_800, 312.5, 1_853_440, 398.5),
+              "prompt_tuning": (11_520, 296.4, 47_232, 371.0)}
 
 
 def demo_runs(tmp: Path, n: int = 3, evil: list[str] | None = None) -> list[Path]:
@@ -235,6 +239,10 @@ def demo_runs(tmp: Path, n: int = 3, evil: list[str] | None = None) -> list[Path
         if evil and r:
             first = next(iter(texts))
             texts[first] = list(evil)
+        cost = DEMO_COSTS.get(method)
+        provenance = None if cost is None else {
+            "method": method, "trainable_params": cost[0], "total_params": 134_515_008 + cost[0],
+            "train_seconds": cost[1], "adapter_bytes": cost[2], "tokens_per_second": cost[3], "curve": curve(seed=r)}
         runs.append(build_run(tmp / (adapter or "base"), scores=sc, perturbed=pt, responses=texts,
-                              prompts=prompts, targets=targets, adapter=adapter, method=method))
+                              prompts=prompts, targets=targets, adapter=adapter, method=method, provenance=provenance))
     return runs
