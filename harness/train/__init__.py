@@ -282,8 +282,9 @@ def _fit(ctx: Context, trainer: Any, callback: Any) -> dict[str, Any]:
     # train() starts a fresh TrainerState, so the step-0 held-out loss is kept here for the curve.
     held_start = time.perf_counter()
     if has_eval:
-        _stage(ctx.progress, f"held-out loss at step 0: {len(trainer.eval_dataset)} rows "
-                             "(eval.held_out_loss: false skips it)")
+        _stage(ctx.progress, f"held-out loss at step 0: {len(trainer.eval_dataset)} rows, "
+                             f"{trainer.args.per_device_eval_batch_size} per forward (eval.batch_size; "
+                             "eval.held_out_loss: false skips it)")
     initial = [{**trainer.evaluate(), "step": 0}] if has_eval else []
     held_seconds = time.perf_counter() - held_start
     if callback is not None and ctx.recipe.spec.eval.every_steps and trainer.args.process_index == 0:
