@@ -107,8 +107,8 @@ def _plan_lines(recipe: LoadedRecipe, pre: Preflight) -> list[str]:
     elif not pre.rows[1]:
         held = "  held-out loss: no held-out rows (data.eval_fraction is 0)"
     else:
-        held = (f"  held-out loss: {pre.rows[1]} rows at step 0 and at the end, batched as training batches them "
-                f"(eval.held_out_loss: false skips it)")
+        held = (f"  held-out loss: {pre.rows[1]} rows at step 0 and at the end, in padded batches of "
+                f"{spec.eval.batch_size} sorted by length (eval.batch_size; eval.held_out_loss: false skips it)")
     lines = [held]
     if method.data == "prompt":
         return lines + ["  time: not estimated (sampling completions dominates; see the progress bar's ETA)"]
@@ -282,8 +282,9 @@ def _fit(ctx: Context, trainer: Any, callback: Any) -> dict[str, Any]:
     # train() starts a fresh TrainerState, so the step-0 held-out loss is kept here for the curve.
     held_start = time.perf_counter()
     if has_eval:
-        _stage(ctx.progress, f"held-out loss at step 0: {len(trainer.eval_dataset)} rows "
-                             "(eval.held_out_loss: false skips it)")
+        _stage(ctx.progress, f"held-out loss at step 0: {len(trainer.eval_dataset)} rows, "
+                             f"{trainer.args.per_device_eval_batch_size} per forward (eval.batch_size; "
+                             "eval.held_out_loss: false skips it)")
     initial = [{**trainer.evaluate(), "step": 0}] if has_eval else []
     held_seconds = time.perf_counter() - held_start
     if callback is not None and ctx.recipe.spec.eval.every_steps and trainer.args.process_index == 0:
@@ -335,7 +336,7 @@ def _write_output(ctx: Any, trainer: Any, plan: dict[str, Any], stats: dict[str,
                 "library_versions": library_versions(), "seed": spec.seed, "world_size": trainer.args.world_size,
                 "train_rows": len(ctx.data.train), "held_out_rows": len(ctx.data.held_out),
                 "steps": trainer.state.global_step, "train_seconds": stats["train_seconds"],
-                "held_out_seconds": stats.get("held_out_seconds"),
+                "held_out_seconds": stats.get("held_out_seconds"), "held_out_batch_size": spec.eval.batch_size,
                 "tokens_trained": stats["tokens"],
                 "tokens_per_second": round(stats["tokens"] / stats["train_seconds"], 1) if stats["train_seconds"] else None,
                 "trainable_params": trainable, "total_params": total, "adapter_bytes": 0,
@@ -448,7 +449,7 @@ def run_estimate(recipe: LoadedRecipe, tokenizer: Any, data: Any, model_hash: st
 
     spec, method = recipe.spec, recipe.method
     passes = 2 if (method.held_out_loss and spec.eval.held_out_loss and data.held_out) else 0
-    measured = measured_rates(recipe.output_dir, model_hash, spec.peft.type == "full")
+    measured = measured_rates(recipe.output_dir, model_hash, spec.peft.type == "full", spec.eval.batch_size)
     est = estimate(steps=spec.train.max_steps, batch_size=spec.train.batch_size, grad_accum=spec.train.grad_accum,
                    full=spec.peft.type == "full",
                    tokens_per_row=row_tokens(data.train, tokenizer, spec.train.max_length),

@@ -57,7 +57,7 @@ def trainer_args(ctx: Context) -> dict[str, Any]:
     has_eval = bool(ctx.data.held_out) and every is not None
     args: dict[str, Any] = dict(
         output_dir=str(ctx.work_dir), max_steps=hp.max_steps, per_device_train_batch_size=hp.batch_size,
-        per_device_eval_batch_size=hp.batch_size, gradient_accumulation_steps=hp.grad_accum,
+        per_device_eval_batch_size=spec.eval.batch_size, gradient_accumulation_steps=hp.grad_accum,
         learning_rate=hp.learning_rate, weight_decay=hp.weight_decay, warmup_steps=hp.warmup_steps,
         logging_steps=hp.logging_steps, save_strategy="no", report_to=[], seed=spec.seed, data_seed=spec.seed,
         eval_strategy="steps" if has_eval else "no", eval_steps=every if has_eval else None,

@@ -58,9 +58,10 @@ def row_tokens(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> f
     return sum(sizes) / len(sizes)
 
 
-def measured_rates(output_dir: Path, model_hash: str, full: bool) -> Measured:
+def measured_rates(output_dir: Path, model_hash: str, full: bool, eval_batch_size: int) -> Measured:
     """Training tokens/s and held-out seconds per row from the provenance of earlier outputs beside this one
-    (the median over those on the same base and of the same kind, full or PEFT)."""
+    (the median over those on the same base and of the same kind, full or PEFT; held-out seconds only from
+    outputs whose held-out pass ran at this eval.batch_size, since batching sets its speed)."""
     tps: list[float] = []
     per_row: list[float] = []
     found: list[str] = []
@@ -78,7 +79,8 @@ def measured_rates(output_dir: Path, model_hash: str, full: bool) -> Measured:
         if isinstance(rate, (int, float)) and rate > 0:
             tps.append(float(rate))
             found.append(path.parent.name)
-        if isinstance(held, (int, float)) and isinstance(rows, int) and rows > 0:
+        same_batching = prov.get("held_out_batch_size") == eval_batch_size
+        if same_batching and isinstance(held, (int, float)) and isinstance(rows, int) and rows > 0:
             per_row.append(float(held) / (2 * rows))  # two passes: step 0 and the end
     if not tps:
         return Measured()

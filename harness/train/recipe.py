@@ -62,8 +62,12 @@ class EvalSpec(FrozenStrict):
     """Suites evaluated through the eval engine every `every_steps` steps and at the end."""
 
     # the trainer's loss on the held-out rows (data.eval_fraction, at most data.eval_limit) at step 0 and at
-    # the end, batched as training batches them; false skips both passes (`tunegate train --check` shows their cost)
+    # the end, in batches of eval.batch_size; false skips both passes (`tunegate train --check` shows their cost)
     held_out_loss: bool = True
+    # held-out rows per forward, in padded batches like the eval engine's scoring (32 is `tunegate eval
+    # --batch-size`'s default). SFT sorts the rows by length and its loss is the mean over all completion tokens,
+    # the same number at any batch size; KTO estimates its KL term within each batch.
+    batch_size: int = Field(default=32, ge=1, le=65_536)
     suites: list[str] = []
     every_steps: int | None = Field(default=None, ge=1)
     limit: int | None = Field(default=16, ge=1)  # samples per task, to keep in-training evaluation cheap

@@ -99,10 +99,9 @@ def sft_config(ctx: Context, batching: Batching) -> Any:
     padding_free, packing = batching.padding_free, batching.packing
     args = trainer_args(ctx)
     args.update(per_device_train_batch_size=batching.batch_size, gradient_accumulation_steps=batching.grad_accum)
-    if packing:  # held-out rows are packed too: one per forward, or eval would flatten several again
-        args["per_device_eval_batch_size"] = 1
+    # Held-out rows are never packed: they run in padded batches of eval.batch_size (harness.train.held_out).
     return SFTConfig(**args, completion_only_loss=True, padding_free=padding_free, packing=packing,
-                     packing_strategy="bfd",
+                     packing_strategy="bfd", eval_packing=False,
                      # rows are already cut to max_length (fit_length); padding-free requires None without packing
                      max_length=hp.max_length if (packing or not padding_free) else None,
                      include_num_input_tokens_seen="non_padding", dataset_num_proc=None)
@@ -113,15 +112,15 @@ def build_trainer(ctx: Context, padding_free: bool | None = None, packing: bool 
 
     `padding_free`/`packing` given (the benchmark) override the batching the recipe and device choose.
     """
-    from trl import SFTTrainer  # start-up time
+    from harness.train.held_out import HeldOutSFTTrainer  # trl: start-up time
 
     model, config = adapted_model(ctx, load_causal_lm(ctx.source))
     train = fit_length(ctx.data.train, ctx.tokenizer, ctx.hp.max_length)
     held = fit_length(ctx.data.held_out, ctx.tokenizer, ctx.hp.max_length)
     batching = choose_batching(ctx, model, train, padding_free, packing)
-    return SFTTrainer(model=model, args=sft_config(ctx, batching),
-                      train_dataset=as_dataset(train), eval_dataset=as_dataset(held) if held else None,
-                      processing_class=ctx.tokenizer, peft_config=config, callbacks=ctx.callbacks)
+    return HeldOutSFTTrainer(model=model, args=sft_config(ctx, batching),
+                             train_dataset=as_dataset(train), eval_dataset=as_dataset(held) if held else None,
+                             processing_class=ctx.tokenizer, peft_config=config, callbacks=ctx.callbacks)
 
 
 register_method(MethodSpec("sft", build_trainer, data="completion", options=SFTOptions, held_out_loss=True,

@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from harness.cli import main
-from harness.data.suite import load_suite
+from harness.data.suite import SUITES_PATH_VAR, load_suite
 from tests.integration.llama_server import MODEL_NAME, LlamaServer, free_port
+from tests.integration.scratch import capped_suites
 
 pytestmark = [pytest.mark.integration]
 SPEC = f"openai:{MODEL_NAME}"
@@ -110,7 +111,10 @@ class FaultProxy:
 # ---- a built-in multiple-choice suite and a generation suite through the endpoint --------------------------
 
 @pytest.mark.slow
-def test_medical_and_legal_through_the_endpoint(server: LlamaServer, key_env: str, tmp_path: Path, capsys) -> None:
+def test_medical_and_legal_through_the_endpoint(server: LlamaServer, key_env: str, tmp_path: Path, capsys,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # every task as shipped, generated answers capped at a few tokens (the server generates one at a time)
+    monkeypatch.setenv(SUITES_PATH_VAR, str(capped_suites(tmp_path / "suites")))
     out = tmp_path / "run"
     assert _eval(server.url, "-s", "medical", "-s", "legal", "--limit", "1", "--out", str(out)) == 0
     results = json.loads((out / "results.json").read_text())

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import yaml
 
+from tests.integration.scratch import capped_suites
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MAY_FAIL_GATE = {"gate"}  # a real gate may honestly fail (1) or be inconclusive (3); 2 and 4 are errors
-MAX_NEW_TOKENS = 16  # per generated answer in the scratch suites
 
 
 def readme_commands() -> list[str]:
@@ -40,17 +41,9 @@ def readme_commands() -> list[str]:
 
 def workspace(tmp: Path) -> Path:
     """A copy of what the commands read (suites, recipes, gate files, task files) in a scratch directory."""
-    for name in ("suites", "benchmarks", "configs", "reports"):
+    for name in ("benchmarks", "configs", "reports"):
         shutil.copytree(ROOT / name, tmp / name, ignore=shutil.ignore_patterns("demo*", "__pycache__"))
-    for path in (tmp / "suites").glob("*/suite.yaml"):  # generation is what the long commands spend their time on
-        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for task in suite.get("tasks", []):
-            gen = task.get("generation")
-            if isinstance(gen, dict):
-                gen["max_new_tokens"] = min(int(gen.get("max_new_tokens", 128)), MAX_NEW_TOKENS)
-            elif task.get("kind") in ("generate", "code"):
-                task["generation"] = {"max_new_tokens": MAX_NEW_TOKENS}
-        path.write_text(yaml.safe_dump(suite, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    capped_suites(tmp / "suites")  # generation is what the long commands spend their time on
     shutil.copytree(ROOT / "adapters", tmp / "adapters", ignore=shutil.ignore_patterns("*-quick", ".demo"),
                     dirs_exist_ok=True)
     for recipe in (tmp / "adapters").glob("*.yaml"):

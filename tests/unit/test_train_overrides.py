@@ -55,7 +55,10 @@ def test_a_bad_override_is_one_line_naming_set(item, said, capsys):
 
 def test_check_states_the_held_out_passes_and_a_time_estimate(tmp_path, capsys):
     out = _check(capsys, f"output={tmp_path / 'a'}")
-    assert "held-out loss: 32 rows at step 0 and at the end, batched as training batches them" in out
+    assert ("held-out loss: 32 rows at step 0 and at the end, in padded batches of 32 sorted by length "
+            "(eval.batch_size; eval.held_out_loss: false skips it)") in out
+    out = _check(capsys, f"output={tmp_path / 'a'}", "eval.batch_size=8")
+    assert "in padded batches of 8 sorted by length" in out
     assert "time: about " in out and "230 tokens/s" in out and "DESIGN.md's figures" in out
 
 
@@ -68,10 +71,13 @@ def test_the_estimate_uses_throughput_measured_by_earlier_runs(tmp_path, capsys)
     earlier.mkdir()
     (earlier / "provenance.json").write_text(json.dumps({
         "base": {"model_hash": model_hash}, "peft_type": "lora", "tokens_per_second": 23.0,
-        "held_out_seconds": 64.0, "held_out_rows": 32}))
+        "held_out_seconds": 64.0, "held_out_rows": 32, "held_out_batch_size": 32}))
     out = _check(capsys, f"output={tmp_path / 'new'}")
     assert "at 23 tokens/s" in out and "measured by earlier runs on this machine (earlier)" in out
     assert "held-out loss 64 s" in out  # 1 s per row and pass, two passes of 32 rows
+    # held-out seconds measured at another eval.batch_size say nothing of this one: the forward-pass figure
+    out = _check(capsys, f"output={tmp_path / 'new'}", "eval.batch_size=4")
+    assert "at 23 tokens/s" in out and "held-out loss 64 s" not in out
 
 
 def test_estimate_arithmetic():
