@@ -15,6 +15,7 @@ from harness.cli import main
 from harness.decide import proposal as flip
 from harness.inference import active, sequential
 from tests.conftest import write_suite
+from tests.unit.test_until_decided import MC_TASK  # the same multiple-choice task
 
 POP_D = np.array([-1.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0])  # Δ = -0.2
 POP_R = np.array([5.0, 0.1, 0.0, 0.2, 0.0, 1.0, 3.0, 0.0, 0.5, 0.0])
@@ -107,15 +108,6 @@ def test_flip_scores_from_margins_lengths_or_nothing() -> None:
 
 N = 300
 ROWS = [{"q": f"What is {i} + 1?", "c": [str(i + 1), "x", "y"], "g": 0} for i in range(N)]
-MC_TASK = """  - name: add
-    kind: multiple_choice
-    data: {test: data/add.jsonl}
-    prompt: "{{ q }}"
-    choices: c
-    target: g
-    chat_template: false
-    metrics: [acc]
-"""
 
 
 def test_cli_until_decided_active_writes_draws_and_gates_with_the_weighted_sequence(tmp_path: Path, capsys) -> None:
