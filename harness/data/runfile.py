@@ -171,6 +171,7 @@ class Undecided(_Entry):
     more_items: Count | None = None
     minutes: Number | None = None
     split_short: bool | None = None
+    priced: Count | None = None  # the items `minutes` prices: the planner's gap, at most what the split has left
 
 
 Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]

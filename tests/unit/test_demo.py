@@ -114,8 +114,10 @@ def test_an_undecided_rule_says_what_stopped_it_and_what_deciding_would_take():
     assert budget == ("ran out of budget: ≈476 more items per task would decide it by the planner (≈12.4 min at "
                       "the cost measured here)")
     short = reason_text("budget", {"planned_n": 900, "split": 60, "evaluated": 10, "more_items": 890,
-                                   "minutes": 0.0, "split_short": True})
-    assert "under 0.1 min" in short and "the split has fewer left, so more budget alone may not decide it" in short
+                                   "minutes": 0.0, "split_short": True, "priced": 50})
+    assert short == ("ran out of budget: ≈890 more items per task would decide it by the planner, more than the split "
+                     "has left (under 0.1 min for the 50 items the split has left, at the cost measured here), so more "
+                     "budget alone may not decide it")
     assert reason_text("items", {"planned_n": 40, "split": 16, "evaluated": 16}) == \
         "ran out of items: all 16 of its split evaluated; the planner asks for ≈40 per task at 80% power"
     assert "below 5%" in reason_text("futile", {"planned_n": 2000, "split": 50, "evaluated": 20})
