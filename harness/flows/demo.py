@@ -176,8 +176,9 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
 
     code = max(g.exit_code for g in gates)  # 1 (a failure) outranks 3 (inconclusive), which outranks 0
     _write_summary(out, sizes, stages, base, outcomes, code, suites)
-    _print_summary(out, outcomes, code, quick)
+    _print_verdicts(outcomes, quick)
     _print_ranking(gate, outcomes)
+    _print_closing(out, code, quick)
     return code
 
 
@@ -470,7 +471,8 @@ def _print_ranking(gate: Path, outcomes: list[Any]) -> None:
     sys.stdout.flush()
 
 
-def _print_summary(out: Path, outcomes: list[Any], code: int, quick: bool) -> None:
+def _print_verdicts(outcomes: list[Any], quick: bool) -> None:
+    """Per adapter: the gate's verdict, each rule's, and for an undecided rule why and what would decide it."""
     from harness.core.untrusted import excerpt
     from harness.flows.until import reason_text
 
@@ -485,6 +487,10 @@ def _print_summary(out: Path, outcomes: list[Any], code: int, quick: bool) -> No
             if row["verdict"] == "INCONCLUSIVE":
                 more = f"; {reason_text(row.get('reason'), row.get('need') or {})}"
             print(f"        {row['verdict']:<12} {excerpt(row['rule'])}: n {row['n']}{more}")
+
+
+def _print_closing(out: Path, code: int, quick: bool) -> None:
+    """The files written, the library log, and last the exit status (the ranking comes before it)."""
     for name in ("report.html", "report.md", "results.json", "junit.xml"):
         print(f"      {out / name}")
     if (log := active_log()) is not None:
