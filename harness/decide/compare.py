@@ -473,6 +473,11 @@ def own_score(scores: Scores, bounds: tuple[float, float] | None, binary: bool) 
     return Own(float(v.mean()), interval, int(v.size), scores.missing)
 
 
+# The test of a row whose metric has item-level scores but no item scored in both runs (a judge that parsed on
+# different items in each, a first look): undecided, unlike a corpus-level metric, which has no items at all.
+NO_PAIRED_ITEMS = "none: no paired items"
+
+
 def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores, hib: bool,
                n_resamples: int, seed: int, sequential: bool = False, design: Design | None = None
                ) -> tuple[MetricComparison, tuple[np.ndarray, np.ndarray]]:
@@ -485,7 +490,7 @@ def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores
     nb = nc = None
     raw = design if design is None or hib else design.flipped()  # the design on the scale of c - b
     if b.size == 0:
-        interval, p, test = None, None, "none: no paired items"
+        interval, p, test = None, None, NO_PAIRED_ITEMS
     elif binary:
         nb, nc = stats.discordant(b, c)
         interval = delta_interval(b, c, True, bounds, sequential=sequential, design=raw)

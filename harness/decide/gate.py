@@ -36,6 +36,7 @@ from harness.decide.calibration import (
     judge_units,
 )
 from harness.decide.compare import (
+    NO_PAIRED_ITEMS,
     Comparison,
     MetricComparison,
     compare_runs,
@@ -289,6 +290,9 @@ def _unit(rule: Rule, comp: Comparison, row: MetricComparison, label: str) -> Un
         return _own(comp, row, label, rule)
     if rule.kind == "max_robustness_drop":
         return _robust(comp, row, label)
+    if not row.paired and row.test == NO_PAIRED_ITEMS:  # item-level scores, but no item scored in both runs yet
+        return Unit(label, float("nan"), _undefined(0, "no item has this score in both runs"), 0, None,
+                    "paired binary" if row.binary else "paired bounded")
     if not row.paired:
         raise UserError(f"metric '{row.metric}' is corpus-level (no per-sample scores), so no paired interval "
                         f"exists for {rule.kind}; use a floor rule")

@@ -283,3 +283,22 @@ def test_plan_on_a_judge_that_never_parsed_says_so(tmp_path, capsys):
     rule = Rule(suite="s", task="t", metric="rougeL", non_inferiority=0.05)
     row = _paired_row(rule, "r", comp, ("s", "t", "rougeL"), False, 0.15)
     assert row.n_needed is None and "nothing to plan from" in row.basis
+
+
+def test_a_judge_score_on_no_item_of_both_runs_is_inconclusive_not_corpus_level(tmp_path, capsys):
+    """The default demo's first look: the judge parsed on some items of each run, but on none of both. The
+    metric has per-item scores, so it is not corpus-level: the rule is INCONCLUSIVE with n 0 (exit 3), where
+    it was refused as "corpus-level ... use a floor rule" (exit 2) and ended the demo."""
+    scores = {("s", "t"): {"judge_unparsed": [0.0, 0.0, 0.0, 0.0], "judge_score": [0.5, 0.75, 0.5, 1.0]}}
+    base, cand = _runs(tmp_path, scores, scores)
+    for run, keep in ((base, {"t/0", "t/1"}), (cand, {"t/2", "t/3"})):  # disjoint items carry a score
+        rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+        for row in rows:
+            if row["sample_id"] not in keep:
+                row["scores"].pop("judge_score")
+        (run / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rule = "rules:\n  - {suite: s, task: t, metric: judge_score, non_inferiority: 0.05}\n"
+    code, verdict, out = _gate_cli(tmp_path, rule, base, cand, capsys)
+    assert code == 3, out
+    assert verdict["rules"][0]["verdict"] == "INCONCLUSIVE" and verdict["rules"][0]["n"] == 0
+    assert "corpus-level" not in out
