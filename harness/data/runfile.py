@@ -38,6 +38,7 @@ Text = Annotated[str, StringConstraints(max_length=64 * 2**20)]  # prompts and r
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
+Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]  # in (0, 1]: a floor, a draw's q
 
 
 class _Entry(BaseModel):
@@ -174,8 +175,6 @@ class Undecided(_Entry):
     priced: Count | None = None  # the items `minutes` prices: the planner's gap, at most what the split has left
 
 
-Probability = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
-
 
 class ActiveTask(_Entry):
     """One task of an active run (`eval --until-decided --active`): its population, signal and weight bound."""
@@ -188,7 +187,7 @@ class ActiveTask(_Entry):
 class SequentialActive(_Entry):
     """How an active run drew its items: the floor, per task the proposal's summary, and every draw with its q."""
 
-    floor: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    floor: Probability
     max_draws_x: Count | None = None
     tasks: Annotated[dict[Name, ActiveTask], Field(max_length=MAX_ITEMS)]
     # per task, every draw in order: [item id, q] (q in (0, 1])
