@@ -48,7 +48,7 @@ from harness.inference.sequential import ACTIVE_METHOD, Design, sequence_interva
 from harness.inference.stats import ALPHA, Interval
 
 __all__ = ["ACTIVE_METHOD", "DEFAULT_FLOOR", "Draws", "active_interval", "draw", "estimate", "proposal",
-           "weight_bound", "weights"]
+           "second_moment", "weight_bound", "weights"]
 # The floor `eval --until-decided --active` uses unless told: chosen on benchmarks/bench_active.py's grid (the
 # smallest ratio of items against the uniform order where the signal predicts flips, at most 1.1x where not).
 DEFAULT_FLOOR = 0.7
@@ -96,6 +96,27 @@ def estimate(d_drawn: ArrayLike, q_drawn: ArrayLike, population: int) -> float:
     if d.size == 0:
         return float("nan")
     return float(np.mean(d * weights(q_drawn, population)))
+
+
+def second_moment(flip_prob: ArrayLike, q: ArrayLike | None = None) -> float:
+    """E[z²] of one term z = d / (N q) when item i flips (|d_i| = 1, else d_i = 0) with probability p_i:
+    (1/N²) Σ p_i / q_i; with q None, the smallest any proposal reaches, (1/N²) (Σ √p_i)², attained by q ∝ √p.
+
+    The minimum is Cauchy–Schwarz, (Σ √p_i)² = (Σ √(p_i/q_i) √q_i)² <= Σ p_i/q_i · Σ q_i (the optimal proposal
+    of Kossen et al. 2021, Sec. 3, for a squared-error loss). The variance is this minus Δ², the same for every
+    q, so at Δ = 0 its ratio to the uniform q's Σ p_i / N bounds the draws any proposal on this signal saves
+    (benchmarks/bench_active.py, section (c)). p must be calibrated: the candidate's flip probability given the
+    baseline's signal, which only a simulation knows exactly."""
+    p = np.asarray(flip_prob, dtype=float).ravel()
+    if p.size == 0 or np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("flip probabilities must be finite and lie in [0, 1]")
+    n = p.size
+    if q is None:
+        return float(np.sqrt(p).sum() ** 2 / n**2)
+    qq = np.asarray(q, dtype=float).ravel()
+    if qq.size != n or np.any(qq <= 0):
+        raise ValueError("q needs one positive probability per item")
+    return float(np.sum(p / qq) / n**2)
 
 
 @dataclass(frozen=True)

@@ -167,3 +167,23 @@ def test_active_refuses_rules_it_cannot_judge_and_flags_without_until(tmp_path: 
     assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--until-decided", str(gate), "--baseline",
                  str(tmp_path / "base"), "--out", str(tmp_path / "c2"), "--active", "--floor", "0"]) == 2
     assert "--floor must lie in (0, 1]" in capsys.readouterr().err
+
+
+def test_second_moment_by_hand_and_its_bound_over_proposals() -> None:
+    p = np.array([1.0, 0.0, 0.0, 0.0])  # one item always flips: uniform draws find it a quarter of the time
+    assert active.second_moment(p, np.full(4, 0.25)) == pytest.approx(0.25)  # (1/16) · 1 / 0.25 = Σp/N
+    assert active.second_moment(p) == pytest.approx(1 / 16)  # q = (1, 0, 0, 0): z = 1/4 on every draw
+    # the bound equals E[z²] by exact enumeration at q ∝ √p, and no proposal with a floor goes below it
+    p = np.array([0.9, 0.5, 0.1, 0.1, 0.0, 0.05])
+    q_opt = np.sqrt(p) / np.sqrt(p).sum()
+    exact = sum(q_opt[i] * (1.0 / (p.size * q_opt[i])) ** 2 * p[i] for i in range(p.size) if q_opt[i] > 0)
+    assert active.second_moment(p) == pytest.approx(exact)
+    for floor in (0.2, 0.5, 0.9, 1.0):
+        q = active.proposal(np.sqrt(p), floor)
+        assert active.second_moment(p, q) >= active.second_moment(p) - 1e-12
+    assert active.second_moment(p, np.full(6, 1 / 6)) == pytest.approx(p.mean())
+    for bad in ([], [1.2], [float("nan")]):
+        with pytest.raises(ValueError):
+            active.second_moment(bad)
+    with pytest.raises(ValueError):
+        active.second_moment(p, np.zeros(6))
