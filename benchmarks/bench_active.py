@@ -53,6 +53,7 @@ N_ITEMS = 1000
 MAX_DRAWS_X = 3  # active draws at most this many times the population
 FLOORS = (0.3, 0.5, 0.7, 0.85)
 AUCS = (0.5, 0.7, 0.9)
+BOUND_AUCS = AUCS + (0.95, 0.99)  # (c) is cheap: how strong a signal 0.5x the draws would need
 DISCORDANCES = (0.15, 0.3)
 ALPHA = 0.05
 DATA = Path(__file__).resolve().parent / "data" / "active_runs.json"
@@ -145,7 +146,7 @@ def simulation(reps: int, seed: int) -> None:
           f"{reps} runs a cell (Monte Carlo sd of a 2.5% rate: {math.sqrt(0.025 * 0.975 / reps):.3f})")
     rng = np.random.default_rng(seed)
     print(f"{'D':>5} {'AUC':>4} {'floor':>5} | {'boundary Δ=-m: pass uni/act':>28} {'cover uni/act':>14} | "
-          f"{'Δ=0 items uni/act ratio':>26} | {'Δ=+m items uni/act ratio':>26}")
+          f"{'Δ=0 items uni/act ratio':>26} {'draws':>6} | {'Δ=+m items uni/act ratio':>26} {'draws':>6}")
     worst: dict[float, dict[float, float]] = {}
     for disc in DISCORDANCES:
         h = horizon(disc)
@@ -161,11 +162,42 @@ def simulation(reps: int, seed: int) -> None:
                 worst.setdefault(floor, {})[auc] = max(worst.get(floor, {}).get(auc, 0.0), r0, r1)
                 print(f"{disc:>5} {auc:>4} {floor:>5} | {b['uniform']['pass']:>13.3f} / {b['active']['pass']:<12.3f} "
                       f"{b['uniform']['cover']:.3f}/{b['active']['cover']:.3f} | "
-                      f"{cells[0.0]['uniform']['items']:>6.0f} / {cells[0.0]['active']['items']:<6.0f} {r0:>5.2f}x | "
-                      f"{cells[MARGIN]['uniform']['items']:>6.0f} / {cells[MARGIN]['active']['items']:<6.0f} {r1:>5.2f}x")
+                      f"{cells[0.0]['uniform']['items']:>6.0f} / {cells[0.0]['active']['items']:<6.0f} {r0:>5.2f}x "
+                      f"{cells[0.0]['active']['draws'] / cells[0.0]['uniform']['items']:>5.2f}x | "
+                      f"{cells[MARGIN]['uniform']['items']:>6.0f} / {cells[MARGIN]['active']['items']:<6.0f} {r1:>5.2f}x "
+                      f"{cells[MARGIN]['active']['draws'] / cells[MARGIN]['uniform']['items']:>5.2f}x")
     for floor, by_auc in worst.items():
         print("RESULT active simulation floor " + f"{floor}: " + ", ".join(
             f"AUC {auc}: at most {r:.2f}x the uniform items" for auc, r in sorted(by_auc.items())))
+
+
+def flip_probability(log_margin: np.ndarray, disc: float, auc: float) -> np.ndarray:
+    """P(an item flips | its baseline log margin) in `population`'s model (Bayes' rule on the two normals)."""
+    shift = math.sqrt(2.0) * sps.norm.ppf(auc)
+    flips = disc * sps.norm.pdf(log_margin + shift)
+    return flips / (flips + (1.0 - disc) * sps.norm.pdf(log_margin))
+
+
+def bound(seed: int, size: int = 200_000) -> None:
+    """(c) The variance of one importance-weighted term at Δ = 0 against the uniform order's, per D and AUC:
+    for the margin proposal at each floor, and the least any proposal reaches with the calibrated flip
+    probability (q ∝ √p, `active.second_moment`). In the CLT regime the draws to a decision scale with it."""
+    rng = np.random.default_rng(seed)
+    print(f"(c) bound: E[z²] of a term at Δ = 0 against uniform draws ({size} items from (a)'s model; "
+          "the least over all proposals: q ∝ √P(flip | margin), no floor)")
+    print(f"{'D':>5} {'AUC':>4} | " + " ".join(f"{'floor ' + str(f):>10}" for f in FLOORS) + f" | {'best q':>7}")
+    for disc in DISCORDANCES:
+        for auc in BOUND_AUCS:
+            flipped = rng.random(size) < disc
+            log_margin = rng.normal(size=size) - math.sqrt(2.0) * sps.norm.ppf(auc) * flipped
+            p = flip_probability(log_margin, disc, auc)
+            scores = flip_proposal.margin_scores(np.exp(log_margin))
+            uniform = float(p.mean())
+            at = [active.second_moment(p, active.proposal(scores, f)) / uniform for f in FLOORS]
+            best = active.second_moment(p) / uniform
+            print(f"{disc:>5} {auc:>4} | " + " ".join(f"{r:>9.2f}x" for r in at) + f" | {best:>6.2f}x")
+            print(f"RESULT active bound D {disc} AUC {auc}: the margin proposal's term variance {at[FLOORS.index(0.7)]:.2f}x "
+                  f"the uniform draws' at floor 0.7; any proposal at least {best:.2f}x")
 
 
 GROUPS = {"pubmedqa_mc": ("medical",), "legal (27 MC tasks, pooled)": ("legal",), "general facts": ("general/facts",),
@@ -250,6 +282,7 @@ def main() -> None:
         return
     if not args.skip_simulation:
         simulation(args.reps, args.seed)
+        bound(args.seed)
     if DATA.exists():
         stored(args.reps, args.seed, args.floor)
     else:
