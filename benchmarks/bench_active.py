@@ -26,8 +26,24 @@ harness.inference.sequential tuned to the planner's horizon (as `eval --until-de
     times on the stored pairs (the population is the stored task; only the order or the draws change):
     decisions and items, active / uniform.
 
-Run: .venv/bin/python benchmarks/bench_active.py [--reps 400] [--seed 0] [--collect RUN_DIR]. Not part of the
-tests. Goals (issue 29): at equal error rates, active <= 0.5x the items of the uniform order where the signal
+(c) Bound. The variance of one importance-weighted term at Δ = 0 against the uniform draws' (E[z²] / D), for
+    the margin proposal at each floor and for the best proposal any floor allows, q ∝ √P(flip | margin) with the
+    calibrated flip probability that only the simulation knows (`active.second_moment`). Draws to a decision
+    scale with it, so it says how far importance weighting alone can go on a signal of that AUC.
+(d) Difference estimator (not wired into `--active`): on the same active draws, the terms
+    z_t = ḡ_t + (d_K − g_K) / (N q_K) with g_i = sign_i · p̂_i: sign_i is the side item i can flip to, known
+    from the baseline's 0/1 score (a right answer can only regress), p̂ a ridge logistic regression of
+    "flipped" on the flip score's rank and log, fitted on the draws before t and refitted after REFITS draws
+    (predictable), ḡ_t the mean of g over the task. E[z_t | past] = Δ and z_t − ḡ_t lies in [−B, B], so the
+    same sequence with the offsets ḡ_t (`sequential`'s `shift`) holds at any stopping time (Zrnic & Candès
+    2024, "Active Statistical Inference"; Kossen et al. 2022, "Active Surrogate Estimators"). The simulated
+    baseline is right on BASE_ACC of the unflipped items. Reported like (a), and beside (b)'s replays.
+
+Items are distinct candidate evaluations (what the user pays for: a repeated draw is served from the first
+evaluation), draws in brackets or a column of their own; both are per run, averaged.
+
+Run: .venv/bin/python benchmarks/bench_active.py [--reps 400] [--seed 0] [--collect RUN_DIR] [--only a|b|c|d].
+Not part of the tests. Goals (issue 29): at equal error rates, active <= 0.5x the items of the uniform order where the signal
 predicts flips, <= 1.1x where it does not.
 """
 
@@ -69,25 +85,30 @@ def at_look(first: np.ndarray, cap: int) -> np.ndarray:
     return np.where(first > 0, np.minimum(np.ceil(first / CHUNK) * CHUNK, cap), cap + 1).astype(int)
 
 
-def decide(z: np.ndarray, bound: float, h: int, margin: float = MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """(stop index, verdict) per row of terms z in [−bound, bound]: 1 PASS, −1 FAIL, 0 undecided at the cap."""
+def decide(z: np.ndarray, bound: float, h: int, margin: float = MARGIN, center: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(stop index, verdict) per row of terms z in [−bound, bound]: 1 PASS, −1 FAIL, 0 undecided at the cap.
+    center: (d)'s predictable ḡ_t, the terms then being ḡ_t + z_t (the sequence's offsets)."""
     cap = z.shape[1]
     y = (z + bound) / (2 * bound)
     m = (-margin + bound) / (2 * bound)
+    shift = None if center is None else center / (2 * bound)
     design = sequential.Design(min(h, cap), -margin).on_unit(-bound, bound)
-    p = at_look(sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design), cap)
-    f = at_look(sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design), cap)
+    p = at_look(sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design, shift=shift), cap)
+    f = at_look(sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design, shift=shift), cap)
     stop = np.minimum(np.minimum(p, f), cap)
     return stop, np.where(p < f, 1, np.where(f < p, -1, 0))
 
 
-def covered(z: np.ndarray, bound: float, truth: float, h: int, margin: float = MARGIN) -> np.ndarray:
+def covered(z: np.ndarray, bound: float, truth: float, h: int, margin: float = MARGIN,
+            center: np.ndarray | None = None) -> np.ndarray:
     """Per row: the true mean stays inside every interval of the sequence up to the cap (same design)."""
     y = (z + bound) / (2 * bound)
     m = (truth + bound) / (2 * bound)
+    shift = None if center is None else center / (2 * bound)
     design = sequential.Design(min(h, z.shape[1]), -margin).on_unit(-bound, bound)
-    lo = sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design)
-    hi = sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design)
+    lo = sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design, shift=shift)
+    hi = sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design, shift=shift)
     return (lo == 0) & (hi == 0)
 
 
@@ -99,9 +120,57 @@ def distinct_upto(idx: np.ndarray, stop: np.ndarray) -> np.ndarray:
     return out
 
 
+REFITS = (10, 20, 50, 100, 200, 400, 800, 1600)  # (d): draws after which the flip model is refitted (doubling)
+BASE_ACC = 0.6  # (d): the simulated baseline's accuracy (which side an unflipped item could flip to)
+
+
+def features(scores: np.ndarray) -> np.ndarray:
+    """(d)'s design matrix from the flip scores alone: intercept, standardized rank, standardized log score."""
+    cols = [sps.rankdata(scores), np.log(np.maximum(scores, 1e-6))]
+    cols = [(c - c.mean()) / c.std() if c.std() > 0 else c * 0.0 for c in cols]
+    return np.column_stack([np.ones(scores.size), *cols])
+
+
+def fit_flips(x: np.ndarray, flipped: np.ndarray, prior: float = 1.0, iterations: int = 12) -> np.ndarray:
+    """Ridge logistic regression (Newton) of the flip indicator on the features; coefficients."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-x @ beta))
+        pen = prior * np.eye(x.shape[1])
+        pen[0, 0] = 1e-3 * prior  # the intercept (the flip rate) almost free: a ridge toward p = 1/2 would be wrong
+        hess = x.T @ (x * (p * (1 - p))[:, None]) + pen
+        beta = beta + np.linalg.solve(hess, x.T @ (flipped - p) - pen @ beta)
+    return beta
+
+
+def difference_terms(d: np.ndarray, sign: np.ndarray, x: np.ndarray, q: np.ndarray, idx: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(d) The difference estimator's terms on the same draws: (e_t, ḡ_t) per row, z_t = ḡ_t + e_t.
+
+    g_i = sign_i p̂_i predicts d_i from the baseline alone (sign_i: the side item i can flip to, known from the
+    baseline's 0/1 score; p̂_i: a flip model fitted on the draws before t, refitted at REFITS, so g is
+    predictable); e_t = (d_K − g_K) / (N q_K) lies in [−B, B] and E[ḡ_t + e_t | past] = Δ exactly. This is the
+    prediction-powered estimator of active inference (Zrnic & Candès 2024, "Active Statistical Inference",
+    ICML), its control variate fitted online as Kossen et al. 2022 ("Active Surrogate Estimators") do."""
+    n = d.size
+    e = d[idx] / (n * q[idx])
+    gbar = np.zeros(idx.shape, dtype=float)
+    cuts = [c for c in REFITS if c < idx.shape[1]] + [idx.shape[1]]
+    for r in range(idx.shape[0]):
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            seen = idx[r, :a]
+            g = sign * (1.0 / (1.0 + np.exp(-x @ fit_flips(x[seen], (d[seen] != 0).astype(float)))))
+            k = idx[r, a:b]
+            e[r, a:b] = (d[k] - g[k]) / (n * q[k])
+            gbar[r, a:b] = g.mean()
+    return e, gbar
+
+
 def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.random.Generator, h: int,
-           truth: float | None = None, margin: float = MARGIN) -> dict[str, dict[str, float]]:
-    """Both procedures `reps` times on one population d (with flip scores): verdicts, items, coverage."""
+           truth: float | None = None, margin: float = MARGIN, sign: np.ndarray | None = None
+           ) -> dict[str, dict[str, float]]:
+    """Both procedures `reps` times on one population d (with flip scores): verdicts, items, coverage; with
+    `sign` (0/1 scores), also (d)'s difference estimator on the active draws."""
     n = d.size
     perm = np.argsort(rng.random((reps, n)), axis=1)
     zu = d[perm]
@@ -113,11 +182,19 @@ def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.r
     sa, va = decide(za, bound, h, margin)
     items_a = distinct_upto(idx, sa)
     mean = float(d.mean()) if truth is None else truth
+    if sign is not None:
+        e, gbar = difference_terms(d, sign, features(scores), q, idx)
+        sd, vd = decide(e, bound, h, margin, gbar)
+        diff = {"items": float(distinct_upto(idx, sd).mean()), "draws": float(sd.mean()),
+                "pass": float((vd == 1).mean()), "fail": float((vd == -1).mean()),
+                "cover": float(covered(e, bound, mean, h, margin, gbar).mean())}
     out = {"uniform": {"items": float(su.mean()), "pass": float((vu == 1).mean()), "fail": float((vu == -1).mean()),
                        "cover": float(covered(zu, 1.0, mean, h, margin).mean())},
            "active": {"items": float(items_a.mean()), "draws": float(sa.mean()), "pass": float((va == 1).mean()),
                       "fail": float((va == -1).mean()), "cover": float(covered(za, bound, mean, h, margin).mean()),
                       "bound": bound}}
+    if sign is not None:
+        out["difference"] = diff
     return out
 
 
@@ -169,6 +246,41 @@ def simulation(reps: int, seed: int) -> None:
     for floor, by_auc in worst.items():
         print("RESULT active simulation floor " + f"{floor}: " + ", ".join(
             f"AUC {auc}: at most {r:.2f}x the uniform items" for auc, r in sorted(by_auc.items())))
+
+
+def signs(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
+    """The side each item can flip to, as a baseline with accuracy BASE_ACC fixes it (a right answer can only
+    regress): the flip's own sign where d != 0, else −1 with probability BASE_ACC."""
+    return np.where(d != 0, np.sign(d), np.where(rng.random(d.size) < BASE_ACC, -1.0, 1.0))
+
+
+def difference(reps: int, seed: int, floor: float) -> None:
+    """(d) The difference estimator against the importance-weighted one on the same draws (and uniform)."""
+    print(f"(d) difference estimator (control variate sign x fitted P(flip), refitted after {REFITS} draws) on "
+          f"the active draws at floor {floor}, {reps} runs a cell; ratios: distinct items (draws) / uniform items")
+    print(f"{'D':>5} {'AUC':>4} | {'boundary pass uni/IW/diff':>26} {'cover IW/diff':>14} | "
+          f"{'Δ=0: IW':>14} {'diff':>14} | {'Δ=+m: IW':>14} {'diff':>14}")
+    rng = np.random.default_rng(seed + 1)
+    for disc in DISCORDANCES:
+        h = horizon(disc)
+        for auc in AUCS:
+            cells = {}
+            for delta in (-MARGIN, 0.0, MARGIN):
+                d, scores = population(rng, disc, delta, auc)
+                cells[delta] = replay(d, scores, floor, reps, rng, h, delta, sign=signs(rng, d))
+            b = cells[-MARGIN]
+
+            def ratio(cell: dict[str, dict[str, float]], arm: str) -> str:
+                u = cell["uniform"]["items"]
+                return f"{cell[arm]['items'] / u:.2f}x ({cell[arm]['draws'] / u:.2f}x)"
+            print(f"{disc:>5} {auc:>4} | {b['uniform']['pass']:>8.3f}/{b['active']['pass']:.3f}/"
+                  f"{b['difference']['pass']:<.3f}    {b['active']['cover']:.3f}/{b['difference']['cover']:.3f} | "
+                  f"{ratio(cells[0.0], 'active'):>14} {ratio(cells[0.0], 'difference'):>14} | "
+                  f"{ratio(cells[MARGIN], 'active'):>14} {ratio(cells[MARGIN], 'difference'):>14}")
+            worst = max(cells[x]["difference"]["items"] / cells[x]["uniform"]["items"] for x in (0.0, MARGIN))
+            print(f"RESULT active difference D {disc} AUC {auc} floor {floor}: at most {worst:.2f}x the uniform items "
+                  f"(importance-weighted alone: {max(cells[x]['active']['items'] / cells[x]['uniform']['items'] for x in (0.0, MARGIN)):.2f}x); "
+                  f"false passes at the boundary {b['difference']['pass']:.3f}, coverage {b['difference']['cover']:.3f}")
 
 
 def flip_probability(log_margin: np.ndarray, disc: float, auc: float) -> np.ndarray:
@@ -250,7 +362,7 @@ def stored(reps: int, seed: int, floor: float) -> None:
           "(uniform: a fresh order of the task's items, at most all of them; active: fresh draws, at most "
           f"{MAX_DRAWS_X}N). items: mean items evaluated (active: distinct) until decided or capped; dec: share decided")
     print(f"{'adapter':<20} {'task':<20} {'N':>4} {'flips':>5} {'Δ':>6} {'AUC':>5} {'margin':>6} | "
-          f"{'uniform items dec':>17} | {'active items dec':>16} | ratio")
+          f"{'uniform items dec':>17} | {'active items dec':>16} | ratio | {'(d) items dec':>13} | ratio")
     for variant, groups in sorted(data["runs"].items()):
         for name, triples in groups.items():
             arr = np.array(triples, dtype=float)
@@ -258,15 +370,17 @@ def stored(reps: int, seed: int, floor: float) -> None:
             flipped = d != 0
             auc = auc_of(scores, flipped)
             for margin in STORED_MARGINS:
-                r = replay(d, scores, floor, reps, rng, horizon(0.15, margin), margin=margin)
-                uni, act = r["uniform"], r["active"]
-                ratio = act["items"] / uni["items"]
-                du, da = uni["pass"] + uni["fail"], act["pass"] + act["fail"]
+                sign = np.where(arr[:, 0] > 0, -1.0, 1.0)  # a right baseline answer can only regress
+                r = replay(d, scores, floor, reps, rng, horizon(0.15, margin), margin=margin, sign=sign)
+                uni, act, dif = r["uniform"], r["active"], r["difference"]
+                ratio, ratio_d = act["items"] / uni["items"], dif["items"] / uni["items"]
+                du, da, dd = (x["pass"] + x["fail"] for x in (uni, act, dif))
                 print(f"{variant:<20} {name:<20} {d.size:>4} {int(flipped.sum()):>5} {d.mean():>+6.3f} {auc:>5.2f} "
                       f"{margin:>6.2f} | {uni['items']:>8.0f} {du:>8.2f} | {act['items']:>7.0f} {da:>8.2f} | "
-                      f"{ratio:.2f}x")
+                      f"{ratio:.2f}x | {dif['items']:>4.0f} {dd:>8.2f} | {ratio_d:.2f}x")
                 print(f"RESULT active stored {variant} {name} margin {margin}: AUC {auc:.2f}, {ratio:.2f}x the uniform "
-                      f"items, decided {da:.2f} (active) vs {du:.2f} (uniform), N {d.size}, {int(flipped.sum())} flips")
+                      f"items, decided {da:.2f} (active) vs {du:.2f} (uniform); difference estimator {ratio_d:.2f}x, "
+                      f"decided {dd:.2f}; N {d.size}, {int(flipped.sum())} flips")
 
 
 def main() -> None:
@@ -275,14 +389,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--floor", type=float, default=active.DEFAULT_FLOOR, help="(b)'s floor")
     parser.add_argument("--skip-simulation", action="store_true")
+    parser.add_argument("--only", choices=("a", "b", "c", "d"), help="run one section")
     parser.add_argument("--collect", metavar="RUN_DIR", help="write the stored-run data from run directories")
     args = parser.parse_args()
     if args.collect:
         collect(Path(args.collect))
         return
+    if args.only:
+        {"a": lambda: simulation(args.reps, args.seed), "b": lambda: stored(args.reps, args.seed, args.floor),
+         "c": lambda: bound(args.seed), "d": lambda: difference(args.reps, args.seed, args.floor)}[args.only]()
+        return
     if not args.skip_simulation:
         simulation(args.reps, args.seed)
         bound(args.seed)
+        difference(args.reps, args.seed, args.floor)
     if DATA.exists():
         stored(args.reps, args.seed, args.floor)
     else:

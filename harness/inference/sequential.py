@@ -39,6 +39,13 @@ inequality holds at any stopping time, whatever the horizon or the threshold, ev
 stays nonincreasing in m, so the running intersection is still an interval. A wrong horizon or threshold costs
 items, never validity. benchmarks/bench_sequential.py (section 5) measures both.
 
+Predictable offsets (`shift`). The capital only needs each value's conditional mean given the past, so values
+whose mean under H0 is m − s_t, with s_t fixed before y_t is seen, are tested by the factors
+1 ± λ_t (y_t − (m − s_t)) (truncated so that each stays positive for y_t in [0, 1]; bets from y + s), which are
+again nonnegative martingales under H0 (Waudby-Smith & Ramdas 2024 only use E[y_t | past] = m). The
+difference estimator of active evaluation needs this: its terms ḡ_t + e_t move their center ḡ_t, a mean of
+predictions refitted on past draws (benchmarks/bench_active.py, section (d)).
+
 Order matters: the values must enter in the order they were observed (the seeded evaluation order), and
 that order must not depend on the values. Paired per-item differences d in [-1, 1] are rescaled to
 y = (d + 1) / 2 in [0, 1].
@@ -106,12 +113,17 @@ def weighted(x: ArrayLike, lower: float, upper: float, design: Design | None) ->
     return v * w, min(lower, 0.0) * design.bound, max(upper, 0.0) * design.bound
 
 
-def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, upper: bool = False) -> np.ndarray:
+def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, upper: bool = False,
+         shift: np.ndarray | None = None) -> np.ndarray:
     """The predictable bets λ_t, one per value, for each row of `y` (in [0, 1], shape (S, n)).
 
     No design: the plug-in bets of WSR eq. (26) (LIL schedule). A design: the horizon bets, leaned toward the
     aGRAPA bet against its center on the side `upper` names (see the module docstring).
-    λ_t uses only y_1..y_{t−1} (predictable), which is what makes the capital process a martingale."""
+    λ_t uses only y_1..y_{t−1} (predictable), which is what makes the capital process a martingale.
+    shift: the predictable offsets of `log_capital` (the plug-in mean and variance are then those of y + shift,
+    whose conditional mean is the same at every t)."""
+    if shift is not None:
+        y = y + np.broadcast_to(np.asarray(shift, dtype=float), y.shape)
     rows, n = y.shape
     t = np.arange(1, n + 1)
     mu = (0.5 + np.cumsum(y, axis=1)) / (t + 1)
@@ -140,46 +152,56 @@ def _check(y: ArrayLike) -> np.ndarray:
 
 
 def log_capital(y: np.ndarray, m: np.ndarray, lam: np.ndarray, *, upper: bool,
-                trunc: float = CS_TRUNCATION) -> np.ndarray:
+                trunc: float = CS_TRUNCATION, shift: np.ndarray | None = None) -> np.ndarray:
     """log K⁺_t(m) (upper=False: bets that the mean is above m) or log K⁻_t(m) (upper=True), for every t.
 
-    `m` has one entry per row of `y`; the result has y's shape (cumulative over t)."""
+    `m` has one entry per row of `y`; the result has y's shape (cumulative over t).
+    shift: predictable offsets s_t (fixed before y_t is seen), for values whose conditional mean under H0 is
+    m − s_t rather than m (the difference estimator of `harness.inference.active`): each factor is then
+    1 ± λ_t (y_t − (m − s_t)), truncated so that it stays positive for every y_t in [0, 1]."""
     mm = np.asarray(m, dtype=float)[:, None]
+    if shift is not None:
+        mm = mm - np.broadcast_to(np.asarray(shift, dtype=float), y.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         if upper:
-            cap = np.minimum(lam, trunc / (1.0 - mm))
+            room = 1.0 - mm  # the factor's worst case is y = 0; room <= 0: y − m_t <= 0, every bet is safe
+            cap = np.where(room > 0, np.minimum(lam, trunc / room), lam)
             return np.cumsum(np.log1p(-cap * (y - mm)), axis=1)
-        cap = np.minimum(lam, trunc / mm)
+        cap = np.where(mm > 0, np.minimum(lam, trunc / mm), lam)
         return np.cumsum(np.log1p(cap * (y - mm)), axis=1)
 
 
 def first_exclusion(y: ArrayLike, m: float | ArrayLike, *, upper: bool, alpha: float = ALPHA,
-                    design: Design | None = None) -> np.ndarray:
+                    design: Design | None = None, shift: ArrayLike | None = None) -> np.ndarray:
     """For each row: the first n (1-based) at which the CS's running intersection excludes `m`, 0 if never.
 
     upper=False: the lower limit passes above m (evidence that the mean exceeds m); upper=True: the upper
-    limit falls below m. Exactly the event a gate rule decides on, without solving for the limits."""
+    limit falls below m. Exactly the event a gate rule decides on, without solving for the limits.
+    shift: predictable offsets of each value's conditional mean (see `log_capital`), shaped like y or (n,)."""
     arr = _check(y)
-    lam = bets(arr, alpha, design, upper=upper)
+    sh = None if shift is None else np.broadcast_to(np.asarray(shift, dtype=float), arr.shape)
+    lam = bets(arr, alpha, design, upper=upper, shift=sh)
     mm = np.broadcast_to(np.asarray(m, dtype=float), (arr.shape[0],))
-    hit = log_capital(arr, mm, lam, upper=upper) >= math.log(2.0 / alpha)
+    hit = log_capital(arr, mm, lam, upper=upper, shift=sh) >= math.log(2.0 / alpha)
     return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
 
 
-def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50, design: Design | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50, design: Design | None = None,
+              shift: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The running intersection (L_n, U_n) of the CS after all n values of each row of `y` (in [0, 1]).
 
-    design: its center on the [0, 1] scale of `y` (see `Design.on_unit`)."""
+    design: its center on the [0, 1] scale of `y` (see `Design.on_unit`). shift: as in `first_exclusion`; the
+    limits are then on the scale of y + shift."""
     arr = _check(y)
     rows = arr.shape[0]
     if arr.shape[1] == 0:
         return np.zeros(rows), np.ones(rows)
-    lams = {side: bets(arr, alpha, design, upper=side) for side in (False, True)}
+    sh = None if shift is None else np.broadcast_to(np.asarray(shift, dtype=float), arr.shape)
+    lams = {side: bets(arr, alpha, design, upper=side, shift=sh) for side in (False, True)}
     target = math.log(2.0 / alpha)
 
     def excluded(m: np.ndarray, upper: bool) -> np.ndarray:
-        return log_capital(arr, m, lams[upper], upper=upper).max(axis=1) >= target
+        return log_capital(arr, m, lams[upper], upper=upper, shift=sh).max(axis=1) >= target
 
     def limit(upper: bool) -> np.ndarray:
         edge = 1.0 if upper else 0.0

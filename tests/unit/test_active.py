@@ -187,3 +187,25 @@ def test_second_moment_by_hand_and_its_bound_over_proposals() -> None:
             active.second_moment(bad)
     with pytest.raises(ValueError):
         active.second_moment(p, np.zeros(6))
+
+
+def test_shifted_sequence_keeps_its_level_with_predictable_offsets() -> None:
+    # y_t has conditional mean m − s_t, with s_t chosen from y_{t−1} (predictable, data-dependent): the
+    # capital against the true m stays a martingale, so each side fires in at most alpha/2 of the rows.
+    rng = np.random.default_rng(7)
+    rows, n, m = 4000, 300, 0.5
+    y = np.empty((rows, n))
+    s = np.zeros((rows, n))
+    for t in range(n):
+        if t:
+            s[:, t] = np.where(y[:, t - 1] > 0.5, 0.2, -0.2)
+        y[:, t] = (rng.random(rows) < m - s[:, t]).astype(float)
+    se = 3 * np.sqrt(0.025 * 0.975 / rows)
+    for upper in (False, True):
+        assert (sequential.first_exclusion(y, m, upper=upper, shift=s) > 0).mean() <= 0.025 + se
+    # zero offsets are the plain sequence
+    assert np.array_equal(sequential.first_exclusion(y, m, upper=False, shift=np.zeros(n)),
+                          sequential.first_exclusion(y, m, upper=False))
+    assert (sequential.first_exclusion(y, 0.3, upper=False, shift=s) > 0).mean() > 0.9  # power against a wrong m
+    lo, hi = sequential.cs_bounds(y[:50], shift=s[:50])
+    assert np.mean((lo <= m) & (m <= hi)) >= 0.95 - 3 * np.sqrt(0.05 * 0.95 / 50)
