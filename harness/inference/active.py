@@ -35,6 +35,13 @@ z when the signal is right) but widens [−wB, wB], which caps the bets the capi
 growth per draw is at most about gap / (2wB) for a gap between Δ and the threshold). A wrong or useless signal
 costs items, never validity. benchmarks/bench_active.py measures coverage, false passes at the boundary and
 items to a decision against the uniform order, for several floors and signal qualities, and on stored runs.
+
+What bounds the saving is the variance of z, not only its range: for 0/1 flips with probability p_i, E[z²] =
+(1/N²) Σ p_i / q_i >= (1/N²) (Σ √p_i)² whatever the floor (`second_moment`). With a baseline margin whose AUC
+for the flips is 0.9, that is 0.60x the uniform draws' variance at discordance 0.15 (0.71x at 0.3), so
+importance weighting alone cannot reach 0.5x the draws there. The bench's section (d) measures the difference
+estimator that goes further (a control variate from the flip's sign, which the baseline's 0/1 score fixes, and
+an online-fitted flip probability); it is not yet wired into `--active`.
 """
 
 from __future__ import annotations
