@@ -33,10 +33,11 @@ harness.inference.sequential tuned to the planner's horizon (as `eval --until-de
 (d) Difference estimator (not wired into `--active`): on the same active draws, the terms
     z_t = ḡ_t + (d_K − g_K) / (N q_K) with g_i = sign_i · p̂_i: sign_i is the side item i can flip to, known
     from the baseline's 0/1 score (a right answer can only regress), p̂ a ridge logistic regression of
-    "flipped" on the flip score's rank and log, fitted on the draws before t and refitted after REFITS draws
-    (predictable), ḡ_t the mean of g over the task. E[z_t | past] = Δ and z_t − ḡ_t lies in [−B, B], so the
-    same sequence with the offsets ḡ_t (`sequential`'s `shift`) holds at any stopping time (Zrnic & Candès
-    2024, "Active Statistical Inference"; Kossen et al. 2022, "Active Surrogate Estimators"). The simulated
+    "flipped" on the flip score's rank and log, fitted on the draws before t and refitted after
+    active.REFITS draws (predictable; `active.difference_terms`), ḡ_t the mean of g over the task.
+    E[z_t | past] = Δ and z_t − ḡ_t lies in [−B, B], so the same sequence with the offsets ḡ_t
+    (`sequential`'s `shift`) holds at any stopping time (Zrnic & Candès 2024, "Active Statistical Inference";
+    Kossen et al. 2022, "Active Surrogate Estimators"). The simulated
     baseline is right on BASE_ACC of the unflipped items. Reported like (a), and beside (b)'s replays.
 
 Items are distinct candidate evaluations (what the user pays for: a repeated draw is served from the first
@@ -120,50 +121,7 @@ def distinct_upto(idx: np.ndarray, stop: np.ndarray) -> np.ndarray:
     return out
 
 
-REFITS = (10, 20, 50, 100, 200, 400, 800, 1600)  # (d): draws after which the flip model is refitted (doubling)
 BASE_ACC = 0.6  # (d): the simulated baseline's accuracy (which side an unflipped item could flip to)
-
-
-def features(scores: np.ndarray) -> np.ndarray:
-    """(d)'s design matrix from the flip scores alone: intercept, standardized rank, standardized log score."""
-    cols = [sps.rankdata(scores), np.log(np.maximum(scores, 1e-6))]
-    cols = [(c - c.mean()) / c.std() if c.std() > 0 else c * 0.0 for c in cols]
-    return np.column_stack([np.ones(scores.size), *cols])
-
-
-def fit_flips(x: np.ndarray, flipped: np.ndarray, prior: float = 1.0, iterations: int = 12) -> np.ndarray:
-    """Ridge logistic regression (Newton) of the flip indicator on the features; coefficients."""
-    beta = np.zeros(x.shape[1])
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-x @ beta))
-        pen = prior * np.eye(x.shape[1])
-        pen[0, 0] = 1e-3 * prior  # the intercept (the flip rate) almost free: a ridge toward p = 1/2 would be wrong
-        hess = x.T @ (x * (p * (1 - p))[:, None]) + pen
-        beta = beta + np.linalg.solve(hess, x.T @ (flipped - p) - pen @ beta)
-    return beta
-
-
-def difference_terms(d: np.ndarray, sign: np.ndarray, x: np.ndarray, q: np.ndarray, idx: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(d) The difference estimator's terms on the same draws: (e_t, ḡ_t) per row, z_t = ḡ_t + e_t.
-
-    g_i = sign_i p̂_i predicts d_i from the baseline alone (sign_i: the side item i can flip to, known from the
-    baseline's 0/1 score; p̂_i: a flip model fitted on the draws before t, refitted at REFITS, so g is
-    predictable); e_t = (d_K − g_K) / (N q_K) lies in [−B, B] and E[ḡ_t + e_t | past] = Δ exactly. This is the
-    prediction-powered estimator of active inference (Zrnic & Candès 2024, "Active Statistical Inference",
-    ICML), its control variate fitted online as Kossen et al. 2022 ("Active Surrogate Estimators") do."""
-    n = d.size
-    e = d[idx] / (n * q[idx])
-    gbar = np.zeros(idx.shape, dtype=float)
-    cuts = [c for c in REFITS if c < idx.shape[1]] + [idx.shape[1]]
-    for r in range(idx.shape[0]):
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            seen = idx[r, :a]
-            g = sign * (1.0 / (1.0 + np.exp(-x @ fit_flips(x[seen], (d[seen] != 0).astype(float)))))
-            k = idx[r, a:b]
-            e[r, a:b] = (d[k] - g[k]) / (n * q[k])
-            gbar[r, a:b] = g.mean()
-    return e, gbar
 
 
 def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.random.Generator, h: int,
@@ -183,7 +141,7 @@ def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.r
     items_a = distinct_upto(idx, sa)
     mean = float(d.mean()) if truth is None else truth
     if sign is not None:
-        e, gbar = difference_terms(d, sign, features(scores), q, idx)
+        e, gbar = active.difference_terms(d, sign, active.flip_features(scores), q, idx)
         sd, vd = decide(e, bound, h, margin, gbar)
         diff = {"items": float(distinct_upto(idx, sd).mean()), "draws": float(sd.mean()),
                 "pass": float((vd == 1).mean()), "fail": float((vd == -1).mean()),
@@ -256,7 +214,7 @@ def signs(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
 
 def difference(reps: int, seed: int, floor: float) -> None:
     """(d) The difference estimator against the importance-weighted one on the same draws (and uniform)."""
-    print(f"(d) difference estimator (control variate sign x fitted P(flip), refitted after {REFITS} draws) on "
+    print(f"(d) difference estimator (control variate sign x fitted P(flip), refitted after {active.REFITS} draws) on "
           f"the active draws at floor {floor}, {reps} runs a cell; ratios: distinct items (draws) / uniform items")
     print(f"{'D':>5} {'AUC':>4} | {'boundary pass uni/IW/diff':>26} {'cover IW/diff':>14} | "
           f"{'Δ=0: IW':>14} {'diff':>14} | {'Δ=+m: IW':>14} {'diff':>14}")

@@ -50,15 +50,20 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import stats as sps
 
 from harness.inference.sequential import ACTIVE_METHOD, Design, sequence_interval
 from harness.inference.stats import ALPHA, Interval
 
-__all__ = ["ACTIVE_METHOD", "DEFAULT_FLOOR", "Draws", "active_interval", "draw", "estimate", "proposal",
-           "second_moment", "weight_bound", "weights"]
+__all__ = ["ACTIVE_METHOD", "DEFAULT_FLOOR", "REFITS", "Draws", "active_interval", "control_variate",
+           "difference_terms", "draw", "estimate", "fit_flip_model", "flip_features", "proposal", "second_moment",
+           "weight_bound", "weights"]
 # The floor `eval --until-decided --active` uses unless told: chosen on benchmarks/bench_active.py's grid (the
 # smallest ratio of items against the uniform order where the signal predicts flips, at most 1.1x where not).
 DEFAULT_FLOOR = 0.7
+# The difference estimator refits its flip model after these many draws (fixed before the first draw, so each
+# term's control variate depends on earlier draws only); doubling keeps the fits few on a long run.
+REFITS = (10, 20, 50, 100, 200, 400, 800, 1600)
 
 
 def proposal(scores: ArrayLike, floor: float = DEFAULT_FLOOR) -> np.ndarray:
@@ -124,6 +129,70 @@ def second_moment(flip_prob: ArrayLike, q: ArrayLike | None = None) -> float:
     if qq.size != n or np.any(qq <= 0):
         raise ValueError("q needs one positive probability per item")
     return float(np.sum(p / qq) / n**2)
+
+
+def flip_features(scores: ArrayLike) -> np.ndarray:
+    """The flip model's design matrix from the baseline's flip scores alone: intercept, standardized rank,
+    standardized log score (a constant column becomes 0)."""
+    r = np.asarray(scores, dtype=float).ravel()
+    cols = [sps.rankdata(r), np.log(np.maximum(r, 1e-6))]
+    cols = [(c - c.mean()) / c.std() if c.std() > 0 else c * 0.0 for c in cols]
+    return np.column_stack([np.ones(r.size), *cols])
+
+
+def fit_flip_model(x: np.ndarray, flipped: ArrayLike, prior: float = 1.0, iterations: int = 12) -> np.ndarray:
+    """Ridge logistic regression (Newton steps) of the flip indicator on the features: its coefficients."""
+    y = np.asarray(flipped, dtype=float).ravel()
+    beta = np.zeros(x.shape[1])
+    pen = prior * np.eye(x.shape[1])
+    pen[0, 0] = 1e-3 * prior  # the intercept (the flip rate) almost free: a ridge toward p = 1/2 would be wrong
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-x @ beta))
+        hess = x.T @ (x * (p * (1 - p))[:, None]) + pen
+        beta = beta + np.linalg.solve(hess, x.T @ (y - p) - pen @ beta)
+    return beta
+
+
+def control_variate(sign: ArrayLike, x: np.ndarray, drawn: ArrayLike, flipped: ArrayLike) -> np.ndarray:
+    """g_i = sign_i p̂_i: the predicted paired difference of every item, p̂ fitted on the draws so far (item
+    indices `drawn` and whether each flipped); all zeros before the first draw."""
+    sg = np.asarray(sign, dtype=float).ravel()
+    k = np.asarray(drawn, dtype=int).ravel()
+    if k.size == 0:
+        return np.zeros(sg.size)
+    return sg / (1.0 + np.exp(-x @ fit_flip_model(x[k], flipped)))
+
+
+def difference_terms(d: ArrayLike, sign: ArrayLike, x: np.ndarray, q: ArrayLike, idx: ArrayLike
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The difference estimator on draws `idx` (rows of item indices drawn from q): (e_t, ḡ_t) per draw, each
+    term z_t = ḡ_t + e_t.
+
+    g = `control_variate` refitted after REFITS draws on the draws before (predictable), ḡ_t its mean over the
+    population, e_t = (d_K − g_K) / (N q_K). E[z_t | past] = ḡ_t + Σ_i q_i (d_i − g_i) / (N q_i) = Δ exactly,
+    and |e_t| <= 1 / (N min q) because d_i ∈ {0, sign_i} and |g_i| <= 1 on the same side: the prediction-powered
+    estimator of active inference (Zrnic & Candès 2024, "Active Statistical Inference", ICML), its surrogate
+    fitted online as in Kossen et al. 2022 ("Active Surrogate Estimators"). The betting sequence takes ḡ_t as
+    predictable offsets (`harness.inference.sequential`, `shift`). sign_i: the side item i can flip to, fixed by
+    the baseline's 0/1 score (−1 where it was right). ValueError for a sign not ±1 or a drawn d_i ∉ {0, sign_i}."""
+    dd, sg = np.asarray(d, dtype=float).ravel(), np.asarray(sign, dtype=float).ravel()
+    qq, ii = np.asarray(q, dtype=float).ravel(), np.atleast_2d(np.asarray(idx, dtype=int))
+    if np.any(np.abs(sg) != 1):
+        raise ValueError("every sign must be -1 or +1")
+    if np.any((dd[ii] != 0) & (dd[ii] != sg[ii])):
+        raise ValueError("a drawn paired difference lies on the other side of its sign (not a 0/1 score?)")
+    n = dd.size
+    e = dd[ii] / (n * qq[ii])
+    gbar = np.zeros(ii.shape)
+    cuts = [c for c in REFITS if c < ii.shape[1]] + [ii.shape[1]]
+    for r in range(ii.shape[0]):
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            seen = ii[r, :a]
+            g = control_variate(sg, x, seen, dd[seen] != 0)
+            k = ii[r, a:b]
+            e[r, a:b] = (dd[k] - g[k]) / (n * qq[k])
+            gbar[r, a:b] = g.mean()
+    return e, gbar
 
 
 @dataclass(frozen=True)

@@ -209,3 +209,34 @@ def test_shifted_sequence_keeps_its_level_with_predictable_offsets() -> None:
     assert (sequential.first_exclusion(y, 0.3, upper=False, shift=s) > 0).mean() > 0.9  # power against a wrong m
     lo, hi = sequential.cs_bounds(y[:50], shift=s[:50])
     assert np.mean((lo <= m) & (m <= hi)) >= 0.95 - 3 * np.sqrt(0.05 * 0.95 / 50)
+
+
+POP_SIGN = np.where(POP_D != 0, np.sign(POP_D), np.array([1.0, -1.0] * 5))  # the side each item can flip to
+
+
+def test_difference_terms_are_unbiased_bounded_and_predictable() -> None:
+    q = active.proposal(POP_R, 0.5)
+    x = active.flip_features(POP_R)
+    rng = np.random.default_rng(3)
+    idx = rng.choice(q.size, size=(300, 60), p=q)
+    e, gbar = active.difference_terms(POP_D, POP_SIGN, x, q, idx)
+    bound = active.weight_bound(q)
+    assert np.all(np.abs(e) <= bound + 1e-12)
+    assert np.all(gbar[:, :active.REFITS[0]] == 0)  # nothing to fit before the first refit: plain weights
+    # exact conditional unbiasedness at a draw after a refit: ḡ + Σ_i q_i (d_i − g_i)/(N q_i) = Δ
+    seen = idx[0, :20]
+    g = active.control_variate(POP_SIGN, x, seen, POP_D[seen] != 0)
+    assert g.mean() == pytest.approx(gbar[0, 25])
+    assert g.mean() + sum(q[i] * (POP_D[i] - g[i]) / (q.size * q[i]) for i in range(q.size)) == pytest.approx(POP_D.mean())
+    assert np.all(np.sign(g[g != 0]) == POP_SIGN[g != 0]) and np.all(np.abs(g) < 1)
+    # the mean term over many runs at every t is Δ (Monte Carlo: 300 runs, each term's sd <= bound)
+    assert np.abs((e + gbar).mean(axis=0) - POP_D.mean()).max() < 4 * bound / np.sqrt(300)
+    # predictable: changing the draws from 30 on leaves every earlier term and the centers up to the refit at 50
+    later = idx.copy()
+    later[:, 30:] = rng.choice(q.size, size=(300, 30), p=q)
+    e2, gbar2 = active.difference_terms(POP_D, POP_SIGN, x, q, later)
+    assert np.array_equal(e2[:, :30], e[:, :30]) and np.array_equal(gbar2[:, :50], gbar[:, :50])
+    with pytest.raises(ValueError):
+        active.difference_terms(POP_D, np.zeros(10), x, q, idx)
+    with pytest.raises(ValueError):
+        active.difference_terms(POP_D, -POP_SIGN, x, q, idx)
