@@ -148,6 +148,30 @@ def test_medical_and_legal_through_the_endpoint(server: LlamaServer, key_env: st
     assert len(places) >= 5
 
 
+def test_a_cached_prompt_prefix_scores_as_a_fresh_prompt(server: LlamaServer) -> None:
+    """The launcher keeps the context's prompt prefix between scoring requests (the choices of one question):
+    each choice's logprobs equal those of the same prompt scored after an unrelated one, which starts afresh."""
+    question = "Question: Which organ pumps blood through the body of a human being?\nAnswer:"
+    choices = [" The heart", " The liver", " The heart muscle"]
+
+    def score(prompt: str) -> list[float | None]:
+        body = {"model": MODEL_NAME, "prompt": prompt, "max_tokens": 1, "temperature": 0.0, "echo": True,
+                "logprobs": 1}
+        reply = httpx.post(f"{server.url}/completions", json=body, timeout=120,
+                           headers={"Authorization": f"Bearer {server.api_key}"})
+        reply.raise_for_status()
+        return reply.json()["choices"][0]["logprobs"]["token_logprobs"]
+
+    in_a_row = [score(question + c) for c in choices]  # the second and third reuse the question's rows
+    fresh = []
+    for c in choices:
+        score("An unrelated prompt that shares no prefix.")  # the next prompt cannot reuse anything
+        fresh.append(score(question + c))
+    for kept, alone in zip(in_a_row, fresh):
+        assert len(kept) == len(alone) and kept[0] is None and alone[0] is None
+        assert max(abs(a - b) for a, b in zip(kept[1:], alone[1:])) < 1e-4
+
+
 @pytest.mark.slow
 def test_in_process_and_endpoint_agree(server: LlamaServer, key_env: str, tmp_path: Path, capsys) -> None:
     """Same GGUF: the in-process model is its dequantised copy, llama.cpp runs the quantised kernels."""

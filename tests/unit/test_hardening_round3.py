@@ -31,8 +31,9 @@ def one_line(code: int, err: str, *needles: str, expected: int = 2) -> None:
     ("store.txt", None),
 ])
 def test_a_store_that_is_neither_sqlite_nor_a_url_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                             ref: str, secret: str | None) -> None:
-    os.chdir(tmp_path)
+                                                             monkeypatch: pytest.MonkeyPatch, ref: str,
+                                                             secret: str | None) -> None:
+    monkeypatch.chdir(tmp_path)  # restored after: later tests read the repository's files by relative path
     code = main(["runs", "list", "--store", ref])
     err = capsys.readouterr().err
     one_line(code, err, "--store")
