@@ -13,7 +13,10 @@ digit strings, letters and 1-based integers; `['1', '2'].index(x)` makes x one o
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,4 +183,131 @@ def with_local_data(cfg: dict[str, Any], folder: Path, data: list[dict[str, Any]
         files[split] = path.name
     out = {k: v for k, v in cfg.items() if k not in ("dataset_name", "dataset_kwargs")}
     out.update(dataset_path="json", dataset_kwargs={"data_files": files})
+    return out
+
+
+class _Seen(str):
+    """A generated string that records what a task's Python compares it with: `==`, `in`, `startswith`,
+    `endswith` and a substring test give the values a filter keeps; `.lower()`, `.strip()` and the like keep
+    recording on their result."""
+
+    column: str
+    log: dict[str, list[Any]]
+
+    def __new__(cls, text: str, column: str, log: dict[str, list[Any]]) -> _Seen:
+        out = super().__new__(cls, text)
+        out.column, out.log = column, log
+        return out
+
+    def _saw(self, value: Any) -> None:
+        if isinstance(value, (str, int)) and not isinstance(value, (bool, _Seen)) \
+                and value not in self.log.setdefault(self.column, []):
+            self.log[self.column].append(value)
+
+    def __eq__(self, other: object) -> bool:
+        self._saw(other)
+        return str.__eq__(self, other)  # type: ignore[no-any-return]
+
+    def __ne__(self, other: object) -> bool:
+        return str.__ne__(self, other)  # type: ignore[no-any-return]
+
+    __hash__ = str.__hash__
+
+    def startswith(self, prefix: Any, *args: Any) -> bool:
+        for p in prefix if isinstance(prefix, tuple) else (prefix,):
+            self._saw(p)
+        return str.startswith(self, prefix, *args)
+
+    def endswith(self, suffix: Any, *args: Any) -> bool:
+        for s in suffix if isinstance(suffix, tuple) else (suffix,):
+            self._saw(s)
+        return str.endswith(self, suffix, *args)
+
+    def __contains__(self, part: object) -> bool:
+        self._saw(part)
+        return str.__contains__(self, part)  # type: ignore[operator]
+
+    def _same(name: str) -> Any:  # noqa: N805 - a factory run in the class body
+        def method(self: _Seen, *args: Any, **kwargs: Any) -> Any:
+            out = getattr(str, name)(self, *args, **kwargs)
+            return _Seen(out, self.column, self.log) if isinstance(out, str) else out
+        return method
+
+    lower, upper, strip, lstrip = _same("lower"), _same("upper"), _same("strip"), _same("lstrip")
+    rstrip, casefold, title, replace = _same("rstrip"), _same("casefold"), _same("title"), _same("replace")
+
+
+class _SeenRow(dict[str, Any]):
+    """A document whose every column read is a `_Seen` string, also the columns no template names."""
+
+    def __init__(self, log: dict[str, list[Any]], read: list[str]) -> None:
+        super().__init__()
+        self.log, self.read = log, read
+
+    def __missing__(self, column: str) -> Any:
+        if column not in self.read:
+            self.read.append(column)
+        self[column] = _Seen("A", column, self.log)
+        return self[column]
+
+    def get(self, column: str, default: Any = None) -> Any:
+        return self[column]
+
+
+class _SeenData:
+    """Stands in for the `datasets.Dataset` process_docs receives: `filter` and `map` call their function on
+    one recording document; whatever else is called returns this object again."""
+
+    def __init__(self, row: _SeenRow) -> None:
+        self.row = row
+
+    def _call(self, fn: Any, kwargs: dict[str, Any]) -> None:
+        if kwargs.get("batched") or not callable(fn):
+            return
+        with contextlib.suppress(Exception):  # the task's own code on a fake document: what it read is kept
+            fn(self.row, 0) if kwargs.get("with_indices") else fn(self.row)
+
+    def filter(self, fn: Any = None, *args: Any, **kwargs: Any) -> _SeenData:
+        self._call(fn, kwargs)
+        return self
+
+    def map(self, fn: Any = None, *args: Any, **kwargs: Any) -> _SeenData:
+        self._call(fn, kwargs)
+        return self
+
+    def __iter__(self) -> Iterator[_SeenRow]:
+        return iter([self.row])
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.row if isinstance(key, int) else self.row[key]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: self
+
+
+def probe_process_docs(fn: Any) -> tuple[dict[str, list[Any]], list[str]]:
+    """What a task's process_docs compares each column with (the values its filters keep) and every column it
+    reads, found by running it on a recording stand-in for the dataset (`_SeenData`)."""
+    log: dict[str, list[Any]] = {}
+    read: list[str] = []
+    with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+        fn(_SeenData(_SeenRow(log, read)))
+    return log, read
+
+
+def with_probed(hints: dict[str, Any], fn: Any) -> dict[str, Any]:
+    """`hints` with process_docs's columns added and each compared column given the values it is compared with
+    (every row one of them, so a filter on a subject keeps rows)."""
+    log, read = probe_process_docs(fn)
+    out = dict(hints)
+    for column in read:
+        out.setdefault(column, "str")
+    for column, values in log.items():
+        if values and out.get(column, "str") in ("str", "int"):
+            out[column] = ("one_of", values)
     return out
