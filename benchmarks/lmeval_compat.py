@@ -151,6 +151,9 @@ def _with_rows(cfg: dict[str, Any], file: Path, folder: Path) -> tuple[str | Non
     for key in ("process_docs", "fewshot_config.process_docs"):
         if key in funcs:  # the values its filters keep, and the columns it reads that no template names
             hints = with_probed(hints, funcs[key])
+    for key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
+        if key in funcs:  # columns a computed key reads (`doc[f"option_{i}"]`), which the module's text hides
+            hints = with_probed(hints, funcs[key], doc_function=True)
     shots = max(int(cfg.get("num_fewshot", 0) or 0), 0)
     last: UserError | None = None
     for fallback in (None, "int", "list", "digits", "letters", "one_based"):  # the inferred layout, then the other guesses (lmeval_rows.rows)

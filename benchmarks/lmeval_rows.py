@@ -104,7 +104,11 @@ def _hint_function(ref: FunctionRef, hints: dict[str, Any]) -> None:
             continue
         up = parents.get(node)
         hint = "str"
-        if isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id in ("int", "float") \
+        call = up.func.attr if isinstance(up, ast.Call) and isinstance(up.func, ast.Attribute) else \
+            up.func.id if isinstance(up, ast.Call) and isinstance(up.func, ast.Name) else None
+        if call in ("literal_eval", "loads", "eval"):  # a list written as text: `ast.literal_eval(doc["choices"])`
+            hint = "list_text"
+        elif isinstance(up, ast.Call) and isinstance(up.func, ast.Name) and up.func.id in ("int", "float") \
                 or isinstance(up, ast.Subscript) and up.slice is node:
             hint = "int"
         elif isinstance(up, (ast.For, ast.comprehension)) and up.iter is node \
@@ -152,6 +156,8 @@ def _value(hint: Any, i: int) -> Any:
         return i % 2
     if hint == "list":
         return ["A", "B", "C", "D"]
+    if hint == "list_text":
+        return json.dumps(["A", "B", "C", "D"])  # JSON that is also a Python literal
     return "ABC"[i % 3]
 
 
@@ -300,10 +306,23 @@ def probe_process_docs(fn: Any) -> tuple[dict[str, list[Any]], list[str]]:
     return log, read
 
 
-def with_probed(hints: dict[str, Any], fn: Any) -> dict[str, Any]:
-    """`hints` with process_docs's columns added and each compared column given the values it is compared with
-    (every row one of them, so a filter on a subject keeps rows)."""
-    log, read = probe_process_docs(fn)
+def probe_doc_function(fn: Any) -> tuple[dict[str, list[Any]], list[str]]:
+    """The columns a doc_to_* function reads (also those named by a computed key, `doc[f"option_{i}"]`) and what
+    it compares them with, found by calling it on one recording document."""
+    log: dict[str, list[Any]] = {}
+    read: list[str] = []
+    with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+        fn(_SeenRow(log, read))
+    return log, read
+
+
+def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False) -> dict[str, Any]:
+    """`hints` with the columns the task's process_docs (or, `doc_function`, a doc_to_* function) reads added,
+    and each column process_docs compares given the values it is compared with (every row one of them, so a
+    filter on a subject keeps rows)."""
+    log, read = probe_doc_function(fn) if doc_function else probe_process_docs(fn)
+    if doc_function:
+        log = {}  # a doc function's comparisons pick an answer, they do not drop rows
     out = dict(hints)
     for column in read:
         out.setdefault(column, "str")
