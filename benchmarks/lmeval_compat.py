@@ -37,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))  # lmeval_rows beside this file
 
-from lmeval_rows import infer_columns, rows, with_local_data, with_probed  # noqa: E402
+from lmeval_rows import rows, task_hints, with_local_data  # noqa: E402
 
 from harness.core.api import UserError  # noqa: E402
 from harness.core.untrusted import trusting_task_code  # noqa: E402
@@ -146,14 +146,7 @@ def main(tasks_dir: Path, only: list[str] | None = None, sample: int = 0, seed: 
 def _with_rows(cfg: dict[str, Any], file: Path, folder: Path) -> tuple[str | None, str]:
     """(None, "") when the config renders generated rows through tunegate's converter, else why not and the
     first guess's full message."""
-    hints = infer_columns(cfg)
-    funcs = task_functions(cfg, str(file))[0]
-    for key in ("process_docs", "fewshot_config.process_docs"):
-        if key in funcs:  # the values its filters keep, and the columns it reads that no template names
-            hints = with_probed(hints, funcs[key])
-    for key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
-        if key in funcs:  # columns a computed key reads (`doc[f"option_{i}"]`), which the module's text hides
-            hints = with_probed(hints, funcs[key], doc_function=True)
+    hints = task_hints(cfg, task_functions(cfg, str(file))[0])
     shots = max(int(cfg.get("num_fewshot", 0) or 0), 0)
     last: UserError | None = None
     for fallback in (None, "int", "list", "digits", "letters", "one_based"):  # the inferred layout, then the other guesses (lmeval_rows.rows)

@@ -192,6 +192,9 @@ def with_local_data(cfg: dict[str, Any], folder: Path, data: list[dict[str, Any]
     return out
 
 
+KEYS = "\x00keys"  # the log entry of the string keys a column is subscripted with
+
+
 class _Seen(str):
     """A generated string that records what a task's Python compares it with: `==`, `in`, `startswith`,
     `endswith` and a substring test give the values a filter keeps; `.lower()`, `.strip()` and the like keep
@@ -233,6 +236,16 @@ class _Seen(str):
         self._saw(part)
         return str.__contains__(self, part)  # type: ignore[operator]
 
+    def __getitem__(self, key: Any) -> Any:
+        """A string key makes the column a mapping (`doc["options"]["A"]`): the key is recorded under
+        `column + KEYS`, and the value read records on as `column.key`."""
+        if not isinstance(key, str):
+            return str.__getitem__(self, key)
+        keys = self.log.setdefault(self.column + KEYS, [])
+        if str(key) not in keys:
+            keys.append(str(key))
+        return _Seen("A", f"{self.column}.{key}", self.log)
+
     def _same(name: str) -> Any:  # noqa: N805 - a factory run in the class body
         def method(self: _Seen, *args: Any, **kwargs: Any) -> Any:
             out = getattr(str, name)(self, *args, **kwargs)
@@ -246,14 +259,16 @@ class _Seen(str):
 class _SeenRow(dict[str, Any]):
     """A document whose every column read is a `_Seen` string, also the columns no template names."""
 
-    def __init__(self, log: dict[str, list[Any]], read: list[str]) -> None:
+    def __init__(self, log: dict[str, list[Any]], read: list[str], known: dict[str, Any] | None = None) -> None:
         super().__init__()
-        self.log, self.read = log, read
+        self.log, self.read, self.known = log, read, known or {}
 
     def __missing__(self, column: str) -> Any:
         if column not in self.read:
             self.read.append(column)
-        self[column] = _Seen("A", column, self.log)
+        hint = self.known.get(column)  # a value already known to be needed (a key of the module's dict)
+        text = hint[1][0] if isinstance(hint, tuple) and isinstance(hint[1][0], str) else "A"
+        self[column] = _Seen(text, column, self.log)
         return self[column]
 
     def get(self, column: str, default: Any = None) -> Any:
@@ -296,23 +311,23 @@ class _SeenData:
         return lambda *args, **kwargs: self
 
 
-def probe_process_docs(fn: Any) -> tuple[dict[str, list[Any]], list[str]]:
+def probe_process_docs(fn: Any, known: dict[str, Any] | None = None) -> tuple[dict[str, list[Any]], list[str]]:
     """What a task's process_docs compares each column with (the values its filters keep) and every column it
     reads, found by running it on a recording stand-in for the dataset (`_SeenData`)."""
     log: dict[str, list[Any]] = {}
     read: list[str] = []
     with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
-        fn(_SeenData(_SeenRow(log, read)))
+        fn(_SeenData(_SeenRow(log, read, known)))
     return log, read
 
 
-def probe_doc_function(fn: Any) -> tuple[dict[str, list[Any]], list[str]]:
+def probe_doc_function(fn: Any, known: dict[str, Any] | None = None) -> tuple[dict[str, list[Any]], list[str]]:
     """The columns a doc_to_* function reads (also those named by a computed key, `doc[f"option_{i}"]`) and what
     it compares them with, found by calling it on one recording document."""
     log: dict[str, list[Any]] = {}
     read: list[str] = []
     with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
-        fn(_SeenRow(log, read))
+        fn(_SeenRow(log, read, known))
     return log, read
 
 
@@ -320,13 +335,55 @@ def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False) -> d
     """`hints` with the columns the task's process_docs (or, `doc_function`, a doc_to_* function) reads added,
     and each column process_docs compares given the values it is compared with (every row one of them, so a
     filter on a subject keeps rows)."""
-    log, read = probe_doc_function(fn) if doc_function else probe_process_docs(fn)
+    log, read = probe_doc_function(fn, hints) if doc_function else probe_process_docs(fn, hints)
     if doc_function:
         log = {}  # a doc function's comparisons pick an answer, they do not drop rows
     out = dict(hints)
     for column in read:
         out.setdefault(column, "str")
+    for column, keys in log.items():  # a mapping: its keys, also those a membership test asked for first
+        name = column.removesuffix(KEYS)
+        if column.endswith(KEYS) and name in out and out[name] in ("str", "list"):
+            out[name] = {k: "str" for k in [*keys, *(v for v in log.get(name, []) if isinstance(v, str))]}
     for column, values in log.items():
-        if values and out.get(column, "str") in ("str", "int"):
+        if values and not column.endswith(KEYS) and out.get(column, "str") in ("str", "int"):
             out[column] = ("one_of", values)
     return out
+
+
+def with_lookup_keys(hints: dict[str, Any], fn: Any) -> dict[str, Any]:
+    """`hints` with a column the task's module uses as a key of one of its own dicts (`level_ar[doc["Level"]]`)
+    taking that dict's keys as values: a generated string would be a KeyError."""
+    namespace = getattr(getattr(fn, "func", fn), "__globals__", {})
+    try:
+        tree = ast.parse(Path(namespace["__file__"]).read_text(encoding="utf-8"))
+    except (KeyError, TypeError, OSError, SyntaxError, UnicodeDecodeError):
+        return hints
+    out = dict(hints)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+                and isinstance(namespace.get(node.value.id), dict) and isinstance(node.slice, ast.Subscript)
+                and isinstance(node.slice.value, ast.Name) and node.slice.value.id in DOC_NAMES
+                and isinstance(node.slice.slice, ast.Constant) and isinstance(node.slice.slice.value, str)):
+            continue
+        keys = [k for k in namespace[node.value.id] if isinstance(k, (str, int)) and not isinstance(k, bool)]
+        if keys and out.get(node.slice.slice.value, "str") in ("str", "int"):
+            out[node.slice.slice.value] = ("one_of", keys)
+    return out
+
+
+def task_hints(cfg: dict[str, Any], funcs: dict[str, Any]) -> dict[str, Any]:
+    """The columns and types a config reads (`infer_columns`), refined by its `!function`s: the keys of the
+    module's own dicts a column indexes, then what process_docs and the doc_to_* functions read and compare
+    when run on a recording document."""
+    hints = infer_columns(cfg)
+    for key in ("process_docs", "fewshot_config.process_docs", "doc_to_text", "doc_to_target", "doc_to_choice"):
+        if key in funcs:  # first, so the probes below read these columns with a value the module's dicts hold
+            hints = with_lookup_keys(hints, funcs[key])
+    for key in ("process_docs", "fewshot_config.process_docs"):
+        if key in funcs:  # the values its filters keep, and the columns it reads that no template names
+            hints = with_probed(hints, funcs[key])
+    for key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
+        if key in funcs:  # columns a computed key reads (`doc[f"option_{i}"]`), which the module's text hides
+            hints = with_probed(hints, funcs[key], doc_function=True)
+    return hints
