@@ -149,7 +149,7 @@ def _with_rows(cfg: dict[str, Any], file: Path, folder: Path) -> tuple[str | Non
     hints = task_hints(cfg, task_functions(cfg, str(file))[0])
     shots = max(int(cfg.get("num_fewshot", 0) or 0), 0)
     last: UserError | None = None
-    for fallback in (None, "int", "list", "digits", "letters", "one_based"):  # the inferred layout, then the other guesses (lmeval_rows.rows)
+    for fallback in (None, "int", "list", "digits", "letters", "one_based", "wide"):  # the inferred layout, then the other guesses (lmeval_rows.rows)
         where = folder / (fallback or "guess")
         where.mkdir(parents=True)
         try:

@@ -147,24 +147,26 @@ def infer_columns(cfg: dict[str, Any]) -> dict[str, Any]:
     return hints
 
 
-def _value(hint: Any, i: int) -> Any:
+def _value(hint: Any, i: int, width: int = 4) -> Any:
     if isinstance(hint, dict):
-        return {k: _value(v, i) for k, v in hint.items()}
+        return {k: _value(v, i, width) for k, v in hint.items()}
     if isinstance(hint, tuple):  # ("one_of", values)
         return hint[1][i % len(hint[1])]
     if hint == "int":
         return i % 2
     if hint == "list":
-        return ["A", "B", "C", "D"]
+        return list("ABCDEFGHIJ"[:width])
     if hint == "list_text":
-        return json.dumps(["A", "B", "C", "D"])  # JSON that is also a Python literal
+        return json.dumps(list("ABCDEFGHIJ"[:width]))  # JSON that is also a Python literal
     return "ABC"[i % 3]
 
 
 def rows(hints: dict[str, Any], n: int, fallback: str | None = None) -> list[dict[str, Any]]:
     """n rows; `fallback` "int" or "list" replaces every plain string column's type, "digits" writes integer
     columns as the strings "1", "2" (winogrande's answer, a key of a mapping), "letters" as "A", "B", "one_based"
-    as 1, 2 (`answer - 1`)."""
+    as 1, 2 (`answer - 1`), "wide" makes every list ten items (`choices[4]`, MMLU-Pro's ten options)."""
+    if fallback == "wide":
+        return [{k: _value(v, i, 10) for k, v in hints.items()} for i in range(n)]
     if fallback in ("digits", "letters", "one_based"):
         as_int = {"digits": lambda i: str(i % 2 + 1), "letters": lambda i: "AB"[i % 2], "one_based": lambda i: i % 2 + 1}
         return [{k: as_int[fallback](i) if v == "int" else _value(v, i) for k, v in hints.items()} for i in range(n)]
