@@ -16,6 +16,7 @@ import ast
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,17 @@ class _Seen(str):
             keys.append(str(key))
         return _Seen("A", f"{self.column}.{key}", self.log)
 
+    def keys(self) -> list[str]:
+        """`.keys()`, `.items()`, `.values()`: a mapping whose keys the code does not name (`task_hints` takes
+        them from the config's dataset_name)."""
+        return list(self.log.setdefault(self.column + KEYS, []))
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self) -> list[Any]:
+        return [self[k] for k in self.keys()]
+
     def _same(name: str) -> Any:  # noqa: N805 - a factory run in the class body
         def method(self: _Seen, *args: Any, **kwargs: Any) -> Any:
             out = getattr(str, name)(self, *args, **kwargs)
@@ -333,20 +345,22 @@ def probe_doc_function(fn: Any, known: dict[str, Any] | None = None) -> tuple[di
     return log, read
 
 
-def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False) -> dict[str, Any]:
+def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False, names: list[str] | None = None
+                ) -> dict[str, Any]:
     """`hints` with the columns the task's process_docs (or, `doc_function`, a doc_to_* function) reads added,
     and each column process_docs compares given the values it is compared with (every row one of them, so a
-    filter on a subject keeps rows)."""
+    filter on a subject keeps rows). A mapping whose keys the code never names takes `names`."""
     log, read = probe_doc_function(fn, hints) if doc_function else probe_process_docs(fn, hints)
     if doc_function:
-        log = {}  # a doc function's comparisons pick an answer, they do not drop rows
+        log = {k: v for k, v in log.items() if k.endswith(KEYS)}  # its comparisons pick an answer, not rows
     out = dict(hints)
     for column in read:
         out.setdefault(column, "str")
     for column, keys in log.items():  # a mapping: its keys, also those a membership test asked for first
         name = column.removesuffix(KEYS)
         if column.endswith(KEYS) and name in out and out[name] in ("str", "list"):
-            out[name] = {k: "str" for k in [*keys, *(v for v in log.get(name, []) if isinstance(v, str))]}
+            out[name] = {k: "str" for k in [*keys, *(v for v in log.get(name, []) if isinstance(v, str))]
+                         or names or ["A", "B"]}
     for column, values in log.items():
         if values and not column.endswith(KEYS) and out.get(column, "str") in ("str", "int"):
             out[column] = ("one_of", values)
@@ -379,13 +393,15 @@ def task_hints(cfg: dict[str, Any], funcs: dict[str, Any]) -> dict[str, Any]:
     module's own dicts a column indexes, then what process_docs and the doc_to_* functions read and compare
     when run on a recording document."""
     hints = infer_columns(cfg)
+    # a mapping keyed by what the config is about (`translation` keyed by the language codes of "fr-fon")
+    names = [p for p in re.split(r"[^A-Za-z0-9]+", str(cfg.get("dataset_name") or "")) if p]
     for key in ("process_docs", "fewshot_config.process_docs", "doc_to_text", "doc_to_target", "doc_to_choice"):
         if key in funcs:  # first, so the probes below read these columns with a value the module's dicts hold
             hints = with_lookup_keys(hints, funcs[key])
     for key in ("process_docs", "fewshot_config.process_docs"):
         if key in funcs:  # the values its filters keep, and the columns it reads that no template names
-            hints = with_probed(hints, funcs[key])
+            hints = with_probed(hints, funcs[key], names=names)
     for key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
         if key in funcs:  # columns a computed key reads (`doc[f"option_{i}"]`), which the module's text hides
-            hints = with_probed(hints, funcs[key], doc_function=True)
+            hints = with_probed(hints, funcs[key], doc_function=True, names=names)
     return hints
