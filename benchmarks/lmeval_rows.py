@@ -134,7 +134,7 @@ def infer_columns(cfg: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(spec, str):
             if "{{" in spec or "{%" in spec:
                 _hint_template(spec, hints)
-            elif spec and spec.replace("_", "").isalnum() and key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
+            elif spec and spec.replace("_", "").replace(" ", "").isalnum() and key in ("doc_to_text", "doc_to_target", "doc_to_choice"):
                 hints[spec] = "list" if key == "doc_to_choice" else (
                     "int" if key == "doc_to_target" and cfg.get("doc_to_choice") is not None else hints.get(spec, "str"))
     if isinstance(cfg.get("process_docs"), FunctionRef):
