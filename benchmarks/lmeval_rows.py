@@ -368,9 +368,10 @@ def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False, name
 
 
 def with_lookup_keys(hints: dict[str, Any], fn: Any) -> dict[str, Any]:
-    """`hints` with a column the task's module uses as a key of one of its own dicts (`level_ar[doc["Level"]]`)
-    taking that dict's keys as values: a generated string would be a KeyError."""
-    namespace = getattr(getattr(fn, "func", fn), "__globals__", {})
+    """`hints` with a column the task's module uses as a key of one of its own dicts (`level_ar[doc["Level"]]`,
+    or one a partial binds) taking that dict's keys as values: a generated string would be a KeyError."""
+    # the module's names, and the dicts a functools.partial binds (`partial(doc_to_text, connector={...})`)
+    namespace = {**getattr(getattr(fn, "func", fn), "__globals__", {}), **(getattr(fn, "keywords", None) or {})}
     try:
         tree = ast.parse(Path(namespace["__file__"]).read_text(encoding="utf-8"))
     except (KeyError, TypeError, OSError, SyntaxError, UnicodeDecodeError):
