@@ -196,6 +196,7 @@ def with_local_data(cfg: dict[str, Any], folder: Path, data: list[dict[str, Any]
 
 
 KEYS = "\x00keys"  # the log entry of the string keys a column is subscripted with
+INDEXED = "\x00indexed"  # the log entry of the integers a column is subscripted with
 
 
 class _Seen(str):
@@ -242,8 +243,11 @@ class _Seen(str):
     def __getitem__(self, key: Any) -> Any:
         """A string key makes the column a mapping (`doc["options"]["A"]`): the key is recorded under
         `column + KEYS`, and the value read records on as `column.key`."""
+        if isinstance(key, int) and not isinstance(key, bool) and not -len(self) <= key < len(self):
+            self.log.setdefault(self.column + INDEXED, []).append(key)  # `opt[3]` past the text: a list
         if not isinstance(key, str):
-            return str.__getitem__(self, key)
+            return str.__getitem__(self, key) if isinstance(key, slice) or -len(self) <= key < len(self) \
+                else _Seen("A", f"{self.column}.{key}", self.log)
         keys = self.log.setdefault(self.column + KEYS, [])
         if str(key) not in keys:
             keys.append(str(key))
@@ -352,7 +356,7 @@ def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False, name
     filter on a subject keeps rows). A mapping whose keys the code never names takes `names`."""
     log, read = probe_doc_function(fn, hints) if doc_function else probe_process_docs(fn, hints)
     if doc_function:
-        log = {k: v for k, v in log.items() if k.endswith(KEYS)}  # its comparisons pick an answer, not rows
+        log = {k: v for k, v in log.items() if k.endswith((KEYS, INDEXED))}  # its comparisons pick an answer
     out = dict(hints)
     for column in read:
         out.setdefault(column, "str")
@@ -361,8 +365,11 @@ def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False, name
         if column.endswith(KEYS) and name in out and out[name] in ("str", "list"):
             out[name] = {k: "str" for k in [*keys, *(v for v in log.get(name, []) if isinstance(v, str))]
                          or names or ["A", "B"]}
+    for column in log:  # a column indexed with integers: a list (of ten, `rows`'s "wide" guess, if it must be)
+        if column.endswith(INDEXED) and out.get(column.removesuffix(INDEXED)) == "str":
+            out[column.removesuffix(INDEXED)] = "list"
     for column, values in log.items():
-        if values and not column.endswith(KEYS) and out.get(column, "str") in ("str", "int"):
+        if values and not column.endswith((KEYS, INDEXED)) and out.get(column, "str") in ("str", "int"):
             out[column] = ("one_of", values)
     return out
 
