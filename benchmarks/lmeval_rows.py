@@ -197,11 +197,12 @@ def with_local_data(cfg: dict[str, Any], folder: Path, data: list[dict[str, Any]
 
 KEYS = "\x00keys"  # the log entry of the string keys a column is subscripted with
 INDEXED = "\x00indexed"  # the log entry of the integers a column is subscripted with
+HOLDS = "\x00holds"  # the log entry of the substrings `.index` looks for in a column
 
 
 class _Seen(str):
     """A generated string that records what a task's Python compares it with: `==`, `in`, `startswith`,
-    `endswith` and a substring test give the values a filter keeps; `.lower()`, `.strip()` and the like keep
+    `endswith`, a substring test and `.index` give the values a filter keeps or the text must hold; `.lower()`, `.strip()` and the like keep
     recording on their result."""
 
     column: str
@@ -235,6 +236,11 @@ class _Seen(str):
         for s in suffix if isinstance(suffix, tuple) else (suffix,):
             self._saw(s)
         return str.endswith(self, suffix, *args)
+
+    def index(self, part: Any, *args: Any) -> int:  # `sentence.index("_")`: the text must hold it
+        if isinstance(part, str) and not isinstance(part, _Seen):
+            self.log.setdefault(self.column + HOLDS, []).append(part)
+        return str.index(self, part, *args) if str.__contains__(self, part) else 0
 
     def __contains__(self, part: object) -> bool:
         self._saw(part)
@@ -356,7 +362,7 @@ def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False, name
     filter on a subject keeps rows). A mapping whose keys the code never names takes `names`."""
     log, read = probe_doc_function(fn, hints) if doc_function else probe_process_docs(fn, hints)
     if doc_function:
-        log = {k: v for k, v in log.items() if k.endswith((KEYS, INDEXED))}  # its comparisons pick an answer
+        log = {k: v for k, v in log.items() if k.endswith((KEYS, INDEXED, HOLDS))}  # its comparisons pick an answer
     out = dict(hints)
     for column in read:
         out.setdefault(column, "str")
@@ -368,8 +374,12 @@ def with_probed(hints: dict[str, Any], fn: Any, doc_function: bool = False, name
     for column in log:  # a column indexed with integers: a list (of ten, `rows`'s "wide" guess, if it must be)
         if column.endswith(INDEXED) and out.get(column.removesuffix(INDEXED)) == "str":
             out[column.removesuffix(INDEXED)] = "list"
+    for column, parts in log.items():  # a text `.index` searches: each row's text holds what it looks for
+        name = column.removesuffix(HOLDS)
+        if column.endswith(HOLDS) and out.get(name) == "str":
+            out[name] = ("one_of", [f"{c} {' '.join(dict.fromkeys(parts))} {c}" for c in "ABC"])
     for column, values in log.items():
-        if values and not column.endswith((KEYS, INDEXED)) and out.get(column, "str") in ("str", "int"):
+        if values and not column.endswith((KEYS, INDEXED, HOLDS)) and out.get(column, "str") in ("str", "int"):
             out[column] = ("one_of", values)
     return out
 
@@ -383,6 +393,12 @@ def with_lookup_keys(hints: dict[str, Any], fn: Any) -> dict[str, Any]:
         tree = ast.parse(Path(namespace["__file__"]).read_text(encoding="utf-8"))
     except (KeyError, TypeError, OSError, SyntaxError, UnicodeDecodeError):
         return hints
+    for node in ast.walk(tree):  # a dict literal a function builds for itself (`answer_to_num = {"1": 0, ...}`)
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict) and node.value.keys \
+                and all(isinstance(k, ast.Constant) for k in node.value.keys):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and target.id not in namespace:
+                    namespace[target.id] = {k.value: None for k in node.value.keys if isinstance(k, ast.Constant)}
     out = dict(hints)
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
