@@ -9,7 +9,8 @@ generation settings, few-shot sampler, and the `!function`s imported from the ta
 
 The shipped files name hub datasets, which are not read. For the second figure, each config that loads is
 given three generated rows (more when few-shot examples need them) in the layout its templates and functions
-read (`lmeval_rows.py`), written as local JSON for every split it names, and converted by tunegate's own path
+read (`lmeval_rows.py`: the templates, then the task's own Python probed for the values its filters keep and
+the columns it reads), written as local JSON for every split it names, and converted by tunegate's own path
 (`convert_task`: process_docs, few-shot sampling and every document rendered into a suite row). A task counts
 as loaded only if that succeeds. A crash of the task's own process_docs or `!function` on generated rows is
 counted apart ("needs the real data layout"): that is the guess of the layout failing, not a refusal.

@@ -7,7 +7,16 @@ doc_to_text/target/choice, description, gen_prefix and the few-shot overrides; a
 `y[x]` makes an integer index, a choice column is a list and a target column beside choices an index. Rows
 are strings "A", "B", "C" otherwise, lists ["A", "B", "C", "D"] (so `labels.index(answerKey)` finds its key). Where the first guess does
 not render, integers and then lists are tried for the columns left as strings, then integer columns as
-digit strings, letters and 1-based integers; `['1', '2'].index(x)` makes x one of those values.
+digit strings, letters and 1-based integers, and last lists of ten; `['1', '2'].index(x)` makes x one of
+those values.
+
+The task's own Python refines that guess (`task_hints`): a column that indexes one of the module's dicts (or a
+dict a functools.partial binds, or a dict literal a function builds) takes its keys; then process_docs runs on
+a recording stand-in for the dataset (`_SeenData`, whose one document hands out `_Seen` strings) and each
+doc_to_* function on a recording document. What they compare a column with (`==`, `in`, `startswith`: the
+subject a filter keeps) becomes that column's values, a string key makes it a mapping, `.keys()` a mapping
+keyed by the config's dataset_name parts, an index past the text a list, `.index(s)` a text holding s, and
+every column they read, also by a computed key (`doc[f"option_{i}"]`), is added. No task name is special.
 """
 
 from __future__ import annotations
