@@ -38,7 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))  # lmeval_rows beside this file
 
-from lmeval_rows import rows, task_hints, with_local_data  # noqa: E402
+from lmeval_rows import TimeUp, rows, task_hints, time_limit, with_local_data  # noqa: E402
 
 from harness.core.api import UserError  # noqa: E402
 from harness.core.untrusted import trusting_task_code  # noqa: E402
@@ -54,6 +54,7 @@ from harness.data.lmeval_task import (  # noqa: E402
 from harness.data.suite import read_rows  # noqa: E402
 
 MAIN_TYPES = ("multiple_choice", "generate_until")
+TASK_SECONDS = 60  # one conversion of a few generated rows; a loop in the task's code on them is cut off
 
 
 def main(tasks_dir: Path, only: list[str] | None = None, sample: int = 0, seed: int = 0, families: bool = False,
@@ -154,10 +155,12 @@ def _with_rows(cfg: dict[str, Any], file: Path, folder: Path) -> tuple[str | Non
         where = folder / (fallback or "guess")
         where.mkdir(parents=True)
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # the task's Python may print
+            with contextlib.redirect_stdout(io.StringIO()), time_limit(TASK_SECONDS):  # the task's Python may print
                 convert_task(with_local_data(cfg, where, rows(hints, max(3, shots + 2), fallback)),
                              where / file.name, read_rows)
             return None, ""
+        except TimeUp as exc:  # counted apart from the layout guesses: it may be the converter's own fault
+            return f"TIMEOUT: converting generated rows ran past {TASK_SECONDS} s", str(exc)
         except UserError as exc:
             last = last or exc  # the inferred layout's failure is the one reported
         except Exception as exc:  # noqa: BLE001 - counted and named, never hidden

@@ -26,6 +26,7 @@ import contextlib
 import io
 import json
 import re
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,6 +205,28 @@ def with_local_data(cfg: dict[str, Any], folder: Path, data: list[dict[str, Any]
     return out
 
 
+class TimeUp(BaseException):
+    """A task's own code ran past its time limit (a BaseException, so the code's own `except Exception` cannot
+    swallow it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise `TimeUp` in the block after `seconds` (SIGALRM: the main thread of a Unix process)."""
+    def up(_signum: int, _frame: Any) -> None:
+        raise TimeUp(f"ran past {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+PROBE_SECONDS = 2.0  # a probe that loops (a shuffle retried until a one-item list changes) is cut off
+
 KEYS = "\x00keys"  # the log entry of the string keys a column is subscripted with
 INDEXED = "\x00indexed"  # the log entry of the integers a column is subscripted with
 HOLDS = "\x00holds"  # the log entry of the substrings `.index` looks for in a column
@@ -349,7 +372,8 @@ def probe_process_docs(fn: Any, known: dict[str, Any] | None = None) -> tuple[di
     reads, found by running it on a recording stand-in for the dataset (`_SeenData`)."""
     log: dict[str, list[Any]] = {}
     read: list[str] = []
-    with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.suppress(Exception, TimeUp), contextlib.redirect_stdout(io.StringIO()), \
+            time_limit(PROBE_SECONDS):
         fn(_SeenData(_SeenRow(log, read, known)))
     return log, read
 
@@ -359,7 +383,8 @@ def probe_doc_function(fn: Any, known: dict[str, Any] | None = None) -> tuple[di
     it compares them with, found by calling it on one recording document."""
     log: dict[str, list[Any]] = {}
     read: list[str] = []
-    with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.suppress(Exception, TimeUp), contextlib.redirect_stdout(io.StringIO()), \
+            time_limit(PROBE_SECONDS):
         fn(_SeenRow(log, read, known))
     return log, read
 
