@@ -246,7 +246,8 @@ class _Seen(str):
         return out
 
     def _saw(self, value: Any) -> None:
-        if isinstance(value, (str, int)) and not isinstance(value, (bool, _Seen)) \
+        # an empty string is an emptiness test (`x not in [None, ""]`), never the value a filter keeps
+        if isinstance(value, (str, int)) and not isinstance(value, (bool, _Seen)) and value != "" \
                 and value not in self.log.setdefault(self.column, []):
             self.log[self.column].append(value)
 
@@ -261,12 +262,12 @@ class _Seen(str):
 
     def startswith(self, prefix: Any, *args: Any) -> bool:
         for p in prefix if isinstance(prefix, tuple) else (prefix,):
-            self._saw(p)
+            self._saw(p + "A" if isinstance(p, str) and p else p)  # a text that starts so, not only the prefix
         return str.startswith(self, prefix, *args)
 
     def endswith(self, suffix: Any, *args: Any) -> bool:
         for s in suffix if isinstance(suffix, tuple) else (suffix,):
-            self._saw(s)
+            self._saw("A" + s if isinstance(s, str) and s else s)
         return str.endswith(self, suffix, *args)
 
     def index(self, part: Any, *args: Any) -> int:  # `sentence.index("_")`: the text must hold it
