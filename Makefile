@@ -51,9 +51,10 @@ demo: setup system-deps
 demo-quick: setup system-deps
 	$(VENV)/bin/tunegate demo --quick; s=$$?; [ $$s -eq 0 ] || [ $$s -eq 1 ] || [ $$s -eq 3 ]
 
-# Everything CI needs: lint and types, then every tier.
+# Everything CI needs: lint and types, then every tier, one pytest worker per core (pytest-xdist), whole files
+# per worker (module fixtures such as the llama.cpp server start once), in conftest.py's order (the longest first).
 test: setup system-deps llama-server lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=25 tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 # The fast tier (no embedded model, no browser, nothing marked slow): under 3 minutes on 2 cores.
 test-fast: setup

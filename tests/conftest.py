@@ -134,20 +134,22 @@ def small_suite(tmp_path: Path) -> Path:
     return write_suite(tmp_path / "suite", MC_TASK + GEN_TASK + PPL_TASK, {"data/mc.jsonl": MC_ROWS})
 
 
-# The longest test files, longest first: `make test` hands whole files to its workers in collection order
-# (--dist loadfile), so these start at once and the short files fill the gaps, rather than one long file
-# starting last and running alone. Measured with --durations on a fresh clone; order only, nothing is skipped.
-LONGEST_FIRST = ("test_readme.py", "test_endpoint.py", "test_train_lora_embedded.py", "test_domain_suites.py",
-                 "test_judge_embedded.py", "test_judged_suite_embedded.py", "test_demo_decides.py")
+# The order `make test` hands whole files to its workers (--dist loadfile --no-loadscope-reorder): xdist gives
+# worker 0 the first file and worker 1 the second, then each a second unit while it has two tests or fewer
+# queued. So the README test (one test, about half the suite's time) goes first with a short file of five tests
+# queued behind it, which keeps every other long file off worker 0 until the README test ends; the next longest
+# files go to worker 1 first. Order only: nothing is skipped. Durations from `--durations` on a quiet 2-core run.
+SCHEDULE_FIRST = ("test_readme.py", "test_train_lora_embedded.py", "test_layers.py", "test_endpoint.py",
+                  "test_judge_embedded.py", "test_judged_suite_embedded.py", "test_domain_suites.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tiers by place: everything under tests/integration is `integration` (the real embedded model, browsers,
-    servers); `make test-fast` runs the rest, minus tests marked `slow`. The longest files go first."""
+    servers); `make test-fast` runs the rest, minus tests marked `slow`. Files in SCHEDULE_FIRST go first."""
     for item in items:
         if "tests/integration/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.integration)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    rank = {name: i for i, name in enumerate(SCHEDULE_FIRST)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))  # stable: the rest keep order
 
 

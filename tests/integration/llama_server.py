@@ -50,7 +50,8 @@ class LlamaServer:
         module = "harness.models.llama_cpp_server" if self.fixed else "llama_cpp.server"
         cmd = [sys.executable, "-m", module, "--model", str(embedded_gguf(MODEL_NAME)),
                "--model_alias", MODEL_NAME, "--logits_all", "true", "--host", "127.0.0.1", "--port", str(self.port),
-               "--api_key", self.api_key, "--n_ctx", "2048", "--n_threads", "2", "--verbose", "false"]
+               "--api_key", self.api_key, "--n_ctx", "2048", "--n_threads", os.environ.get("OMP_NUM_THREADS", "2"),
+               "--verbose", "false"]  # one thread per test worker (conftest), as torch gets
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
         root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
