@@ -397,9 +397,9 @@ def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: 
             span = _check_tasks(rule, check, tasks)
             left = sum(split.get(t, 0) - taken.get(t, 0) for t in span)
             gap = max(0, check.plan_n - check.n)
-            short = short or gap > left
-            priced += min(gap, left)
-            seconds += min(gap, left) * sum(meter.wall_per_item(t) for t in span) / max(1, len(span))
+            short, take = short or gap > left, min(gap, left)
+            priced += take
+            seconds += take * sum(meter.wall_per_item(t) for t in span) / max(1, len(span))
         need["minutes"] = round(seconds / 60, 1)
         need["split_short"] = short  # the planner asks for more than the split has left
         need["priced"] = priced  # the items the minutes are for: the planner's gap, at most what the split has left
@@ -763,13 +763,12 @@ def reason_text(reason: str | None, need: Mapping[str, Any]) -> str:
             return f"ran out of budget with {need.get('split', 0) - need.get('evaluated', 0)} items left; " \
                    "the planner finds no n that decides it"
         minutes = f"≈{need['minutes']:g} min" if need.get("minutes") else "under 0.1 min"
+        head = f"ran out of budget: ≈{need['more_items']} more items per task would decide it by the planner"
         if need.get("split_short"):  # the minutes price only what is left, so say so beside them
             left = f" for the {need['priced']} items the split has left" if need.get("priced") is not None else ""
-            return (f"ran out of budget: ≈{need['more_items']} more items per task would decide it by the planner, "
-                    f"more than the split has left ({minutes}{left}, at the cost measured here), so more budget alone "
-                    "may not decide it")
-        return (f"ran out of budget: ≈{need['more_items']} more items per task would decide it by the planner "
-                f"({minutes} at the cost measured here)")
+            return (f"{head}, more than the split has left ({minutes}{left}, at the cost measured here), so more "
+                    "budget alone may not decide it")
+        return f"{head} ({minutes} at the cost measured here)"
     return "undecided"
 
 

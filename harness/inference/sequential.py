@@ -123,7 +123,7 @@ def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, u
     shift: the predictable offsets of `log_capital` (the plug-in mean and variance are then those of y + shift,
     whose conditional mean is the same at every t)."""
     if shift is not None:
-        y = y + np.broadcast_to(np.asarray(shift, dtype=float), y.shape)
+        y = y + _offsets(shift, y.shape)
     rows, n = y.shape
     t = np.arange(1, n + 1)
     mu = (0.5 + np.cumsum(y, axis=1)) / (t + 1)
@@ -151,6 +151,11 @@ def _check(y: ArrayLike) -> np.ndarray:
     return arr
 
 
+def _offsets(shift: ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
+    """Predictable offsets (one per value, or one row for every row) on the shape of the values."""
+    return np.broadcast_to(np.asarray(shift, dtype=float), shape)
+
+
 def log_capital(y: np.ndarray, m: np.ndarray, lam: np.ndarray, *, upper: bool,
                 trunc: float = CS_TRUNCATION, shift: np.ndarray | None = None) -> np.ndarray:
     """log K⁺_t(m) (upper=False: bets that the mean is above m) or log K⁻_t(m) (upper=True), for every t.
@@ -161,7 +166,7 @@ def log_capital(y: np.ndarray, m: np.ndarray, lam: np.ndarray, *, upper: bool,
     1 ± λ_t (y_t − (m − s_t)), truncated so that it stays positive for every y_t in [0, 1]."""
     mm = np.asarray(m, dtype=float)[:, None]
     if shift is not None:
-        mm = mm - np.broadcast_to(np.asarray(shift, dtype=float), y.shape)
+        mm = mm - _offsets(shift, y.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
         if upper:
             room = 1.0 - mm  # the factor's worst case is y = 0; room <= 0: y − m_t <= 0, every bet is safe
@@ -179,7 +184,7 @@ def first_exclusion(y: ArrayLike, m: float | ArrayLike, *, upper: bool, alpha: f
     limit falls below m. Exactly the event a gate rule decides on, without solving for the limits.
     shift: predictable offsets of each value's conditional mean (see `log_capital`), shaped like y or (n,)."""
     arr = _check(y)
-    sh = None if shift is None else np.broadcast_to(np.asarray(shift, dtype=float), arr.shape)
+    sh = None if shift is None else _offsets(shift, arr.shape)
     lam = bets(arr, alpha, design, upper=upper, shift=sh)
     mm = np.broadcast_to(np.asarray(m, dtype=float), (arr.shape[0],))
     hit = log_capital(arr, mm, lam, upper=upper, shift=sh) >= math.log(2.0 / alpha)
@@ -196,7 +201,7 @@ def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50, desig
     rows = arr.shape[0]
     if arr.shape[1] == 0:
         return np.zeros(rows), np.ones(rows)
-    sh = None if shift is None else np.broadcast_to(np.asarray(shift, dtype=float), arr.shape)
+    sh = None if shift is None else _offsets(shift, arr.shape)
     lams = {side: bets(arr, alpha, design, upper=side, shift=sh) for side in (False, True)}
     target = math.log(2.0 / alpha)
 

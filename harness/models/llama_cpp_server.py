@@ -122,12 +122,7 @@ def row_summaries(scores: Any, tokens: list[int], kept: int, k: int) -> tuple[An
     with the logits' exp-sum and partition over the vocabulary per row, they cost as much as evaluating it."""
     import numpy as np
 
-    same = 0
-    if _ROWS["k"] == k:
-        for have, want in zip(_ROWS["tokens"][:kept], tokens[:kept]):
-            if have != want:
-                break
-            same += 1
+    same = common_prefix(_ROWS["tokens"], tokens[:kept]) if _ROWS["k"] == k else 0
     new = scores[same:]
     # the max-shift with float64 sums: np.logaddexp.reduce took 1.5 s for a 260-token prompt
     peak = new.max(axis=-1, keepdims=True)
@@ -140,6 +135,16 @@ def row_summaries(scores: Any, tokens: list[int], kept: int, k: int) -> tuple[An
     return norm, best
 
 
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """The number of leading tokens `a` and `b` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def cached_prefix(llama: Any, tokens: list[int]) -> int:
     """How many leading `tokens` the context already holds with their logits, at most all but the last (0: none).
 
@@ -147,11 +152,7 @@ def cached_prefix(llama: Any, tokens: list[int]) -> int:
     can be cut at a position (not for recurrent models)."""
     if not getattr(llama, "_logits_all", False) or llama.n_tokens == 0:
         return 0
-    kept = 0
-    for have, want in zip(llama.input_ids[: llama.n_tokens], tokens[:-1]):
-        if int(have) != want:
-            break
-        kept += 1
+    kept = common_prefix([int(t) for t in llama.input_ids[: llama.n_tokens]], tokens[:-1])
     if kept and not llama._ctx.kv_cache_seq_rm(-1, kept, -1):
         return 0
     return kept
