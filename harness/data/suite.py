@@ -553,6 +553,23 @@ def spec_exclusions(spec: TaskSpec) -> set[str]:
     return {"direction"} | ({"lmeval"} if spec.lmeval is None else set())
 
 
+def cap_generation(suite: Suite, max_new_tokens: int) -> Suite:
+    """The suite with every generated answer (generate and code tasks) capped at `max_new_tokens`, in place: a
+    smoke run's shortcut. The cap is part of each task's spec, so the suite's fingerprint and the response
+    cache's keys change with it, and nothing computed under the full lengths is taken for the capped ones."""
+    specs: dict[str, TaskSpec] = {}
+    for task in suite.tasks:
+        gen = task.spec.generation
+        if gen is None and task.spec.kind in ("generate", "code"):
+            gen = Generation()
+        if gen is not None and gen.max_new_tokens > max_new_tokens:
+            task.spec = task.spec.model_copy(update={"generation": gen.model_copy(
+                update={"max_new_tokens": max_new_tokens})})
+        specs[task.name] = task.spec
+    suite.spec = suite.spec.model_copy(update={"tasks": [specs.get(t.name, t) for t in suite.spec.tasks]})
+    return suite
+
+
 def find_suite(ref: str) -> Path:
     """A suite reference (`suites/x`, `suites/x/suite.yaml`, a built-in name, an lm-eval task file or a folder
     of them) to its file or folder."""

@@ -83,11 +83,23 @@ class CostMeter:
     def wall_per_item(self, task: Task) -> float:
         return self.per_item(task) * self.wall_per_cpu()
 
-    def to_json(self) -> dict[str, dict[str, float]]:
-        """Per task ("suite/task"): items measured and their mean CPU and wall seconds per item."""
-        return {f"{s}/{t}": {"items": n, "cpu_seconds_per_item": round(self.cpu[(s, t)] / n, 4),
-                             "wall_seconds_per_item": round(self.wall[(s, t)] / n, 4)}
-                for (s, t), n in sorted(self.items.items()) if n}
+    def snapshot(self) -> CostMeter:
+        """A copy of what is measured so far (`to_json(since=...)` then gives what was measured after it)."""
+        return CostMeter(dict(self.prior), dict(self.cpu), dict(self.wall), dict(self.items))
+
+    def to_json(self, since: CostMeter | None = None) -> dict[str, dict[str, float]]:
+        """Per task ("suite/task"): items measured and their mean CPU and wall seconds per item (only those
+        measured after the snapshot `since`: one run's own, when several share the meter)."""
+        old = since or CostMeter()
+        out = {}
+        for (s, t), total in sorted(self.items.items()):
+            n = total - old.items.get((s, t), 0)
+            if n > 0:
+                cpu = self.cpu[(s, t)] - old.cpu.get((s, t), 0.0)
+                wall = self.wall[(s, t)] - old.wall.get((s, t), 0.0)
+                out[f"{s}/{t}"] = {"items": n, "cpu_seconds_per_item": round(cpu / n, 4),
+                                   "wall_seconds_per_item": round(wall / n, 4)}
+        return out
 
 
 class _Timer:

@@ -37,8 +37,12 @@ SUITES = ["medical", "legal", "code", "adversarial", "general"]
 RECIPES = ["lora", "ia3", "prompt-tuning"]
 GATE_FILE = Path("reports/gate.default.yaml")
 SEED = 0  # one evaluation order for the base and every adapter, so base answers are shared
-SMOKE = ("Smoke run (`tunegate demo --quick`): one training step and about one item per task. It shows that "
-         "every stage works; its verdicts are not evidence. Run `tunegate demo` for verdicts that are.")
+# A smoke run cuts every generated answer (generate and code tasks) at this many tokens: long answers are most of
+# its time, and it shows that the stages work, not what the model says.
+SMOKE_TOKENS = 32
+SMOKE = (f"Smoke run (`tunegate demo --quick`): one training step, about one item per task, generated answers cut "
+         f"at {SMOKE_TOKENS} tokens. It shows that every stage works; its verdicts are not evidence. Run "
+         "`tunegate demo` for verdicts that are.")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class Sizes:
     # left of it, less `reserve_minutes` for the reports and the last look's overrun, shared by the adapters.
     total_minutes: float | None = None
     reserve_minutes: float = 1.5
+    max_new_tokens: int | None = None  # every generated answer cut at this many tokens (None: the suites' own)
 
 
 def task_chunks(suites: list[Any], sizes: Sizes, pooled: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -108,7 +113,7 @@ DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0,
                 total_minutes=20.0)
 FIRST_BUDGET = 1.5
 QUICK = Sizes("demo-quick", max_steps=1, train_rows=8, chunk=1, max_minutes=0.01, max_items=None, smoke=True,
-              held_out=4)
+              held_out=4, max_new_tokens=SMOKE_TOKENS)
 
 
 @dataclass
@@ -146,7 +151,7 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
     status."""
     quick = sizes.smoke
     stage = _begin(stages, 2, f"loading the base model and the suites {', '.join(suites)}")
-    session = _Session(gate, store_path, out / "runs" / "base", suites)
+    session = _Session(gate, store_path, out / "runs" / "base", suites, sizes.max_new_tokens)
     _end(stage, f"{session.available} items available to the gate's rules; evaluation order seeded ({SEED})")
 
     looks = (f"per look {sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer "
@@ -209,10 +214,11 @@ def adapter_minutes(sizes: Sizes, deadline: float | None, adapters_left: int, fi
 class _Session:
     """The base loaded once, the store, the suites and the gate: what every adapter's sequential run shares."""
 
-    def __init__(self, gate: Path, store_path: str | None, base_dir: Path, suites: list[str]) -> None:
+    def __init__(self, gate: Path, store_path: str | None, base_dir: Path, suites: list[str],
+                 max_new_tokens: int | None = None) -> None:
         from harness.core.api import sha256_json
         from harness.data.runs import Run
-        from harness.data.suite import load_suite
+        from harness.data.suite import cap_generation, load_suite
         from harness.decide.gate import load_gate
         from harness.flows.until import rule_tasks
         from harness.models import load_backend
@@ -222,6 +228,8 @@ class _Session:
         self.gate = gate
         self.settings = EvalSettings(full=True)  # the sequential order draws from every row
         self.suites = [load_suite(name) for name in suites]
+        if max_new_tokens is not None:
+            self.suites = [cap_generation(s, max_new_tokens) for s in self.suites]
         self.backend = load_backend(None)
         self.backend.set_adapter(None)
         from harness.scoring import judging  # like the imports above: the demo loads models only once it runs
@@ -232,6 +240,12 @@ class _Session:
         self.model_info = {"spec": "smollm2-135m", "adapter": None, "fingerprint": fp,
                            "fingerprint_hash": sha256_json(fp)}
         self.store = Store(store_path)
+        from harness.decide.allocate import CostMeter
+
+        # One cost meter for every adapter: the first measures each task's cost per item, so the next ones size
+        # their first look by it (`until.first_look`) rather than by the prior. It also counts the base's answers
+        # the first adapter computed, which the next ones mostly reuse: their costs are overestimated, never under.
+        self.meter = CostMeter()
         spec, _ = load_gate(gate)
         reads = rule_tasks(spec, self.suites, str(gate))
         self.pooled = pooled_tasks(spec, reads)
@@ -256,7 +270,7 @@ class _Session:
                               task_chunks(self.suites, sizes, self.pooled))
         print(f"      {adapter.name} (budget {minutes:.1f} min):", flush=True)
         outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
-                                    str(adapter), self.base, out, self.judges)
+                                    str(adapter), self.base, out, self.judges, self.meter)
         stage.notes.append(f"{adapter.name}: {outcome.evaluated} of {outcome.available} items in "
                            f"{outcome.seconds:.0f} s, stopped: {outcome.stopped}"
                            + (f"; {_cache_note(outcome.results)}" if "timing" in outcome.results else ""))
@@ -420,6 +434,7 @@ def _write_summary(out: Path, sizes: Sizes, stages: list[Stage], base: Any, outc
         "format": "tunegate.demo/2", "mode": sizes.name, "quick": sizes.smoke,
         "notice": SMOKE if sizes.smoke else None, "suites": suites,
         "sizes": {"max_steps": sizes.max_steps, "train_rows": sizes.train_rows, "chunk": sizes.chunk, "cheap_chunk_factor": sizes.cheap,
+                  "max_new_tokens": sizes.max_new_tokens,
                   "max_minutes_per_adapter": sizes.max_minutes if sizes.total_minutes is None else None,
                   "total_minutes": sizes.total_minutes, "reserve_minutes": sizes.reserve_minutes,
                   "max_items_per_adapter": sizes.max_items,

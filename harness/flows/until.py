@@ -352,6 +352,26 @@ def _opens(result: GateResult, reads: list[set[Task]]) -> list[allocate.Open]:
     return out
 
 
+# The first look takes at most this share of `--max-minutes` (at the cost per item known before it: measured by an
+# earlier run sharing the meter, else the prior by task kind); the looks after it go where a decision is nearest,
+# and a first look that spent the whole budget would leave them nothing.
+FIRST_LOOK_SHARE = 0.5
+
+
+def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.CostMeter) -> dict[Task, int]:
+    """The first look's items per task: each its chunk, all scaled down alike (at least one each) when they would
+    cost more than FIRST_LOOK_SHARE of the minutes. Fixed before any answer, like the chunks: every look stays
+    valid, and the tasks of a pool keep equal chunks."""
+    items = {t: until.chunk_of(t) for t in active}
+    if until.max_minutes is None:
+        return items
+    cost = sum(n * meter.wall_per_item(t) for t, n in items.items())
+    cap = FIRST_LOOK_SHARE * 60 * until.max_minutes
+    if cost <= cap:
+        return items
+    return {t: max(1, int(n * cap / cost)) for t, n in items.items()}
+
+
 def _allocate(result: GateResult, reads: list[set[Task]], active: list[Task], taken: Mapping[Task, int],
               order: Mapping[Task, list[Group]], until: UntilSettings, meter: allocate.CostMeter,
               spent: float) -> allocate.Look:
@@ -590,6 +610,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     hopeless: set[int] = set()
     per_task = {task: len(groups) for task, groups in order.items()}  # items each task has, for futility
     meter = meter or allocate.CostMeter()
+    measured = meter.snapshot()  # the run file records this run's own costs, not a shared meter's earlier ones
     meter.prior.update(prior_costs(suites))
     budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
                                  f", at most {until.max_minutes:.1f} min" if until.max_minutes else ""))
@@ -609,7 +630,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
         # The first look gives every task its chunk (nothing to project from yet); later looks go where a decision
         # is nearest per CPU-second (`decide.allocate`). Either way a task's items keep its seeded order.
         spent = time.perf_counter() - started
-        items = ({t: until.chunk_of(t) for t in active} if result is None else
+        items = (first_look(active, until, meter) if result is None else
                  _allocate(result, reads, active, taken, order, until, meter, spent).items)
         chunk: list[Group] = []
         for task in active:
@@ -646,7 +667,7 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
             progress.reason, progress.need = undecided_reason(rule, reads[i], i in hopeless, taken, per_task, meter)
     final = block(stopped)
     final["allocation"] = ALLOCATION
-    final["cost"] = meter.to_json()
+    final["cost"] = meter.to_json(since=measured)
     final["undecided"] = {p.name: {"reason": p.reason, **p.need} for p in rules if p.reason}
     result.sequential = sequential_summary(final)
     cand, records = loop.candidate_run(final, out)
