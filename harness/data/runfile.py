@@ -173,6 +173,7 @@ class Undecided(_Entry):
     minutes: Number | None = None
     split_short: bool | None = None
     priced: Count | None = None  # the items `minutes` prices: the planner's gap, at most what the split has left
+    projected: bool | None = None  # more_items from the interval's projection: the planner's n was reached
 
 
 

@@ -113,7 +113,7 @@ DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0,
                 total_minutes=20.0)
 FIRST_BUDGET = 1.5
 QUICK = Sizes("demo-quick", max_steps=1, train_rows=8, chunk=1, max_minutes=0.01, max_items=None, smoke=True,
-              held_out=4, max_new_tokens=SMOKE_TOKENS)
+              held_out=2, max_new_tokens=SMOKE_TOKENS)
 
 
 @dataclass

@@ -410,20 +410,39 @@ def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: 
         need["more_items"] = more
         # wall time at the measured cost: each undecided check's planner gap (at most its items left) times the
         # mean cost per item of its tasks
-        seconds, short, priced = 0.0, False, 0
+        seconds, short, priced, projected = 0.0, False, 0, []
         for check in rule.checks or []:
             if check.verdict != "INCONCLUSIVE" or not check.plan_n:
                 continue
             span = _check_tasks(rule, check, tasks)
             left = sum(split.get(t, 0) - taken.get(t, 0) for t in span)
             gap = max(0, check.plan_n - check.n)
+            if gap == 0:  # the planner's n is reached, the interval is not yet clear of the threshold
+                gap = projected_gap(check, left)
+                projected.append(gap)
             short, take = short or gap > left, min(gap, left)
             priced += take
             seconds += take * sum(meter.wall_per_item(t) for t in span) / max(1, len(span))
         need["minutes"] = round(seconds / 60, 1)
         need["split_short"] = short  # the planner asks for more than the split has left
         need["priced"] = priced  # the items the minutes are for: the planner's gap, at most what the split has left
+        if projected and need["more_items"] == 0:
+            need["more_items"] = max(projected)
+            need["projected"] = True  # from the interval's own projection, not the planner's fixed-n figure
     return "budget", need
+
+
+def projected_gap(check: Check, left: int) -> int:
+    """For a check past the planner's n but undecided: the fewest more items (1, 2, 4, ... at most `left`) after
+    which the allocator's projection of its own interval (`allocate.reach_chance`) gives a decision at least
+    even odds; `left` when none does. The planner's n is a fixed-n figure; the anytime-valid interval is wider."""
+    extra = 1
+    while extra < left:
+        chance = allocate.reach_chance(check, extra)
+        if chance is not None and chance >= 0.5:
+            return extra
+        extra *= 2
+    return max(0, left)
 
 
 # ---------------------------------------------------------------- the baseline
@@ -784,7 +803,9 @@ def reason_text(reason: str | None, need: Mapping[str, Any]) -> str:
             return f"ran out of budget with {need.get('split', 0) - need.get('evaluated', 0)} items left; " \
                    "the planner finds no n that decides it"
         minutes = f"≈{need['minutes']:g} min" if need.get("minutes") else "under 0.1 min"
-        head = f"ran out of budget: ≈{need['more_items']} more items per task would decide it by the planner"
+        how = ("by its interval's projection (the planner's fixed-n figure is reached; the anytime-valid interval is "
+               "wider)" if need.get("projected") else "by the planner")
+        head = f"ran out of budget: ≈{need['more_items']} more items per task would decide it {how}"
         if need.get("split_short"):  # the minutes price only what is left, so say so beside them
             left = f" for the {need['priced']} items the split has left" if need.get("priced") is not None else ""
             return (f"{head}, more than the split has left ({minutes}{left}, at the cost measured here), so more "
