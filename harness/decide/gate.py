@@ -214,8 +214,10 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
 def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     b, c = comp.pairs[(row.suite, row.task, row.metric)]
     # a sequential run: the horizon design it recorded before its first look, so the gate judges the sequence
-    # the run stopped on (None for runs recorded without one: the LIL schedule, as before)
-    design = sequential_design(comp.sequential, row.suite, [row.task] if row.task else list(row.tasks))
+    # the run stopped on (None for runs recorded without one: the LIL schedule, as before); an active run's task:
+    # the design compare built (its importance weights, or the difference estimator's control variate)
+    design = comp.designs.get((row.suite, row.task, row.metric)) or \
+        sequential_design(comp.sequential, row.suite, [row.task] if row.task else list(row.tasks))
     return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
                        n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None,
                        design=design)
