@@ -694,8 +694,12 @@ def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def active_summary(info: dict[str, Any]) -> dict[str, Any]:
-    """An active run in a verdict: its floor, each task's signal and weight bound, and its draws per task."""
+    """An active run in a verdict: its floor, each task's signal, weight bound and estimator, and its draws and
+    the distinct items they evaluated per task (what each verdict rests on)."""
     tasks = info.get("tasks") or {}
+    draws = info.get("draws") or {}
     return {"floor": info.get("floor"), "signals": {k: t.get("signal") for k, t in tasks.items()},
             "bounds": {k: t.get("bound") for k, t in tasks.items()},
-            "draws": {k: len(v) for k, v in (info.get("draws") or {}).items()}}
+            "estimators": {k: t.get("estimator", "importance") for k, t in tasks.items()},
+            "draws": {k: len(v) for k, v in draws.items()},
+            "distinct_items": {k: len({str(item) for item, _ in v}) for k, v in draws.items()}}

@@ -137,6 +137,8 @@ def test_cli_until_decided_active_writes_draws_and_gates_with_the_weighted_seque
     assert verdict["rules"][0]["method"] == active.DIFFERENCE_METHOD
     assert verdict["sequential"]["active"]["floor"] == 0.6
     assert verdict["sequential"]["active"]["draws"] == {"t/add": len(draws)}
+    assert verdict["sequential"]["active"]["distinct_items"] == {"t/add": len(block["items"])}
+    assert verdict["sequential"]["active"]["estimators"] == {"t/add": "difference"}
     assert f"draws {len(draws)} over {N} available" in out
     # gate judges the written run again with the same sequence, never a fixed-n test
     capsys.readouterr()
