@@ -13,26 +13,34 @@ baseline lacked items when planned, a metric that is not 0/1) keeps the importan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from harness.core.api import UserError
 from harness.core.untrusted import excerpt
+from harness.data.runfile import SampleRow
 from harness.data.runs import Run
 from harness.decide.proposal import baseline_rows, fingerprint
 from harness.inference import active
 from harness.inference.sequential import Design
 
 
-@dataclass(frozen=True)
+@dataclass
 class Planned:
     """The complete run an active run was planned against, and whether it sits in the candidate's place."""
 
     run: Run
     is_candidate: bool
     owner: str  # the active run's path, for messages
+    # its unperturbed rows by item, and the tasks whose fingerprint matched: computed once per comparison (the
+    # loop of `--until-decided` compares after every look, each task and metric asking again)
+    rows: dict[tuple[str, str, str], SampleRow] = field(default_factory=dict)
+    checked: set[tuple[str, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.rows = self.rows or baseline_rows(self.run)
 
 
 def known_scores(planned: Planned, block: dict[str, Any], suite: str, task: str, metric: str,
@@ -44,15 +52,15 @@ def known_scores(planned: Planned, block: dict[str, Any], suite: str, task: str,
     if info.get("estimator") != "difference":
         return None
     items = list(info["scores"])
-    rows_of = baseline_rows(planned.run)
-    rows = [rows_of.get((suite, task, item)) for item in items]
-    if fingerprint(items, rows) != info["baseline"]:
+    rows = [planned.rows.get((suite, task, item)) for item in items]
+    if (suite, task) not in planned.checked and fingerprint(items, rows) != info["baseline"]:
         have = sum(r is not None for r in rows)
         raise UserError(f"{planned.run.path} is not the baseline the active run {planned.owner} was planned against: "
                         f"its scores on the {len(items)} items of {excerpt(suite, 40)}/{excerpt(task, 40)} differ "
                         f"({have} of them present; fingerprint {fingerprint(items, rows)[:12]}, planned "
                         f"{str(info['baseline'])[:12]}); compare and gate the run against the baseline it was "
                         "evaluated with")
+    planned.checked.add((suite, task))
     values = []
     for row in rows:
         value = (row or {}).get("scores", {}).get(metric, "absent")

@@ -280,6 +280,10 @@ def test_difference_design_offsets_are_predictable_and_match_the_terms() -> None
     lo, hi = sequential.cs_bounds(((e + b) / (2 * b)), shift=gbar / (2 * b))
     assert (iv.lo, iv.hi) == pytest.approx((-b + 2 * b * lo[0], -b + 2 * b * hi[0]))
     assert iv.method == active.DIFFERENCE_METHOD
+    # a lower-is-better metric: the negated values with the negated design give the negated interval
+    neg = sequential.sequence_interval(-POP_D[idx], -1.0, 1.0, design=design.flipped())
+    assert (neg.lo, neg.hi) == pytest.approx((-iv.hi, -iv.lo), abs=1e-6)  # type: ignore[operator]
+    assert sequential.term_mean(-POP_D[idx], design.flipped()) == pytest.approx(-sequential.term_mean(POP_D[idx], design))
     # a term's offset and control variate stay put when later draws change (up to the refit after 50 draws)
     later = idx.copy()
     later[30:] = rng.choice(q.size, size=50, p=q)
