@@ -9,36 +9,41 @@ harness.inference.sequential tuned to the planner's horizon (as `eval --until-de
   decided or the split runs out;
 - active: `--until-decided --active` (harness.inference.active): draws with replacement from the proposal
   q_i = f/N + (1 − f) r_i / Σ r built from the baseline's per-item flip score r_i = exp(−margin_i / median
-  margin), importance-weighted terms d / (N q) in [−B, B], until decided or MAX_DRAWS_X × N draws. Its items
-  are the distinct items drawn (an item drawn twice is evaluated once).
+  margin), until decided or MAX_DRAWS_X × N draws. Its items are the distinct items drawn (an item drawn twice
+  is evaluated once). On a 0/1 metric `--active` judges the draws with the DIFFERENCE ESTIMATOR (what compare
+  and gate rebuild from the run file: `active.difference_design`): terms ḡ_t + (d_K − g_K) / (N q_K) with
+  g_i = sign_i · p̂_i, sign_i the side item i can flip to, known from the baseline's 0/1 score (a right answer
+  can only regress), p̂ a ridge logistic regression of "flipped" on the flip score's rank and log, fitted on
+  the draws before t and refitted after active.REFITS draws (predictable), ḡ_t the mean of g over the task.
+  E[z_t | past] = Δ and z_t − ḡ_t lies in [−B, B], so the same sequence with the offsets ḡ_t (`sequential`'s
+  `shift`) holds at any stopping time (Zrnic & Candès 2024, "Active Statistical Inference"; Kossen et al.
+  2022, "Active Surrogate Estimators"). The simulated baseline is right on BASE_ACC of the unflipped items.
+  The importance-weighted terms d / (N q) alone are what `--active` falls back to on other metrics and what
+  runs written before the difference estimator are judged with: sections (c) and (d).
 
-(a) Simulation. A fixed population of N paired items per run with discordance D and true Δ, and a baseline
-    signal whose AUC for the flipped items is 0.5 (useless), 0.7 or 0.9: the log margin of an item is N(0, 1),
-    shifted by −√2 Φ⁻¹(AUC) for the items the candidate flips. Reported per cell: coverage of the sequence
-    (the true Δ inside every interval up to the cap), the false-pass rate at the boundary Δ = −MARGIN
-    (<= 2.5% + Monte Carlo error), and the mean items to a decision, active / uniform, at Δ = 0 and +MARGIN,
-    for the floors FLOORS.
+(a) Simulation of `--active` as wired (the difference estimator). A fixed population of N paired items per
+    run with discordance D and true Δ, and a baseline signal whose AUC for the flipped items is 0.5 (useless),
+    0.7 or 0.9: the log margin of an item is N(0, 1), shifted by −√2 Φ⁻¹(AUC) for the items the candidate
+    flips. Reported per cell: coverage of the sequence (the true Δ inside every interval up to the cap), the
+    false-pass rate at the boundary Δ = −MARGIN (<= 2.5% + Monte Carlo error), and the mean items to a
+    decision, active / uniform, at Δ = 0 and +MARGIN, for the floors FLOORS (`--active`'s default marked).
 (b) Stored runs. The embedded model (smollm2-135m) and the demo's quick adapters (lora, ia3, prompt tuning)
     evaluated ONCE with `tunegate eval` (run directories RUN_DIR/{gen,lg,med}-{base,ADAPTER}) on the general
     suite and, as CPU time allowed, PubMedQA multiple choice and the legal suite's multiple-choice tasks
     (benchmarks/data/active_runs.json, made by --collect). Each adapter against the base:
     the AUC of the base's margin for the items the adapter flips, and the sequential procedure replayed REPS
     times on the stored pairs (the population is the stored task; only the order or the draws change):
-    decisions and items, active / uniform.
+    decisions and items, active (difference estimator, and importance weights alone) / uniform.
 
 (c) Bound. The variance of one importance-weighted term at Δ = 0 against the uniform draws' (E[z²] / D), for
     the margin proposal at each floor and for the best proposal any floor allows, q ∝ √P(flip | margin) with the
     calibrated flip probability that only the simulation knows (`active.second_moment`). Draws to a decision
-    scale with it, so it says how far importance weighting alone can go on a signal of that AUC.
-(d) Difference estimator (not wired into `--active`): on the same active draws, the terms
-    z_t = ḡ_t + (d_K − g_K) / (N q_K) with g_i = sign_i · p̂_i: sign_i is the side item i can flip to, known
-    from the baseline's 0/1 score (a right answer can only regress), p̂ a ridge logistic regression of
-    "flipped" on the flip score's rank and log, fitted on the draws before t and refitted after
-    active.REFITS draws (predictable; `active.difference_terms`), ḡ_t the mean of g over the task.
-    E[z_t | past] = Δ and z_t − ḡ_t lies in [−B, B], so the same sequence with the offsets ḡ_t
-    (`sequential`'s `shift`) holds at any stopping time (Zrnic & Candès 2024, "Active Statistical Inference";
-    Kossen et al. 2022, "Active Surrogate Estimators"). The simulated
-    baseline is right on BASE_ACC of the unflipped items. Reported like (a), and beside (b)'s replays.
+    scale with it, so it says how far importance weighting alone can go on a signal of that AUC. Beside it the
+    same for the difference estimator whose control variate is that calibrated probability (an oracle the
+    online fit only approaches): (1/N²) Σ p(1 − p) / q, at `--active`'s floor and at the best q ∝ √(p(1 − p)).
+(d) Importance weights alone (`--active` on a non-0/1 metric, or an active run written before the difference
+    estimator): the same draws judged by d / (N q) without the control variate, at the floors FLOORS, beside
+    the difference estimator on the same draws. Reported like (a).
 
 Items are distinct candidate evaluations (what the user pays for: a repeated draw is served from the first
 evaluation), draws in brackets or a column of their own; both are per run, averaged.
@@ -68,7 +73,7 @@ MARGIN = 0.05
 CHUNK = 10
 N_ITEMS = 1000
 MAX_DRAWS_X = 3  # active draws at most this many times the population
-FLOORS = (0.3, 0.5, 0.7, 0.85)
+FLOORS = (0.5, 0.7, 0.85, 1.0)
 AUCS = (0.5, 0.7, 0.9)
 BOUND_AUCS = AUCS + (0.95, 0.99)  # (c) is cheap: how strong a signal 0.5x the draws would need
 DISCORDANCES = (0.15, 0.3)
@@ -121,7 +126,7 @@ def distinct_upto(idx: np.ndarray, stop: np.ndarray) -> np.ndarray:
     return out
 
 
-BASE_ACC = 0.6  # (d): the simulated baseline's accuracy (which side an unflipped item could flip to)
+BASE_ACC = 0.6  # the simulated baseline's accuracy (which side an unflipped item could flip to)
 
 
 def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.random.Generator, h: int,
@@ -176,34 +181,50 @@ def auc_of(scores: np.ndarray, flipped: np.ndarray) -> float:
     return float((ranks[flipped].sum() - k * (k + 1) / 2) / (k * (flipped.size - k)))
 
 
-def simulation(reps: int, seed: int) -> None:
-    print(f"(a) simulation: N = {N_ITEMS} items, non-inferiority margin {MARGIN}, looks every {CHUNK} draws, "
-          f"{reps} runs a cell (Monte Carlo sd of a 2.5% rate: {math.sqrt(0.025 * 0.975 / reps):.3f})")
+Cells = dict[tuple[float, float, float], dict[float, dict[str, dict[str, float]]]]
+
+
+def grid(reps: int, seed: int) -> Cells:
+    """Every cell of (a) and (d): per (D, AUC, floor) and Δ in (−MARGIN, 0, +MARGIN), both procedures replayed
+    `reps` times on one population (uniform, importance weights alone, the difference estimator)."""
     rng = np.random.default_rng(seed)
-    print(f"{'D':>5} {'AUC':>4} {'floor':>5} | {'boundary Δ=-m: pass uni/act':>28} {'cover uni/act':>14} | "
-          f"{'Δ=0 items uni/act ratio':>26} {'draws':>6} | {'Δ=+m items uni/act ratio':>26} {'draws':>6}")
-    worst: dict[float, dict[float, float]] = {}
+    cells: Cells = {}
     for disc in DISCORDANCES:
         h = horizon(disc)
         for auc in AUCS:
             for floor in FLOORS:
-                cells = {}
+                cells[(disc, auc, floor)] = {}
                 for delta in (-MARGIN, 0.0, MARGIN):
                     d, scores = population(rng, disc, delta, auc)
-                    cells[delta] = replay(d, scores, floor, reps, rng, h, delta)
-                b = cells[-MARGIN]
-                r0 = cells[0.0]["active"]["items"] / cells[0.0]["uniform"]["items"]
-                r1 = cells[MARGIN]["active"]["items"] / cells[MARGIN]["uniform"]["items"]
-                worst.setdefault(floor, {})[auc] = max(worst.get(floor, {}).get(auc, 0.0), r0, r1)
-                print(f"{disc:>5} {auc:>4} {floor:>5} | {b['uniform']['pass']:>13.3f} / {b['active']['pass']:<12.3f} "
-                      f"{b['uniform']['cover']:.3f}/{b['active']['cover']:.3f} | "
-                      f"{cells[0.0]['uniform']['items']:>6.0f} / {cells[0.0]['active']['items']:<6.0f} {r0:>5.2f}x "
-                      f"{cells[0.0]['active']['draws'] / cells[0.0]['uniform']['items']:>5.2f}x | "
-                      f"{cells[MARGIN]['uniform']['items']:>6.0f} / {cells[MARGIN]['active']['items']:<6.0f} {r1:>5.2f}x "
-                      f"{cells[MARGIN]['active']['draws'] / cells[MARGIN]['uniform']['items']:>5.2f}x")
+                    cells[(disc, auc, floor)][delta] = replay(d, scores, floor, reps, rng, h, delta, sign=signs(rng, d))
+    return cells
+
+
+def simulation(all_cells: Cells, reps: int) -> None:
+    print(f"(a) `--active` as wired: the difference estimator on 0/1 scores; N = {N_ITEMS} items, non-inferiority "
+          f"margin {MARGIN}, looks every {CHUNK} draws, {reps} runs a cell (Monte Carlo sd of a 2.5% rate: "
+          f"{math.sqrt(0.025 * 0.975 / reps):.3f}); `--active`'s default floor {active.DEFAULT_FLOOR}")
+    print(f"{'D':>5} {'AUC':>4} {'floor':>5} | {'boundary Δ=-m: pass uni/act':>28} {'cover uni/act':>14} | "
+          f"{'Δ=0 items uni/act ratio':>26} {'draws':>6} | {'Δ=+m items uni/act ratio':>26} {'draws':>6}")
+    worst: dict[float, dict[float, float]] = {}
+    errors: dict[float, list[float]] = {}
+    for (disc, auc, floor), cells in all_cells.items():
+        b = cells[-MARGIN]
+        u0, u1 = cells[0.0]["uniform"], cells[MARGIN]["uniform"]
+        a0, a1 = cells[0.0]["difference"], cells[MARGIN]["difference"]
+        r0, r1 = a0["items"] / u0["items"], a1["items"] / u1["items"]
+        worst.setdefault(floor, {})[auc] = max(worst.get(floor, {}).get(auc, 0.0), r0, r1)
+        errors.setdefault(floor, []).extend([b["difference"]["pass"], b["difference"]["cover"]])
+        print(f"{disc:>5} {auc:>4} {floor:>5} | {b['uniform']['pass']:>13.3f} / "
+              f"{b['difference']['pass']:<12.3f} {b['uniform']['cover']:.3f}/{b['difference']['cover']:.3f} | "
+              f"{u0['items']:>6.0f} / {a0['items']:<6.0f} {r0:>5.2f}x {a0['draws'] / u0['items']:>5.2f}x | "
+              f"{u1['items']:>6.0f} / {a1['items']:<6.0f} {r1:>5.2f}x {a1['draws'] / u1['items']:>5.2f}x")
     for floor, by_auc in worst.items():
-        print("RESULT active simulation floor " + f"{floor}: " + ", ".join(
-            f"AUC {auc}: at most {r:.2f}x the uniform items" for auc, r in sorted(by_auc.items())))
+        passes, covers = errors[floor][0::2], errors[floor][1::2]
+        mark = " (--active's default)" if floor == active.DEFAULT_FLOOR else ""
+        print(f"RESULT active difference estimator simulation floor {floor}{mark}: " + ", ".join(
+            f"AUC {auc}: at most {r:.2f}x the uniform items" for auc, r in sorted(by_auc.items()))
+            + f"; false passes at the boundary at most {max(passes):.3f}, coverage at least {min(covers):.3f}")
 
 
 def signs(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
@@ -212,33 +233,28 @@ def signs(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
     return np.where(d != 0, np.sign(d), np.where(rng.random(d.size) < BASE_ACC, -1.0, 1.0))
 
 
-def difference(reps: int, seed: int, floor: float) -> None:
-    """(d) The difference estimator against the importance-weighted one on the same draws (and uniform)."""
-    print(f"(d) difference estimator (control variate sign x fitted P(flip), refitted after {active.REFITS} draws) on "
-          f"the active draws at floor {floor}, {reps} runs a cell; ratios: distinct items (draws) / uniform items")
-    print(f"{'D':>5} {'AUC':>4} | {'boundary pass uni/IW/diff':>26} {'cover IW/diff':>14} | "
+def importance(all_cells: Cells, reps: int) -> None:
+    """(d) Importance weights alone (the fallback) against the difference estimator on the same draws."""
+    print(f"(d) importance weights alone (`--active`'s fallback: non-0/1 metrics, runs written before the difference "
+          f"estimator) beside the difference estimator (refits after {active.REFITS} draws) on the same draws, "
+          f"{reps} runs a cell; ratios: distinct items (draws) / uniform items")
+    print(f"{'D':>5} {'AUC':>4} {'floor':>5} | {'boundary pass uni/IW/diff':>26} {'cover IW/diff':>14} | "
           f"{'Δ=0: IW':>14} {'diff':>14} | {'Δ=+m: IW':>14} {'diff':>14}")
-    rng = np.random.default_rng(seed + 1)
-    for disc in DISCORDANCES:
-        h = horizon(disc)
-        for auc in AUCS:
-            cells = {}
-            for delta in (-MARGIN, 0.0, MARGIN):
-                d, scores = population(rng, disc, delta, auc)
-                cells[delta] = replay(d, scores, floor, reps, rng, h, delta, sign=signs(rng, d))
-            b = cells[-MARGIN]
+    def ratio(cell: dict[str, dict[str, float]], arm: str) -> str:
+        u = cell["uniform"]["items"]
+        return f"{cell[arm]['items'] / u:.2f}x ({cell[arm]['draws'] / u:.2f}x)"
 
-            def ratio(cell: dict[str, dict[str, float]], arm: str) -> str:
-                u = cell["uniform"]["items"]
-                return f"{cell[arm]['items'] / u:.2f}x ({cell[arm]['draws'] / u:.2f}x)"
-            print(f"{disc:>5} {auc:>4} | {b['uniform']['pass']:>8.3f}/{b['active']['pass']:.3f}/"
-                  f"{b['difference']['pass']:<.3f}    {b['active']['cover']:.3f}/{b['difference']['cover']:.3f} | "
-                  f"{ratio(cells[0.0], 'active'):>14} {ratio(cells[0.0], 'difference'):>14} | "
-                  f"{ratio(cells[MARGIN], 'active'):>14} {ratio(cells[MARGIN], 'difference'):>14}")
-            worst = max(cells[x]["difference"]["items"] / cells[x]["uniform"]["items"] for x in (0.0, MARGIN))
-            print(f"RESULT active difference D {disc} AUC {auc} floor {floor}: at most {worst:.2f}x the uniform items "
-                  f"(importance-weighted alone: {max(cells[x]['active']['items'] / cells[x]['uniform']['items'] for x in (0.0, MARGIN)):.2f}x); "
-                  f"false passes at the boundary {b['difference']['pass']:.3f}, coverage {b['difference']['cover']:.3f}")
+    for (disc, auc, floor), cells in sorted(all_cells.items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1])):
+        b = cells[-MARGIN]
+        print(f"{disc:>5} {auc:>4} {floor:>5} | {b['uniform']['pass']:>8.3f}/{b['active']['pass']:.3f}/"
+              f"{b['difference']['pass']:<.3f}    {b['active']['cover']:.3f}/{b['difference']['cover']:.3f} | "
+              f"{ratio(cells[0.0], 'active'):>14} {ratio(cells[0.0], 'difference'):>14} | "
+              f"{ratio(cells[MARGIN], 'active'):>14} {ratio(cells[MARGIN], 'difference'):>14}")
+        worst = max(cells[x]["active"]["items"] / cells[x]["uniform"]["items"] for x in (0.0, MARGIN))
+        diff = max(cells[x]["difference"]["items"] / cells[x]["uniform"]["items"] for x in (0.0, MARGIN))
+        print(f"RESULT active importance-weighted (fallback) D {disc} AUC {auc} floor {floor}: at most "
+              f"{worst:.2f}x the uniform items (difference estimator on the same draws: {diff:.2f}x); false "
+              f"passes at the boundary {b['active']['pass']:.3f}, coverage {b['active']['cover']:.3f}")
 
 
 def flip_probability(log_margin: np.ndarray, disc: float, auc: float) -> np.ndarray:
@@ -249,13 +265,19 @@ def flip_probability(log_margin: np.ndarray, disc: float, auc: float) -> np.ndar
 
 
 def bound(seed: int, size: int = 200_000) -> None:
-    """(c) The variance of one importance-weighted term at Δ = 0 against the uniform order's, per D and AUC:
+    """(c) The variance of one term at Δ = 0 against the uniform order's, per D and AUC. Importance weights:
     for the margin proposal at each floor, and the least any proposal reaches with the calibrated flip
-    probability (q ∝ √p, `active.second_moment`). In the CLT regime the draws to a decision scale with it."""
+    probability (q ∝ √p, `active.second_moment`). The difference estimator with an oracle control variate
+    (the calibrated p, the sign known): (1/N²) Σ p(1 − p) / q at `--active`'s floor, and at the best q ∝
+    √(p(1 − p)); the online fit only comes near it. In the CLT regime the draws to a decision scale with it."""
     rng = np.random.default_rng(seed)
-    print(f"(c) bound: E[z²] of a term at Δ = 0 against uniform draws ({size} items from (a)'s model; "
-          "the least over all proposals: q ∝ √P(flip | margin), no floor)")
-    print(f"{'D':>5} {'AUC':>4} | " + " ".join(f"{'floor ' + str(f):>10}" for f in FLOORS) + f" | {'best q':>7}")
+    floor = active.DEFAULT_FLOOR
+    print(f"(c) bound: E[z²] of a term at Δ = 0 against uniform draws ({size} items from (a)'s model); importance "
+          "weights: the margin proposal per floor, and the least over all proposals, q ∝ √P(flip | margin); the "
+          f"difference estimator with the calibrated P(flip) as its control variate: at floor {floor}, and at the "
+          "best q ∝ √(p(1 − p))")
+    print(f"{'D':>5} {'AUC':>4} | " + " ".join(f"{'floor ' + str(f):>10}" for f in FLOORS) + f" | {'best q':>7} | "
+          f"{'diff ' + str(floor):>9} {'best q':>7}")
     for disc in DISCORDANCES:
         for auc in BOUND_AUCS:
             flipped = rng.random(size) < disc
@@ -265,9 +287,14 @@ def bound(seed: int, size: int = 200_000) -> None:
             uniform = float(p.mean())
             at = [active.second_moment(p, active.proposal(scores, f)) / uniform for f in FLOORS]
             best = active.second_moment(p) / uniform
-            print(f"{disc:>5} {auc:>4} | " + " ".join(f"{r:>9.2f}x" for r in at) + f" | {best:>6.2f}x")
-            print(f"RESULT active bound D {disc} AUC {auc}: the margin proposal's term variance {at[FLOORS.index(0.7)]:.2f}x "
-                  f"the uniform draws' at floor 0.7; any proposal at least {best:.2f}x")
+            resid = p * (1.0 - p)  # E[(d − g)²] per item with g = sign · p
+            oracle = float(np.sum(resid / active.proposal(scores, floor)) / size**2) / uniform
+            oracle_best = float(np.sqrt(resid).sum() ** 2 / size**2) / uniform
+            print(f"{disc:>5} {auc:>4} | " + " ".join(f"{r:>9.2f}x" for r in at) + f" | {best:>6.2f}x | "
+                  f"{oracle:>8.2f}x {oracle_best:>6.2f}x")
+            print(f"RESULT active bound D {disc} AUC {auc}: importance-weighted term variance {at[FLOORS.index(floor)]:.2f}x "
+                  f"the uniform draws' at floor {floor} (any proposal at least {best:.2f}x); the difference estimator "
+                  f"with an oracle control variate {oracle:.2f}x at floor {floor} (any proposal at least {oracle_best:.2f}x)")
 
 
 GROUPS = {"pubmedqa_mc": ("medical",), "legal (27 MC tasks, pooled)": ("legal",), "general facts": ("general/facts",),
@@ -320,7 +347,7 @@ def stored(reps: int, seed: int, floor: float) -> None:
           "(uniform: a fresh order of the task's items, at most all of them; active: fresh draws, at most "
           f"{MAX_DRAWS_X}N). items: mean items evaluated (active: distinct) until decided or capped; dec: share decided")
     print(f"{'adapter':<20} {'task':<20} {'N':>4} {'flips':>5} {'Δ':>6} {'AUC':>5} {'margin':>6} | "
-          f"{'uniform items dec':>17} | {'active items dec':>16} | ratio | {'(d) items dec':>13} | ratio")
+          f"{'uniform items dec':>17} | {'IW items dec':>16} | ratio | {'diff items dec':>14} | ratio")
     for variant, groups in sorted(data["runs"].items()):
         for name, triples in groups.items():
             arr = np.array(triples, dtype=float)
@@ -336,9 +363,9 @@ def stored(reps: int, seed: int, floor: float) -> None:
                 print(f"{variant:<20} {name:<20} {d.size:>4} {int(flipped.sum()):>5} {d.mean():>+6.3f} {auc:>5.2f} "
                       f"{margin:>6.2f} | {uni['items']:>8.0f} {du:>8.2f} | {act['items']:>7.0f} {da:>8.2f} | "
                       f"{ratio:.2f}x | {dif['items']:>4.0f} {dd:>8.2f} | {ratio_d:.2f}x")
-                print(f"RESULT active stored {variant} {name} margin {margin}: AUC {auc:.2f}, {ratio:.2f}x the uniform "
-                      f"items, decided {da:.2f} (active) vs {du:.2f} (uniform); difference estimator {ratio_d:.2f}x, "
-                      f"decided {dd:.2f}; N {d.size}, {int(flipped.sum())} flips")
+                print(f"RESULT active stored {variant} {name} margin {margin}: AUC {auc:.2f}, `--active` (difference "
+                      f"estimator) {ratio_d:.2f}x the uniform items, decided {dd:.2f} vs {du:.2f} (uniform); importance "
+                      f"weights alone {ratio:.2f}x, decided {da:.2f}; N {d.size}, {int(flipped.sum())} flips")
 
 
 def main() -> None:
@@ -354,13 +381,15 @@ def main() -> None:
         collect(Path(args.collect))
         return
     if args.only:
-        {"a": lambda: simulation(args.reps, args.seed), "b": lambda: stored(args.reps, args.seed, args.floor),
-         "c": lambda: bound(args.seed), "d": lambda: difference(args.reps, args.seed, args.floor)}[args.only]()
+        {"a": lambda: simulation(grid(args.reps, args.seed), args.reps),
+         "b": lambda: stored(args.reps, args.seed, args.floor), "c": lambda: bound(args.seed),
+         "d": lambda: importance(grid(args.reps, args.seed), args.reps)}[args.only]()
         return
     if not args.skip_simulation:
-        simulation(args.reps, args.seed)
+        cells = grid(args.reps, args.seed)
+        simulation(cells, args.reps)
         bound(args.seed)
-        difference(args.reps, args.seed, args.floor)
+        importance(cells, args.reps)
     if DATA.exists():
         stored(args.reps, args.seed, args.floor)
     else:

@@ -227,8 +227,9 @@ def add(sub: Any) -> None:
     ev.add_argument("--active", action="store_true",
                     help="with --until-decided: draw each task's items with replacement, tilted toward the items the "
                     "baseline's stored answers say are likely to flip (small choice margins), and judge the "
-                    "importance-weighted paired difference with its confidence sequence (Kossen et al. 2021); "
-                    "only paired rules per task")
+                    "paired difference with its confidence sequence: a 0/1 metric by the difference estimator (a "
+                    "control variate from the baseline's answers, refitted on earlier draws; Zrnic & Candès 2024), "
+                    "others importance-weighted (Kossen et al. 2021); only paired rules per task")
     ev.add_argument("--floor", type=float, default=DEFAULT_FLOOR,
                     help=f"with --active: every item's draw probability is at least floor/N (default {DEFAULT_FLOOR}); "
                     "smaller tilts harder but widens the range of the weighted terms")

@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
@@ -178,11 +178,26 @@ class Undecided(_Entry):
 
 
 class ActiveTask(_Entry):
-    """One task of an active run (`eval --until-decided --active`): its population, signal and weight bound."""
+    """One task of an active run (`eval --until-decided --active`): its population, signal and weight bound,
+    and how it is judged: the importance weights alone, or the difference estimator, whose control variate
+    compare rebuilds from each item's flip score and the baseline the fingerprint names."""
 
     population: Annotated[int, Field(ge=1)]
     signal: Name
     bound: Annotated[float, Field(ge=1, le=1e9, allow_inf_nan=False)]  # 1 / (N min q)
+    estimator: Literal["importance", "difference"] = "importance"  # absent in runs from before the difference
+    # the difference estimator: every item of the population with its flip score r >= 0, in population order
+    scores: Annotated[dict[Name, Annotated[float, Field(ge=0, le=1e300, allow_inf_nan=False)]],
+                      Field(max_length=MAX_ITEMS)] | None = None
+    baseline: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None  # sha256 of its scores
+
+    @model_validator(mode="after")
+    def _difference_complete(self) -> ActiveTask:
+        if self.estimator == "difference" and (self.scores is None or self.baseline is None
+                                               or len(self.scores) != self.population):
+            raise ValueError("the difference estimator needs `scores` (one per item of the population) and "
+                             "`baseline` (the fingerprint of the baseline's scores)")
+        return self
 
 
 class SequentialActive(_Entry):

@@ -19,9 +19,10 @@ from harness.core.api import UserError
 from harness.core.untrusted import excerpt
 from harness.data.runfile import SampleRow
 from harness.data.runs import Run
+from harness.decide.activerun import Planned, task_design
 from harness.inference import stats
 from harness.inference.evidence import UNBOUNDED_MIN_N, delta_interval
-from harness.inference.sequential import Design
+from harness.inference.sequential import Design, term_mean
 from harness.inference.stats import Interval
 from harness.scoring import metrics
 
@@ -166,6 +167,9 @@ class Comparison:
     # (suite, metric) -> task -> higher_is_better, for metrics whose tasks disagree on direction: no pooled row
     # exists for them (a mean over "higher is better" and "lower is better" items measures nothing)
     mixed_directions: dict[tuple[str, str], dict[str, bool]] = field(default_factory=dict)
+    # an active run: the design each task row's sequence runs with (importance weights, or the difference
+    # estimator's control variate), which the gate judges with too
+    designs: dict[Key, Design] = field(default_factory=dict, repr=False)
 
     @property
     def judged_candidate(self) -> Run:
@@ -344,8 +348,18 @@ def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[
 
 
 def is_active(block: dict[str, Any] | None) -> bool:
-    """True for a run made with `eval --until-decided --active` (importance-weighted draws)."""
+    """True for a run made with `eval --until-decided --active` (draws toward likely flips)."""
     return bool((block or {}).get("active"))
+
+
+def planned_against(loaded: tuple[Run, Run]) -> Planned | None:
+    """For an active run: the other run as loaded (every item, not only those drawn), the one its difference
+    estimator reads the signs from."""
+    base, cand = loaded
+    owner, other, is_cand = (cand, base, False) if cand.results.get("sequential") else (base, cand, True)
+    if not is_active(owner.results.get("sequential")):
+        return None
+    return Planned(other, is_cand, str(owner.path))
 
 
 def expand_draws(samples: dict[str, SampleRow], block: dict[str, Any], suite: str, task: str) -> dict[str, SampleRow]:
@@ -502,9 +516,10 @@ def metric_row(suite: str, task: str | None, metric: str, sb: Scores, sc: Scores
     if sequential and b.size:  # a fixed-n test is not valid at a data-dependent n: only the sequence is shown
         p, test = None, "none: sequential run (judged by its confidence sequence)"
     w = np.asarray(design.weights) if design is not None and design.weights is not None else np.ones(b.size)
-    row = MetricComparison(  # an active run: importance-weighted (unbiased) means over the task's population
+    row = MetricComparison(  # an active run: importance-weighted (unbiased) means over the task's population, and
+        # the delta its sequence's own estimator gives (the difference estimator's, where it judges)
         suite, task, metric, float((w * b).mean()) if b.size else float("nan"),
-        float((w * c).mean()) if c.size else float("nan"), float((w * (c - b)).mean()) if b.size else float("nan"),
+        float((w * c).mean()) if c.size else float("nan"), term_mean(c - b, raw),
         interval, int(b.size), bool(b.size), binary, hib, bounds,
         test, p, None, nb, nc, own_score(sb, bounds, binary), own_score(sc, bounds, binary),
         len(sb.items) - len(common), len(sc.items) - len(common))
@@ -626,6 +641,7 @@ class _TaskResult:
     robustness: list[RobustnessRow]
     incomplete: tuple[int, int]
     samples: tuple[list[SampleRow], list[SampleRow]]  # every row of the task, for suite-level pooling
+    designs: dict[Key, Design] = field(default_factory=dict)  # an active run's, per metric
 
 
 def metric_names(tasks: list[dict[str, Any]], samples: Sequence[Mapping[str, Any]]) -> tuple[list[str], set[str]]:
@@ -641,7 +657,9 @@ def metric_names(tasks: list[dict[str, Any]], samples: Sequence[Mapping[str, Any
 
 
 def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int, seed: int,
-                 sequential: bool = False, block: dict[str, Any] | None = None) -> _TaskResult:
+                 sequential: bool = False, block: dict[str, Any] | None = None, planned: Planned | None = None
+                 ) -> _TaskResult:
+    """One task's rows. planned: for an active run, the complete run its draws were planned against."""
     base, cand = runs
     sb, sc = task_samples(base, suite, task), task_samples(cand, suite, task)
     tb, tc = base.suites[suite]["tasks"][task], cand.suites[suite]["tasks"][task]
@@ -651,6 +669,7 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
     pairs: dict[Key, tuple[np.ndarray, np.ndarray]] = {}
     task_flips: list[Flip] = []
     robust: list[RobustnessRow] = []
+    designs: dict[Key, Design] = {}
     for metric in names:
         hib = metric_direction(runs, suite, task, metric)
         if metric not in per_sample:
@@ -661,11 +680,22 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
         sb_scores = item_scores(list(ob.values()), metric, None, f"{base.path}/samples.jsonl")
         sc_scores = item_scores(list(oc.values()), metric, None, f"{cand.path}/samples.jsonl")
         fail = _fail_value(metric_bounds(metric, np.concatenate([sb_scores.values, sc_scores.values])), hib)
+        drawn = sequential and is_active(block)
         eb, ec = (expand_draws(ob, block or {}, suite, task), expand_draws(oc, block or {}, suite, task)) \
-            if sequential and is_active(block) else (ob, oc)
-        row, arrays = metric_row(suite, task, metric, item_scores(list(eb.values()), metric, fail),
-                                 item_scores(list(ec.values()), metric, fail), hib, n_resamples, seed, sequential,
-                                 sequential_design(block, suite, [task]) if sequential else None)
+            if drawn else (ob, oc)
+        ib, ic = item_scores(list(eb.values()), metric, fail), item_scores(list(ec.values()), metric, fail)
+        design = sequential_design(block, suite, [task]) if sequential else None
+        exact = None
+        if drawn:
+            b, c, _ = paired(ib, ic)
+            if b.size and stats.is_binary(np.concatenate([b, c])):  # the difference estimator, where recorded
+                design, exact = task_design(design, block or {}, suite, task, metric, c - b, planned, fail, hib)
+            if design is not None:
+                designs[(suite, task, metric)] = design
+        row, arrays = metric_row(suite, task, metric, ib, ic, hib, n_resamples, seed, sequential, design)
+        if exact is not None:  # the planned run's mean over the population is known: the other is estimated
+            row.base, row.cand = (exact - row.delta, exact) if planned and planned.is_candidate else \
+                (exact, exact + row.delta)
         rows.append(row)
         pairs[(suite, task, metric)] = arrays
         if row.binary and not task_flips:
@@ -676,7 +706,7 @@ def compare_task(runs: tuple[Run, Run], suite: str, task: str, n_resamples: int,
     if not any(r.source == "samples" for r in robust):
         robust += robustness_from_results(suite, task, tb, tc, runs)
     return _TaskResult(rows, pairs, task_flips, robust, (len(sb.keys() - sc.keys()), len(sc.keys() - sb.keys())),
-                       (list(sb.values()), list(sc.values())))
+                       (list(sb.values()), list(sc.values())), designs)
 
 
 def _pooled(samples: list[SampleRow]) -> list[SampleRow]:
@@ -769,8 +799,10 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
     robust: list[RobustnessRow] = []
     incomplete: dict[tuple[str, str], tuple[int, int]] = {}
     mixed: dict[tuple[str, str], dict[str, bool]] = {}
+    designs: dict[Key, Design] = {}
+    planned = planned_against(loaded) if block else None
     for suite in common:
-        tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None, block)
+        tasks = [compare_task(runs, suite, task, n_resamples, seed, block is not None, block, planned)
                  for task in baseline.suites[suite]["tasks"]]
         suite_rows, suite_pairs, suite_robust = compare_suite(runs, suite, tasks, n_resamples, seed, order, mixed,
                                                               block)
@@ -779,10 +811,11 @@ def compare_runs(baseline: Run, candidate: Run, *, n_resamples: int = 10_000, se
         robust += suite_robust
         for name, t in zip(baseline.suites[suite]["tasks"], tasks):
             pairs.update(t.pairs)
+            designs.update(t.designs)
             all_flips += t.flips
             robust += t.robustness
             if any(t.incomplete):
                 incomplete[(suite, name)] = t.incomplete
     apply_holm(rows)
     return Comparison(loaded[0], loaded[1], rows, all_flips, robust, only_b, only_c, incomplete, n_resamples, seed, pairs, block,
-                      (baseline, candidate) if block else None, backends_note(baseline, candidate), mixed)
+                      (baseline, candidate) if block else None, backends_note(baseline, candidate), mixed, designs)

@@ -214,8 +214,10 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
 def _paired(comp: Comparison, row: MetricComparison, label: str) -> Unit:
     b, c = comp.pairs[(row.suite, row.task, row.metric)]
     # a sequential run: the horizon design it recorded before its first look, so the gate judges the sequence
-    # the run stopped on (None for runs recorded without one: the LIL schedule, as before)
-    design = sequential_design(comp.sequential, row.suite, [row.task] if row.task else list(row.tasks))
+    # the run stopped on (None for runs recorded without one: the LIL schedule, as before); an active run's task:
+    # the design compare built (its importance weights, or the difference estimator's control variate)
+    design = comp.designs.get((row.suite, row.task, row.metric)) or \
+        sequential_design(comp.sequential, row.suite, [row.task] if row.task else list(row.tasks))
     return paired_unit(label, b, c, binary=row.binary, bounds=row.bounds, hib=row.higher_is_better,
                        n_resamples=comp.n_resamples, seed=comp.seed, sequential=comp.sequential is not None,
                        design=design)
@@ -692,8 +694,12 @@ def sequential_summary(block: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def active_summary(info: dict[str, Any]) -> dict[str, Any]:
-    """An active run in a verdict: its floor, each task's signal and weight bound, and its draws per task."""
+    """An active run in a verdict: its floor, each task's signal, weight bound and estimator, and its draws and
+    the distinct items they evaluated per task (what each verdict rests on)."""
     tasks = info.get("tasks") or {}
+    draws = info.get("draws") or {}
     return {"floor": info.get("floor"), "signals": {k: t.get("signal") for k, t in tasks.items()},
             "bounds": {k: t.get("bound") for k, t in tasks.items()},
-            "draws": {k: len(v) for k, v in (info.get("draws") or {}).items()}}
+            "estimators": {k: t.get("estimator", "importance") for k, t in tasks.items()},
+            "draws": {k: len(v) for k, v in draws.items()},
+            "distinct_items": {k: len({str(item) for item, _ in v}) for k, v in draws.items()}}

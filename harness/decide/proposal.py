@@ -9,14 +9,33 @@ likelier flip, that `harness.inference.active.proposal` mixes with the uniform d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from harness.data.runfile import SampleRow
+from harness.data.runs import Run
 
 SIGNALS = ("margin", "length", "none")
+ESTIMATORS = ("importance", "difference")  # how an active run's task is judged (runs without one: importance)
+
+
+def baseline_rows(run: Run) -> dict[tuple[str, str, str], SampleRow]:
+    """The baseline's unperturbed rows by (suite, task, item id): what the flip scores, the signs and the
+    fingerprint of an active run read (the last row of an item wins, the same at planning and at judging)."""
+    return {(s["suite"], s["task"], str(s.get("source_id") or s["sample_id"])): s for s in run.samples
+            if not s.get("perturbation")}
+
+
+def fingerprint(items: Iterable[str], rows: Sequence[SampleRow | None]) -> str:
+    """sha256 of the baseline's per-item scores over a task's population (item ids in population order, None
+    for an item it lacks): the difference estimator reads its signs from them, so a different baseline is
+    refused rather than judged with another control variate."""
+    payload = [[item, None if row is None else row.get("scores")] for item, row in zip(items, rows)]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def margin_scores(margins: ArrayLike) -> np.ndarray:

@@ -5,8 +5,13 @@ Before the first look, per task: the baseline's stored rows give each item a fli
 distribution under the floor (`harness.inference.active.proposal`); MAX_DRAWS_X × N draws with replacement are
 fixed from a seeded generator. The loop then takes them a chunk at a time like the uniform order; an item drawn
 again is not evaluated again (its term counts again). The run's `sequential` block records the method, the
-floor, each task's population, signal and weight bound, and the draws taken with their q, from which compare
-and gate rebuild the importance-weighted confidence sequence (harness.decide.compare.sequential_design).
+floor, each task's population, signal, weight bound and estimator, and the draws taken with their q.
+
+The estimator is the difference estimator (`harness.inference.active.difference_design`) where the baseline
+holds every item of the task: the block then also records each item's flip score (the flip model's features)
+and the fingerprint of the baseline's per-item scores (the signs), from which compare and gate rebuild the same
+control variate (harness.decide.activerun) and refuse another baseline. A baseline that lacks items (evaluated
+on demand) leaves those items without a sign: the task is then judged by importance weights alone.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 from harness.core.api import UserError
 from harness.data.runs import Run
 from harness.decide.gatefile import GateSpec
-from harness.decide.proposal import active_refusal, flip_scores
+from harness.decide.proposal import active_refusal, baseline_rows, fingerprint, flip_scores
 from harness.inference import active
 
 MAX_DRAWS_X = 3  # draws per task at most this many times its items (later draws mostly repeat evaluated items)
@@ -53,7 +58,8 @@ class ActivePlan:
 
     def extend(self, block: dict[str, Any]) -> dict[str, Any]:
         """The `sequential` block of an active run: method, floor, per task population/signal/bound, draws."""
-        return {**block, "method": active.ACTIVE_METHOD,
+        difference = any(t.get("estimator") == "difference" for t in self.tasks.values())
+        return {**block, "method": active.DIFFERENCE_METHOD if difference else active.ACTIVE_METHOD,
                 "active": {"floor": self.floor, "max_draws_x": MAX_DRAWS_X, "tasks": self.tasks,
                            "draws": {k: [list(x) for x in v] for k, v in self.drawn.items()}}}
 
@@ -80,18 +86,23 @@ def plan(spec: GateSpec, reads: Sequence[set[Task]], order: Mapping[Task, list[G
          seed: int, source: str) -> ActivePlan:
     """The active plan over the tasks the gate reads; UserError for a rule an active run cannot judge."""
     check(spec, floor, source, reads)
-    base = {(s["suite"], s["task"], str(s.get("source_id") or s["sample_id"])): s for s in baseline.samples
-            if not s.get("perturbation")}
+    base = baseline_rows(baseline)
     out = ActivePlan(floor, {}, {}, {})
     for task in sorted(order):
         groups = sorted(order[task])  # population order: independent of the uniform order's seed
-        scores, signal = flip_scores([base.get(g) for g in groups])
+        rows = [base.get(g) for g in groups]
+        scores, signal = flip_scores(rows)
         q = active.proposal(scores, floor)
         idx = active.draw(q, MAX_DRAWS_X * len(groups), _rng(seed, task))
         out.order[task] = [groups[i] for i in idx]
         out.q.update({g: float(p) for g, p in zip(groups, q)})
-        out.tasks[f"{task[0]}/{task[1]}"] = {"population": len(groups), "signal": signal,
-                                             "bound": active.weight_bound(q)}
+        entry: dict[str, Any] = {"population": len(groups), "signal": signal, "bound": active.weight_bound(q),
+                                 "estimator": "importance"}
+        if all(r is not None for r in rows):  # every item's sign known: the difference estimator can judge
+            items = [g[2] for g in groups]
+            entry.update(estimator="difference", scores={i: float(r) for i, r in zip(items, scores)},
+                         baseline=fingerprint(items, rows))
+        out.tasks[f"{task[0]}/{task[1]}"] = entry
     return out
 
 
@@ -103,6 +114,9 @@ def summary_lines(block: Mapping[str, Any]) -> list[str]:
     draws = info.get("draws") or {}
     n_draws = sum(len(v) for v in draws.values())
     distinct = sum(len({src for src, _ in v}) for v in draws.values())
-    signals = sorted({t.get("signal", "?") for t in (info.get("tasks") or {}).values()})
+    tasks = (info.get("tasks") or {}).values()
+    signals = sorted({t.get("signal", "?") for t in tasks})
+    how = " or ".join(sorted({t.get("estimator", "importance") for t in tasks})) or "importance"
     return [f"  active: floor {info.get('floor')}, signal {', '.join(signals)}; {n_draws} draws over {distinct} "
-            "distinct items (importance-weighted, each term in [-B, B] with B <= 1/floor)"]
+            f"distinct items ({how} estimator: importance-weighted terms in [-B, B] with B <= 1/floor"
+            + (", less a control variate refitted on earlier draws" if "difference" in how else "") + ")"]

@@ -39,28 +39,37 @@ items to a decision against the uniform order, for several floors and signal qua
 What bounds the saving is the variance of z, not only its range: for 0/1 flips with probability p_i, E[z²] =
 (1/N²) Σ p_i / q_i >= (1/N²) (Σ √p_i)² whatever the floor (`second_moment`). With a baseline margin whose AUC
 for the flips is 0.9, that is 0.60x the uniform draws' variance at discordance 0.15 (0.71x at 0.3), so
-importance weighting alone cannot reach 0.5x the draws there. The bench's section (d) measures the difference
-estimator that goes further (a control variate from the flip's sign, which the baseline's 0/1 score fixes, and
-an online-fitted flip probability); it is not yet wired into `--active`.
+importance weighting alone cannot reach 0.5x the draws there.
+
+The difference estimator goes further, and is what `--active` judges a 0/1 metric with: a control variate
+g_i = sign_i p̂_i, the side item i can flip to (fixed by the baseline's 0/1 score: a right answer can only
+regress) times a flip probability fitted on the earlier draws' flips (`control_terms`, refitted at REFITS), and
+terms z_t = ḡ_t + (d_K − g_K) / (N q_K) whose offsets ḡ_t are predictable (`difference_terms`,
+`difference_design`). The second moment of (d_K − g_K) / (N q_K) is (1/N²) Σ (d_i − g_i)² / q_i, so the
+proposal that minimises it in expectation over the flips is ∝ √E[(d_i − g_i)²] = √(p_i (1 − p_i)) for a
+calibrated p̂: flatter than the flip probability, which is why a high floor suits it (benchmarks/bench_active.py, section (d)). Non-0/1 metrics keep the importance weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-from harness.inference.sequential import ACTIVE_METHOD, Design, sequence_interval
+from harness.inference.sequential import ACTIVE_METHOD, DIFFERENCE_METHOD, Design, sequence_interval
 from harness.inference.stats import ALPHA, Interval
 
-__all__ = ["ACTIVE_METHOD", "DEFAULT_FLOOR", "REFITS", "Draws", "active_interval", "control_variate",
-           "difference_terms", "draw", "estimate", "fit_flip_model", "flip_features", "proposal", "second_moment",
-           "weight_bound", "weights"]
-# The floor `eval --until-decided --active` uses unless told: chosen on benchmarks/bench_active.py's grid (the
-# smallest ratio of items against the uniform order where the signal predicts flips, at most 1.1x where not).
-DEFAULT_FLOOR = 0.7
+__all__ = ["ACTIVE_METHOD", "DEFAULT_FLOOR", "DIFFERENCE_METHOD", "REFITS", "Draws", "active_interval",
+           "check_signs", "control_terms", "control_variate", "difference_design", "difference_terms", "draw",
+           "estimate", "fit_flip_model", "flip_features", "proposal", "second_moment", "weight_bound", "weights"]
+# The floor `eval --until-decided --active` uses unless told: chosen on benchmarks/bench_active.py's grid for the
+# difference estimator (trial runs, 200 a cell, items at Δ = 0 / +margin against the uniform order, D 0.15 AUC
+# 0.9: floor 0.5 0.68x / 1.11x, 0.7 0.57x / 0.88x, 0.85 0.54x / 0.80x, 1.0 0.61x / 0.77x; AUC 0.5 at most 0.91x
+# from 0.7 up): a lower floor widens the terms' range [−B, B], which caps the bets. The importance-weighted
+# fallback (non-0/1 metrics) did as well at 0.85 as at 0.7 on section (a)'s grid.
+DEFAULT_FLOOR = 0.85
 # The difference estimator refits its flip model after these many draws (fixed before the first draw, so each
 # term's control variate depends on earlier draws only); doubling keeps the fits few on a long run.
 REFITS = (10, 20, 50, 100, 200, 400, 800, 1600)
@@ -163,36 +172,50 @@ def control_variate(sign: ArrayLike, x: np.ndarray, drawn: ArrayLike, flipped: A
     return sg / (1.0 + np.exp(-x @ fit_flip_model(x[k], flipped)))
 
 
-def difference_terms(d: ArrayLike, sign: ArrayLike, x: np.ndarray, q: ArrayLike, idx: ArrayLike
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """The difference estimator on draws `idx` (rows of item indices drawn from q): (e_t, ḡ_t) per draw, each
-    term z_t = ḡ_t + e_t.
-
-    g = `control_variate` refitted after REFITS draws on the draws before (predictable), ḡ_t its mean over the
-    population, e_t = (d_K − g_K) / (N q_K). E[z_t | past] = ḡ_t + Σ_i q_i (d_i − g_i) / (N q_i) = Δ exactly,
-    and |e_t| <= 1 / (N min q) because d_i ∈ {0, sign_i} and |g_i| <= 1 on the same side: the prediction-powered
-    estimator of active inference (Zrnic & Candès 2024, "Active Statistical Inference", ICML), its surrogate
-    fitted online as in Kossen et al. 2022 ("Active Surrogate Estimators"). The betting sequence takes ḡ_t as
-    predictable offsets (`harness.inference.sequential`, `shift`). sign_i: the side item i can flip to, fixed by
-    the baseline's 0/1 score (−1 where it was right). ValueError for a sign not ±1 or a drawn d_i ∉ {0, sign_i}."""
+def control_terms(d: ArrayLike, sign: ArrayLike, x: np.ndarray, idx: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """The difference estimator's control variate on draws `idx` (rows of item indices, in draw order): (g_K, ḡ)
+    per draw, g = `control_variate` refitted after REFITS draws on the draws before (predictable), g_K its value
+    at the drawn item, ḡ its mean over the population. Only the drawn d are read."""
     dd, sg = np.asarray(d, dtype=float).ravel(), np.asarray(sign, dtype=float).ravel()
-    qq, ii = np.asarray(q, dtype=float).ravel(), np.atleast_2d(np.asarray(idx, dtype=int))
-    if np.any(np.abs(sg) != 1):
-        raise ValueError("every sign must be -1 or +1")
-    if np.any((dd[ii] != 0) & (dd[ii] != sg[ii])):
-        raise ValueError("a drawn paired difference lies on the other side of its sign (not a 0/1 score?)")
-    n = dd.size
-    e = dd[ii] / (n * qq[ii])
-    gbar = np.zeros(ii.shape)
+    ii = np.atleast_2d(np.asarray(idx, dtype=int))
+    g_drawn, gbar = np.zeros(ii.shape), np.zeros(ii.shape)
     cuts = [c for c in REFITS if c < ii.shape[1]] + [ii.shape[1]]
     for r in range(ii.shape[0]):
         for a, b in zip(cuts[:-1], cuts[1:]):
             seen = ii[r, :a]
             g = control_variate(sg, x, seen, dd[seen] != 0)
-            k = ii[r, a:b]
-            e[r, a:b] = (dd[k] - g[k]) / (n * qq[k])
+            g_drawn[r, a:b] = g[ii[r, a:b]]
             gbar[r, a:b] = g.mean()
-    return e, gbar
+    return g_drawn, gbar
+
+
+def check_signs(d_drawn: ArrayLike, sign: ArrayLike, idx: ArrayLike) -> None:
+    """ValueError for a sign not ±1 or a drawn paired difference d ∉ {0, sign_K} (d_drawn shaped like idx)."""
+    dd, sg = np.asarray(d_drawn, dtype=float), np.asarray(sign, dtype=float).ravel()
+    if np.any(np.abs(sg) != 1):
+        raise ValueError("every sign must be -1 or +1")
+    if np.any((dd != 0) & (dd != sg[np.asarray(idx, dtype=int)])):
+        raise ValueError("a drawn paired difference lies on the other side of its sign (not a 0/1 score?)")
+
+
+def difference_terms(d: ArrayLike, sign: ArrayLike, x: np.ndarray, q: ArrayLike, idx: ArrayLike
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The difference estimator on draws `idx` (rows of item indices drawn from q): (e_t, ḡ_t) per draw, each
+    term z_t = ḡ_t + e_t.
+
+    g = `control_variate` refitted after REFITS draws on the draws before (predictable, `control_terms`), ḡ_t its
+    mean over the population, e_t = (d_K − g_K) / (N q_K). E[z_t | past] = ḡ_t + Σ_i q_i (d_i − g_i) / (N q_i) = Δ
+    exactly, and |e_t| <= 1 / (N min q) because d_i ∈ {0, sign_i} and |g_i| <= 1 on the same side: the
+    prediction-powered estimator of active inference (Zrnic & Candès 2024, "Active Statistical Inference", ICML),
+    its surrogate fitted online as in Kossen et al. 2022 ("Active Surrogate Estimators"). The betting sequence
+    takes ḡ_t as predictable offsets (`harness.inference.sequential`, `shift`). sign_i: the side item i can flip
+    to, fixed by the baseline's 0/1 score (−1 where it was right). ValueError for a sign not ±1 or a drawn
+    d_i ∉ {0, sign_i}."""
+    dd, sg = np.asarray(d, dtype=float).ravel(), np.asarray(sign, dtype=float).ravel()
+    qq, ii = np.asarray(q, dtype=float).ravel(), np.atleast_2d(np.asarray(idx, dtype=int))
+    check_signs(dd[ii], sg, ii)
+    g_drawn, gbar = control_terms(dd, sg, x, ii)
+    return (dd[ii] - g_drawn) / (dd.size * qq[ii]), gbar
 
 
 @dataclass(frozen=True)
@@ -207,6 +230,24 @@ class Draws:
         """The horizon design (or the LIL schedule for None) with these draws' importance weights."""
         horizon, center = (base.horizon, base.center) if base is not None else (0, None)
         return Design(horizon, center, tuple(float(w) for w in weights(self.q, self.population)), self.bound)
+
+
+def difference_design(d_drawn: ArrayLike, idx: ArrayLike, sign: ArrayLike, scores: ArrayLike, draws: Draws,
+                      base: Design | None) -> Design:
+    """The design that judges an active run's draws with the difference estimator: importance weights,
+    each draw's control variate g_K and the offsets ḡ_t (`control_terms`), from the draws' paired differences
+    (in draw order), their item indices in the population, each item's sign and its flip score.
+    ValueError for a difference on the other side of its item's sign."""
+    dr, ii = np.asarray(d_drawn, dtype=float).ravel(), np.asarray(idx, dtype=int).ravel()
+    sg = np.asarray(sign, dtype=float).ravel()
+    check_signs(dr, sg, ii)
+    d = np.zeros(sg.size)
+    d[ii] = dr
+    if np.any(d[ii] != dr):
+        raise ValueError("an item drawn twice has two different paired differences")
+    g_drawn, gbar = control_terms(d, sg, flip_features(scores), ii)
+    return replace(draws.design(base), control=tuple(float(v) for v in g_drawn[0]),
+                   offsets=tuple(float(v) for v in gbar[0]))
 
 
 def active_interval(d_drawn: ArrayLike, q_drawn: ArrayLike, population: int, bound: float, width: float = 1.0, *,

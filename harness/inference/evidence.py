@@ -15,7 +15,7 @@ import numpy as np
 from scipy import stats as sps
 
 from harness.inference import power, stats
-from harness.inference.sequential import Design, anytime_p, method_of, sequence_interval
+from harness.inference.sequential import Design, anytime_p, method_of, sequence_interval, term_mean
 from harness.inference.stats import Interval
 
 POWER = 0.8  # the power every plan and minimum detectable effect is stated at
@@ -198,8 +198,9 @@ def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bound
     sign = 1.0 if hib else -1.0
     d = sign * (c - b)
     n = int(b.size)
-    # an active run's draws: the importance-weighted mean estimates the task's mean (harness.inference.active)
-    figure_of = d * np.asarray(design.weights) if design is not None and design.weights is not None else d
+    # an active run's draws: the terms' mean (importance-weighted, or the difference estimator's) estimates the
+    # task's mean (harness.inference.active)
+    figure = term_mean(d, design)
     raw = design if design is None or hib else design.flipped()  # c - b runs the other way for lower-is-better
 
     def at(alpha: float) -> Interval:
@@ -216,13 +217,13 @@ def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bound
         nb, nc = stats.discordant(b, c)
         disc = (nb + nc + 1) / (n + 2)  # Laplace: a zero count at small n must not plan for zero discordance
         mde = power.paired_binary_mde(n, disc) if n else None
-        return Unit(label, float(figure_of.mean()) if n else float("nan"), at, n, mde, "paired binary", discordance=disc,
+        return Unit(label, figure, at, n, mde, "paired binary", discordance=disc,
                     p_at=p_at)
     width = (bounds[1] - bounds[0]) if bounds else None
     sd = float(d.std(ddof=1)) if n > 1 else (width / 2 if width else float("nan"))
     shape = "paired bounded" if bounds else "paired unbounded"
     mde = power.bounded_mde(n, sd) if n > 1 and bounds else None
-    return Unit(label, float(figure_of.mean()) if n else float("nan"), at, n, mde, shape, sd=sd, p_at=p_at)
+    return Unit(label, figure, at, n, mde, shape, sd=sd, p_at=p_at)
 
 
 def score_unit(label: str, values: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,

@@ -66,6 +66,8 @@ CS_METHOD = "betting confidence sequence (Waudby-Smith & Ramdas 2024)"
 HORIZON_METHOD = "betting confidence sequence tuned to a horizon (Waudby-Smith & Ramdas 2024)"
 ACTIVE_METHOD = ("active paired evaluation: importance-weighted betting confidence sequence "
                  "(Kossen et al. 2021; Waudby-Smith & Ramdas 2024)")  # see harness.inference.active
+DIFFERENCE_METHOD = ("active paired evaluation: difference estimator with a refitted control variate, betting "
+                     "confidence sequence (Zrnic & Candès 2024; Waudby-Smith & Ramdas 2024)")  # the same module
 CS_TRUNCATION = 0.5  # c in min(λ, c/m); WSR use 1/2 for their CSs; any c in (0, 1) keeps validity
 # Share of the aGRAPA bet against the threshold in a horizon design's bets, chosen on a trial run of
 # benchmarks/bench_sequential.py's section 5 grid (1000 runs a cell): w = 0 (horizon bets alone) left 0.10
@@ -87,6 +89,11 @@ class Design:
     # bound B fixed with the proposal; the sequence then runs on value × weight in [lower·B, upper·B].
     weights: tuple[float, ...] | None = None
     bound: float = 1.0
+    # The difference estimator of an active run: each draw's control variate g_K (subtracted from its value
+    # before the weight) and the predictable offset ḡ_t added back (the sequence's `shift`); both fixed by
+    # earlier draws only. None: importance weights alone.
+    control: tuple[float, ...] | None = None
+    offsets: tuple[float, ...] | None = None
 
     def on_unit(self, lower: float, upper: float) -> Design:
         """The same design for values rescaled from [lower, upper] to [0, 1]."""
@@ -96,12 +103,15 @@ class Design:
 
     def flipped(self) -> Design:
         """The design of the negated values (a lower-is-better metric oriented so that larger is better)."""
-        return self if self.center is None else replace(self, center=-self.center)
+        return replace(self, center=None if self.center is None else -self.center,
+                       control=None if self.control is None else tuple(-g for g in self.control),
+                       offsets=None if self.offsets is None else tuple(-g for g in self.offsets))
 
 
 def weighted(x: ArrayLike, lower: float, upper: float, design: Design | None) -> tuple[np.ndarray, float, float]:
     """The values a sequence runs on and their bounds: x itself, or, for an active design, x × weight in
-    [min(lower, 0)·B, max(upper, 0)·B] (weights lie in (0, B])."""
+    [min(lower, 0)·B, max(upper, 0)·B] (weights lie in (0, B]); with a control variate, (x − g) × weight, which
+    needs x − g to stay in [lower, upper] (`harness.inference.active.difference_terms` says why it does)."""
     v = np.asarray(x, dtype=float).ravel()
     if design is None or design.weights is None:
         return v, lower, upper
@@ -110,7 +120,35 @@ def weighted(x: ArrayLike, lower: float, upper: float, design: Design | None) ->
         raise ValueError(f"{v.size} values but {w.size} importance weights")
     if np.any(w <= 0) or np.any(w > design.bound * (1 + 1e-9)):
         raise ValueError(f"importance weights must lie in (0, {design.bound:g}]")
+    if design.control is not None:
+        g = np.asarray(design.control, dtype=float)
+        if g.size != v.size or design.offsets is None or len(design.offsets) != v.size:
+            raise ValueError(f"{v.size} values but {g.size} control variates")
+        v = v - g
+        if np.any(v < lower - 1e-9) or np.any(v > upper + 1e-9):
+            raise ValueError("a value minus its control variate leaves the values' range")
+        v = np.clip(v, lower, upper)
     return v * w, min(lower, 0.0) * design.bound, max(upper, 0.0) * design.bound
+
+
+def unit_shift(design: Design | None, span: float) -> np.ndarray | None:
+    """The predictable offsets ḡ_t of a difference design on the [0, 1] scale of a sequence whose values span
+    `span` (None: no offsets)."""
+    if design is None or design.offsets is None:
+        return None
+    return np.asarray(design.offsets, dtype=float) / span
+
+
+def term_mean(x: ArrayLike, design: Design | None) -> float:
+    """The estimate a sequence's terms give: mean of x; of x × weight (importance weights); of ḡ_t + (x − g)
+    × weight (the difference estimator). Unbiased for the task's mean at every fixed number of draws."""
+    v = np.asarray(x, dtype=float).ravel()
+    if v.size == 0:
+        return float("nan")
+    if design is None or design.weights is None:
+        return float(v.mean())
+    terms = (v - np.asarray(design.control or np.zeros(v.size))) * np.asarray(design.weights)
+    return float((terms + np.asarray(design.offsets or np.zeros(v.size))).mean())
 
 
 def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, upper: bool = False,
@@ -225,7 +263,7 @@ def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50, desig
 def method_of(design: Design | None) -> str:
     """The method name a sequence with this design reports."""
     if design is not None and design.weights is not None:
-        return ACTIVE_METHOD
+        return ACTIVE_METHOD if design.control is None else DIFFERENCE_METHOD
     return CS_METHOD if design is None or design.horizon <= 0 else HORIZON_METHOD
 
 
@@ -242,7 +280,7 @@ def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float 
         return Interval(None, None, method, 0, "undefined without items")
     span = upper - lower
     unit = design.on_unit(lower, upper) if design is not None else None
-    lo, hi = cs_bounds(y[None, :], alpha=alpha, design=unit)
+    lo, hi = cs_bounds(y[None, :], alpha=alpha, design=unit, shift=unit_shift(design, span))
     return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), method, int(y.size))
 
 
@@ -276,5 +314,7 @@ def anytime_p(x: ArrayLike, lower: float, upper: float, threshold: float, *, abo
         return 0.0 if (m < 0.0) == above else 1.0
     y = np.clip((v - lower) / span, 0.0, 1.0)[None, :]
     unit = design.on_unit(lower, upper) if design is not None else None
-    log_k = log_capital(y, np.array([m]), bets(y, alpha, unit, upper=not above), upper=not above).max()
+    shift = unit_shift(design, span)  # the difference estimator's offsets: the terms' mean is m − shift under H0
+    lam = bets(y, alpha, unit, upper=not above, shift=shift)
+    log_k = log_capital(y, np.array([m]), lam, upper=not above, shift=shift).max()
     return float(min(1.0, math.exp(-max(0.0, float(log_k)))))

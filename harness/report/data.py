@@ -227,8 +227,9 @@ _MEANING = {
     "sequential": "items drawn in a seeded random order and evaluated until the gate was decided: a random "
                   "sample of each task, judged with intervals valid at the data-dependent stopping point",
     "active": "items drawn with replacement, more often where the baseline was near to answering otherwise, "
-              "until the gate was decided: not a uniform sample, so the figures are importance-weighted estimates "
-              "of each task's mean, judged with intervals valid at the data-dependent stopping point",
+              "until the gate was decided: not a uniform sample, so the figures are unbiased estimates of each "
+              "task's mean (importance-weighted, with a control variate from the baseline's answers for 0/1 "
+              "scores), judged with intervals valid at the data-dependent stopping point",
 }
 
 

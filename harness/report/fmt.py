@@ -111,7 +111,10 @@ def fmt_sequential(summary: dict[str, Any] | None) -> str:
     if summary.get("active"):  # an active run: its floor and the draws behind the distinct items
         info = summary["active"]
         drawn = (f"; active: floor {info.get('floor')}, signal {', '.join(sorted(set(info.get('signals', {}).values())))}"
-                 f", {sum(info.get('draws', {}).values())} draws")
+                 f", {sum(info.get('draws', {}).values())} draws"
+                 + (f" over {sum(info['distinct_items'].values())} distinct items" if info.get("distinct_items") else "")
+                 + (f", {' and '.join(sorted(set(info['estimators'].values())))} estimator"
+                    if info.get("estimators") else ""))
     article = "an" if str(summary["method"])[:1].lower() in "aeiou" else "a"
     return (f"sequential run, judged with {article} {summary['method']} (valid at the data-dependent stopping point, "
             f"no fixed-n test); items evaluated: {', '.join(parts)}{tuned}{drawn}{stopped}")

@@ -1,6 +1,8 @@
 """Active paired evaluation: the importance-weighted estimator (unbiased on a fixed population, bounded
-weights, the floor), its confidence sequence's coverage, the baseline's flip scores, and `eval --until-decided
---active` end to end on the fake backend (compare and gate judge it with the weighted sequence)."""
+weights, the floor), its confidence sequence's coverage, the baseline's flip scores, the difference estimator
+(unbiased, predictable offsets), and `eval --until-decided --active` end to end on the fake backend (compare and
+gate judge it with the difference estimator rebuilt from the run file and its baseline, refuse another baseline,
+and judge an active run written before the difference estimator with the importance weights)."""
 
 from __future__ import annotations
 
@@ -121,26 +123,29 @@ def test_cli_until_decided_active_writes_draws_and_gates_with_the_weighted_seque
     assert code == 0, out
     assert "active: floor 0.6" in out and "distinct items" in out
     block = json.loads((tmp_path / "cand" / "results.json").read_text())["sequential"]
-    assert block["method"] == active.ACTIVE_METHOD
+    assert block["method"] == active.DIFFERENCE_METHOD
     info = block["active"]
     assert info["floor"] == 0.6 and info["tasks"]["t/add"]["population"] == N
     assert info["tasks"]["t/add"]["signal"] == "margin"
+    assert info["tasks"]["t/add"]["estimator"] == "difference" and len(info["tasks"]["t/add"]["scores"]) == N
     draws = info["draws"]["t/add"]
     assert len(draws) >= len(block["items"])  # an item drawn twice is evaluated once
     assert len({src for src, _ in draws}) == len(block["items"])
     assert all(q >= 0.6 / N - 1e-12 for _, q in draws)
     verdict = json.loads((tmp_path / "cand" / "verdict.json").read_text())
     assert verdict["rules"][0]["verdict"] == "PASS"
-    assert verdict["rules"][0]["method"] == active.ACTIVE_METHOD
+    assert verdict["rules"][0]["method"] == active.DIFFERENCE_METHOD
     assert verdict["sequential"]["active"]["floor"] == 0.6
     assert verdict["sequential"]["active"]["draws"] == {"t/add": len(draws)}
+    assert verdict["sequential"]["active"]["distinct_items"] == {"t/add": len(block["items"])}
+    assert verdict["sequential"]["active"]["estimators"] == {"t/add": "difference"}
     assert f"draws {len(draws)} over {N} available" in out
-    # gate judges the written run again with the weighted sequence, never a fixed-n test
+    # gate judges the written run again with the same sequence, never a fixed-n test
     capsys.readouterr()
     assert main(["gate", str(gate), "--baseline", str(tmp_path / "base"), "--candidate", str(tmp_path / "cand"),
                  "--verdict", str(tmp_path / "v.json")]) == 0
     again = json.loads((tmp_path / "v.json").read_text())
-    assert again["rules"][0]["method"] == active.ACTIVE_METHOD
+    assert again["rules"][0]["method"] == active.DIFFERENCE_METHOD
     # the report says how the items were chosen: not a uniform sample
     assert main(["report", str(tmp_path / "base"), str(tmp_path / "cand"), "--md", str(tmp_path / "r.md")]) == 0
     assert "seeded draws toward likely flips (floor 0.6" in (tmp_path / "r.md").read_text()
@@ -240,3 +245,152 @@ def test_difference_terms_are_unbiased_bounded_and_predictable() -> None:
         active.difference_terms(POP_D, np.zeros(10), x, q, idx)
     with pytest.raises(ValueError):
         active.difference_terms(POP_D, -POP_SIGN, x, q, idx)
+
+
+def test_difference_terms_are_unbiased_by_exact_enumeration(monkeypatch) -> None:
+    """With refits after 1 and 2 draws, E[z_t] over all N^t ordered draws equals Δ exactly at t = 1, 2, 3: each
+    term's control variate is fitted on the draws before it only."""
+    monkeypatch.setattr(active, "REFITS", (1, 2))
+    d, r = POP_D[:6], POP_R[:6]
+    sign = POP_SIGN[:6]
+    q, x = active.proposal(r, 0.4), active.flip_features(r)
+    draws = np.array(list(itertools.product(range(d.size), repeat=3)))
+    e, gbar = active.difference_terms(d, sign, x, q, draws)
+    prob = np.prod(q[draws], axis=1)
+    assert prob.sum() == pytest.approx(1.0)
+    assert np.any(gbar[:, 1:] != 0)  # the control variate is in use from the second draw
+    for t in range(3):
+        assert float(prob @ (e[:, t] + gbar[:, t])) == pytest.approx(d.mean(), abs=1e-12)
+    # the estimate shown (the terms' mean at a fixed number of draws) is unbiased too
+    assert float(prob @ (e + gbar).mean(axis=1)) == pytest.approx(d.mean(), abs=1e-12)
+
+
+def test_difference_design_offsets_are_predictable_and_match_the_terms() -> None:
+    rng = np.random.default_rng(5)
+    q = active.proposal(POP_R, 0.6)
+    idx = rng.choice(q.size, size=80, p=q)
+    draws = active.Draws(tuple(q[idx]), q.size, active.weight_bound(q))
+    design = active.difference_design(POP_D[idx], idx, POP_SIGN, POP_R, draws, None)
+    e, gbar = active.difference_terms(POP_D, POP_SIGN, active.flip_features(POP_R), q, idx)
+    assert np.allclose(design.offsets, gbar[0])
+    assert sequential.term_mean(POP_D[idx], design) == pytest.approx(float((e + gbar).mean()))
+    # the sequence on the design is the shifted sequence on the terms
+    iv = sequential.sequence_interval(POP_D[idx], -1.0, 1.0, design=design)
+    b = draws.bound
+    lo, hi = sequential.cs_bounds(((e + b) / (2 * b)), shift=gbar / (2 * b))
+    assert (iv.lo, iv.hi) == pytest.approx((-b + 2 * b * lo[0], -b + 2 * b * hi[0]))
+    assert iv.method == active.DIFFERENCE_METHOD
+    # a lower-is-better metric: the negated values with the negated design give the negated interval
+    neg = sequential.sequence_interval(-POP_D[idx], -1.0, 1.0, design=design.flipped())
+    assert (neg.lo, neg.hi) == pytest.approx((-iv.hi, -iv.lo), abs=1e-6)  # type: ignore[operator]
+    assert sequential.term_mean(-POP_D[idx], design.flipped()) == pytest.approx(-sequential.term_mean(POP_D[idx], design))
+    # a term's offset and control variate stay put when later draws change (up to the refit after 50 draws)
+    later = idx.copy()
+    later[30:] = rng.choice(q.size, size=50, p=q)
+    moved = active.difference_design(POP_D[later], later, POP_SIGN, POP_R,
+                                     active.Draws(tuple(q[later]), q.size, draws.bound), None)
+    assert moved.offsets[:50] == design.offsets[:50] and moved.control[:30] == design.control[:30]
+    assert moved.offsets[50:] != design.offsets[50:]
+    with pytest.raises(ValueError):  # one item drawn twice with two differences: not the pairs of one run
+        active.difference_design(np.array([POP_SIGN[3], 0.0]), np.array([3, 3]), POP_SIGN, POP_R,
+                                 active.Draws((q[3], q[3]), q.size, draws.bound), None)
+    # the p-value of the same capital agrees with the interval on each side
+    for threshold in (iv.lo - 0.05, iv.hi + 0.05):  # type: ignore[operator]
+        above = threshold < iv.lo  # type: ignore[operator]
+        assert sequential.anytime_p(POP_D[idx], -1.0, 1.0, threshold, above=above, design=design) <= 0.025
+    with pytest.raises(ValueError):  # a flip to the side its sign excludes: not a 0/1 pair of this baseline
+        active.difference_design(-POP_D[idx], idx, POP_SIGN, POP_R, draws, None)
+
+
+def _flipped_candidate(tmp_path: Path, capsys) -> tuple[Path, Path, Path]:
+    """A baseline run, and an active run of a candidate (an adapter the fake backend answers differently)."""
+    suite = write_suite(tmp_path / "suite", MC_TASK, {"data/add.jsonl": ROWS})
+    assert main(["eval", "-q", "-m", "fake:toy", "-s", str(suite), "--out", str(tmp_path / "base")]) == 0
+    (tmp_path / "adapter").mkdir()
+    gate = tmp_path / "g.yaml"
+    gate.write_text("rules:\n  - suite: t\n    non_inferiority: 0.1\n")
+    # the fake backend's adapter answers by a hash of its path: any verdict (exit 0 pass, 1 fail, 3 undecided)
+    assert main(["eval", "-q", "-m", "fake:toy", "-a", str(tmp_path / "adapter"), "-s", str(suite), "--until-decided",
+                 str(gate), "--baseline", str(tmp_path / "base"), "--out", str(tmp_path / "cand"), "--active"]) in (0, 1, 3)
+    capsys.readouterr()
+    return gate, tmp_path / "base", tmp_path / "cand"
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in (path / "samples.jsonl").read_text().splitlines()]
+
+
+def test_cli_gate_rebuilds_the_difference_estimator_from_the_run_file(tmp_path: Path, capsys) -> None:
+    gate, base, cand = _flipped_candidate(tmp_path, capsys)
+    block = json.loads((cand / "results.json").read_text())["sequential"]
+    assert block["method"] == active.DIFFERENCE_METHOD
+    info, draws = block["active"]["tasks"]["t/add"], block["active"]["draws"]["t/add"]
+    assert info["estimator"] == "difference" and info["bound"] <= 1 / active.DEFAULT_FLOOR + 1e-9
+    b = {r["sample_id"]: r["scores"]["acc"] for r in _rows(base)}
+    c = {r["sample_id"]: r["scores"]["acc"] for r in _rows(cand)}
+    assert sum(b[k] != c[k] for k in c) > 10  # the candidate flips items: the control variate has work to do
+    # the estimate, rebuilt here from the run file and the baseline alone
+    items = list(info["scores"])
+    pos = {item: k for k, item in enumerate(items)}
+    d = np.array([c[i] - b[i] if i in c else 0.0 for i in items])
+    sign = np.array([-1.0 if b[i] == 1 else 1.0 for i in items])
+    idx = np.array([pos[i] for i, _ in draws])
+    q = np.zeros(len(items))
+    q[idx] = [p for _, p in draws]
+    e, gbar = active.difference_terms(d, sign, active.flip_features(list(info["scores"].values())), q, idx)
+    loop = json.loads((cand / "verdict.json").read_text())["rules"][0]
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--verdict",
+                 str(tmp_path / "v.json")]) in (0, 1, 3)
+    again = json.loads((tmp_path / "v.json").read_text())["rules"][0]
+    assert again["verdict"] == loop["verdict"] and again["method"] == active.DIFFERENCE_METHOD
+    assert again["figure"] == pytest.approx(float((e + gbar).mean())) == pytest.approx(loop["figure"])
+    assert again["interval"]["lo"] == pytest.approx(loop["interval"]["lo"])
+    assert again["n"] == len(draws)  # the draws it rests on (the distinct items: the run's summary and items)
+    # compare shows the same estimate, beside the baseline's exact mean over the task
+    from harness.data.runs import load_run
+    from harness.decide.compare import compare_runs
+    row = compare_runs(load_run(base), load_run(cand)).get("t", "add", "acc")
+    assert row is not None and row.delta == pytest.approx(again["figure"])
+    assert row.base == pytest.approx(np.mean(list(b.values()))) and row.cand == pytest.approx(row.base + row.delta)
+
+
+def test_cli_refuses_a_baseline_the_active_run_was_not_planned_against(tmp_path: Path, capsys) -> None:
+    gate, base, cand = _flipped_candidate(tmp_path, capsys)
+    drawn = {r["sample_id"] for r in _rows(cand)}
+    rows = _rows(base)
+    other = next(r for r in rows if r["sample_id"] not in drawn)  # an item never drawn: only its sign moves
+    other["scores"]["acc"] = 1.0 - other["scores"]["acc"]
+    (base / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--verdict",
+                 str(tmp_path / "v.json")]) == 2
+    err = capsys.readouterr().err
+    assert "is not the baseline the active run" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["compare", str(base), str(cand)]) == 2
+
+
+def test_cli_judges_an_active_run_written_before_the_difference_estimator(tmp_path: Path, capsys) -> None:
+    gate, base, cand = _flipped_candidate(tmp_path, capsys)
+    path = cand / "results.json"
+    results = json.loads(path.read_text())
+    block = results["sequential"]
+    block["method"] = active.ACTIVE_METHOD
+    for info in block["active"]["tasks"].values():
+        for key in ("estimator", "scores", "baseline"):
+            info.pop(key)
+    path.write_text(json.dumps(results))
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--verdict",
+                 str(tmp_path / "v.json")]) != 2
+    rule = json.loads((tmp_path / "v.json").read_text())["rules"][0]
+    assert rule["method"] == active.ACTIVE_METHOD
+    draws = block["active"]["draws"]["t/add"]
+    b = {r["sample_id"]: r["scores"]["acc"] for r in _rows(base)}
+    c = {r["sample_id"]: r["scores"]["acc"] for r in _rows(cand)}
+    d = np.array([c[i] - b[i] for i, _ in draws])
+    qd = np.array([p for _, p in draws])
+    assert rule["figure"] == pytest.approx(active.estimate(d, qd, N))  # the importance-weighted estimate
+    # a difference entry without its scores is bad input naming the field, one line
+    info = block["active"]["tasks"]["t/add"]
+    info["estimator"] = "difference"
+    path.write_text(json.dumps(results))
+    assert main(["gate", str(gate), "--baseline", str(base), "--candidate", str(cand)]) == 2
+    assert "sequential.active" in capsys.readouterr().err
