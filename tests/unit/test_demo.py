@@ -78,7 +78,7 @@ def test_the_demo_trains_the_shipped_recipes_without_train_time_suite_evaluation
     assert default["train"]["max_steps"] == DEFAULT.max_steps and default["output"] == "../lora"
     quick_path = _demo_recipe(tmp_path / "lora.yaml", QUICK)
     quick = yaml.safe_load(quick_path.read_text())
-    assert quick["train"]["max_steps"] == 1 and quick["data"]["limit"] == 8 and quick["data"]["eval_limit"] == 4
+    assert quick["train"]["max_steps"] == 1 and quick["data"]["limit"] == 8 and quick["data"]["eval_limit"] == QUICK.held_out == 2
     assert quick["output"] == "../lora-quick" and quick_path.parent.name == ".demo"
     before = quick_path.stat().st_mtime_ns
     _demo_recipe(tmp_path / "lora.yaml", QUICK)
