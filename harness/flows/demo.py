@@ -100,15 +100,17 @@ def pooled_tasks(spec: Any, reads: list[set[tuple[str, str]]]) -> dict[str, int]
     return out
 
 
-# Budgets (2 quiet cores, set-up excluded): the default demo has 20 minutes in all. Training (about 2.5 min per
+# Budgets (2 quiet cores, set-up excluded): the default demo has 20 minutes in all. Training (about 2.6 min per
 # recipe; nothing when an adapter is reused) and loading are measured as they happen, and what they leave, less
-# 1.5 min for the reports, is the evaluation's: each adapter gets its share of what is left when it starts (the
-# first FIRST_BUDGET shares: it also computes the base's answers, which the others reuse from the cache), so time
-# one leaves is carried to the next. Within an adapter's minutes the first look takes a chunk of every task; later
-# looks go where a decision is nearest per CPU-second (`decide.allocate`, e.g. the safety task at 0 refusals in 5,
-# a few items from FAIL), capped at the minutes left. Measured on a quiet 2-core machine: training 7-8.5 min, the
-# first adapter's first look with the base's answers ~4 min, another adapter's look 2-2.5 min. Quick: one look of
-# one item per task per adapter.
+# 1.5 min for the reports and the last look's overrun, is the evaluation's: each adapter gets its share of what is
+# left when it starts (the first FIRST_BUDGET shares: it also computes the base's answers, which the others reuse
+# from the cache), so time one leaves is carried to the next. Within an adapter's minutes the first look takes a
+# chunk of every task, scaled down to half of its minutes at the cost per item known (`until.first_look`: the
+# adapters share one cost meter); later looks go where a decision is nearest per CPU-second (`decide.allocate`,
+# e.g. the safety task at 0 refusals in 6, a few items from FAIL), each at most half the minutes left
+# (`until.LOOK_SHARE`). Measured on a quiet 2-core machine: training 7.9 min; the first adapter's first look with
+# the base's answers 2.5 min, another adapter's 1-1.8 min. Quick: one look of one item per task per adapter,
+# generated answers cut at SMOKE_TOKENS.
 DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0, max_items=None, cheap=6,
                 total_minutes=20.0)
 FIRST_BUDGET = 1.5

@@ -356,6 +356,9 @@ def _opens(result: GateResult, reads: list[set[Task]]) -> list[allocate.Open]:
 # earlier run sharing the meter, else the prior by task kind); the looks after it go where a decision is nearest,
 # and a first look that spent the whole budget would leave them nothing.
 FIRST_LOOK_SHARE = 0.5
+# A later look takes at most this share of the minutes left (and at least the best chunk, `allocate`): looks get
+# shorter toward the end of the budget, so that what a look shows can redirect the next one before time is out.
+LOOK_SHARE = 0.5
 
 
 def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.CostMeter) -> dict[Task, int]:
@@ -379,8 +382,8 @@ def _allocate(result: GateResult, reads: list[set[Task]], active: list[Task], ta
     left = {t: len(order[t]) - taken[t] for t in active}
     chunk = {t: until.chunk_of(t) for t in active}
     budget = sum(min(chunk[t], left[t]) * meter.per_item(t) for t in active)
-    if until.max_minutes is not None:
-        budget = min(budget, max(0.0, 60 * until.max_minutes - spent) / meter.wall_per_cpu())
+    if until.max_minutes is not None:  # at most half the minutes left: the look after it can still change course
+        budget = min(budget, LOOK_SHARE * max(0.0, 60 * until.max_minutes - spent) / meter.wall_per_cpu())
     return allocate.allocate(_opens(result, reads), active, left, chunk, meter, budget)
 
 

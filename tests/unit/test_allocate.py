@@ -130,3 +130,41 @@ def test_a_spent_budget_still_takes_the_best_chunk() -> None:
     opens = [Open(_floor_check(0, 5), frozenset({A})), Open(_floor_check(3, 6), frozenset({B}))]
     look = allocate(opens, [A, B], {A: 11, B: 10}, {A: 5, B: 5}, meter, budget=0.0)
     assert look.items == {A: 5}
+
+
+def test_a_shared_meter_reports_each_runs_own_costs() -> None:
+    meter = CostMeter()
+    meter.record(A, 4, cpu=8.0, wall=4.0)
+    before = meter.snapshot()
+    meter.record(A, 2, cpu=2.0, wall=1.0)
+    meter.record(B, 0, cpu=3.0, wall=3.0)  # the baseline's answers alone: time without candidate items
+    assert meter.to_json()["s/a"] == {"items": 6, "cpu_seconds_per_item": round(10 / 6, 4),
+                                      "wall_seconds_per_item": round(5 / 6, 4)}
+    assert meter.to_json(since=before) == {"s/a": {"items": 2, "cpu_seconds_per_item": 1.0,
+                                                   "wall_seconds_per_item": 0.5}}
+    assert meter.per_item(A) == 10 / 6  # what the next look is priced by: everything measured
+
+
+def test_the_first_look_fits_half_the_minutes() -> None:
+    from harness.flows.until import FIRST_LOOK_SHARE, UntilSettings, first_look
+
+    meter = CostMeter(prior={A: 1.0, B: 10.0, C: 0.1})
+    chunks = {"s/a": 30, "s/b": 5, "s/c": 2}
+    roomy = UntilSettings(Path("g.yaml"), "base", max_minutes=10.0, task_chunk=chunks)
+    assert first_look([A, B, C], roomy, meter) == {A: 30, B: 5, C: 2}  # 80 s of 300 s: unchanged
+    tight = UntilSettings(Path("g.yaml"), "base", max_minutes=0.5, task_chunk=chunks)
+    look = first_look([A, B, C], tight, meter)
+    assert sum(n * meter.wall_per_item(t) for t, n in look.items()) <= FIRST_LOOK_SHARE * 30 + 0.1 * 1
+    assert look[A] < 30 and look[B] < 5 and look[C] == 1  # scaled alike, at least one item each
+    assert first_look([A, B], UntilSettings(Path("g.yaml"), "base", task_chunk=chunks), meter) == {A: 30, B: 5}
+
+
+def test_an_undecided_check_past_the_planners_n_gets_its_projected_gap() -> None:
+    from harness.flows.until import projected_gap
+
+    check = _floor_check(0, 6)  # 0 refusals in 6 against a floor of 0.5: the interval still reaches above it
+    assert check.interval.hi is not None and check.interval.hi > 0.5
+    gap = projected_gap(check, 10)
+    assert 1 <= gap <= 10 and (reach_chance(check, gap) or 0) >= 0.5
+    assert gap == 1 or (reach_chance(check, gap // 2) or 0) < 0.5  # the fewest on the doubling grid
+    assert projected_gap(_far_check(), 40) == 40  # none within the split: all it has left

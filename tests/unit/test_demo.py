@@ -122,3 +122,23 @@ def test_an_undecided_rule_says_what_stopped_it_and_what_deciding_would_take():
         "ran out of items: all 16 of its split evaluated; the planner asks for ≈40 per task at 80% power"
     assert "below 5%" in reason_text("futile", {"planned_n": 2000, "split": 50, "evaluated": 20})
     assert "people's ratings" in reason_text("people", {})
+
+
+def test_the_smoke_run_cuts_generated_answers_and_says_so() -> None:
+    from harness.data.suite import cap_generation, load_suite
+    from harness.flows.demo import SMOKE_TOKENS
+
+    full = load_suite("medical")
+    lengths = {t.name: t.spec.generation.max_new_tokens for t in full.tasks if t.spec.generation}
+    assert any(n > SMOKE_TOKENS for n in lengths.values())  # the shipped suite has longer answers to cut
+    capped = cap_generation(load_suite("medical"), SMOKE_TOKENS)
+    for task, spec in zip(capped.tasks, capped.spec.tasks):
+        assert task.spec == spec  # the suite's spec and its tasks' agree (both are fingerprinted)
+        if task.spec.kind in ("generate", "code"):
+            assert task.spec.generation is not None
+            assert task.spec.generation.max_new_tokens == min(lengths.get(task.name, 128), SMOKE_TOKENS)
+        else:
+            assert task.spec == full.task(task.name).spec
+    assert capped.fingerprint() != full.fingerprint()  # nothing cached under the full lengths is reused
+    assert f"cut at {SMOKE_TOKENS} tokens" in SMOKE and QUICK.max_new_tokens == SMOKE_TOKENS
+    assert DEFAULT.max_new_tokens is None
