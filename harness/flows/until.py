@@ -408,6 +408,8 @@ def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: 
         return "items", need
     if hopeless:
         return "futile", need
+    if rule.n == 0 and need["evaluated"]:
+        need["unscored"] = True  # items were evaluated, none gave this rule a score (its detail says why)
     more = more_items(rule)
     if more is not None:
         need["more_items"] = more
@@ -803,8 +805,10 @@ def reason_text(reason: str | None, need: Mapping[str, Any]) -> str:
                 "per task at 80% power")
     if reason == "budget":
         if need.get("more_items") is None:
-            return f"ran out of budget with {need.get('split', 0) - need.get('evaluated', 0)} items left; " \
-                   "the planner finds no n that decides it"
+            head = f"ran out of budget with {need.get('split', 0) - need.get('evaluated', 0)} items left; "
+            if need.get("unscored"):  # e.g. a judge whose answers never parsed: nothing for a planner to go on
+                return head + "no evaluated item has the score it reads yet (the gate's detail says why)"
+            return head + "the planner finds no n that decides it"
         minutes = f"≈{need['minutes']:g} min" if need.get("minutes") else "under 0.1 min"
         how = ("by its interval's projection (the planner's fixed-n figure is reached; the anytime-valid interval is "
                "wider)" if need.get("projected") else "by the planner")

@@ -122,6 +122,13 @@ def test_an_undecided_rule_says_what_stopped_it_and_what_deciding_would_take():
         "ran out of items: all 16 of its split evaluated; the planner asks for ≈40 per task at 80% power"
     assert "below 5%" in reason_text("futile", {"planned_n": 2000, "split": 50, "evaluated": 20})
     assert "people's ratings" in reason_text("people", {})
+    projected = reason_text("budget", {"planned_n": 5, "split": 16, "evaluated": 6, "more_items": 4, "minutes": 0.2,
+                                       "split_short": False, "projected": True})
+    assert projected.startswith("ran out of budget: ≈4 more items per task would decide it by its interval's "
+                                "projection (the planner's fixed-n figure is reached")
+    unscored = reason_text("budget", {"split": 500, "evaluated": 2, "unscored": True})
+    assert unscored == ("ran out of budget with 498 items left; no evaluated item has the score it reads yet (the "
+                        "gate's detail says why)")
 
 
 def test_the_smoke_run_cuts_generated_answers_and_says_so() -> None:
