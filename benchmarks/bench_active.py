@@ -327,9 +327,13 @@ def collect(run_dir: Path) -> None:
             keys = [k for k in base if k in cand and k.startswith(prefixes)]
             if not keys:
                 continue
-            metric = "acc" if "acc" in base[keys[0]]["scores"] else next(iter(base[keys[0]]["scores"]))
+            # each row's own primary score, 0/1 in both runs (the legal suite's judged explanation task scores
+            # rougeL: not one of its multiple-choice tasks, so not in the pool)
+            metric = {k: "acc" if "acc" in base[k]["scores"] else next(iter(base[k]["scores"]), None) for k in keys}
+            keys = [k for k in keys if metric[k] is not None
+                    and all(r["scores"].get(metric[k]) in (0, 1, None) for r in (base[k], cand[k]))]
             scores, _ = flip_proposal.flip_scores([base[k] for k in keys])
-            groups[name] = [[float(base[k]["scores"][metric] or 0.0), float(cand[k]["scores"][metric] or 0.0),
+            groups[name] = [[float(base[k]["scores"][metric[k]] or 0.0), float(cand[k]["scores"][metric[k]] or 0.0),
                              float(r)] for k, r in zip(keys, scores)]
         out[variant] = groups
     DATA.parent.mkdir(parents=True, exist_ok=True)
