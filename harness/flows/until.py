@@ -651,8 +651,9 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
         if room is not None and room <= 0:
             stopped = "max_items"
             break
-        # The first look gives every task its chunk (nothing to project from yet); later looks go where a decision
-        # is nearest per CPU-second (`decide.allocate`). Either way a task's items keep its seeded order.
+        # The first look gives every task its chunk (nothing to project from yet), scaled to half the minutes
+        # (`first_look`); later looks go where a decision is nearest per CPU-second (`decide.allocate`), each at
+        # most half the minutes left. Either way a task's items keep its seeded order.
         spent = time.perf_counter() - started
         items = (first_look(active, until, meter) if result is None else
                  _allocate(result, reads, active, taken, order, until, meter, spent).items)
