@@ -274,6 +274,17 @@ class Backend(abc.ABC):
                         f"(it offers: {', '.join(sorted(self.capabilities)) or 'nothing'})", field="-m/--model")
 
 
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """The number of leading tokens `a` and `b` share (the HF backend's shared-prefix groups, the llama.cpp
+    launcher's reused context)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def sha256_json(obj: Any) -> str:
     """Hash of the canonical JSON form of `obj`."""
     text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)

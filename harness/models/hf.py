@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.core.api import CAPABILITIES, Backend, GenSettings, Request, Response, UserError
+from harness.core.api import CAPABILITIES, Backend, GenSettings, Request, Response, UserError, common_prefix
 from harness.models.adapters import AdapterInfo, attach, causal_lm, detach, inspect_adapter, is_prompt_learning
 from harness.models.devices import Hardware, Placement, needs_device_map, place, torch_dtype
 from harness.models.source import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
@@ -497,7 +497,7 @@ def _shared_prefixes(groups: list[_Group], minimum: int) -> list[tuple[int, list
     token out of the prefix: that token's hidden state predicts the first continuation token."""
     order = sorted(groups, key=lambda g: g.context)
     owns = [g.context[:-1] for g in order]
-    links = [_common_length(a, b) for a, b in zip(owns, owns[1:])]
+    links = [common_prefix(a, b) for a, b in zip(owns, owns[1:])]
 
     def best(lo: int, hi: int) -> tuple[list[tuple[int, list[_Group]]], int]:
         """Clusters of order[lo:hi] and the prefix tokens they save."""
@@ -524,15 +524,6 @@ def _shared_prefixes(groups: list[_Group], minimum: int) -> list[tuple[int, list
 
 _PREFIX_MEMO = 4  # shared prefixes kept between calls (a 400-token prefix of a 7B model in bf16: about 50 MB)
 _MAX_SPLIT = 256  # groups in a run beyond which it is not split further (recursion depth)
-
-
-def _common_length(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _tree_row(row: list[_Group], device: Any):

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.core.api import common_prefix
+
 _ECHO = {"on": False}  # set while a completion with echo runs (the server runs one request at a time per model)
 
 
@@ -133,16 +135,6 @@ def row_summaries(scores: Any, tokens: list[int], kept: int, k: int) -> tuple[An
         norm, best = np.concatenate([_ROWS["norm"][:same], norm]), np.concatenate([_ROWS["best"][:same], best])
     _ROWS.update(tokens=list(tokens), norm=norm, best=best, k=k)
     return norm, best
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """The number of leading tokens `a` and `b` share."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def cached_prefix(llama: Any, tokens: list[int]) -> int:
