@@ -23,7 +23,7 @@ harness.inference.sequential tuned to the planner's horizon (as `eval --until-de
 
 (a) Simulation of `--active` as wired (the difference estimator). A fixed population of N paired items per
     run with discordance D and true Δ, and a baseline signal whose AUC for the flipped items is 0.5 (useless),
-    0.7 or 0.9: the log margin of an item is N(0, 1), shifted by −√2 Φ⁻¹(AUC) for the items the candidate
+    0.7, 0.9 or 0.95: the log margin of an item is N(0, 1), shifted by −√2 Φ⁻¹(AUC) for the items the candidate
     flips. Reported per cell: coverage of the sequence (the true Δ inside every interval up to the cap), the
     false-pass rate at the boundary Δ = −MARGIN (<= 2.5% + Monte Carlo error), and the mean items to a
     decision, active / uniform, at Δ = 0 and +MARGIN, for the floors FLOORS (`--active`'s default marked).
@@ -45,10 +45,15 @@ harness.inference.sequential tuned to the planner's horizon (as `eval --until-de
     estimator): the same draws judged by d / (N q) without the control variate, at the floors FLOORS, beside
     the difference estimator on the same draws. Reported like (a).
 
+The active arms bet as `--active` does (`active.BETS`, recorded in the run file); `--bets wsr` replays them with
+WSR's bets (the runs recorded before them), `--bets V,C` with another prior variance and truncation. The
+uniform order keeps WSR's bets, as `--until-decided` does.
+
 Items are distinct candidate evaluations (what the user pays for: a repeated draw is served from the first
 evaluation), draws in brackets or a column of their own; both are per run, averaged.
 
-Run: .venv/bin/python benchmarks/bench_active.py [--reps 400] [--seed 0] [--collect RUN_DIR] [--only a|b|c|d].
+Run: .venv/bin/python benchmarks/bench_active.py [--reps 400] [--seed 0] [--collect RUN_DIR] [--only a|b|c|d]
+[--bets wsr|V,C].
 Not part of the tests. Goals (issue 29): at equal error rates, active <= 0.5x the items of the uniform order where the signal
 predicts flips, <= 1.1x where it does not.
 """
@@ -74,11 +79,12 @@ CHUNK = 10
 N_ITEMS = 1000
 MAX_DRAWS_X = 3  # active draws at most this many times the population
 FLOORS = (0.5, 0.7, 0.85, 1.0)
-AUCS = (0.5, 0.7, 0.9)
-BOUND_AUCS = AUCS + (0.95, 0.99)  # (c) is cheap: how strong a signal 0.5x the draws would need
+AUCS = (0.5, 0.7, 0.9, 0.95)
+BOUND_AUCS = AUCS + (0.99,)  # (c) is cheap: how strong a signal 0.5x the draws would need
 DISCORDANCES = (0.15, 0.3)
 ALPHA = 0.05
 DATA = Path(__file__).resolve().parent / "data" / "active_runs.json"
+BETS: dict[str, float] | None = active.BETS  # the active arms' bets; --bets wsr: WSR's (runs recorded before them)
 
 
 def horizon(disc: float, margin: float = MARGIN) -> int:
@@ -91,15 +97,22 @@ def at_look(first: np.ndarray, cap: int) -> np.ndarray:
     return np.where(first > 0, np.minimum(np.ceil(first / CHUNK) * CHUNK, cap), cap + 1).astype(int)
 
 
-def decide(z: np.ndarray, bound: float, h: int, margin: float = MARGIN, center: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray]:
+def design_of(h: int, cap: int, margin: float, bound: float, bets: dict[str, float] | None) -> sequential.Design:
+    """The horizon design on the unit scale of terms in [−bound, bound]; bets: an active run's (`active.BETS`),
+    None for the uniform order's (WSR's)."""
+    return sequential.Design(min(h, cap), -margin, **(bets or {})).on_unit(-bound, bound)
+
+
+def decide(z: np.ndarray, bound: float, h: int, margin: float = MARGIN, center: np.ndarray | None = None,
+           bets: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(stop index, verdict) per row of terms z in [−bound, bound]: 1 PASS, −1 FAIL, 0 undecided at the cap.
-    center: (d)'s predictable ḡ_t, the terms then being ḡ_t + z_t (the sequence's offsets)."""
+    center: (d)'s predictable ḡ_t, the terms then being ḡ_t + z_t (the sequence's offsets); bets: see
+    `design_of`."""
     cap = z.shape[1]
     y = (z + bound) / (2 * bound)
     m = (-margin + bound) / (2 * bound)
     shift = None if center is None else center / (2 * bound)
-    design = sequential.Design(min(h, cap), -margin).on_unit(-bound, bound)
+    design = design_of(h, cap, margin, bound, bets)
     p = at_look(sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design, shift=shift), cap)
     f = at_look(sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design, shift=shift), cap)
     stop = np.minimum(np.minimum(p, f), cap)
@@ -107,12 +120,12 @@ def decide(z: np.ndarray, bound: float, h: int, margin: float = MARGIN, center: 
 
 
 def covered(z: np.ndarray, bound: float, truth: float, h: int, margin: float = MARGIN,
-            center: np.ndarray | None = None) -> np.ndarray:
+            center: np.ndarray | None = None, bets: dict[str, float] | None = None) -> np.ndarray:
     """Per row: the true mean stays inside every interval of the sequence up to the cap (same design)."""
     y = (z + bound) / (2 * bound)
     m = (truth + bound) / (2 * bound)
     shift = None if center is None else center / (2 * bound)
-    design = sequential.Design(min(h, z.shape[1]), -margin).on_unit(-bound, bound)
+    design = design_of(h, z.shape[1], margin, bound, bets)
     lo = sequential.first_exclusion(y, m, upper=False, alpha=ALPHA, design=design, shift=shift)
     hi = sequential.first_exclusion(y, m, upper=True, alpha=ALPHA, design=design, shift=shift)
     return (lo == 0) & (hi == 0)
@@ -142,19 +155,19 @@ def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.r
     bound = active.weight_bound(q)
     idx = rng.choice(n, size=(reps, MAX_DRAWS_X * n), p=q)
     za = d[idx] / (n * q[idx])
-    sa, va = decide(za, bound, h, margin)
+    sa, va = decide(za, bound, h, margin, bets=BETS)
     items_a = distinct_upto(idx, sa)
     mean = float(d.mean()) if truth is None else truth
     if sign is not None:
         e, gbar = active.difference_terms(d, sign, active.flip_features(scores), q, idx)
-        sd, vd = decide(e, bound, h, margin, gbar)
+        sd, vd = decide(e, bound, h, margin, gbar, BETS)
         diff = {"items": float(distinct_upto(idx, sd).mean()), "draws": float(sd.mean()),
                 "pass": float((vd == 1).mean()), "fail": float((vd == -1).mean()),
-                "cover": float(covered(e, bound, mean, h, margin, gbar).mean())}
+                "cover": float(covered(e, bound, mean, h, margin, gbar, BETS).mean())}
     out = {"uniform": {"items": float(su.mean()), "pass": float((vu == 1).mean()), "fail": float((vu == -1).mean()),
                        "cover": float(covered(zu, 1.0, mean, h, margin).mean())},
            "active": {"items": float(items_a.mean()), "draws": float(sa.mean()), "pass": float((va == 1).mean()),
-                      "fail": float((va == -1).mean()), "cover": float(covered(za, bound, mean, h, margin).mean()),
+                      "fail": float((va == -1).mean()), "cover": float(covered(za, bound, mean, h, margin, bets=BETS).mean()),
                       "bound": bound}}
     if sign is not None:
         out["difference"] = diff
@@ -380,7 +393,15 @@ def main() -> None:
     parser.add_argument("--skip-simulation", action="store_true")
     parser.add_argument("--only", choices=("a", "b", "c", "d"), help="run one section")
     parser.add_argument("--collect", metavar="RUN_DIR", help="write the stored-run data from run directories")
+    parser.add_argument("--bets", metavar="V,C", help="the active arms' prior variance and truncation, or 'wsr' "
+                        f"for WSR's 1/4 and 1/2 (default: `--active`'s, {active.BETS})")
     args = parser.parse_args()
+    global BETS
+    if args.bets == "wsr":
+        BETS = None
+    elif args.bets:
+        v, c = (float(x) for x in args.bets.split(","))
+        BETS = {"prior_variance": v, "truncation": c}
     if args.collect:
         collect(Path(args.collect))
         return

@@ -177,6 +177,13 @@ class Undecided(_Entry):
 
 
 
+class ActiveBets(_Entry):
+    """How an active run's betting sequence bets (`harness.inference.active.BETS`): fixed before the first draw."""
+
+    prior_variance: Annotated[float, Field(gt=0, le=0.25, allow_inf_nan=False)]
+    truncation: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
 class ActiveTask(_Entry):
     """One task of an active run (`eval --until-decided --active`): its population, signal and weight bound,
     and how it is judged: the importance weights alone, or the difference estimator, whose control variate
@@ -190,6 +197,7 @@ class ActiveTask(_Entry):
     scores: Annotated[dict[Name, Annotated[float, Field(ge=0, le=1e300, allow_inf_nan=False)]],
                       Field(max_length=MAX_ITEMS)] | None = None
     baseline: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None  # sha256 of its scores
+    bets: ActiveBets | None = None  # absent in runs from before them: judged with WSR's bets, as they ran
 
     @model_validator(mode="after")
     def _difference_complete(self) -> ActiveTask:

@@ -22,7 +22,7 @@ from harness.data.runs import Run
 from harness.decide.activerun import Planned, task_design
 from harness.inference import stats
 from harness.inference.evidence import UNBOUNDED_MIN_N, delta_interval
-from harness.inference.sequential import Design, term_mean
+from harness.inference.sequential import CS_TRUNCATION, PRIOR_VARIANCE, Design, term_mean
 from harness.inference.stats import Interval
 from harness.scoring import metrics
 
@@ -338,13 +338,23 @@ def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[
         draws = (active_block.get("draws") or {}).get(keys[0]) or []
         info = (active_block.get("tasks") or {}).get(keys[0]) or {}
         n = int(info.get("population", 0))
-        return Design(horizon, center, tuple(1.0 / (n * float(q)) for _, q in draws), float(info.get("bound", 1.0)))
+        bets = bets_of(info)
+        return Design(horizon, center, tuple(1.0 / (n * float(q)) for _, q in draws), float(info.get("bound", 1.0)),
+                      prior_variance=bets.get("prior_variance", PRIOR_VARIANCE),
+                      truncation=bets.get("truncation", CS_TRUNCATION))
     if not keys or any(k not in recorded for k in keys):
         return None
     entries = [recorded[k] for k in keys]
     centers = {e.get("center") for e in entries}
     center = centers.pop() if len(centers) == 1 else None
     return Design(sum(int(e["horizon"]) for e in entries), None if center is None else float(center))
+
+
+def bets_of(info: dict[str, Any]) -> dict[str, float]:
+    """The bets an active run's task recorded (`runfile.ActiveBets`); none (a run from before them): WSR's,
+    the bets it ran with."""
+    bets = info.get("bets") or {}
+    return {k: float(bets[k]) for k in ("prior_variance", "truncation") if k in bets}
 
 
 def is_active(block: dict[str, Any] | None) -> bool:

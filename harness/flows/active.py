@@ -97,7 +97,7 @@ def plan(spec: GateSpec, reads: Sequence[set[Task]], order: Mapping[Task, list[G
         out.order[task] = [groups[i] for i in idx]
         out.q.update({g: float(p) for g, p in zip(groups, q)})
         entry: dict[str, Any] = {"population": len(groups), "signal": signal, "bound": active.weight_bound(q),
-                                 "estimator": "importance"}
+                                 "estimator": "importance", "bets": dict(active.BETS)}
         if all(r is not None for r in rows):  # every item's sign known: the difference estimator can judge
             items = [g[2] for g in groups]
             entry.update(estimator="difference", scores={i: float(r) for i, r in zip(items, scores)},

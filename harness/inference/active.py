@@ -58,21 +58,37 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-from harness.inference.sequential import ACTIVE_METHOD, DIFFERENCE_METHOD, Design, sequence_interval
+from harness.inference.sequential import (
+    ACTIVE_METHOD,
+    CS_TRUNCATION,
+    DIFFERENCE_METHOD,
+    PRIOR_VARIANCE,
+    Design,
+    sequence_interval,
+)
 from harness.inference.stats import ALPHA, Interval
 
-__all__ = ["ACTIVE_METHOD", "DEFAULT_FLOOR", "DIFFERENCE_METHOD", "REFITS", "Draws", "active_interval",
+__all__ = ["ACTIVE_METHOD", "BETS", "DEFAULT_FLOOR", "DIFFERENCE_METHOD", "REFITS", "Draws", "active_interval",
            "check_signs", "control_terms", "control_variate", "difference_design", "difference_terms", "draw",
            "estimate", "fit_flip_model", "flip_features", "proposal", "second_moment", "weight_bound", "weights"]
 # The floor `eval --until-decided --active` uses unless told: chosen on benchmarks/bench_active.py's grid for the
 # difference estimator (trial runs, 200 a cell, items at Δ = 0 / +margin against the uniform order, D 0.15 AUC
 # 0.9: floor 0.5 0.68x / 1.11x, 0.7 0.57x / 0.88x, 0.85 0.54x / 0.80x, 1.0 0.61x / 0.77x; AUC 0.5 at most 0.91x
-# from 0.7 up): a lower floor widens the terms' range [−B, B], which caps the bets. The importance-weighted
+# from 0.7 up): a lower floor widens the terms' range [−B, B], which caps the bets. With `BETS` (400 a cell):
+# 0.7 0.49x / 0.65x, 0.85 0.58x / 0.64x, and at most 0.91x / 0.85x at AUC 0.5: 0.85 stays. The importance-weighted
 # fallback (non-0/1 metrics) did as well at 0.85 as at 0.7 on section (a)'s grid.
 DEFAULT_FLOOR = 0.85
 # The difference estimator refits its flip model after these many draws (fixed before the first draw, so each
 # term's control variate depends on earlier draws only); doubling keeps the fits few on a long run.
 REFITS = (10, 20, 50, 100, 200, 400, 800, 1600)
+# How an active run's bets start and how far they go (`sequential.Design`'s prior_variance and truncation),
+# recorded in the run file per task so that compare and gate judge it with the bets it ran with (runs recorded
+# without them keep WSR's 1/4 and 1/2). The terms of an active run span [−B, B] but mostly sit near their mean
+# (a control variate removes the predictable part of every difference), so WSR's prior, the largest variance a
+# [0, 1] value can have, holds the first bets back for tens of draws, and c = 1/2 caps the bet below the
+# growth-optimal one once the plug-in variance is small. Any predictable bets keep the sequence valid (Ville's
+# inequality); chosen on benchmarks/bench_active.py's grid (see its RESULT lines).
+BETS = {"prior_variance": 0.05, "truncation": 0.75}
 
 
 def proposal(scores: ArrayLike, floor: float = DEFAULT_FLOOR) -> np.ndarray:
@@ -225,11 +241,14 @@ class Draws:
     q: tuple[float, ...]
     population: int
     bound: float  # B = 1 / (N min q) over the whole proposal, fixed before the first draw
+    prior_variance: float = PRIOR_VARIANCE  # the bets the run recorded (`BETS`); WSR's for runs without them
+    truncation: float = CS_TRUNCATION
 
     def design(self, base: Design | None) -> Design:
-        """The horizon design (or the LIL schedule for None) with these draws' importance weights."""
+        """The horizon design (or the LIL schedule for None) with these draws' importance weights and bets."""
         horizon, center = (base.horizon, base.center) if base is not None else (0, None)
-        return Design(horizon, center, tuple(float(w) for w in weights(self.q, self.population)), self.bound)
+        return Design(horizon, center, tuple(float(w) for w in weights(self.q, self.population)), self.bound,
+                      prior_variance=self.prior_variance, truncation=self.truncation)
 
 
 def difference_design(d_drawn: ArrayLike, idx: ArrayLike, sign: ArrayLike, scores: ArrayLike, draws: Draws,

@@ -46,6 +46,11 @@ again nonnegative martingales under H0 (Waudby-Smith & Ramdas 2024 only use E[y_
 difference estimator of active evaluation needs this: its terms ḡ_t + e_t move their center ḡ_t, a mean of
 predictions refitted on past draws (benchmarks/bench_active.py, section (d)).
 
+Starting variance and truncation. σ̂²_0 = 1/4 and c = 1/2 above are WSR's; a `Design` may carry others,
+fixed before the first value (`prior_variance`, `truncation`): an active run's terms (harness.inference.active)
+mostly sit near their mean, so it records smaller prior and a looser c (`active.BETS`) with its draws. Any
+σ̂²_0 > 0 and c in (0, 1) keep each factor positive and the bets predictable, so validity is unchanged.
+
 Order matters: the values must enter in the order they were observed (the seeded evaluation order), and
 that order must not depend on the values. Paired per-item differences d in [-1, 1] are rescaled to
 y = (d + 1) / 2 in [0, 1].
@@ -69,6 +74,7 @@ ACTIVE_METHOD = ("active paired evaluation: importance-weighted betting confiden
 DIFFERENCE_METHOD = ("active paired evaluation: difference estimator with a refitted control variate, betting "
                      "confidence sequence (Zrnic & Candès 2024; Waudby-Smith & Ramdas 2024)")  # the same module
 CS_TRUNCATION = 0.5  # c in min(λ, c/m); WSR use 1/2 for their CSs; any c in (0, 1) keeps validity
+PRIOR_VARIANCE = 0.25  # σ̂²_0, the plug-in variance's prior (one pseudo-value): WSR's 1/4, the most a [0, 1] value has
 # Share of the aGRAPA bet against the threshold in a horizon design's bets, chosen on a trial run of
 # benchmarks/bench_sequential.py's section 5 grid (1000 runs a cell): w = 0 (horizon bets alone) left 0.10
 # beyond the boundary at 0.32-0.33x the planner's n; w = 0.3 / 0.4 / 0.5 gave at most 0.29x there and at most
@@ -94,6 +100,15 @@ class Design:
     # earlier draws only. None: importance weights alone.
     control: tuple[float, ...] | None = None
     offsets: tuple[float, ...] | None = None
+    # How the bets start and how far they may go (see `bets` and `log_capital`): WSR's values unless an active
+    # run recorded its own (harness.inference.active.BETS), so a run is always judged with the bets it ran with.
+    prior_variance: float = PRIOR_VARIANCE
+    truncation: float = CS_TRUNCATION
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.prior_variance <= 0.25 or not 0.0 < self.truncation < 1.0:
+            raise ValueError(f"a design's prior variance must lie in (0, 1/4] and its truncation in (0, 1), got "
+                             f"{self.prior_variance} and {self.truncation}")
 
     def on_unit(self, lower: float, upper: float) -> Design:
         """The same design for values rescaled from [lower, upper] to [0, 1]."""
@@ -164,9 +179,10 @@ def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, u
         y = y + _offsets(shift, y.shape)
     rows, n = y.shape
     t = np.arange(1, n + 1)
+    v0 = PRIOR_VARIANCE if design is None else design.prior_variance
     mu = (0.5 + np.cumsum(y, axis=1)) / (t + 1)
-    var = (0.25 + np.cumsum((y - mu) ** 2, axis=1)) / (t + 1)
-    var_prev = np.concatenate([np.full((rows, 1), 0.25), var[:, :-1]], axis=1)
+    var = (v0 + np.cumsum((y - mu) ** 2, axis=1)) / (t + 1)
+    var_prev = np.concatenate([np.full((rows, 1), v0), var[:, :-1]], axis=1)
     if design is None or design.horizon <= 0:
         return np.sqrt(2.0 * math.log(2.0 / alpha) / (var_prev * t * np.log1p(t)))
     lam = np.sqrt(2.0 * math.log(2.0 / alpha) / (var_prev * max(1, design.horizon)))
@@ -176,6 +192,11 @@ def bets(y: np.ndarray, alpha: float = ALPHA, design: Design | None = None, *, u
     gap = (design.center - mu_prev) if upper else (mu_prev - design.center)
     agrapa = np.maximum(gap, 0.0) / (var_prev + gap * gap)  # a bet against the data is never made
     return np.maximum(lam, (1.0 - GRO_WEIGHT) * lam + GRO_WEIGHT * agrapa)
+
+
+def truncation(design: Design | None) -> float:
+    """c of the truncated bets min(λ, c/m): the design's, or WSR's 1/2 without one."""
+    return CS_TRUNCATION if design is None else design.truncation
 
 
 def _check(y: ArrayLike) -> np.ndarray:
@@ -225,7 +246,7 @@ def first_exclusion(y: ArrayLike, m: float | ArrayLike, *, upper: bool, alpha: f
     sh = None if shift is None else _offsets(shift, arr.shape)
     lam = bets(arr, alpha, design, upper=upper, shift=sh)
     mm = np.broadcast_to(np.asarray(m, dtype=float), (arr.shape[0],))
-    hit = log_capital(arr, mm, lam, upper=upper, shift=sh) >= math.log(2.0 / alpha)
+    hit = log_capital(arr, mm, lam, upper=upper, shift=sh, trunc=truncation(design)) >= math.log(2.0 / alpha)
     return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
 
 
@@ -244,7 +265,7 @@ def cs_bounds(y: ArrayLike, *, alpha: float = ALPHA, iterations: int = 50, desig
     target = math.log(2.0 / alpha)
 
     def excluded(m: np.ndarray, upper: bool) -> np.ndarray:
-        return log_capital(arr, m, lams[upper], upper=upper, shift=sh).max(axis=1) >= target
+        return log_capital(arr, m, lams[upper], upper=upper, shift=sh, trunc=truncation(design)).max(axis=1) >= target
 
     def limit(upper: bool) -> np.ndarray:
         edge = 1.0 if upper else 0.0
@@ -316,5 +337,5 @@ def anytime_p(x: ArrayLike, lower: float, upper: float, threshold: float, *, abo
     unit = design.on_unit(lower, upper) if design is not None else None
     shift = unit_shift(design, span)  # the difference estimator's offsets: the terms' mean is m − shift under H0
     lam = bets(y, alpha, unit, upper=not above, shift=shift)
-    log_k = log_capital(y, np.array([m]), lam, upper=not above, shift=shift).max()
+    log_k = log_capital(y, np.array([m]), lam, upper=not above, shift=shift, trunc=truncation(unit)).max()
     return float(min(1.0, math.exp(-max(0.0, float(log_k)))))

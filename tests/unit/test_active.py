@@ -354,6 +354,36 @@ def test_cli_gate_rebuilds_the_difference_estimator_from_the_run_file(tmp_path: 
     assert row.base == pytest.approx(np.mean(list(b.values()))) and row.cand == pytest.approx(row.base + row.delta)
 
 
+def test_cli_judges_an_active_run_with_the_bets_it_recorded(tmp_path: Path, capsys) -> None:
+    """The run file records the bets (`active.BETS`) and compare rebuilds the design with them; a run recorded
+    before them is judged with WSR's, as it ran; a bet out of range is bad input naming the field."""
+    from harness.decide.compare import sequential_design
+    gate, base, cand = _flipped_candidate(tmp_path, capsys)
+    path = cand / "results.json"
+    results = json.loads(path.read_text())
+    block = results["sequential"]
+    assert block["active"]["tasks"]["t/add"]["bets"] == active.BETS
+    design = sequential_design(block, "t", ["add"])
+    assert design is not None and design.weights is not None
+    assert (design.prior_variance, design.truncation) == (active.BETS["prior_variance"], active.BETS["truncation"])
+    args = ["gate", str(gate), "--baseline", str(base), "--candidate", str(cand), "--verdict", str(tmp_path / "v.json")]
+    main(args)
+    tuned = json.loads((tmp_path / "v.json").read_text())["rules"][0]
+    block["active"]["tasks"]["t/add"].pop("bets")
+    path.write_text(json.dumps(results))
+    old = sequential_design(block, "t", ["add"])
+    assert old is not None and (old.prior_variance, old.truncation) == (0.25, sequential.CS_TRUNCATION)
+    main(args)
+    wsr = json.loads((tmp_path / "v.json").read_text())["rules"][0]
+    assert wsr["figure"] == pytest.approx(tuned["figure"])  # the same estimate: only the bets differ
+    assert wsr["interval"]["lo"] != pytest.approx(tuned["interval"]["lo"])
+    block["active"]["tasks"]["t/add"]["bets"] = {"prior_variance": 0.05, "truncation": 1.5}
+    path.write_text(json.dumps(results))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "truncation" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_refuses_a_baseline_the_active_run_was_not_planned_against(tmp_path: Path, capsys) -> None:
     gate, base, cand = _flipped_candidate(tmp_path, capsys)
     drawn = {r["sample_id"] for r in _rows(cand)}

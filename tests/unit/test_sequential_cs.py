@@ -10,10 +10,12 @@ import pytest
 from harness.inference import sequential as sq
 
 
-def _direct(y: list[float], m: float, alpha: float = 0.05, c: float = sq.CS_TRUNCATION) -> tuple[float, float]:
-    """max_t log K⁺_t(m) and max_t log K⁻_t(m), transcribed term by term from WSR (2024) eq. (26), Section 4."""
+def _direct(y: list[float], m: float, alpha: float = 0.05, c: float = sq.CS_TRUNCATION,
+            v0: float = 0.25) -> tuple[float, float]:
+    """max_t log K⁺_t(m) and max_t log K⁻_t(m), transcribed term by term from WSR (2024) eq. (26), Section 4
+    (v0: the plug-in variance's prior, their 1/4)."""
     s_y = s_v = 0.0
-    var_prev = 0.25
+    var_prev = v0
     kp = km = 0.0
     best_p = best_m = -math.inf
     for t, yt in enumerate(y, start=1):
@@ -24,7 +26,7 @@ def _direct(y: list[float], m: float, alpha: float = 0.05, c: float = sq.CS_TRUN
         s_y += yt
         mu = (0.5 + s_y) / (t + 1)
         s_v += (yt - mu) ** 2
-        var_prev = (0.25 + s_v) / (t + 1)
+        var_prev = (v0 + s_v) / (t + 1)
     return best_p, best_m
 
 
@@ -88,6 +90,32 @@ def test_time_uniform_error_by_simulation() -> None:
     se = math.sqrt(0.025 * 0.975 / reps)
     assert below.mean() <= 0.025 + 2.5 * se
     assert above.mean() <= 0.025 + 2.5 * se
+
+
+def test_a_designs_own_bets_match_the_transcription_and_keep_the_level() -> None:
+    """An active run's bets (a smaller prior variance, a larger truncation): the capital is the paper's with
+    those two numbers, and the sequence still errs on each side in at most alpha/2 of the runs, on low-variance
+    values (where the bets grow largest) tuned to a horizon with a threshold at the truth."""
+    rng = np.random.default_rng(11)
+    y = list(np.clip(0.5 + 0.05 * rng.standard_normal(120), 0, 1))
+    design = sq.Design(0, prior_variance=0.05, truncation=0.75)
+    lam_p = sq.bets(np.array([y]), design=design)
+    got_p = sq.log_capital(np.array([y]), np.array([0.47]), lam_p, upper=False, trunc=sq.truncation(design)).max()
+    lam_m = sq.bets(np.array([y]), design=design, upper=True)
+    got_m = sq.log_capital(np.array([y]), np.array([0.47]), lam_m, upper=True, trunc=sq.truncation(design)).max()
+    want_p, want_m = _direct(y, 0.47, c=0.75, v0=0.05)
+    assert got_p == pytest.approx(want_p) and got_m == pytest.approx(want_m)
+    assert sq.truncation(None) == sq.CS_TRUNCATION and sq.Design(5).prior_variance == sq.PRIOR_VARIANCE
+    reps, n = 3000, 400
+    vals = np.where(rng.random((reps, n)) < 0.06, rng.choice([0.0, 1.0], (reps, n)), 0.5)  # mean 1/2, var 0.015
+    for horizon in (0, 100):
+        tuned = sq.Design(horizon, 0.5, prior_variance=0.05, truncation=0.75)
+        se = math.sqrt(0.025 * 0.975 / reps)
+        for upper in (False, True):
+            assert (sq.first_exclusion(vals, 0.5, upper=upper, design=tuned) > 0).mean() <= 0.025 + 2.5 * se
+    for bad in ({"prior_variance": 0.0}, {"prior_variance": 0.3}, {"truncation": 1.0}, {"truncation": 0.0}):
+        with pytest.raises(ValueError, match="prior variance"):
+            sq.Design(5, **bad)
 
 
 def test_sequence_interval_on_paired_deltas() -> None:
