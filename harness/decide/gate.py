@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,11 @@ from harness.inference.evidence import (
 from harness.inference.stats import Interval
 
 ASSUMED_EFFECT = 0.05  # superiority is planned for a true improvement this far beyond min_effect (default 0)
+# A plan from this run's own estimate trusts it only down to the lower limit of its 60% two-sided interval
+# ("safeguard power", Perugini, Gallucci & Costantini 2014, Perspectives on Psychological Science 9(3):319-332):
+# an estimate from a few items, taken at face value, promises far too few items (a floor 6 items short that
+# 22 did not decide; a superiority rule at Δ +0.9 on 10 items planned at the assumed +0.05, 2,654 items).
+SAFEGUARD_Z = NormalDist().inv_cdf(0.8)  # 0.8416: one side of a 60% two-sided interval
 # below this many rated items the bootstrap lower bound of alpha trusts a judge up to about 5% of the time, not
 # 2.5% (benchmarks/bench_gate_validity.py, section 7)
 AGREEMENT_TRUSTED_N = 100
@@ -171,11 +177,31 @@ def _judge_unit(unit: Unit, side: _Side, decide_on: str, min_n: int, metric: str
     return Check(unit.label, metric, verdict, unit.figure, iv, unit.n, unit.mde, p_pass, p_fail, unit.note)
 
 
-def superiority_design(rule: Rule) -> tuple[float, float]:
+def superiority_design(rule: Rule, safeguard: float | None = None) -> tuple[float, float]:
     """(margin, true Δ) a superiority rule is planned at: the interval must clear min_effect (margin =
-    −min_effect), and the plan assumes a true improvement ASSUMED_EFFECT beyond it."""
+    −min_effect), and the plan assumes a true improvement ASSUMED_EFFECT beyond it, or this run's safeguarded
+    estimate where that lies further (`safeguarded`)."""
     e = float(rule.min_effect or 0.0)
-    return -e, e + ASSUMED_EFFECT
+    return -e, max(e + ASSUMED_EFFECT, -math.inf if safeguard is None else safeguard)
+
+
+def standard_error(unit: Unit) -> float | None:
+    """The standard error of the unit's estimate from its own spread (paired 0/1: √((D − Δ²) / n)); None
+    without one."""
+    if unit.n <= 0 or not math.isfinite(unit.figure):
+        return None
+    if unit.shape == "paired binary" and unit.discordance:
+        return math.sqrt(max(unit.discordance - unit.figure ** 2, 0.0) / unit.n)
+    if unit.sd is not None and math.isfinite(unit.sd):
+        return unit.sd / math.sqrt(unit.n)
+    return None
+
+
+def safeguarded(unit: Unit) -> float | None:
+    """The estimate moved SAFEGUARD_Z standard errors toward the worse side: what a plan may assume the truth
+    is (None: no standard error)."""
+    se = standard_error(unit)
+    return None if se is None else unit.figure - SAFEGUARD_Z * se
 
 
 def _plan(rule: Rule, unit: Unit) -> int | None:
@@ -188,23 +214,31 @@ def _plan(rule: Rule, unit: Unit) -> int | None:
 
 
 def _plan_n(rule: Rule, unit: Unit) -> int | None:
+    """Non-inferiority is planned at no true change (the convention), or at this run's safeguarded estimate
+    where that is better; superiority at ASSUMED_EFFECT beyond min_effect, or the safeguarded estimate where
+    that is further; a floor at the safeguarded distance of the estimate from its threshold (None when the
+    safeguarded estimate reaches the threshold: no n is planned on an effect the data do not show)."""
     kind = rule.kind
+    guard = safeguarded(unit)
+    better = 0.0 if guard is None else max(0.0, guard)
     if unit.shape == "paired binary" and unit.discordance:
         disc = min(max(unit.discordance, 1e-3), 1.0)
         if kind in ("non_inferiority", "max_general_drop"):
             margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
-            return power.paired_binary_n(margin, 0.0, max(disc, margin))
+            return power.paired_binary_n(margin, min(better, disc), max(disc, margin))
         if kind == "superiority":
-            margin, effect = superiority_design(rule)
+            margin, effect = superiority_design(rule, guard)
+            effect = min(effect, 1.0)
             return power.paired_binary_n(margin, effect, max(disc, effect))
     if unit.shape == "paired bounded" and unit.sd and math.isfinite(unit.sd):
         if kind in ("non_inferiority", "max_general_drop"):
-            return power.bounded_n(float(rule.non_inferiority or rule.max_general_drop or 0.0), 0.0, unit.sd)
+            return power.bounded_n(float(rule.non_inferiority or rule.max_general_drop or 0.0), better, unit.sd)
         if kind == "superiority":
-            return power.bounded_n(*superiority_design(rule), unit.sd)
+            return power.bounded_n(*superiority_design(rule, guard), unit.sd)
     if kind in ("floor", "max_robustness_drop") and unit.sd and math.isfinite(unit.sd):
         threshold = float(rule.floor if kind == "floor" else rule.max_robustness_drop)  # type: ignore[arg-type]
-        return one_sample_n(abs(unit.figure - threshold), unit.sd)
+        se = standard_error(unit) or 0.0
+        return one_sample_n(abs(unit.figure - threshold) - SAFEGUARD_Z * se, unit.sd)
     return None
 
 
