@@ -200,8 +200,9 @@ Task = tuple[str, str]
 
 
 def _planned(rule: Rule, discordance: float) -> tuple[float, int] | None:
-    """(threshold of the improvement, the planner's n) of a paired rule, as `tunegate plan` and the gate's
-    plan_n compute them (paired 0/1 scores, 80% power, one-sided 2.5%); None for other kinds."""
+    """(threshold of the improvement, the planner's n) of a paired rule before any item is seen, as `tunegate
+    plan` computes it (paired 0/1 scores, 80% power, one-sided 2.5%; the gate's plan_n later moves to the run's
+    safeguarded estimate); None for other kinds."""
     kind = rule.kind
     if kind in ("non_inferiority", "max_general_drop"):
         margin = float(rule.non_inferiority or rule.max_general_drop or 0.0)
