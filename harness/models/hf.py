@@ -21,7 +21,9 @@ from harness.models.adapters import AdapterInfo, attach, causal_lm, detach, insp
 from harness.models.devices import Hardware, Placement, needs_device_map, place, torch_dtype
 from harness.models.source import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
 
-SCORING_VERSION = 1  # bump when scoring code changes what a request returns
+# bump when scoring code changes what a request returns: 2, a sampled completion seeded per item and drawn alone
+# (f3c785f), so a store's sampled answers from before are not served for the same request
+SCORING_VERSION = 2
 
 
 @dataclass
