@@ -15,6 +15,7 @@ data never decides which of a pool's tasks make up its stream.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import statistics
@@ -22,7 +23,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from harness.decide.results import Check
+from harness.inference.sequential import sequence_interval
 
 Task = tuple[str, str]
 
@@ -129,8 +133,10 @@ def reach_chance(check: Check, extra: int) -> float | None:
 
     A side that sits at an end of the check's `extent` is clipped there: its distance to the figure says nothing
     of how fast it will shrink (a betting sequence on a handful of paired items is [−1, 1] whatever they show,
-    and stays so for several more), so it counts as not reached in this many items. Before, a look's items went
-    to checks at n 1 ("53% decided after 5 more") ahead of a safety floor 4 items from failing."""
+    and stays so for several more). Such a side is projected at `narrowest`(n + extra), the distance the
+    sequence keeps at that n even on values that never vary: exact for a run of 0 refusals, and no promise a
+    check at n 1 can keep. Shrinking the clipped side instead read as "53% decided after 5 more items" and
+    took a look's items from a safety floor 4 items from failing."""
     iv = check.interval
     if extra <= 0:
         return 0.0
@@ -138,17 +144,34 @@ def reach_chance(check: Check, extra: int) -> float | None:
             or not math.isfinite(check.figure)):
         return None
     low_clipped, high_clipped = clipped(check)
-    if low_clipped and high_clipped:
-        return None
     n, m = check.n, check.n + extra
     var = max(check.sd * check.sd if math.isfinite(check.sd) else 0.0, 1.0 / (n + 1))
-    spread = math.sqrt(var * extra / (n * m))
+    seen = max(n, PREDICTIVE_MIN_N)
+    spread = math.sqrt(var * extra / (seen * (seen + extra)))
     shrink = math.sqrt(n / m)
     down, up = max(0.0, check.figure - iv.lo) * shrink, max(0.0, iv.hi - check.figure) * shrink
+    if low_clipped or high_clipped:
+        floor = narrowest(m)
+        down, up = (floor if low_clipped else down), (floor if high_clipped else up)
     lo_t, hi_t = min(check.bounds), max(check.bounds)
-    above = 0.0 if low_clipped else 1.0 - NORMAL.cdf((lo_t + down - check.figure) / spread)
-    below = 0.0 if high_clipped else NORMAL.cdf((hi_t - up - check.figure) / spread)
+    above = 1.0 - NORMAL.cdf((lo_t + down - check.figure) / spread)
+    below = NORMAL.cdf((hi_t - up - check.figure) / spread)
     return float(min(1.0, above + below))
+
+
+# The predictive spread treats the estimate as resting on at least this many items (a prior worth a few items,
+# centred on it): at n 1 a flat prior's spread (sd · √(extra / (n (n + extra)))) made any check look half decided
+# after 5 more items by luck alone, whatever its threshold; the sides' own projection (`narrowest`) says how far
+# the estimate must then lie from it.
+PREDICTIVE_MIN_N = 5
+
+
+@functools.lru_cache(maxsize=4096)
+def narrowest(m: int) -> float:
+    """The distance from the figure to a side of the confidence sequence after m values that never vary (0
+    in every one of m items, on [0, 1]): 0.63 at 6, 0.47 at 10, 0.21 at 30. A sequence on varying values is
+    wider; none on m items is much narrower, whatever its range."""
+    return float(sequence_interval(np.zeros(max(1, m)), 0.0, 1.0).hi)
 
 
 def clipped(check: Check) -> tuple[bool, bool]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.core.api import Request, Response
-from harness.decide.allocate import CostMeter, Open, allocate, reach_chance, units_of
+from harness.decide.allocate import CostMeter, Open, allocate, narrowest, reach_chance, units_of
 from harness.decide.results import Check
 from harness.inference.evidence import sequence_interval
 from harness.inference.stats import Interval
@@ -54,9 +54,15 @@ def test_an_interval_still_at_its_extent_is_not_projected_and_loses_to_a_safety_
     assert (seq.lo, seq.hi) == (-1.0, 1.0)
     fresh = Check("t", "pass@1", "INCONCLUSIVE", 0.0, seq, 1, None, bounds=(-0.05,), sd=0.58, plan_n=1265,
                   extent=(-1.0, 1.0))
-    assert reach_chance(fresh, 5) is None  # nothing to project from: the planner's share (`_unknown_chance`)
-    unclipped = Check("t", "pass@1", "INCONCLUSIVE", 0.0, seq, 1, None, bounds=(-0.05,), sd=0.58)
-    assert reach_chance(unclipped, 5) > 0.4  # what it read without its extent
+    # its sides projected at the narrowest a sequence is after 6 items, its estimate trusted as if from 5
+    assert reach_chance(fresh, 5) < 0.05 and reach_chance(fresh, 400) > reach_chance(fresh, 5)
+    assert narrowest(6) == pytest.approx(sequence_interval(np.zeros(6), 0.0, 1.0).hi) == pytest.approx(0.629, abs=1e-3)
+    # a safety floor at 0 refusals in 1 (its interval [0, 1], clipped at both ends) still reads as reachable
+    # within about ten items: at 0 in 10 the sequence's upper bound is 0.47, below the floor of 0.5
+    first = _floor_check(0, 1)
+    first.extent = (0.0, 1.0)
+    assert (first.interval.lo, first.interval.hi) == (0.0, 1.0)
+    assert reach_chance(first, 9) > reach_chance(first, 4) and reach_chance(first, 9) > 0.4
     safety = _floor_check(0, 6)
     safety.extent = (0.0, 1.0)  # its lower end sits at 0: only the FAIL side can be projected, and is
     assert safety.interval.lo == 0.0 and reach_chance(safety, 5) == pytest.approx(reach_chance(_floor_check(0, 6), 5), abs=1e-5)
