@@ -171,7 +171,8 @@ def narrowest(m: int) -> float:
     """The distance from the figure to a side of the confidence sequence after m values that never vary (0
     in every one of m items, on [0, 1]): 0.63 at 6, 0.47 at 10, 0.21 at 30. A sequence on varying values is
     wider; none on m items is much narrower, whatever its range."""
-    return float(sequence_interval(np.zeros(max(1, m)), 0.0, 1.0).hi)
+    hi = sequence_interval(np.zeros(max(1, m)), 0.0, 1.0).hi
+    return 1.0 if hi is None else float(hi)
 
 
 def clipped(check: Check) -> tuple[bool, bool]:
