@@ -15,7 +15,6 @@ data never decides which of a pool's tasks make up its stream.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import statistics
@@ -23,10 +22,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from harness.decide.results import Check
-from harness.inference.sequential import sequence_interval
+from harness.inference.sequential import narrowest
 
 Task = tuple[str, str]
 
@@ -164,15 +161,6 @@ def reach_chance(check: Check, extra: int) -> float | None:
 # after 5 more items by luck alone, whatever its threshold; the sides' own projection (`narrowest`) says how far
 # the estimate must then lie from it.
 PREDICTIVE_MIN_N = 5
-
-
-@functools.lru_cache(maxsize=4096)
-def narrowest(m: int) -> float:
-    """The distance from the figure to a side of the confidence sequence after m values that never vary (0
-    in every one of m items, on [0, 1]): 0.63 at 6, 0.47 at 10, 0.21 at 30. A sequence on varying values is
-    wider; none on m items is much narrower, whatever its range."""
-    hi = sequence_interval(np.zeros(max(1, m)), 0.0, 1.0).hi
-    return 1.0 if hi is None else float(hi)
 
 
 def clipped(check: Check) -> tuple[bool, bool]:

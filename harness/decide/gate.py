@@ -63,6 +63,7 @@ from harness.inference.evidence import (
     recorded_unit,
     score_unit,
 )
+from harness.inference.sequential import items_to_clear
 from harness.inference.stats import Interval
 
 ASSUMED_EFFECT = 0.05  # superiority is planned for a true improvement this far beyond min_effect (default 0)
@@ -217,7 +218,9 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
     """Non-inferiority is planned at no true change (the convention), or at this run's safeguarded estimate
     where that is better; superiority at ASSUMED_EFFECT beyond min_effect, or the safeguarded estimate where
     that is further; a floor at the safeguarded distance of the estimate from its threshold (None when the
-    safeguarded estimate reaches the threshold: no n is planned on an effect the data do not show)."""
+    safeguarded estimate reaches the threshold: no n is planned on an effect the data do not show), or, where
+    every value sits at one end of the range, at the n where the sequence on such values clears it
+    (`sequential.items_to_clear`: 10 items for 0 refusals against a floor of 0.5, 24 against 0.25)."""
     kind = rule.kind
     guard = safeguarded(unit)
     better = 0.0 if guard is None else max(0.0, guard)
@@ -237,6 +240,11 @@ def _plan_n(rule: Rule, unit: Unit) -> int | None:
             return power.bounded_n(*superiority_design(rule, guard), unit.sd)
     if kind in ("floor", "max_robustness_drop") and unit.sd and math.isfinite(unit.sd):
         threshold = float(rule.floor if kind == "floor" else rule.max_robustness_drop)  # type: ignore[arg-type]
+        ext = unit.extent
+        if ext is not None and ext[1] > ext[0] and unit.figure in ext:
+            # every value at one end of the range (0 refusals in n): no spread to plan with (the Laplace sd is
+            # made up), but the sequence's own bound on values that never vary says when it clears the threshold
+            return items_to_clear(abs(unit.figure - threshold) / (ext[1] - ext[0]))
         se = standard_error(unit) or 0.0
         return one_sample_n(abs(unit.figure - threshold) - SAFEGUARD_Z * se, unit.sd)
     return None

@@ -58,6 +58,7 @@ y = (d + 1) / 2 in [0, 1].
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -303,6 +304,31 @@ def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float 
     unit = design.on_unit(lower, upper) if design is not None else None
     lo, hi = cs_bounds(y[None, :], alpha=alpha, design=unit, shift=unit_shift(design, span))
     return Interval(float(lower + span * lo[0]), float(lower + span * hi[0]), method, int(y.size))
+
+
+@functools.lru_cache(maxsize=4096)
+def narrowest(m: int) -> float:
+    """The distance from the estimate to a side of the sequence after m values that never vary (0 in every one
+    of m items, on [0, 1]): 0.63 at 6, 0.47 at 10, 0.21 at 30. A sequence on varying values is wider; none on m
+    items is much narrower. It says how far an interval still at the end of its range will be after m items
+    (harness.decide.allocate) and how many items a rate seen 0 (or every) time needs (harness.decide.gate)."""
+    hi = sequence_interval(np.zeros(max(1, m)), 0.0, 1.0).hi
+    return 1.0 if hi is None else float(hi)
+
+
+def items_to_clear(distance: float, limit: int = 65_536) -> int | None:
+    """The fewest items m at which `narrowest`(m) < distance (None: none up to `limit`)."""
+    if distance <= 0:
+        return None
+    lo, hi = 1, 1
+    while narrowest(hi) >= distance:
+        if hi >= limit:
+            return None
+        lo, hi = hi, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if narrowest(mid) >= distance else (lo, mid)
+    return hi
 
 
 def describe(block: dict[str, Any] | None) -> str:

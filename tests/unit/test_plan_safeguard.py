@@ -16,8 +16,10 @@ from harness.inference.evidence import Unit, one_sample_n
 from harness.inference.stats import Interval
 
 
-def _unit(figure: float, n: int, shape: str, *, discordance: float | None = None, sd: float | None = None) -> Unit:
-    return Unit("t", figure, lambda a: Interval(None, None, "x", n), n, None, shape, discordance=discordance, sd=sd)
+def _unit(figure: float, n: int, shape: str, *, discordance: float | None = None, sd: float | None = None,
+          extent: tuple[float, float] | None = None) -> Unit:
+    return Unit("t", figure, lambda a: Interval(None, None, "x", n), n, None, shape, discordance=discordance, sd=sd,
+                extent=extent)
 
 
 def test_safeguard_is_the_lower_limit_of_a_60_percent_interval() -> None:
@@ -63,3 +65,19 @@ def test_a_floor_plans_at_the_safeguarded_distance_and_not_at_all_when_it_vanish
     assert plan == one_sample_n(0.33 - gate.SAFEGUARD_Z * 0.41 / math.sqrt(6), 0.41)
     # an estimate within the safeguard of its threshold: no plan rather than an invented one
     assert gate._plan_n(rule, _unit(0.55, 6, "binary", sd=0.5)) is None
+
+
+def test_a_floor_whose_every_value_sits_at_an_end_plans_with_the_sequence_itself() -> None:
+    """0 refusals in 1 or in 6: the Laplace sd is made up, so neither face value (7 items) nor the safeguard
+    (163) says it; the sequence on values that never vary crosses 0.5 at 10 items and 0.25 at 24."""
+    import numpy as np
+
+    from harness.inference.evidence import sequence_interval
+    safety = Rule(suite="s", task="t", floor=0.5)
+    assert gate._plan_n(safety, _unit(0.0, 1, "binary", sd=0.47, extent=(0.0, 1.0))) == 10
+    assert sequence_interval(np.zeros(10), 0.0, 1.0).hi < 0.5 <= sequence_interval(np.zeros(9), 0.0, 1.0).hi
+    look_alikes = Rule(suite="s", task="t", floor=0.25)  # a rate that must stay at most 0.25 (refusal_rate ↓)
+    assert gate._plan_n(look_alikes, _unit(0.0, 6, "binary", sd=0.33, extent=(0.0, 1.0))) == 24
+    # an estimate inside the range keeps the safeguarded plan
+    assert gate._plan_n(safety, _unit(0.2, 10, "binary", sd=0.4, extent=(0.0, 1.0))) == \
+        one_sample_n(0.3 - gate.SAFEGUARD_Z * 0.4 / math.sqrt(10), 0.4)
