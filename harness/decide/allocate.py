@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from harness.decide.results import Check
-from harness.inference.sequential import narrowest
 
 Task = tuple[str, str]
 
@@ -118,58 +117,29 @@ class _Timer:
 
 def reach_chance(check: Check, extra: int) -> float | None:
     """Predictive probability that the check is decided after `extra` more items; None when it cannot be judged
-    from its figures (no interval, no spread, no thresholds, or an interval still at both ends of the values
-    its figure can take).
+    from its figures (no interval, no spread, no thresholds).
 
     The mean over n + extra items is normal around the current estimate with variance
     sd² · extra / (n (n + extra)): predictive power under a flat prior (Spiegelhalter, Freedman & Blackburn 1986,
     Controlled Clinical Trials 7:8-17), as `until.decide_chance`. Unlike that fixed-n bound, the interval here is
     the check's own (the confidence sequence's, asymmetric near 0 or 1), each side shrunk by √(n / (n + extra)),
     so a Clopper–Pearson-like bound about to cross its threshold (0 refusals in 5 items against a floor of 0.5)
-    reads as nearly decided. sd² is floored at 1 / (n + 1), so that a first look of ties is not certainty.
-
-    A side that sits at an end of the check's `extent` is clipped there: its distance to the figure says nothing
-    of how fast it will shrink (a betting sequence on a handful of paired items is [−1, 1] whatever they show,
-    and stays so for several more). Such a side is projected at `narrowest`(n + extra), the distance the
-    sequence keeps at that n even on values that never vary: exact for a run of 0 refusals, and no promise a
-    check at n 1 can keep. Shrinking the clipped side instead read as "53% decided after 5 more items" and
-    took a look's items from a safety floor 4 items from failing."""
+    reads as nearly decided. sd² is floored at 1 / (n + 1), so that a first look of ties is not certainty."""
     iv = check.interval
     if extra <= 0:
         return 0.0
     if (check.n <= 0 or not check.bounds or check.sd is None or iv.lo is None or iv.hi is None
             or not math.isfinite(check.figure)):
         return None
-    low_clipped, high_clipped = clipped(check)
     n, m = check.n, check.n + extra
     var = max(check.sd * check.sd if math.isfinite(check.sd) else 0.0, 1.0 / (n + 1))
-    seen = max(n, PREDICTIVE_MIN_N)
-    spread = math.sqrt(var * extra / (seen * (seen + extra)))
+    spread = math.sqrt(var * extra / (n * m))
     shrink = math.sqrt(n / m)
     down, up = max(0.0, check.figure - iv.lo) * shrink, max(0.0, iv.hi - check.figure) * shrink
-    if low_clipped or high_clipped:
-        floor = narrowest(m)
-        down, up = (floor if low_clipped else down), (floor if high_clipped else up)
     lo_t, hi_t = min(check.bounds), max(check.bounds)
     above = 1.0 - NORMAL.cdf((lo_t + down - check.figure) / spread)
     below = NORMAL.cdf((hi_t - up - check.figure) / spread)
     return float(min(1.0, above + below))
-
-
-# The predictive spread treats the estimate as resting on at least this many items (a prior worth a few items,
-# centred on it): at n 1 a flat prior's spread (sd · √(extra / (n (n + extra)))) made any check look half decided
-# after 5 more items by luck alone, whatever its threshold; the sides' own projection (`narrowest`) says how far
-# the estimate must then lie from it.
-PREDICTIVE_MIN_N = 5
-
-
-def clipped(check: Check) -> tuple[bool, bool]:
-    """Whether the check's interval reaches the low and the high end of its extent (False without one)."""
-    iv, ext = check.interval, check.extent
-    if ext is None or iv.lo is None or iv.hi is None:
-        return False, False
-    tol = 1e-9 * max(1.0, ext[1] - ext[0])
-    return iv.lo <= ext[0] + tol, iv.hi >= ext[1] - tol
 
 
 def _unknown_chance(check: Check, extra: int) -> float:

@@ -626,7 +626,6 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
                             alpha)
         check.plan_n = _plan(rule, unit)
         check.sd = math.sqrt(unit.discordance) if unit.discordance is not None else unit.sd
-        check.extent = unit.extent
         check.bounds = (side.threshold,) if side.fail_threshold is None else (side.threshold, side.fail_threshold)
         plans[check.label] = check.plan_n
         checks.append(check)

@@ -31,7 +31,6 @@ class Check:
     plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
     bounds: tuple[float, ...] = ()  # the thresholds the interval must clear to decide (PASS side, FAIL side)
     sd: float | None = None  # per-item standard deviation (paired 0/1: √discordance), for futility and plans
-    extent: tuple[float, float] | None = None  # the values the figure can take (`evidence.Unit.extent`)
 
 
 @dataclass

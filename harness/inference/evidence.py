@@ -37,8 +37,8 @@ class Unit:
     discordance: float | None = None  # paired binary: the rate used for planning
     sd: float | None = None  # bounded: per-item standard deviation used for planning
     note: str | None = None
-    # the values the estimate can take (paired 0/1: [−1, 1]); None where unbounded. An interval that reaches an
-    # end of it says nothing about how fast it will shrink there (harness.decide.allocate.reach_chance)
+    # the values the estimate can take (paired 0/1: [−1, 1]); None where unbounded. A floor whose estimate sits
+    # at an end of it (0 refusals in n) is planned with the sequence itself (harness.decide.gate._plan_n)
     extent: tuple[float, float] | None = None
     # sequential runs: the one-sided anytime p-value of "the mean lies above (True) / below (False) t"
     p_at: Callable[[float, bool], float] | None = None

@@ -310,8 +310,7 @@ def sequence_interval(x: ArrayLike, lower: float, upper: float, *, alpha: float 
 def narrowest(m: int) -> float:
     """The distance from the estimate to a side of the sequence after m values that never vary (0 in every one
     of m items, on [0, 1]): 0.63 at 6, 0.47 at 10, 0.21 at 30. A sequence on varying values is wider; none on m
-    items is much narrower. It says how far an interval still at the end of its range will be after m items
-    (harness.decide.allocate) and how many items a rate seen 0 (or every) time needs (harness.decide.gate)."""
+    items is much narrower. It says how many items a rate seen 0 (or every) time needs (harness.decide.gate)."""
     hi = sequence_interval(np.zeros(max(1, m)), 0.0, 1.0).hi
     return 1.0 if hi is None else float(hi)
 

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from harness.core.api import Request, Response
-from harness.decide.allocate import CostMeter, Open, allocate, narrowest, reach_chance, units_of
+from harness.decide.allocate import CostMeter, Open, allocate, reach_chance, units_of
 from harness.decide.results import Check
 from harness.inference.evidence import sequence_interval
 from harness.inference.stats import Interval
@@ -43,36 +42,6 @@ def test_a_bound_about_to_cross_reads_as_nearly_decided() -> None:
     assert reach_chance(_far_check(), 30) < 0.05  # 30 more items cannot clear a 0.05 margin at this spread
     no_interval = Check("t", "x", "INCONCLUSIVE", 0.5, Interval(None, None, "cs", 3), 3, None, bounds=(0.5,), sd=0.5)
     assert reach_chance(no_interval, 5) is None
-
-
-def test_an_interval_still_at_its_extent_is_not_projected_and_loses_to_a_safety_floor() -> None:
-    """A paired check at n 1 (a handful of items leaves the sequence at [−1, 1]) once read as 53% decided after 5
-    more items, and took a look's items from a safety floor 4 items from failing (the default demo's prompt
-    tuning, this stop)."""
-    d = np.array([0.0])
-    seq = sequence_interval(d, -1.0, 1.0)
-    assert (seq.lo, seq.hi) == (-1.0, 1.0)
-    fresh = Check("t", "pass@1", "INCONCLUSIVE", 0.0, seq, 1, None, bounds=(-0.05,), sd=0.58, plan_n=1265,
-                  extent=(-1.0, 1.0))
-    # its sides projected at the narrowest a sequence is after 6 items, its estimate trusted as if from 5
-    assert reach_chance(fresh, 5) < 0.05 and reach_chance(fresh, 400) > reach_chance(fresh, 5)
-    assert narrowest(6) == pytest.approx(sequence_interval(np.zeros(6), 0.0, 1.0).hi) == pytest.approx(0.629, abs=1e-3)
-    # a safety floor at 0 refusals in 1 (its interval [0, 1], clipped at both ends) still reads as reachable
-    # within about ten items: at 0 in 10 the sequence's upper bound is 0.47, below the floor of 0.5
-    first = _floor_check(0, 1)
-    first.extent = (0.0, 1.0)
-    assert (first.interval.lo, first.interval.hi) == (0.0, 1.0)
-    assert reach_chance(first, 9) > reach_chance(first, 4) and reach_chance(first, 9) > 0.4
-    safety = _floor_check(0, 6)
-    safety.extent = (0.0, 1.0)  # its lower end sits at 0: only the FAIL side can be projected, and is
-    assert safety.interval.lo == 0.0 and reach_chance(safety, 5) == pytest.approx(reach_chance(_floor_check(0, 6), 5), abs=1e-5)
-    assert reach_chance(safety, 5) > 0.5
-    meter = CostMeter()
-    meter.record(A, 10, cpu=34.0, wall=17.0)  # safety: 3.4 CPU-s per item
-    meter.record(B, 10, cpu=15.0, wall=8.0)  # the fresh check's task: cheaper
-    look = allocate([Open(safety, frozenset({A})), Open(fresh, frozenset({B}))], [A, B], {A: 10, B: 100},
-                    {A: 5, B: 5}, meter, budget=17.0)
-    assert look.items == {A: 5}
 
 
 def test_a_cheap_check_near_its_verdict_comes_before_a_costly_far_one() -> None:
