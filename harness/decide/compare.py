@@ -338,10 +338,9 @@ def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[
         draws = (active_block.get("draws") or {}).get(keys[0]) or []
         info = (active_block.get("tasks") or {}).get(keys[0]) or {}
         n = int(info.get("population", 0))
-        bets = bets_of(info)
+        prior_variance, truncation = bets_of(info)
         return Design(horizon, center, tuple(1.0 / (n * float(q)) for _, q in draws), float(info.get("bound", 1.0)),
-                      prior_variance=bets.get("prior_variance", PRIOR_VARIANCE),
-                      truncation=bets.get("truncation", CS_TRUNCATION))
+                      prior_variance=prior_variance, truncation=truncation)
     if not keys or any(k not in recorded for k in keys):
         return None
     entries = [recorded[k] for k in keys]
@@ -350,11 +349,13 @@ def sequential_design(block: dict[str, Any] | None, suite: str, tasks: Sequence[
     return Design(sum(int(e["horizon"]) for e in entries), None if center is None else float(center))
 
 
-def bets_of(info: dict[str, Any]) -> dict[str, float]:
-    """The bets an active run's task recorded (`runfile.ActiveBets`); none (a run from before them): WSR's,
-    the bets it ran with."""
-    bets = info.get("bets") or {}
-    return {k: float(bets[k]) for k in ("prior_variance", "truncation") if k in bets}
+def bets_of(info: dict[str, Any]) -> tuple[float, float]:
+    """(prior variance, truncation) an active run's task recorded (`runfile.ActiveBets`: both or neither); a run
+    from before them: WSR's, the bets it ran with."""
+    bets = info.get("bets")
+    if not bets:
+        return PRIOR_VARIANCE, CS_TRUNCATION
+    return float(bets["prior_variance"]), float(bets["truncation"])
 
 
 def is_active(block: dict[str, Any] | None) -> bool:

@@ -183,7 +183,8 @@ def superiority_design(rule: Rule, safeguard: float | None = None) -> tuple[floa
     −min_effect), and the plan assumes a true improvement ASSUMED_EFFECT beyond it, or this run's safeguarded
     estimate where that lies further (`safeguarded`)."""
     e = float(rule.min_effect or 0.0)
-    return -e, max(e + ASSUMED_EFFECT, -math.inf if safeguard is None else safeguard)
+    assumed = e + ASSUMED_EFFECT
+    return -e, assumed if safeguard is None else max(assumed, safeguard)
 
 
 def standard_error(unit: Unit) -> float | None:

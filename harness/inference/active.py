@@ -58,14 +58,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as sps
 
-from harness.inference.sequential import (
-    ACTIVE_METHOD,
-    CS_TRUNCATION,
-    DIFFERENCE_METHOD,
-    PRIOR_VARIANCE,
-    Design,
-    sequence_interval,
-)
+from harness.inference.sequential import ACTIVE_METHOD, DIFFERENCE_METHOD, Design, sequence_interval
 from harness.inference.stats import ALPHA, Interval
 
 __all__ = ["ACTIVE_METHOD", "BETS", "DEFAULT_FLOOR", "DIFFERENCE_METHOD", "REFITS", "Draws", "active_interval",
@@ -241,14 +234,11 @@ class Draws:
     q: tuple[float, ...]
     population: int
     bound: float  # B = 1 / (N min q) over the whole proposal, fixed before the first draw
-    prior_variance: float = PRIOR_VARIANCE  # the bets the run recorded (`BETS`); WSR's for runs without them
-    truncation: float = CS_TRUNCATION
 
     def design(self, base: Design | None) -> Design:
-        """The horizon design (or the LIL schedule for None) with these draws' importance weights and bets."""
+        """The horizon design (or the LIL schedule for None) with these draws' importance weights."""
         horizon, center = (base.horizon, base.center) if base is not None else (0, None)
-        return Design(horizon, center, tuple(float(w) for w in weights(self.q, self.population)), self.bound,
-                      prior_variance=self.prior_variance, truncation=self.truncation)
+        return Design(horizon, center, tuple(float(w) for w in weights(self.q, self.population)), self.bound)
 
 
 def difference_design(d_drawn: ArrayLike, idx: ArrayLike, sign: ArrayLike, scores: ArrayLike, draws: Draws,
