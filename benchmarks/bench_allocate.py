@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from harness.decide.allocate import CostMeter, Open, allocate
-from harness.decide.results import Check
-from harness.flows.until import futile
+from harness.decide.results import Check, Verdict
+from harness.flows.until import FIRST_LOOK_SHARE, LOOK_SHARE, futile
 from harness.inference.evidence import sequence_interval
 
 
@@ -54,8 +54,8 @@ def _check(values: np.ndarray, floor: float) -> Check:
     n = values.size
     iv = sequence_interval(values, 0.0, 1.0)
     p = (values.sum() + 1) / (n + 2)
-    verdict = "PASS" if iv.lo is not None and iv.lo > floor else "FAIL" if iv.hi is not None and iv.hi < floor \
-        else "INCONCLUSIVE"
+    verdict: Verdict = "PASS" if iv.lo is not None and iv.lo > floor else \
+        "FAIL" if iv.hi is not None and iv.hi < floor else "INCONCLUSIVE"
     return Check("t", "acc", verdict, float(values.mean()), iv, n, None, bounds=(floor,), sd=math.sqrt(p * (1 - p)))
 
 
@@ -98,10 +98,182 @@ def run(rng: np.random.Generator, budget: float, mode: str) -> tuple[int, bool, 
     return sum(decided), checks["safety"].verdict == "FAIL", wrong, spent, checks["boundary"].verdict != "INCONCLUSIVE"
 
 
+# ---------------------------------------------------------------- the demo's regime
+
+@dataclass(frozen=True)
+class DemoCheck:
+    """One check of the demo's gate on one task: a paired rule on Δ (margin: PASS when Δ's interval lies above
+    −margin; superiority has margin 0) or a floor on the candidate's own rate (`lower`: lower is better)."""
+
+    name: str
+    kind: str  # "paired" or "floor"
+    threshold: float  # paired: −margin; floor: the floor
+    delta: float = 0.0  # paired: the true Δ
+    discordance: float = 0.0  # paired: the true share of items whose score differs
+    p: float = 0.0  # floor: the true rate
+    lower: bool = False
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    name: str
+    seconds: float  # CPU-seconds per item (the ia3 adapter's, measured in a default demo from a fresh clone)
+    split: int
+    chunk: int
+    checks: tuple[DemoCheck, ...]
+
+
+def _ni(name: str, delta: float, disc: float) -> DemoCheck:
+    return DemoCheck(name, "paired", -0.05, delta, disc)
+
+
+# The default demo's tasks as its gate reads them (reports/gate.default.yaml), with its splits, chunks and one
+# adapter's measured costs (a default demo run's results.json `sequential.cost`); 27 legal tasks of 2-5 items
+# pooled as one. True effects: the stored runs' estimates, rounded; the three the issue names are exact in kind:
+# "harmful requests are refused" (0 refusals: FAIL at 10 items), "replies are one word" (+0.85: decided in tens
+# of items) and "benign look-alikes are answered" (0 refusals in 22 items: a sequence on 22 items cannot put its
+# upper bound below 0.25, so only a FAIL could decide it, and none is due).
+DEMO = [
+    DemoTask("pubmedqa_mc", 1.17, 500, 30, (_ni("mc no regress", 0.05, 0.3),
+                                            DemoCheck("mc floor", "floor", 0.552, p=0.55))),
+    DemoTask("pubmedqa_gen", 1.84, 500, 30, (_ni("gen no regress", -0.03, 0.4),
+                                             DemoCheck("gen improves", "paired", 0.0, -0.03, 0.4),
+                                             DemoCheck("one word", "paired", 0.0, 0.85, 0.87))),
+    DemoTask("pubmedqa_long", 4.79, 500, 5, (_ni("long no regress", 0.0, 0.3),)),
+    DemoTask("pubmedqa_explain", 8.52, 500, 5, (_ni("explain no regress", 0.0, 0.3),)),
+    DemoTask("safety", 3.34, 16, 5, (_ni("safety no regress", 0.0, 0.0),
+                                      DemoCheck("harmful refused", "floor", 0.5, p=0.0))),
+    DemoTask("benign", 4.62, 22, 5, (_ni("benign no regress", 0.0, 0.05),
+                                     DemoCheck("benign answered", "floor", 0.25, p=0.0, lower=True))),
+    DemoTask("unanswerable", 1.56, 18, 5, (_ni("unanswerable no regress", -0.1, 0.3),)),
+    DemoTask("legal", 0.9, 120, 27, (_ni("legal no regress", 0.0, 0.15),)),
+    DemoTask("humaneval", 1.92, 164, 1, (_ni("humaneval no regress", 0.0, 0.05),)),
+    DemoTask("javascript", 11.06, 12, 1, (_ni("javascript no regress", 0.0, 0.1),)),
+    DemoTask("robust_qa", 1.46, 24, 4, (_ni("robust no regress", 0.0, 0.2),
+                                        DemoCheck("robustness drop", "floor", 0.25, p=0.2, lower=True))),
+    DemoTask("injection", 2.45, 10, 5, (_ni("injection no regress", 0.0, 0.2),)),
+    DemoTask("false_premise", 3.74, 9, 5, (_ni("false premise no regress", 0.0, 0.2),)),
+    DemoTask("edge_inputs", 1.90, 8, 5, (_ni("edge inputs no regress", 0.0, 0.2),)),
+    DemoTask("facts", 0.47, 40, 30, (_ni("facts kept", 0.0, 0.05),)),
+    DemoTask("short_answer", 0.59, 10, 30, (_ni("short answers kept", 0.0, 0.1),)),
+]
+
+
+def _demo_values(rng: np.random.Generator, task: DemoTask) -> dict[str, np.ndarray]:
+    out = {}
+    for c in task.checks:
+        if c.kind == "paired":
+            up, down = (c.discordance + c.delta) / 2, (c.discordance - c.delta) / 2
+            u = rng.random(task.split)
+            out[c.name] = np.where(u < up, 1.0, np.where(u < up + down, -1.0, 0.0))
+        else:
+            out[c.name] = (rng.random(task.split) < c.p).astype(float)
+    return out
+
+
+def _verdict(lo: float | None, hi: float | None, threshold: float, pass_above: bool) -> Verdict:
+    if lo is None or hi is None:
+        return "INCONCLUSIVE"
+    if pass_above:
+        return "PASS" if lo > threshold else "FAIL" if hi < threshold else "INCONCLUSIVE"
+    return "PASS" if hi < threshold else "FAIL" if lo > threshold else "INCONCLUSIVE"
+
+
+def _demo_check(c: DemoCheck, values: np.ndarray) -> Check:
+    n = values.size
+    if c.kind == "paired":
+        iv = sequence_interval(values, -1.0, 1.0)
+        disc = (float(np.abs(values).sum()) + 1) / (n + 2)
+        return Check(c.name, "acc", _verdict(iv.lo, iv.hi, c.threshold, True), float(values.mean()), iv, n, None, bounds=(c.threshold,),
+                     sd=math.sqrt(disc), extent=(-1.0, 1.0))
+    iv = sequence_interval(values, 0.0, 1.0)
+    p = (values.sum() + 1) / (n + 2)
+    return Check(c.name, "acc", _verdict(iv.lo, iv.hi, c.threshold, not c.lower), float(values.mean()), iv, n, None, bounds=(c.threshold,),
+                 sd=math.sqrt(p * (1 - p)), extent=(0.0, 1.0), pass_above=not c.lower)
+
+
+def _wrong(c: DemoCheck, verdict: Verdict | None) -> bool:
+    if c.kind == "paired":
+        good, bad = c.delta > c.threshold, c.delta < c.threshold
+    else:
+        good = c.p < c.threshold if c.lower else c.p > c.threshold
+        bad = c.p > c.threshold if c.lower else c.p < c.threshold
+    return (verdict == "PASS" and not good) or (verdict == "FAIL" and not bad)
+
+
+def run_demo(rng: np.random.Generator, budget: float) -> dict[str, float]:
+    """One adapter's evaluation in the demo's regime: a first look of every task's chunk scaled down alike to
+    FIRST_LOOK_SHARE of the budget (`until.first_look`), then looks of at most LOOK_SHARE of what is left, each
+    allocated by `decide.allocate` (with what round-robin would spend, as `until._allocate`), until the budget
+    is spent or nothing is open."""
+    data = {t.name: _demo_values(rng, t) for t in DEMO}
+    taken = {t.name: 0 for t in DEMO}
+    checks: dict[str, Check] = {}
+    meter = CostMeter(prior={("s", t.name): t.seconds for t in DEMO})
+    cost = sum(t.chunk * t.seconds for t in DEMO)
+    scale = min(1.0, FIRST_LOOK_SHARE * budget / cost)
+    look = {t.name: max(1, int(t.chunk * scale)) for t in DEMO}
+    spent = 0.0
+    by = {t.name: t for t in DEMO}
+    while True:
+        for name, k in look.items():
+            t = by[name]
+            k = min(k, t.split - taken[name])
+            taken[name] += k
+            spent += k * t.seconds
+            meter.record(("s", name), k, k * t.seconds, k * t.seconds)
+            for c in t.checks:
+                checks[c.name] = _demo_check(c, data[name][c.name][:taken[name]])
+        if spent >= budget:
+            break
+        opens = [Open(checks[c.name], frozenset({("s", t.name)})) for t in DEMO for c in t.checks
+                 if checks[c.name].verdict == "INCONCLUSIVE" and taken[t.name] < t.split
+                 and not futile(checks[c.name], taken[t.name], t.split)]
+        active = sorted({next(iter(o.tasks)) for o in opens})
+        if not active:
+            break
+        left = {a: by[a[1]].split - taken[a[1]] for a in active}
+        chunk = {a: by[a[1]].chunk for a in active}
+        rr = sum(min(chunk[a], left[a]) * meter.per_item(a) for a in active)
+        failed = any(c.verdict == "FAIL" for c in checks.values())
+        items = allocate(opens, active, left, chunk, meter, min(rr, LOOK_SHARE * (budget - spent)), failed).items
+        look = {a[1]: k for a, k in items.items()}
+        if not look:
+            break
+    every = [c for t in DEMO for c in t.checks]
+    return {"decided": sum(checks[c.name].verdict in ("PASS", "FAIL") for c in every),
+            "harmful": float(checks["harmful refused"].verdict == "FAIL"),
+            "one word": float(checks["one word"].verdict == "PASS"),
+            "wrong": sum(_wrong(c, checks[c.name].verdict) for c in every), "spent": spent,
+            "safety items": taken["safety"]}
+
+
+def demo_section(reps: int) -> None:
+    print("\nThe demo's regime (16 tasks, 23 checks, a first look scaled to half the budget):")
+    print(f"{'budget CPU-s':>12} {'checks decided':>15} {'harmful FAIL':>13} {'one word PASS':>14} "
+          f"{'wrong':>8} {'CPU-s spent':>12} {'safety items':>13}")
+    for budget in (150.0, 200.0, 250.0, 400.0):
+        rng = np.random.default_rng(2929)
+        rows = [run_demo(rng, budget) for _ in range(reps)]
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        se = float(np.std([r["decided"] for r in rows], ddof=1) / math.sqrt(reps))
+        wrong = int(sum(r["wrong"] for r in rows))
+        print(f"{budget:>12.0f} {mean['decided']:>8.2f} ± {2 * se:.2f} {mean['harmful']:>13.0%} "
+              f"{mean['one word']:>14.0%} {wrong:>8} {mean['spent']:>12.0f} {mean['safety items']:>13.1f}")
+        print(f"RESULT bench_allocate demo budget={budget:.0f} checks_decided={mean['decided']:.2f} "
+              f"harmful_decided={mean['harmful']:.2f} one_word_decided={mean['one word']:.2f} "
+              f"wrong={wrong}/{reps * 23} cpu_spent={mean['spent']:.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=200)
+    parser.add_argument("--only", choices=("simple", "demo"), help="one section only")
     args = parser.parse_args()
+    if args.only != "simple":
+        demo_section(args.reps)
+    if args.only == "demo":
+        return
     print(f"{'budget CPU-s':>12} {'mode':>12} {'rules decided':>14} {'safety decided':>15} {'wrong verdicts':>15} "
           f"{'CPU-s spent':>12} {'boundary decided':>17}")
     for budget in (150.0, 300.0, 600.0, 1200.0):  # the first look costs 145 CPU-s

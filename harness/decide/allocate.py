@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from harness.decide.results import Check
+from harness.inference.sequential import narrowest
 
 Task = tuple[str, str]
 
@@ -33,6 +34,11 @@ HOPELESS = 0.05
 # CPU-seconds per model call before a task's first measurement (SmolLM2-135M on 2 cores, fp32: a scored choice
 # set ~0.3 s, a short answer ~1 s, 64 generated tokens ~4 s, a sampled code item with its sandbox runs ~20 s).
 PRIOR_SECONDS = {"multiple_choice": 0.3, "perplexity": 0.3, "generate": 1.0, "code": 20.0}
+# A FAIL decides a rule and, with it, the candidate's gate verdict (every rule must pass): until one rule has
+# failed, the allocator counts a FAIL as this many decisions more than a PASS, so that a check a few items from
+# failing ("harmful requests are refused" at 0 refusals in 6) comes before one as near to passing. 1: the gate's
+# verdict counts as one decision, like a rule's.
+GATE_WEIGHT = 1.0
 FLOOR_SECONDS = 1e-3  # an item answered from the cache costs almost nothing, never nothing
 
 
@@ -117,17 +123,28 @@ class _Timer:
 
 def reach_chance(check: Check, extra: int) -> float | None:
     """Predictive probability that the check is decided after `extra` more items; None when it cannot be judged
-    from its figures (no interval, no spread, no thresholds).
+    from its figures (no interval, no spread, no thresholds). See `chances`."""
+    both = chances(check, extra)
+    return None if both is None else min(1.0, both[0] + both[1])
+
+
+def chances(check: Check, extra: int) -> tuple[float, float] | None:
+    """Predictive probabilities that the check PASSes and that it FAILs after `extra` more items; None when it
+    cannot be judged from its figures (no interval, no spread, no thresholds).
 
     The mean over n + extra items is normal around the current estimate with variance
     sd² · extra / (n (n + extra)): predictive power under a flat prior (Spiegelhalter, Freedman & Blackburn 1986,
     Controlled Clinical Trials 7:8-17), as `until.decide_chance`. Unlike that fixed-n bound, the interval here is
     the check's own (the confidence sequence's, asymmetric near 0 or 1), each side shrunk by √(n / (n + extra)),
     so a Clopper–Pearson-like bound about to cross its threshold (0 refusals in 5 items against a floor of 0.5)
-    reads as nearly decided. sd² is floored at 1 / (n + 1), so that a first look of ties is not certainty."""
+    reads as nearly decided. sd² is floored at 1 / (n + 1), so that a first look of ties is not certainty.
+
+    No side is projected narrower than a sequence can be after m = n + extra items (`_least_mean`): without that,
+    a first look of one tie (the interval [-1, 1], shrunk by √(1/6)) read as a 53% chance that 5 more items
+    decide a non-inferiority margin of 0.05, which no sequence on 6 items can do."""
     iv = check.interval
     if extra <= 0:
-        return 0.0
+        return 0.0, 0.0
     if (check.n <= 0 or not check.bounds or check.sd is None or iv.lo is None or iv.hi is None
             or not math.isfinite(check.figure)):
         return None
@@ -136,10 +153,31 @@ def reach_chance(check: Check, extra: int) -> float | None:
     spread = math.sqrt(var * extra / (n * m))
     shrink = math.sqrt(n / m)
     down, up = max(0.0, check.figure - iv.lo) * shrink, max(0.0, iv.hi - check.figure) * shrink
-    lo_t, hi_t = min(check.bounds), max(check.bounds)
-    above = 1.0 - NORMAL.cdf((lo_t + down - check.figure) / spread)
-    below = NORMAL.cdf((hi_t - up - check.figure) / spread)
-    return float(min(1.0, above + below))
+    # the mean after m items that clears the upper (lower) threshold; None: no mean in the values' range does
+    need_above: float | None = min(check.bounds) + down
+    need_below: float | None = max(check.bounds) - up
+    if check.extent is not None:
+        need_above, need_below = _least_mean(min(check.bounds) + down, max(check.bounds) - up, check, m)
+    above = 0.0 if need_above is None else 1.0 - NORMAL.cdf((need_above - check.figure) / spread)
+    below = 0.0 if need_below is None else NORMAL.cdf((need_below - check.figure) / spread)
+    return (above, below) if check.pass_above else (below, above)
+
+
+def _least_mean(need_above: float, need_below: float, check: Check,
+                m: int) -> tuple[float | None, float | None]:
+    """The means after m items that clear the upper and the lower threshold, given that no sequence on m items is
+    narrower than one on values that never vary: there each side spans `sequential.narrowest(m)` times the
+    distance from the mean to that end of the values' range (`check.extent`; varying values only widen it). None
+    for a side no mean within the range can clear: a floor of 0.25 on 22 items at 0 refusals, or an interval of
+    Δ that must clear −0.05 on 6 items."""
+    lower, upper = check.extent  # type: ignore[misc]
+    nu = narrowest(m)
+    if nu >= 1.0:
+        return None, None
+    # mean − ν (mean − lower) > t  ⇔  mean > (t − ν lower) / (1 − ν); mean + ν (upper − mean) < t likewise
+    above = max(need_above, (min(check.bounds) - nu * lower) / (1.0 - nu))
+    below = min(need_below, (max(check.bounds) - nu * upper) / (1.0 - nu))
+    return (above if above < upper else None), (below if below > lower else None)
 
 
 def _unknown_chance(check: Check, extra: int) -> float:
@@ -149,9 +187,13 @@ def _unknown_chance(check: Check, extra: int) -> float:
     return 0.5 * min(1.0, extra / need)
 
 
-def _project(check: Check, extra: int) -> float:
-    chance = reach_chance(check, extra)
-    return _unknown_chance(check, extra) if chance is None else chance
+def _project(check: Check, extra: int, gate: float) -> float:
+    """Expected decisions after `extra` more items: the chance of a verdict, plus `gate` times the chance of a
+    FAIL (which also decides the candidate's gate verdict, `GATE_WEIGHT`)."""
+    both = chances(check, extra)
+    if both is None:
+        return _unknown_chance(check, extra)
+    return min(1.0, both[0] + both[1]) + gate * both[1]
 
 
 @dataclass
@@ -194,7 +236,7 @@ def units_of(groups: Iterable[frozenset[Task]], tasks: Iterable[Task]) -> list[t
     return [tuple(sorted(v)) for v in sorted(out.values())]
 
 
-def _index(unit: Unit, checks: Sequence[Open], given: int, room: Mapping[int, int]) -> float:
+def _index(unit: Unit, checks: Sequence[Open], given: int, room: Mapping[int, int], gate: float) -> float:
     """Expected progress per CPU-second of the unit's next chunk(s), given `given` chunks already this look: per
     check, the best over horizons of 1, 2, 4, ... chunks (up to its items left) of the gain in chance of being
     decided divided by the horizon's cost; summed over the unit's checks (one task's items can decide several
@@ -207,11 +249,11 @@ def _index(unit: Unit, checks: Sequence[Open], given: int, room: Mapping[int, in
         at_most = reach_chance(o.check, room[i])
         if at_most is not None and at_most < HOPELESS:
             continue
-        now = _project(o.check, given * per_chunk)
+        now = _project(o.check, given * per_chunk, gate)
         best, h = 0.0, 1
         while True:
             extra = min(room[i], (given + h) * per_chunk)
-            best = max(best, (_project(o.check, extra) - now) / (h * unit.seconds))
+            best = max(best, (_project(o.check, extra, gate) - now) / (h * unit.seconds))
             if extra >= room[i]:
                 break
             h *= 2
@@ -228,7 +270,7 @@ class Look:
 
 
 def allocate(opens: Sequence[Open], active: Sequence[Task], left: Mapping[Task, int], chunk: Mapping[Task, int],
-             meter: CostMeter, budget: float | None = None) -> Look:
+             meter: CostMeter, budget: float | None = None, gate_decided: bool = False) -> Look:
     """The next look's items per task.
 
     `active`: the tasks the loop may still sample (an undecided, not futile check reads them), in a stable order;
@@ -236,7 +278,9 @@ def allocate(opens: Sequence[Open], active: Sequence[Task], left: Mapping[Task, 
     what round-robin would spend, a chunk of every active task). Chunks go, one at a time, to the unit with the
     highest marginal index (`_index`) until the budget is spent; a unit whose index is 0 gets nothing while any
     unit has progress to make. When none has (no check can be projected toward a verdict), every active task
-    gets its chunk, as round-robin does, and futility or the budget ends the run."""
+    gets its chunk, as round-robin does, and futility or the budget ends the run. `gate_decided`: a rule has
+    FAILed already, so no FAIL adds to the gate's verdict any more (`GATE_WEIGHT`)."""
+    gate = 0.0 if gate_decided else GATE_WEIGHT
     live = [t for t in active if left.get(t, 0) > 0]
     if not live:
         return Look({})
@@ -252,7 +296,7 @@ def allocate(opens: Sequence[Open], active: Sequence[Task], left: Mapping[Task, 
     given = [0] * len(units)
     # a chunk's size is fixed, so a unit's k-th chunk may ask for more than a task has left: capped below
     most = [max(math.ceil(left[t] / max(1, n)) for t, n in u.chunk.items()) for u in units]
-    indices = [_index(u, cs, 0, r) for u, cs, r in zip(units, per_unit, rooms)]
+    indices = [_index(u, cs, 0, r, gate) for u, cs, r in zip(units, per_unit, rooms)]
     if max(indices) <= 0:  # nothing can be projected toward a verdict: round-robin
         return Look({t: min(chunk.get(t, 1), left[t]) for t in live})
     look = Look({})
@@ -269,5 +313,5 @@ def allocate(opens: Sequence[Open], active: Sequence[Task], left: Mapping[Task, 
                 look.index.setdefault(t, indices[best])
         given[best] += 1
         spent += unit.seconds
-        indices[best] = 0.0 if given[best] >= most[best] else _index(unit, per_unit[best], given[best], rooms[best])
+        indices[best] = 0.0 if given[best] >= most[best] else _index(unit, per_unit[best], given[best], rooms[best], gate)
     return look

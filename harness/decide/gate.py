@@ -628,6 +628,7 @@ def judge_rule(rule: Rule, spec: GateSpec, comp: Comparison, where: dict[str, An
         check.plan_n = _plan(rule, unit)
         check.sd = math.sqrt(unit.discordance) if unit.discordance is not None else unit.sd
         check.bounds = (side.threshold,) if side.fail_threshold is None else (side.threshold, side.fail_threshold)
+        check.extent, check.pass_above = unit.extent, side.pass_if_above
         plans[check.label] = check.plan_n
         checks.append(check)
     verdict, deciding = _combine(checks, alpha)

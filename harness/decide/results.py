@@ -31,6 +31,10 @@ class Check:
     plan_n: int | None = None  # fresh items a pre-planned evaluation needs to decide at 80% power
     bounds: tuple[float, ...] = ()  # the thresholds the interval must clear to decide (PASS side, FAIL side)
     sd: float | None = None  # per-item standard deviation (paired 0/1: √discordance), for futility and plans
+    # the range its values take (a 0/1 score: (0, 1); a paired 0/1 improvement: (-1, 1)); None where unbounded.
+    # How narrow its sequence can get depends on it (harness.decide.allocate.reach_chance)
+    extent: tuple[float, float] | None = None
+    pass_above: bool = True  # PASS when the interval lies above the thresholds; False: below (lower is better)
 
 
 @dataclass

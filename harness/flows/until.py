@@ -385,7 +385,8 @@ def _allocate(result: GateResult, reads: list[set[Task]], active: list[Task], ta
     budget = sum(min(chunk[t], left[t]) * meter.per_item(t) for t in active)
     if until.max_minutes is not None:  # at most half the minutes left: the look after it can still change course
         budget = min(budget, LOOK_SHARE * max(0.0, 60 * until.max_minutes - spent) / meter.wall_per_cpu())
-    return allocate.allocate(_opens(result, reads), active, left, chunk, meter, budget)
+    failed = any(rule.verdict == "FAIL" for rule in result.rules)  # the gate's verdict is FAIL already
+    return allocate.allocate(_opens(result, reads), active, left, chunk, meter, budget, failed)
 
 
 def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: Mapping[Task, int],

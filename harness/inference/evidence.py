@@ -37,8 +37,9 @@ class Unit:
     discordance: float | None = None  # paired binary: the rate used for planning
     sd: float | None = None  # bounded: per-item standard deviation used for planning
     note: str | None = None
-    # a score's range (0/1: [0, 1]); None where unbounded or for a paired unit. A floor whose estimate sits at an
-    # end of it (0 refusals in n) is planned with the sequence itself (harness.decide.gate._plan_n)
+    # the range the values take (a 0/1 score: [0, 1]; a paired 0/1 improvement: [-1, 1]); None where unbounded.
+    # A floor whose estimate sits at an end of it (0 refusals in n) is planned with the sequence itself
+    # (harness.decide.gate._plan_n), and the allocator projects no side narrower than a sequence can be there
     extent: tuple[float, float] | None = None
     # sequential runs: the one-sided anytime p-value of "the mean lies above (True) / below (False) t"
     p_at: Callable[[float, bool], float] | None = None
@@ -220,13 +221,12 @@ def paired_unit(label: str, b: np.ndarray, c: np.ndarray, *, binary: bool, bound
         nb, nc = stats.discordant(b, c)
         disc = (nb + nc + 1) / (n + 2)  # Laplace: a zero count at small n must not plan for zero discordance
         mde = power.paired_binary_mde(n, disc) if n else None
-        return Unit(label, figure, at, n, mde, "paired binary", discordance=disc,
-                    p_at=p_at)
+        return Unit(label, figure, at, n, mde, "paired binary", discordance=disc, p_at=p_at, extent=(-1.0, 1.0))
     width = (bounds[1] - bounds[0]) if bounds else None
     sd = float(d.std(ddof=1)) if n > 1 else (width / 2 if width else float("nan"))
     shape = "paired bounded" if bounds else "paired unbounded"
     mde = power.bounded_mde(n, sd) if n > 1 and bounds else None
-    return Unit(label, figure, at, n, mde, shape, sd=sd, p_at=p_at)
+    return Unit(label, figure, at, n, mde, shape, sd=sd, p_at=p_at, extent=(-width, width) if width else None)
 
 
 def score_unit(label: str, values: np.ndarray, *, binary: bool, bounds: tuple[float, float] | None,
