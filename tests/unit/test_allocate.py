@@ -4,14 +4,17 @@ nothing to a check no item can decide, a pool's tasks together, and each task's 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness.core.api import Request, Response
-from harness.decide.allocate import CostMeter, Open, allocate, reach_chance, units_of
+from harness.decide.allocate import CostMeter, Open, allocate, chances, reach_chance, units_of
 from harness.decide.results import Check
 from harness.inference.evidence import sequence_interval
+from harness.inference.sequential import narrowest
 from harness.inference.stats import Interval
 from harness.models.fake import FakeBackend
 
@@ -168,3 +171,68 @@ def test_an_undecided_check_past_the_planners_n_gets_its_projected_gap() -> None
     assert 1 <= gap <= 10 and (reach_chance(check, gap) or 0) >= 0.5
     assert gap == 1 or (reach_chance(check, gap // 2) or 0) < 0.5  # the fewest on the doubling grid
     assert projected_gap(_far_check(), 40) == 40  # none within the split: all it has left
+
+
+def _paired_check(values: list[float], margin: float = 0.05) -> Check:
+    """A non-inferiority check on paired 0/1 improvements (each −1, 0 or +1), as the gate builds it."""
+    d = np.array(values)
+    disc = (float(np.abs(d).sum()) + 1) / (d.size + 2)
+    return Check("t", "acc", "INCONCLUSIVE", float(d.mean()), sequence_interval(d, -1.0, 1.0), d.size, None,
+                 bounds=(-margin,), sd=float(np.sqrt(disc)), extent=(-1.0, 1.0))
+
+
+def test_the_projection_rests_on_the_narrowest_a_sequence_can_be() -> None:
+    # the premise: on values that never vary, each side of the sequence spans narrowest(m) times the distance
+    # to that end of the range, and values that vary only widen it
+    rng = np.random.default_rng(3)
+    for m in (6, 10, 20, 50):
+        nu = narrowest(m)
+        for c in (0.0, 0.1, 0.25, 0.5, 0.8):
+            iv = sequence_interval(np.full(m, c), 0.0, 1.0)
+            assert iv.lo is not None and iv.hi is not None
+            assert iv.hi - c >= nu * (1.0 - c) - 1e-3 and c - iv.lo >= nu * c - 1e-3
+            varying = np.clip(c + rng.normal(0, 0.1, m), 0.0, 1.0)
+            wide = sequence_interval(varying, 0.0, 1.0)
+            mean = float(varying.mean())
+            assert wide.hi is not None and wide.lo is not None
+            assert wide.hi - mean >= nu * (1.0 - mean) - 1e-3 and mean - wide.lo >= nu * mean - 1e-3
+
+
+def test_a_first_tie_is_not_read_as_half_decided() -> None:
+    # one tie: the interval [-1, 1]. Shrunk by √(1/6) it read as a 53% chance that 5 more items decide a 0.05
+    # margin; no sequence on 6 items can, even if the candidate won all 5 (its lower bound stays below -0.05)
+    tie = _paired_check([0.0])
+    assert reach_chance(tie, 5) == 0.0
+    wins = sequence_interval(np.array([0.0, 1, 1, 1, 1, 1]), -1.0, 1.0)
+    assert wins.lo is not None and wins.lo < -0.05
+    assert reach_chance(tie, 200) > 0.0  # with 200 more items a verdict is possible
+    # without the range the projection is what it was: half-decided after 5 items
+    assert reach_chance(replace(tie, extent=None), 5) > 0.3
+
+
+def test_a_side_no_mean_in_range_can_clear_has_no_chance() -> None:
+    # over-refusal at 0 in 1, lower is better, floor 0.25, 22 items in the split: a sequence on 22 values that
+    # are all 0 still reaches 0.27 > 0.25, so PASS is out of reach; only a FAIL (many refusals) is left
+    look_alikes = replace(_floor_check(0, 1, floor=0.25), extent=(0.0, 1.0), pass_above=False)
+    assert narrowest(22) > 0.25
+    both = chances(look_alikes, 21)
+    assert both is not None and both[0] == 0.0 and both[1] > 0.0
+    at_24 = chances(look_alikes, 40)  # enough items: 0 refusals in 24 can pass
+    assert at_24 is not None and at_24[0] > 0.0
+
+
+def test_a_fail_in_reach_comes_first_until_the_gate_has_failed() -> None:
+    # two tasks of equal cost: A's floor at 0 refusals in 6 (a FAIL within 4 items), B's at 6 refusals in 6 (a
+    # PASS as near); a FAIL also decides the candidate's gate verdict, so A comes first, unless a rule has
+    # failed already
+    meter = CostMeter()
+    meter.record(A, 10, cpu=30.0, wall=30.0)
+    meter.record(B, 10, cpu=30.0, wall=30.0)
+    failing = replace(_floor_check(0, 6), extent=(0.0, 1.0))
+    passing = replace(_floor_check(6, 6), extent=(0.0, 1.0))
+    assert chances(failing, 4) == pytest.approx(tuple(reversed(chances(passing, 4) or ())))
+    opens = [Open(failing, frozenset({A})), Open(passing, frozenset({B}))]
+    look = allocate(opens, [A, B], {A: 10, B: 10}, {A: 4, B: 4}, meter, budget=1.0)
+    assert look.items == {A: 4}
+    after = allocate(opens, [A, B], {A: 10, B: 10}, {A: 4, B: 4}, meter, budget=1.0, gate_decided=True)
+    assert after.index[next(iter(after.items))] == pytest.approx(look.index[A] / 2)

@@ -111,9 +111,10 @@ def test_cpu_sft_trains_lora_on_packed_rows_that_keep_examples_apart(tiny_model:
 
 
 @pytest.mark.parametrize(("peft", "train", "expect"), [
-    ({"type": "prompt_tuning", "num_virtual_tokens": 4}, {}, (False, False, 4)),  # PEFT drops position_ids
-    ({"type": "lora", "r": 4, "alpha": 8}, {"packing": False}, (True, False, 4)),  # recipe asks padding-free
-    ({"type": "lora", "r": 4, "alpha": 8}, {"packing": False, "padding_free": False}, (False, False, 4)),
+    # PEFT drops position_ids: padded batches, on a CPU one example per forward (no pads), 4 per step
+    ({"type": "prompt_tuning", "num_virtual_tokens": 4}, {}, (False, False, 1, 4)),
+    ({"type": "lora", "r": 4, "alpha": 8}, {"packing": False}, (True, False, 4, 1)),  # recipe asks padding-free
+    ({"type": "lora", "r": 4, "alpha": 8}, {"packing": False, "padding_free": False}, (False, False, 4, 1)),
 ])
 def test_batching_follows_method_and_recipe(tiny_model: Path, tmp_path: Path, peft: dict, train: dict,
                                             expect: tuple) -> None:
@@ -121,5 +122,24 @@ def test_batching_follows_method_and_recipe(tiny_model: Path, tmp_path: Path, pe
 
     trainer = build_trainer(_context(tiny_model, tmp_path, peft, **train))
     args = trainer.args
-    assert (args.padding_free, args.packing, args.per_device_train_batch_size) == expect
-    assert args.gradient_accumulation_steps == 1
+    assert (args.padding_free, args.packing, args.per_device_train_batch_size,
+            args.gradient_accumulation_steps) == expect
+
+
+def test_prompt_tuning_one_example_per_forward_takes_the_padded_batchs_step(tiny_model: Path,
+                                                                            tmp_path: Path) -> None:
+    # The same four examples per optimizer step, and the same loss: transformers normalises the accumulated
+    # micro-batches' loss over all their tokens, as the padded batch's mean over its unpadded tokens
+    from harness.train.sft import Batching, build_trainer
+
+    peft = {"type": "prompt_tuning", "num_virtual_tokens": 4}
+    losses, prompts = [], []
+    for batching in (Batching(False, False, 4, 1), Batching(False, False, 1, 4)):
+        ctx = _context(tiny_model, tmp_path / str(batching.batch_size), peft, max_steps=1)
+        trainer = build_trainer(ctx, batching=batching)
+        assert trainer.args.per_device_train_batch_size == batching.batch_size
+        trainer.train()
+        losses.append(trainer.state.log_history[0]["loss"])
+        prompts.append(trainer.model.prompt_encoder["default"].embedding.weight.detach().clone())
+    assert losses[0] == pytest.approx(losses[1], abs=1e-4)
+    torch.testing.assert_close(prompts[0], prompts[1], atol=1e-5, rtol=0)
