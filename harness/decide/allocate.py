@@ -3,9 +3,11 @@
 A sequential evaluation (`harness.flows.until`) judges every rule after each look. Round-robin gives every open
 task its chunk at every look, so a rule three items from a verdict waits on tasks that cost a hundred times more
 and are nowhere near one. Here each open check gets an index: the best, over look-ahead horizons, of the
-predictive chance that its interval clears its thresholds after that many more items, divided by what those
-items cost in measured CPU-seconds. A look's budget (what round-robin would have spent) goes, a chunk at a time,
-to the unit with the highest marginal index.
+predictive chance that its interval clears its thresholds after that many more items (no narrower than a
+sequence can be after them), divided by what those items cost in measured CPU-seconds; a FAIL counts once more
+while the gate's verdict is open, since it decides that too. A look's budget (what round-robin would have
+spent) goes, a chunk at a time, to the unit with the highest marginal index. `benchmarks/bench_allocate.py`
+measures it on simulated tasks, the demo's among them.
 
 Validity: each task's items are still taken in its own seeded order, and a confidence sequence is valid at any
 data-dependent stopping time, so choosing from the data which task to sample next changes no error rate. Tasks
