@@ -19,6 +19,8 @@ import torch
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from harness.train.common import on_cpu
+
 
 class HeldOutSFTTrainer(SFTTrainer):  # type: ignore[misc]  # trl is untyped
     """SFTTrainer whose held-out pass runs padded, length-sorted batches and reports a token-weighted loss."""
@@ -30,6 +32,52 @@ class HeldOutSFTTrainer(SFTTrainer):  # type: ignore[misc]  # trl is untyped
         self._eval_collator = DataCollatorForLanguageModeling(pad_token_id=self._tokenizer.pad_token_id,
                                                               padding_free=False)
         self._nll = torch.zeros(2, dtype=torch.float64)  # summed NLL, completion tokens
+        # TRL computes the loss with its fused, chunked LM head (no full logits), a Triton kernel on GPUs. Without
+        # Triton it runs a torch fallback that scores every position in tiles, entropy included, and on 2 CPU
+        # cores that took 2.2 s of a 4 s LoRA step on a 512-token row (its backward alone 1.6 s). The model's own
+        # head and cross-entropy give the same loss and gradients (tests/unit/test_train_native_head.py) in a
+        # fraction of that (the same step: 2.45 s), so a CPU uses them for the plain next-token loss; anything else
+        # keeps TRL's path.
+        self._native_head = (on_cpu() and getattr(self.args, "loss_type", "nll") == "nll" and self.label_smoother is None
+                             and self.compute_loss_func is None and not self.aux_loss_enabled)
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        """The next-token loss (summed NLL over the labelled tokens / `num_items_in_batch`, as TRL's), from the
+        model's own LM head on a CPU; TRL's fused head elsewhere. Logs TRL's metrics (entropy, token accuracy,
+        tokens seen) either way."""
+        if not self._native_head:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        mode = "train" if model.training else "eval"
+        inputs["use_cache"] = False
+        outputs = model(**inputs, num_items_in_batch=num_items_in_batch)
+        loss = outputs.loss
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # as TRL: DDP averages the gradients across ranks
+        self._log_metrics(mode, outputs.logits, inputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def _log_metrics(self, mode: str, logits: torch.Tensor, inputs: dict[str, Any]) -> None:
+        """TRL's per-step metrics from the full logits: entropy and top-1 accuracy over the labelled tokens."""
+        labels = inputs["labels"]
+        with torch.no_grad():
+            # prompt learning prepends virtual tokens: the last positions are the labelled sequence's
+            scored = logits[:, -labels.size(1):][:, :-1].float()
+            target = labels[:, 1:]
+            mask = target != -100
+            logp = torch.log_softmax(scored[mask], dim=-1)
+            entropy = -(logp.exp() * logp).sum(-1).sum()
+            correct = (scored[mask].argmax(-1) == target[mask]).sum()
+            valid = mask.sum()
+        gather = self.accelerator.gather_for_metrics
+        num_valid, entropy_sum, num_correct = gather(valid).sum(), gather(entropy).sum(), gather(correct).sum()
+        self._metrics[mode]["entropy"].append((entropy_sum / num_valid).item() if num_valid > 0 else 0.0)
+        self._metrics[mode]["mean_token_accuracy"].append((num_correct / num_valid).item() if num_valid > 0 else 0.0)
+        if mode == "train":  # as TRL: tokens fed (a padding-free or packed row has position_ids, no mask)
+            local = inputs["attention_mask"].sum() if "attention_mask" in inputs else \
+                torch.tensor(inputs["position_ids"].size(1))
+            self._total_train_tokens += gather(local).sum().item() // self._tp_size
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
 
     def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
         train_collator = self.data_collator
