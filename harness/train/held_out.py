@@ -23,7 +23,8 @@ from harness.train.common import on_cpu
 
 
 class HeldOutSFTTrainer(SFTTrainer):  # type: ignore[misc]  # trl is untyped
-    """SFTTrainer whose held-out pass runs padded, length-sorted batches and reports a token-weighted loss."""
+    """SFTTrainer whose held-out pass runs padded, length-sorted batches and reports a token-weighted loss, and
+    whose loss on a CPU comes from the model's own LM head (`compute_loss`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
