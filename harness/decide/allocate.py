@@ -156,10 +156,9 @@ def chances(check: Check, extra: int) -> tuple[float, float] | None:
     shrink = math.sqrt(n / m)
     down, up = max(0.0, check.figure - iv.lo) * shrink, max(0.0, iv.hi - check.figure) * shrink
     # the mean after m items that clears the upper (lower) threshold; None: no mean in the values' range does
-    need_above: float | None = min(check.bounds) + down
-    need_below: float | None = max(check.bounds) - up
-    if check.extent is not None:
-        need_above, need_below = _least_mean(min(check.bounds) + down, max(check.bounds) - up, check, m)
+    above_at, below_at = min(check.bounds) + down, max(check.bounds) - up
+    need_above, need_below = (above_at, below_at) if check.extent is None else \
+        _least_mean(above_at, below_at, check, m)
     above = 0.0 if need_above is None else 1.0 - NORMAL.cdf((need_above - check.figure) / spread)
     below = 0.0 if need_below is None else NORMAL.cdf((need_below - check.figure) / spread)
     return (above, below) if check.pass_above else (below, above)

@@ -66,9 +66,10 @@ class HeldOutSFTTrainer(SFTTrainer):  # type: ignore[misc]  # trl is untyped
             scored = logits[:, -labels.size(1):][:, :-1].float()
             target = labels[:, 1:]
             mask = target != -100
-            logp = torch.log_softmax(scored[mask], dim=-1)
+            picked = scored[mask]  # the labelled positions' logits, gathered once
+            logp = torch.log_softmax(picked, dim=-1)
             entropy = -(logp.exp() * logp).sum(-1).sum()
-            correct = (scored[mask].argmax(-1) == target[mask]).sum()
+            correct = (picked.argmax(-1) == target[mask]).sum()
             valid = mask.sum()
         gather = self.accelerator.gather_for_metrics
         num_valid, entropy_sum, num_correct = gather(valid).sum(), gather(entropy).sum(), gather(correct).sum()
