@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,9 +21,10 @@ from harness.models.adapters import AdapterInfo, attach, causal_lm, detach, insp
 from harness.models.devices import Hardware, Placement, needs_device_map, place, torch_dtype
 from harness.models.source import TOKENIZER_FILES, WEIGHT_FILES, ModelSource, dir_hash, resolve_model
 
-# bump when scoring code changes what a request returns: 2, a sampled completion seeded per item and drawn alone
-# (f3c785f), so a store's sampled answers from before are not served for the same request
-SCORING_VERSION = 2
+# bump when scoring code changes what a request returns, so a store's answers from before are not served for the
+# same request: 2, a sampled completion seeded per item and drawn alone (f3c785f); 3, sampled completions drawn per
+# row (Gumbel-max) in batches, and prompt-learning adapters' padded rows generated at their own positions
+SCORING_VERSION = 3
 
 
 @dataclass
@@ -406,45 +407,119 @@ class HFBackend(Backend):
 
     # ---- generation -----------------------------------------------------------------------------------
     def generate(self, requests: list[Request]) -> list[Response]:
-        """Batched generation (left padding, sorted by length); greedy unless the settings sample."""
+        """Batched generation (left padding, sorted by length); greedy unless the settings sample.
 
+        Every completion is a function of its own prompt and settings, never of its batch: a sampled one draws
+        from its own seeded generator (`_RowSampler`), and a prompt-learning adapter's rows get the positions
+        they would have alone (`_generate_batch`). So a rerun, a resumed run or another batch size gives the
+        same text, and the n samples of a pass@k item run as one batch."""
         results: list[Response | None] = [None] * len(requests)
-        by_settings: dict[GenSettings, list[int]] = {}
+        by_settings: dict[tuple[GenSettings, int], list[int]] = {}
+        # other prompt learning (task ids, CPT) keeps PEFT's generate, which drops position_ids: a left-padded
+        # row's prompt would sit further from its virtual tokens than alone, so only equal lengths share a batch
+        exact_length = is_prompt_learning(self.model) and _virtual_prompt(self.model) is None \
+            and not _prefix_length(self.model)
         for i, req in enumerate(requests):
-            by_settings.setdefault(req.gen or GenSettings(), []).append(i)
-        tok = self.tokenizer
-        tok.padding_side = "left"
-        for settings, indices in by_settings.items():
+            settings = replace(req.gen or GenSettings(), seed=0)  # the seed goes to the row, not the batch
+            length = len(self._encode(req.context)) if exact_length else 0
+            by_settings.setdefault((settings, length), []).append(i)
+        self.tokenizer.padding_side = "left"
+        for (settings, _), indices in by_settings.items():
             indices.sort(key=lambda i: -len(requests[i].context))
-            # a sampled completion is drawn alone, seeded from its settings and prompt (item_seed), so it does not
-            # depend on which other prompts share its batch: a rerun or a resumed run gives the same text
-            size = self.batch_size if settings.greedy else 1
-            for start in range(0, len(indices), size):
-                batch = indices[start:start + size]
-                for i, text, n in self._generate_batch([requests[i].context for i in batch], settings):
+            for start in range(0, len(indices), self.batch_size):
+                batch = indices[start:start + self.batch_size]
+                seeds = [item_seed((requests[i].gen or GenSettings()).seed, requests[i].context) for i in batch]
+                for i, text, n in self._generate_batch([requests[i].context for i in batch], settings, seeds):
                     results[batch[i]] = Response(text=text, n_tokens=[n], tokens_processed=n)
         return [r for r in results if r is not None]
 
-    def _generate_batch(self, prompts: list[str], settings: GenSettings):
+    def _generate_batch(self, prompts: list[str], settings: GenSettings, seeds: list[int]):
         import torch
 
         tok = self.tokenizer
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self._device)
-        kwargs: dict[str, Any] = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=tok.pad_token_id)
-        if settings.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            torch.manual_seed(item_seed(settings.seed, prompts[0]))
-            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=None)
+        kwargs: dict[str, Any] = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=tok.pad_token_id,
+                                      do_sample=False, temperature=None, top_p=None, top_k=None)
+        if not settings.greedy:  # greedy decoding over Gumbel-perturbed scores: a draw per row (_RowSampler)
+            from transformers import LogitsProcessorList
+
+            kwargs["logits_processor"] = LogitsProcessorList([_RowSampler(settings, seeds)])
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=tok)
+        # Prompt and prefix tuning generate through the base, with their virtual tokens placed as in scoring:
+        # PEFT 0.21's own generate under transformers 5 gives positions its forward (training, scoring) does not
+        # (tests/unit/test_prompt_learning_scoring.py)
+        virtual, prefix = _virtual_prompt(self.model), _prefix_length(self.model)
         with torch.inference_mode():
-            out = self.model.generate(**enc, **kwargs)
-        new = out[:, enc.input_ids.shape[1]:]
+            if virtual is not None:  # from [pads, virtual tokens, prompt]: only new tokens come back
+                new = causal_lm(self.model).generate(**_virtual_inputs(self.model, enc, virtual), **kwargs)
+            elif prefix:
+                out = causal_lm(self.model).generate(**_prefix_inputs(self.model, enc, prefix), **kwargs)
+                new = out[:, prefix + enc.input_ids.shape[1]:]
+            else:
+                new = self.model.generate(**enc, **kwargs)[:, enc.input_ids.shape[1]:]
         for i, row in enumerate(new):
             ids = [t for t in row.tolist() if t != tok.pad_token_id]
             text = tok.decode(ids, skip_special_tokens=True)
             yield i, truncate_at_stop(text, settings.stop), len(ids)
+
+
+def _virtual_inputs(model: Any, enc: Any, virtual: Any) -> dict[str, Any]:
+    """Prompt tuning's generation inputs with the virtual tokens after a row's left padding, not before it (as
+    PEFT's generate puts them): the positions count from the first unmasked token, so every row, padded or not,
+    sees its virtual tokens and prompt where it would alone."""
+    import torch
+
+    embeds = causal_lm(model).get_input_embeddings()(enc.input_ids)
+    virtual = virtual.to(embeds.dtype)[None].expand(embeds.shape[0], -1, -1)
+    pads = (enc.attention_mask == 0).sum(dim=1).tolist()
+    rows, masks = [], []
+    for b, p in enumerate(pads):  # left padding: row b's first p positions are pads
+        rows.append(torch.cat([embeds[b, :p], virtual[b], embeds[b, p:]]))
+        mask = enc.attention_mask[b]
+        masks.append(torch.cat([mask[:p], mask.new_ones(virtual.shape[1]), mask[p:]]))
+    return {"inputs_embeds": torch.stack(rows), "attention_mask": torch.stack(masks)}
+
+
+def _prefix_inputs(model: Any, enc: Any, prefix: int) -> dict[str, Any]:
+    """Prefix tuning's generation inputs: the prefix's keys and values as a filled cache, which transformers takes
+    to hold the first `prefix` input ids (placeholders here), and the mask with the prefix first. Positions count
+    unmasked tokens, so a padded row's prompt starts at `prefix`, as in PEFT's forward and in scoring."""
+    import torch
+
+    rows = enc.input_ids.shape[0]
+    ids = torch.cat([enc.input_ids.new_zeros(rows, prefix), enc.input_ids], dim=1)
+    mask = torch.cat([enc.attention_mask.new_ones(rows, prefix), enc.attention_mask], dim=1)
+    return {"input_ids": ids, "attention_mask": mask, "past_key_values": model.get_prompt(batch_size=rows)}
+
+
+class _RowSampler:
+    """Sampling as greedy decoding: each row's scores (temperature and top-p applied by transformers' own
+    warpers) plus Gumbel noise from that row's generator, seeded by its prompt and seed. The Gumbel-max trick
+    (argmax of log-probabilities plus independent Gumbel(0, 1) noise is an exact draw from the softmax; Gumbel
+    1954, as used in Maddison et al., "A* Sampling", NeurIPS 2014) makes every row's draw independent of the
+    others in its batch. transformers' sampler draws the whole batch from one global generator, so a sampled
+    completion would depend on its batch, and used to be drawn alone."""
+
+    def __init__(self, settings: GenSettings, seeds: list[int]) -> None:
+        import torch
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.warpers: list[Any] = [TemperatureLogitsWarper(settings.temperature)]
+        if settings.top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(settings.top_p))
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for warp in self.warpers:
+            scores = warp(input_ids, scores)
+        # one uniform draw per row and step, on the CPU (seeded generators there give the same numbers anywhere)
+        uniform = torch.stack([torch.rand(scores.shape[-1], generator=g, dtype=torch.float64)
+                               for g in self.generators])
+        gumbel = -torch.log(-torch.log(uniform.clamp_min(torch.finfo(torch.float64).tiny)))
+        return scores + gumbel.to(device=scores.device, dtype=scores.dtype)
 
 
 def item_seed(seed: int, prompt: str) -> int:
