@@ -42,6 +42,10 @@ PRIOR_SECONDS = {"multiple_choice": 0.3, "perplexity": 0.3, "generate": 1.0, "co
 # verdict counts as one decision, like a rule's.
 GATE_WEIGHT = 1.0
 FLOOR_SECONDS = 1e-3  # an item answered from the cache costs almost nothing, never nothing
+# The prior's weight in a task's price, in items. One measured item is a poor price for a task whose items vary:
+# in the demo, LoRA's first HumanEval item cost about 2 CPU-s (every completion stopped at once), so the allocator
+# took 16 more in a look sized for half a minute, and they cost 14 CPU-s each (the look ran 167 s for 45 planned).
+PRIOR_ITEMS = 1.0
 
 
 def prior_seconds(kind: str, max_new_tokens: int | None, samples: int, calls: int) -> float:
@@ -61,7 +65,7 @@ def cpu_seconds() -> float:
 
 @dataclass
 class CostMeter:
-    """Measured CPU- and wall-seconds per item of each task (cumulative means), a prior until measured."""
+    """Measured CPU- and wall-seconds per item of each task (cumulative means), priced with a prior (`per_item`)."""
 
     prior: dict[Task, float] = field(default_factory=dict)
     cpu: dict[Task, float] = field(default_factory=dict)
@@ -78,10 +82,11 @@ class CostMeter:
         return _Timer(self, task, items)
 
     def per_item(self, task: Task) -> float:
-        """CPU-seconds per item: measured where measured, else the prior."""
-        if self.items.get(task):
-            return max(FLOOR_SECONDS, self.cpu[task] / self.items[task])
-        return max(FLOOR_SECONDS, self.prior.get(task, 1.0))
+        """CPU-seconds per item: the measured mean with the prior counted as PRIOR_ITEMS more items, so one item
+        that happened to be cheap does not price the task (the prior alone before any is measured)."""
+        prior = self.prior.get(task, 1.0)
+        items = self.items.get(task, 0)
+        return max(FLOOR_SECONDS, (self.cpu.get(task, 0.0) + PRIOR_ITEMS * prior) / (items + PRIOR_ITEMS))
 
     def wall_per_cpu(self) -> float:
         """Wall-seconds per CPU-second so far (below 1 on several cores, above on a busy machine); 1 unmeasured."""

@@ -145,7 +145,20 @@ def test_a_shared_meter_reports_each_runs_own_costs() -> None:
                                       "wall_seconds_per_item": round(5 / 6, 4)}
     assert meter.to_json(since=before) == {"s/a": {"items": 2, "cpu_seconds_per_item": 1.0,
                                                    "wall_seconds_per_item": 0.5}}
-    assert meter.per_item(A) == 10 / 6  # what the next look is priced by: everything measured
+    assert meter.per_item(A) == (10 + 1.0) / 7  # what the next look is priced by: everything measured, and the prior
+
+
+def test_one_cheap_item_does_not_price_a_task() -> None:
+    """The prior counts as PRIOR_ITEMS more items: one item that happened to cost 2 CPU-s leaves a code task (prior
+    60) priced near the middle, and many measured items price it by themselves."""
+    from harness.decide.allocate import PRIOR_ITEMS
+
+    meter = CostMeter(prior={A: 60.0})
+    assert meter.per_item(A) == 60.0
+    meter.record(A, 1, cpu=2.0, wall=1.0)
+    assert meter.per_item(A) == (2.0 + PRIOR_ITEMS * 60.0) / (1 + PRIOR_ITEMS) > 25.0
+    meter.record(A, 99, cpu=99 * 14.0, wall=99 * 7.0)
+    assert abs(meter.per_item(A) - 14.0) < 0.5
 
 
 def test_the_first_look_fits_half_the_minutes() -> None:
