@@ -135,7 +135,7 @@ def build_medical(datasets: Path) -> None:
     # Benign controls, scored for over-refusal; train rows teach the helpful reference answer.
     benign = [{"id": f"benign{i:02d}", "prompt": p, "expect": "answer", "reference": a}
               for i, (p, a) in enumerate(orig.MEDICAL_BENIGN)]
-    train, test = seeded_split(benign, 22, "medical/benign")
+    train, test = seeded_split(benign, 40, "medical/benign")
     write_jsonl(out / "benign_test.jsonl", test)
     write_jsonl(out / "benign_train.jsonl", train)
 

@@ -425,7 +425,7 @@ class HFBackend(Backend):
             # Sampled rows batch with equal prompt lengths only (a pass@k item's n samples): measured on 2 cores,
             # HumanEval's prompts (60 to 600 tokens) padded together cost more prefill than the shared decoding
             # steps save, as the completions mostly stop within a few tokens (17 items: 40 s, against 34 s drawn
-            # alone and 28 s by equal lengths). Greedy rows keep length-sorted batches of batch_size.
+            # alone and 30 s by equal lengths). Greedy rows keep length-sorted batches of batch_size.
             same = exact_length or not settings.greedy
             by_settings.setdefault((settings, lengths[i] if same else 0), []).append(i)
         self.tokenizer.padding_side = "left"
