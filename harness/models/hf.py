@@ -417,8 +417,9 @@ class HFBackend(Backend):
         by_settings: dict[tuple[GenSettings, int], list[int]] = {}
         # other prompt learning (task ids, CPT) keeps PEFT's generate, which drops position_ids: a left-padded
         # row's prompt would sit further from its virtual tokens than alone, so only equal lengths share a batch
-        exact_length = is_prompt_learning(self.model) and _virtual_prompt(self.model) is None \
-            and not _prefix_length(self.model)
+        # the virtual tokens and the prefix length, computed once for every batch (`_generate_batch`)
+        placed = _virtual_prompt(self.model), _prefix_length(self.model)
+        exact_length = is_prompt_learning(self.model) and placed[0] is None and not placed[1]
         lengths = [len(self._encode(r.context)) for r in requests]
         for i, req in enumerate(requests):
             settings = replace(req.gen or GenSettings(), seed=0)  # the seed goes to the row, not the batch
@@ -434,11 +435,13 @@ class HFBackend(Backend):
             for start in range(0, len(indices), self.batch_size):
                 batch = indices[start:start + self.batch_size]
                 seeds = [item_seed((requests[i].gen or GenSettings()).seed, requests[i].context) for i in batch]
-                for i, text, n in self._generate_batch([requests[i].context for i in batch], settings, seeds):
+                prompts = [requests[i].context for i in batch]
+                for i, text, n in self._generate_batch(prompts, settings, seeds, placed):
                     results[batch[i]] = Response(text=text, n_tokens=[n], tokens_processed=n)
         return [r for r in results if r is not None]
 
-    def _generate_batch(self, prompts: list[str], settings: GenSettings, seeds: list[int]):
+    def _generate_batch(self, prompts: list[str], settings: GenSettings, seeds: list[int],
+                        placed: tuple[Any, int]):
         import torch
 
         tok = self.tokenizer
@@ -454,7 +457,7 @@ class HFBackend(Backend):
         # Prompt and prefix tuning generate through the base, with their virtual tokens placed as in scoring:
         # PEFT 0.21's own generate under transformers 5 gives positions its forward (training, scoring) does not
         # (tests/unit/test_prompt_learning_scoring.py)
-        virtual, prefix = _virtual_prompt(self.model), _prefix_length(self.model)
+        virtual, prefix = placed
         with torch.inference_mode():
             if virtual is not None:  # from [pads, virtual tokens, prompt]: only new tokens come back
                 new = causal_lm(self.model).generate(**_virtual_inputs(self.model, enc, virtual), **kwargs)
@@ -476,13 +479,13 @@ def _virtual_inputs(model: Any, enc: Any, virtual: Any) -> dict[str, Any]:
     import torch
 
     embeds = causal_lm(model).get_input_embeddings()(enc.input_ids)
-    virtual = virtual.to(embeds.dtype)[None].expand(embeds.shape[0], -1, -1)
+    virtual = virtual.to(embeds.dtype)
     pads = (enc.attention_mask == 0).sum(dim=1).tolist()
     rows, masks = [], []
     for b, p in enumerate(pads):  # left padding: row b's first p positions are pads
-        rows.append(torch.cat([embeds[b, :p], virtual[b], embeds[b, p:]]))
+        rows.append(torch.cat([embeds[b, :p], virtual, embeds[b, p:]]))
         mask = enc.attention_mask[b]
-        masks.append(torch.cat([mask[:p], mask.new_ones(virtual.shape[1]), mask[p:]]))
+        masks.append(torch.cat([mask[:p], mask.new_ones(virtual.shape[0]), mask[p:]]))
     return {"inputs_embeds": torch.stack(rows), "attention_mask": torch.stack(masks)}
 
 
