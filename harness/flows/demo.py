@@ -3,8 +3,9 @@
 Fine-tune with three methods, then evaluate each adapter against the base *until the gate is decided*
 (`harness.flows.until`): items in one seeded random order, a chunk per task at a time, every rule judged after each
 chunk with the betting confidence sequence; a check that even every item of its split would not decide stops
-taking items (`until.futile`), and the adapter stops when every rule is PASS or FAIL, when only such checks are
-left, or when its budget (minutes, items) runs out. The base is loaded once; its answers are evaluated on demand, through the response
+taking items (`until.futile`), and an adapter stops when every rule is PASS or FAIL or when only such checks are
+left. Each adapter's first look takes a chunk of every task; every later look goes to the adapter whose next look
+is nearest a decision per CPU-second (`later_looks`), until the evaluation's minutes run out. The base is loaded once; its answers are evaluated on demand, through the response
 cache, and shared by the three adapters (same seed, same order), so each base item is computed once. Then the
 reports, and an exit with the gate's status: 0 when every adapter passes, 1 when any fails, 3 when none fails
 but some rule is still undecided when the budget runs out (the report says how many items would decide it).
@@ -100,17 +101,16 @@ def pooled_tasks(spec: Any, reads: list[set[tuple[str, str]]]) -> dict[str, int]
     return out
 
 
-# Budgets (2 quiet cores, set-up excluded): the default demo has 20 minutes in all. Training (about 2.6 min per
+# Budgets (2 quiet cores, set-up excluded): the default demo has 20 minutes in all. Training (about 2.2 min per
 # recipe; nothing when an adapter is reused) and loading are measured as they happen, and what they leave, less
-# 1.5 min for the reports and the last look's overrun, is the evaluation's: each adapter gets its share of what is
-# left when it starts (the first FIRST_BUDGET shares: it also computes the base's answers, which the others reuse
-# from the cache), so time one leaves is carried to the next. Within an adapter's minutes the first look takes a
-# chunk of every task, scaled down to half of its minutes at the cost per item known (`until.first_look`: the
-# adapters share one cost meter); later looks go where a decision is nearest per CPU-second (`decide.allocate`,
-# e.g. the safety task at 0 refusals in 6, a few items from FAIL), each at most half the minutes left
-# (`until.LOOK_SHARE`). Measured on a quiet 2-core machine: training 7.9 min; the first adapter's first look with
-# the base's answers 2.5 min, another adapter's 1-1.8 min. Quick: one look of one item per task per adapter,
-# generated answers cut at SMOKE_TOKENS.
+# 1.5 min for the reports and the last look's overrun, is the evaluation's. Each adapter has a share of it (the
+# first FIRST_BUDGET shares: it also computes the base's answers, which the others reuse from the cache), and its
+# first look takes a chunk of every task, scaled down to half of its share at the cost per item known
+# (`until.first_look`: the adapters share one cost meter). Every later look, until the time is out, goes to the
+# adapter whose next look is nearest a decision per CPU-second (`later_looks`, `decide.allocate`): "replies are one
+# word" one item from PASS on one adapter comes before a long shot on another. Measured on a quiet 2-core machine:
+# training 6.5 min; the first adapter's first look with the base's answers 2.9 min, another adapter's 1.3 min.
+# Quick: one look of one item per task per adapter, generated answers cut at SMOKE_TOKENS.
 DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0, max_items=None, cheap=6,
                 total_minutes=20.0)
 FIRST_BUDGET = 1.5
@@ -158,19 +158,26 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
 
     looks = (f"per look {sizes.chunk * sizes.cheap} items of each cheap task, {sizes.chunk} of each longer "
              f"generation, {max(1, sizes.chunk // 5)} of each code task, fewer where an item has perturbed variants "
-             "or a pooled rule's tasks share the look" if sizes.cheap > 1 else f"{sizes.chunk} item of each task")
+             "or a pooled rule's tasks share the look" if sizes.cheap > 1 else
+             f"{sizes.chunk} item{'s' if sizes.chunk != 1 else ''} of each task")
     total = eval_minutes(sizes, stages)
-    budget = (f"{sizes.max_minutes:g} min per adapter, {FIRST_BUDGET:g} times that for the first" if total is None else
-              f"{total:.1f} min for {len(adapters)} adapter{'s' if len(adapters) != 1 else ''}, of the demo's {sizes.total_minutes:g} min, each "
-              f"adapter a share of what is left, {FIRST_BUDGET:g} shares for the first")
-    stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget {budget}, the first "
-                              "also computing the base's answers, shared by the others)")
-    deadline = None if total is None else time.perf_counter() + 60 * total
+    each = total is None
+    if total is None:  # a budget per adapter: pooled, so that one adapter's unused minutes serve another's looks
+        total = sizes.max_minutes * (FIRST_BUDGET + len(adapters) - 1)
+    whole = "" if each else f", of the demo's {sizes.total_minutes:g} min"
+    stage = _begin(stages, 3, f"evaluating each adapter until the gate is decided ({looks}; budget {total:.{1 if total >= 0.1 else 2}f} min "
+                              f"for {len(adapters)} adapter{'s' if len(adapters) != 1 else ''}{whole}): each "
+                              f"adapter's first look takes at most half its share ({FIRST_BUDGET:g} shares for the "
+                              "first, which also computes the base's answers, shared by the others); every later look "
+                              "goes to the adapter whose next look is nearest a decision per CPU-second")
+    deadline = time.perf_counter() + 60 * total
     try:
-        outcomes = []
+        runs = []
         for k, adapter in enumerate(adapters):
-            minutes = adapter_minutes(sizes, deadline, len(adapters) - k, not session.base.samples)
-            outcomes.append(session.until_decided(adapter, out / "runs" / adapter.name, sizes, stage, minutes))
+            minutes = adapter_minutes(total, deadline, len(adapters) - k, len(adapters), not session.base.samples)
+            runs.append(session.first_look(adapter, out / "runs" / adapter.name, sizes, minutes))
+        later_looks(runs, deadline)
+        outcomes = [session.finish(name, run, stage) for name, run in runs]
         base = session.write_base()
     finally:
         session.close()
@@ -199,18 +206,56 @@ def eval_minutes(sizes: Sizes, stages: list[Stage]) -> float | None:
 
 
 # The least an adapter is given when the time is spent: its first look (a chunk of every task) always runs, so that
-# every adapter has a verdict; this stops it right after.
+# every adapter has a verdict.
 LEAST_MINUTES = 0.01
 
 
-def adapter_minutes(sizes: Sizes, deadline: float | None, adapters_left: int, first: bool) -> float:
-    """One adapter's budget: its share of the minutes left until `deadline` (the first, which also computes the
-    base's answers, FIRST_BUDGET shares), so time an earlier adapter left unused goes to the later ones."""
-    if deadline is None:
-        return sizes.max_minutes * (FIRST_BUDGET if first else 1)
-    left = (deadline - time.perf_counter()) / 60
+def adapter_minutes(total: float, deadline: float, adapters_left: int, adapters: int, first: bool) -> float:
+    """One adapter's share of the evaluation's `total` minutes (the first, which also computes the base's answers,
+    FIRST_BUDGET shares), less when the adapters before it overran theirs: at most its share of what is left
+    until `deadline`. Its first look takes at most half of it (`until.first_look`); the rest is pooled."""
     share = FIRST_BUDGET if first else 1.0
-    return max(LEAST_MINUTES, left * share / (share + adapters_left - 1))
+    left = (deadline - time.perf_counter()) / 60
+    planned = total * share / (FIRST_BUDGET + adapters - 1)
+    return max(LEAST_MINUTES, min(planned, left * share / (share + adapters_left - 1)))
+
+
+def later_looks(runs: list[tuple[str, Any]], deadline: float) -> None:
+    """Every look after the first ones, until `deadline` or until no run has a look left: each to the run whose
+    next look has the highest index (expected progress toward a decision per CPU-second, `decide.allocate`), so
+    that a rule one item from a verdict on one adapter comes before a long shot on another. Each run plans with
+    an equal part of the time left (a look takes at most half of that, `until.LOOK_SHARE`), so looks stay short
+    enough to change course. Choosing the run from the data changes no error rate: each run's confidence
+    sequences hold at any data-dependent stopping time."""
+    first = True
+    while (left := deadline - time.perf_counter()) > 0:
+        open_runs = [(name, run) for name, run in runs if run.stopped is None]
+        plans = [(name, run, look) for name, run in open_runs
+                 if (look := run.next_look(left / max(1, len(open_runs)))) is not None]
+        if not plans:
+            return
+        if first:
+            print("      later looks, each to the adapter whose next look is nearest a decision per CPU-second:",
+                  flush=True)
+            first = False
+        # the highest index; where no run can project one (every look round-robin), the run with least time so far
+        name, run, look = max(plans, key=lambda p: (max(p[2].index.values(), default=0.0), -p[1].seconds))
+        before = set(run.decided_at)
+        spent = run.seconds
+        run.take(look)
+        decided = [f"{run.result.rules[i].verdict} '{run.result.rules[i].name}'" for i in sorted(run.decided_at)
+                   if i not in before]
+        print(f"        {name}: {_look_items(look.items)} ({run.seconds - spent:.0f} s; "
+              f"{max(0.0, deadline - time.perf_counter()) / 60:.1f} min left)"
+              + (f": {', '.join(decided)}" if decided else ""), flush=True)
+
+
+def _look_items(items: Mapping[tuple[str, str], int], each: int = 3) -> str:
+    """A look's items in a few words: the tasks with the most, and how many more."""
+    ranked = sorted(((n, task) for (_, task), n in items.items() if n > 0), reverse=True)
+    words = ", ".join(f"{n} {task}" for n, task in ranked[:each])
+    more = len(ranked) - each
+    return f"{sum(items.values())} items ({words}{f' and {more} more tasks' if more > 0 else ''})"
 
 
 class _Session:
@@ -262,20 +307,33 @@ class _Session:
     def base_items(self) -> int:
         return len({(s["suite"], s["task"], s.get("source_id") or s["sample_id"]) for s in self.base.samples})
 
-    def until_decided(self, adapter: Path, out: Path, sizes: Sizes, stage: Stage, minutes: float) -> Any:
-        from harness.flows.until import UntilSettings, run_until_decided, summary
+    def first_look(self, adapter: Path, out: Path, sizes: Sizes, minutes: float) -> tuple[str, Any]:
+        """Start the adapter's sequential run and take its first look (a chunk of every task, at most half of
+        `minutes`); the later looks are `later_looks`'."""
+        from harness.flows.until import UntilRun, UntilSettings
         from harness.run.engine import check_capabilities
 
         check_capabilities(self.backend, self.suites, [str(adapter)])
         self.backend.check_adapter(str(adapter))
-        until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, minutes, sizes.chunk, SEED,
+        until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, None, sizes.chunk, SEED,
                               task_chunks(self.suites, sizes, self.pooled))
-        print(f"      {adapter.name} (budget {minutes:.1f} min):", flush=True)
-        outcome = run_until_decided(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m",
-                                    str(adapter), self.base, out, self.judges, self.meter)
-        stage.notes.append(f"{adapter.name}: {outcome.evaluated} of {outcome.available} items in "
+        run = UntilRun(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m", str(adapter),
+                       self.base, out, self.judges, self.meter)
+        look = run.next_look(60 * minutes)
+        if look is not None:
+            run.take(look)
+            print(f"        {adapter.name}: first look, {_look_items(look.items)} ({run.seconds:.0f} s)", flush=True)
+        return adapter.name, run
+
+    def finish(self, name: str, run: Any, stage: Stage) -> Any:
+        """Write the adapter's run and print what it decided."""
+        from harness.flows.until import summary
+
+        outcome = run.finish("max_minutes")  # a run still open when the time is out
+        stage.notes.append(f"{name}: {outcome.evaluated} of {outcome.available} items in "
                            f"{outcome.seconds:.0f} s, stopped: {outcome.stopped}"
                            + (f"; {_cache_note(outcome.results)}" if "timing" in outcome.results else ""))
+        print(f"      {name}:", flush=True)
         for line in summary(outcome).splitlines():
             print(f"        {line}", flush=True)
         return outcome

@@ -362,15 +362,16 @@ FIRST_LOOK_SHARE = 0.5
 LOOK_SHARE = 0.5
 
 
-def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.CostMeter) -> dict[Task, int]:
+def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.CostMeter,
+               seconds_left: float | None = None) -> dict[Task, int]:
     """The first look's items per task: each its chunk, all scaled down alike (at least one each) when they would
-    cost more than FIRST_LOOK_SHARE of the minutes. Fixed before any answer, like the chunks: every look stays
-    valid, and the tasks of a pool keep equal chunks."""
+    cost more than FIRST_LOOK_SHARE of the `seconds_left` (None: no time budget). Fixed before any answer, like
+    the chunks: every look stays valid, and the tasks of a pool keep equal chunks."""
     items = {t: until.chunk_of(t) for t in active}
-    if until.max_minutes is None:
+    if seconds_left is None:
         return items
     cost = sum(n * meter.wall_per_item(t) for t, n in items.items())
-    cap = FIRST_LOOK_SHARE * 60 * until.max_minutes
+    cap = FIRST_LOOK_SHARE * max(0.0, seconds_left)
     if cost <= cap:
         return items
     return {t: max(1, int(n * cap / cost)) for t, n in items.items()}
@@ -378,13 +379,14 @@ def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.Cos
 
 def _allocate(result: GateResult, reads: list[set[Task]], active: list[Task], taken: Mapping[Task, int],
               order: Mapping[Task, list[Group]], until: UntilSettings, meter: allocate.CostMeter,
-              spent: float) -> allocate.Look:
-    """The next look: what round-robin would spend (at most the minutes left), given where it helps most."""
+              seconds_left: float | None) -> allocate.Look:
+    """The next look: what round-robin would spend (at most LOOK_SHARE of the seconds left), given where it helps
+    most."""
     left = {t: len(order[t]) - taken[t] for t in active}
     chunk = {t: until.chunk_of(t) for t in active}
     budget = sum(min(chunk[t], left[t]) * meter.per_item(t) for t in active)
-    if until.max_minutes is not None:  # at most half the minutes left: the look after it can still change course
-        budget = min(budget, LOOK_SHARE * max(0.0, 60 * until.max_minutes - spent) / meter.wall_per_cpu())
+    if seconds_left is not None:  # at most half the time left: the look after it can still change course
+        budget = min(budget, LOOK_SHARE * max(0.0, seconds_left) / meter.wall_per_cpu())
     failed = any(rule.verdict == "FAIL" for rule in result.rules)  # the gate's verdict is FAIL already
     return allocate.allocate(_opens(result, reads), active, left, chunk, meter, budget, failed)
 
@@ -528,6 +530,7 @@ class _Loop:
                            "time": time.time()})  # a sequential run is never resumed: the cache makes reruns cheap
         self.run_id, _ = store.start_run(key, self.model_info, False)
         self.base_index = _baseline_index(baseline)
+        self.base_seen = len(baseline.samples)  # the baseline's samples indexed (another run may add to a shared one)
         self.base_extra: list[SampleRecord] = []  # baseline samples evaluated on demand
         self.base_run_id: str | None = None
         self.base_variant: str | None = None
@@ -541,6 +544,9 @@ class _Loop:
         self.backend.set_adapter(self.candidate)
         _timed(meter, groups, work, lambda part: execute(self.backend, self.store, self.run_id, self.fp_hash, part,
                                                          self.quiet, self.judges))
+        if len(self.baseline.samples) != self.base_seen:  # answers another run sharing the baseline evaluated since
+            self.base_index.update(_baseline_index(self.baseline))
+            self.base_seen = len(self.baseline.samples)
         missing = []
         for item in work:
             key = (item.task.suite.name, item.task.name, item.sample.sample_id)
@@ -570,6 +576,7 @@ class _Loop:
             sample = cast(SampleRow, rec.to_json())
             self.base_index[(rec.suite, rec.task, rec.sample_id)] = sample
             self.baseline.samples.append(sample)
+        self.base_seen = len(self.baseline.samples)
         self.base_extra += fresh
 
     def block(self, stopped: str | None, available: dict[str, int], looks: list[int],
@@ -602,116 +609,161 @@ class _Loop:
         return [_record_json(self.base_index[k]) for k in keys]
 
 
+class UntilRun:
+    """One sequential evaluation, a look at a time: `next_look` says what the next look would take (and how near
+    a decision per CPU-second it gets), `take` evaluates it and judges every rule, `finish` writes the run.
+
+    `run_until_decided` drives one run to its own budget; the demo drives several, each look to the run whose
+    next look is nearest a decision (`harness.flows.demo`). Either way every look is valid: a confidence sequence
+    holds at any data-dependent stopping time, and each task's items keep their seeded order."""
+
+    def __init__(self, backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
+                 until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
+                 out: Path | None = None, judges: dict[str, Backend] | None = None,
+                 meter: allocate.CostMeter | None = None) -> None:
+        self.started = time.perf_counter()
+        self.seconds = 0.0  # this run's own time (its set-up and looks; the demo interleaves several runs)
+        self.settings, self.until, self.baseline, self.out = settings, until, baseline, out
+        self.spec, self.root = load_gate(until.gate)
+        refuse_estimates(self.spec, self.root, str(until.gate))
+        self.reads = rule_tasks(self.spec, suites, str(until.gate))
+        say(settings, f"until decided: preparing the prompts of {sum(len(x.tasks) for x in suites)} tasks")
+        self.loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline, judges)
+        self.order = seeded_order(list(self.loop.groups), until.seed)
+        needed = set().union(*self.reads)
+        self.available = {f"{s}/{t}": len(self.order.get((s, t), [])) for s, t in sorted(needed)}
+        self.total = sum(self.available.values())
+        self.design = plan_design(self.spec, self.reads, self.available, until.discordance)  # fixed before any look
+        self.plan = None
+        if until.active:  # draws with replacement toward likely flips, fixed before the first look
+            self.plan = active_draws.plan(self.spec, self.reads, self.order, baseline, until.floor, until.seed,
+                                          str(until.gate))
+            self.order = self.plan.order
+        self.taken = {task: 0 for task in self.order}
+        self.result: GateResult | None = None
+        self.decided_at: dict[int, int] = {}
+        self.looks: list[int] = []
+        self.stopped: str | None = None
+        self.hopeless: set[int] = set()
+        self.per_task = {task: len(groups) for task, groups in self.order.items()}  # items per task, for futility
+        self.meter = meter or allocate.CostMeter()
+        self.measured = self.meter.snapshot()  # the run file records this run's own costs, not a shared meter's
+        self.meter.prior.update(prior_costs(suites))
+        budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
+                                     f", at most {until.max_minutes:.1f} min" if until.max_minutes else ""))
+        say(settings, f"until decided: {len(self.spec.rules)} rules over {self.total} items available in "
+                      f"{len(needed)} tasks, looked at after every chunk of {until.chunk} items per task{budget}")
+        self.seconds += time.perf_counter() - self.started
+
+    def _block(self, stopped: str | None) -> dict[str, Any]:
+        made = self.loop.block(stopped, self.available, self.looks, self.design)
+        return self.plan.extend(made) if self.plan is not None else made
+
+    def next_look(self, seconds_left: float | None) -> allocate.Look | None:
+        """The next look's items per task (and the index of each task's unit), or None when the run is over
+        (`stopped` says why). The first look gives every task its chunk (nothing to project from yet), scaled to
+        FIRST_LOOK_SHARE of `seconds_left` (`first_look`); later looks go where a decision is nearest per
+        CPU-second (`decide.allocate`), each at most LOOK_SHARE of `seconds_left` (None: no time budget)."""
+        if self.stopped is not None:
+            return None
+        wanted, self.hopeless = _active(self.result, self.reads, self.taken, self.per_task)
+        active = [t for t in self.order if t in wanted and self.taken[t] < len(self.order[t])]
+        if not active:
+            self.stopped = "decided" if self.result is not None and all(
+                r.verdict in ("PASS", "FAIL") for r in self.result.rules) else "futile" if self.hopeless else "data"
+            return None
+        if self.until.max_items and len(self.loop.order) >= self.until.max_items:
+            self.stopped = "max_items"
+            return None
+        if self.result is None:
+            return allocate.Look(first_look(active, self.until, self.meter, seconds_left))
+        return _allocate(self.result, self.reads, active, self.taken, self.order, self.until, self.meter,
+                         seconds_left)
+
+    def take(self, look: allocate.Look) -> None:
+        """Evaluate the look's items (the baseline's where missing) and judge every rule on all items so far."""
+        begun = time.perf_counter()
+        chunk: list[Group] = []
+        for task in self.order:
+            step = self.order[task][self.taken[task]:self.taken[task] + look.items.get(task, 0)]
+            chunk += step
+            self.taken[task] += len(step)
+        room = self.until.max_items - len(self.loop.order) if self.until.max_items else None
+        if room is not None and len(chunk) > room:
+            for g in chunk[room:]:
+                self.taken[(g[0], g[1])] -= 1
+            chunk = chunk[:room]
+        say(self.settings, progress_line(len(self.loop.order), len(chunk), self.total, self.result, self.seconds,
+                                         self.until.max_minutes))
+        fresh = self.plan.record(chunk) if self.plan is not None else chunk  # an item drawn again: not re-evaluated
+        if fresh:
+            self.loop.evaluate_chunk(fresh, self.meter)
+        self.looks.append(len(self.loop.order))
+        cand, _ = self.loop.candidate_run(self._block(None), self.out)
+        comp = compare_runs(self.baseline, cand, n_resamples=self.spec.n_resamples, seed=self.spec.seed)
+        self.result = evaluate_gate(self.spec, comp, source=str(self.until.gate), root=self.root)
+        for i, rule in enumerate(self.result.rules):
+            if rule.verdict in ("PASS", "FAIL") and i not in self.decided_at:
+                self.decided_at[i] = len(self.loop.order)
+        say(self.settings, f"{len(self.loop.order)} of {self.total} items: " + ", ".join(
+            f"{v} {sum(r.verdict == v for r in self.result.rules)}" for v in ("PASS", "FAIL", "INCONCLUSIVE")))
+        self.seconds += time.perf_counter() - begun
+
+    def finish(self, stopped: str | None = None) -> Outcome:
+        """Write the run (its directory, the baseline's answers evaluated on demand, the verdict) and return what
+        it did and decided; `stopped` names why it ended when it was not over by itself (e.g. "max_minutes")."""
+        begun = time.perf_counter()
+        result = self.result
+        if result is None:
+            raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(self.until.gate))
+        self.stopped = self.stopped or stopped or "data"
+        rules = [RuleProgress(r.name, r.verdict, r.n, sum(self.available[f"{s}/{t}"] for s, t in self.reads[i]),
+                              self.decided_at.get(i), i in self.hopeless) for i, r in enumerate(result.rules)]
+        for i, (progress, rule) in enumerate(zip(rules, result.rules)):
+            if rule.verdict == "INCONCLUSIVE":
+                progress.reason, progress.need = undecided_reason(rule, self.reads[i], i in self.hopeless, self.taken,
+                                                                  self.per_task, self.meter)
+        final = self._block(self.stopped)
+        final["allocation"] = ALLOCATION
+        final["cost"] = self.meter.to_json(since=self.measured)
+        final["undecided"] = {p.name: {"reason": p.reason, **p.need} for p in rules if p.reason}
+        result.sequential = sequential_summary(final)
+        loop, out = self.loop, self.out
+        cand, records = loop.candidate_run(final, out)
+        loop.store.finish_run(loop.run_id, cand.results)
+        base_dir = None
+        if out is not None:
+            write_run_dir(out, cand.results, records)
+            if loop.base_extra:
+                base_dir = out / "baseline"
+                base_records = loop.baseline_records()
+                base_results = assemble_results(loop.base_run_id or "", self.baseline.results.get("model") or {},
+                                                loop.suites, loop.done, base_records, self.settings)
+                base_results["sequential"] = final
+                write_run_dir(base_dir, base_results, base_records)
+            write_verdict(result, out / "verdict.json")
+        self.seconds += time.perf_counter() - begun
+        return Outcome(result, cand.results, rules, len(loop.order), self.total, len(loop.base_extra), self.stopped,
+                       self.looks, base_dir, self.seconds, cand.samples)
+
+
 def run_until_decided(backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                       until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
                       out: Path | None = None, judges: dict[str, Backend] | None = None,
                       meter: allocate.CostMeter | None = None) -> Outcome:
-    """The sequential loop on a loaded backend: chunk, judge every rule, stop when decided or out of budget.
+    """The sequential loop on a loaded backend: look, judge every rule, stop when decided or out of budget.
     `judges` are the backends bound to the suites' judge roles (needed when a task declares a judge); `meter`
     the cost per item measured so far (a new one by default)."""
-    started = time.perf_counter()
-    spec, root = load_gate(until.gate)
-    refuse_estimates(spec, root, str(until.gate))
-    reads = rule_tasks(spec, suites, str(until.gate))
-    say(settings, f"until decided: preparing the prompts of {sum(len(x.tasks) for x in suites)} tasks")
-    loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline, judges)
-    order = seeded_order(list(loop.groups), until.seed)
-    needed = set().union(*reads)
-    available = {f"{s}/{t}": len(order.get((s, t), [])) for s, t in sorted(needed)}
-    total = sum(available.values())
-    design = plan_design(spec, reads, available, until.discordance)  # fixed before the first look
-    plan = None
-    if until.active:  # draws with replacement toward likely flips, fixed before the first look
-        plan = active_draws.plan(spec, reads, order, baseline, until.floor, until.seed, str(until.gate))
-        order = plan.order
-
-    def block(stopped: str | None) -> dict[str, Any]:
-        made = loop.block(stopped, available, looks, design)
-        return plan.extend(made) if plan is not None else made
-    taken = {task: 0 for task in order}
-    result: GateResult | None = None
-    decided_at: dict[int, int] = {}
-    looks: list[int] = []
-    stopped = "data"
-    hopeless: set[int] = set()
-    per_task = {task: len(groups) for task, groups in order.items()}  # items each task has, for futility
-    meter = meter or allocate.CostMeter()
-    measured = meter.snapshot()  # the run file records this run's own costs, not a shared meter's earlier ones
-    meter.prior.update(prior_costs(suites))
-    budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
-                                 f", at most {until.max_minutes:.1f} min" if until.max_minutes else ""))
-    say(settings, f"until decided: {len(spec.rules)} rules over {total} items available in {len(needed)} tasks, "
-                  f"looked at after every chunk of {until.chunk} items per task{budget}")
+    run = UntilRun(backend, suites, store, settings, until, model_spec, candidate, baseline, out, judges, meter)
+    limit = None if until.max_minutes is None else 60 * until.max_minutes
     while True:
-        wanted, hopeless = _active(result, reads, taken, per_task)
-        active = [t for t in order if t in wanted and taken[t] < len(order[t])]
-        if not active:
-            stopped = "decided" if result is not None and all(r.verdict in ("PASS", "FAIL") for r in result.rules) \
-                else "futile" if hopeless else "data"
+        look = run.next_look(None if limit is None else limit - (time.perf_counter() - run.started))
+        if look is None:
             break
-        room = until.max_items - len(loop.order) if until.max_items else None
-        if room is not None and room <= 0:
-            stopped = "max_items"
-            break
-        # The first look gives every task its chunk (nothing to project from yet), scaled to half the minutes
-        # (`first_look`); later looks go where a decision is nearest per CPU-second (`decide.allocate`), each at
-        # most half the minutes left. Either way a task's items keep its seeded order.
-        spent = time.perf_counter() - started
-        items = (first_look(active, until, meter) if result is None else
-                 _allocate(result, reads, active, taken, order, until, meter, spent).items)
-        chunk: list[Group] = []
-        for task in active:
-            step = order[task][taken[task]:taken[task] + items.get(task, 0)]
-            chunk += step
-            taken[task] += len(step)
-        if room is not None and len(chunk) > room:
-            for g in chunk[room:]:
-                taken[(g[0], g[1])] -= 1
-            chunk = chunk[:room]
-        say(settings, progress_line(len(loop.order), len(chunk), total, result, time.perf_counter() - started,
-                                    until.max_minutes))
-        fresh = plan.record(chunk) if plan is not None else chunk  # an item drawn again is not evaluated again
-        if fresh:
-            loop.evaluate_chunk(fresh, meter)
-        looks.append(len(loop.order))
-        cand, _ = loop.candidate_run(block(None), out)
-        comp = compare_runs(baseline, cand, n_resamples=spec.n_resamples, seed=spec.seed)
-        result = evaluate_gate(spec, comp, source=str(until.gate), root=root)
-        for i, rule in enumerate(result.rules):
-            if rule.verdict in ("PASS", "FAIL") and i not in decided_at:
-                decided_at[i] = len(loop.order)
-        say(settings, f"{len(loop.order)} of {total} items: " + ", ".join(
-            f"{v} {sum(r.verdict == v for r in result.rules)}" for v in ("PASS", "FAIL", "INCONCLUSIVE")))
-        if until.max_minutes is not None and time.perf_counter() - started >= 60 * until.max_minutes:
-            stopped = "max_minutes"
-            break
-    if result is None:
-        raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(until.gate))
-    rules = [RuleProgress(r.name, r.verdict, r.n, sum(available[f"{s}/{t}"] for s, t in reads[i]), decided_at.get(i),
-                          i in hopeless) for i, r in enumerate(result.rules)]
-    for i, (progress, rule) in enumerate(zip(rules, result.rules)):
-        if rule.verdict == "INCONCLUSIVE":
-            progress.reason, progress.need = undecided_reason(rule, reads[i], i in hopeless, taken, per_task, meter)
-    final = block(stopped)
-    final["allocation"] = ALLOCATION
-    final["cost"] = meter.to_json(since=measured)
-    final["undecided"] = {p.name: {"reason": p.reason, **p.need} for p in rules if p.reason}
-    result.sequential = sequential_summary(final)
-    cand, records = loop.candidate_run(final, out)
-    loop.store.finish_run(loop.run_id, cand.results)
-    base_dir = None
-    if out is not None:
-        write_run_dir(out, cand.results, records)
-        if loop.base_extra:
-            base_dir = out / "baseline"
-            base_records = loop.baseline_records()
-            base_results = assemble_results(loop.base_run_id or "", baseline.results.get("model") or {}, suites,
-                                            loop.done, base_records, settings)
-            base_results["sequential"] = final
-            write_run_dir(base_dir, base_results, base_records)
-        write_verdict(result, out / "verdict.json")
-    return Outcome(result, cand.results, rules, len(loop.order), total, len(loop.base_extra), stopped, looks,
-                   base_dir, time.perf_counter() - started, cand.samples)
+        run.take(look)
+        if limit is not None and time.perf_counter() - run.started >= limit:
+            return run.finish("max_minutes")
+    return run.finish()
 
 
 def progress_line(done: int, chunk: int, total: int, result: GateResult | None, spent: float,

@@ -166,13 +166,12 @@ def test_the_first_look_fits_half_the_minutes() -> None:
 
     meter = CostMeter(prior={A: 1.0, B: 10.0, C: 0.1})
     chunks = {"s/a": 30, "s/b": 5, "s/c": 2}
-    roomy = UntilSettings(Path("g.yaml"), "base", max_minutes=10.0, task_chunk=chunks)
-    assert first_look([A, B, C], roomy, meter) == {A: 30, B: 5, C: 2}  # 80 s of 300 s: unchanged
-    tight = UntilSettings(Path("g.yaml"), "base", max_minutes=0.5, task_chunk=chunks)
-    look = first_look([A, B, C], tight, meter)
+    until = UntilSettings(Path("g.yaml"), "base", task_chunk=chunks)
+    assert first_look([A, B, C], until, meter, 600.0) == {A: 30, B: 5, C: 2}  # 80 s of 300 s: unchanged
+    look = first_look([A, B, C], until, meter, 30.0)
     assert sum(n * meter.wall_per_item(t) for t, n in look.items()) <= FIRST_LOOK_SHARE * 30 + 0.1 * 1
     assert look[A] < 30 and look[B] < 5 and look[C] == 1  # scaled alike, at least one item each
-    assert first_look([A, B], UntilSettings(Path("g.yaml"), "base", task_chunk=chunks), meter) == {A: 30, B: 5}
+    assert first_look([A, B], until, meter) == {A: 30, B: 5}  # no time budget
 
 
 def test_an_undecided_check_past_the_planners_n_gets_its_projected_gap() -> None:

@@ -87,7 +87,8 @@ def test_the_demo_trains_the_shipped_recipes_without_train_time_suite_evaluation
 
 def test_the_demo_shares_one_allowance_and_carries_time_left_over():
     """Issue 29: the evaluation gets what training and loading left of the 20 minutes (less the reserve for the
-    reports), each adapter a share of what is left when it starts, the first 1.5 shares (it computes the base)."""
+    reports); each adapter's first look takes half its share (the first 1.5 shares: it computes the base), less
+    when those before it overran theirs."""
     import time
 
     from harness.flows.demo import FIRST_BUDGET, LEAST_MINUTES, Stage, adapter_minutes, eval_minutes
@@ -98,12 +99,52 @@ def test_the_demo_shares_one_allowance_and_carries_time_left_over():
     assert eval_minutes(QUICK, stages) is None  # the smoke run keeps its per-adapter minutes
     assert eval_minutes(DEFAULT, [Stage("train", seconds=1500.0)]) == 0.0
     deadline = time.perf_counter() + 60 * 10.0
-    first = adapter_minutes(DEFAULT, deadline, 3, first=True)
+    first = adapter_minutes(10.0, deadline, 3, 3, first=True)
     assert abs(first - 10.0 * FIRST_BUDGET / (FIRST_BUDGET + 2)) < 0.01
-    assert abs(adapter_minutes(DEFAULT, deadline, 1, first=False) - 10.0) < 0.01  # the last takes all that is left
-    assert abs(adapter_minutes(DEFAULT, deadline, 2, first=False) - 5.0) < 0.01
-    assert adapter_minutes(DEFAULT, time.perf_counter() - 60, 2, first=False) == LEAST_MINUTES  # time spent: one look
-    assert adapter_minutes(QUICK, None, 3, first=True) == QUICK.max_minutes * FIRST_BUDGET
+    # later adapters: their planned share, though less was spent before them (the rest is pooled for later looks)
+    assert abs(adapter_minutes(10.0, deadline, 2, 3, first=False) - 10.0 / (FIRST_BUDGET + 2)) < 0.01
+    assert abs(adapter_minutes(10.0, deadline, 1, 3, first=False) - 10.0 / (FIRST_BUDGET + 2)) < 0.01
+    # overrun: no more than an equal part of what is left
+    assert abs(adapter_minutes(10.0, time.perf_counter() + 60 * 2.0, 2, 3, first=False) - 1.0) < 0.01
+    assert adapter_minutes(10.0, time.perf_counter() - 60, 2, 3, first=False) == LEAST_MINUTES  # spent: one look
+
+
+def test_later_looks_go_to_the_run_nearest_a_decision(capsys):
+    """Issue 29: after the first looks, each look goes to the adapter whose next look has the highest index
+    (progress toward a decision per CPU-second); a run with nothing left drops out, and the time ends the rest."""
+    import time
+
+    from harness.decide.allocate import Look
+    from harness.flows.demo import later_looks
+
+    class Run:
+        def __init__(self, index: float, looks: int) -> None:
+            self.index, self.left, self.seconds, self.taken = index, looks, 0.0, 0
+            self.stopped: str | None = None
+            self.decided_at: dict[int, int] = {}
+            self.result = None
+
+        def next_look(self, seconds_left: float) -> Look | None:
+            assert seconds_left > 0
+            if self.left == 0:
+                self.stopped = "decided"
+                return None
+            return Look({("s", "t"): 5}, {("s", "t"): self.index})
+
+        def take(self, look: Look) -> None:
+            self.left -= 1
+            self.taken += 1
+            self.seconds += 0.01
+
+    near, far = Run(0.5, 2), Run(0.1, 3)
+    later_looks([("far", far), ("near", near)], time.perf_counter() + 60)
+    assert near.taken == 2 and far.taken == 3 and near.stopped == far.stopped == "decided"
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert [line.split(":")[0] for line in lines[1:]] == ["near", "near", "far", "far", "far"]  # nearest first
+    assert lines[0].startswith("later looks") and "5 items (5 t)" in lines[1]
+    stuck = Run(0.3, 10**6)
+    later_looks([("stuck", stuck)], time.perf_counter() + 0.05)  # the time ends a run that never decides
+    assert 0 < stuck.taken < 10**6 and stuck.stopped is None
 
 
 def test_an_undecided_rule_says_what_stopped_it_and_what_deciding_would_take():
