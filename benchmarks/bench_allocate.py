@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -201,51 +201,141 @@ def _wrong(c: DemoCheck, verdict: Verdict | None) -> bool:
     return (verdict == "PASS" and not good) or (verdict == "FAIL" and not bad)
 
 
-def run_demo(rng: np.random.Generator, budget: float) -> dict[str, float]:
-    """One adapter's evaluation in the demo's regime: a first look of every task's chunk scaled down alike to
-    FIRST_LOOK_SHARE of the budget (`until.first_look`), then looks of at most LOOK_SHARE of what is left, each
-    allocated by `decide.allocate` (with what round-robin would spend, as `until._allocate`), until the budget
-    is spent or nothing is open."""
-    data = {t.name: _demo_values(rng, t) for t in DEMO}
-    taken = {t.name: 0 for t in DEMO}
-    checks: dict[str, Check] = {}
-    meter = CostMeter(prior={("s", t.name): t.seconds for t in DEMO})
-    cost = sum(t.chunk * t.seconds for t in DEMO)
-    scale = min(1.0, FIRST_LOOK_SHARE * budget / cost)
-    look = {t.name: max(1, int(t.chunk * scale)) for t in DEMO}
-    spent = 0.0
-    by = {t.name: t for t in DEMO}
-    while True:
-        for name, k in look.items():
-            t = by[name]
-            k = min(k, t.split - taken[name])
-            taken[name] += k
-            spent += k * t.seconds
-            meter.record(("s", name), k, k * t.seconds, k * t.seconds)
-            for c in t.checks:
-                checks[c.name] = _demo_check(c, data[name][c.name][:taken[name]])
-        if spent >= budget:
-            break
-        opens = [Open(checks[c.name], frozenset({("s", t.name)})) for t in DEMO for c in t.checks
-                 if checks[c.name].verdict == "INCONCLUSIVE" and taken[t.name] < t.split
-                 and not futile(checks[c.name], taken[t.name], t.split)]
+class DemoRun:
+    """One adapter's evaluation in the demo's regime, a look at a time (as `until.UntilRun`): a first look of
+    every task's chunk scaled down alike to FIRST_LOOK_SHARE of its seconds (`until.first_look`), then looks
+    allocated by `decide.allocate` with what round-robin would spend, at most LOOK_SHARE of the seconds left.
+    `base` (shared by the adapters): items per task whose baseline answers are computed; an item past it costs
+    twice, as the demo computes the base's answer on demand."""
+
+    def __init__(self, rng: np.random.Generator, base: dict[str, int] | None = None,
+                 tasks: list[DemoTask] = DEMO) -> None:
+        self.tasks = tasks
+        self.data = {t.name: _demo_values(rng, t) for t in tasks}
+        self.taken = {t.name: 0 for t in tasks}
+        self.checks: dict[str, Check] = {}
+        self.meter = CostMeter(prior={("s", t.name): t.seconds for t in tasks})
+        self.spent = 0.0
+        self.base = base if base is not None else {t.name: 10**9 for t in tasks}  # None: the base is known
+        self.by = {t.name: t for t in tasks}
+
+    def first(self, seconds: float) -> dict[str, int]:
+        cost = sum(t.chunk * t.seconds for t in self.tasks)
+        scale = min(1.0, FIRST_LOOK_SHARE * seconds / cost)
+        return {t.name: max(1, int(t.chunk * scale)) for t in self.tasks}
+
+    def plan(self, seconds_left: float) -> tuple[dict[str, int], float] | None:
+        """The next look and its index (None: nothing open)."""
+        opens = [Open(self.checks[c.name], frozenset({("s", t.name)})) for t in self.tasks for c in t.checks
+                 if self.checks[c.name].verdict == "INCONCLUSIVE" and self.taken[t.name] < t.split
+                 and not futile(self.checks[c.name], self.taken[t.name], t.split)]
         active = sorted({next(iter(o.tasks)) for o in opens})
         if not active:
+            return None
+        left = {a: self.by[a[1]].split - self.taken[a[1]] for a in active}
+        chunk = {a: self.by[a[1]].chunk for a in active}
+        rr = sum(min(chunk[a], left[a]) * self.meter.per_item(a) for a in active)
+        failed = any(c.verdict == "FAIL" for c in self.checks.values())
+        look = allocate(opens, active, left, chunk, self.meter, min(rr, LOOK_SHARE * seconds_left), failed)
+        items = {a[1]: k for a, k in look.items.items()}
+        return (items, max(look.index.values(), default=0.0)) if items else None
+
+    def take(self, look: dict[str, int]) -> float:
+        """Evaluate the look; its CPU-seconds."""
+        before = self.spent
+        for name, k in look.items():
+            t = self.by[name]
+            k = min(k, t.split - self.taken[name])
+            fresh = max(0, self.taken[name] + k - max(self.taken[name], self.base[name]))  # no base answer yet
+            cost = (k + fresh) * t.seconds
+            self.base[name] = max(self.base[name], self.taken[name] + k)
+            self.taken[name] += k
+            self.spent += cost
+            self.meter.record(("s", name), k, cost, cost)
+            for c in t.checks:
+                self.checks[c.name] = _demo_check(c, self.data[name][c.name][:self.taken[name]])
+        return self.spent - before
+
+    def outcome(self) -> dict[str, float]:
+        every = [c for t in self.tasks for c in t.checks]
+        return {"decided": sum(self.checks[c.name].verdict in ("PASS", "FAIL") for c in every),
+                "harmful": float(self.checks["harmful refused"].verdict == "FAIL"),
+                "one word": float(self.checks["one word"].verdict == "PASS"),
+                "benign": float(self.checks["benign answered"].verdict == "PASS"),
+                "wrong": sum(_wrong(c, self.checks[c.name].verdict) for c in every), "spent": self.spent,
+                "safety items": self.taken["safety"]}
+
+
+def run_demo(rng: np.random.Generator, budget: float) -> dict[str, float]:
+    """One adapter's evaluation in the demo's regime until its budget is spent or nothing is open."""
+    run = DemoRun(rng)
+    run.take(run.first(budget))
+    while run.spent < budget and (plan := run.plan(budget - run.spent)) is not None:
+        run.take(plan[0])
+    return run.outcome()
+
+
+ADAPTERS = 3
+# The medical suite's benign look-alikes since 0400b03: 40 items, where a sequence can put 0 refusals' upper bound
+# below 0.25 (on 22 it could not).
+ADAPTER_TASKS = [replace(t, split=40) if t.name == "benign" else t for t in DEMO]
+FIRST_BUDGET = 1.5  # as `flows.demo`: the first adapter's share, as it also computes the base's answers
+
+
+def run_adapters(rng: np.random.Generator, budget: float, pooled: bool) -> list[dict[str, float]]:
+    """The demo's three adapters in `budget` CPU-seconds, the first computing the base's answers (shared). Split:
+    each adapter in turn until its share of what is left is spent (as the demo before the looks were pooled).
+    Pooled (`flows.demo.later_looks`): each adapter's first look in half its share, then every later look to the
+    adapter whose planned look has the highest index, each planning with an equal part of the time left."""
+    base = {t.name: 0 for t in ADAPTER_TASKS}
+    runs = [DemoRun(rng, base, ADAPTER_TASKS) for _ in range(ADAPTERS)]
+    shares = [FIRST_BUDGET] + [1.0] * (ADAPTERS - 1)
+    spent = 0.0
+    for k, run in enumerate(runs):
+        planned = budget * shares[k] / sum(shares)
+        share = min(planned, (budget - spent) * shares[k] / sum(shares[k:])) if pooled else \
+            (budget - spent) * shares[k] / sum(shares[k:])
+        spent += run.take(run.first(max(0.0, share)))
+        while not pooled and run.spent < share and (plan := run.plan(share - run.spent)) is not None:
+            spent += run.take(plan[0])
+    closed: set[int] = set()
+    while pooled and spent < budget:
+        share = (budget - spent) / (ADAPTERS - len(closed))
+        plans = []
+        for i, r in enumerate(runs):
+            p = None if i in closed else r.plan(share)
+            if p is None:
+                closed.add(i)
+            else:
+                plans.append((r, p))
+        if not plans:
             break
-        left = {a: by[a[1]].split - taken[a[1]] for a in active}
-        chunk = {a: by[a[1]].chunk for a in active}
-        rr = sum(min(chunk[a], left[a]) * meter.per_item(a) for a in active)
-        failed = any(c.verdict == "FAIL" for c in checks.values())
-        items = allocate(opens, active, left, chunk, meter, min(rr, LOOK_SHARE * (budget - spent)), failed).items
-        look = {a[1]: k for a, k in items.items()}
-        if not look:
-            break
-    every = [c for t in DEMO for c in t.checks]
-    return {"decided": sum(checks[c.name].verdict in ("PASS", "FAIL") for c in every),
-            "harmful": float(checks["harmful refused"].verdict == "FAIL"),
-            "one word": float(checks["one word"].verdict == "PASS"),
-            "wrong": sum(_wrong(c, checks[c.name].verdict) for c in every), "spent": spent,
-            "safety items": taken["safety"]}
+        run, (look, _) = max(plans, key=lambda rp: (rp[1][1], -rp[0].spent))
+        spent += run.take(look)
+    return [r.outcome() for r in runs]
+
+
+def adapters_section(reps: int) -> None:
+    print(f"\nThe demo's {ADAPTERS} adapters in one budget (the first computing the base's answers), split in turn "
+          "or with later looks pooled:")
+    print(f"{'budget CPU-s':>12} {'mode':>7} {'checks decided':>15} {'harmful FAIL':>13} {'one word PASS':>14} "
+          f"{'benign PASS':>12} {'wrong':>8} {'CPU-s spent':>12}")
+    for budget in (900.0, 1200.0, 1500.0):
+        for pooled in (False, True):
+            rng = np.random.default_rng(2930)  # the same data for both modes
+            rows = [o for _ in range(reps) for o in run_adapters(rng, budget, pooled)]
+            mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+            per_rep = np.array([sum(r["decided"] for r in rows[i:i + ADAPTERS]) for i in range(0, len(rows), ADAPTERS)])
+            se = float(per_rep.std(ddof=1) / math.sqrt(reps))
+            wrong = int(sum(r["wrong"] for r in rows))
+            spent = float(per_rep.size and np.mean([sum(r["spent"] for r in rows[i:i + ADAPTERS])
+                                                    for i in range(0, len(rows), ADAPTERS)]))
+            mode = "pooled" if pooled else "split"
+            print(f"{budget:>12.0f} {mode:>7} {per_rep.mean():>8.2f} ± {2 * se:.2f} {mean['harmful']:>13.0%} "
+                  f"{mean['one word']:>14.0%} {mean['benign']:>12.0%} {wrong:>8} {spent:>12.0f}")
+            print(f"RESULT bench_allocate adapters budget={budget:.0f} mode={mode} checks_decided={per_rep.mean():.2f} "
+                  f"harmful_decided={mean['harmful']:.2f} one_word_decided={mean['one word']:.2f} "
+                  f"benign_decided={mean['benign']:.2f} wrong={wrong}/{reps * ADAPTERS * 23} cpu_spent={spent:.0f}")
 
 
 def demo_section(reps: int) -> None:
@@ -268,11 +358,13 @@ def demo_section(reps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=200)
-    parser.add_argument("--only", choices=("simple", "demo"), help="one section only")
+    parser.add_argument("--only", choices=("simple", "demo", "adapters"), help="one section only")
     args = parser.parse_args()
-    if args.only != "simple":
+    if args.only in (None, "adapters"):
+        adapters_section(args.reps)
+    if args.only in (None, "demo"):
         demo_section(args.reps)
-    if args.only == "demo":
+    if args.only in ("demo", "adapters"):
         return
     print(f"{'budget CPU-s':>12} {'mode':>12} {'rules decided':>14} {'safety decided':>15} {'wrong verdicts':>15} "
           f"{'CPU-s spent':>12} {'boundary decided':>17}")

@@ -65,17 +65,22 @@ def cpu_seconds() -> float:
 
 @dataclass
 class CostMeter:
-    """Measured CPU- and wall-seconds per item of each task (cumulative means), priced with a prior (`per_item`)."""
+    """Measured CPU- and wall-seconds per item of each task (cumulative means), priced with a prior (`per_item`).
+    `shared`: a meter that every measurement is also added to (several runs price their looks by one meter, and
+    each run file records its own)."""
 
     prior: dict[Task, float] = field(default_factory=dict)
     cpu: dict[Task, float] = field(default_factory=dict)
     wall: dict[Task, float] = field(default_factory=dict)
     items: dict[Task, int] = field(default_factory=dict)
+    shared: CostMeter | None = None
 
     def record(self, task: Task, items: int, cpu: float, wall: float) -> None:
         self.items[task] = self.items.get(task, 0) + items
         self.cpu[task] = self.cpu.get(task, 0.0) + max(0.0, cpu)
         self.wall[task] = self.wall.get(task, 0.0) + max(0.0, wall)
+        if self.shared is not None:
+            self.shared.record(task, items, cpu, wall)
 
     def measure(self, task: Task, items: int) -> _Timer:
         """`with meter.measure(task, n): ...` records the block's CPU and wall time for n items of task."""
@@ -96,22 +101,13 @@ class CostMeter:
     def wall_per_item(self, task: Task) -> float:
         return self.per_item(task) * self.wall_per_cpu()
 
-    def snapshot(self) -> CostMeter:
-        """A copy of what is measured so far (`to_json(since=...)` then gives what was measured after it)."""
-        return CostMeter(dict(self.prior), dict(self.cpu), dict(self.wall), dict(self.items))
-
-    def to_json(self, since: CostMeter | None = None) -> dict[str, dict[str, float]]:
-        """Per task ("suite/task"): items measured and their mean CPU and wall seconds per item (only those
-        measured after the snapshot `since`: one run's own, when several share the meter)."""
-        old = since or CostMeter()
+    def to_json(self) -> dict[str, dict[str, float]]:
+        """Per task ("suite/task"): items measured and their mean CPU and wall seconds per item."""
         out = {}
-        for (s, t), total in sorted(self.items.items()):
-            n = total - old.items.get((s, t), 0)
+        for (s, t), n in sorted(self.items.items()):
             if n > 0:
-                cpu = self.cpu[(s, t)] - old.cpu.get((s, t), 0.0)
-                wall = self.wall[(s, t)] - old.wall.get((s, t), 0.0)
-                out[f"{s}/{t}"] = {"items": n, "cpu_seconds_per_item": round(cpu / n, 4),
-                                   "wall_seconds_per_item": round(wall / n, 4)}
+                out[f"{s}/{t}"] = {"items": n, "cpu_seconds_per_item": round(self.cpu[(s, t)] / n, 4),
+                                   "wall_seconds_per_item": round(self.wall[(s, t)] / n, 4)}
         return out
 
 

@@ -646,8 +646,8 @@ class UntilRun:
         self.stopped: str | None = None
         self.hopeless: set[int] = set()
         self.per_task = {task: len(groups) for task, groups in self.order.items()}  # items per task, for futility
-        self.meter = meter or allocate.CostMeter()
-        self.measured = self.meter.snapshot()  # the run file records this run's own costs, not a shared meter's
+        self.meter = meter or allocate.CostMeter()  # what looks are priced by (shared by the demo's runs)
+        self.own = allocate.CostMeter(shared=self.meter)  # this run's own costs, for its run file
         self.meter.prior.update(prior_costs(suites))
         budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
                                      f", at most {until.max_minutes:.1f} min" if until.max_minutes else ""))
@@ -697,7 +697,7 @@ class UntilRun:
                                          self.until.max_minutes))
         fresh = self.plan.record(chunk) if self.plan is not None else chunk  # an item drawn again: not re-evaluated
         if fresh:
-            self.loop.evaluate_chunk(fresh, self.meter)
+            self.loop.evaluate_chunk(fresh, self.own)
         self.looks.append(len(self.loop.order))
         cand, _ = self.loop.candidate_run(self._block(None), self.out)
         comp = compare_runs(self.baseline, cand, n_resamples=self.spec.n_resamples, seed=self.spec.seed)
@@ -725,7 +725,7 @@ class UntilRun:
                                                                   self.per_task, self.meter)
         final = self._block(self.stopped)
         final["allocation"] = ALLOCATION
-        final["cost"] = self.meter.to_json(since=self.measured)
+        final["cost"] = self.own.to_json()
         final["undecided"] = {p.name: {"reason": p.reason, **p.need} for p in rules if p.reason}
         result.sequential = sequential_summary(final)
         loop, out = self.loop, self.out

@@ -137,15 +137,17 @@ def test_a_spent_budget_still_takes_the_best_chunk() -> None:
 
 def test_a_shared_meter_reports_each_runs_own_costs() -> None:
     meter = CostMeter()
-    meter.record(A, 4, cpu=8.0, wall=4.0)
-    before = meter.snapshot()
-    meter.record(A, 2, cpu=2.0, wall=1.0)
-    meter.record(B, 0, cpu=3.0, wall=3.0)  # the baseline's answers alone: time without candidate items
-    assert meter.to_json()["s/a"] == {"items": 6, "cpu_seconds_per_item": round(10 / 6, 4),
-                                      "wall_seconds_per_item": round(5 / 6, 4)}
-    assert meter.to_json(since=before) == {"s/a": {"items": 2, "cpu_seconds_per_item": 1.0,
-                                                   "wall_seconds_per_item": 0.5}}
-    assert meter.per_item(A) == (10 + 1.0) / 7  # what the next look is priced by: everything measured, and the prior
+    first, second = CostMeter(shared=meter), CostMeter(shared=meter)  # two runs, interleaved as the demo's
+    first.record(A, 4, cpu=8.0, wall=4.0)
+    second.record(A, 2, cpu=2.0, wall=1.0)
+    second.record(B, 0, cpu=3.0, wall=3.0)  # the baseline's answers alone: time without candidate items
+    first.record(A, 1, cpu=1.0, wall=1.0)
+    assert meter.to_json()["s/a"] == {"items": 7, "cpu_seconds_per_item": round(11 / 7, 4),
+                                      "wall_seconds_per_item": round(6 / 7, 4)}
+    assert second.to_json() == {"s/a": {"items": 2, "cpu_seconds_per_item": 1.0, "wall_seconds_per_item": 0.5}}
+    assert first.to_json() == {"s/a": {"items": 5, "cpu_seconds_per_item": 1.8, "wall_seconds_per_item": 1.0}}
+    meter.prior[A] = 1.0
+    assert meter.per_item(A) == (11 + 1.0) / 8  # what the next look is priced by: everything measured, and the prior
 
 
 def test_one_cheap_item_does_not_price_a_task() -> None:
