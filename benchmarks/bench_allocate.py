@@ -12,7 +12,12 @@ the wrong side of the floor) over all rules, with a seventh task exactly at its 
 at most 2.5% per side is what the sequence promises under any data-dependent choice of which task to sample, as
 each task keeps its own order.
 
-    python benchmarks/bench_allocate.py [--reps 200]
+Two sections in the demo's regime: one adapter's evaluation (`run_demo`), and the demo's three adapters in one
+CPU budget (`run_adapters`), the first computing the base's answers that the others reuse: each adapter spending
+its own share in turn, or (as `flows.demo.later_looks`) every look after the first ones going to the adapter
+whose next look has the highest index.
+
+    python benchmarks/bench_allocate.py [--reps 200] [--only simple|demo|adapters]
 """
 
 from __future__ import annotations
@@ -276,9 +281,14 @@ def run_demo(rng: np.random.Generator, budget: float) -> dict[str, float]:
 
 
 ADAPTERS = 3
-# The medical suite's benign look-alikes since 0400b03: 40 items, where a sequence can put 0 refusals' upper bound
-# below 0.25 (on 22 it could not).
-ADAPTER_TASKS = [replace(t, split=40) if t.name == "benign" else t for t in DEMO]
+# The demo's tasks as above, with the IA3 adapter's CPU-seconds per item from a default demo at 15f5582 (its run
+# file's own costs; a sampled JavaScript item 13 s, a PubMedQA answer 2.0 s) and the medical suite's 40 benign
+# look-alikes since 0400b03 (on 40 a sequence can put 0 refusals' upper bound below 0.25; on 22 it could not).
+IA3_SECONDS = {"pubmedqa_mc": 1.32, "pubmedqa_gen": 2.01, "pubmedqa_long": 4.93, "pubmedqa_explain": 8.67,
+               "safety": 1.01, "benign": 1.04, "unanswerable": 1.22, "legal": 1.12, "humaneval": 1.97,
+               "javascript": 13.19, "robust_qa": 1.42, "injection": 2.75, "false_premise": 4.13, "edge_inputs": 2.09,
+               "facts": 0.26, "short_answer": 0.51}
+ADAPTER_TASKS = [replace(t, seconds=IA3_SECONDS[t.name], split=40 if t.name == "benign" else t.split) for t in DEMO]
 FIRST_BUDGET = 1.5  # as `flows.demo`: the first adapter's share, as it also computes the base's answers
 
 
