@@ -54,7 +54,7 @@ class Sizes:
     max_steps: int | None  # None: the shipped recipe's own
     train_rows: int | None
     chunk: int  # items per task between two looks of the sequential evaluation
-    max_minutes: float  # per adapter, when `total_minutes` is None: its evaluation stops after the look past this
+    max_minutes: float  # per adapter when `total_minutes` is None (pooled: FIRST_BUDGET + adapters - 1 times this)
     max_items: int | None  # per adapter
     cheap: int = 1  # times `chunk` for cheap tasks (scored choices, short single answers)
     smoke: bool = False  # a smoke run: every page says its verdicts are not evidence
