@@ -101,7 +101,7 @@ def pooled_tasks(spec: Any, reads: list[set[tuple[str, str]]]) -> dict[str, int]
     return out
 
 
-# Budgets (2 quiet cores, set-up excluded): the default demo has 20 minutes in all. Training (about 2.2 min per
+# Budgets (2 quiet cores, set-up excluded): the default demo has 20 minutes in all. Training (about 2.1 min per
 # recipe; nothing when an adapter is reused) and loading are measured as they happen, and what they leave, less
 # 1.5 min for the reports and the last look's overrun, is the evaluation's. Each adapter has a share of it (the
 # first FIRST_BUDGET shares: it also computes the base's answers, which the others reuse from the cache), and its
@@ -109,7 +109,7 @@ def pooled_tasks(spec: Any, reads: list[set[tuple[str, str]]]) -> dict[str, int]
 # (`until.first_look`: the adapters share one cost meter). Every later look, until the time is out, goes to the
 # adapter whose next look is nearest a decision per CPU-second (`later_looks`, `decide.allocate`): "replies are one
 # word" one item from PASS on one adapter comes before a long shot on another. Measured on a quiet 2-core machine:
-# training 6.5 min; the first adapter's first look with the base's answers 2.9 min, another adapter's 1.3 min.
+# training 6.5 min; the first adapter's first look with the base's answers 3.0 min, another adapter's 1.1-1.3 min.
 # Quick: one look of one item per task per adapter, generated answers cut at SMOKE_TOKENS.
 DEFAULT = Sizes("demo", max_steps=12, train_rows=None, chunk=5, max_minutes=1.0, max_items=None, cheap=6,
                 total_minutes=20.0)

@@ -716,6 +716,8 @@ class UntilRun:
         result = self.result
         if result is None:
             raise UserError("no item to evaluate: the gate's rules read no task with samples", source=str(self.until.gate))
+        if self.stopped is None and all(r.verdict in ("PASS", "FAIL") for r in result.rules):
+            self.stopped = "decided"  # its last look decided every rule, whatever ended the loop after it
         self.stopped = self.stopped or stopped or "data"
         rules = [RuleProgress(r.name, r.verdict, r.n, sum(self.available[f"{s}/{t}"] for s, t in self.reads[i]),
                               self.decided_at.get(i), i in self.hopeless) for i, r in enumerate(result.rules)]

@@ -90,6 +90,23 @@ def test_identical_candidate_stops_early_with_a_pass(setup) -> None:
     outcome = _run(backend, suite, gate, base, tmp / "cand", None)
     assert outcome.gate.verdict == "PASS" and outcome.stopped == "decided"
     assert outcome.evaluated < N and outcome.available == N
+    # the demo's way (`UntilRun` a look at a time): time that runs out just after the look that decided every rule
+    # leaves the run "decided", not "max_minutes"
+    from harness.data.runs import load_run
+    from harness.flows.until import UntilRun
+
+    store = Store(None)
+    try:
+        run = UntilRun(backend, [load_suite(str(suite))], store, EvalSettings(progress=False),
+                       UntilSettings(gate, str(base)), "fake:toy", None, load_run(base), tmp / "stepped")
+        while run.result is None or run.result.verdict != "PASS":
+            look = run.next_look(None)
+            assert look is not None and sum(look.items.values()) > 0
+            run.take(look)
+        stepped = run.finish("max_minutes")
+    finally:
+        store.close()
+    assert stepped.stopped == "decided" and stepped.evaluated == outcome.evaluated  # same looks as the loop's
     assert outcome.rules[0].decided_at == outcome.evaluated
     assert outcome.baseline_evaluated == 0  # every answer came from the baseline run
     results = json.loads((tmp / "cand" / "results.json").read_text())
