@@ -175,7 +175,7 @@ def decide(adapters: list[Path], gate: Path, out: Path, sizes: Sizes, stages: li
         runs = []
         for k, adapter in enumerate(adapters):
             minutes = adapter_minutes(total, deadline, len(adapters) - k, len(adapters), not session.base.samples)
-            runs.append(session.first_look(adapter, out / "runs" / adapter.name, sizes, minutes))
+            runs.append(session.first_look(adapter, out / "runs" / adapter.name, sizes, minutes, deadline))
         later_looks(runs, deadline)
         outcomes = [session.finish(name, run, stage) for name, run in runs]
         base = session.write_base()
@@ -307,9 +307,10 @@ class _Session:
     def base_items(self) -> int:
         return len({(s["suite"], s["task"], s.get("source_id") or s["sample_id"]) for s in self.base.samples})
 
-    def first_look(self, adapter: Path, out: Path, sizes: Sizes, minutes: float) -> tuple[str, Any]:
+    def first_look(self, adapter: Path, out: Path, sizes: Sizes, minutes: float,
+                   deadline: float) -> tuple[str, Any]:
         """Start the adapter's sequential run and take its first look (a chunk of every task, at most half of
-        `minutes`); the later looks are `later_looks`'."""
+        `minutes`); the later looks are `later_looks`', until `deadline`."""
         from harness.flows.until import UntilRun, UntilSettings
         from harness.run.engine import check_capabilities
 
@@ -318,7 +319,7 @@ class _Session:
         until = UntilSettings(self.gate, str(self.base.path), sizes.max_items, None, sizes.chunk, SEED,
                               task_chunks(self.suites, sizes, self.pooled))
         run = UntilRun(self.backend, self.suites, self.store, self.settings, until, "smollm2-135m", str(adapter),
-                       self.base, out, self.judges, self.meter)
+                       self.base, out, self.judges, self.meter, adapter.name, deadline)
         look = run.next_look(60 * minutes)
         if look is not None:
             run.take(look)

@@ -620,14 +620,18 @@ class UntilRun:
     def __init__(self, backend: Backend, suites: list[Suite], store: Store, settings: EvalSettings,
                  until: UntilSettings, model_spec: str, candidate: str | None, baseline: Run,
                  out: Path | None = None, judges: dict[str, Backend] | None = None,
-                 meter: allocate.CostMeter | None = None) -> None:
+                 meter: allocate.CostMeter | None = None, label: str = "", deadline: float | None = None) -> None:
+        """`label` prefixes its progress lines (the demo's adapter name); `deadline` (a `time.perf_counter()`
+        value) is the budget its progress lines count down to when several runs share one."""
         self.started = time.perf_counter()
+        self.label, self.deadline = label, deadline
         self.seconds = 0.0  # this run's own time (its set-up and looks; the demo interleaves several runs)
         self.settings, self.until, self.baseline, self.out = settings, until, baseline, out
         self.spec, self.root = load_gate(until.gate)
         refuse_estimates(self.spec, self.root, str(until.gate))
         self.reads = rule_tasks(self.spec, suites, str(until.gate))
-        say(settings, f"until decided: preparing the prompts of {sum(len(x.tasks) for x in suites)} tasks")
+        say(settings, f"{self._prefix}until decided: preparing the prompts of {sum(len(x.tasks) for x in suites)} "
+                      "tasks")
         self.loop = _Loop(backend, store, suites, settings, until, model_spec, candidate, baseline, judges)
         self.order = seeded_order(list(self.loop.groups), until.seed)
         needed = set().union(*self.reads)
@@ -651,9 +655,21 @@ class UntilRun:
         self.meter.prior.update(prior_costs(suites))
         budget = "".join(x for x in (f", at most {until.max_items} items" if until.max_items else "",
                                      f", at most {until.max_minutes:.1f} min" if until.max_minutes else ""))
-        say(settings, f"until decided: {len(self.spec.rules)} rules over {self.total} items available in "
+        say(settings, f"{self._prefix}until decided: {len(self.spec.rules)} rules over {self.total} items available in "
                       f"{len(needed)} tasks, looked at after every chunk of {until.chunk} items per task{budget}")
         self.seconds += time.perf_counter() - self.started
+
+    @property
+    def _prefix(self) -> str:
+        return f"{self.label}: " if self.label else ""
+
+    def _budget_left(self) -> float | None:
+        """Seconds left of the budget: to the shared deadline, else of `--max-minutes`; None without either."""
+        if self.deadline is not None:
+            return self.deadline - time.perf_counter()
+        if self.until.max_minutes is not None:
+            return 60 * self.until.max_minutes - (time.perf_counter() - self.started)
+        return None
 
     def _block(self, stopped: str | None) -> dict[str, Any]:
         made = self.loop.block(stopped, self.available, self.looks, self.design)
@@ -693,8 +709,8 @@ class UntilRun:
             for g in chunk[room:]:
                 self.taken[(g[0], g[1])] -= 1
             chunk = chunk[:room]
-        say(self.settings, progress_line(len(self.loop.order), len(chunk), self.total, self.result, self.seconds,
-                                         self.until.max_minutes))
+        say(self.settings, self._prefix + progress_line(len(self.loop.order), len(chunk), self.total, self.result,
+                                                        self.seconds, self._budget_left()))
         fresh = self.plan.record(chunk) if self.plan is not None else chunk  # an item drawn again: not re-evaluated
         if fresh:
             self.loop.evaluate_chunk(fresh, self.own)
@@ -705,7 +721,7 @@ class UntilRun:
         for i, rule in enumerate(self.result.rules):
             if rule.verdict in ("PASS", "FAIL") and i not in self.decided_at:
                 self.decided_at[i] = len(self.loop.order)
-        say(self.settings, f"{len(self.loop.order)} of {self.total} items: " + ", ".join(
+        say(self.settings, f"{self._prefix}{len(self.loop.order)} of {self.total} items: " + ", ".join(
             f"{v} {sum(r.verdict == v for r in self.result.rules)}" for v in ("PASS", "FAIL", "INCONCLUSIVE")))
         self.seconds += time.perf_counter() - begun
 
@@ -769,13 +785,13 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
 
 
 def progress_line(done: int, chunk: int, total: int, result: GateResult | None, spent: float,
-                  max_minutes: float | None) -> str:
-    """Before each look: the items so far and those now evaluated, the rules decided, and the time left (of the
-    budget, or at this pace for every item still available: an upper bound, as deciding stops sooner)."""
+                  budget_left: float | None) -> str:
+    """Before each look: the items so far and those now evaluated, the rules decided, and the time left (seconds
+    of the budget, or at this pace for every item still available: an upper bound, as deciding stops sooner)."""
     rules = ("no rule judged yet" if result is None else
              f"rules decided: {sum(r.verdict in ('PASS', 'FAIL') for r in result.rules)} of {len(result.rules)}")
-    if max_minutes is not None:
-        left = f"{max(0.0, 60 * max_minutes - spent) / 60:.1f} min of the budget left"
+    if budget_left is not None:
+        left = f"{max(0.0, budget_left) / 60:.1f} min of the budget left"
     elif done:
         left = f"at most {(total - done) * spent / done / 60:.1f} min left at this pace"
     else:

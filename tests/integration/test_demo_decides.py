@@ -29,7 +29,14 @@ def test_decide_two_adapters_against_one_shared_base(tmp_path: Path, capsys) -> 
     sizes = Sizes("demo-test", max_steps=None, train_rows=None, chunk=10, max_minutes=5.0, max_items=None)
     out = tmp_path / "report"
     code = decide([broken, again], gate, out, sizes, [], str(tmp_path / "store.db"), suites=[suite])
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
+    # every look is shown: the first looks, then each later one with its adapter; progress names the adapter
+    # and counts down the budget the adapters share
+    assert "broken: first look, 10 items" in printed and "broken-again: first look, 10 items" in printed
+    assert "later looks, each to the adapter" in printed and ": FAIL 'sums do not regress'" in printed
+    assert "broken-again: evaluating items 11–20 of 150" in captured.err
+    assert "min of the budget left" in captured.err and "at this pace" not in captured.err
     assert code == 1, printed  # the broken adapter fails non-inferiority
     summary = json.loads((out / "results.json").read_text())
     assert summary["suites"] == [suite] and summary["exit_code"] == 1

@@ -381,4 +381,4 @@ def test_progress_line_time_left() -> None:
     assert progress_line(0, 10, 100, None, 3.0, None).endswith("time left known after the first look")
     line = progress_line(20, 10, 100, None, 60.0, None)  # 3 s per item, 80 items at most still to go
     assert line.startswith("evaluating items 21–30 of 100 (20 so far, 60 s)") and "at most 4.0 min left" in line
-    assert "9.0 min of the budget left" in progress_line(20, 10, 100, None, 60.0, 10)
+    assert "9.0 min of the budget left" in progress_line(20, 10, 100, None, 60.0, 540.0)
