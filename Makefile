@@ -56,9 +56,10 @@ demo-quick: setup system-deps
 test: setup system-deps llama-server lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --dist loadfile --no-loadscope-reorder --durations=25 tests
 
-# The fast tier (no embedded model, no browser, nothing marked slow): under 3 minutes on 2 cores.
+# The fast tier (no embedded model, no browser, nothing marked slow): under 3 minutes on 2 cores, one worker per
+# core as `make test` (one after another it had grown to 4.7 minutes).
 test-fast: setup
-	$(VENV)/bin/pytest -q -p no:cacheprovider -m "not integration and not slow" tests/unit
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --dist loadfile -m "not integration and not slow" tests/unit
 
 test-unit: setup
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/unit

@@ -12,6 +12,10 @@ import pytest
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No hub at run time: a test that names a hub dataset or model (to see it refused or reported) must not wait on a
+# network these machines do not have (`dataset_path: super_glue` spent 23 s in retries before failing).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs one pytest worker per core: each gets one torch/OpenMP thread (set before torch is imported,
     # and inherited by the CLI subprocesses tests start), or two workers' spinning OpenMP threads fight for the cores
