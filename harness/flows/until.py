@@ -545,7 +545,8 @@ class _Loop:
         _timed(meter, groups, work, lambda part: execute(self.backend, self.store, self.run_id, self.fp_hash, part,
                                                          self.quiet, self.judges))
         if len(self.baseline.samples) != self.base_seen:  # answers another run sharing the baseline evaluated since
-            self.base_index.update(_baseline_index(self.baseline))
+            self.base_index.update({(s["suite"], s["task"], s["sample_id"]): s
+                                    for s in self.baseline.samples[self.base_seen:]})
             self.base_seen = len(self.baseline.samples)
         missing = []
         for item in work:
@@ -663,7 +664,7 @@ class UntilRun:
     def _prefix(self) -> str:
         return f"{self.label}: " if self.label else ""
 
-    def _budget_left(self) -> float | None:
+    def budget_left(self) -> float | None:
         """Seconds left of the budget: to the shared deadline, else of `--max-minutes`; None without either."""
         if self.deadline is not None:
             return self.deadline - time.perf_counter()
@@ -710,7 +711,7 @@ class UntilRun:
                 self.taken[(g[0], g[1])] -= 1
             chunk = chunk[:room]
         say(self.settings, self._prefix + progress_line(len(self.loop.order), len(chunk), self.total, self.result,
-                                                        self.seconds, self._budget_left()))
+                                                        self.seconds, self.budget_left()))
         fresh = self.plan.record(chunk) if self.plan is not None else chunk  # an item drawn again: not re-evaluated
         if fresh:
             self.loop.evaluate_chunk(fresh, self.own)
@@ -773,13 +774,9 @@ def run_until_decided(backend: Backend, suites: list[Suite], store: Store, setti
     `judges` are the backends bound to the suites' judge roles (needed when a task declares a judge); `meter`
     the cost per item measured so far (a new one by default)."""
     run = UntilRun(backend, suites, store, settings, until, model_spec, candidate, baseline, out, judges, meter)
-    limit = None if until.max_minutes is None else 60 * until.max_minutes
-    while True:
-        look = run.next_look(None if limit is None else limit - (time.perf_counter() - run.started))
-        if look is None:
-            break
+    while (look := run.next_look(run.budget_left())) is not None:
         run.take(look)
-        if limit is not None and time.perf_counter() - run.started >= limit:
+        if (left := run.budget_left()) is not None and left <= 0:
             return run.finish("max_minutes")
     return run.finish()
 
