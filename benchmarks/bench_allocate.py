@@ -211,7 +211,8 @@ class DemoRun:
     every task's chunk scaled down alike to FIRST_LOOK_SHARE of its seconds (`until.first_look`), then looks
     allocated by `decide.allocate` with what round-robin would spend, at most LOOK_SHARE of the seconds left.
     `base` (shared by the adapters): items per task whose baseline answers are computed; an item past it costs
-    twice, as the demo computes the base's answer on demand."""
+    twice, as the demo computes the base's answer on demand, and is priced so (`CostMeter.priced`: the base's
+    answers measured apart, priced for the share of the next chunk that lacks them)."""
 
     def __init__(self, rng: np.random.Generator, base: dict[str, int] | None = None,
                  tasks: list[DemoTask] = DEMO) -> None:
@@ -224,8 +225,13 @@ class DemoRun:
         self.base = base if base is not None else {t.name: 10**9 for t in tasks}  # None: the base is known
         self.by = {t.name: t for t in tasks}
 
+    def missing(self, name: str) -> float:
+        """The share of the task's next chunk without the base's answer."""
+        t = self.by[name]
+        return max(0, self.taken[name] + t.chunk - max(self.taken[name], self.base[name])) / t.chunk
+
     def first(self, seconds: float) -> dict[str, int]:
-        cost = sum(t.chunk * t.seconds for t in self.tasks)
+        cost = sum(t.chunk * t.seconds * (1 + self.missing(t.name)) for t in self.tasks)
         scale = min(1.0, FIRST_LOOK_SHARE * seconds / cost)
         return {t.name: max(1, int(t.chunk * scale)) for t in self.tasks}
 
@@ -239,9 +245,10 @@ class DemoRun:
             return None
         left = {a: self.by[a[1]].split - self.taken[a[1]] for a in active}
         chunk = {a: self.by[a[1]].chunk for a in active}
-        rr = sum(min(chunk[a], left[a]) * self.meter.per_item(a) for a in active)
+        prices = self.meter.priced({a: self.missing(a[1]) for a in active})
+        rr = sum(min(chunk[a], left[a]) * prices.per_item(a) for a in active)
         failed = any(c.verdict == "FAIL" for c in self.checks.values())
-        look = allocate(opens, active, left, chunk, self.meter, min(rr, LOOK_SHARE * seconds_left), failed)
+        look = allocate(opens, active, left, chunk, prices, min(rr, LOOK_SHARE * seconds_left), failed)
         items = {a[1]: k for a, k in look.items.items()}
         return (items, max(look.index.values(), default=0.0)) if items else None
 
@@ -256,7 +263,8 @@ class DemoRun:
             self.base[name] = max(self.base[name], self.taken[name] + k)
             self.taken[name] += k
             self.spent += cost
-            self.meter.record(("s", name), k, cost, cost)
+            self.meter.record(("s", name), k, k * t.seconds, k * t.seconds)
+            self.meter.record(("s", name), fresh, fresh * t.seconds, fresh * t.seconds, base=True)
             for c in t.checks:
                 self.checks[c.name] = _demo_check(c, self.data[name][c.name][:self.taken[name]])
         return self.spent - before

@@ -160,6 +160,9 @@ class SequentialCost(_Entry):
     items: Count
     cpu_seconds_per_item: Number
     wall_seconds_per_item: Number
+    # the baseline's answers this run computed on demand for the task, measured apart from the candidate's
+    baseline_items: Count | None = None
+    baseline_cpu_seconds_per_item: Number | None = None
 
 
 class Undecided(_Entry):

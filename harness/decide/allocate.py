@@ -23,6 +23,7 @@ import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from harness.decide.results import Check
 from harness.inference.sequential import narrowest
@@ -63,9 +64,22 @@ def cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+class Prices(Protocol):
+    """What a look is priced by: CPU- and wall-seconds per item of each task (a `CostMeter`, or its
+    `CostMeter.priced` view for one run that still lacks some of the baseline's answers)."""
+
+    def per_item(self, task: Task) -> float: ...
+
+    def wall_per_item(self, task: Task) -> float: ...
+
+    def wall_per_cpu(self) -> float: ...
+
+
 @dataclass
 class CostMeter:
     """Measured CPU- and wall-seconds per item of each task (cumulative means), priced with a prior (`per_item`).
+    The candidate's items and the baseline's answers computed on demand are measured apart (`base`): a run whose
+    baseline answers are already there pays for its own items only, one that lacks them for both (`priced`).
     `shared`: a meter that every measurement is also added to (several runs price their looks by one meter, and
     each run file records its own)."""
 
@@ -74,46 +88,89 @@ class CostMeter:
     wall: dict[Task, float] = field(default_factory=dict)
     items: dict[Task, int] = field(default_factory=dict)
     shared: CostMeter | None = None
+    base_cpu: dict[Task, float] = field(default_factory=dict)
+    base_wall: dict[Task, float] = field(default_factory=dict)
+    base_items: dict[Task, int] = field(default_factory=dict)
 
-    def record(self, task: Task, items: int, cpu: float, wall: float) -> None:
-        self.items[task] = self.items.get(task, 0) + items
-        self.cpu[task] = self.cpu.get(task, 0.0) + max(0.0, cpu)
-        self.wall[task] = self.wall.get(task, 0.0) + max(0.0, wall)
+    def record(self, task: Task, items: int, cpu: float, wall: float, base: bool = False) -> None:
+        """Add a block's time for `items` items of task: the candidate's, or the baseline's answers (`base`)."""
+        n, c, w = (self.base_items, self.base_cpu, self.base_wall) if base else (self.items, self.cpu, self.wall)
+        n[task] = n.get(task, 0) + items
+        c[task] = c.get(task, 0.0) + max(0.0, cpu)
+        w[task] = w.get(task, 0.0) + max(0.0, wall)
         if self.shared is not None:
-            self.shared.record(task, items, cpu, wall)
+            self.shared.record(task, items, cpu, wall, base)
 
-    def measure(self, task: Task, items: int) -> _Timer:
-        """`with meter.measure(task, n): ...` records the block's CPU and wall time for n items of task."""
-        return _Timer(self, task, items)
+    def measure(self, task: Task, items: int, base: bool = False) -> _Timer:
+        """`with meter.measure(task, n): ...` records the block's CPU and wall time for n items of task (the
+        baseline's answers with `base`)."""
+        return _Timer(self, task, items, base)
 
     def per_item(self, task: Task) -> float:
-        """CPU-seconds per item: the measured mean with the prior counted as PRIOR_ITEMS more items, so one item
-        that happened to be cheap does not price the task (the prior alone before any is measured)."""
+        """CPU-seconds per candidate item: the measured mean with the prior counted as PRIOR_ITEMS more items, so
+        one item that happened to be cheap does not price the task (the prior alone before any is measured)."""
         prior = self.prior.get(task, 1.0)
         items = self.items.get(task, 0)
         return max(FLOOR_SECONDS, (self.cpu.get(task, 0.0) + PRIOR_ITEMS * prior) / (items + PRIOR_ITEMS))
 
+    def base_per_item(self, task: Task) -> float:
+        """CPU-seconds per baseline answer computed on demand: its measured mean, with the candidate's price as
+        the prior (the same model, without the adapter) counted as PRIOR_ITEMS more items."""
+        items = self.base_items.get(task, 0)
+        return max(FLOOR_SECONDS, (self.base_cpu.get(task, 0.0) + PRIOR_ITEMS * self.per_item(task))
+                   / (items + PRIOR_ITEMS))
+
+    def priced(self, missing: Mapping[Task, float]) -> Priced:
+        """The prices of one run: each task's candidate item plus, for the share `missing[task]` of its next
+        items that lack the baseline's answer, that answer too (a task not named: none missing)."""
+        return Priced(self, dict(missing))
+
     def wall_per_cpu(self) -> float:
         """Wall-seconds per CPU-second so far (below 1 on several cores, above on a busy machine); 1 unmeasured."""
-        cpu, wall = sum(self.cpu.values()), sum(self.wall.values())
+        cpu = sum(self.cpu.values()) + sum(self.base_cpu.values())
+        wall = sum(self.wall.values()) + sum(self.base_wall.values())
         return wall / cpu if cpu > 0 and wall > 0 else 1.0
 
     def wall_per_item(self, task: Task) -> float:
         return self.per_item(task) * self.wall_per_cpu()
 
     def to_json(self) -> dict[str, dict[str, float]]:
-        """Per task ("suite/task"): items measured and their mean CPU and wall seconds per item."""
-        out = {}
+        """Per task ("suite/task"): the candidate's items measured and their mean CPU and wall seconds per item,
+        and the baseline's answers computed on demand beside them where there were any."""
+        out: dict[str, dict[str, float]] = {}
         for (s, t), n in sorted(self.items.items()):
             if n > 0:
                 out[f"{s}/{t}"] = {"items": n, "cpu_seconds_per_item": round(self.cpu[(s, t)] / n, 4),
                                    "wall_seconds_per_item": round(self.wall[(s, t)] / n, 4)}
+        for (s, t), n in sorted(self.base_items.items()):
+            if n > 0 and f"{s}/{t}" in out:
+                out[f"{s}/{t}"].update({"baseline_items": n,
+                                        "baseline_cpu_seconds_per_item": round(self.base_cpu[(s, t)] / n, 4)})
         return out
 
 
+@dataclass(frozen=True)
+class Priced:
+    """A `CostMeter`'s prices for one run (`CostMeter.priced`): a task's item costs the candidate's answer and,
+    for the share of its next items still without one, the baseline's."""
+
+    meter: CostMeter
+    missing: dict[Task, float]
+
+    def per_item(self, task: Task) -> float:
+        share = min(1.0, max(0.0, self.missing.get(task, 0.0)))
+        return self.meter.per_item(task) + share * self.meter.base_per_item(task)
+
+    def wall_per_item(self, task: Task) -> float:
+        return self.per_item(task) * self.meter.wall_per_cpu()
+
+    def wall_per_cpu(self) -> float:
+        return self.meter.wall_per_cpu()
+
+
 class _Timer:
-    def __init__(self, meter: CostMeter, task: Task, items: int) -> None:
-        self.meter, self.task, self.items = meter, task, items
+    def __init__(self, meter: CostMeter, task: Task, items: int, base: bool) -> None:
+        self.meter, self.task, self.items, self.base = meter, task, items, base
         self.cpu = self.wall = 0.0
 
     def __enter__(self) -> _Timer:
@@ -121,7 +178,7 @@ class _Timer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.meter.record(self.task, self.items, cpu_seconds() - self.cpu, time.perf_counter() - self.wall)
+        self.meter.record(self.task, self.items, cpu_seconds() - self.cpu, time.perf_counter() - self.wall, self.base)
 
 
 def reach_chance(check: Check, extra: int) -> float | None:
@@ -272,7 +329,7 @@ class Look:
 
 
 def allocate(opens: Sequence[Open], active: Sequence[Task], left: Mapping[Task, int], chunk: Mapping[Task, int],
-             meter: CostMeter, budget: float | None = None, gate_decided: bool = False) -> Look:
+             meter: Prices, budget: float | None = None, gate_decided: bool = False) -> Look:
     """The next look's items per task.
 
     `active`: the tasks the loop may still sample (an undecided, not futile check reads them), in a stable order;

@@ -290,8 +290,9 @@ class _Session:
         from harness.decide.allocate import CostMeter
 
         # One cost meter for every adapter: the first measures each task's cost per item, so the next ones size
-        # their first look by it (`until.first_look`) rather than by the prior. It also counts the base's answers
-        # the first adapter computed, which the next ones mostly reuse: their costs are overestimated, never under.
+        # their first look by it (`until.first_look`) rather than by the prior. The base's answers the first
+        # adapter computes are measured apart: each run prices them only for the items it would compute them for
+        # (`allocate.CostMeter.priced`), which the next adapters mostly find in the cache.
         self.meter = CostMeter()
         spec, _ = load_gate(gate)
         reads = rule_tasks(spec, self.suites, str(gate))

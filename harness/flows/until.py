@@ -362,7 +362,7 @@ FIRST_LOOK_SHARE = 0.5
 LOOK_SHARE = 0.5
 
 
-def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.CostMeter,
+def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.Prices,
                seconds_left: float | None = None) -> dict[Task, int]:
     """The first look's items per task: each its chunk, all scaled down alike (at least one each) when they would
     cost more than FIRST_LOOK_SHARE of the `seconds_left` (None: no time budget). Fixed before any answer, like
@@ -378,7 +378,7 @@ def first_look(active: Sequence[Task], until: UntilSettings, meter: allocate.Cos
 
 
 def _allocate(result: GateResult, reads: list[set[Task]], active: list[Task], taken: Mapping[Task, int],
-              order: Mapping[Task, list[Group]], until: UntilSettings, meter: allocate.CostMeter,
+              order: Mapping[Task, list[Group]], until: UntilSettings, meter: allocate.Prices,
               seconds_left: float | None) -> allocate.Look:
     """The next look: what round-robin would spend (at most LOOK_SHARE of the seconds left), given where it helps
     most."""
@@ -392,7 +392,7 @@ def _allocate(result: GateResult, reads: list[set[Task]], active: list[Task], ta
 
 
 def undecided_reason(rule: RuleResult, tasks: set[Task], hopeless: bool, taken: Mapping[Task, int],
-                     split: Mapping[Task, int], meter: allocate.CostMeter) -> tuple[str, dict[str, Any]]:
+                     split: Mapping[Task, int], meter: allocate.Prices) -> tuple[str, dict[str, Any]]:
     """Why an INCONCLUSIVE rule stayed so, and what deciding it would take.
 
     "people" (only ratings decide it), "items" (every item its open checks read was evaluated; `planned_n`: what
@@ -489,10 +489,10 @@ def _record_json(sample: Mapping[str, Any]) -> SampleRecord:
 # ---------------------------------------------------------------- the loop
 
 
-def _timed(meter: allocate.CostMeter | None, groups: list[Group], work: list[WorkItem],
-           run: Callable[[list[WorkItem]], object]) -> None:
-    """run(work) a task at a time (one adapter switch for all), each task's time added to `meter`: per item of
-    `groups` (the candidate's items), or as time alone (the baseline's answers for those same items)."""
+def _timed(meter: allocate.CostMeter | None, work: list[WorkItem], run: Callable[[list[WorkItem]], object],
+           base: bool = False) -> None:
+    """run(work) a task at a time (one adapter switch for all), each task's time added to `meter` per source item
+    (an item with its perturbed variants): the candidate's, or the baseline's answers computed on demand (`base`)."""
     by_task: dict[Task, list[WorkItem]] = {}
     for item in work:
         by_task.setdefault((item.task.suite.name, item.task.name), []).append(item)
@@ -500,7 +500,7 @@ def _timed(meter: allocate.CostMeter | None, groups: list[Group], work: list[Wor
         if meter is None:
             run(part)
             continue
-        with meter.measure(task, sum((g[0], g[1]) == task for g in groups)):
+        with meter.measure(task, len(_groups(part)), base):
             run(part)
 
 
@@ -542,25 +542,36 @@ class _Loop:
         """Evaluate the groups' items (the baseline's where missing); `meter` gets each task's time per item."""
         work = [item for g in groups for item in self.groups[g]]
         self.backend.set_adapter(self.candidate)
-        _timed(meter, groups, work, lambda part: execute(self.backend, self.store, self.run_id, self.fp_hash, part,
-                                                         self.quiet, self.judges))
-        if len(self.baseline.samples) != self.base_seen:  # answers another run sharing the baseline evaluated since
-            self.base_index.update({(s["suite"], s["task"], s["sample_id"]): s
-                                    for s in self.baseline.samples[self.base_seen:]})
-            self.base_seen = len(self.baseline.samples)
+        _timed(meter, work, lambda part: execute(self.backend, self.store, self.run_id, self.fp_hash, part,
+                                                 self.quiet, self.judges))
         missing = []
         for item in work:
-            key = (item.task.suite.name, item.task.name, item.sample.sample_id)
-            have = self.base_index.get(key)
+            have = self._base_answer(item)
             if have is None:
                 missing.append(item)
             elif prompt_sha(have.get("prompt")) != prompt_sha(item.prompt):
+                key = (item.task.suite.name, item.task.name, item.sample.sample_id)
                 raise UserError(f"the baseline's prompt of {'/'.join(key)} differs from the candidate's: check chat "
                                 "template, few-shot and generation settings", field="--baseline")
         if missing:
             self._evaluate_baseline(missing, meter)
         self.done += work
         self.order += groups
+
+    def _base_answer(self, item: WorkItem) -> SampleRow | None:
+        """The baseline's answer to the item, if it has one (answers another run sharing the baseline evaluated
+        since the last call included)."""
+        if len(self.baseline.samples) != self.base_seen:
+            self.base_index.update({(s["suite"], s["task"], s["sample_id"]): s
+                                    for s in self.baseline.samples[self.base_seen:]})
+            self.base_seen = len(self.baseline.samples)
+        return self.base_index.get((item.task.suite.name, item.task.name, item.sample.sample_id))
+
+    def missing_share(self, groups: Sequence[Group]) -> float:
+        """The share of these items whose baseline answers would be computed on demand (0 for none)."""
+        if not groups:
+            return 0.0
+        return sum(any(self._base_answer(i) is None for i in self.groups[g]) for g in groups) / len(groups)
 
     def _evaluate_baseline(self, work: list[WorkItem], meter: allocate.CostMeter | None = None) -> None:
         if self.base_run_id is None:
@@ -569,8 +580,8 @@ class _Loop:
             self.base_run_id, _ = self.store.start_run(sha256_json(["baseline", self.run_id]),
                                                        self.baseline.results.get("model") or {}, False)
         self.backend.set_adapter(self.base_variant)
-        _timed(meter, [], work, lambda part: execute(self.backend, self.store, self.base_run_id or "",
-                                                     self.base_fp_hash, part, self.quiet, self.judges))
+        _timed(meter, work, lambda part: execute(self.backend, self.store, self.base_run_id or "",
+                                                 self.base_fp_hash, part, self.quiet, self.judges), base=True)
         wanted = {(i.task.suite.name, i.task.name, i.sample.sample_id) for i in work}
         fresh = [r for r in self.store.records(self.base_run_id) if (r.suite, r.task, r.sample_id) in wanted]
         for rec in fresh:
@@ -692,10 +703,20 @@ class UntilRun:
         if self.until.max_items and len(self.loop.order) >= self.until.max_items:
             self.stopped = "max_items"
             return None
+        prices = self._prices(active, next_chunk=True)
         if self.result is None:
-            return allocate.Look(first_look(active, self.until, self.meter, seconds_left))
-        return _allocate(self.result, self.reads, active, self.taken, self.order, self.until, self.meter,
-                         seconds_left)
+            return allocate.Look(first_look(active, self.until, prices, seconds_left))
+        return _allocate(self.result, self.reads, active, self.taken, self.order, self.until, prices, seconds_left)
+
+    def _prices(self, tasks: Sequence[Task], next_chunk: bool) -> allocate.Priced:
+        """The shared meter's prices for this run: a task's item also costs the baseline's answer for the share of
+        its next chunk (`next_chunk`; else of all its items left) that has none yet. A run after another on the
+        same baseline mostly finds them there, the first computes them: one price for both was either run's
+        wrong (the demo's first adapter overran its first look by 15%, the later ones were priced up to twice)."""
+        def share(task: Task) -> float:
+            end = self.taken[task] + self.until.chunk_of(task) if next_chunk else None
+            return self.loop.missing_share(self.order[task][self.taken[task]:end])
+        return self.meter.priced({t: share(t) for t in tasks})
 
     def take(self, look: allocate.Look) -> None:
         """Evaluate the look's items (the baseline's where missing) and judge every rule on all items so far."""
@@ -738,10 +759,11 @@ class UntilRun:
         self.stopped = self.stopped or stopped or "data"
         rules = [RuleProgress(r.name, r.verdict, r.n, sum(self.available[f"{s}/{t}"] for s, t in self.reads[i]),
                               self.decided_at.get(i), i in self.hopeless) for i, r in enumerate(result.rules)]
+        prices = self._prices(list(self.order), next_chunk=False)
         for i, (progress, rule) in enumerate(zip(rules, result.rules)):
             if rule.verdict == "INCONCLUSIVE":
                 progress.reason, progress.need = undecided_reason(rule, self.reads[i], i in self.hopeless, self.taken,
-                                                                  self.per_task, self.meter)
+                                                                  self.per_task, prices)
         final = self._block(self.stopped)
         final["allocation"] = ALLOCATION
         final["cost"] = self.own.to_json()

@@ -140,14 +140,40 @@ def test_a_shared_meter_reports_each_runs_own_costs() -> None:
     first, second = CostMeter(shared=meter), CostMeter(shared=meter)  # two runs, interleaved as the demo's
     first.record(A, 4, cpu=8.0, wall=4.0)
     second.record(A, 2, cpu=2.0, wall=1.0)
-    second.record(B, 0, cpu=3.0, wall=3.0)  # the baseline's answers alone: time without candidate items
+    second.record(B, 3, cpu=3.0, wall=3.0, base=True)  # the baseline's answers alone: no candidate item of B
     first.record(A, 1, cpu=1.0, wall=1.0)
+    first.record(A, 5, cpu=5.0, wall=2.0, base=True)
     assert meter.to_json()["s/a"] == {"items": 7, "cpu_seconds_per_item": round(11 / 7, 4),
-                                      "wall_seconds_per_item": round(6 / 7, 4)}
+                                      "wall_seconds_per_item": round(6 / 7, 4), "baseline_items": 5,
+                                      "baseline_cpu_seconds_per_item": 1.0}
     assert second.to_json() == {"s/a": {"items": 2, "cpu_seconds_per_item": 1.0, "wall_seconds_per_item": 0.5}}
-    assert first.to_json() == {"s/a": {"items": 5, "cpu_seconds_per_item": 1.8, "wall_seconds_per_item": 1.0}}
+    assert first.to_json() == {"s/a": {"items": 5, "cpu_seconds_per_item": 1.8, "wall_seconds_per_item": 1.0,
+                                       "baseline_items": 5, "baseline_cpu_seconds_per_item": 1.0}}
     meter.prior[A] = 1.0
-    assert meter.per_item(A) == (11 + 1.0) / 8  # what the next look is priced by: everything measured, and the prior
+    assert meter.per_item(A) == (11 + 1.0) / 8  # a candidate item: its own time measured, and the prior
+    assert meter.base_per_item(A) == (5.0 + meter.per_item(A)) / 6  # the candidate's price as the base's prior
+    assert meter.wall_per_cpu() == (4 + 1 + 3 + 1 + 2) / (8 + 2 + 3 + 1 + 5)  # the baseline's time counted too
+
+
+def test_a_run_pays_for_the_baseline_answers_it_lacks() -> None:
+    """A run whose next items have the baseline's answers in the cache pays for its own answers alone; one that
+    lacks them pays for both, in the share it lacks (before: one price with the base's time in it for every run,
+    so the demo's first adapter overran its first look and the later ones were priced up to twice too high)."""
+    meter = CostMeter(prior={A: 1.0, B: 1.0})
+    meter.record(A, 10, cpu=20.0, wall=10.0)
+    meter.record(A, 10, cpu=30.0, wall=15.0, base=True)
+    cand, base = meter.per_item(A), meter.base_per_item(A)
+    assert abs(cand - 21.0 / 11) < 1e-12 and abs(base - (30.0 + cand) / 11) < 1e-12
+    assert meter.priced({}).per_item(A) == cand  # every answer there
+    assert meter.priced({A: 1.0}).per_item(A) == cand + base  # none there: the run computes them
+    assert meter.priced({A: 0.4}).per_item(A) == cand + 0.4 * base
+    assert meter.priced({A: 1.0}).wall_per_item(A) == (cand + base) * meter.wall_per_cpu()
+    assert meter.priced({B: 1.0}).per_item(B) == 2.0  # unmeasured: the prior for both answers
+    # the allocator sizes a look by these prices: the same budget buys twice the items where the answers are there
+    opens = [Open(_floor_check(0, 5), frozenset({A}))]
+    have = allocate(opens, [A], {A: 100}, {A: 5}, meter.priced({}), budget=10 * cand)
+    lack = allocate(opens, [A], {A: 100}, {A: 5}, meter.priced({A: 1.0}), budget=10 * cand)
+    assert have.items[A] == 10 and lack.items[A] == 5
 
 
 def test_one_cheap_item_does_not_price_a_task() -> None:

@@ -277,6 +277,51 @@ def test_an_empty_shared_baseline_is_filled_on_demand_once(setup) -> None:
     assert len(shared.samples) == same.evaluated
 
 
+def test_a_run_prices_only_the_baseline_answers_it_lacks(setup) -> None:
+    """Two runs on one shared, empty baseline and one meter (the demo's way): the first computes the base's
+    answers and the meter measures them apart from its own; the second, whose next items find those answers in
+    the cache, is priced for its own answers alone, and for both where it goes beyond them."""
+    from harness.core.api import sha256_json
+    from harness.data.runs import Run
+    from harness.decide.allocate import CostMeter
+    from harness.flows.until import UntilRun
+    from harness.run.engine import assemble_results
+
+    suite, backend, tmp = setup
+    suites = [load_suite(str(suite))]
+    backend.set_adapter(None)
+    fp = backend.fingerprint()
+    info = {"spec": "fake:toy", "adapter": None, "fingerprint": fp, "fingerprint_hash": sha256_json(fp)}
+    shared = Run(assemble_results("base", info, suites, [], [], EvalSettings()), [], tmp / "base", "base")
+    (tmp / "broken").mkdir()
+    gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.01\n")
+    meter, store = CostMeter(), Store(None)
+    task = ("t", "add")
+    try:
+        def start(candidate: str | None, out: Path) -> UntilRun:
+            return UntilRun(backend, suites, store, EvalSettings(progress=False), UntilSettings(gate, "base", chunk=5),
+                            "fake:toy", candidate, shared, out, meter=meter)
+
+        first = start(str(tmp / "broken"), tmp / "a")
+        assert first._prices([task], next_chunk=True).missing == {task: 1.0}  # nothing there yet
+        first.take(first.next_look(None))
+        first.take(first.next_look(None))
+        assert meter.items[task] == 10 and meter.base_items[task] == 10  # measured apart
+        second = start(None, tmp / "b")
+        prices = second._prices([task], next_chunk=True)
+        assert prices.missing == {task: 0.0}  # its next chunk: the answers the first run computed
+        assert prices.per_item(task) == meter.per_item(task)
+        assert second._prices([task], next_chunk=False).missing == {task: (N - 10) / N}  # all its items left
+        second.take(second.next_look(None))
+        second.take(second.next_look(None))
+        assert second._prices([task], next_chunk=True).missing == {task: 1.0}  # beyond them: both answers
+        outcome = first.finish("max_minutes")
+    finally:
+        store.close()
+    cost = outcome.results["sequential"]["cost"]["t/add"]
+    assert cost["items"] == 10 and cost["baseline_items"] == 10 and cost["baseline_cpu_seconds_per_item"] >= 0
+
+
 def test_each_tasks_order_is_its_own_and_seeded() -> None:
     from harness.flows.until import seeded_order
 
