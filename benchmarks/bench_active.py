@@ -27,6 +27,8 @@ harness.inference.sequential tuned to the planner's horizon (as `eval --until-de
     flips. Reported per cell: coverage of the sequence (the true Δ inside every interval up to the cap), the
     false-pass rate at the boundary Δ = −MARGIN (<= 2.5% + Monte Carlo error), and the mean items to a
     decision, active / uniform, at Δ = 0 and +MARGIN, for the floors FLOORS (`--active`'s default marked).
+    Beside it, at the default floor and on the same draws, the same sequence with the calibrated flip
+    probability as its control variate from the first draw (`oracle_lines`): no fit of the signal does better.
 (b) Stored runs. The embedded model (smollm2-135m) and the demo's quick adapters (lora, ia3, prompt tuning)
     evaluated ONCE with `tunegate eval` (run directories RUN_DIR/{gen,lg,med}-{base,ADAPTER}) on the general
     suite and, as CPU time allowed, PubMedQA multiple choice and the legal suite's multiple-choice tasks
@@ -143,10 +145,11 @@ BASE_ACC = 0.6  # the simulated baseline's accuracy (which side an unflipped ite
 
 
 def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.random.Generator, h: int,
-           truth: float | None = None, margin: float = MARGIN, sign: np.ndarray | None = None
-           ) -> dict[str, dict[str, float]]:
+           truth: float | None = None, margin: float = MARGIN, sign: np.ndarray | None = None,
+           flip_prob: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Both procedures `reps` times on one population d (with flip scores): verdicts, items, coverage; with
-    `sign` (0/1 scores), also (d)'s difference estimator on the active draws."""
+    `sign` (0/1 scores), also (d)'s difference estimator on the active draws, and with `flip_prob` (the
+    calibrated flip probability only a simulation knows) the same sequence with it as an oracle control variate."""
     n = d.size
     perm = np.argsort(rng.random((reps, n)), axis=1)
     zu = d[perm]
@@ -171,18 +174,26 @@ def replay(d: np.ndarray, scores: np.ndarray, floor: float, reps: int, rng: np.r
                       "bound": bound}}
     if sign is not None:
         out["difference"] = diff
+    if sign is not None and flip_prob is not None:
+        g = sign * flip_prob
+        eo = (d[idx] - g[idx]) / (n * q[idx])
+        go = np.full(eo.shape, g.mean())
+        so, vo = decide(eo, bound, h, margin, go, BETS)
+        out["oracle"] = {"items": float(distinct_upto(idx, so).mean()), "pass": float((vo == 1).mean())}
     return out
 
 
-def population(rng: np.random.Generator, disc: float, delta: float, auc: float) -> tuple[np.ndarray, np.ndarray]:
-    """N items with exactly round(N(D−Δ)/2) regressions and round(N(D+Δ)/2) gains (true Δ exact), and a
-    baseline margin per item whose AUC for the flipped items is `auc`."""
+def population(rng: np.random.Generator, disc: float, delta: float, auc: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N items with exactly round(N(D−Δ)/2) regressions and round(N(D+Δ)/2) gains (true Δ exact), a baseline
+    margin per item whose AUC for the flipped items is `auc` (as flip scores), and each item's calibrated flip
+    probability given its margin (what only the simulation knows)."""
     down, up = round(N_ITEMS * (disc - delta) / 2), round(N_ITEMS * (disc + delta) / 2)
     d = np.zeros(N_ITEMS)
     d[:down], d[down:down + up] = -1.0, 1.0
     shift = math.sqrt(2.0) * sps.norm.ppf(auc)
     log_margin = rng.normal(size=N_ITEMS) - shift * (d != 0)
-    return d, flip_proposal.margin_scores(np.exp(log_margin))
+    return d, flip_proposal.margin_scores(np.exp(log_margin)), flip_probability(log_margin, disc, auc)
 
 
 def auc_of(scores: np.ndarray, flipped: np.ndarray) -> float:
@@ -208,8 +219,9 @@ def grid(reps: int, seed: int) -> Cells:
             for floor in FLOORS:
                 cells[(disc, auc, floor)] = {}
                 for delta in (-MARGIN, 0.0, MARGIN):
-                    d, scores = population(rng, disc, delta, auc)
-                    cells[(disc, auc, floor)][delta] = replay(d, scores, floor, reps, rng, h, delta, sign=signs(rng, d))
+                    d, scores, p = population(rng, disc, delta, auc)
+                    cells[(disc, auc, floor)][delta] = replay(d, scores, floor, reps, rng, h, delta,
+                                                              sign=signs(rng, d), flip_prob=p)
     return cells
 
 
@@ -232,12 +244,34 @@ def simulation(all_cells: Cells, reps: int) -> None:
               f"{b['difference']['pass']:<12.3f} {b['uniform']['cover']:.3f}/{b['difference']['cover']:.3f} | "
               f"{u0['items']:>6.0f} / {a0['items']:<6.0f} {r0:>5.2f}x {a0['draws'] / u0['items']:>5.2f}x | "
               f"{u1['items']:>6.0f} / {a1['items']:<6.0f} {r1:>5.2f}x {a1['draws'] / u1['items']:>5.2f}x")
+    oracle_lines(all_cells)
     for floor, by_auc in worst.items():
         passes, covers = errors[floor][0::2], errors[floor][1::2]
         mark = " (--active's default)" if floor == active.DEFAULT_FLOOR else ""
         print(f"RESULT active difference estimator simulation floor {floor}{mark}: " + ", ".join(
             f"AUC {auc}: at most {r:.2f}x the uniform items" for auc, r in sorted(by_auc.items()))
             + f"; false passes at the boundary at most {max(passes):.3f}, coverage at least {min(covers):.3f}")
+
+
+def oracle_lines(all_cells: Cells) -> None:
+    """What the fitted control variate leaves on the table: per (D, AUC) at `--active`'s floor, the items of the
+    same sequence whose control variate is the calibrated flip probability (no fit, no burn-in), beside the
+    fitted one's, as the worse of Δ = 0 and +MARGIN against the uniform order. No calibration of this signal
+    does better on these draws, so where the oracle needs more than 0.5x, so must `--active`."""
+    floor = active.DEFAULT_FLOOR
+    print(f"oracle control variate at floor {floor} (the calibrated flip probability instead of the online fit, "
+          "same draws): items / uniform items at Δ = 0 and +margin")
+    for (disc, auc, f), cells in all_cells.items():
+        if f != floor or "oracle" not in cells[0.0]:
+            continue
+        ratios = {arm: [cells[x][arm]["items"] / cells[x]["uniform"]["items"] for x in (0.0, MARGIN)]
+                  for arm in ("oracle", "difference")}
+        print(f"{disc:>5} {auc:>4} | oracle {ratios['oracle'][0]:.2f}x / {ratios['oracle'][1]:.2f}x | fitted "
+              f"{ratios['difference'][0]:.2f}x / {ratios['difference'][1]:.2f}x")
+        print(f"RESULT active oracle D {disc} AUC {auc} floor {floor}: the sequence with the calibrated flip "
+              f"probability as its control variate at most {max(ratios['oracle']):.2f}x the uniform items "
+              f"(the fitted one {max(ratios['difference']):.2f}x); false passes at the boundary "
+              f"{cells[-MARGIN]['oracle']['pass']:.3f}")
 
 
 def signs(rng: np.random.Generator, d: np.ndarray) -> np.ndarray:
