@@ -245,20 +245,26 @@ def test_task_chunk_sizes_the_looks_and_is_recorded(setup) -> None:
     assert block["task_chunk"] == {"t/add": 3} and block["chunk"] == 10
 
 
-def test_an_empty_shared_baseline_is_filled_on_demand_once(setup) -> None:
-    """The demo's way: the base starts with no answers; the first candidate evaluates the ones it needs, the
-    next one (same seeded order) finds them in the same run and evaluates only the items beyond them."""
+def _empty_shared_base(backend: FakeBackend, suite: Path, tmp: Path):
+    """The demo's base: a run with no answers yet, which the candidates' runs fill on demand (and a candidate
+    adapter directory, `broken`, whose answers are all wrong)."""
     from harness.core.api import sha256_json
     from harness.data.runs import Run
     from harness.run.engine import assemble_results
 
-    suite, backend, tmp = setup
     suites = [load_suite(str(suite))]
     backend.set_adapter(None)
     fp = backend.fingerprint()
     info = {"spec": "fake:toy", "adapter": None, "fingerprint": fp, "fingerprint_hash": sha256_json(fp)}
-    shared = Run(assemble_results("base", info, suites, [], [], EvalSettings()), [], tmp / "base", "base")
     (tmp / "broken").mkdir()
+    return suites, Run(assemble_results("base", info, suites, [], [], EvalSettings()), [], tmp / "base", "base")
+
+
+def test_an_empty_shared_baseline_is_filled_on_demand_once(setup) -> None:
+    """The demo's way: the base starts with no answers; the first candidate evaluates the ones it needs, the
+    next one (same seeded order) finds them in the same run and evaluates only the items beyond them."""
+    suite, backend, tmp = setup
+    suites, shared = _empty_shared_base(backend, suite, tmp)
     gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.1\n")
     store = Store(None)
     try:
@@ -281,19 +287,11 @@ def test_a_run_prices_only_the_baseline_answers_it_lacks(setup) -> None:
     """Two runs on one shared, empty baseline and one meter (the demo's way): the first computes the base's
     answers and the meter measures them apart from its own; the second, whose next items find those answers in
     the cache, is priced for its own answers alone, and for both where it goes beyond them."""
-    from harness.core.api import sha256_json
-    from harness.data.runs import Run
     from harness.decide.allocate import CostMeter
     from harness.flows.until import UntilRun
-    from harness.run.engine import assemble_results
 
     suite, backend, tmp = setup
-    suites = [load_suite(str(suite))]
-    backend.set_adapter(None)
-    fp = backend.fingerprint()
-    info = {"spec": "fake:toy", "adapter": None, "fingerprint": fp, "fingerprint_hash": sha256_json(fp)}
-    shared = Run(assemble_results("base", info, suites, [], [], EvalSettings()), [], tmp / "base", "base")
-    (tmp / "broken").mkdir()
+    suites, shared = _empty_shared_base(backend, suite, tmp)
     gate = _gate(tmp / "g.yaml", "rules:\n  - suite: t\n    non_inferiority: 0.01\n")
     meter, store = CostMeter(), Store(None)
     task = ("t", "add")
