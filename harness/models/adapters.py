@@ -62,6 +62,12 @@ def inspect_adapter(path: Path) -> AdapterInfo:
             provenance = json.loads((path / "provenance.json").read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise UserError(f"malformed JSON: {exc}", source=str(path / "provenance.json")) from None
+    tasks = config.get("num_tasks")
+    if config.get("peft_type") == "MULTITASK_PROMPT_TUNING" and isinstance(tasks, int) and tasks > 1:
+        # its forward needs a task id per input, and nothing in a suite says which of the adapter's tasks an item
+        # is: evaluating all of them as task 0 would judge one task's prompt on the others' items
+        raise UserError(f"adapter {path} is multitask prompt tuning with {tasks} task prompts; tunegate "
+                        "evaluates an adapter with one (num_tasks: 1)", field="-a/--adapter")
     method = str((provenance or {}).get("method") or config.get("peft_type", "unknown")).lower()
     return AdapterInfo(path.name, str(path), dir_hash(path, exclude=NON_WEIGHT_FILES), method, config, provenance)
 

@@ -219,7 +219,7 @@ class HFBackend(Backend):
         elif prefix:  # prefix tuning: every packed token also sees the prefix's keys and values
             yield from self._score_packed([self._truncate(g, limit - prefix) for g in groups], prefix=prefix)
         elif is_prompt_learning(self.model) or self.attention == "flash_attention_2":
-            # other prompt learning (task ids, CPT): PEFT's own forward; FlashAttention takes no 4D mask
+            # other prompt learning (PEFT types not placed here): PEFT's own forward; FlashAttention takes no 4D mask
             yield from self._score_padded([self._truncate(g, limit) for g in groups])
         elif self.share_prefix:
             yield from self._score_sharing([self._truncate(g, limit) for g in groups])
@@ -415,8 +415,9 @@ class HFBackend(Backend):
         same text, and the n samples of a pass@k item run as one batch."""
         results: list[Response | None] = [None] * len(requests)
         by_settings: dict[tuple[GenSettings, int], list[int]] = {}
-        # other prompt learning (task ids, CPT) keeps PEFT's generate, which drops position_ids: a left-padded
-        # row's prompt would sit further from its virtual tokens than alone, so only equal lengths share a batch
+        # other prompt learning (any PEFT type not placed here) keeps PEFT's generate, which drops position_ids: a
+        # left-padded row's prompt would sit further from its virtual tokens than alone, so only equal lengths
+        # share a batch
         # the virtual tokens and the prefix length, computed once for every batch (`_generate_batch`)
         placed = _virtual_prompt(self.model), _prefix_length(self.model)
         exact_length = is_prompt_learning(self.model) and placed[0] is None and not placed[1]
@@ -541,19 +542,31 @@ def truncate_at_stop(text: str, stops: tuple[str, ...]) -> str:
     return text[:cut] if cut >= 0 else text
 
 
+# Prompt learning whose PEFT forward (without labels) prepends virtual-token embeddings from `get_prompt` to the
+# input embeddings, nothing else: scored and generated as prompt tuning is (`_virtual_prompt`).
+VIRTUAL_PROMPT_TYPES = ("PROMPT_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING", "CPT")
+
+
 def _virtual_prompt(model: Any) -> Any:
-    """Prompt tuning's virtual-token embeddings ([v, hidden]) when `model` is a prompt-tuning PeftModel, else None.
+    """The virtual-token embeddings ([v, hidden]) that `model`'s PEFT forward prepends to every input, when it is
+    a prompt-learning PeftModel of VIRTUAL_PROMPT_TYPES, else None: prompt tuning, P-tuning (its prompt encoder
+    run once), multitask prompt tuning (task 0's prompt; `adapters.inspect_adapter` refuses one with several) and
+    context-aware prompt tuning (CPT; its type masks and loss only act in training, with labels).
 
     PEFT's own forward prepends them to one sequence per batch row, which rules out packing; placed at the head
-    of every packed group instead (positions 0..v-1, seen by that group only) they score exactly the same.
-    Prefix tuning (a KV-cache prefix) and multitask prompt tuning (task ids) keep PEFT's forward."""
+    of every packed group instead (positions 0..v-1, seen by that group only) they score exactly the same. PEFT's
+    own generate drifts from that forward under transformers 5 (tests/unit/test_prompt_learning_scoring.py), so
+    generation places them too (`_virtual_inputs`). Prefix tuning (a KV-cache prefix) keeps its own path."""
     config = getattr(model, "active_peft_config", None)
     kind = str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
-    if kind not in ("PROMPT_TUNING", "P_TUNING"):
+    if kind not in VIRTUAL_PROMPT_TYPES:
         return None
     import torch
 
     with torch.inference_mode():
+        if kind == "MULTITASK_PROMPT_TUNING":
+            device = next(model.parameters()).device
+            return model.get_prompt(batch_size=1, task_ids=torch.zeros(1, dtype=torch.long, device=device))[0]
         return model.get_prompt(batch_size=1)[0]
 
 

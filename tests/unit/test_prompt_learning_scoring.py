@@ -1,6 +1,7 @@
-"""Prompt and prefix tuning score through the packed path (virtual tokens at the head of each packed group; the
-prefix's keys and values before each packed row): both must give what PEFT's plain forward gives, one request at
-a time."""
+"""Prompt learning scores through the packed path (virtual tokens at the head of each packed group, for prompt
+tuning, multitask prompt tuning and CPT; the prefix's keys and values before each packed row, for prefix tuning)
+and generates through the base with the same placement: each must give what PEFT's plain forward gives, one
+request at a time."""
 
 from __future__ import annotations
 
@@ -19,13 +20,26 @@ REQUESTS = [Request("loglikelihood", f"{'Some context. ' * (i % 4)}Question: {r[
 @pytest.fixture(scope="module")
 def adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     import torch
-    from peft import PrefixTuningConfig, PromptTuningConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from peft import (
+        CPTConfig,
+        MultitaskPromptTuningConfig,
+        PrefixTuningConfig,
+        PromptTuningConfig,
+        get_peft_model,
+    )
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     root = tmp_path_factory.mktemp("prompt-learning")
     out = {}
-    for kind, config in {"prompt_tuning": PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5),
-                         "prefix_tuning": PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5)}.items():
+    context = AutoTokenizer.from_pretrained(tiny_model).encode("Example: 2 + 2 is 4.", add_special_tokens=False)
+    configs = {"prompt_tuning": PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5),
+               "prefix_tuning": PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5),
+               "multitask_prompt_tuning": MultitaskPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5,
+                                                                      num_tasks=1),
+               # context-aware prompt tuning: the virtual tokens start as an example's own tokens
+               "cpt": CPTConfig(task_type="CAUSAL_LM", cpt_token_ids=context, cpt_mask=[1] * len(context),
+                                cpt_tokens_type_mask=[1] + [2] * (len(context) - 1))}
+    for kind, config in configs.items():
         torch.manual_seed(5)
         model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config)
         for param in model.parameters():
@@ -34,6 +48,15 @@ def adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         model.save_pretrained(root / kind)
         out[kind] = root / kind
     return out
+
+
+def _forward(backend, ids: list[int]):
+    """PEFT's own forward on one unpadded sequence (multitask prompt tuning: task 0, its only task here)."""
+    import torch
+
+    kind = str(backend.model.active_peft_config.peft_type.value) if backend.adapter else ""
+    extra = {"task_ids": torch.zeros(1, dtype=torch.long)} if kind == "MULTITASK_PROMPT_TUNING" else {}
+    return backend.model(input_ids=torch.tensor([ids]), **extra)
 
 
 def _reference(backend, request: Request) -> list[float]:
@@ -46,14 +69,15 @@ def _reference(backend, request: Request) -> list[float]:
         ctx, tail = backend._encode_pair(request.context, cont)
         ids = (ctx + tail)[:-1]
         with torch.no_grad():
-            logits = backend.model(input_ids=torch.tensor([ids])).logits[0, -len(ids):]
+            logits = _forward(backend, ids).logits[0, -len(ids):]
         lp = F.log_softmax(logits.float(), dim=-1)[len(ids) - len(tail):]
         out.append(float(lp.gather(-1, torch.tensor(tail)[:, None]).sum()))
     return out
 
 
 @pytest.mark.parametrize("kind,batch,pack", [("prompt_tuning", 1, 16), ("prompt_tuning", 32, 512),
-                                              ("prefix_tuning", 1, 16), ("prefix_tuning", 32, 512)])
+                                              ("prefix_tuning", 1, 16), ("prefix_tuning", 32, 512),
+                                              ("multitask_prompt_tuning", 32, 512), ("cpt", 1, 16), ("cpt", 32, 512)])
 def test_prompt_learning_scores_match_pefts_forward(tiny_model: Path, adapters: dict[str, Path], kind: str,
                                                     batch: int, pack: int) -> None:
     backend = load_backend(str(tiny_model), batch_size=batch)
@@ -99,14 +123,14 @@ def _greedy_reference(backend, prompt: str, steps: int) -> str:
     new: list[int] = []
     for _ in range(steps):
         with torch.no_grad():
-            token = int(backend.model(input_ids=torch.tensor([ids + new])).logits[0, -1].argmax())
+            token = int(_forward(backend, ids + new).logits[0, -1].argmax())
         if token == backend.tokenizer.eos_token_id:
             break
         new.append(token)
     return backend.tokenizer.decode(new, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("kind", ["base", "prompt_tuning", "prefix_tuning"])
+@pytest.mark.parametrize("kind", ["base", "prompt_tuning", "prefix_tuning", "multitask_prompt_tuning", "cpt"])
 def test_generation_is_each_prompts_own_alone_in_a_batch_and_as_the_plain_forward(
         tiny_model: Path, adapters: dict[str, Path], kind: str) -> None:
     """A generated answer does not depend on its batch (left padding, other prompts, the samples of others), and
@@ -172,3 +196,21 @@ def test_each_generated_tokens_scores_are_pefts_forward_on_the_unpadded_row(tiny
             mine = torch.stack([s[row] for s in ours.scores])
             worst_peft = float((torch.stack([s[0] for s in pefts.scores]) - mine).abs().max())
     assert worst_peft > 1e-3
+
+
+def test_a_multitask_prompt_with_several_tasks_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    """Its forward needs each input's task id, which no suite gives: refused when the adapter is read (exit 2), not a crash
+    mid-run (before, every multitask prompt-tuning adapter crashed on its first item: PEFT's "task_ids cannot be
+    None")."""
+    import torch
+    from peft import MultitaskPromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from harness.core.api import UserError
+
+    torch.manual_seed(5)
+    config = MultitaskPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5, num_tasks=3)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config).save_pretrained(tmp_path / "mpt3")
+    backend = load_backend(str(tiny_model))
+    with pytest.raises(UserError, match="3 task prompts"):
+        backend.set_adapter(str(tmp_path / "mpt3"))
