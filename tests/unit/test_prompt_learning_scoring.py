@@ -24,6 +24,7 @@ def adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         CPTConfig,
         MultitaskPromptTuningConfig,
         PrefixTuningConfig,
+        PromptEncoderConfig,
         PromptTuningConfig,
         get_peft_model,
     )
@@ -34,6 +35,7 @@ def adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     context = AutoTokenizer.from_pretrained(tiny_model).encode("Example: 2 + 2 is 4.", add_special_tokens=False)
     configs = {"prompt_tuning": PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5),
                "prefix_tuning": PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5),
+               "p_tuning": PromptEncoderConfig(task_type="CAUSAL_LM", num_virtual_tokens=5, encoder_hidden_size=16),
                "multitask_prompt_tuning": MultitaskPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5,
                                                                       num_tasks=1),
                # context-aware prompt tuning: the virtual tokens start as an example's own tokens
@@ -77,7 +79,8 @@ def _reference(backend, request: Request) -> list[float]:
 
 @pytest.mark.parametrize("kind,batch,pack", [("prompt_tuning", 1, 16), ("prompt_tuning", 32, 512),
                                               ("prefix_tuning", 1, 16), ("prefix_tuning", 32, 512),
-                                              ("multitask_prompt_tuning", 32, 512), ("cpt", 1, 16), ("cpt", 32, 512)])
+                                              ("p_tuning", 32, 512), ("multitask_prompt_tuning", 32, 512),
+                                              ("cpt", 1, 16), ("cpt", 32, 512)])
 def test_prompt_learning_scores_match_pefts_forward(tiny_model: Path, adapters: dict[str, Path], kind: str,
                                                     batch: int, pack: int) -> None:
     backend = load_backend(str(tiny_model), batch_size=batch)
@@ -130,7 +133,8 @@ def _greedy_reference(backend, prompt: str, steps: int) -> str:
     return backend.tokenizer.decode(new, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("kind", ["base", "prompt_tuning", "prefix_tuning", "multitask_prompt_tuning", "cpt"])
+@pytest.mark.parametrize("kind", ["base", "prompt_tuning", "prefix_tuning", "p_tuning", "multitask_prompt_tuning",
+                                  "cpt"])
 def test_generation_is_each_prompts_own_alone_in_a_batch_and_as_the_plain_forward(
         tiny_model: Path, adapters: dict[str, Path], kind: str) -> None:
     """A generated answer does not depend on its batch (left padding, other prompts, the samples of others), and
