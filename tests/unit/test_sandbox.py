@@ -129,7 +129,9 @@ def test_fork_bomb_that_swallows_errors_times_out(box, sentinel, workdirs):
             except OSError:
                 time.sleep(0.01)
     """)
-    r = run_case(box, "python", code, sentinel, workdirs)
+    # sleeping between forks, it never reaches a CPU limit: only the wall clock ends it (4 s, as the sleep test's)
+    limits = Limits(memory_mb=256, cpu_seconds=2, wall_seconds=4)
+    r = run_case(box, "python", code, sentinel, workdirs, limits)
     assert r.status in ("timeout", "limit_exceeded") and r.reason  # wall clock or CPU, never passed
 
 
