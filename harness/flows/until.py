@@ -457,8 +457,8 @@ def projected_gap(check: Check, left: int) -> int:
 # ---------------------------------------------------------------- the baseline
 
 
-def _baseline_index(run: Run) -> dict[tuple[str, str, str], SampleRow]:
-    return {(s["suite"], s["task"], s["sample_id"]): s for s in run.samples}
+def _baseline_index(samples: Sequence[SampleRow]) -> dict[tuple[str, str, str], SampleRow]:
+    return {(s["suite"], s["task"], s["sample_id"]): s for s in samples}
 
 
 def _baseline_variant(run: Run, backend: Backend) -> str | None:
@@ -529,7 +529,7 @@ class _Loop:
         key = sha256_json({"fp": self.fp_hash, "suites": [s.fingerprint() for s in suites], "until": str(until),
                            "time": time.time()})  # a sequential run is never resumed: the cache makes reruns cheap
         self.run_id, _ = store.start_run(key, self.model_info, False)
-        self.base_index = _baseline_index(baseline)
+        self.base_index = _baseline_index(baseline.samples)
         self.base_seen = len(baseline.samples)  # the baseline's samples indexed (another run may add to a shared one)
         self.base_extra: list[SampleRecord] = []  # baseline samples evaluated on demand
         self.base_run_id: str | None = None
@@ -562,8 +562,7 @@ class _Loop:
         """The baseline's answer to the item, if it has one (answers another run sharing the baseline evaluated
         since the last call included)."""
         if len(self.baseline.samples) != self.base_seen:
-            self.base_index.update({(s["suite"], s["task"], s["sample_id"]): s
-                                    for s in self.baseline.samples[self.base_seen:]})
+            self.base_index.update(_baseline_index(self.baseline.samples[self.base_seen:]))
             self.base_seen = len(self.baseline.samples)
         return self.base_index.get((item.task.suite.name, item.task.name, item.sample.sample_id))
 

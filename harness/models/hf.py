@@ -415,10 +415,9 @@ class HFBackend(Backend):
         same text, and the n samples of a pass@k item run as one batch."""
         results: list[Response | None] = [None] * len(requests)
         by_settings: dict[tuple[GenSettings, int], list[int]] = {}
-        # other prompt learning (any PEFT type not placed here) keeps PEFT's generate, which drops position_ids: a
-        # left-padded row's prompt would sit further from its virtual tokens than alone, so only equal lengths
-        # share a batch
-        # the virtual tokens and the prefix length, computed once for every batch (`_generate_batch`)
+        # the virtual tokens and the prefix length, computed once for every batch (`_generate_batch`); prompt
+        # learning of any other PEFT type keeps PEFT's generate, which drops position_ids: a left-padded row's
+        # prompt would sit further from its virtual tokens than alone, so only equal lengths share a batch
         placed = _virtual_prompt(self.model), _prefix_length(self.model)
         exact_length = is_prompt_learning(self.model) and placed[0] is None and not placed[1]
         lengths = [len(self._encode(r.context)) for r in requests]
@@ -547,6 +546,12 @@ def truncate_at_stop(text: str, stops: tuple[str, ...]) -> str:
 VIRTUAL_PROMPT_TYPES = ("PROMPT_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING", "CPT")
 
 
+def _peft_kind(model: Any) -> str:
+    """The active adapter's PEFT type ("PROMPT_TUNING", ...), "" for a bare model."""
+    config = getattr(model, "active_peft_config", None)
+    return str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
+
+
 def _virtual_prompt(model: Any) -> Any:
     """The virtual-token embeddings ([v, hidden]) that `model`'s PEFT forward prepends to every input, when it is
     a prompt-learning PeftModel of VIRTUAL_PROMPT_TYPES, else None: prompt tuning, P-tuning (its prompt encoder
@@ -557,8 +562,7 @@ def _virtual_prompt(model: Any) -> Any:
     of every packed group instead (positions 0..v-1, seen by that group only) they score exactly the same. PEFT's
     own generate drifts from that forward under transformers 5 (tests/unit/test_prompt_learning_scoring.py), so
     generation places them too (`_virtual_inputs`). Prefix tuning (a KV-cache prefix) keeps its own path."""
-    config = getattr(model, "active_peft_config", None)
-    kind = str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
+    kind = _peft_kind(model)
     if kind not in VIRTUAL_PROMPT_TYPES:
         return None
     import torch
@@ -575,9 +579,9 @@ def _prefix_length(model: Any) -> int:
 
     PEFT passes the prefix as a KV cache with one copy per batch row, so its forward cannot pack; a packed row
     whose 4D mask lets every token see the prefix (positions shifted by its length) scores the same."""
-    config = getattr(model, "active_peft_config", None)
-    kind = str(getattr(getattr(config, "peft_type", None), "value", getattr(config, "peft_type", "")))
-    return int(getattr(config, "num_virtual_tokens", 0) or 0) if kind == "PREFIX_TUNING" else 0
+    if _peft_kind(model) != "PREFIX_TUNING":
+        return 0
+    return int(getattr(model.active_peft_config, "num_virtual_tokens", 0) or 0)
 
 
 def _cache_argument(decoder: Any) -> str:
